@@ -1,0 +1,1 @@
+"""POS database adapters: each talks to exactly one kind of POS storage."""

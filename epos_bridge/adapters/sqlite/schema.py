@@ -1,0 +1,276 @@
+"""The reference POS schema, versioned with ``PRAGMA user_version`` (docs/reference-schema.md).
+
+Migrations only move forward: ``MIGRATIONS[n]`` takes a database from version ``n`` to
+``n + 1``. A database newer than this code is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import sqlite_utils
+
+MIGRATIONS: tuple[str, ...] = (
+    # 0 -> 1: the reference schema.
+    """
+    CREATE TABLE venue (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        name TEXT NOT NULL,
+        address_lines TEXT NOT NULL DEFAULT '[]',      -- JSON array of strings
+        postcode TEXT NOT NULL DEFAULT '',
+        phone_number TEXT,
+        email_address TEXT,
+        vat_number TEXT,
+        logo_svg TEXT,
+        website_url TEXT,
+        website_caption TEXT,
+        footer_text TEXT,
+        currency_code TEXT NOT NULL DEFAULT 'GBP'
+    );
+
+    CREATE TABLE waiters (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL
+    );
+
+    CREATE TABLE areas (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL
+    );
+
+    CREATE TABLE area_waiters (
+        area_id TEXT NOT NULL REFERENCES areas(id) ON DELETE CASCADE,
+        waiter_id TEXT NOT NULL,
+        PRIMARY KEY (area_id, waiter_id)
+    );
+
+    CREATE TABLE tables (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        area_id TEXT REFERENCES areas(id),
+        max_covers INTEGER
+    );
+    CREATE INDEX tables_by_area ON tables(area_id);
+
+    CREATE TABLE table_waiters (
+        table_id TEXT NOT NULL REFERENCES tables(id) ON DELETE CASCADE,
+        waiter_id TEXT NOT NULL,
+        PRIMARY KEY (table_id, waiter_id)
+    );
+    CREATE INDEX table_waiters_by_waiter ON table_waiters(waiter_id);
+
+    CREATE TABLE orders (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        dojo_order_id TEXT UNIQUE,
+        reference TEXT,
+        display_name TEXT,
+        status TEXT NOT NULL DEFAULT 'New' CHECK (status IN ('New', 'Submitted', 'Confirmed',
+            'Accepted', 'Preparing', 'Prepared', 'Ready', 'Finalized', 'Canceled', 'Failed')),
+        order_type TEXT NOT NULL DEFAULT 'DineIn' CHECK (order_type IN ('DineIn', 'Collection')),
+        table_id TEXT,
+        waiter_id TEXT,
+        party_id TEXT,
+        reservation_id TEXT,
+        ready_at TEXT,
+        collection_asap INTEGER,
+        collect_at TEXT,
+        note TEXT,
+        customer_id TEXT,
+        customer_name TEXT,
+        customer_email TEXT,
+        customer_phone TEXT,
+        currency_code TEXT NOT NULL DEFAULT 'GBP',
+        total_amount INTEGER NOT NULL DEFAULT 0,
+        service_charge_amount INTEGER,
+        open_at_till TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX orders_by_table ON orders(table_id, id);
+    CREATE INDEX orders_by_waiter ON orders(waiter_id, id);
+    CREATE INDEX orders_by_party ON orders(party_id, id);
+    CREATE INDEX orders_by_reservation ON orders(reservation_id, id);
+    CREATE INDEX orders_by_status ON orders(status, id);
+
+    CREATE TABLE order_items (
+        id INTEGER PRIMARY KEY,
+        order_id INTEGER NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL DEFAULT 0,
+        name TEXT NOT NULL,
+        plu TEXT NOT NULL,
+        quantity INTEGER NOT NULL,
+        amount_per_item INTEGER NOT NULL,
+        note TEXT
+    );
+    CREATE INDEX order_items_by_order ON order_items(order_id, position);
+
+    CREATE TABLE order_sub_items (
+        id INTEGER PRIMARY KEY,
+        item_id INTEGER NOT NULL REFERENCES order_items(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL DEFAULT 0,
+        name TEXT NOT NULL,
+        plu TEXT NOT NULL,
+        quantity INTEGER NOT NULL,
+        amount_per_item INTEGER NOT NULL,
+        note TEXT
+    );
+    CREATE INDEX order_sub_items_by_item ON order_sub_items(item_id, position);
+
+    CREATE TABLE order_modifiers (
+        id INTEGER PRIMARY KEY,
+        item_id INTEGER REFERENCES order_items(id) ON DELETE CASCADE,
+        sub_item_id INTEGER REFERENCES order_sub_items(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL DEFAULT 0,
+        name TEXT NOT NULL,
+        plu TEXT NOT NULL,
+        quantity INTEGER NOT NULL,
+        amount_per_modifier INTEGER NOT NULL,
+        CHECK ((item_id IS NULL) <> (sub_item_id IS NULL))
+    );
+    CREATE INDEX order_modifiers_by_item ON order_modifiers(item_id, position);
+    CREATE INDEX order_modifiers_by_sub_item ON order_modifiers(sub_item_id, position);
+
+    CREATE TABLE order_discounts (
+        id INTEGER PRIMARY KEY,
+        order_id INTEGER NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL DEFAULT 0,
+        name TEXT NOT NULL,
+        amount_total INTEGER NOT NULL,
+        affected_plu TEXT,
+        discount_reference TEXT,
+        code TEXT,
+        amount_percentage INTEGER
+    );
+    CREATE INDEX order_discounts_by_order ON order_discounts(order_id, position);
+
+    CREATE TABLE order_tax_lines (
+        id INTEGER PRIMARY KEY,
+        order_id INTEGER NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL DEFAULT 0,
+        tax_id TEXT,
+        name TEXT,
+        affected_plu TEXT,
+        amount_percentage INTEGER,
+        amount_total INTEGER NOT NULL
+    );
+    CREATE INDEX order_tax_lines_by_order ON order_tax_lines(order_id, position);
+
+    CREATE TABLE payments (
+        id INTEGER PRIMARY KEY,
+        order_id INTEGER NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
+        payment_intent_id TEXT UNIQUE,
+        tender TEXT NOT NULL DEFAULT 'card',
+        paid_amount INTEGER NOT NULL,
+        tips_amount INTEGER,
+        status TEXT NOT NULL DEFAULT 'Recorded',
+        recorded_at TEXT NOT NULL,
+        dojo_requesting_product TEXT,
+        device_id TEXT,
+        waiter_id TEXT
+    );
+    CREATE INDEX payments_by_order ON payments(order_id);
+
+    CREATE TABLE order_locks (
+        order_id INTEGER PRIMARY KEY REFERENCES orders(id) ON DELETE CASCADE,
+        lock_id TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        locked_at TEXT NOT NULL,
+        dojo_requesting_product TEXT,
+        device_id TEXT,
+        device_type TEXT,
+        waiter_id TEXT
+    );
+
+    CREATE TABLE payment_intent_events (
+        event_id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        payment_intent_id TEXT NOT NULL,
+        payment_status TEXT NOT NULL,
+        capture_mode TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        received_at TEXT NOT NULL
+    );
+    CREATE INDEX payment_intent_events_by_intent ON payment_intent_events(payment_intent_id, created_at);
+
+    CREATE TABLE reservations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        dojo_reservation_id TEXT UNIQUE,
+        name TEXT NOT NULL,
+        covers INTEGER NOT NULL,
+        start_time TEXT NOT NULL,
+        end_time TEXT NOT NULL,
+        host_notes TEXT,
+        guest_requests TEXT,
+        deleted_at TEXT
+    );
+    CREATE INDEX reservations_by_time ON reservations(start_time, end_time);
+
+    CREATE TABLE reservation_tables (
+        reservation_id INTEGER NOT NULL REFERENCES reservations(id) ON DELETE CASCADE,
+        table_id TEXT NOT NULL,
+        position INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (reservation_id, table_id)
+    );
+    CREATE INDEX reservation_tables_by_table ON reservation_tables(table_id, reservation_id);
+
+    CREATE TABLE parties (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        dojo_party_id TEXT UNIQUE,
+        name TEXT,
+        covers INTEGER,
+        status TEXT NOT NULL DEFAULT 'Seated' CHECK (length(status) > 0),
+        start_time TEXT NOT NULL,
+        expected_end_time TEXT,
+        end_time TEXT,
+        host_notes TEXT,
+        guest_requests TEXT,
+        reservation_id TEXT,
+        dojo_reservation_id TEXT,
+        deposit_amount INTEGER,
+        deposit_currency TEXT,
+        deposit_description TEXT,
+        deposit_payment_intent_ids TEXT,              -- JSON array of strings
+        deleted_at TEXT
+    );
+    CREATE INDEX parties_by_end ON parties(end_time, id);
+
+    CREATE TABLE party_tables (
+        party_id INTEGER NOT NULL REFERENCES parties(id) ON DELETE CASCADE,
+        table_id TEXT NOT NULL,
+        position INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (party_id, table_id)
+    );
+    CREATE INDEX party_tables_by_table ON party_tables(table_id, party_id);
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaTooNew(Exception):
+    """The database was written by a newer epos-bridge."""
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Apply every pending migration, each in its own transaction; returns the new version."""
+    current = schema_version(db)
+    if current > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"the POS database is at schema version {current}, newer than this bridge understands "
+            f"({SCHEMA_VERSION}); update epos-bridge"
+        )
+    conn: sqlite3.Connection = db.conn
+    for version in range(current, SCHEMA_VERSION):
+        # executescript commits first; the migration runs in its own explicit transaction.
+        try:
+            conn.executescript(f"BEGIN IMMEDIATE;\n{MIGRATIONS[version]}\nPRAGMA user_version = {version + 1};\nCOMMIT;")
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return SCHEMA_VERSION

@@ -1,0 +1,74 @@
+"""Cursor pagination shared by every Search method (contract §3.23).
+
+Cursors are opaque: base64url of ``{"s": scope, "k": key}`` where ``key`` is the sort key of
+the boundary row. Keyset pagination on a unique, immutable key gives a stable order, so walking
+the pages returns every row exactly once even while rows are added. Default limit 100, clamped
+to 1..100 *(rec)*; ``after`` is omitted on the last page and ``before`` on the first.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+from epos_bridge.domain.errors import InvalidRequest
+from epos_bridge.protocol.params import MAX_PAGE_SIZE, Cursor
+
+SortKey = int | str
+Direction = Literal["forward", "backward"]
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    limit: int
+    boundary: SortKey | None
+    direction: Direction
+
+
+def read_cursor(cursor: Cursor | None, scope: str) -> PageRequest:
+    if cursor is None:
+        return PageRequest(MAX_PAGE_SIZE, None, "forward")
+    limit = MAX_PAGE_SIZE if cursor.limit is None else max(1, min(MAX_PAGE_SIZE, cursor.limit))
+    if cursor.after is not None:
+        return PageRequest(limit, _decode(cursor.after, scope, "after"), "forward")
+    if cursor.before is not None:
+        return PageRequest(limit, _decode(cursor.before, scope, "before"), "backward")
+    return PageRequest(limit, None, "forward")
+
+
+def make_cursor(scope: str, key: SortKey) -> str:
+    raw = json.dumps({"s": scope, "k": key}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(token: str, scope: str, which: str) -> SortKey:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        document = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError) as exc:
+        raise InvalidRequest(f"cursor.{which} is not a cursor this POS issued") from exc
+    if not isinstance(document, dict) or document.get("s") != scope:
+        raise InvalidRequest(f"cursor.{which} is not a cursor for this search")
+    key = document.get("k")
+    if isinstance(key, bool) or not isinstance(key, int | str):
+        raise InvalidRequest(f"cursor.{which} is damaged")
+    return key
+
+
+@dataclass(frozen=True)
+class PageBounds:
+    before: str | None
+    after: str | None
+
+
+def page_bounds(scope: str, keys: list[SortKey], more_before: bool, more_after: bool) -> PageBounds:
+    """Cursors for the neighbours of a page whose (ascending) keys are ``keys``."""
+    if not keys:
+        return PageBounds(None, None)
+    return PageBounds(
+        before=make_cursor(scope, keys[0]) if more_before else None,
+        after=make_cursor(scope, keys[-1]) if more_after else None,
+    )

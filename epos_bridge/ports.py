@@ -1,0 +1,117 @@
+"""The ports the core depends on: the POS adapter, the clock, the event publisher.
+
+A POS adapter answers one method per capability. It reports which capabilities it implements
+(registration sends exactly those), and it appends what happened to ``CallContext.events`` so
+the bridge can show payments and locks without the adapter knowing who listens.
+
+Adapters raise :mod:`epos_bridge.domain.errors` failures for contract errors; any other
+exception becomes ``UnexpectedError``. Every method is a coroutine and must never block the
+event loop: blocking database work belongs in a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
+
+from epos_bridge.domain.events import DomainEvent
+from epos_bridge.protocol.capabilities import Capability
+from epos_bridge.protocol.entities import Area, Order, OrderBill, Party, PaymentIntentEvent, Reservation
+from epos_bridge.protocol.params import (
+    CreateOrderLockParams,
+    CreateOrderParams,
+    CreatePartyParams,
+    CreateReservationParams,
+    DeleteOrderLockParams,
+    ExtendOrderLockParams,
+    HandleEventParams,
+    OrderIdParams,
+    PagedOrders,
+    PagedParties,
+    PagedReservations,
+    PagedTables,
+    PartyIdParams,
+    RecordOrderPaymentParams,
+    RequestHeaders,
+    ReservationIdParams,
+    SearchOrdersParams,
+    SearchPartiesParams,
+    SearchReservationsParams,
+    SearchTablesParams,
+    UpdatePartyParams,
+    UpdateReservationParams,
+    WithHeaders,
+)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+EventSink = Callable[[DomainEvent], None]
+
+
+@dataclass
+class CallContext:
+    """Per-request facts handed to the adapter, and the events it records."""
+
+    trace_id: str
+    headers: RequestHeaders = field(default_factory=RequestHeaders)
+    events: list[DomainEvent] = field(default_factory=list)
+
+    def record(self, *events: DomainEvent) -> None:
+        self.events.extend(events)
+
+
+@runtime_checkable
+class PosAdapter(Protocol):
+    """One POS database. Implement the methods for the capabilities you report."""
+
+    def implemented_capabilities(self) -> frozenset[Capability]: ...
+
+    async def close(self) -> None: ...
+
+    # orders
+    async def search_orders(self, params: SearchOrdersParams, ctx: CallContext) -> PagedOrders: ...
+    async def get_order(self, params: OrderIdParams, ctx: CallContext) -> Order: ...
+    async def cancel_order(self, params: OrderIdParams, ctx: CallContext) -> Order: ...
+    async def create_order(self, params: CreateOrderParams, ctx: CallContext) -> Order: ...
+    async def get_order_bill(self, params: OrderIdParams, ctx: CallContext) -> OrderBill: ...
+    async def record_order_payment(self, params: RecordOrderPaymentParams, ctx: CallContext) -> Order: ...
+
+    # order locks
+    async def create_order_lock(self, params: CreateOrderLockParams, ctx: CallContext) -> Order: ...
+    async def extend_order_lock(self, params: ExtendOrderLockParams, ctx: CallContext) -> None: ...
+    async def delete_order_lock(self, params: DeleteOrderLockParams, ctx: CallContext) -> Order: ...
+
+    # tables and areas
+    async def list_areas(self, params: WithHeaders, ctx: CallContext) -> list[Area]: ...
+    async def search_tables(self, params: SearchTablesParams, ctx: CallContext) -> PagedTables: ...
+
+    # parties
+    async def create_party(self, params: CreatePartyParams, ctx: CallContext) -> Party: ...
+    async def get_party(self, params: PartyIdParams, ctx: CallContext) -> Party: ...
+    async def update_party(self, params: UpdatePartyParams, ctx: CallContext) -> Party: ...
+    async def delete_party(self, params: PartyIdParams, ctx: CallContext) -> None: ...
+    async def search_parties(self, params: SearchPartiesParams, ctx: CallContext) -> PagedParties: ...
+
+    # reservations
+    async def create_reservation(self, params: CreateReservationParams, ctx: CallContext) -> Reservation: ...
+    async def get_reservation(self, params: ReservationIdParams, ctx: CallContext) -> Reservation: ...
+    async def update_reservation(self, params: UpdateReservationParams, ctx: CallContext) -> Reservation: ...
+    async def delete_reservation(self, params: ReservationIdParams, ctx: CallContext) -> None: ...
+    async def search_reservations(self, params: SearchReservationsParams, ctx: CallContext) -> PagedReservations: ...
+
+    # events from Dojo
+    async def handle_payment_intent_event(
+        self, params: HandleEventParams, event: PaymentIntentEvent, ctx: CallContext
+    ) -> None:
+        """Store the event once (dedupe on ``params.id``) and apply it to the matching payment."""
+        ...

@@ -1,0 +1,1 @@
+"""Wire models and names of the EPOS Data API. No I/O, no asyncio."""

@@ -1,0 +1,1 @@
+"""Use cases over the ports: serve a request, publish what happened."""
