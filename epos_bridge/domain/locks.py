@@ -127,7 +127,9 @@ def _refusal_reason(order: LockableOrder, holder: HeldLock | None) -> str | None
     return None
 
 
-def _refused(order: LockableOrder, lock_id: str | None, reason: str, requester: RequestHeaders, now: datetime) -> Conflict:
+def _refused(
+    order: LockableOrder, lock_id: str | None, reason: str, requester: RequestHeaders, now: datetime
+) -> Conflict:
     return Conflict(
         f"order {order.order_id} cannot be locked: {reason}",
         events=(LockRefused(order.order_id, now, lock_id, reason, requester),),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from epos_bridge.domain.errors import InvalidRequest
+from epos_bridge.domain.errors import Conflict, InvalidRequest
 from epos_bridge.protocol.entities import (
     CLOSED_ORDER_STATUSES,
     NON_COUNTING_INTENT_STATUSES,
@@ -48,7 +48,9 @@ class PaymentSummary:
         return max(0, self.total_value - self.paid_amount.value)
 
 
-def summarise_payments(status: OrderStatus, total_value: int, currency: str, payments: Iterable[StoredPayment]) -> PaymentSummary:
+def summarise_payments(
+    status: OrderStatus, total_value: int, currency: str, payments: Iterable[StoredPayment]
+) -> PaymentSummary:
     """Wire payments, paid and tips totals, and ``payable``.
 
     Only counting payments are listed, so that ``paidAmount`` is always the sum of
@@ -89,7 +91,9 @@ def item_line_value(item: OrderItem) -> int:
     per_unit = item.amount_per_item.value
     per_unit += sum(m.quantity * m.amount_per_modifier.value for m in item.modifiers or [])
     for sub in item.sub_items or []:
-        sub_unit = sub.amount_per_item.value + sum(m.quantity * m.amount_per_modifier.value for m in sub.modifiers or [])
+        sub_unit = sub.amount_per_item.value + sum(
+            m.quantity * m.amount_per_modifier.value for m in sub.modifiers or []
+        )
         per_unit += sub.quantity * sub_unit
     return item.quantity * per_unit
 
@@ -125,7 +129,10 @@ def _all_money(params: CreateOrderParams) -> Sequence[tuple[str, Money]]:
         found += [(f"items[{i}].modifiers[{j}]", m.amount_per_modifier) for j, m in enumerate(item.modifiers or [])]
         for j, sub in enumerate(item.sub_items or []):
             found.append((f"items[{i}].subItems[{j}].amountPerItem", sub.amount_per_item))
-            found += [(f"items[{i}].subItems[{j}].modifiers[{k}]", m.amount_per_modifier) for k, m in enumerate(sub.modifiers or [])]
+            found += [
+                (f"items[{i}].subItems[{j}].modifiers[{k}]", m.amount_per_modifier)
+                for k, m in enumerate(sub.modifiers or [])
+            ]
     found += [(f"discounts[{i}].amountTotal", d.amount_total) for i, d in enumerate(params.discounts or [])]
     found += [(f"taxLines[{i}].amountTotal", t.amount_total) for i, t in enumerate(params.tax_lines or [])]
     for i, payment in enumerate(params.payments):
@@ -135,3 +142,20 @@ def _all_money(params: CreateOrderParams) -> Sequence[tuple[str, Money]]:
     if params.service_charge_amount is not None:
         found.append(("serviceChargeAmount", params.service_charge_amount))
     return found
+
+
+def check_cancellable(
+    order_id: str, status: OrderStatus, paid_value: int, locked: bool, open_at_till: str | None
+) -> bool:
+    """``False`` when already canceled (a repeat is success); raises ``Conflict`` when refused."""
+    if status is OrderStatus.CANCELED:
+        return False
+    if status is OrderStatus.FINALIZED:
+        raise Conflict(f"order {order_id} is Finalized and cannot be canceled")
+    if paid_value > 0:
+        raise Conflict(f"order {order_id} has payments recorded; refund them on the POS before canceling")
+    if locked:
+        raise Conflict(f"order {order_id} is locked by Dojo and cannot be canceled")
+    if open_at_till:
+        raise Conflict(f"order {order_id} is open on till {open_at_till}")
+    return True

@@ -28,14 +28,15 @@ class PageRequest:
     direction: Direction
 
 
-def read_cursor(cursor: Cursor | None, scope: str) -> PageRequest:
+def read_cursor(cursor: Cursor | None, scope: str, key_type: type[int] | type[str] = int) -> PageRequest:
+    """Raises ``InvalidRequest`` for a cursor this POS did not issue for this search."""
     if cursor is None:
         return PageRequest(MAX_PAGE_SIZE, None, "forward")
     limit = MAX_PAGE_SIZE if cursor.limit is None else max(1, min(MAX_PAGE_SIZE, cursor.limit))
     if cursor.after is not None:
-        return PageRequest(limit, _decode(cursor.after, scope, "after"), "forward")
+        return PageRequest(limit, _decode(cursor.after, scope, "after", key_type), "forward")
     if cursor.before is not None:
-        return PageRequest(limit, _decode(cursor.before, scope, "before"), "backward")
+        return PageRequest(limit, _decode(cursor.before, scope, "before", key_type), "backward")
     return PageRequest(limit, None, "forward")
 
 
@@ -44,7 +45,7 @@ def make_cursor(scope: str, key: SortKey) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode(token: str, scope: str, which: str) -> SortKey:
+def _decode(token: str, scope: str, which: str, key_type: type[int] | type[str]) -> SortKey:
     try:
         padded = token + "=" * (-len(token) % 4)
         document = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
@@ -53,7 +54,7 @@ def _decode(token: str, scope: str, which: str) -> SortKey:
     if not isinstance(document, dict) or document.get("s") != scope:
         raise InvalidRequest(f"cursor.{which} is not a cursor for this search")
     key = document.get("k")
-    if isinstance(key, bool) or not isinstance(key, int | str):
+    if isinstance(key, bool) or not isinstance(key, key_type):
         raise InvalidRequest(f"cursor.{which} is damaged")
     return key
 

@@ -62,7 +62,9 @@ def peek_request(text: str) -> IncomingRequest:
     )
 
 
-def success_response(request_id: Any, method: Any, result: WireModel | list[WireModel] | dict[str, Any]) -> dict[str, Any]:
+def success_response(
+    request_id: Any, method: Any, result: WireModel | list[WireModel] | dict[str, Any]
+) -> dict[str, Any]:
     """Echo ``id`` byte-for-byte and ``method`` (contract §1.3 (rec))."""
     if isinstance(result, WireModel):
         payload: Any = to_wire(result)

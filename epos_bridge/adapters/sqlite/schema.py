@@ -268,7 +268,9 @@ def migrate(db: sqlite_utils.Database) -> int:
     for version in range(current, SCHEMA_VERSION):
         # executescript commits first; the migration runs in its own explicit transaction.
         try:
-            conn.executescript(f"BEGIN IMMEDIATE;\n{MIGRATIONS[version]}\nPRAGMA user_version = {version + 1};\nCOMMIT;")
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{MIGRATIONS[version]}\nPRAGMA user_version = {version + 1};\nCOMMIT;"
+            )
         except sqlite3.Error:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

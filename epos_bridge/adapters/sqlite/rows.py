@@ -1,0 +1,477 @@
+"""Reading reference-schema rows into wire models. Runs on a worker thread inside a transaction.
+
+All SQL here is constant text with ``?`` parameters; the only composed parts are ``IN (?, ?)``
+placeholder lists and fixed condition fragments chosen by code, never by input.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from epos_bridge.domain.bill import VenueDetails
+from epos_bridge.domain.errors import NotFound
+from epos_bridge.domain.events import OrderFacts
+from epos_bridge.domain.locks import HeldLock
+from epos_bridge.domain.orders import StoredPayment, summarise_payments
+from epos_bridge.domain.pagination import PageRequest, SortKey
+from epos_bridge.protocol.entities import (
+    Area,
+    CollectionDetails,
+    Customer,
+    DineInDetails,
+    Discount,
+    Modifier,
+    Money,
+    Order,
+    OrderDetails,
+    OrderItem,
+    OrderStatus,
+    OrderSubItem,
+    OrderType,
+    Party,
+    PartyDeposit,
+    PaymentIntentStatus,
+    Reservation,
+    Table,
+    TaxLine,
+)
+from epos_bridge.protocol.params import RequestHeaders
+
+Row = dict[str, Any]
+
+
+def placeholders(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def parse_time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def required_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment
+
+
+def one(db: sqlite_utils.Database, sql: str, args: Sequence[Any] = ()) -> Row | None:
+    return next(iter(db.query(sql, args)), None)
+
+
+def select_in(
+    db: sqlite_utils.Database, table: str, column: str, keys: Sequence[Any], order_by: str = "id"
+) -> list[Row]:
+    """``SELECT * FROM table WHERE column IN (?, …)``; names come from code, values are bound."""
+    if not keys:
+        return []
+    sql = f"SELECT * FROM {table} WHERE {column} IN ({placeholders(len(keys))}) ORDER BY {order_by}"  # noqa: S608
+    return list(db.query(sql, list(keys)))
+
+
+# --- keyset pagination ------------------------------------------------------------------
+
+
+def keyset_page(
+    db: sqlite_utils.Database,
+    table: str,
+    key: str,
+    conditions: Sequence[str],
+    args: Sequence[Any],
+    request: PageRequest,
+) -> tuple[list[SortKey], bool, bool]:
+    """Keys of one page in ascending order, and whether rows exist before and after it."""
+    forward = request.direction == "forward"
+    where = list(conditions)
+    values = list(args)
+    if request.boundary is not None:
+        where.append(f"{key} {'>' if forward else '<'} ?")
+        values.append(request.boundary)
+    sql = f"SELECT {key} AS k FROM {table}{_where(where)} ORDER BY {key} {'ASC' if forward else 'DESC'} LIMIT ?"  # noqa: S608
+    keys: list[SortKey] = [row["k"] for row in db.query(sql, [*values, request.limit + 1])]
+    more_in_direction = len(keys) > request.limit
+    keys = keys[: request.limit]
+    if not forward:
+        keys.reverse()
+    if not keys:
+        return keys, False, False
+    if forward:
+        return keys, _exists(db, table, key, conditions, args, "<", keys[0]), more_in_direction
+    return keys, more_in_direction, _exists(db, table, key, conditions, args, ">", keys[-1])
+
+
+def _exists(
+    db: sqlite_utils.Database,
+    table: str,
+    key: str,
+    conditions: Sequence[str],
+    args: Sequence[Any],
+    op: str,
+    edge: SortKey,
+) -> bool:
+    sql = f"SELECT 1 FROM {table}{_where([*conditions, f'{key} {op} ?'])} LIMIT 1"  # noqa: S608
+    return one(db, sql, [*args, edge]) is not None
+
+
+def _where(conditions: Sequence[str]) -> str:
+    return " WHERE " + " AND ".join(conditions) if conditions else ""
+
+
+# --- orders -----------------------------------------------------------------------------
+
+COUNTING_PAYMENT = "status NOT IN ('Reversed', 'Refunded', 'Canceled')"
+PAID_VALUE_SQL = (
+    f"(SELECT COALESCE(SUM(p.paid_amount), 0) FROM payments p WHERE p.order_id = orders.id AND p.{COUNTING_PAYMENT})"  # noqa: S608
+)
+
+
+def order_row(db: sqlite_utils.Database, order_id: str) -> Row:
+    """The ``orders`` row for a wire id; ``NotFound`` for anything that is not one."""
+    key = parse_int_id(order_id)
+    row = one(db, "SELECT * FROM orders WHERE id = ?", [key]) if key is not None else None
+    if row is None:
+        raise NotFound(f"order {order_id!r} does not exist")
+    return row
+
+
+def parse_int_id(wire_id: str) -> int | None:
+    return int(wire_id) if wire_id.isdigit() and len(wire_id) < 19 else None
+
+
+def order_facts(row: Row) -> OrderFacts:
+    return OrderFacts(reference=reference_of(row), display_name=row["display_name"], table_id=row["table_id"])
+
+
+def reference_of(row: Row) -> str:
+    return str(row["reference"] or f"#{row['id']}")
+
+
+def stored_payments(db: sqlite_utils.Database, order_key: int) -> tuple[StoredPayment, ...]:
+    rows = db.query("SELECT * FROM payments WHERE order_id = ? ORDER BY id", [order_key])
+    return tuple(_stored_payment(r) for r in rows)
+
+
+def _stored_payment(row: Row) -> StoredPayment:
+    return StoredPayment(
+        paid_value=row["paid_amount"],
+        tips_value=row["tips_amount"],
+        payment_intent_id=row["payment_intent_id"],
+        status=row["status"],
+    )
+
+
+def held_lock(db: sqlite_utils.Database, order_key: int) -> HeldLock | None:
+    row = one(db, "SELECT * FROM order_locks WHERE order_id = ?", [order_key])
+    if row is None:
+        return None
+    return HeldLock(
+        lock_id=row["lock_id"],
+        expires_at=required_time(row["expires_at"]),
+        locked_at=required_time(row["locked_at"]),
+        requester=RequestHeaders(
+            dojo_requesting_product=row["dojo_requesting_product"],
+            device_id=row["device_id"],
+            device_type=row["device_type"],
+            waiter_id=row["waiter_id"],
+        ),
+    )
+
+
+def latest_intent_status(db: sqlite_utils.Database, payment_intent_id: str) -> PaymentIntentStatus | None:
+    row = one(
+        db,
+        "SELECT payment_status FROM payment_intent_events WHERE payment_intent_id = ? "
+        "ORDER BY created_at DESC, received_at DESC LIMIT 1",
+        [payment_intent_id],
+    )
+    return PaymentIntentStatus(row["payment_status"]) if row else None
+
+
+def load_orders(db: sqlite_utils.Database, keys: Sequence[int]) -> list[Order]:
+    """Whole orders with all their lines, in the order of ``keys``; 7 queries per batch."""
+    if not keys:
+        return []
+    rows = {r["id"]: r for r in select_in(db, "orders", "id", keys)}
+    items = _group(select_in(db, "order_items", "order_id", keys, "position, id"), "order_id")
+    item_ids = [i["id"] for group in items.values() for i in group]
+    subs = _children(db, "order_sub_items", "item_id", item_ids)
+    sub_ids = [s["id"] for group in subs.values() for s in group]
+    item_mods = _children(db, "order_modifiers", "item_id", item_ids)
+    sub_mods = _children(db, "order_modifiers", "sub_item_id", sub_ids)
+    discounts = _group(select_in(db, "order_discounts", "order_id", keys, "position, id"), "order_id")
+    taxes = _group(select_in(db, "order_tax_lines", "order_id", keys, "position, id"), "order_id")
+    payments = _group(select_in(db, "payments", "order_id", keys), "order_id")
+    orders = []
+    for key in keys:
+        row = rows.get(key)
+        if row is None:
+            continue
+        currency = row["currency_code"]
+        lines = [
+            _item(i, currency, item_mods.get(i["id"], []), subs.get(i["id"], []), sub_mods) for i in items.get(key, [])
+        ]
+        orders.append(
+            _order(
+                row,
+                lines,
+                [_discount(d, currency) for d in discounts.get(key, [])],
+                [_tax_line(t, currency) for t in taxes.get(key, [])],
+                [_stored_payment(p) for p in payments.get(key, [])],
+            )
+        )
+    return orders
+
+
+def load_order(db: sqlite_utils.Database, order_id: str) -> Order:
+    row = order_row(db, order_id)
+    return load_orders(db, [row["id"]])[0]
+
+
+def _children(db: sqlite_utils.Database, table: str, parent: str, parent_ids: list[int]) -> dict[int, list[Row]]:
+    return _group(select_in(db, table, parent, parent_ids, "position, id"), parent)
+
+
+def _group(rows: Iterable[Row], column: str) -> dict[int, list[Row]]:
+    grouped: dict[int, list[Row]] = defaultdict(list)
+    for row in rows:
+        grouped[row[column]].append(row)
+    return grouped
+
+
+def money(value: int, currency: str) -> Money:
+    return Money(value=value, currency_code=currency)
+
+
+def _modifier(row: Row, currency: str) -> Modifier:
+    return Modifier(
+        name=row["name"],
+        plu=row["plu"],
+        quantity=row["quantity"],
+        amount_per_modifier=money(row["amount_per_modifier"], currency),
+    )
+
+
+def _item(row: Row, currency: str, mods: list[Row], subs: list[Row], sub_mods: dict[int, list[Row]]) -> OrderItem:
+    return OrderItem(
+        name=row["name"],
+        plu=row["plu"],
+        quantity=row["quantity"],
+        amount_per_item=money(row["amount_per_item"], currency),
+        note=row["note"],
+        modifiers=[_modifier(m, currency) for m in mods] or None,
+        sub_items=[
+            OrderSubItem(
+                name=s["name"],
+                plu=s["plu"],
+                quantity=s["quantity"],
+                amount_per_item=money(s["amount_per_item"], currency),
+                note=s["note"],
+                modifiers=[_modifier(m, currency) for m in sub_mods.get(s["id"], [])] or None,
+            )
+            for s in subs
+        ]
+        or None,
+    )
+
+
+def _discount(row: Row, currency: str) -> Discount:
+    return Discount(
+        name=row["name"],
+        amount_total=money(row["amount_total"], currency),
+        affected_plu=row["affected_plu"],
+        discount_reference=row["discount_reference"],
+        code=row["code"],
+        amount_percentage=row["amount_percentage"],
+    )
+
+
+def _tax_line(row: Row, currency: str) -> TaxLine:
+    return TaxLine(
+        amount_total=money(row["amount_total"], currency),
+        id=row["tax_id"],
+        name=row["name"],
+        affected_plu=row["affected_plu"],
+        amount_percentage=row["amount_percentage"],
+    )
+
+
+def _details(row: Row) -> OrderDetails:
+    if row["order_type"] == OrderType.COLLECTION.value:
+        return OrderDetails(
+            order_type=OrderType.COLLECTION,
+            collection=CollectionDetails(
+                asap=None if row["collection_asap"] is None else bool(row["collection_asap"]),
+                collect_at=parse_time(row["collect_at"]),
+            ),
+        )
+    # contract §6 C3: a till order with no table still carries dineIn: {}.
+    return OrderDetails(
+        order_type=OrderType.DINE_IN,
+        dine_in=DineInDetails(
+            table_id=row["table_id"],
+            waiter_id=row["waiter_id"],
+            party_id=row["party_id"],
+            reservation_id=row["reservation_id"],
+            ready_at=parse_time(row["ready_at"]),
+        ),
+    )
+
+
+def _customer(row: Row) -> Customer | None:
+    fields = {
+        "id": row["customer_id"],
+        "name": row["customer_name"],
+        "email_address": row["customer_email"],
+        "phone_number": row["customer_phone"],
+    }
+    return Customer(**fields) if any(v is not None for v in fields.values()) else None
+
+
+def _order(
+    row: Row, items: list[OrderItem], discounts: list[Discount], taxes: list[TaxLine], payments: list[StoredPayment]
+) -> Order:
+    currency = row["currency_code"]
+    status = OrderStatus(row["status"])
+    summary = summarise_payments(status, row["total_amount"], currency, payments)
+    service = row["service_charge_amount"]
+    return Order(
+        id=str(row["id"]),
+        status=status,
+        details=_details(row),
+        items=items,
+        note=row["note"],
+        customer=_customer(row),
+        discounts=discounts,
+        tax_lines=taxes,
+        created_at=parse_time(row["created_at"]),
+        updated_at=parse_time(row["updated_at"]),
+        total_amount=money(row["total_amount"], currency),
+        payments=summary.payments,
+        payable=summary.payable,
+        paid_amount=summary.paid_amount,
+        service_charge_amount=money(service, currency) if service is not None else None,
+        reference=reference_of(row),
+        tips_amount=summary.tips_amount,
+        display_name=row["display_name"],
+    )
+
+
+# --- venue, tables, areas ----------------------------------------------------------------
+
+
+def venue_details(db: sqlite_utils.Database) -> VenueDetails | None:
+    row = one(db, "SELECT * FROM venue WHERE id = 1")
+    if row is None:
+        return None
+    return VenueDetails(
+        name=row["name"],
+        address_lines=tuple(json.loads(row["address_lines"] or "[]")),
+        postcode=row["postcode"] or "",
+        phone_number=row["phone_number"],
+        email_address=row["email_address"],
+        vat_number=row["vat_number"],
+        logo_svg=row["logo_svg"],
+        website_url=row["website_url"],
+        website_caption=row["website_caption"],
+        footer_text=row["footer_text"],
+    )
+
+
+def load_tables(db: sqlite_utils.Database, keys: Sequence[str]) -> list[Table]:
+    if not keys:
+        return []
+    rows = {r["id"]: r for r in select_in(db, "tables", "id", keys)}
+    waiters = _group_text(select_in(db, "table_waiters", "table_id", keys, "waiter_id"), "table_id")
+    return [
+        Table(
+            id=rows[k]["id"],
+            name=rows[k]["name"],
+            max_covers=rows[k]["max_covers"],
+            area_id=rows[k]["area_id"],
+            waiter_ids=[w["waiter_id"] for w in waiters.get(k, [])],
+        )
+        for k in keys
+        if k in rows
+    ]
+
+
+def load_areas(db: sqlite_utils.Database) -> list[Area]:
+    waiters = _group_text(db.query("SELECT * FROM area_waiters ORDER BY waiter_id"), "area_id")
+    return [
+        Area(id=r["id"], name=r["name"], waiter_ids=[w["waiter_id"] for w in waiters.get(r["id"], [])])
+        for r in db.query("SELECT * FROM areas ORDER BY name, id")
+    ]
+
+
+def _group_text(rows: Iterable[Row], column: str) -> dict[str, list[Row]]:
+    grouped: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        grouped[row[column]].append(row)
+    return grouped
+
+
+def missing_tables(db: sqlite_utils.Database, table_ids: Sequence[str]) -> list[str]:
+    if not table_ids:
+        return []
+    known = {r["id"] for r in select_in(db, "tables", "id", table_ids)}
+    return [t for t in table_ids if t not in known]
+
+
+# --- parties and reservations ------------------------------------------------------------
+
+
+def load_parties(db: sqlite_utils.Database, keys: Sequence[int]) -> list[Party]:
+    if not keys:
+        return []
+    rows = {r["id"]: r for r in select_in(db, "parties", "id", keys)}
+    tables = _group(select_in(db, "party_tables", "party_id", keys, "position, table_id"), "party_id")
+    return [_party(rows[k], [t["table_id"] for t in tables.get(k, [])]) for k in keys if k in rows]
+
+
+def _party(row: Row, table_ids: list[str]) -> Party:
+    deposit = None
+    if row["deposit_amount"] is not None:
+        deposit = PartyDeposit(
+            total_amount=money(row["deposit_amount"], row["deposit_currency"] or "GBP"),
+            payment_intent_ids=json.loads(row["deposit_payment_intent_ids"] or "[]"),
+            description=row["deposit_description"],
+        )
+    return Party(
+        id=str(row["id"]),
+        start_time=required_time(row["start_time"]),
+        status=row["status"],
+        table_ids=table_ids,
+        name=row["name"],
+        covers=row["covers"],
+        expected_end_time=parse_time(row["expected_end_time"]),
+        end_time=parse_time(row["end_time"]),
+        host_notes=row["host_notes"],
+        guest_requests=row["guest_requests"],
+        reservation_id=row["reservation_id"],
+        deposit=deposit,
+    )
+
+
+def load_reservations(db: sqlite_utils.Database, keys: Sequence[int]) -> list[Reservation]:
+    if not keys:
+        return []
+    rows = {r["id"]: r for r in select_in(db, "reservations", "id", keys)}
+    tables = _group(select_in(db, "reservation_tables", "reservation_id", keys, "position, table_id"), "reservation_id")
+    return [
+        Reservation(
+            id=str(rows[k]["id"]),
+            name=rows[k]["name"],
+            covers=rows[k]["covers"],
+            start_time=required_time(rows[k]["start_time"]),
+            end_time=required_time(rows[k]["end_time"]),
+            table_ids=[t["table_id"] for t in tables.get(k, [])],
+            host_notes=rows[k]["host_notes"],
+            guest_requests=rows[k]["guest_requests"],
+        )
+        for k in keys
+        if k in rows
+    ]
