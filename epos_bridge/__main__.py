@@ -1,0 +1,3 @@
+from epos_bridge.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,97 @@
+"""Shared fixtures: a real SQLite POS file, the reference adapter and the dispatcher over it."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlite_utils
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter  # noqa: E402
+from epos_bridge.adapters.sqlite.schema import migrate  # noqa: E402
+from epos_bridge.domain.events import DomainEvent  # noqa: E402
+from epos_bridge.services.dispatcher import Dispatcher  # noqa: E402
+from tests.helpers.contract import assert_valid_response  # noqa: E402
+
+Rpc = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture
+def pos_db_path(tmp_path: Path) -> Path:
+    """An empty, migrated reference database with one venue, two areas and four tables."""
+    path = tmp_path / "pos.db"
+    db = sqlite_utils.Database(path)
+    migrate(db)
+    db.table("venue").insert(
+        {
+            "id": 1,
+            "name": "Test Kitchen",
+            "address_lines": json.dumps(["1 High Street", "Bristol"]),
+            "postcode": "BS1 1AA",
+            "vat_number": "GB123456789",
+            "footer_text": "Thank you!",
+        }
+    )
+    db.table("areas").insert_all([{"id": "main", "name": "Main floor"}, {"id": "bar", "name": "Bar"}])
+    db.table("area_waiters").insert_all([{"area_id": "main", "waiter_id": "w1"}])
+    db.table("tables").insert_all(
+        [
+            {"id": "T1", "name": "1", "area_id": "main", "max_covers": 4},
+            {"id": "T2", "name": "2", "area_id": "main", "max_covers": 2},
+            {"id": "T12", "name": "12", "area_id": "main", "max_covers": 6},
+            {"id": "B1", "name": "Bar 1", "area_id": "bar", "max_covers": 2},
+        ]
+    )
+    db.table("table_waiters").insert_all(
+        [{"table_id": "T1", "waiter_id": "w1"}, {"table_id": "T12", "waiter_id": "w1"}]
+    )
+    db.conn.close()
+    return path
+
+
+@pytest.fixture
+async def adapter(pos_db_path: Path) -> AsyncIterator[SqlitePosAdapter]:
+    pos = SqlitePosAdapter.open(pos_db_path)
+    yield pos
+    await pos.close()
+
+
+@pytest.fixture
+def published() -> list[DomainEvent]:
+    return []
+
+
+@pytest.fixture
+def dispatcher(adapter: SqlitePosAdapter, published: list[DomainEvent]) -> Dispatcher:
+    return Dispatcher(adapter, publish=published.append)
+
+
+@pytest.fixture
+def rpc(dispatcher: Dispatcher) -> Rpc:
+    """Send one request as Dojo would; the response is validated against the contract."""
+    counter = iter(range(1, 1_000_000))
+
+    async def call(method: str, params: dict[str, Any] | None = None, *, request_id: Any = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"headers": {}}
+        body.update(params or {})
+        rid = request_id if request_id is not None else f"req-{next(counter)}"
+        served = await dispatcher.handle_text(
+            json.dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": body})
+        )
+        assert served is not None
+        response: dict[str, Any] = json.loads(served.response_text)
+        assert response["id"] == rid
+        assert_valid_response(method, response)
+        return response
+
+    return call
+
+
+def money(value: int, currency: str = "GBP") -> dict[str, Any]:
+    return {"value": value, "currencyCode": currency}
