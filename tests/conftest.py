@@ -13,11 +13,11 @@ import sqlite_utils
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter  # noqa: E402
-from epos_bridge.adapters.sqlite.schema import migrate  # noqa: E402
-from epos_bridge.domain.events import DomainEvent  # noqa: E402
-from epos_bridge.services.dispatcher import Dispatcher  # noqa: E402
-from tests.helpers.contract import assert_valid_response  # noqa: E402
+from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
+from epos_bridge.adapters.sqlite.schema import migrate
+from epos_bridge.domain.events import DomainEvent
+from epos_bridge.services.dispatcher import Dispatcher
+from tests.helpers.contract import assert_valid_response
 
 Rpc = Callable[..., Awaitable[dict[str, Any]]]
 

@@ -18,8 +18,8 @@ from epos_bridge.protocol.capabilities import (
     NAMES_WITHOUT_WIRE_CONTRACT,
     Capability,
     WireMethod,
-    capabilities_of,
     canonical_capability,
+    capabilities_of,
     wire_method_of,
 )
 from epos_bridge.protocol.jsonrpc import EPOSError, EPOSErrorType
