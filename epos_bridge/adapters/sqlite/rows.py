@@ -139,7 +139,8 @@ def order_row(db: sqlite_utils.Database, order_id: str) -> Row:
 
 
 def parse_int_id(wire_id: str) -> int | None:
-    return int(wire_id) if wire_id.isdigit() and len(wire_id) < 19 else None
+    # isascii: "²".isdigit() is True but int("²") fails.
+    return int(wire_id) if wire_id.isascii() and wire_id.isdigit() and len(wire_id) < 19 else None
 
 
 def order_facts(row: Row) -> OrderFacts:
