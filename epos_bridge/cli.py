@@ -8,8 +8,12 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from epos_bridge import __version__
+
+if TYPE_CHECKING:
+    from epos_bridge.config import BridgeSettings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +30,158 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("path", type=Path, help="the database file to create or migrate")
     init.add_argument("--demo", action="store_true", help="seed a believable demo venue into a new database")
     init.set_defaults(handler=_db_init)
+
+    run = commands.add_parser("run", help="serve Dojo's requests with the saved settings")
+    run.add_argument("--headless", action="store_true", help="no tray icon: log one line per request to stderr")
+    _add_overrides(run)
+    run.set_defaults(handler=_run)
+
+    demo = commands.add_parser("demo", help="the demo: a demo venue and the local Dojo simulator, no account needed")
+    demo.add_argument("--headless", action="store_true", help="no tray icon: log requests to stderr")
+    demo.add_argument("--flow-interval", type=float, default=4.0, help="seconds between simulated product flows")
+    demo.set_defaults(handler=_demo)
+
+    caps = commands.add_parser("capabilities", help="what the adapter implements and what Dojo has registered")
+    _add_overrides(caps)
+    caps.set_defaults(handler=_capabilities)
+
+    doctor = commands.add_parser("doctor", help="check settings, keyring, database, gateway and API")
+    _add_overrides(doctor)
+    doctor.set_defaults(handler=_doctor)
+
+    simulate = commands.add_parser("simulate", help="run the local Dojo simulator alone")
+    simulate.add_argument("--port", type=int, default=8765, help="WebSocket port of the gateway (127.0.0.1)")
+    simulate.add_argument("--api-port", type=int, default=None, help="REST port (default: --port + 1)")
+    simulate.add_argument("--flow-interval", type=float, default=4.0, help="seconds between simulated product flows")
+    simulate.set_defaults(handler=_simulate)
     return parser
+
+
+OVERRIDES = {
+    "db": "db_path",
+    "adapter": "adapter",
+    "ws_url": "ws_url",
+    "api_url": "api_url",
+    "data_dir": "data_dir",
+    "software_house_id": "software_house_id",
+    "reseller_id": "reseller_id",
+}
+
+
+def _add_overrides(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", help="the POS database (overrides EPOS_BRIDGE_DB)")
+    parser.add_argument("--adapter", help="the POS adapter (overrides EPOS_BRIDGE_ADAPTER)")
+    parser.add_argument("--ws-url", help="the EPOS Data gateway URL (overrides EPOS_BRIDGE_WS_URL)")
+    parser.add_argument("--api-url", help="the Dojo API URL (overrides EPOS_BRIDGE_API_URL)")
+    parser.add_argument("--data-dir", help="the bridge's own state and logs (overrides EPOS_BRIDGE_DATA_DIR)")
+    parser.add_argument("--software-house-id", help="overrides EPOS_BRIDGE_SOFTWARE_HOUSE_ID")
+    parser.add_argument("--reseller-id", help="overrides EPOS_BRIDGE_RESELLER_ID")
+
+
+def _settings(args: argparse.Namespace) -> BridgeSettings | None:
+    from epos_bridge.config import ConfigError, load
+
+    overrides = {field: getattr(args, option, None) for option, field in OVERRIDES.items()}
+    try:
+        return load(cli_overrides=overrides)
+    except ConfigError as exc:
+        print(f"epos-bridge: {exc}", file=sys.stderr)
+        return None
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    from epos_bridge.app import run_headless
+
+    return run_headless(settings)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from epos_bridge.app import run_demo_headless
+
+    return run_demo_headless(args.flow_interval)
+
+
+def _capabilities(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    import asyncio
+
+    from epos_bridge.app import Bridge
+    from epos_bridge.config import ConfigError
+
+    async def show() -> int:
+        try:
+            bridge = Bridge(settings)
+        except (ConfigError, ValueError) as exc:
+            print(f"epos-bridge: {exc}", file=sys.stderr)
+            return 2
+        try:
+            implemented = sorted(c.value for c in bridge.adapter.implemented_capabilities())
+            print(f"adapter {settings.adapter} implements {len(implemented)} capabilities:")
+            for name in implemented:
+                print(f"  {name}")
+            try:
+                integrations = await bridge.client.get_integrations()
+            except Exception as exc:
+                print(f"registered at Dojo: unknown ({exc})")
+                return 1
+            report = integrations.compare(bridge.adapter.implemented_capabilities())
+            print(f"registered at Dojo: {len(integrations.registered_capabilities)}")
+            for name in sorted(c.value for c in report.missing_at_dojo):
+                print(f"  missing at Dojo: {name}")
+            for name in sorted(c.value for c in report.extra_at_dojo):
+                print(f"  registered but not implemented: {name}")
+            return 0 if report.in_sync else 1
+        finally:
+            await bridge.stop()
+
+    return asyncio.run(show())
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    import asyncio
+
+    from epos_bridge.doctor import run_checks
+
+    checks = asyncio.run(run_checks(settings))
+    for check in checks:
+        print(check.line())
+    return 0 if all(check.passed for check in checks) else 1
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import asyncio
+    import contextlib
+    import signal
+
+    from epos_bridge.logs import configure_logging
+    from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
+
+    configure_logging([DEMO_API_KEY])
+
+    async def serve() -> None:
+        api_port = args.api_port if args.api_port is not None else args.port + 1
+        async with DojoSimulator(ws_port=args.port, api_port=api_port) as simulator:
+            print(f"gateway simulator: {simulator.ws_url}", flush=True)
+            print(f"REST simulator:    {simulator.api_url}", flush=True)
+            print(f"API key: {DEMO_API_KEY}  software-house-id: {DEMO_SOFTWARE_HOUSE_ID}", flush=True)
+            stop = asyncio.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError):
+                    asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+            flows = asyncio.create_task(simulator.run_flows(args.flow_interval))
+            await stop.wait()
+            flows.cancel()
+
+    asyncio.run(serve())
+    return 0
 
 
 def _db_init(args: argparse.Namespace) -> int:

@@ -1,0 +1,254 @@
+"""The composition root: builds the bridge from settings and wires its parts.
+
+:class:`Bridge` is the headless bridge (no Qt): the POS adapter, the dispatcher, the
+idempotency store, the gateway session and the Dojo REST client. The tray app (``ui/``) builds
+the same :class:`Bridge` and only observes and commands it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
+from epos_bridge.adapters.sqlite.setup import init_database
+from epos_bridge.config import ENV_VARS, BridgeSettings, ConfigError
+from epos_bridge.dojo_api import AuthRejected, DojoApiError, DojoClient, RegistrationReport
+from epos_bridge.domain.events import DomainEvent
+from epos_bridge.gateway.connection_state import ConnectionStatus
+from epos_bridge.gateway.session import GatewaySession, GatewaySettings
+from epos_bridge.logs import configure_logging
+from epos_bridge.ports import PosAdapter
+from epos_bridge.protocol.dojo import redact
+from epos_bridge.services.dispatcher import Dispatcher, Served
+from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
+
+log = logging.getLogger(__name__)
+request_log = logging.getLogger("epos_bridge.requests")
+
+STATE_DB_NAME = "bridge-state.db"
+REGISTRATION_RETRY_S = 60.0
+
+
+def open_adapter(settings: BridgeSettings) -> PosAdapter:
+    """The configured POS adapter; a bad choice is a ConfigError naming the setting."""
+    if settings.adapter != "sqlite":
+        raise ConfigError([(ENV_VARS["adapter"], f"unknown adapter {settings.adapter!r}; installed: sqlite")])
+    if settings.db_path is None:
+        raise ConfigError([(ENV_VARS["db_path"], "the POS database path is not set")])
+    return SqlitePosAdapter.open(settings.db_path)
+
+
+def gateway_settings(settings: BridgeSettings) -> GatewaySettings:
+    return GatewaySettings(
+        ws_url=settings.ws_url,
+        api_key=settings.api_key.get_secret_value() if settings.api_key else "",
+        software_house_id=settings.software_house_id or "",
+        reseller_id=settings.reseller_id,
+        allow_insecure=settings.allow_insecure,
+        proxy=settings.proxy,
+    )
+
+
+def dojo_client(settings: BridgeSettings, http: httpx.AsyncClient) -> DojoClient:
+    return DojoClient(
+        http,
+        api_key=settings.api_key.get_secret_value() if settings.api_key else "",
+        software_house_id=settings.software_house_id or "",
+        reseller_id=settings.reseller_id,
+        base_url=settings.api_url,
+        allow_insecure=settings.allow_insecure,
+    )
+
+
+@dataclass(frozen=True)
+class RegistrationState:
+    """What Dojo routes to us, compared with what the adapter implements."""
+
+    report: RegistrationReport | None = None
+    error: str | None = None
+    at: datetime | None = None
+    auth_rejected: bool = False
+
+
+class Bridge:
+    """The running bridge. ``start()`` returns once serving has begun; ``stop()`` is clean."""
+
+    def __init__(self, settings: BridgeSettings, *, http: httpx.AsyncClient | None = None) -> None:
+        self.settings = settings
+        self.adapter = open_adapter(settings)
+        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=False)
+        self._owns_http = http is None
+        self.client = dojo_client(settings, self._http)
+        self._event_listeners: list[Callable[[DomainEvent], None]] = []
+        self._served_listeners: list[Callable[[Served], None]] = []
+        self.dispatcher = Dispatcher(self.adapter, publish=self._publish)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = IdempotencyStore(settings.data_dir / STATE_DB_NAME)
+        self.session = GatewaySession(
+            gateway_settings(settings), IdempotentServe(self.store, self.dispatcher.handle_text), on_served=self._served
+        )
+        self.registration = RegistrationState()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- observation (the UI subscribes here) -----------------------------------------------
+
+    def on_domain_event(self, listener: Callable[[DomainEvent], None]) -> None:
+        self._event_listeners.append(listener)
+
+    def on_served(self, listener: Callable[[Served], None]) -> None:
+        self._served_listeners.append(listener)
+
+    def on_status(self, listener: Callable[[ConnectionStatus], None]) -> Callable[[], None]:
+        return self.session.subscribe(listener)
+
+    def _publish(self, event: DomainEvent) -> None:
+        for listener in self._event_listeners:
+            listener(event)
+
+    def _served(self, served: Served) -> None:
+        request_log.info(
+            "%s id=%s %s %.1f ms%s",
+            served.method,
+            served.request_id,
+            served.outcome,
+            served.elapsed_ms,
+            f" ({served.debug_message})" if served.debug_message and not served.ok else "",
+        )
+        for listener in self._served_listeners:
+            listener(served)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.store.open()
+        self._tasks.append(asyncio.create_task(self.session.run(), name="gateway-session"))
+        self._tasks.append(asyncio.create_task(self._keep_registered(), name="registration"))
+
+    async def stop(self) -> None:
+        await self.session.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.store.close()
+        await self.adapter.close()
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def register(self) -> RegistrationState:
+        """PUT the full capability list the adapter implements, then read back what Dojo has."""
+        implemented = self.adapter.implemented_capabilities()
+        try:
+            await self.client.register_capabilities(implemented)
+            report = (await self.client.get_integrations()).compare(implemented)
+            self.registration = RegistrationState(report=report, at=datetime.now(UTC))
+            log.info(
+                "registered %d capabilities with Dojo (%s)",
+                len(implemented),
+                "in sync" if report.in_sync else "differs",
+            )
+        except DojoApiError as exc:
+            self.registration = RegistrationState(
+                error=str(exc), at=datetime.now(UTC), auth_rejected=isinstance(exc, AuthRejected)
+            )
+            log.warning("capability registration failed: %s", exc)
+        return self.registration
+
+    async def _keep_registered(self) -> None:
+        """Register at start-up (contract §2 (rec)) and keep trying until Dojo accepts it."""
+        while True:
+            state = await self.register()
+            if state.error is None:
+                return
+            # A rejected key is retried slowly, like the gateway's auth-failed state.
+            await asyncio.sleep(REGISTRATION_RETRY_S * (5 if state.auth_rejected else 1))
+
+
+# --- headless entry points ------------------------------------------------------------------
+
+
+async def serve_until_signalled(bridge: Bridge, *, extra: list[asyncio.Task[None]] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM, then stop cleanly (close frame sent, in-flight finished)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C arrives as KeyboardInterrupt
+            loop.add_signal_handler(sig, stop.set)
+    await bridge.start()
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping: finishing requests in flight, then closing the connection")
+        for task in extra or []:
+            task.cancel()
+        await bridge.stop()
+
+
+def run_headless(settings: BridgeSettings) -> int:
+    secret = settings.api_key.get_secret_value() if settings.api_key else None
+    configure_logging([secret], log_dir=settings.log_dir)
+    try:
+        bridge = Bridge(settings)
+    except (ConfigError, ValueError) as exc:
+        log.error("%s", redact(str(exc), secret or ""))
+        return 2
+    asyncio.run(serve_until_signalled(bridge))
+    return 0
+
+
+@dataclass
+class DemoEnvironment:
+    """A demo venue and the Dojo simulator in a temporary folder: no Dojo account needed."""
+
+    settings: BridgeSettings
+    folder: Path
+
+
+def demo_settings(folder: Path, ws_url: str, api_url: str, api_key: str, software_house_id: str) -> BridgeSettings:
+    from pydantic import SecretStr
+
+    return BridgeSettings(
+        allow_insecure=True,  # the simulator listens on 127.0.0.1 without TLS
+        software_house_id=software_house_id,
+        ws_url=ws_url,
+        api_url=api_url,
+        db_path=folder / "demo-venue.db",
+        data_dir=folder / "data",
+        api_key=SecretStr(api_key),
+        api_key_source="environment",
+    )
+
+
+def run_demo_headless(flow_interval_s: float = 4.0) -> int:
+    """The README's first command before the tray app: simulator + demo venue + bridge."""
+    from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
+
+    configure_logging([DEMO_API_KEY])
+
+    async def main() -> None:
+        with tempfile.TemporaryDirectory(prefix="epos-bridge-demo-") as tmp:
+            folder = Path(tmp)
+            init_database(folder / "demo-venue.db", demo=True, now=datetime.now(UTC))
+            async with DojoSimulator() as simulator:
+                settings = demo_settings(
+                    folder, simulator.ws_url, simulator.api_url, DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID
+                )
+                log.info("demo: venue database %s, simulator %s", settings.db_path, simulator.ws_url)
+                bridge = Bridge(settings)
+                flows_task = asyncio.create_task(simulator.run_flows(flow_interval_s))
+                await serve_until_signalled(bridge, extra=[flows_task])
+
+    asyncio.run(main())
+    return 0
