@@ -1,0 +1,315 @@
+"""Answer a repeated mutating request once: by (method, JSON-RPC id), durably, across restarts.
+
+Contract §1.2 "No replay": requests in flight when the socket drops are not re-sent; Dojo
+retries from its side, possibly with the same ``id``. A payment recorded twice is real money
+on the wrong bill, so every mutating method is made idempotent on its id here, before the
+dispatcher sees it (business-key de-duplication — ``paymentIntentId`` and friends — is the
+adapter's job and complements this, because the spec does not promise that a retry reuses
+the id).
+
+What the caller may rely on:
+
+* A repeat of an answered request gets the stored response text with the repeat's own ``id``
+  (rewritten through JSON, never by string replacement) and does not reach the POS again.
+* ``UnexpectedError`` answers are not stored: they are transient, a retry must re-execute.
+* A duplicate arriving while the first is still being served waits for the first's answer.
+* Entries expire after ``lifetime_s`` (24 h by default); the table is pruned every hour.
+* All SQLite work runs on one dedicated worker thread; the event loop never blocks on disk.
+  The database is in WAL mode with ``synchronous=FULL``: an answer is on disk before it is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from epos_bridge.protocol.capabilities import WireMethod
+from epos_bridge.protocol.jsonrpc import EPOSErrorType, UnreadableFrame, encode, peek_request
+from epos_bridge.services.dispatcher import Served
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MUTATING_METHODS: frozenset[str] = frozenset(
+    {
+        WireMethod.CREATE_ORDER,
+        WireMethod.CANCEL_ORDER_BY_ID,
+        WireMethod.CREATE_ORDER_LOCK,
+        WireMethod.EXTEND_ORDER_LOCK,
+        WireMethod.DELETE_ORDER_LOCK,
+        WireMethod.RECORD_ORDER_PAYMENT_BY_ID,
+        WireMethod.CREATE_PARTY,
+        WireMethod.UPDATE_PARTY,
+        WireMethod.DELETE_PARTY_BY_ID,
+        WireMethod.CREATE_RESERVATION,
+        WireMethod.UPDATE_RESERVATION,
+        WireMethod.DELETE_RESERVATION_BY_ID,
+        WireMethod.HANDLE_EVENT,
+    }
+)
+"""Methods with side effects on the POS; reads are simply served again."""
+
+DEFAULT_LIFETIME_S = 24 * 3600.0
+DEFAULT_PRUNE_EVERY_S = 3600.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS answered_requests (
+    method TEXT NOT NULL,
+    request_key TEXT NOT NULL,      -- canonical JSON of the JSON-RPC id ("1" and 1 differ)
+    response_text TEXT NOT NULL,    -- exactly what was sent, with the original id
+    outcome TEXT NOT NULL,          -- "ok" or the EPOSErrorType
+    trace_id TEXT NOT NULL,
+    debug_message TEXT,
+    answered_at REAL NOT NULL,      -- Unix seconds (wall clock: entries outlive restarts)
+    PRIMARY KEY (method, request_key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS answered_requests_by_time ON answered_requests (answered_at);
+"""
+
+
+def request_key(request_id: Any) -> str:
+    """The id as canonical JSON, so ids of different JSON types never collide."""
+    return json.dumps(request_id, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    response_text: str
+    outcome: str
+    trace_id: str
+    debug_message: str | None = None
+
+
+class IdempotencyStore:
+    """The durable (method, id) → answer table in the bridge's own state database."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        lifetime_s: float = DEFAULT_LIFETIME_S,
+        prune_every_s: float = DEFAULT_PRUNE_EVERY_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self.lifetime_s = lifetime_s
+        self.prune_every_s = prune_every_s
+        self._clock = clock
+        self._executor: ThreadPoolExecutor | None = None
+        self._db: sqlite3.Connection | None = None  # used only on the executor's one thread
+        self._next_prune = 0.0
+
+    async def open(self) -> None:
+        """Create the table if needed and drop expired entries."""
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="idempotency-store")
+        await self._run(self._open_sync)
+        await self.prune()
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+        try:
+            await self._run(self._close_sync)
+        finally:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+
+    async def __aenter__(self) -> IdempotencyStore:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def get(self, method: str, request_id: Any) -> StoredAnswer | None:
+        """The stored answer, or ``None`` if never answered (or expired)."""
+        key = request_key(request_id)
+        oldest = self._clock() - self.lifetime_s
+        return await self._run(lambda: self._get_sync(method, key, oldest))
+
+    async def put(self, method: str, request_id: Any, answer: StoredAnswer) -> None:
+        """Store an answer durably (committed before this returns); prunes once an hour."""
+        key = request_key(request_id)
+        now = self._clock()
+        prune_before = None
+        if now >= self._next_prune:
+            self._next_prune = now + self.prune_every_s
+            prune_before = now - self.lifetime_s
+        await self._run(lambda: self._put_sync(method, key, answer, now, prune_before))
+
+    async def prune(self) -> int:
+        """Delete expired entries; returns how many went."""
+        now = self._clock()
+        self._next_prune = now + self.prune_every_s
+        return await self._run(lambda: self._prune_sync(now - self.lifetime_s))
+
+    async def count(self) -> int:
+        """Entries currently stored, expired or not (for diagnostics and tests)."""
+        return await self._run(self._count_sync)
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        if self._executor is None:
+            raise RuntimeError("the idempotency store is not open: call open() first")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+    # --- on the worker thread ------------------------------------------------------------
+
+    def _open_sync(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(_SCHEMA)
+        self._db = db
+
+    def _close_sync(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the idempotency store is closed")
+        return self._db
+
+    def _get_sync(self, method: str, key: str, oldest: float) -> StoredAnswer | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT response_text, outcome, trace_id, debug_message FROM answered_requests"
+                " WHERE method = ? AND request_key = ? AND answered_at > ?",
+                (method, key, oldest),
+            )
+            .fetchone()
+        )
+        return None if row is None else StoredAnswer(*row)
+
+    def _put_sync(self, method: str, key: str, answer: StoredAnswer, now: float, prune_before: float | None) -> None:
+        db = self._conn()
+        with db:  # one transaction: BEGIN … COMMIT
+            db.execute("BEGIN")
+            db.execute(
+                "INSERT INTO answered_requests"
+                " (method, request_key, response_text, outcome, trace_id, debug_message, answered_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (method, request_key) DO UPDATE SET response_text = excluded.response_text,"
+                " outcome = excluded.outcome, trace_id = excluded.trace_id,"
+                " debug_message = excluded.debug_message, answered_at = excluded.answered_at",
+                (method, key, answer.response_text, answer.outcome, answer.trace_id, answer.debug_message, now),
+            )
+            if prune_before is not None:
+                db.execute("DELETE FROM answered_requests WHERE answered_at <= ?", (prune_before,))
+
+    def _prune_sync(self, before: float) -> int:
+        return self._conn().execute("DELETE FROM answered_requests WHERE answered_at <= ?", (before,)).rowcount
+
+    def _count_sync(self) -> int:
+        (count,) = self._conn().execute("SELECT count(*) FROM answered_requests").fetchone()
+        return int(count)
+
+
+Serve = Callable[[str | bytes], Awaitable[Served | None]]
+
+
+class IdempotentServe:
+    """Wraps a ``serve`` function (the dispatcher's ``handle_text``) with the same signature.
+
+    The session stays ignorant of idempotency: it is handed ``IdempotentServe(store, serve)``
+    instead of ``dispatcher.handle_text``.
+    """
+
+    def __init__(self, store: IdempotencyStore, serve: Serve, *, methods: frozenset[str] = MUTATING_METHODS) -> None:
+        self._store = store
+        self._serve = serve
+        self._methods = methods
+        # One entry per request being served; duplicates await the future. It resolves to the
+        # reusable answer, or None when the first attempt produced nothing worth reusing.
+        self._in_flight: dict[tuple[str, str], asyncio.Future[Served | None]] = {}
+
+    async def __call__(self, text: str | bytes) -> Served | None:
+        if isinstance(text, bytes):
+            return await self._serve(text)
+        try:
+            request = peek_request(text)
+        except UnreadableFrame:
+            return await self._serve(text)
+        method = request.method
+        if not request.has_id or not isinstance(method, str) or method not in self._methods:
+            return await self._serve(text)
+        started = time.perf_counter()
+        key = (method, request_key(request.id))
+        while (pending := self._in_flight.get(key)) is not None:
+            # shield: if *this* duplicate is cancelled, the first request's future is untouched.
+            first = await asyncio.shield(pending)
+            if first is not None:
+                log.info("answered duplicate %s id %s with the first request's answer", method, key[1][:80])
+                return _replay(first.response_text, request.id, method, first.outcome, first.trace_id, started)
+            # The first attempt failed transiently: loop, and serve it ourselves if nobody else is.
+        return await self._serve_once(text, request.id, method, key, started)
+
+    async def _serve_once(
+        self, text: str, request_id: Any, method: str, key: tuple[str, str], started: float
+    ) -> Served | None:
+        future: asyncio.Future[Served | None] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        reusable: Served | None = None
+        try:
+            stored = await self._lookup(method, request_id)
+            if stored is not None:
+                log.info("answered repeated %s id %s from the idempotency store", method, key[1][:80])
+                reusable = _replay(stored.response_text, request_id, method, stored.outcome, stored.trace_id, started)
+                return reusable
+            served = await self._serve(text)
+            if served is not None and served.outcome != EPOSErrorType.UNEXPECTED_ERROR.value:
+                await self._remember(method, request_id, served)
+                reusable = served
+            return served
+        finally:
+            del self._in_flight[key]
+            if not future.done():
+                future.set_result(reusable)
+
+    async def _lookup(self, method: str, request_id: Any) -> StoredAnswer | None:
+        # A broken state database must not stop the till answering Dojo; the adapters'
+        # business-key de-duplication still guards against a double payment.
+        try:
+            return await self._store.get(method, request_id)
+        except Exception:
+            log.exception("could not read the idempotency store; serving %s without it", method)
+            return None
+
+    async def _remember(self, method: str, request_id: Any, served: Served) -> None:
+        answer = StoredAnswer(served.response_text, served.outcome, served.trace_id, served.debug_message)
+        try:
+            await self._store.put(method, request_id, answer)
+        except Exception:
+            log.exception("could not store the answer to %s (trace %s)", method, served.trace_id)
+
+
+def _replay(response_text: str, request_id: Any, method: str, outcome: str, trace_id: str, started: float) -> Served:
+    """The stored answer re-addressed to ``request_id`` by JSON (the id may be any JSON type)."""
+    document = json.loads(response_text)
+    document["id"] = request_id
+    return Served(
+        request_id=request_id,
+        method=method,
+        outcome=outcome,
+        elapsed_ms=(time.perf_counter() - started) * 1000,
+        response_text=encode(document),
+        trace_id=trace_id,
+        debug_message="replayed an earlier answer to the same request id",
+    )

@@ -1,0 +1,326 @@
+"""The idempotency store on a real SQLite file, and IdempotentServe over a fake serve function."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from epos_bridge.protocol.jsonrpc import encode
+from epos_bridge.services.dispatcher import Served
+from epos_bridge.state.idempotency import (
+    MUTATING_METHODS,
+    IdempotencyStore,
+    IdempotentServe,
+    StoredAnswer,
+    request_key,
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingServe:
+    """Answers like the dispatcher would; counts executions per (method, id)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.outcomes: list[str] = []  # popped per call; default "ok"
+        self.gate: asyncio.Event | None = None
+        self.threads: set[int] = set()
+
+    async def __call__(self, text: str | bytes) -> Served | None:
+        if isinstance(text, bytes):
+            return None
+        try:
+            request = json.loads(text)
+        except ValueError:
+            return None
+        if not isinstance(request, dict) or request.get("id") is None:
+            return None
+        self.calls.append((request["method"], request["id"]))
+        if self.gate is not None:
+            await self.gate.wait()
+        outcome = self.outcomes.pop(0) if self.outcomes else "ok"
+        body: dict[str, Any] = {"jsonrpc": "2.0", "id": request["id"], "method": request["method"]}
+        if outcome == "ok":
+            body["result"] = {"n": len(self.calls), "echo": request["id"]}
+        else:
+            body["error"] = {"errorType": outcome, "traceId": f"t{len(self.calls)}"}
+        return Served(request["id"], request["method"], outcome, 1.0, encode(body), f"t{len(self.calls)}")
+
+
+def frame(method: str, request_id: Any, **params: Any) -> str:
+    return json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": {"headers": {}, **params}})
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[IdempotencyStore]:
+    async with IdempotencyStore(tmp_path / "state" / "bridge.sqlite3", clock=clock) as opened:
+        yield opened
+
+
+ANSWER = StoredAnswer('{"jsonrpc":"2.0","id":"a","method":"CreateOrderV1","result":{}}', "ok", "trace-1")
+
+
+def test_every_mutating_wire_method_is_covered() -> None:
+    assert sorted(MUTATING_METHODS) == sorted(
+        [
+            "CreateOrderV1",
+            "CancelOrderByIdV1",
+            "CreateOrderLockV1",
+            "ExtendOrderLockV1",
+            "DeleteOrderLockV1",
+            "RecordOrderPaymentByIdV1",
+            "CreatePartyV1",
+            "UpdatePartyV1",
+            "DeletePartyByIdV1",
+            "CreateReservationV1",
+            "UpdateReservationV1",
+            "DeleteReservationByIdV1",
+            "HandleEventV1",
+        ]
+    )
+
+
+def test_ids_of_different_json_types_never_share_a_key() -> None:
+    assert len({request_key(1), request_key("1"), request_key(1.5), request_key(True), request_key([1])}) == 5
+    assert request_key({"b": 1, "a": 2}) == request_key({"a": 2, "b": 1})
+
+
+async def test_an_answer_survives_closing_and_reopening_the_file(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "bridge.sqlite3"
+    async with IdempotencyStore(path, clock=clock) as first:
+        await first.put("CreateOrderV1", "a", ANSWER)
+
+    async with IdempotencyStore(path, clock=clock) as second:
+        assert await second.get("CreateOrderV1", "a") == ANSWER
+        assert await second.get("CreateOrderV1", "b") is None
+        assert await second.get("CancelOrderByIdV1", "a") is None
+
+
+async def test_the_database_is_in_wal_mode(store: IdempotencyStore) -> None:
+    await store.put("CreateOrderV1", "a", ANSWER)
+
+    with sqlite3.connect(store.path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+async def test_entries_expire_and_are_pruned(store: IdempotencyStore, clock: FakeClock) -> None:
+    await store.put("CreateOrderV1", "old", ANSWER)
+    clock.now += 23 * 3600
+    await store.put("CreateOrderV1", "new", ANSWER)
+
+    clock.now += 1.5 * 3600  # "old" is 24.5 h old, "new" 1.5 h
+    assert await store.get("CreateOrderV1", "old") is None
+    assert await store.get("CreateOrderV1", "new") == ANSWER
+    assert await store.count() == 2
+
+    assert await store.prune() == 1
+    assert await store.count() == 1
+
+
+async def test_storing_prunes_at_most_once_an_hour(store: IdempotencyStore, clock: FakeClock) -> None:
+    await store.put("CreateOrderV1", "a", ANSWER)
+    clock.now += 25 * 3600
+    await store.put("CreateOrderV1", "b", ANSWER)  # an hour has passed: "a" is pruned on the way
+    assert await store.count() == 1
+
+    clock.now += 25 * 3600
+    await store.put("CreateOrderV1", "c", ANSWER)  # prunes "b"
+    clock.now += 24 * 3600 - 30
+    await store.put("CreateOrderV1", "d", ANSWER)  # prunes, but "c" has 30 s left
+    clock.now += 60  # "c" has expired now, yet the last prune was a minute ago: it stays on disk
+    await store.put("CreateOrderV1", "e", ANSWER)
+    assert await store.count() == 3
+    assert await store.get("CreateOrderV1", "c") is None
+
+
+async def test_the_store_refuses_work_before_it_is_opened(tmp_path: Path) -> None:
+    store = IdempotencyStore(tmp_path / "never-opened.sqlite3")
+
+    with pytest.raises(RuntimeError, match="not open"):
+        await store.get("CreateOrderV1", 1)
+
+
+async def test_sqlite_work_runs_off_the_event_loop_thread(store: IdempotencyStore, monkeypatch: Any) -> None:
+    seen: list[int] = []
+    original = store._get_sync
+
+    def spy(*args: Any) -> StoredAnswer | None:
+        seen.append(threading.get_ident())
+        return original(*args)
+
+    monkeypatch.setattr(store, "_get_sync", spy)
+    await store.get("CreateOrderV1", 1)
+
+    assert seen
+    assert threading.get_ident() not in seen
+
+
+# --- IdempotentServe ------------------------------------------------------------------------
+
+
+async def test_a_repeated_mutating_request_is_executed_once(store: IdempotencyStore) -> None:
+    serve = CountingServe()
+    idempotent = IdempotentServe(store, serve)
+
+    first = await idempotent(frame("RecordOrderPaymentByIdV1", "pay-1", orderId="o1"))
+    again = await idempotent(frame("RecordOrderPaymentByIdV1", "pay-1", orderId="o1"))
+
+    assert first is not None and again is not None
+    assert serve.calls == [("RecordOrderPaymentByIdV1", "pay-1")]
+    assert json.loads(again.response_text) == json.loads(first.response_text)
+    assert again.request_id == "pay-1"
+    assert again.outcome == "ok"
+    assert again.trace_id == first.trace_id
+
+
+async def test_the_replay_is_addressed_to_the_new_request_by_json(store: IdempotencyStore) -> None:
+    # The same id in a different spelling ("\\u0041" is "A"): the replay echoes the new request's id
+    # as JSON, and the result (which contains the id text too) is left untouched.
+    serve = CountingServe()
+    idempotent = IdempotentServe(store, serve)
+    await idempotent(frame("CreateOrderV1", "A"))
+
+    replay = await idempotent('{"jsonrpc":"2.0","id":"\\u0041","method":"CreateOrderV1","params":{"headers":{}}}')
+
+    assert replay is not None
+    document = json.loads(replay.response_text)
+    assert document["id"] == "A"
+    assert document["result"] == {"n": 1, "echo": "A"}
+    assert len(serve.calls) == 1
+
+
+async def test_numeric_ids_stay_numbers_in_the_replay(store: IdempotencyStore) -> None:
+    serve = CountingServe()
+    idempotent = IdempotentServe(store, serve)
+    await idempotent(frame("CreatePartyV1", 17))
+
+    replay = await idempotent(frame("CreatePartyV1", 17))
+
+    assert replay is not None
+    assert json.loads(replay.response_text)["id"] == 17
+    assert '"id":17' in replay.response_text
+
+
+async def test_unexpected_errors_are_not_remembered(store: IdempotencyStore) -> None:
+    serve = CountingServe()
+    serve.outcomes = ["UnexpectedError", "ok"]
+    idempotent = IdempotentServe(store, serve)
+
+    failed = await idempotent(frame("CreateOrderLockV1", "lock-1"))
+    retried = await idempotent(frame("CreateOrderLockV1", "lock-1"))
+    replayed = await idempotent(frame("CreateOrderLockV1", "lock-1"))
+
+    assert failed is not None and failed.outcome == "UnexpectedError"
+    assert retried is not None and retried.outcome == "ok"
+    assert replayed is not None and replayed.response_text == retried.response_text
+    assert len(serve.calls) == 2
+
+
+async def test_contract_errors_are_remembered(store: IdempotencyStore) -> None:
+    serve = CountingServe()
+    serve.outcomes = ["Conflict"]
+    idempotent = IdempotentServe(store, serve)
+
+    first = await idempotent(frame("RecordOrderPaymentByIdV1", "pay-9"))
+    again = await idempotent(frame("RecordOrderPaymentByIdV1", "pay-9"))
+
+    assert first is not None and again is not None
+    assert again.outcome == "Conflict"
+    assert len(serve.calls) == 1
+
+
+async def test_a_duplicate_in_flight_waits_for_the_first_answer(store: IdempotencyStore) -> None:
+    serve = CountingServe()
+    serve.gate = asyncio.Event()
+    idempotent = IdempotentServe(store, serve)
+
+    first = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-1")))
+    second = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-1")))
+    third = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-2")))
+    await asyncio.sleep(0.05)
+    serve.gate.set()
+    async with asyncio.timeout(5):
+        answers = await asyncio.gather(first, second, third)
+
+    assert serve.calls == [("CreateOrderV1", "o-1"), ("CreateOrderV1", "o-2")]
+    assert answers[0] is not None and answers[1] is not None
+    assert json.loads(answers[1].response_text) == json.loads(answers[0].response_text)
+
+
+async def test_a_duplicate_reexecutes_when_the_first_failed_transiently(store: IdempotencyStore) -> None:
+    serve = CountingServe()
+    serve.gate = asyncio.Event()
+    serve.outcomes = ["UnexpectedError", "ok"]
+    idempotent = IdempotentServe(store, serve)
+
+    first = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-1")))
+    second = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-1")))
+    await asyncio.sleep(0.05)
+    serve.gate.set()
+    async with asyncio.timeout(5):
+        answers = await asyncio.gather(first, second)
+
+    assert [a.outcome for a in answers if a is not None] == ["UnexpectedError", "ok"]
+    assert len(serve.calls) == 2
+
+
+async def test_a_cancelled_first_request_lets_the_duplicate_run(store: IdempotencyStore) -> None:
+    serve = CountingServe()
+    serve.gate = asyncio.Event()
+    idempotent = IdempotentServe(store, serve)
+
+    first = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-1")))
+    second = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-1")))
+    await asyncio.sleep(0.05)
+    first.cancel()
+    await asyncio.sleep(0.01)
+    serve.gate.set()
+    async with asyncio.timeout(5):
+        answer = await second
+
+    assert answer is not None and answer.outcome == "ok"
+    assert len(serve.calls) == 2
+
+
+async def test_reads_and_unaddressed_frames_pass_straight_through(store: IdempotencyStore) -> None:
+    serve = CountingServe()
+    idempotent = IdempotentServe(store, serve)
+
+    await idempotent(frame("GetOrderByIdV1", "r1"))
+    await idempotent(frame("GetOrderByIdV1", "r1"))
+    assert await idempotent("{broken") is None
+    assert await idempotent(b"binary") is None
+    assert await idempotent(json.dumps({"method": "CreateOrderV1"})) is None
+    await idempotent(json.dumps({"jsonrpc": "2.0", "id": 1, "method": {"not": "a string"}}))
+
+    assert serve.calls == [("GetOrderByIdV1", "r1"), ("GetOrderByIdV1", "r1"), ({"not": "a string"}, 1)]
+    assert await store.count() == 0
+
+
+async def test_a_broken_store_still_serves(tmp_path: Path) -> None:
+    store = IdempotencyStore(tmp_path / "closed.sqlite3")  # never opened: every call fails
+    serve = CountingServe()
+    idempotent = IdempotentServe(store, serve)
+
+    answer = await idempotent(frame("CreateOrderV1", "o-1"))
+
+    assert answer is not None and answer.outcome == "ok"

@@ -1,0 +1,134 @@
+"""The reconnect policy is pure: fake random, no event loop, exact numbers."""
+
+from __future__ import annotations
+
+import itertools
+import ssl
+
+import pytest
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus, InvalidURI
+from websockets.frames import Close
+from websockets.http11 import Response
+
+from epos_bridge.gateway.policy import Backoff, BackoffPolicy, GatewayConfigError, classify
+
+
+def no_jitter() -> float:
+    return 0.5
+
+
+def status(code: int) -> InvalidStatus:
+    return InvalidStatus(Response(code, "x", Headers()))
+
+
+def test_delays_double_from_one_second_and_cap_at_thirty() -> None:
+    backoff = Backoff(random=no_jitter)
+
+    delays = [backoff.next_delay() for _ in range(8)]
+
+    assert delays == [1, 2, 4, 8, 16, 30, 30, 30]
+
+
+@pytest.mark.parametrize(("random_value", "expected"), [(0.0, [0.8, 1.6, 3.2]), (0.999999, [1.2, 2.4, 4.8])])
+def test_jitter_scales_each_delay_by_at_most_twenty_percent(random_value: float, expected: list[float]) -> None:
+    backoff = Backoff(random=lambda: random_value)
+
+    delays = [backoff.next_delay() for _ in range(3)]
+
+    assert delays == pytest.approx(expected, rel=1e-5)
+
+
+def test_jitter_never_exceeds_the_cap() -> None:
+    backoff = Backoff(random=lambda: 0.999999)
+
+    delays = [backoff.next_delay() for _ in range(10)]
+
+    assert max(delays) == 30
+
+
+def test_a_server_that_accepts_and_closes_at_once_keeps_growing_the_delay() -> None:
+    backoff = Backoff(random=no_jitter)
+
+    delays = []
+    for _ in range(6):
+        backoff.handshake_accepted()
+        backoff.connection_ended(connected_for_s=0.01)
+        delays.append(backoff.next_delay())
+
+    assert delays == [1, 2, 4, 8, 16, 30]
+
+
+def test_backoff_resets_only_after_a_healthy_connection() -> None:
+    backoff = Backoff(BackoffPolicy(healthy_after_s=60), random=no_jitter)
+    for _ in range(4):
+        backoff.next_delay()
+
+    backoff.connection_ended(connected_for_s=59.9)
+    assert backoff.next_delay() == 16
+
+    backoff.connection_ended(connected_for_s=60)
+    assert backoff.next_delay() == 1
+
+
+def test_auth_failures_follow_the_slow_schedule_and_do_not_touch_the_fast_one() -> None:
+    backoff = Backoff(random=no_jitter)
+    backoff.next_delay()
+
+    auth_delays = [backoff.next_delay("auth_failed") for _ in range(4)]
+
+    assert auth_delays == [300, 600, 900, 900]
+    assert backoff.next_delay() == 2
+
+
+def test_an_accepted_handshake_restarts_the_auth_schedule() -> None:
+    backoff = Backoff(random=no_jitter)
+    backoff.next_delay("auth_failed")
+    backoff.next_delay("auth_failed")
+
+    backoff.handshake_accepted()
+
+    assert backoff.next_delay("auth_failed") == 300
+
+
+def test_reset_starts_both_schedules_over() -> None:
+    backoff = Backoff(random=no_jitter)
+    backoff.next_delay()
+    backoff.next_delay()
+    backoff.next_delay("auth_failed")
+
+    backoff.reset()
+
+    assert (backoff.next_delay(), backoff.next_delay("auth_failed")) == (1, 300)
+
+
+def test_a_week_long_outage_cannot_overflow() -> None:
+    backoff = Backoff(random=no_jitter)
+
+    for _ in itertools.repeat(None, 25_000):
+        delay = backoff.next_delay()
+
+    assert delay == 30
+
+
+@pytest.mark.parametrize(
+    ("exc", "verdict"),
+    [
+        (status(401), "auth_failed"),
+        (status(403), "auth_failed"),
+        (status(500), "retry"),
+        (status(404), "retry"),
+        (status(429), "retry"),
+        (OSError("connection refused"), "retry"),
+        (TimeoutError("timed out during opening handshake"), "retry"),
+        (ssl.SSLCertVerificationError("certificate verify failed"), "retry"),
+        (ConnectionClosedError(None, None), "retry"),
+        (ConnectionClosedOK(Close(1001, "bye"), Close(1001, "bye"), rcvd_then_sent=True), "retry"),
+        (InvalidURI("nope://", "not a WebSocket URI"), "fatal"),
+        (GatewayConfigError("ws:// refused"), "fatal"),
+        (ImportError("connecting through a SOCKS proxy requires python-socks"), "fatal"),
+        (RuntimeError("something nobody foresaw"), "retry"),
+    ],
+)
+def test_classify(exc: Exception, verdict: str) -> None:
+    assert classify(exc) == verdict
