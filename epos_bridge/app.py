@@ -12,10 +12,11 @@ import contextlib
 import logging
 import signal
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -23,14 +24,16 @@ from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.adapters.sqlite.setup import init_database
 from epos_bridge.config import ENV_VARS, BridgeSettings, ConfigError
 from epos_bridge.dojo_api import AuthRejected, DojoApiError, DojoClient, RegistrationReport
-from epos_bridge.domain.events import DomainEvent
+from epos_bridge.domain.events import DomainEvent, PaymentRecorded, PaymentStatusChanged
 from epos_bridge.gateway.connection_state import ConnectionStatus
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
 from epos_bridge.logs import configure_logging
 from epos_bridge.ports import PosAdapter
 from epos_bridge.protocol.dojo import redact
+from epos_bridge.services.activity import LockBoard, PaymentLogEntry, payment_entry
 from epos_bridge.services.dispatcher import Dispatcher, Served
 from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
+from epos_bridge.state.payment_log import PaymentLogStore
 
 log = logging.getLogger(__name__)
 request_log = logging.getLogger("epos_bridge.requests")
@@ -57,6 +60,18 @@ def gateway_settings(settings: BridgeSettings) -> GatewaySettings:
         allow_insecure=settings.allow_insecure,
         proxy=settings.proxy,
     )
+
+
+def http_client(settings: BridgeSettings) -> httpx.AsyncClient:
+    """TLS verification stays on (httpx's default); the proxy follows the setting, never a stray
+    environment variable unless the installer chose "system"."""
+    if settings.proxy == "system":
+        return httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=True)
+    return httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=False, proxy=settings.proxy)
+
+
+CONNECTION_FIELDS = ("ws_url", "api_url", "software_house_id", "reseller_id", "allow_insecure", "proxy")
+POS_FIELDS = ("adapter", "db_path")
 
 
 def dojo_client(settings: BridgeSettings, http: httpx.AsyncClient) -> DojoClient:
@@ -86,19 +101,22 @@ class Bridge:
     def __init__(self, settings: BridgeSettings, *, http: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
         self.adapter = open_adapter(settings)
-        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=False)
+        self._http = http or http_client(settings)
         self._owns_http = http is None
         self.client = dojo_client(settings, self._http)
         self._event_listeners: list[Callable[[DomainEvent], None]] = []
         self._served_listeners: list[Callable[[Served], None]] = []
+        self._payment_listeners: list[Callable[[PaymentLogEntry], None]] = []
+        self.lock_board = LockBoard()
         self.dispatcher = Dispatcher(self.adapter, publish=self._publish)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = IdempotencyStore(settings.data_dir / STATE_DB_NAME)
-        self.session = GatewaySession(
-            gateway_settings(settings), IdempotentServe(self.store, self.dispatcher.handle_text), on_served=self._served
-        )
+        self.payment_log = PaymentLogStore(settings.data_dir / STATE_DB_NAME)
+        self._serve = IdempotentServe(self.store, self.dispatcher.handle_text)
+        self.session = GatewaySession(gateway_settings(settings), self._serve_frame, on_served=self._served)
         self.registration = RegistrationState()
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- observation (the UI subscribes here) -----------------------------------------------
 
@@ -111,9 +129,41 @@ class Bridge:
     def on_status(self, listener: Callable[[ConnectionStatus], None]) -> Callable[[], None]:
         return self.session.subscribe(listener)
 
+    def on_payment(self, listener: Callable[[PaymentLogEntry], None]) -> None:
+        """A new payment-log line, or an existing one whose status changed."""
+        self._payment_listeners.append(listener)
+
+    async def _serve_frame(self, text: str | bytes) -> Served | None:
+        # Indirection so apply_settings() can swap the adapter under a running session.
+        return await self._serve(text)
+
     def _publish(self, event: DomainEvent) -> None:
+        self.lock_board.apply(event)
+        if isinstance(event, PaymentRecorded):
+            entry = payment_entry(event)
+            self._spawn(self.payment_log.record(entry))
+            self._tell_payment(entry)
+        elif isinstance(event, PaymentStatusChanged):
+            self._spawn(self._payment_status(event))
         for listener in self._event_listeners:
             listener(event)
+
+    async def _payment_status(self, event: PaymentStatusChanged) -> None:
+        entry = await self.payment_log.set_status(event.payment_intent_id, event.status.value)
+        if entry is not None:
+            self._tell_payment(entry)
+
+    def _tell_payment(self, entry: PaymentLogEntry) -> None:
+        for listener in self._payment_listeners:
+            try:
+                listener(entry)
+            except Exception:
+                log.exception("a payment-log listener failed")
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _served(self, served: Served) -> None:
         request_log.info(
@@ -131,6 +181,7 @@ class Bridge:
 
     async def start(self) -> None:
         await self.store.open()
+        await self.payment_log.open()
         self._tasks.append(asyncio.create_task(self.session.run(), name="gateway-session"))
         self._tasks.append(asyncio.create_task(self._keep_registered(), name="registration"))
 
@@ -142,10 +193,38 @@ class Bridge:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        await self.payment_log.close()
         await self.store.close()
         await self.adapter.close()
         if self._owns_http:
             await self._http.aclose()
+
+    async def apply_settings(self, new: BridgeSettings) -> list[str]:
+        """Apply saved settings at once, without a restart: swap the POS adapter, reconnect with
+        the new key or endpoints, and re-register. Returns what changed, in words."""
+        old, changed = self.settings, []
+        if any(getattr(old, f) != getattr(new, f) for f in POS_FIELDS):
+            adapter = open_adapter(new)
+            previous = self.adapter
+            self.adapter = adapter
+            self.dispatcher = Dispatcher(adapter, publish=self._publish)
+            self._serve = IdempotentServe(self.store, self.dispatcher.handle_text)
+            await previous.close()
+            changed.append("POS database")
+        key_changed = old.api_key != new.api_key
+        if key_changed or any(getattr(old, f) != getattr(new, f) for f in CONNECTION_FIELDS):
+            self.session.update_settings(gateway_settings(new))
+            if self._owns_http and old.proxy != new.proxy:
+                await self._http.aclose()
+                self._http = http_client(new)
+            self.client = dojo_client(new, self._http)
+            changed.append("Dojo connection")
+        self.settings = new
+        if changed:
+            self._tasks.append(asyncio.create_task(self._keep_registered(), name="registration"))
+        return changed
 
     async def register(self) -> RegistrationState:
         """PUT the full capability list the adapter implements, then read back what Dojo has."""

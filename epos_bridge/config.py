@@ -173,8 +173,9 @@ class BridgeSettings(BaseModel):
     @field_validator("proxy")
     @classmethod
     def _proxy_is_url(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in ("http", "https", "socks5", "socks5h"):
-            raise ValueError("must be an http://, https:// or socks5:// URL")
+        # "system" follows the OS/environment proxy settings (the gateway session's opt-in).
+        if value is not None and value != "system" and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError('must be an http:// or https:// proxy URL, or "system"')
         return value
 
     @field_validator("db_path", "data_dir")

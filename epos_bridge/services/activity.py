@@ -1,0 +1,163 @@
+"""What staff see happening: the lock board and the payment-log entries, built from domain events.
+
+Pure bookkeeping, no I/O and no Qt: the app feeds it the events the rules recorded, the payment
+log store persists its payment entries, and the UI renders both.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+from epos_bridge.domain.events import (
+    DomainEvent,
+    LockCreated,
+    LockExpired,
+    LockExtended,
+    LockRefused,
+    LockReleased,
+    OrderFacts,
+    PaymentRecorded,
+    PaymentStatusChanged,
+)
+from epos_bridge.protocol.params import RequestHeaders
+
+
+@dataclass(frozen=True)
+class HeldLockView:
+    order_id: str
+    lock_id: str
+    expires_at: datetime
+    locked_at: datetime
+    order: OrderFacts
+    requester: RequestHeaders
+
+    def seconds_left(self, now: datetime) -> int:
+        return max(0, int((self.expires_at - now).total_seconds()))
+
+
+class LockActivity(StrEnum):
+    CREATED = "created"
+    EXTENDED = "extended"
+    RELEASED = "released"
+    EXPIRED = "expired"
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True)
+class LockHistoryEntry:
+    at: datetime
+    activity: LockActivity
+    order_id: str
+    lock_id: str | None
+    detail: str = ""
+    order: OrderFacts = field(default_factory=OrderFacts)
+
+
+class LockBoard:
+    """Current Dojo locks with their expiry, and a bounded history of what happened to them."""
+
+    def __init__(self, history_size: int = 500) -> None:
+        self.current: dict[str, HeldLockView] = {}
+        self.history: deque[LockHistoryEntry] = deque(maxlen=history_size)
+
+    def apply(self, event: DomainEvent) -> bool:
+        """Returns True when the board changed."""
+        if isinstance(event, LockCreated):
+            self.current[event.order_id] = HeldLockView(
+                event.order_id, event.lock_id, event.expires_at, event.at, event.order, event.requester
+            )
+            self._log(event, LockActivity.CREATED, event.lock_id, _who(event.requester), event.order)
+        elif isinstance(event, LockExtended):
+            held = self.current.get(event.order_id)
+            if held is not None and held.lock_id == event.lock_id:
+                self.current[event.order_id] = replace(held, expires_at=event.expires_at)
+            self._log(event, LockActivity.EXTENDED, event.lock_id, "", self._facts(event.order_id))
+        elif isinstance(event, LockReleased):
+            facts = self._facts(event.order_id)
+            self._drop(event.order_id, event.lock_id)
+            self._log(event, LockActivity.RELEASED, event.lock_id, "", facts)
+        elif isinstance(event, LockExpired):
+            facts = self._facts(event.order_id)
+            self._drop(event.order_id, event.lock_id)
+            self._log(event, LockActivity.EXPIRED, event.lock_id, "replaced after expiry", facts)
+        elif isinstance(event, LockRefused):
+            self._log(event, LockActivity.CONFLICT, event.lock_id, event.reason, self._facts(event.order_id))
+        else:
+            return False
+        return True
+
+    def expire(self, now: datetime) -> list[HeldLockView]:
+        """Move locks whose expiry passed to the history (an expired lock counts as released)."""
+        gone = [held for held in self.current.values() if held.expires_at <= now]
+        for held in gone:
+            del self.current[held.order_id]
+            self.history.append(
+                LockHistoryEntry(now, LockActivity.EXPIRED, held.order_id, held.lock_id, "expiry passed", held.order)
+            )
+        return gone
+
+    def _facts(self, order_id: str) -> OrderFacts:
+        held = self.current.get(order_id)
+        return held.order if held else OrderFacts()
+
+    def _drop(self, order_id: str, lock_id: str) -> None:
+        held = self.current.get(order_id)
+        if held is not None and held.lock_id == lock_id:
+            del self.current[order_id]
+
+    def _log(
+        self, event: DomainEvent, activity: LockActivity, lock_id: str | None, detail: str, facts: OrderFacts
+    ) -> None:
+        self.history.append(LockHistoryEntry(event.at, activity, event.order_id, lock_id, detail, facts))
+
+
+def _who(requester: RequestHeaders) -> str:
+    parts = [requester.dojo_requesting_product, requester.device_id, requester.waiter_id]
+    return " · ".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class PaymentLogEntry:
+    """One line of the live payment log; ``status`` follows Dojo's payment-intent events."""
+
+    at: datetime
+    order_id: str
+    payment_intent_id: str
+    amount_value: int
+    currency: str
+    status: str
+    tips_value: int | None = None
+    order_reference: str | None = None
+    display_name: str | None = None
+    table_id: str | None = None
+    product: str | None = None
+    device_id: str | None = None
+
+
+def payment_entry(event: PaymentRecorded) -> PaymentLogEntry:
+    return PaymentLogEntry(
+        at=event.at,
+        order_id=event.order_id,
+        payment_intent_id=event.payment_intent_id,
+        amount_value=event.amount.value,
+        currency=event.amount.currency_code,
+        status="Recorded",
+        tips_value=event.tips.value if event.tips else None,
+        order_reference=event.order.reference,
+        display_name=event.order.display_name,
+        table_id=event.order.table_id,
+        product=event.requester.dojo_requesting_product,
+        device_id=event.requester.device_id,
+    )
+
+
+PaymentListener = Callable[[PaymentLogEntry], None]
+
+
+def status_change(event: PaymentStatusChanged) -> tuple[str, str]:
+    """(paymentIntentId, new status) for the payment log."""
+    return event.payment_intent_id, event.status.value
