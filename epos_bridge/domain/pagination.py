@@ -56,6 +56,8 @@ def _decode(token: str, scope: str, which: str, key_type: type[int] | type[str])
     key = document.get("k")
     if isinstance(key, bool) or not isinstance(key, key_type):
         raise InvalidRequest(f"cursor.{which} is damaged")
+    if isinstance(key, int) and not -(2**63) <= key < 2**63:
+        raise InvalidRequest(f"cursor.{which} is damaged")
     return key
 
 

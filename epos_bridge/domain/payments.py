@@ -50,8 +50,12 @@ def decide_payment(
     params: RecordOrderPaymentParams,
     known_intent_status: PaymentIntentStatus | None,
     now: datetime,
+    recorded_on_order: str | None = None,
 ) -> PaymentDecision:
-    if order.has_intent(params.payment_intent_id):
+    """``recorded_on_order``: the order that already holds this paymentIntentId, if any."""
+    if order.has_intent(params.payment_intent_id) or recorded_on_order is not None:
+        # contract §3.9 (rec): an already-recorded paymentIntentId is success, wherever it was
+        # recorded. Any error here would make Dojo reverse a payment the POS holds.
         return PaymentDecision(payment=None)
     amount = params.paid_amount
     tips = params.tips_amount

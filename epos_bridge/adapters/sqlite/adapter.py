@@ -128,9 +128,9 @@ class SqlitePosAdapter:
         return await self._db.read(lambda db: rows.load_order(db, params.order_id))
 
     async def get_order_bill(self, params: OrderIdParams, ctx: CallContext) -> OrderBill:
-        now = self._now()
 
         def work(db: sqlite_utils.Database) -> OrderBill:
+            now = self._now()
             order = rows.load_order(db, params.order_id)
             venue = rows.venue_details(db)
             if venue is None:
@@ -144,9 +144,9 @@ class SqlitePosAdapter:
         return await self._db.read(work)
 
     async def cancel_order(self, params: OrderIdParams, ctx: CallContext) -> Order:
-        now = self._now()
 
         def work(db: sqlite_utils.Database) -> Order:
+            now = self._now()  # after the write lock is held: never older than the POS's edits
             row = rows.order_row(db, params.order_id)
             paid = sum(p.paid_value for p in rows.stored_payments(db, row["id"]) if p.counts)
             lock = locks.active_lock(rows.held_lock(db, row["id"]), now)
@@ -161,9 +161,9 @@ class SqlitePosAdapter:
         return await self._db.write(work)
 
     async def create_order(self, params: CreateOrderParams, ctx: CallContext) -> Order:
-        now = self._now()
 
         def work(db: sqlite_utils.Database) -> Order:
+            now = self._now()  # after the write lock is held: never older than the POS's edits
             # contract §3.4 (rec): idempotent on dojoOrderId.
             existing = rows.one(db, "SELECT id FROM orders WHERE dojo_order_id = ?", [params.dojo_order_id])
             if existing is not None:
@@ -178,9 +178,9 @@ class SqlitePosAdapter:
         return await self._db.write(work)
 
     async def record_order_payment(self, params: RecordOrderPaymentParams, ctx: CallContext) -> Order:
-        now = self._now()
 
         def work(db: sqlite_utils.Database) -> Order:
+            now = self._now()  # after the write lock is held: never older than the POS's edits
             row = rows.order_row(db, params.order_id)
             order = payments.PayableOrder(
                 order_id=params.order_id,
@@ -191,12 +191,26 @@ class SqlitePosAdapter:
                 open_at_till=row["open_at_till"],
                 facts=rows.order_facts(row),
             )
+            elsewhere = rows.one(
+                db,
+                "SELECT order_id FROM payments WHERE payment_intent_id = ? AND order_id <> ?",
+                [params.payment_intent_id, row["id"]],
+            )
+            if elsewhere is not None:
+                log.warning(
+                    "payment intent %s is already recorded on order %s; "
+                    "answered success for order %s without recording it again",
+                    params.payment_intent_id,
+                    elsewhere["order_id"],
+                    params.order_id,
+                )
             decision = payments.decide_payment(
                 order,
                 rows.held_lock(db, row["id"]),
                 params,
                 rows.latest_intent_status(db, params.payment_intent_id),
                 now,
+                recorded_on_order=str(elsewhere["order_id"]) if elsewhere else None,
             )
             if decision.payment is not None:
                 _insert_payment(db, row["id"], decision.payment, params.headers, now)
@@ -208,9 +222,9 @@ class SqlitePosAdapter:
     # --- order locks ----------------------------------------------------------------------
 
     async def create_order_lock(self, params: CreateOrderLockParams, ctx: CallContext) -> Order:
-        now = self._now()
 
         def work(db: sqlite_utils.Database) -> Order:
+            now = self._now()  # after the write lock is held: never older than the POS's edits
             row = rows.order_row(db, params.order_id)
             change = locks.decide_create(
                 _lockable(row, params.order_id),
@@ -227,9 +241,9 @@ class SqlitePosAdapter:
         return await self._db.write(work)
 
     async def extend_order_lock(self, params: ExtendOrderLockParams, ctx: CallContext) -> None:
-        now = self._now()
 
         def work(db: sqlite_utils.Database) -> None:
+            now = self._now()  # after the write lock is held: never older than the POS's edits
             row = rows.order_row(db, params.order_id)
             change = locks.decide_extend(
                 _lockable(row, params.order_id),
@@ -245,9 +259,9 @@ class SqlitePosAdapter:
         await self._db.write(work)
 
     async def delete_order_lock(self, params: DeleteOrderLockParams, ctx: CallContext) -> Order:
-        now = self._now()
 
         def work(db: sqlite_utils.Database) -> Order:
+            now = self._now()  # after the write lock is held: never older than the POS's edits
             row = rows.order_row(db, params.order_id)
             change = locks.decide_delete(params.order_id, rows.held_lock(db, row["id"]), params.lock_id, now)
             _apply_lock_change(db, row["id"], change)
@@ -354,8 +368,7 @@ class SqlitePosAdapter:
         return await self._db.write(work)
 
     async def delete_party(self, params: PartyIdParams, ctx: CallContext) -> None:
-        now = self._now()
-        await self._db.write(lambda db: _soft_delete(db, "parties", "party", params.party_id, now))
+        await self._db.write(lambda db: _soft_delete(db, "parties", "party", params.party_id, self._now()))
 
     async def search_parties(self, params: SearchPartiesParams, ctx: CallContext) -> PagedParties:
         request = read_cursor(params.cursor, "parties")
@@ -441,8 +454,9 @@ class SqlitePosAdapter:
         return await self._db.write(work)
 
     async def delete_reservation(self, params: ReservationIdParams, ctx: CallContext) -> None:
-        now = self._now()
-        await self._db.write(lambda db: _soft_delete(db, "reservations", "reservation", params.reservation_id, now))
+        await self._db.write(
+            lambda db: _soft_delete(db, "reservations", "reservation", params.reservation_id, self._now())
+        )
 
     async def search_reservations(self, params: SearchReservationsParams, ctx: CallContext) -> PagedReservations:
         request = read_cursor(params.cursor, "reservations")
@@ -475,9 +489,9 @@ class SqlitePosAdapter:
     async def handle_payment_intent_event(
         self, params: HandleEventParams, event: PaymentIntentEvent, ctx: CallContext
     ) -> None:
-        now = self._now()
 
         def work(db: sqlite_utils.Database) -> None:
+            now = self._now()  # after the write lock is held: never older than the POS's edits
             inserted = db.execute(
                 "INSERT OR IGNORE INTO payment_intent_events (event_id, account_id, event, payment_intent_id, "
                 "payment_status, capture_mode, created_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

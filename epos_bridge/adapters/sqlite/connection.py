@@ -40,12 +40,17 @@ DEFAULT_WORKERS = 4
 
 
 def configure(conn: sqlite3.Connection, busy_timeout_s: float) -> None:
+    """Settings that change nothing on disk; WAL is switched on only once the file is known
+    to be ours (:func:`enable_wal`), so a wrong file picked in Settings is left untouched."""
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
     conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = FULL")
+
+
+def enable_wal(conn: sqlite3.Connection) -> None:
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         log.warning("the POS database stays in %s journal mode; WAL could not be enabled", mode)
-    conn.execute("PRAGMA synchronous = FULL")
 
 
 def connect(path: Path, *, create: bool = False, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> sqlite3.Connection:
@@ -86,6 +91,7 @@ def explain(exc: sqlite3.Error, path: Path) -> str:
 class _ThreadConnection:
     db: sqlite_utils.Database
     identity: tuple[int, int]
+    generation: int
 
 
 class PosDatabase:
@@ -103,8 +109,10 @@ class PosDatabase:
         self.busy_timeout_s = busy_timeout_s
         self._migrate_on_open = migrate_on_open
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: dict[sqlite3.Connection, bool] = {}
+        """Every open connection and whether a call is using it right now."""
         self._all_lock = threading.Lock()
+        self._generation = 0
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pos-db")
         self._schema_checked = False
 
@@ -133,6 +141,7 @@ class PosDatabase:
     def _run(self, work: Callable[[sqlite_utils.Database], T], begin: str) -> T:
         db = self._connection()
         conn = db.conn
+        self._mark(conn, busy=True)
         try:
             conn.execute(begin)
             try:
@@ -150,15 +159,26 @@ class PosDatabase:
             if not isinstance(exc, sqlite3.IntegrityError):
                 self._drop_connection()
             raise PosUnavailable(explain(exc, self.path)) from exc
+        finally:
+            self._mark(conn, busy=False)
+            held: _ThreadConnection | None = getattr(self._local, "held", None)
+            if held is not None and held.generation != self._generation:
+                self._drop_connection()  # the file went away during this call
+
+    def _mark(self, conn: sqlite3.Connection, *, busy: bool) -> None:
+        with self._all_lock:
+            if conn in self._all:
+                self._all[conn] = busy
 
     def _connection(self) -> sqlite_utils.Database:
         identity = self._file_identity()
         held: _ThreadConnection | None = getattr(self._local, "held", None)
-        if held is not None and held.identity == identity:
+        if held is not None and held.identity == identity and held.generation == self._generation:
             return held.db
-        if held is not None:
+        if held is not None and held.identity != identity:
             log.warning("the POS database file %s was replaced; reopening it", self.path)
-            self._drop_connection()
+            self._close_everywhere()
+        self._drop_connection()
         try:
             conn = connect(self.path, busy_timeout_s=self.busy_timeout_s)
         except sqlite3.Error as exc:
@@ -166,19 +186,54 @@ class PosDatabase:
         db = sqlite_utils.Database(conn)
         try:
             self._check_schema(db)
+            enable_wal(conn)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise PosUnavailable(explain(exc, self.path)) from exc
         except BaseException:
             conn.close()
             raise
         with self._all_lock:
-            self._all.append(conn)
-        self._local.held = _ThreadConnection(db, identity)
+            self._all[conn] = False
+        self._local.held = _ThreadConnection(db, identity, self._generation)
         return db
+
+    def _close_everywhere(self) -> None:
+        """Close every idle connection to the old file now; busy ones close after their call.
+
+        Until our last handle on a deleted or replaced file is closed, SQLite keeps that file's
+        ``-wal`` beside the path, and a database restored there would replay it.
+        """
+        with self._all_lock:
+            self._generation += 1
+            for conn, busy in list(self._all.items()):
+                if not busy:
+                    conn.close()
+                    del self._all[conn]
+
+    def _set_aside_orphaned_wal(self) -> None:
+        """A ``-wal`` left beside a deleted database would be replayed into whatever file is put
+        back at the path (a restored backup). Once none of our handles is open, move it aside."""
+        with self._all_lock:
+            if self._all:
+                return
+        for suffix in ("-wal", "-shm"):
+            orphan = self.path.with_name(self.path.name + suffix)
+            if orphan.exists() and not self.path.exists():
+                target = orphan.with_name(orphan.name + ".orphaned")
+                try:
+                    os.replace(orphan, target)
+                    log.warning("the POS database %s is gone; set its stale %s aside as %s", self.path, suffix, target)
+                except OSError as exc:
+                    log.warning("could not set aside %s: %s", orphan, exc)
 
     def _file_identity(self) -> tuple[int, int]:
         try:
             stat = os.stat(self.path)
         except FileNotFoundError:
+            self._close_everywhere()
             self._drop_connection()
+            self._set_aside_orphaned_wal()
             raise PosUnavailable(
                 f"The POS database {self.path} is missing. Check the path in Settings, or that the POS is installed."
             ) from None
@@ -215,6 +270,5 @@ class PosDatabase:
             return
         self._local.held = None
         with self._all_lock:
-            if held.db.conn in self._all:
-                self._all.remove(held.db.conn)
+            self._all.pop(held.db.conn, None)
         held.db.conn.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from epos_bridge.adapters.sqlite.connection import connect, explain
+from epos_bridge.adapters.sqlite.connection import connect, enable_wal, explain
 from epos_bridge.adapters.sqlite.demo import DemoSeedRefused, DemoSummary, seed_demo
 from epos_bridge.adapters.sqlite.schema import SchemaTooNew, migrate, schema_version
 
@@ -41,6 +41,7 @@ def init_database(path: Path, *, demo: bool, now: datetime) -> InitReport:
                 "refusing to add ours to another program's database"
             )
         after = migrate(db)
+        enable_wal(conn)
         summary = seed_demo(db, now) if demo else None
         return InitReport(path, before, after, summary)
     except (SchemaTooNew, DemoSeedRefused) as exc:
