@@ -22,7 +22,7 @@ import httpx
 
 from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.adapters.sqlite.setup import init_database
-from epos_bridge.config import ENV_VARS, BridgeSettings, ConfigError
+from epos_bridge.config import ENV_API_KEY, ENV_VARS, BridgeSettings, ConfigError
 from epos_bridge.dojo_api import AuthRejected, DojoApiError, DojoClient, RegistrationReport
 from epos_bridge.domain.events import DomainEvent, PaymentRecorded, PaymentStatusChanged
 from epos_bridge.gateway.connection_state import ConnectionStatus
@@ -99,6 +99,16 @@ class Bridge:
     """The running bridge. ``start()`` returns once serving has begun; ``stop()`` is clean."""
 
     def __init__(self, settings: BridgeSettings, *, http: httpx.AsyncClient | None = None) -> None:
+        if settings.api_key is None:
+            raise ConfigError(
+                [
+                    (
+                        ENV_API_KEY,
+                        "no Dojo API key: enter it in Settings → API key (kept in the OS keyring), "
+                        f"or set {ENV_API_KEY} for a service",
+                    )
+                ]
+            )
         self.settings = settings
         self.adapter = open_adapter(settings)
         self._http = http or http_client(settings)
@@ -117,6 +127,7 @@ class Bridge:
         self.registration = RegistrationState()
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
+        self._stopped = False
 
     # --- observation (the UI subscribes here) -----------------------------------------------
 
@@ -186,6 +197,10 @@ class Bridge:
         self._tasks.append(asyncio.create_task(self._keep_registered(), name="registration"))
 
     async def stop(self) -> None:
+        """Idempotent: the tray's Quit and a SIGTERM may both ask."""
+        if self._stopped:
+            return
+        self._stopped = True
         await self.session.stop()
         for task in self._tasks:
             task.cancel()

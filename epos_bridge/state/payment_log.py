@@ -58,11 +58,16 @@ class PaymentLogStore:
         self.path = path
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="payment-log")
         self._conn: sqlite3.Connection | None = None
+        self._closed = False
 
     async def open(self) -> None:
         await self._run(self._open_sync)
 
     async def close(self) -> None:
+        """Idempotent: the tray's Quit and a SIGTERM may both ask."""
+        if self._closed:
+            return
+        self._closed = True
         await self._run(self._close_sync)
         self._pool.shutdown(wait=True)
 

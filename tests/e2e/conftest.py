@@ -1,0 +1,222 @@
+"""End-to-end fixtures: the real bridge (in process or as ``python -m epos_bridge``) against the
+real Dojo simulator on 127.0.0.1, over a demo venue created by ``epos-bridge db init --demo``.
+
+Every subprocess gets an environment built from scratch: HOME and the XDG folders point into
+``tmp_path`` and the keyring is the ``fail`` backend, so no test reads or writes the real
+user's settings, logs or OS keyring. The API key is unique per test (``sk_sandbox_`` + a uuid)
+so a search for it in output and files cannot be fooled by the well-known demo key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from epos_bridge.config import BridgeSettings
+from epos_bridge.sim.simulator import DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
+
+REQUEST_LINE = re.compile(r"(?P<method>\w+V1) id=(?P<id>\S+) (?P<outcome>\S+) (?P<ms>\d+\.\d) ms")
+"""One request-log line as written by ``Bridge._served``: method, id, outcome, milliseconds."""
+
+posix_signals = pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is TerminateProcess on Windows")
+
+
+@pytest.fixture
+def api_key() -> str:
+    return f"sk_sandbox_e2e_{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+async def simulator(api_key: str) -> AsyncIterator[DojoSimulator]:
+    sim = DojoSimulator(api_key=api_key, software_house_id=DEMO_SOFTWARE_HOUSE_ID)
+    await sim.start()
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+def base_env(tmp_path: Path) -> dict[str, str]:
+    """A clean environment: no inherited EPOS_BRIDGE_*, proxies or user folders."""
+    home = tmp_path / "home"
+    folders = {
+        "HOME": home,
+        "XDG_CONFIG_HOME": tmp_path / "xdg-config",
+        "XDG_DATA_HOME": tmp_path / "xdg-data",
+        "XDG_STATE_HOME": tmp_path / "xdg-state",
+        "XDG_CACHE_HOME": tmp_path / "xdg-cache",
+        "TMPDIR": tmp_path / "tmp",
+    }
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    env = {name: str(folder) for name, folder in folders.items()}
+    env.update(
+        PATH=os.environ.get("PATH", "/usr/bin:/bin"),
+        PYTHONUNBUFFERED="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
+        QT_QPA_PLATFORM="offscreen",
+        LANG="C.UTF-8",
+    )
+    return env
+
+
+@pytest.fixture
+def demo_db(tmp_path: Path) -> Path:
+    """A demo venue created through the real CLI (``epos-bridge db init --demo``)."""
+    path = tmp_path / "venue" / "demo-venue.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "epos_bridge", "db", "init", str(path), "--demo"],
+        env=base_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "bridge-data"
+
+
+@pytest.fixture
+def bridge_env(tmp_path: Path, simulator: DojoSimulator, demo_db: Path, api_key: str, data_dir: Path) -> dict[str, str]:
+    """The environment for ``python -m epos_bridge`` pointed at ``simulator`` and ``demo_db``."""
+    env = base_env(tmp_path)
+    env.update(
+        EPOS_BRIDGE_API_KEY=api_key,
+        EPOS_BRIDGE_SOFTWARE_HOUSE_ID=DEMO_SOFTWARE_HOUSE_ID,
+        EPOS_BRIDGE_WS_URL=simulator.ws_url,
+        EPOS_BRIDGE_API_URL=simulator.api_url,
+        EPOS_BRIDGE_ALLOW_INSECURE="1",
+        EPOS_BRIDGE_DB=str(demo_db),
+        EPOS_BRIDGE_DATA_DIR=str(data_dir),
+    )
+    return env
+
+
+@pytest.fixture
+def make_settings(
+    simulator: DojoSimulator, demo_db: Path, api_key: str, data_dir: Path
+) -> Callable[..., BridgeSettings]:
+    """In-process settings for :class:`epos_bridge.app.Bridge`; keyword arguments override."""
+
+    def build(**changes: object) -> BridgeSettings:
+        values: dict[str, object] = {
+            "allow_insecure": True,
+            "software_house_id": DEMO_SOFTWARE_HOUSE_ID,
+            "ws_url": simulator.ws_url,
+            "api_url": simulator.api_url,
+            "db_path": demo_db,
+            "data_dir": data_dir,
+            "api_key": SecretStr(api_key),
+            "api_key_source": "environment",
+        }
+        values.update(changes)
+        return BridgeSettings.model_validate(values)
+
+    return build
+
+
+# --- subprocesses -------------------------------------------------------------------------
+
+
+class CliProcess:
+    """``python -m epos_bridge ARGS`` with stdout and stderr going to files in ``folder``.
+
+    Files rather than pipes: nothing can block on a full pipe, and the test's event loop (which
+    runs the simulator) is never blocked waiting on the child.
+    """
+
+    def __init__(self, args: list[str], env: dict[str, str], folder: Path, name: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.stdout_path = folder / f"{name}.stdout"
+        self.stderr_path = folder / f"{name}.stderr"
+        self._stdout = self.stdout_path.open("wb")
+        self._stderr = self.stderr_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "epos_bridge", *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._stdout,
+            stderr=self._stderr,
+        )
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(encoding="utf-8", errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+    async def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:  # noqa: ASYNC109
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"the process exited ({self.process.returncode}) while waiting for {what}\n"
+                    f"stdout:\n{self.stdout}\nstderr:\n{self.stderr}"
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}\nstderr:\n{self.stderr}")
+            await asyncio.sleep(0.02)
+
+    async def terminate(self, timeout: float = 10.0) -> tuple[int, float]:  # noqa: ASYNC109
+        """SIGTERM, then wait; returns (exit code, seconds from the signal to the exit)."""
+        sent = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        while self.process.poll() is None:
+            if time.monotonic() - sent > timeout:
+                raise AssertionError(f"no exit within {timeout} s of SIGTERM\nstderr:\n{self.stderr}")
+            await asyncio.sleep(0.01)
+        return self.process.returncode, time.monotonic() - sent
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self._stdout.close()
+        self._stderr.close()
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Callable[..., CliProcess]]:
+    """Start CLI processes; every one is killed (if still running) and reaped after the test."""
+    started: list[CliProcess] = []
+
+    def start(args: list[str], env: dict[str, str], name: str = "cli") -> CliProcess:
+        process = CliProcess(args, env, tmp_path / "output", f"{name}-{len(started)}")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.close()
+
+
+async def run_cli(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:  # noqa: ASYNC109
+    """Run a short CLI command to completion without blocking the loop the simulator runs on."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "epos_bridge", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
