@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
+from epos_bridge.adapters.registry import installed_adapters
 from epos_bridge.adapters.sqlite.setup import init_database
 from epos_bridge.config import ENV_API_KEY, ENV_VARS, BridgeSettings, ConfigError
 from epos_bridge.dojo_api import AuthRejected, DojoApiError, DojoClient, RegistrationReport
@@ -28,11 +28,13 @@ from epos_bridge.domain.events import DomainEvent, PaymentRecorded, PaymentStatu
 from epos_bridge.gateway.connection_state import ConnectionStatus
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
 from epos_bridge.logs import configure_logging
-from epos_bridge.ports import PosAdapter
+from epos_bridge.ports import ChangeSource, PosAdapter
 from epos_bridge.protocol.dojo import redact
 from epos_bridge.services.activity import LockBoard, PaymentLogEntry, payment_entry
 from epos_bridge.services.dispatcher import Dispatcher, Served
+from epos_bridge.services.pos_events import PosEventRelay, RelayStatus
 from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
+from epos_bridge.state.outbox import OutboxStore
 from epos_bridge.state.payment_log import PaymentLogStore
 
 log = logging.getLogger(__name__)
@@ -43,12 +45,16 @@ REGISTRATION_RETRY_S = 60.0
 
 
 def open_adapter(settings: BridgeSettings) -> PosAdapter:
-    """The configured POS adapter; a bad choice is a ConfigError naming the setting."""
-    if settings.adapter != "sqlite":
-        raise ConfigError([(ENV_VARS["adapter"], f"unknown adapter {settings.adapter!r}; installed: sqlite")])
+    """The configured POS adapter (built-in or installed through the ``epos_bridge.adapters``
+    entry point); a bad choice is a ConfigError naming the setting and what is installed."""
+    adapters = installed_adapters()
+    factory = adapters.get(settings.adapter)
+    if factory is None:
+        installed = ", ".join(adapters)
+        raise ConfigError([(ENV_VARS["adapter"], f"unknown adapter {settings.adapter!r}; installed: {installed}")])
     if settings.db_path is None:
         raise ConfigError([(ENV_VARS["db_path"], "the POS database path is not set")])
-    return SqlitePosAdapter.open(settings.db_path)
+    return factory.open(settings.db_path)
 
 
 def gateway_settings(settings: BridgeSettings) -> GatewaySettings:
@@ -123,6 +129,10 @@ class Bridge:
         self.store = IdempotencyStore(settings.data_dir / STATE_DB_NAME)
         self.payment_log = PaymentLogStore(settings.data_dir / STATE_DB_NAME)
         self._serve = IdempotentServe(self.store, self.dispatcher.handle_text)
+        self.outbox = OutboxStore(settings.data_dir / STATE_DB_NAME)
+        self._outbox_listeners: list[Callable[[RelayStatus], None]] = []
+        self.relay: PosEventRelay | None = None
+        self._relay_task: asyncio.Task[None] | None = None
         self.session = GatewaySession(gateway_settings(settings), self._serve_frame, on_served=self._served)
         self.registration = RegistrationState()
         self._tasks: list[asyncio.Task[None]] = []
@@ -139,6 +149,40 @@ class Bridge:
 
     def on_status(self, listener: Callable[[ConnectionStatus], None]) -> Callable[[], None]:
         return self.session.subscribe(listener)
+
+    def on_outbox(self, listener: Callable[[RelayStatus], None]) -> None:
+        """The POS-event outbox's depth and last delivery error, when they change."""
+        self._outbox_listeners.append(listener)
+
+    def _outbox_changed(self, status: RelayStatus) -> None:
+        for listener in self._outbox_listeners:
+            listener(status)
+
+    def _start_relay(self) -> None:
+        """POS events need the adapter's change log; adapters without one simply send none."""
+        source = getattr(self.adapter, "changes", None)
+        if not isinstance(source, ChangeSource):
+            log.info("the %s adapter has no change log: POS events are not sent", self.settings.adapter)
+            self.relay = None
+            return
+        self.relay = PosEventRelay(
+            source,
+            f"{self.settings.adapter}:{self.settings.db_path}",
+            self.outbox,
+            self._send_pos_event,
+            on_status=self._outbox_changed,
+        )
+        self._relay_task = asyncio.create_task(self.relay.run(), name="pos-events")
+
+    async def _stop_relay(self) -> None:
+        if self._relay_task is not None:
+            self._relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relay_task
+            self._relay_task = None
+
+    async def _send_pos_event(self, event_type: str, field: str, entity_id: str) -> None:
+        await self.client.post_event(event_type, field, entity_id)
 
     def on_payment(self, listener: Callable[[PaymentLogEntry], None]) -> None:
         """A new payment-log line, or an existing one whose status changed."""
@@ -193,6 +237,8 @@ class Bridge:
     async def start(self) -> None:
         await self.store.open()
         await self.payment_log.open()
+        await self.outbox.open()
+        self._start_relay()
         self._tasks.append(asyncio.create_task(self.session.run(), name="gateway-session"))
         self._tasks.append(asyncio.create_task(self._keep_registered(), name="registration"))
 
@@ -202,6 +248,7 @@ class Bridge:
             return
         self._stopped = True
         await self.session.stop()
+        await self._stop_relay()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -211,6 +258,7 @@ class Bridge:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         await self.payment_log.close()
+        await self.outbox.close()
         await self.store.close()
         await self.adapter.close()
         if self._owns_http:
@@ -226,6 +274,9 @@ class Bridge:
             self.adapter = adapter
             self.dispatcher = Dispatcher(adapter, publish=self._publish)
             self._serve = IdempotentServe(self.store, self.dispatcher.handle_text)
+            await self._stop_relay()
+            self.settings = new
+            self._start_relay()
             await previous.close()
             changed.append("POS database")
         key_changed = old.api_key != new.api_key

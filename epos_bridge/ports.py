@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from epos_bridge.domain.events import DomainEvent
 from epos_bridge.protocol.capabilities import Capability
@@ -115,3 +115,60 @@ class PosAdapter(Protocol):
     ) -> None:
         """Store the event once (dedupe on ``params.id``) and apply it to the matching payment."""
         ...
+
+
+# --- change capture for POS events (contract §5.2) ------------------------------------------
+
+ChangedEntity = Literal["order", "party", "reservation"]
+
+
+@dataclass(frozen=True)
+class PosChange:
+    """One row of the POS's change log: something about this entity changed, by anyone."""
+
+    seq: int
+    entity: ChangedEntity
+    entity_id: str
+    change: str
+
+
+@runtime_checkable
+class ChangeSource(Protocol):
+    """An adapter that can tell what changed in the POS database since a point in its log."""
+
+    async def latest_change(self) -> int: ...
+
+    async def changes_after(self, seq: int, limit: int) -> list[PosChange]: ...
+
+    async def forget_changes_through(self, seq: int) -> None:
+        """The bridge has queued everything up to ``seq``; the POS may drop those rows."""
+        ...
+
+
+@dataclass(frozen=True)
+class QueuedEvent:
+    """A POS event waiting in the outbox; ``version`` grows with each coalesced change."""
+
+    entity: ChangedEntity
+    entity_id: str
+    version: int
+    attempts: int
+    first_queued_at: float
+
+
+class Outbox(Protocol):
+    """The durable POS-event queue and how far the change log has been read."""
+
+    async def cursor(self, source: str) -> int | None: ...
+
+    async def enqueue(self, source: str, changes: list[PosChange], through_seq: int, due_at: float) -> None: ...
+
+    async def due(self, now: float, limit: int = 50) -> list[QueuedEvent]: ...
+
+    async def delivered(self, event: QueuedEvent) -> None: ...
+
+    async def failed(self, event: QueuedEvent, error: str, retry_at: float) -> None: ...
+
+    async def depth(self) -> int: ...
+
+    async def last_error(self) -> str | None: ...

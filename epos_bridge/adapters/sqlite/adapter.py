@@ -24,7 +24,7 @@ from epos_bridge.domain.errors import Conflict, InvalidRequest, NotFound
 from epos_bridge.domain.events import PaymentStatusChanged
 from epos_bridge.domain.orders import check_cancellable, check_new_order
 from epos_bridge.domain.pagination import page_bounds, read_cursor
-from epos_bridge.ports import CallContext, Clock, SystemClock
+from epos_bridge.ports import CallContext, Clock, PosChange, SystemClock
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.protocol.entities import (
@@ -87,6 +87,11 @@ class SqlitePosAdapter:
     @property
     def path(self) -> Path:
         return self._db.path
+
+    @property
+    def changes(self) -> SqliteChangeLog:
+        """The change log the POS-event relay reads (ports.ChangeSource)."""
+        return SqliteChangeLog(self._db)
 
     def implemented_capabilities(self) -> frozenset[Capability]:
         return frozenset(Capability)
@@ -793,3 +798,35 @@ def _soft_delete(db: sqlite_utils.Database, table: str, noun: str, wire_id: str,
         raise NotFound(f"{noun} {wire_id!r} does not exist")
     if row["deleted_at"] is None:
         db.execute(f"UPDATE {table} SET deleted_at = ? WHERE id = ?", [format_utc(now), row["id"]])  # noqa: S608
+
+
+# --- change capture (ports.ChangeSource) ----------------------------------------------------
+
+
+async def _latest_change(database: PosDatabase) -> int:
+    return await database.read(
+        lambda db: int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM pos_changes").fetchone()[0])
+    )
+
+
+class SqliteChangeLog:
+    """Reads the ``pos_changes`` table the schema's triggers fill (docs/reference-schema.md)."""
+
+    def __init__(self, database: PosDatabase) -> None:
+        self._db = database
+
+    async def latest_change(self) -> int:
+        return await _latest_change(self._db)
+
+    async def changes_after(self, seq: int, limit: int) -> list[PosChange]:
+        def work(db: sqlite_utils.Database) -> list[PosChange]:
+            rows_ = db.execute(
+                "SELECT seq, entity, entity_id, change FROM pos_changes WHERE seq > ? ORDER BY seq LIMIT ?",
+                [seq, limit],
+            ).fetchall()
+            return [PosChange(int(r[0]), r[1], str(r[2]), r[3]) for r in rows_]
+
+        return await self._db.read(work)
+
+    async def forget_changes_through(self, seq: int) -> None:
+        await self._db.write(lambda db: db.execute("DELETE FROM pos_changes WHERE seq <= ?", [seq]))

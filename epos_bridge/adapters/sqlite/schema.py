@@ -10,6 +10,77 @@ import sqlite3
 
 import sqlite_utils
 
+# --- change capture -------------------------------------------------------------------------
+# Which row change means which entity changed. Frozen: migration 2 is built from it, so edit
+# only by adding a new migration.
+_ENTITY_OF_ROW: tuple[tuple[str, str, str], ...] = (
+    # (table, entity, SQL giving the entity id from row R; NULL/no row -> nothing recorded)
+    ("orders", "order", "SELECT CAST(R.id AS TEXT)"),
+    (
+        "order_items",
+        "order",
+        "SELECT CAST(R.order_id AS TEXT) WHERE EXISTS (SELECT 1 FROM orders WHERE id = R.order_id)",
+    ),
+    (
+        "order_discounts",
+        "order",
+        "SELECT CAST(R.order_id AS TEXT) WHERE EXISTS (SELECT 1 FROM orders WHERE id = R.order_id)",
+    ),
+    (
+        "order_tax_lines",
+        "order",
+        "SELECT CAST(R.order_id AS TEXT) WHERE EXISTS (SELECT 1 FROM orders WHERE id = R.order_id)",
+    ),
+    ("payments", "order", "SELECT CAST(R.order_id AS TEXT) WHERE EXISTS (SELECT 1 FROM orders WHERE id = R.order_id)"),
+    ("order_sub_items", "order", "SELECT CAST(i.order_id AS TEXT) FROM order_items i WHERE i.id = R.item_id"),
+    (
+        "order_modifiers",
+        "order",
+        "SELECT CAST(i.order_id AS TEXT) FROM order_items i WHERE i.id = R.item_id "
+        "OR i.id = (SELECT s.item_id FROM order_sub_items s WHERE s.id = R.sub_item_id)",
+    ),
+    ("parties", "party", "SELECT CAST(R.id AS TEXT)"),
+    (
+        "party_tables",
+        "party",
+        "SELECT CAST(R.party_id AS TEXT) WHERE EXISTS (SELECT 1 FROM parties WHERE id = R.party_id)",
+    ),
+    ("reservations", "reservation", "SELECT CAST(R.id AS TEXT)"),
+    (
+        "reservation_tables",
+        "reservation",
+        "SELECT CAST(R.reservation_id AS TEXT) WHERE EXISTS (SELECT 1 FROM reservations WHERE id = R.reservation_id)",
+    ),
+)
+
+
+def _change_capture_migration() -> str:
+    """The change-log table and one trigger per table and operation.
+
+    Triggers only ever INSERT into ``pos_changes`` and cannot fail the POS's own write: a child
+    row whose order is already gone records nothing (the order's own delete is recorded).
+    """
+    statements = [
+        """CREATE TABLE pos_changes (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            entity TEXT NOT NULL CHECK (entity IN ('order', 'party', 'reservation')),
+            entity_id TEXT NOT NULL,
+            change TEXT NOT NULL CHECK (change IN ('insert', 'update', 'delete')),
+            changed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        );"""
+    ]
+    for table, entity, id_sql in _ENTITY_OF_ROW:
+        for operation, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
+            change = operation.lower() if table in ("orders", "parties", "reservations") else "update"
+            select = id_sql.replace("R.", f"{row}.").replace("SELECT CAST", f"SELECT '{entity}', CAST", 1)
+            select = select.replace(" AS TEXT)", f" AS TEXT), '{change}'", 1)
+            statements.append(
+                f"CREATE TRIGGER {table}_changed_on_{operation.lower()} AFTER {operation} ON {table} BEGIN\n"
+                f"    INSERT INTO pos_changes (entity, entity_id, change) {select};\nEND;"
+            )
+    return "\n".join(statements)
+
+
 MIGRATIONS: tuple[str, ...] = (
     # 0 -> 1: the reference schema.
     """
@@ -243,6 +314,8 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX party_tables_by_table ON party_tables(table_id, party_id);
     """,
+    # 1 -> 2: change capture for POS events (docs/reference-schema.md, "Change log").
+    _change_capture_migration(),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
