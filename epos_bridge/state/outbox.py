@@ -8,16 +8,10 @@ event; ``version`` tells a delivery that raced with a newer change not to delete
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import TypeVar
+from collections.abc import Sequence
 
 from epos_bridge.ports import PosChange, QueuedEvent
-
-T = TypeVar("T")
+from epos_bridge.state.database import StateStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pos_event_outbox (
@@ -38,22 +32,8 @@ CREATE TABLE IF NOT EXISTS pos_change_cursor (
 """
 
 
-class OutboxStore:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pos-event-outbox")
-        self._conn: sqlite3.Connection | None = None
-        self._closed = False
-
-    async def open(self) -> None:
-        await self._run(self._open_sync)
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        await self._run(self._close_sync)
-        self._pool.shutdown(wait=True)
+class OutboxStore(StateStore):
+    schema = SCHEMA
 
     async def cursor(self, source: str) -> int | None:
         def work() -> int | None:
@@ -126,32 +106,3 @@ class OutboxStore:
             return str(row[0]) if row else None
 
         return await self._run(work)
-
-    # --- worker thread ------------------------------------------------------------------
-
-    async def _run(self, work: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, work)
-
-    def _open_sync(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 5000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.executescript(SCHEMA)
-        self._conn = conn
-
-    def _close_sync(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise RuntimeError("the outbox is not open")
-        return self._conn
-
-    def _write(self, sql: str, args: tuple[object, ...]) -> None:
-        db = self._db()
-        with db:
-            db.execute(sql, args)

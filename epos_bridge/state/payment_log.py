@@ -7,19 +7,15 @@ All SQLite work runs on one worker thread; the event loop never waits on the dis
 
 from __future__ import annotations
 
-import asyncio
 import csv
-import sqlite3
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.services.activity import PaymentLogEntry
-
-T = TypeVar("T")
+from epos_bridge.state.database import StateStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS payment_log (
@@ -53,23 +49,8 @@ CSV_COLUMNS = (
 )
 
 
-class PaymentLogStore:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="payment-log")
-        self._conn: sqlite3.Connection | None = None
-        self._closed = False
-
-    async def open(self) -> None:
-        await self._run(self._open_sync)
-
-    async def close(self) -> None:
-        """Idempotent: the tray's Quit and a SIGTERM may both ask."""
-        if self._closed:
-            return
-        self._closed = True
-        await self._run(self._close_sync)
-        self._pool.shutdown(wait=True)
+class PaymentLogStore(StateStore):
+    schema = SCHEMA
 
     async def record(self, entry: PaymentLogEntry) -> None:
         """Idempotent per payment intent: a replayed payment does not add a second line."""
@@ -124,32 +105,6 @@ class PaymentLogStore:
         rows = list(entries)
         await self._run(lambda: _write_csv(destination, rows))
         return len(rows)
-
-    # --- worker thread ------------------------------------------------------------------
-
-    async def _run(self, work: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, work)
-
-    def _open_sync(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 5000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.executescript(SCHEMA)
-        self._conn = conn
-
-    def _close_sync(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise RuntimeError("the payment log is not open")
-        return self._conn
-
-    def _write(self, sql: str, args: tuple[Any, ...]) -> None:
-        self._db().execute(sql, args)
 
     def _select(self, where: str, args: tuple[Any, ...], limit: int) -> list[PaymentLogEntry]:
         columns = (

@@ -1,0 +1,90 @@
+"""Card-present sessions the bridge started on a Dojo terminal, kept until their outcome is
+recorded, so a restart mid-session resumes following it and records the outcome once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from epos_bridge.state.database import StateStore
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS terminal_sessions (
+    session_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,                -- Sale | MatchedRefund | UnlinkedRefund
+    terminal_id TEXT NOT NULL,
+    order_id TEXT,
+    payment_intent_id TEXT,
+    amount_value INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    status TEXT NOT NULL,
+    outcome_recorded INTEGER NOT NULL DEFAULT 0,
+    started_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class CounterSession:
+    session_id: str
+    kind: str
+    terminal_id: str
+    order_id: str | None
+    payment_intent_id: str | None
+    amount_value: int
+    currency: str
+    status: str
+    outcome_recorded: bool = False
+
+
+class TerminalSessionStore(StateStore):
+    schema = SCHEMA
+
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(path)
+        self._clock = clock
+
+    async def add(self, session: CounterSession) -> None:
+        now = self._clock()
+        await self._run(
+            lambda: self._write(
+                "INSERT OR IGNORE INTO terminal_sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    session.session_id,
+                    session.kind,
+                    session.terminal_id,
+                    session.order_id,
+                    session.payment_intent_id,
+                    session.amount_value,
+                    session.currency,
+                    session.status,
+                    int(session.outcome_recorded),
+                    now,
+                    now,
+                ),
+            )
+        )
+
+    async def set_status(self, session_id: str, status: str, *, outcome_recorded: bool = False) -> None:
+        await self._run(
+            lambda: self._write(
+                "UPDATE terminal_sessions SET status = ?, outcome_recorded = MAX(outcome_recorded, ?), updated_at = ? "
+                "WHERE session_id = ?",
+                (status, int(outcome_recorded), self._clock(), session_id),
+            )
+        )
+
+    async def unfinished(self) -> list[CounterSession]:
+        """Sessions whose outcome has not been recorded yet: to be followed again after a restart."""
+
+        def work() -> list[CounterSession]:
+            rows = self._db().execute(
+                "SELECT session_id, kind, terminal_id, order_id, payment_intent_id, amount_value, currency, status "
+                "FROM terminal_sessions WHERE outcome_recorded = 0 ORDER BY started_at"
+            )
+            return [CounterSession(*row) for row in rows]
+
+        return await self._run(work)
