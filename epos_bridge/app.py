@@ -23,6 +23,7 @@ import httpx
 from epos_bridge.adapters.registry import installed_adapters
 from epos_bridge.adapters.sqlite.setup import init_database
 from epos_bridge.config import ENV_API_KEY, ENV_VARS, BridgeSettings, ConfigError
+from epos_bridge.counter import CounterPayments
 from epos_bridge.dojo_api import AuthRejected, DojoApiError, DojoClient, RegistrationReport
 from epos_bridge.domain.events import DomainEvent, PaymentRecorded, PaymentStatusChanged
 from epos_bridge.gateway.connection_state import ConnectionStatus
@@ -35,6 +36,7 @@ from epos_bridge.services.dispatcher import Dispatcher, Served
 from epos_bridge.services.pos_events import PosEventRelay, RelayStatus
 from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
 from epos_bridge.state.outbox import OutboxStore
+from epos_bridge.state.terminal_sessions import TerminalSessionStore
 from epos_bridge.state.payment_log import PaymentLogStore
 
 log = logging.getLogger(__name__)
@@ -132,6 +134,9 @@ class Bridge:
         self.outbox = OutboxStore(settings.data_dir / STATE_DB_NAME)
         self._outbox_listeners: list[Callable[[RelayStatus], None]] = []
         self.relay: PosEventRelay | None = None
+        self.counter = CounterPayments(
+            self.client, self.adapter, TerminalSessionStore(settings.data_dir / STATE_DB_NAME), publish=self._publish
+        )
         self._relay_task: asyncio.Task[None] | None = None
         self.session = GatewaySession(gateway_settings(settings), self._serve_frame, on_served=self._served)
         self.registration = RegistrationState()
@@ -238,7 +243,11 @@ class Bridge:
         await self.store.open()
         await self.payment_log.open()
         await self.outbox.open()
+        await self.counter.store.open()
         self._start_relay()
+        resumed = await self.counter.resume()
+        if resumed:
+            log.info("following %d terminal session(s) left unfinished by the last run", resumed)
         self._tasks.append(asyncio.create_task(self.session.run(), name="gateway-session"))
         self._tasks.append(asyncio.create_task(self._keep_registered(), name="registration"))
 
@@ -258,6 +267,8 @@ class Bridge:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         await self.payment_log.close()
+        await self.counter.stop()
+        await self.counter.store.close()
         await self.outbox.close()
         await self.store.close()
         await self.adapter.close()
@@ -277,6 +288,7 @@ class Bridge:
             await self._stop_relay()
             self.settings = new
             self._start_relay()
+            self.counter.adapter = adapter
             await previous.close()
             changed.append("POS database")
         key_changed = old.api_key != new.api_key
@@ -286,6 +298,7 @@ class Bridge:
                 await self._http.aclose()
                 self._http = http_client(new)
             self.client = dojo_client(new, self._http)
+            self.counter.client = self.client
             changed.append("Dojo connection")
         self.settings = new
         if changed:

@@ -1,0 +1,206 @@
+"""Pay at counter against the real REST simulator and a real demo POS database.
+
+Terminal sessions in the simulator move one step per poll, so each test polls fast (10 ms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlite_utils
+
+from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
+from epos_bridge.adapters.sqlite.demo import seed_demo
+from epos_bridge.adapters.sqlite.schema import migrate
+from epos_bridge.counter import CounterPayments, SessionUpdate
+from epos_bridge.dojo_api import DojoClient
+from epos_bridge.domain.events import DomainEvent, PaymentRecorded
+from epos_bridge.protocol.entities import Money
+from epos_bridge.sim.rest import RestSimulator
+from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID
+from epos_bridge.state.terminal_sessions import TerminalSessionStore
+
+ORDER = "8"  # demo: T12-0008, nothing paid yet
+
+
+@pytest.fixture
+def demo_db(tmp_path: Path) -> Path:
+    path = tmp_path / "demo.db"
+    db = sqlite_utils.Database(path)
+    migrate(db)
+    seed_demo(db, datetime.now(UTC))
+    db.conn.close()
+    return path
+
+
+@pytest.fixture
+async def rest() -> AsyncIterator[RestSimulator]:
+    async with RestSimulator(DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID) as simulator:
+        yield simulator
+
+
+class Rig:
+    def __init__(self, rest: RestSimulator, demo_db: Path, state: Path) -> None:
+        self.http = httpx.AsyncClient(trust_env=False)
+        self.client = DojoClient(
+            self.http,
+            api_key=DEMO_API_KEY,
+            software_house_id=DEMO_SOFTWARE_HOUSE_ID,
+            base_url=rest.base_url,
+            allow_insecure=True,
+        )
+        self.adapter = SqlitePosAdapter.open(demo_db)
+        self.store = TerminalSessionStore(state)
+        self.events: list[DomainEvent] = []
+        self.updates: list[SessionUpdate] = []
+        self.counter = CounterPayments(self.client, self.adapter, self.store, poll_s=0.01, publish=self.events.append)
+        self.counter.on_update(self.updates.append)
+
+    async def __aenter__(self) -> Rig:
+        await self.store.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.counter.stop()
+        await self.store.close()
+        await self.adapter.close()
+        await self.http.aclose()
+
+    async def until(self, seen: Callable[[SessionUpdate], bool]) -> SessionUpdate:
+        """The first update matching ``seen``; the terminal panel waits the same way, by updates."""
+        async with asyncio.timeout(5):
+            while True:  # noqa: ASYNC110 - updates arrive from the follower task; polling keeps the test simple
+                matching = [u for u in self.updates if seen(u)]
+                if matching:
+                    return matching[-1]
+                await asyncio.sleep(0.01)
+
+    async def finished(self, session_id: str) -> SessionUpdate:
+        return await self.until(lambda u: u.session_id == session_id and u.final)
+
+
+def paid(path: Path, order: str = ORDER) -> int:
+    with sqlite3.connect(path) as conn:
+        value = conn.execute(
+            "SELECT COALESCE(SUM(paid_amount), 0) FROM payments WHERE order_id = ? AND status NOT IN ('Reversed','Refunded','Canceled')",
+            [order],
+        ).fetchone()[0]
+    return int(value)
+
+
+async def available_terminal(rig: Rig) -> str:
+    terminals = CounterPayments.available(await rig.counter.terminals())
+    assert terminals, "the simulator offers available terminals"
+    return terminals[0].id
+
+
+async def test_a_sale_ends_captured_and_the_order_is_paid_once(
+    rest: RestSimulator, demo_db: Path, tmp_path: Path
+) -> None:
+    async with Rig(rest, demo_db, tmp_path / "state.db") as rig:
+        amount = await rig.counter.outstanding(ORDER)
+        assert amount.value > 0
+        session = await rig.counter.start_sale(ORDER, await available_terminal(rig), amount)
+        final = await rig.finished(session)
+        assert final.succeeded and final.recorded and final.words == "Approved"
+        shown = {n for u in rig.updates for n in u.notifications}
+        assert {"Present card", "Enter PIN", "Please wait"} <= shown
+        assert paid(demo_db) == amount.value
+        assert [type(e) for e in rig.events] == [PaymentRecorded]
+        # The final status seen a second time (a second follower) records nothing more.
+        await rig.counter.resume()
+        assert paid(demo_db) == amount.value
+
+
+async def test_a_restart_mid_session_resumes_and_records_once(
+    rest: RestSimulator, demo_db: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.db"
+    async with Rig(rest, demo_db, state) as first:
+        first.counter = CounterPayments(first.client, first.adapter, first.store, poll_s=60)  # never gets past step one
+        session = await first.counter.start_sale(
+            ORDER, await available_terminal(first), Money(value=1000, currency_code="GBP")
+        )
+        await asyncio.sleep(0.05)
+    assert paid(demo_db) == 0
+    async with Rig(rest, demo_db, state) as second:
+        assert await second.counter.resume() == 1
+        final = await second.finished(session)
+        assert final.recorded
+    assert paid(demo_db) == 1000
+    async with Rig(rest, demo_db, state) as third:
+        assert await third.counter.resume() == 0
+
+
+@pytest.mark.parametrize(("script", "status"), [("decline", "Declined"), ("expire", "Expired")])
+async def test_unsuccessful_sessions_record_nothing(
+    rest: RestSimulator, demo_db: Path, tmp_path: Path, script: str, status: str
+) -> None:
+    rest.next_session_script(script)
+    async with Rig(rest, demo_db, tmp_path / "state.db") as rig:
+        session = await rig.counter.start_sale(
+            ORDER, await available_terminal(rig), Money(value=500, currency_code="GBP")
+        )
+        final = await rig.finished(session)
+        assert (final.status, final.succeeded, final.recorded) == (status, False, False)
+    assert paid(demo_db) == 0
+
+
+@pytest.mark.parametrize(("accepted", "expected_paid"), [(True, 700), (False, 0)])
+async def test_a_signature_check_is_answered_and_only_acceptance_records(
+    rest: RestSimulator, demo_db: Path, tmp_path: Path, accepted: bool, expected_paid: int
+) -> None:
+    rest.next_session_script("signature")
+    async with Rig(rest, demo_db, tmp_path / "state.db") as rig:
+        session = await rig.counter.start_sale(
+            ORDER, await available_terminal(rig), Money(value=700, currency_code="GBP")
+        )
+        await rig.until(lambda u: u.awaiting_signature)
+        await rig.counter.answer_signature(session, accepted)
+        final = await rig.finished(session)
+        assert final.succeeded is accepted
+    assert paid(demo_db) == expected_paid
+
+
+async def test_a_session_can_be_cancelled_while_waiting_for_the_card(
+    rest: RestSimulator, demo_db: Path, tmp_path: Path
+) -> None:
+    async with Rig(rest, demo_db, tmp_path / "state.db") as rig:
+        rig.counter._poll_s = 0.2
+        session = await rig.counter.start_sale(
+            ORDER, await available_terminal(rig), Money(value=500, currency_code="GBP")
+        )
+        await rig.until(lambda u: u.cancellable)
+        await rig.counter.cancel(session)
+        final = await rig.finished(session)
+        assert final.status == "Canceled"
+    assert paid(demo_db) == 0
+
+
+async def test_a_matched_refund_stops_the_payment_counting(rest: RestSimulator, demo_db: Path, tmp_path: Path) -> None:
+    async with Rig(rest, demo_db, tmp_path / "state.db") as rig:
+        terminal = await available_terminal(rig)
+        sale = await rig.counter.start_sale(ORDER, terminal, Money(value=900, currency_code="GBP"))
+        await rig.finished(sale)
+        intent = next(e.payment_intent_id for e in rig.events if isinstance(e, PaymentRecorded))
+        assert paid(demo_db) == 900
+        refund = await rig.counter.start_matched_refund(intent, ORDER, terminal, Money(value=900, currency_code="GBP"))
+        final = await rig.finished(refund)
+        assert final.succeeded and final.recorded
+    assert paid(demo_db) == 0
+
+
+async def test_an_unlinked_refund_touches_no_order(rest: RestSimulator, demo_db: Path, tmp_path: Path) -> None:
+    async with Rig(rest, demo_db, tmp_path / "state.db") as rig:
+        session = await rig.counter.start_unlinked_refund(
+            await available_terminal(rig), Money(value=250, currency_code="GBP")
+        )
+        final = await rig.finished(session)
+        assert final.succeeded and not final.recorded
+    assert paid(demo_db) == 0
