@@ -75,7 +75,7 @@ class Rig:
     async def until(self, seen: Callable[[SessionUpdate], bool]) -> SessionUpdate:
         """The first update matching ``seen``; the terminal panel waits the same way, by updates."""
         async with asyncio.timeout(5):
-            while True:  # noqa: ASYNC110 - updates arrive from the follower task; polling keeps the test simple
+            while True:
                 matching = [u for u in self.updates if seen(u)]
                 if matching:
                     return matching[-1]
