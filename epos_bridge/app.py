@@ -28,6 +28,7 @@ from epos_bridge.dojo_api import AuthRejected, DojoApiError, DojoClient, Registr
 from epos_bridge.domain.events import DomainEvent, PaymentRecorded, PaymentStatusChanged
 from epos_bridge.gateway.connection_state import ConnectionStatus
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
+from epos_bridge.instance import EXIT_ALREADY_SERVING, AlreadyServing, InstanceLock
 from epos_bridge.logs import configure_logging
 from epos_bridge.ports import ChangeSource, PosAdapter
 from epos_bridge.protocol.dojo import redact
@@ -36,8 +37,8 @@ from epos_bridge.services.dispatcher import Dispatcher, Served
 from epos_bridge.services.pos_events import PosEventRelay, RelayStatus
 from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
 from epos_bridge.state.outbox import OutboxStore
-from epos_bridge.state.terminal_sessions import TerminalSessionStore
 from epos_bridge.state.payment_log import PaymentLogStore
+from epos_bridge.state.terminal_sessions import TerminalSessionStore
 
 log = logging.getLogger(__name__)
 request_log = logging.getLogger("epos_bridge.requests")
@@ -357,13 +358,26 @@ async def serve_until_signalled(bridge: Bridge, *, extra: list[asyncio.Task[None
 def run_headless(settings: BridgeSettings) -> int:
     secret = settings.api_key.get_secret_value() if settings.api_key else None
     configure_logging([secret], log_dir=settings.log_dir)
+    # One bridge per data folder, decided before anything opens the state database or a WebSocket.
+    instance = InstanceLock(settings.data_dir)
     try:
-        bridge = Bridge(settings)
-    except (ConfigError, ValueError) as exc:
-        log.error("%s", redact(str(exc), secret or ""))
+        instance.acquire(role="headless")
+    except AlreadyServing as exc:
+        log.error("%s", exc)
+        return EXIT_ALREADY_SERVING
+    except OSError as exc:
+        log.error("cannot use the data folder %s: %s", settings.data_dir, exc)
         return 2
-    asyncio.run(serve_until_signalled(bridge))
-    return 0
+    try:
+        try:
+            bridge = Bridge(settings)
+        except (ConfigError, ValueError) as exc:
+            log.error("%s", redact(str(exc), secret or ""))
+            return 2
+        asyncio.run(serve_until_signalled(bridge))
+        return 0
+    finally:
+        instance.release()
 
 
 @dataclass

@@ -29,6 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     init = db_commands.add_parser("init", help="create or migrate a reference database")
     init.add_argument("path", type=Path, help="the database file to create or migrate")
     init.add_argument("--demo", action="store_true", help="seed a believable demo venue into a new database")
+    init.add_argument(
+        "--adapter",
+        choices=("sqlite", "jsonfile"),
+        default="sqlite",
+        help="sqlite: a reference database file (default); jsonfile: a folder of JSON files (docs/file-database.md)",
+    )
     init.set_defaults(handler=_db_init)
 
     run = commands.add_parser("run", help="serve Dojo's requests with the saved settings")
@@ -113,6 +119,8 @@ def _capabilities(args: argparse.Namespace) -> int:
     from epos_bridge.app import Bridge
     from epos_bridge.config import ConfigError
 
+    _print_installed_adapters(settings.adapter)
+
     async def show() -> int:
         try:
             bridge = Bridge(settings)
@@ -185,6 +193,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _db_init(args: argparse.Namespace) -> int:
+    if args.adapter == "jsonfile":
+        return _folder_init(args)
     from epos_bridge.adapters.sqlite.setup import DatabaseInitError, init_database
 
     try:
@@ -203,6 +213,56 @@ def _db_init(args: argparse.Namespace) -> int:
             f"{d.seated_parties} seated parties, {d.reservations} reservations"
         )
     return 0
+
+
+def _folder_init(args: argparse.Namespace) -> int:
+    from epos_bridge.adapters.jsonfile.setup import FolderInitError, init_folder
+
+    try:
+        report = init_folder(args.path, demo=args.demo, now=datetime.now(UTC))
+    except FolderInitError as exc:
+        print(f"epos-bridge: {exc}", file=sys.stderr)
+        return 1
+    state = "created" if report.created else "already a file database"
+    print(f"{report.path}: file database {state}")
+    if report.demo is not None:
+        d = report.demo
+        print(
+            f"demo venue: {d.areas} areas, {d.tables} tables, {d.open_orders} open orders, "
+            f"{d.seated_parties} seated parties, {d.reservations} reservations"
+        )
+    return 0
+
+
+def _print_installed_adapters(configured: str) -> None:
+    """Every installed adapter and what it implements, without opening any database."""
+    from epos_bridge.adapters.registry import installed_adapters
+
+    print("installed adapters:")
+    for name, factory in installed_adapters(include_broken=True).items():
+        marker = "*" if name == configured else " "
+        print(f" {marker} {name}: {factory.description}")
+        print(f"     implements: {_implemented_by(factory)}")
+
+
+def _implemented_by(factory: object) -> str:
+    """Capabilities come from a throwaway adapter on a path that does not exist: opening does no I/O."""
+    import asyncio
+    import tempfile
+
+    from epos_bridge.adapters.registry import AdapterFactory
+
+    assert isinstance(factory, AdapterFactory)
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            adapter = factory.open(Path(scratch) / "not-opened")
+            try:
+                names = sorted(c.value for c in adapter.implemented_capabilities())
+            finally:
+                asyncio.run(adapter.close())
+    except Exception as exc:
+        return f"unknown ({exc})"
+    return f"{len(names)} capabilities: {', '.join(names)}" if names else "nothing"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

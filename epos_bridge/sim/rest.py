@@ -29,6 +29,9 @@ from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.capabilities import canonical_capability
 from epos_bridge.protocol.dojo import HEADER_AUTHORIZATION, HEADER_SOFTWARE_HOUSE_ID, HEADER_VERSION
 
+JSON_BODY: web.RequestKey[Any] = web.RequestKey("json_body", object)
+"""The parsed request body, stashed by the middleware for the handlers."""
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _VERSION_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -424,7 +427,7 @@ class RestSimulator:
                 json=body,
             )
         )
-        request["json_body"] = body
+        request[JSON_BODY] = body
         path = request.path
         if request.headers.get(HEADER_AUTHORIZATION) != f"Basic {self.expected_api_key}":
             return problem_response(path, 401, "Unauthorized", "The API key is missing or not valid.")
@@ -699,7 +702,7 @@ def _money(value: Any, name: str) -> dict[str, Any]:
 
 def _json_object(request: web.Request) -> dict[str, Any]:
     """The body the middleware already read and parsed, if it is a JSON object."""
-    body = request.get("json_body")
+    body = request.get(JSON_BODY)
     if not isinstance(body, dict):
         raise _Refused(400, "Bad Request", "The body must be a JSON object.")
     return body

@@ -1,0 +1,373 @@
+"""The JSON documents of a file database, read into wire models and the domain's facts.
+
+Field names are camelCase like the wire. Money at order level is an integer in minor units of
+``currencyCode``; order lines keep the wire's own shape (``OrderItem`` with ``Money`` objects).
+Times are ISO 8601 UTC with milliseconds and ``Z``. The layout is in docs/file-database.md.
+A document that does not have this shape is reported as :class:`CorruptDocument` naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from epos_bridge.adapters.jsonfile.store import CorruptDocument, Document
+from epos_bridge.domain.bill import VenueDetails
+from epos_bridge.domain.events import OrderFacts
+from epos_bridge.domain.locks import HeldLock, LockableOrder
+from epos_bridge.domain.orders import RECORDED, StoredPayment, summarise_payments
+from epos_bridge.domain.pagination import PageRequest, SortKey
+from epos_bridge.domain.payments import PayableOrder
+from epos_bridge.protocol.base import format_utc, to_wire
+from epos_bridge.protocol.entities import (
+    Area,
+    CollectionDetails,
+    Customer,
+    DineInDetails,
+    Discount,
+    Money,
+    Order,
+    OrderDetails,
+    OrderItem,
+    OrderStatus,
+    OrderType,
+    Party,
+    PartyDeposit,
+    PaymentIntentStatus,
+    Reservation,
+    Table,
+    TaxLine,
+)
+from epos_bridge.protocol.params import RequestHeaders
+
+T = TypeVar("T")
+K = TypeVar("K", int, str)
+
+ORDERS = "orders"
+PARTIES = "parties"
+RESERVATIONS = "reservations"
+PAYMENT_INTENTS = "payment_intents"
+VENUE = "venue.json"
+AREAS = "areas.json"
+TABLES = "tables.json"
+SEQUENCES = "sequences.json"
+
+
+def checked(relative: str, read: Callable[[], T]) -> T:
+    """Run a mapping; a missing key or wrong type becomes a clear error naming the file."""
+    try:
+        return read()
+    except (KeyError, TypeError, ValueError, AttributeError, ValidationError) as exc:
+        raise CorruptDocument(
+            f"{relative} in the POS folder does not have the documented shape ({exc!r:.200})"
+        ) from exc
+
+
+# --- ids and pagination ------------------------------------------------------------------
+
+
+def numeric_id(wire_id: str) -> int | None:
+    """Orders, parties and reservations have integer ids; anything else was never issued.
+
+    Also what keeps a wire id from naming a path outside the folder.
+    """
+    return int(wire_id) if wire_id.isascii() and wire_id.isdigit() and len(wire_id) < 19 else None
+
+
+def intent_file(payment_intent_id: str) -> str:
+    """A payment intent's events file; hashed because Dojo's ids are not file names we control."""
+    return f"{PAYMENT_INTENTS}/{hashlib.sha256(payment_intent_id.encode()).hexdigest()[:40]}.json"
+
+
+def next_id(sequences: Any, kind: str, existing: Iterable[int]) -> int:
+    """Never reuses an id: the larger of the stored sequence and one past the largest file."""
+    stored = sequences.get(kind, 1) if isinstance(sequences, dict) else 1
+    return max(int(stored), max(existing, default=0) + 1)
+
+
+def page_of(keys: Sequence[K], request: PageRequest) -> tuple[list[K], bool, bool]:
+    """Keyset pagination over ascending, unique ``keys``, exactly as the SQLite adapter pages.
+
+    Returns the page's keys and whether rows exist before and after it.
+    """
+    boundary: SortKey | None = request.boundary
+    if request.direction == "forward":
+        candidates = [k for k in keys if boundary is None or k > boundary]  # type: ignore[operator]
+        page = candidates[: request.limit]
+        if not page:
+            return [], False, False
+        return page, keys[0] < page[0], len(candidates) > request.limit
+    candidates = [k for k in keys if boundary is None or k < boundary]  # type: ignore[operator]
+    page = candidates[-request.limit :]
+    if not page:
+        return [], False, False
+    return page, len(candidates) > request.limit, keys[-1] > page[-1]
+
+
+# --- times and small values --------------------------------------------------------------
+
+
+def time_text(moment: datetime | None) -> str | None:
+    return format_utc(moment) if moment is not None else None
+
+
+def parse_time(text: Any) -> datetime | None:
+    if text is None:
+        return None
+    moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"time {text!r} has no UTC offset")
+    return moment
+
+
+def required_time(text: Any) -> datetime:
+    moment = parse_time(text)
+    if moment is None:
+        raise ValueError("a required time is missing")
+    return moment
+
+
+def headers_doc(headers: RequestHeaders) -> Document:
+    return to_wire(headers)
+
+
+def headers_of(document: Any) -> RequestHeaders:
+    return RequestHeaders.model_validate(document or {}, strict=False)
+
+
+def money(value: int, currency: str) -> Money:
+    return Money(value=value, currency_code=currency)
+
+
+# --- orders ------------------------------------------------------------------------------
+
+
+def order_status(document: Document) -> OrderStatus:
+    return OrderStatus(document.get("status", OrderStatus.NEW.value))
+
+
+def stored_payments(document: Document) -> tuple[StoredPayment, ...]:
+    return tuple(
+        StoredPayment(
+            paid_value=int(p["paidAmount"]),
+            tips_value=int(p["tipsAmount"]) if p.get("tipsAmount") is not None else None,
+            payment_intent_id=p.get("paymentIntentId"),
+            status=str(p.get("status", RECORDED)),
+        )
+        for p in document.get("payments", [])
+    )
+
+
+def paid_value(document: Document) -> int:
+    return sum(p.paid_value for p in stored_payments(document) if p.counts)
+
+
+def dine_in(document: Document) -> Document:
+    details = document.get("details") or {}
+    branch = details.get("dineIn") if details.get("orderType", OrderType.DINE_IN.value) == "DineIn" else None
+    return branch or {}
+
+
+def reference_of(order_id: str, document: Document) -> str:
+    return str(document.get("reference") or f"#{order_id}")
+
+
+def order_facts(order_id: str, document: Document) -> OrderFacts:
+    return OrderFacts(
+        reference=reference_of(order_id, document),
+        display_name=document.get("displayName"),
+        table_id=dine_in(document).get("tableId"),
+    )
+
+
+def held_lock(document: Document) -> HeldLock | None:
+    lock = document.get("lock")
+    if not lock:
+        return None
+    return HeldLock(
+        lock_id=str(lock["lockId"]),
+        expires_at=required_time(lock["expiresAt"]),
+        locked_at=required_time(lock["lockedAt"]),
+        requester=headers_of(lock.get("requester")),
+    )
+
+
+def lock_doc(lock: HeldLock) -> Document:
+    return {
+        "lockId": lock.lock_id,
+        "expiresAt": format_utc(lock.expires_at),
+        "lockedAt": format_utc(lock.locked_at),
+        "requester": headers_doc(lock.requester),
+    }
+
+
+def lockable(order_id: str, document: Document) -> LockableOrder:
+    return LockableOrder(
+        order_id=order_id,
+        status=order_status(document),
+        updated_at=required_time(document["updatedAt"]),
+        open_at_till=document.get("openAtTill"),
+        facts=order_facts(order_id, document),
+    )
+
+
+def payable(order_id: str, document: Document) -> PayableOrder:
+    return PayableOrder(
+        order_id=order_id,
+        status=order_status(document),
+        currency=str(document["currencyCode"]),
+        total_value=int(document["totalAmount"]),
+        payments=stored_payments(document),
+        open_at_till=document.get("openAtTill"),
+        facts=order_facts(order_id, document),
+    )
+
+
+def details_of(document: Document) -> OrderDetails:
+    details = document.get("details") or {"orderType": "DineIn"}
+    if details.get("orderType") == OrderType.COLLECTION.value:
+        collection = details.get("collection") or {}
+        return OrderDetails(
+            order_type=OrderType.COLLECTION,
+            collection=CollectionDetails(
+                asap=collection.get("asap"), collect_at=parse_time(collection.get("collectAt"))
+            ),
+        )
+    branch = details.get("dineIn") or {}
+    # contract §6 C3: a till order with no table still carries dineIn: {}.
+    return OrderDetails(
+        order_type=OrderType.DINE_IN,
+        dine_in=DineInDetails(
+            table_id=branch.get("tableId"),
+            waiter_id=branch.get("waiterId"),
+            party_id=branch.get("partyId"),
+            reservation_id=branch.get("reservationId"),
+            ready_at=parse_time(branch.get("readyAt")),
+        ),
+    )
+
+
+def details_doc(details: OrderDetails) -> Document:
+    """Only the branch that matches the order type, as the reference schema keeps it."""
+    if details.order_type is OrderType.COLLECTION:
+        return {"orderType": "Collection", "collection": to_wire(details.collection or CollectionDetails())}
+    return {"orderType": "DineIn", "dineIn": to_wire(details.dine_in or DineInDetails())}
+
+
+def to_order(order_id: str, document: Document) -> Order:
+    currency = str(document["currencyCode"])
+    status = order_status(document)
+    total = int(document["totalAmount"])
+    summary = summarise_payments(status, total, currency, stored_payments(document))
+    service = document.get("serviceChargeAmount")
+    customer = document.get("customer")
+    return Order(
+        id=order_id,
+        status=status,
+        details=details_of(document),
+        items=[_tidy(OrderItem.model_validate(i, strict=False)) for i in document.get("items", [])],
+        note=document.get("note"),
+        customer=Customer.model_validate(customer, strict=False) if customer else None,
+        discounts=[Discount.model_validate(d, strict=False) for d in document.get("discounts", [])],
+        tax_lines=[TaxLine.model_validate(t, strict=False) for t in document.get("taxLines", [])],
+        created_at=parse_time(document.get("createdAt")),
+        updated_at=parse_time(document.get("updatedAt")),
+        total_amount=money(total, currency),
+        payments=summary.payments,
+        payable=summary.payable,
+        paid_amount=summary.paid_amount,
+        service_charge_amount=money(int(service), currency) if service is not None else None,
+        reference=reference_of(order_id, document),
+        tips_amount=summary.tips_amount,
+        display_name=document.get("displayName"),
+    )
+
+
+def _tidy(item: OrderItem) -> OrderItem:
+    """Empty modifier and sub-item lists are left out, as the reference adapter sends them."""
+    for sub in item.sub_items or []:
+        sub.modifiers = sub.modifiers or None
+    item.modifiers = item.modifiers or None
+    item.sub_items = item.sub_items or None
+    return item
+
+
+def latest_intent_status(document: Any) -> PaymentIntentStatus | None:
+    """The newest status by ``createdAt`` then ``receivedAt``, as the reference adapter orders them."""
+    events = document.get("events", []) if isinstance(document, dict) else []
+    if not events:
+        return None
+    newest = max(events, key=lambda e: (required_time(e["createdAt"]), required_time(e["receivedAt"])))
+    return PaymentIntentStatus(newest["paymentStatus"])
+
+
+# --- venue, tables, areas -----------------------------------------------------------------
+
+
+def venue_details(document: Any) -> VenueDetails | None:
+    if not isinstance(document, dict):
+        return None
+    return VenueDetails(
+        name=str(document["name"]),
+        address_lines=tuple(document.get("addressLines") or ()),
+        postcode=document.get("postcode") or "",
+        phone_number=document.get("phoneNumber"),
+        email_address=document.get("emailAddress"),
+        vat_number=document.get("vatNumber"),
+        logo_svg=document.get("logoSvg"),
+        website_url=document.get("websiteUrl"),
+        website_caption=document.get("websiteCaption"),
+        footer_text=document.get("footerText"),
+    )
+
+
+def to_table(document: Document) -> Table:
+    return Table(
+        id=str(document["id"]),
+        name=str(document["name"]),
+        max_covers=document.get("maxCovers"),
+        area_id=document.get("areaId"),
+        waiter_ids=sorted(document.get("waiterIds") or []),
+    )
+
+
+def to_area(document: Document) -> Area:
+    return Area(id=str(document["id"]), name=str(document["name"]), waiter_ids=sorted(document.get("waiterIds") or []))
+
+
+# --- parties and reservations --------------------------------------------------------------
+
+
+def to_party(party_id: str, document: Document) -> Party:
+    deposit = document.get("deposit")
+    return Party(
+        id=party_id,
+        start_time=required_time(document["startTime"]),
+        status=str(document["status"]),
+        table_ids=list(document["tableIds"]),
+        name=document.get("name"),
+        covers=document.get("covers"),
+        expected_end_time=parse_time(document.get("expectedEndTime")),
+        end_time=parse_time(document.get("endTime")),
+        host_notes=document.get("hostNotes"),
+        guest_requests=document.get("guestRequests"),
+        reservation_id=document.get("reservationId"),
+        deposit=PartyDeposit.model_validate(deposit, strict=False) if deposit else None,
+    )
+
+
+def to_reservation(reservation_id: str, document: Document) -> Reservation:
+    return Reservation(
+        id=reservation_id,
+        name=str(document["name"]),
+        covers=int(document["covers"]),
+        start_time=required_time(document["startTime"]),
+        end_time=required_time(document["endTime"]),
+        table_ids=list(document.get("tableIds") or []),
+        host_notes=document.get("hostNotes"),
+        guest_requests=document.get("guestRequests"),
+    )

@@ -1,0 +1,263 @@
+"""Safe use of a folder of JSON files that the POS writes at the same time (docs/file-database.md).
+
+* Every write is atomic: the new text goes to a temporary file in the same folder, is flushed
+  and fsynced, replaces the old file with ``os.replace``, and the folder itself is fsynced. A
+  reader therefore sees the old file or the new one, never half of one.
+* Every read-modify-write runs under the exclusive folder lock (:mod:`.lockfile`), taken
+  *before* the facts it decides on are read, so neither side loses the other's update. Reads run
+  under the shared lock (a consistent snapshot across files).
+* Blocking work runs on a small worker pool, never on the event loop.
+* Change detection is stat polling, no watcher: a parsed file is reused only while its identity
+  (inode, size, mtime, ctime) is unchanged *and* its mtime is older than :data:`RACY_WINDOW_NS`.
+  Atomic replace gives every write a new inode; the racy window covers inode reuse within one
+  coarse filesystem timestamp tick (the "racy git" rule), so a reused parse is never stale.
+* Every failure a venue can meet (missing folder, corrupt JSON, lock timeout, no permission)
+  becomes :class:`PosUnavailable` with a sentence that says what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from epos_bridge.adapters.jsonfile.lockfile import DEFAULT_LOCK_TIMEOUT_S, FolderLock, LockTimeout
+from epos_bridge.domain.errors import EposFailure, PosUnavailable
+
+T = TypeVar("T")
+
+FORMAT_FILE = "format.json"
+FORMAT_NAME = "epos-bridge/jsonfile"
+FORMAT_VERSION = 1
+RACY_WINDOW_NS = 2_000_000_000
+DEFAULT_WORKERS = 4
+
+Document = dict[str, Any]
+
+
+class CorruptDocument(PosUnavailable):
+    """A file exists but is not the JSON document the layout promises."""
+
+
+@dataclass(frozen=True)
+class _Identity:
+    ino: int
+    dev: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+
+@dataclass(frozen=True)
+class _Cached:
+    identity: _Identity
+    document: Any
+
+
+class DocumentCache:
+    """Parsed files keyed on path, trusted only while the file's identity is unchanged and old."""
+
+    def __init__(self) -> None:
+        self._entries: dict[Path, _Cached] = {}
+        self._lock = threading.Lock()
+
+    def get(self, path: Path, identity: _Identity) -> Any | None:
+        with self._lock:
+            entry = self._entries.get(path)
+        if entry is None or entry.identity != identity:
+            return None
+        if time.time_ns() - identity.mtime_ns < RACY_WINDOW_NS:
+            return None  # written too recently to rule out a same-tick rewrite
+        return entry.document
+
+    def put(self, path: Path, identity: _Identity, document: Any) -> None:
+        with self._lock:
+            self._entries[path] = _Cached(identity, document)
+
+    def forget(self, path: Path) -> None:
+        with self._lock:
+            self._entries.pop(path, None)
+
+
+def write_json_atomic(path: Path, document: Any) -> None:
+    """Replace ``path`` with ``document`` so that no reader ever sees a partial file.
+
+    The POS must write the same way; ``docs/file-database.md`` shows this function in full.
+    """
+    data = (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if sys.platform != "win32":
+            os.chmod(temp_name, 0o644)  # mkstemp makes 0600; the POS may run as another user
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        raise
+    fsync_directory(path.parent)
+
+
+def fsync_directory(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); Windows has no directory handles to flush."""
+    if sys.platform == "win32":  # pragma: no cover
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Snapshot:
+    """What one call may read and write, valid only inside :meth:`JsonFolder.read`/``write``."""
+
+    def __init__(self, folder: JsonFolder, *, writable: bool) -> None:
+        self._folder = folder
+        self._writable = writable
+
+    @property
+    def root(self) -> Path:
+        return self._folder.path
+
+    def load(self, relative: str, *, fresh: bool = False) -> Any | None:
+        """The parsed file, or ``None`` if it does not exist. ``fresh`` skips the cache."""
+        return self._folder.load(self._folder.path / relative, fresh=fresh)
+
+    def load_all(self, directory: str) -> Iterator[tuple[str, Document]]:
+        """``(stem, document)`` for every ``*.json`` in ``directory``, in no particular order."""
+        base = self._folder.path / directory
+        try:
+            names = os.listdir(base)
+        except FileNotFoundError:
+            return
+        for name in names:
+            if name.startswith(".") or not name.endswith(".json"):
+                continue  # temporary files of a write in progress
+            document = self._folder.load(base / name)
+            if document is None:
+                continue  # removed between listing and reading
+            if not isinstance(document, dict):
+                raise CorruptDocument(f"{directory}/{name} in the POS folder {self.root} is not a JSON object")
+            yield name[: -len(".json")], document
+
+    def save(self, relative: str, document: Any) -> None:
+        if not self._writable:
+            raise RuntimeError("a read snapshot cannot write")  # a bug in the adapter, not the POS
+        path = self._folder.path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, document)
+        self._folder.cache.forget(path)
+
+
+class JsonFolder:
+    """One POS folder, used from the event loop through a worker pool."""
+
+    def __init__(
+        self, path: Path, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, workers: int = DEFAULT_WORKERS
+    ) -> None:
+        self.path = Path(path)
+        self.lock = FolderLock(self.path, timeout_s=lock_timeout_s)
+        self.cache = DocumentCache()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pos-folder")
+
+    async def read(self, work: Callable[[Snapshot], T]) -> T:
+        """Run ``work`` under the shared lock: one consistent view across files."""
+        return await self._submit(work, writable=False)
+
+    async def write(self, work: Callable[[Snapshot], T]) -> T:
+        """Run ``work`` under the exclusive lock: read-modify-write without lost updates."""
+        return await self._submit(work, writable=True)
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown)
+
+    async def _submit(self, work: Callable[[Snapshot], T], *, writable: bool) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.run, work, writable)
+
+    def run(self, work: Callable[[Snapshot], T], writable: bool) -> T:
+        """Synchronous form of :meth:`read`/:meth:`write` for setup tools and tests."""
+        self._check_folder()
+        try:
+            with self.lock.hold(exclusive=writable):
+                self._check_format()
+                return work(Snapshot(self, writable=writable))
+        except EposFailure:
+            raise
+        except LockTimeout as exc:
+            raise PosUnavailable(
+                f"The POS folder {self.path} is busy: another program held its lock for more than "
+                f"{self.lock.timeout_s:g} s. Try again; if it persists, check the POS is not stuck."
+            ) from exc
+        except FileNotFoundError as exc:
+            raise self._missing() from exc
+        except PermissionError as exc:
+            raise PosUnavailable(
+                f"The POS folder {self.path} cannot be written ({exc.strerror}); the bridge needs write access "
+                "to record payments and locks."
+            ) from exc
+        except OSError as exc:
+            raise PosUnavailable(f"The POS folder {self.path} failed: {exc.strerror or exc}") from exc
+
+    def load(self, path: Path, *, fresh: bool = False) -> Any | None:
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            return None
+        identity = _Identity(stat.st_ino, stat.st_dev, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+        if not fresh:
+            cached = self.cache.get(path, identity)
+            if cached is not None:
+                return cached
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            document = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            relative = path.relative_to(self.path).as_posix()
+            where = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
+            raise CorruptDocument(
+                f"{relative} in the POS folder {self.path} is not valid JSON{where}. The POS must replace files "
+                "atomically (docs/file-database.md); restore the file from a backup."
+            ) from exc
+        self.cache.put(path, identity, document)
+        return document
+
+    def _check_folder(self) -> None:
+        if not self.path.is_dir():
+            raise self._missing()
+
+    def _missing(self) -> PosUnavailable:
+        return PosUnavailable(
+            f"The POS folder {self.path} is missing. Check the path in Settings, or that the POS is installed."
+        )
+
+    def _check_format(self) -> None:
+        marker = self.load(self.path / FORMAT_FILE)
+        if not isinstance(marker, dict) or marker.get("format") != FORMAT_NAME:
+            raise PosUnavailable(
+                f"{self.path} is not an epos-bridge file database (no valid {FORMAT_FILE}). Create one with "
+                "`epos-bridge db init --adapter jsonfile PATH`, or choose the adapter that matches your POS."
+            )
+        version = marker.get("version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise PosUnavailable(
+                f"The POS folder {self.path} uses file format version {version!r}, newer than this bridge "
+                f"understands ({FORMAT_VERSION}). Update epos-bridge."
+            )

@@ -1,0 +1,107 @@
+"""Adapter discovery: built-ins always present, entry points added, broken ones reported not fatal."""
+
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+import pytest
+
+from epos_bridge.adapters import registry
+from epos_bridge.adapters.registry import BrokenAdapter, SimpleFactory, installed_adapters, load_factory
+from epos_bridge.app import open_adapter
+from epos_bridge.config import BridgeSettings, ConfigError
+from epos_bridge.ports import PosAdapter
+
+
+class FakeFactory:
+    description = "a fake till"
+
+    def open(self, location: Path) -> PosAdapter:
+        raise AssertionError("not opened in these tests")
+
+
+FAKE = FakeFactory()
+
+
+def fake_factory_function() -> FakeFactory:
+    return FAKE
+
+
+def entry(name: str, value: str) -> EntryPoint:
+    return EntryPoint(name=name, value=value, group=registry.ENTRY_POINT_GROUP)
+
+
+@pytest.fixture
+def declared(monkeypatch: pytest.MonkeyPatch) -> list[EntryPoint]:
+    entries: list[EntryPoint] = []
+    monkeypatch.setattr(registry, "entry_points", lambda group: [e for e in entries if e.group == group])
+    return entries
+
+
+def test_built_ins_are_there_without_any_installation(declared: list[EntryPoint]) -> None:
+    adapters = installed_adapters()
+
+    assert list(adapters) == ["sqlite", "jsonfile"]
+    assert "SQLite" in adapters["sqlite"].description
+    assert "JSON" in adapters["jsonfile"].description
+
+
+def test_an_entry_point_adds_an_adapter_from_an_object_or_a_factory_function(declared: list[EntryPoint]) -> None:
+    declared += [entry("till", f"{__name__}:FAKE"), entry("made", f"{__name__}:fake_factory_function")]
+
+    adapters = installed_adapters()
+
+    assert adapters["till"] is FAKE
+    assert adapters["made"] is FAKE
+
+
+def test_an_entry_point_cannot_take_over_a_built_in_name(declared: list[EntryPoint]) -> None:
+    declared.append(entry("sqlite", f"{__name__}:FAKE"))
+
+    assert installed_adapters()["sqlite"] is registry.BUILT_IN["sqlite"]
+
+
+def test_a_broken_package_is_left_out_and_reported(
+    declared: list[EntryPoint], caplog: pytest.LogCaptureFixture
+) -> None:
+    declared.append(entry("broken", "no_such_module_anywhere:factory"))
+
+    with caplog.at_level("ERROR"):
+        assert "broken" not in installed_adapters()
+    listed = installed_adapters(include_broken=True)["broken"]
+    assert "failed to import" in listed.description
+    with pytest.raises(BrokenAdapter):
+        listed.open(Path("x"))
+
+
+def test_something_that_is_not_a_factory_is_refused() -> None:
+    with pytest.raises(BrokenAdapter, match="not an adapter factory"):
+        load_factory(entry("odd", "os.path:sep"))
+
+
+def test_open_adapter_names_the_setting_and_what_is_installed_for_an_unknown_adapter(
+    declared: list[EntryPoint],
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        open_adapter(BridgeSettings(adapter="nosuch", db_path=Path("x")))
+
+    text = str(raised.value)
+    assert "EPOS_BRIDGE_ADAPTER" in text
+    assert "installed: sqlite, jsonfile" in text
+
+
+async def test_open_adapter_opens_the_file_database_adapter(declared: list[EntryPoint], tmp_path: Path) -> None:
+    adapter = open_adapter(BridgeSettings(adapter="jsonfile", db_path=tmp_path))
+
+    assert type(adapter).__name__ == "JsonFilePosAdapter"
+    await adapter.close()
+
+
+def test_simple_factory_opens_through_its_function() -> None:
+    opened: list[Path] = []
+    factory = SimpleFactory("x", lambda p: opened.append(p) or FAKE)  # type: ignore[func-returns-value,arg-type,return-value]
+
+    factory.open(Path("v"))
+
+    assert opened == [Path("v")]
