@@ -1,0 +1,287 @@
+"""When staff get a desktop notification, decided without Qt, I/O or a real clock.
+
+The tray app feeds :class:`NotificationRules` what the bridge reports (connection statuses,
+domain events, payment-log entries) and a timer tick; each call answers with the one
+:class:`Notice` to show, or ``None``. The rules keep the promises staff rely on:
+
+* **Offline** — only after the connection has been down for more than 30 s, once per outage,
+  and a "back online" notice when it recovers after such a notice (a 2 s blip says nothing).
+* **Key rejected** (``auth_failed``) — at once, once, until the connection recovers or new
+  settings are applied (the session retries slowly; each retry must not notify again).
+* **Each payment** — only when ``notify_each_payment`` is on; once per payment intent even if
+  both the domain event and the payment-log entry arrive.
+* **Lock conflict** — a card machine could not lock an order (e.g. open on a till).
+* ``notifications_enabled`` off silences everything; the state is still followed, so
+  :attr:`NotificationRules.attention` (the tray icon's "look at me") stays truthful.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+
+from epos_bridge.domain.events import DomainEvent, LockCreated, LockRefused, OrderFacts, PaymentRecorded
+from epos_bridge.services.activity import PaymentLogEntry
+
+Level = Literal["info", "warning", "critical"]
+Clock = Callable[[], datetime]
+
+OFFLINE_GRACE = timedelta(seconds=30)
+"""contract-free house rule: shorter outages are reconnects staff need not hear about."""
+
+_REMEMBERED_PAYMENTS = 1000
+_REMEMBERED_ORDERS = 500
+
+_CURRENCY_SYMBOLS = {"GBP": "£", "EUR": "€", "USD": "$"}
+_ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "ISK", "HUF", "CLP", "VND"})
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One desktop notification: what the tray shows, already in staff's words."""
+
+    title: str
+    message: str
+    level: Level = "info"
+
+
+class ConnectionReport(Protocol):
+    """What the rules read of a connection status (``gateway.connection_state.ConnectionStatus``).
+
+    A protocol rather than an import: services sit below the gateway in the layering.
+    """
+
+    @property
+    def state(self) -> str: ...  # a ConnectionState (a StrEnum): "connected", "auth_failed", …
+
+    @property
+    def since(self) -> datetime: ...
+
+    @property
+    def last_error(self) -> str | None: ...
+
+
+CONNECTED = "connected"
+AUTH_FAILED = "auth_failed"
+STOPPING = "stopping"
+
+
+class NotificationPreferences(Protocol):
+    """The two settings the rules read (:class:`epos_bridge.config.BridgeSettings` has both)."""
+
+    @property
+    def notifications_enabled(self) -> bool: ...
+
+    @property
+    def notify_each_payment(self) -> bool: ...
+
+
+def format_money(value: int, currency: str) -> str:
+    """Minor units → ``£40.00`` (or ``40.00 CHF`` for a currency without a known symbol)."""
+    decimals = 0 if currency.upper() in _ZERO_DECIMAL_CURRENCIES else 2
+    sign = "-" if value < 0 else ""
+    whole, minor = divmod(abs(value), 10**decimals)
+    number = f"{whole:,}.{minor:0{decimals}d}" if decimals else f"{whole:,}"
+    symbol = _CURRENCY_SYMBOLS.get(currency.upper())
+    return f"{sign}{symbol}{number}" if symbol else f"{sign}{number} {currency.upper()}"
+
+
+def payment_message(entry: PaymentLogEntry) -> str:
+    """``£40.00 + £5.00 tip — T12-0007 (Table 12)``: amount, tip, then how staff know the order."""
+    text = format_money(entry.amount_value, entry.currency)
+    if entry.tips_value:
+        text += f" + {format_money(entry.tips_value, entry.currency)} tip"
+    label = entry.order_reference or f"order {entry.order_id}"
+    if entry.display_name:
+        label += f" ({entry.display_name})"
+    return f"{text} — {label}"
+
+
+def _order_label(order_id: str, facts: OrderFacts | None) -> str:
+    if facts is not None and facts.display_name:
+        return facts.display_name
+    if facts is not None and facts.reference:
+        return facts.reference
+    return f"Order {order_id}"
+
+
+def _conflict_reason(reason: str) -> str:
+    # The domain says "the order is open on till TILL-2"; the notice already names the order.
+    return reason.removeprefix("the order is ").strip()
+
+
+class NotificationRules:
+    """Decides which notice (if any) each report deserves. Not thread-safe: feed it from one loop.
+
+    ``clock`` must return timezone-aware UTC (as :class:`ConnectionStatus` ``since`` is).
+    ``order_facts`` may look up how staff know an order (e.g. the lock board); the rules also
+    remember the facts carried by lock and payment events they have seen.
+    """
+
+    def __init__(
+        self,
+        preferences: NotificationPreferences,
+        clock: Clock,
+        *,
+        offline_grace: timedelta = OFFLINE_GRACE,
+        order_facts: Callable[[str], OrderFacts | None] | None = None,
+    ) -> None:
+        self._preferences = preferences
+        self._clock = clock
+        self._grace = offline_grace
+        self._lookup = order_facts
+        self._state: str | None = None
+        self._last_error: str | None = None
+        self._offline_since: datetime | None = None
+        self._outage_announced = False
+        self._auth_announced = False
+        self._unseen_conflicts = 0
+        self._announced_payments: OrderedDict[str, None] = OrderedDict()
+        self._facts: OrderedDict[str, OrderFacts] = OrderedDict()
+
+    # --- settings ---------------------------------------------------------------------------
+
+    def update_preferences(self, preferences: NotificationPreferences) -> None:
+        """New settings were applied: take them at once, and let a still-rejected key be told again."""
+        self._preferences = preferences
+        self._auth_announced = False
+
+    @property
+    def _enabled(self) -> bool:
+        return bool(self._preferences.notifications_enabled)
+
+    # --- connection ---------------------------------------------------------------------------
+
+    def on_status(self, status: ConnectionReport) -> Notice | None:
+        """Follow the connection; answers the key-rejected or back-online notice when due."""
+        self._state = str(status.state)
+        self._last_error = status.last_error
+        if self._state == CONNECTED:
+            return self._recovered()
+        if self._state == STOPPING:
+            # Quitting is not an outage: forget it without a "back online" later.
+            self._offline_since = None
+            self._outage_announced = False
+            return None
+        if self._offline_since is None:
+            self._offline_since = status.since  # the outage began when the connection left "connected"
+        if self._state == AUTH_FAILED:
+            return self._auth_failed(status)
+        return self.tick(self._clock())
+
+    def tick(self, now: datetime) -> Notice | None:
+        """Call every few seconds: answers the offline notice once the outage passes the grace time."""
+        if not self._offline_too_long(now) or self._outage_announced or not self._enabled:
+            return None
+        if self._state == AUTH_FAILED and self._auth_announced:
+            return None  # the key-rejected notice already told them why the bridge is offline
+        self._outage_announced = True
+        seconds = int((now - self._offline_since).total_seconds()) if self._offline_since else 0
+        why = f" Last error: {self._last_error}" if self._last_error else ""
+        return Notice(
+            "Dojo connection lost",
+            f"Not connected to Dojo for {seconds} s: card machines and Pay at Table cannot reach the till. "
+            f"The bridge keeps retrying.{why}",
+            "warning",
+        )
+
+    def _offline_too_long(self, now: datetime) -> bool:
+        return self._offline_since is not None and now - self._offline_since > self._grace
+
+    def _auth_failed(self, status: ConnectionReport) -> Notice | None:
+        if self._auth_announced or not self._enabled:
+            return None
+        self._auth_announced = True
+        detail = f" ({status.last_error})" if status.last_error else ""
+        return Notice(
+            "Dojo rejected the API key",
+            f"Dojo refused the connection{detail}. Check the API key and software-house-id in Settings.",
+            "critical",
+        )
+
+    def _recovered(self) -> Notice | None:
+        told = self._outage_announced or self._auth_announced
+        self._offline_since = None
+        self._outage_announced = False
+        self._auth_announced = False
+        if told and self._enabled:
+            return Notice("Back online", "Connected to Dojo again; card machines can reach the till.", "info")
+        return None
+
+    # --- domain events and payments ----------------------------------------------------------
+
+    def on_domain_event(self, event: DomainEvent) -> Notice | None:
+        """A lock conflict always counts for :attr:`attention`; a recorded payment may notify."""
+        if isinstance(event, LockCreated):
+            self._remember(event.order_id, event.order)
+        elif isinstance(event, PaymentRecorded):
+            self._remember(event.order_id, event.order)
+            return self._payment(
+                event.payment_intent_id,
+                PaymentLogEntry(
+                    at=event.at,
+                    order_id=event.order_id,
+                    payment_intent_id=event.payment_intent_id,
+                    amount_value=event.amount.value,
+                    currency=event.amount.currency_code,
+                    status="Recorded",
+                    tips_value=event.tips.value if event.tips else None,
+                    order_reference=event.order.reference,
+                    display_name=event.order.display_name,
+                    table_id=event.order.table_id,
+                ),
+            )
+        elif isinstance(event, LockRefused):
+            self._unseen_conflicts += 1
+            if not self._enabled:
+                return None
+            label = _order_label(event.order_id, self._facts_of(event.order_id))
+            return Notice(
+                "Order could not be locked",
+                f"{label}: Dojo could not lock the order — {_conflict_reason(event.reason)}",
+                "warning",
+            )
+        return None
+
+    def on_payment(self, entry: PaymentLogEntry) -> Notice | None:
+        """A payment-log line (new, or a status change of one already told: not told again)."""
+        self._remember(entry.order_id, OrderFacts(entry.order_reference, entry.display_name, entry.table_id))
+        return self._payment(entry.payment_intent_id, entry)
+
+    def _payment(self, payment_intent_id: str, entry: PaymentLogEntry) -> Notice | None:
+        if payment_intent_id in self._announced_payments:
+            return None
+        self._announced_payments[payment_intent_id] = None
+        while len(self._announced_payments) > _REMEMBERED_PAYMENTS:
+            self._announced_payments.popitem(last=False)
+        if not (self._enabled and self._preferences.notify_each_payment):
+            return None
+        return Notice("Payment recorded", payment_message(entry), "info")
+
+    def _remember(self, order_id: str, facts: OrderFacts) -> None:
+        if facts == OrderFacts():
+            return
+        self._facts[order_id] = facts
+        self._facts.move_to_end(order_id)
+        while len(self._facts) > _REMEMBERED_ORDERS:
+            self._facts.popitem(last=False)
+
+    def _facts_of(self, order_id: str) -> OrderFacts | None:
+        found = self._lookup(order_id) if self._lookup is not None else None
+        if found is not None and found != OrderFacts():
+            return found
+        return self._facts.get(order_id)
+
+    # --- attention -------------------------------------------------------------------------
+
+    @property
+    def attention(self) -> bool:
+        """True while staff should look: offline past the grace time, key rejected, or an unseen conflict."""
+        return self._state == AUTH_FAILED or self._offline_too_long(self._clock()) or self._unseen_conflicts > 0
+
+    def acknowledge(self) -> None:
+        """Staff opened the activity view: conflicts are seen. Ongoing outages stay until they end."""
+        self._unseen_conflicts = 0

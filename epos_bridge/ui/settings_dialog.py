@@ -1,0 +1,560 @@
+"""The settings dialog: edits a copy of the settings, shows every problem next to its field, and
+hands the result to an injected service that saves it and applies it to the running bridge.
+
+The dialog does no I/O (STYLE, after qutebrowser): testing a key, checking the POS database and
+saving all go through the ``service`` it is given (:class:`SettingsServiceLike`); the result is
+emitted as :attr:`SettingsDialog.saved`. Async work runs as tasks on the asyncio loop that
+qasync runs on the Qt event loop, so the dialog stays responsive while Dojo answers.
+
+:func:`build_settings_service` wires the real service (keyring, settings file, Dojo client,
+SQLite adapter) for the composition root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+from keyring.backends import fail
+from pydantic import SecretStr
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from epos_bridge import config
+from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
+from epos_bridge.adapters.sqlite.connection import PosDatabase
+from epos_bridge.config import ENV_API_KEY, ENV_VARS, BridgeSettings, ConfigError, KeyStore
+from epos_bridge.dojo_api import DojoClient
+from epos_bridge.ports import PosAdapter
+from epos_bridge.services.settings_service import Apply, IntegrationsReader, SettingsService, TestResult
+
+log = logging.getLogger(__name__)
+
+ERROR_STYLE = "color: #b00020;"
+OK_STYLE = "color: #1b5e20;"
+STORED_KEY_TEXT = "stored in the keyring — type a new key to replace it"
+ENV_KEY_TEXT = f"set by {ENV_API_KEY} — a key typed here is kept in the keyring"
+DATABASE_FILTER = "SQLite databases (*.db *.sqlite *.sqlite3);;All files (*)"
+
+
+class SettingsServiceLike(Protocol):
+    """What the dialog needs from :class:`epos_bridge.services.settings_service.SettingsService`."""
+
+    async def test_key(self, draft: BridgeSettings, api_key: str | None) -> TestResult: ...
+
+    async def check_database(self, adapter: str, path: Path | None) -> str | None: ...
+
+    async def save(self, new: BridgeSettings, api_key: str | None) -> list[str]: ...
+
+
+def field_for(where: str) -> str | None:
+    """A ConfigError location (``software_house_id``, ``EPOS_BRIDGE_WS_URL``, ``--ws-url``,
+    ``settings.json: ws_url``) → the setting it names, or ``None``."""
+    where = where.strip()
+    names = set(BridgeSettings.model_fields)
+    candidates = [where, where.rsplit(":", 1)[-1].strip(), where.removeprefix("--").replace("-", "_")]
+    candidates += [name for name, variable in ENV_VARS.items() if variable == where]
+    return next((c for c in candidates if c in names), None)
+
+
+class SettingsDialog(QDialog):
+    """Edit the bridge's settings. ``saved`` carries the new :class:`BridgeSettings` after Save."""
+
+    saved = Signal(object)
+    busy_changed = Signal(bool)
+    """True while a key test, database check or save is running (tests wait on it)."""
+
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        service: SettingsServiceLike,
+        installed_adapters: list[str] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._original = settings.model_copy(deep=True)
+        self._service = service
+        self._adapters = list(installed_adapters or ["sqlite"])
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._busy = 0
+        self._saving = False
+        self._draft: BridgeSettings | None = self._original
+        self._errors: dict[str, str] = {}
+        self._db_problem: str | None = None
+        self._db_checked: tuple[str, str] | None = None
+        self.result_settings: BridgeSettings | None = None
+        """The saved settings once Save succeeded (``None`` after Cancel)."""
+        self.save_report: list[str] = []
+
+        self.setWindowTitle("Bridge settings")
+        self.setModal(True)
+        self._build()
+        self._load(self._original)
+        self._connect()
+        self._validate()
+
+    # --- layout -------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.field_errors: dict[str, QLabel] = {}
+        self.field_widgets: dict[str, QWidget] = {}
+
+        dojo = QGroupBox("Dojo account")
+        dojo_form = QFormLayout(dojo)
+        self.api_key_edit = QLineEdit()
+        self.api_key_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.api_key_edit.setAccessibleName("API key")
+        self.show_key_button = QPushButton("S&how")
+        self.show_key_button.setCheckable(True)
+        self.show_key_button.setToolTip("Show the key you typed (a stored key is never shown)")
+        self.test_button = QPushButton("&Test")
+        self.test_button.setToolTip("Ask Dojo whether it accepts this key")
+        self.test_result = QLabel()
+        self.test_result.setWordWrap(True)
+        self.test_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.test_result.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        key_row = QHBoxLayout()
+        key_row.addWidget(self.api_key_edit, 1)
+        key_row.addWidget(self.show_key_button)
+        key_row.addWidget(self.test_button)
+        self._add_row(dojo_form, "&API key:", "api_key", self.api_key_edit, key_row)
+        dojo_form.addRow("", self.test_result)
+
+        self.software_house_edit = QLineEdit()
+        self._add_row(dojo_form, "&Software-house-id:", "software_house_id", self.software_house_edit)
+        self.reseller_edit = QLineEdit()
+        self.reseller_edit.setPlaceholderText("optional")
+        self._add_row(dojo_form, "&Reseller-id:", "reseller_id", self.reseller_edit)
+        self.ws_url_edit = QLineEdit()
+        self._add_row(dojo_form, "&Gateway URL:", "ws_url", self.ws_url_edit)
+        self.api_url_edit = QLineEdit()
+        self._add_row(dojo_form, "API &URL:", "api_url", self.api_url_edit)
+
+        pos = QGroupBox("POS")
+        pos_form = QFormLayout(pos)
+        self.adapter_combo = QComboBox()
+        self._add_row(pos_form, "A&dapter:", "adapter", self.adapter_combo)
+        self.db_path_edit = QLineEdit()
+        self.browse_button = QPushButton("&Browse…")
+        db_row = QHBoxLayout()
+        db_row.addWidget(self.db_path_edit, 1)
+        db_row.addWidget(self.browse_button)
+        self._add_row(pos_form, "Data&base:", "db_path", self.db_path_edit, db_row)
+
+        this_till = QGroupBox("This computer")
+        till_box = QVBoxLayout(this_till)
+        self.start_at_login_check = QCheckBox("Start the bridge when I &log in")
+        self.notifications_check = QCheckBox("Show desktop &notifications")
+        self.each_payment_check = QCheckBox("Notify on &each payment")
+        for field, box in (
+            ("start_at_login", self.start_at_login_check),
+            ("notifications_enabled", self.notifications_check),
+            ("notify_each_payment", self.each_payment_check),
+        ):
+            till_box.addWidget(box)
+            self.field_widgets[field] = box
+            till_box.addWidget(self._error_label(field))
+
+        self.form_error = QLabel()
+        self.form_error.setWordWrap(True)
+        self.form_error.setStyleSheet(ERROR_STYLE)
+        self.form_error.hide()
+
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        self.save_button = self.buttons.button(QDialogButtonBox.StandardButton.Save)
+        self.cancel_button = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
+        self.save_button.setDefault(True)  # Enter saves; Esc cancels (QDialog)
+        self.save_button.setAutoDefault(True)
+        for button in (self.show_key_button, self.test_button, self.browse_button, self.cancel_button):
+            button.setAutoDefault(False)  # so Enter in a field still means Save
+
+        layout = QVBoxLayout(self)
+        for part in (dojo, pos, this_till):
+            layout.addWidget(part)
+        layout.addWidget(self.form_error)
+        layout.addWidget(self.buttons)
+
+        order: list[QWidget] = [
+            self.api_key_edit,
+            self.show_key_button,
+            self.test_button,
+            self.software_house_edit,
+            self.reseller_edit,
+            self.ws_url_edit,
+            self.api_url_edit,
+            self.adapter_combo,
+            self.db_path_edit,
+            self.browse_button,
+            self.start_at_login_check,
+            self.notifications_check,
+            self.each_payment_check,
+            self.save_button,
+            self.cancel_button,
+        ]
+        for first, second in itertools.pairwise(order):
+            QWidget.setTabOrder(first, second)
+
+    def _add_row(
+        self, form: QFormLayout, text: str, field: str, widget: QWidget, row: QHBoxLayout | None = None
+    ) -> None:
+        label = QLabel(text)
+        label.setBuddy(widget)  # Alt+mnemonic focuses the field
+        self.field_widgets[field] = widget
+        column = QVBoxLayout()
+        column.setSpacing(2)
+        if row is not None:
+            column.addLayout(row)
+        else:
+            column.addWidget(widget)
+        column.addWidget(self._error_label(field))
+        form.addRow(label, column)
+
+    def _error_label(self, field: str) -> QLabel:
+        label = QLabel()
+        label.setObjectName(f"error_{field}")
+        label.setWordWrap(True)
+        label.setStyleSheet(ERROR_STYLE)
+        label.hide()
+        self.field_errors[field] = label
+        return label
+
+    def _load(self, settings: BridgeSettings) -> None:
+        if settings.api_key_source == "environment":
+            self.api_key_edit.setPlaceholderText(ENV_KEY_TEXT)
+        elif settings.api_key is not None:
+            self.api_key_edit.setPlaceholderText(STORED_KEY_TEXT)
+        else:
+            self.api_key_edit.setPlaceholderText("paste the key from the Dojo developer portal")
+        self.software_house_edit.setText(settings.software_house_id or "")
+        self.reseller_edit.setText(settings.reseller_id or "")
+        self.ws_url_edit.setText(settings.ws_url)
+        self.api_url_edit.setText(settings.api_url)
+        adapters = list(self._adapters)
+        if settings.adapter not in adapters:
+            adapters.append(settings.adapter)  # shown, so the "not installed" message makes sense
+        self.adapter_combo.addItems(adapters)
+        self.adapter_combo.setCurrentText(settings.adapter)
+        self.db_path_edit.setText(str(settings.db_path) if settings.db_path else "")
+        self.start_at_login_check.setChecked(settings.start_at_login)
+        self.notifications_check.setChecked(settings.notifications_enabled)
+        self.each_payment_check.setChecked(settings.notify_each_payment)
+        self.each_payment_check.setEnabled(settings.notifications_enabled)
+
+    def _connect(self) -> None:
+        for edit in (self.api_key_edit, self.software_house_edit, self.reseller_edit, self.ws_url_edit):
+            edit.textChanged.connect(self._validate)
+        self.api_url_edit.textChanged.connect(self._validate)
+        self.db_path_edit.textChanged.connect(self._database_edited)
+        self.db_path_edit.editingFinished.connect(self._check_database_soon)
+        self.adapter_combo.currentTextChanged.connect(self._database_edited)
+        for box in (self.start_at_login_check, self.notifications_check, self.each_payment_check):
+            box.toggled.connect(self._validate)
+        self.notifications_check.toggled.connect(self.each_payment_check.setEnabled)
+        self.show_key_button.toggled.connect(self._show_key)
+        self.api_key_edit.textChanged.connect(self._key_edited)
+        self.test_button.clicked.connect(self.test_key)
+        self.browse_button.clicked.connect(self.browse_database)
+        self.buttons.accepted.connect(self.save)
+        self.buttons.rejected.connect(self.reject)
+
+    # --- the draft -----------------------------------------------------------------------------
+
+    def typed_key(self) -> str | None:
+        """The key typed in this session (trimmed), or ``None`` to keep the stored one."""
+        return self.api_key_edit.text().strip() or None
+
+    def _changes(self) -> dict[str, Any]:
+        changes: dict[str, Any] = {
+            "software_house_id": self.software_house_edit.text(),
+            "reseller_id": self.reseller_edit.text(),
+            "ws_url": self.ws_url_edit.text(),
+            "api_url": self.api_url_edit.text(),
+            "adapter": self.adapter_combo.currentText(),
+            "db_path": self.db_path_edit.text().strip() or None,
+            "start_at_login": self.start_at_login_check.isChecked(),
+            "notifications_enabled": self.notifications_check.isChecked(),
+            "notify_each_payment": self.each_payment_check.isChecked(),
+        }
+        key = self.typed_key()
+        if key is not None:
+            changes["api_key"] = SecretStr(key)
+            changes["api_key_source"] = "keyring"
+        return changes
+
+    def draft(self) -> BridgeSettings | None:
+        """The edited copy, or ``None`` while a field is invalid (the messages are shown)."""
+        return self._draft
+
+    def _validate(self) -> None:
+        errors: dict[str, str] = {}
+        try:
+            self._draft = config.with_changes(self._original, **self._changes())
+        except ConfigError as exc:
+            self._draft = None
+            for where, message in exc.problems:
+                field = field_for(where) or "form"
+                errors.setdefault(field, message)
+        self._errors = errors
+        self._render_errors()
+
+    def _render_errors(self) -> None:
+        shown = dict(self._errors)
+        if self._db_problem and "db_path" not in shown:
+            shown["db_path"] = self._db_problem
+        for field, label in self.field_errors.items():
+            message = shown.pop(field, "")
+            label.setText(message)
+            label.setVisible(bool(message))
+            widget = self.field_widgets[field]
+            widget.setAccessibleDescription(message)
+            widget.setToolTip(message)
+        leftover = "; ".join(f"{field}: {message}" for field, message in shown.items())
+        if leftover:
+            self._form_error(leftover)
+        elif self.form_error.isVisible() and not self._busy:
+            self._form_error("")
+        self._update_buttons()
+
+    def _form_error(self, message: str) -> None:
+        self.form_error.setText(message)
+        self.form_error.setVisible(bool(message))
+
+    def _update_buttons(self) -> None:
+        valid = self._draft is not None and self._db_problem is None
+        self.save_button.setEnabled(valid and not self._busy)
+        self.test_button.setEnabled(not self._busy and self._draft is not None)
+        self.browse_button.setEnabled(not self._busy)
+
+    def _key_edited(self) -> None:
+        self.test_result.clear()
+        if not self.api_key_edit.text():
+            self.show_key_button.setChecked(False)
+
+    def _show_key(self, shown: bool) -> None:
+        # Only text typed in this session is ever in the field, so "show" cannot reveal a stored key.
+        mode = QLineEdit.EchoMode.Normal if shown else QLineEdit.EchoMode.Password
+        self.api_key_edit.setEchoMode(mode)
+        self.show_key_button.setText("&Hide" if shown else "S&how")
+
+    def _database_edited(self) -> None:
+        self._db_problem = None
+        self._db_checked = None
+        self._validate()
+
+    # --- async work ----------------------------------------------------------------------------
+
+    def _spawn(self, work: Coroutine[Any, Any, object], *, busy: bool = False) -> None:
+        task = asyncio.ensure_future(work)  # the running (qasync) loop
+        self._tasks.add(task)
+        if busy:  # counted from now, not from the task's first step, so the UI shows it at once
+            self._set_busy(+1)
+            task.add_done_callback(lambda _: self._set_busy(-1))
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[object]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("settings dialog task failed", exc_info=task.exception())
+
+    def _set_busy(self, delta: int) -> None:
+        was = bool(self._busy)
+        self._busy += delta
+        self._update_buttons()
+        if was != bool(self._busy):
+            self.busy_changed.emit(bool(self._busy))
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._busy)
+
+    def test_key(self) -> None:
+        """Ask Dojo about the key typed (or the stored one) with the ids and URL on screen."""
+        draft = self._draft
+        if draft is None:
+            return
+        self.test_result.setStyleSheet("")
+        self.test_result.setText("Testing…")
+        self._spawn(self._test_key(draft, self.typed_key()), busy=True)
+
+    async def _test_key(self, draft: BridgeSettings, key: str | None) -> None:
+        try:
+            result = await self._service.test_key(draft, key)
+        except Exception as exc:  # the service answers in words; anything else is a bug, still shown
+            log.exception("key test failed")
+            result = TestResult(False, f"The test could not run: {type(exc).__name__}")
+        self.test_result.setStyleSheet(OK_STYLE if result.ok else ERROR_STYLE)
+        self.test_result.setText(result.words)
+        self.test_result.setAccessibleDescription(result.words)
+
+    def browse_database(self) -> None:
+        start = self.db_path_edit.text().strip() or str(Path.home())
+        chosen, _ = QFileDialog.getOpenFileName(self, "Choose the POS database", start, DATABASE_FILTER)
+        if chosen:
+            self.db_path_edit.setText(chosen)
+            self._check_database_soon()
+
+    def _check_database_soon(self) -> None:
+        draft = self._draft
+        if draft is None or draft.db_path is None:
+            return
+        target = (draft.adapter, str(draft.db_path))
+        if target == self._db_checked:
+            return
+        self._spawn(self._check_database(draft))
+
+    async def _check_database(self, draft: BridgeSettings) -> bool:
+        target = (draft.adapter, str(draft.db_path or ""))
+        self._set_busy(+1)
+        try:
+            problem = await self._service.check_database(draft.adapter, draft.db_path)
+        finally:
+            self._set_busy(-1)
+        now = self._draft
+        if now is None or (now.adapter, str(now.db_path or "")) != target:
+            return False  # edited meanwhile: the new value gets its own check
+        self._db_problem = problem
+        self._db_checked = target
+        self._render_errors()
+        return problem is None
+
+    def save(self) -> None:
+        """Validate, check the database, then hand the copy to the service; closes on success."""
+        self._validate()
+        draft = self._draft
+        if draft is None or self._busy:
+            return
+        self._spawn(self._save(draft, self.typed_key()), busy=True)
+
+    async def _save(self, draft: BridgeSettings, key: str | None) -> None:
+        self._form_error("")
+        if not await self._check_database(draft):
+            return
+        self._saving = True
+        try:
+            report = await self._service.save(draft, key)
+        except Exception as exc:  # the keyring's or the file's sentence; the dialog stays open
+            self._form_error(f"Not saved: {exc}")
+            return
+        finally:
+            self._saving = False
+        self.save_report = report
+        saved = draft.model_copy(update={"api_key": SecretStr(key), "api_key_source": "keyring"}) if key else draft
+        self.result_settings = saved
+        self.saved.emit(saved)
+        self.accept()
+
+    # --- closing ---------------------------------------------------------------------------------
+
+    def reject(self) -> None:
+        """Cancel changes nothing. While the service is saving, Cancel waits: a key already in the
+        keyring cannot be taken back, and the dialog closes by itself when the save is done."""
+        if self._saving:
+            return
+        self._cancel_tasks()
+        super().reject()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        self._cancel_tasks()
+        super().closeEvent(event)
+
+    def _cancel_tasks(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+
+# --- wiring for the composition root -------------------------------------------------------------
+
+
+class ConfigSettingsFile:
+    """The settings file through :mod:`epos_bridge.config`: read without the environment (so
+    nothing the environment set is mistaken for a file value), written with ``config.save``."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def read(self) -> BridgeSettings:
+        # The fail backend: reading the file must not touch (or unlock) the OS keyring.
+        return config.load(settings_path=self._path, environ={}, keystore=KeyStore(fail.Keyring()))  # type: ignore[no-untyped-call]
+
+    def write(self, settings: BridgeSettings) -> Path:
+        return config.save(settings, self._path)
+
+
+def _default_http(settings: BridgeSettings) -> httpx.AsyncClient:
+    # Mirrors app.http_client (the UI may not import the composition root): TLS verification on,
+    # the proxy setting, never a stray environment proxy unless the installer chose "system".
+    if settings.proxy == "system":
+        return httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=True)
+    return httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=False, proxy=settings.proxy)
+
+
+def open_pos_read_only(path: Path) -> PosAdapter:
+    """The SQLite adapter over ``path`` without migration: the check must not change the file."""
+    return SqlitePosAdapter(PosDatabase(path, workers=1, migrate_on_open=False))
+
+
+def build_settings_service(
+    keystore: KeyStore,
+    settings_path: Path,
+    *,
+    apply: Apply[BridgeSettings] | None = None,
+    http_factory: Callable[[BridgeSettings], httpx.AsyncClient] | None = None,
+    environ: Mapping[str, str] | None = None,
+    adapters: Mapping[str, Callable[[Path], PosAdapter]] | None = None,
+) -> SettingsService[BridgeSettings]:
+    """The real service: the OS keyring, ``config.save``, a Dojo client per test, the SQLite adapter.
+
+    Pass ``apply=bridge.apply_settings`` (and ``http_factory=app.http_client``) from the composition
+    root; tests point the settings at the simulator and pass a real keyring backend.
+    """
+    make_http = http_factory or _default_http
+
+    @contextlib.asynccontextmanager
+    async def dojo(draft: BridgeSettings, api_key: str) -> AsyncIterator[IntegrationsReader]:
+        async with make_http(draft) as http:
+            yield DojoClient(
+                http,
+                api_key=api_key,
+                software_house_id=draft.software_house_id,
+                reseller_id=draft.reseller_id,
+                base_url=draft.api_url,
+                allow_insecure=draft.allow_insecure,
+                max_retries=0,  # a person is waiting on the Test button: answer at once
+            )
+
+    return SettingsService(
+        keystore,
+        ConfigSettingsFile(settings_path),
+        dojo=dojo,
+        adapters=adapters if adapters is not None else {"sqlite": open_pos_read_only},
+        apply=apply,
+        environ=os.environ if environ is None else environ,
+        env_vars=ENV_VARS,
+    )
