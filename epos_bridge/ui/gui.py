@@ -1,0 +1,162 @@
+"""The tray app's wiring: QApplication + qasync loop + bridge + signals + window + tray.
+
+Composition only. The bridge itself is built by the caller (``epos_bridge.app``), because the
+UI sits below the composition root in the import layers and must not import ``app`` or the
+simulator: the caller passes ``open_bridge``, an async context manager factory that builds an
+*unstarted* bridge and cleans up after it (for the demo: the temporary venue, the simulator
+and its flows). :func:`run_gui` starts the bridge, shows the UI, and on Quit stops the bridge
+cleanly (close frame sent, in-flight requests finished) before leaving the context — so the
+demo's simulator stops after the bridge.
+
+Everything runs on one thread: qasync runs asyncio on Qt's event loop, so bridge callbacks,
+Qt signals and widget updates never race, and every I/O call is awaited, never blocking paint.
+No nested ``exec()`` (dialogs use ``open()``): a nested Qt loop would re-enter asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import qasync
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from epos_bridge.config import ConfigError, KeyStore, default_settings_path
+from epos_bridge.ui.bridge_signals import BridgeLike, BridgeSignals
+from epos_bridge.ui.icons import IconLibrary
+from epos_bridge.ui.status_window import StatusWindow
+from epos_bridge.ui.tray import TrayController
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "EPOS Bridge"
+
+
+class RunnableBridge(BridgeLike, Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+OpenBridge = Callable[[], AbstractAsyncContextManager[RunnableBridge]]
+
+
+@dataclass
+class GuiParts:
+    """What :func:`run_gui` built, for ``on_started`` (tests, diagnostics)."""
+
+    bridge: RunnableBridge
+    signals: BridgeSignals
+    window: StatusWindow
+    tray: TrayController
+    quit: Callable[[], None]
+
+
+def application(argv: list[str] | None = None) -> QApplication:
+    """The one QApplication (reused when one exists, as under pytest-qt)."""
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(argv if argv is not None else sys.argv)
+    app.setApplicationName("epos-bridge")
+    app.setApplicationDisplayName(APP_NAME)
+    app.setOrganizationName("epos-bridge")
+    # Quitting is ours to do (stop the bridge first), never Qt's when a window closes.
+    app.setQuitOnLastWindowClosed(False)
+    return app
+
+
+def run_gui(
+    open_bridge: OpenBridge,
+    *,
+    demo: bool = False,
+    keystore: KeyStore | None = None,
+    settings_path: Path | None = None,
+    on_started: Callable[[GuiParts], None] | None = None,
+    argv: list[str] | None = None,
+) -> int:
+    """Run the tray app until Quit; returns the exit code (0, or 2 when the bridge cannot be built).
+
+    ``keystore``/``settings_path`` are where the Settings dialog saves (the demo should pass
+    throwaway ones so it never touches the real keyring or settings file).
+    """
+    app = application(argv)
+    icons = IconLibrary()
+    app.setWindowIcon(icons.app_icon())
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    try:
+        with loop:
+            return int(
+                loop.run_until_complete(
+                    _serve(open_bridge, icons, demo, keystore, settings_path or default_settings_path(), on_started)
+                )
+            )
+    finally:
+        asyncio.set_event_loop(None)
+
+
+async def _serve(
+    open_bridge: OpenBridge,
+    icons: IconLibrary,
+    demo: bool,
+    keystore: KeyStore | None,
+    settings_path: Path,
+    on_started: Callable[[GuiParts], None] | None,
+) -> int:
+    quit_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, quit_requested.set)
+    try:
+        async with open_bridge() as bridge:
+            signals = BridgeSignals(bridge)
+            window = StatusWindow(signals, icons)
+            if demo:
+                window.setWindowTitle(window.windowTitle() + " (demo with the Dojo simulator)")
+            tray = TrayController(signals, window, icons)
+            tray.quit_requested.connect(quit_requested.set)
+            tray.settings_requested.connect(
+                lambda: open_settings(window, signals, keystore or KeyStore(), settings_path)
+            )
+            await bridge.start()
+            tray.start()
+            window.reload_payments()
+            if on_started is not None:
+                on_started(GuiParts(bridge, signals, window, tray, quit_requested.set))
+            await quit_requested.wait()
+            log.info("quitting: finishing requests in flight, then closing the connection")
+            tray.shutdown()
+            window.shutdown()
+            window.hide()
+            await bridge.stop()
+            signals.detach()
+            window.deleteLater()
+    except (ConfigError, ValueError) as exc:
+        log.error("the bridge cannot start: %s", exc)
+        box = QMessageBox(QMessageBox.Icon.Critical, APP_NAME, f"The bridge cannot start:\n\n{exc}")
+        box.setInformativeText("Fix the setting named above (or run `epos-bridge doctor`), then start again.")
+        box.open()
+        closed = asyncio.Event()
+        box.finished.connect(lambda _: closed.set())
+        await closed.wait()
+        return 2
+    return 0
+
+
+def open_settings(window: StatusWindow, signals: BridgeSignals, keystore: KeyStore, settings_path: Path) -> None:
+    """Open the Settings dialog (window-modal, non-blocking); Save applies to the running bridge."""
+    from epos_bridge.ui.settings_dialog import SettingsDialog, build_settings_service
+
+    service = build_settings_service(keystore, settings_path, apply=signals.apply_settings)
+    dialog = SettingsDialog(signals.settings, service, parent=window)
+    dialog.saved.connect(lambda _new: window.statusBar().showMessage("Settings saved and applied", 10_000))
+    dialog.finished.connect(dialog.deleteLater)
+    window.bring_to_front()
+    dialog.open()

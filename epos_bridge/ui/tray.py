@@ -1,0 +1,283 @@
+"""The tray icon: at a glance, whether card payments work — and a nudge when they don't.
+
+:class:`TrayController` shows the connection state's icon (with an orange badge while
+something needs attention), a tooltip in words, a menu (Open status window, Settings…,
+Reconnect, Quit) and desktop notifications. *Which* notifications, and when the badge shows,
+is decided by :class:`epos_bridge.services.notifications.NotificationRules` (pure, no Qt): the
+controller only feeds it the bridge's signals and a 1 s tick, and renders its answers.
+
+Some desktops have no system tray (and the offscreen platform used by the tests never has
+one). Then the status window is the main window: shown at start, its menu bar carries the
+same actions, closing it quits, and notices go to its status bar. If the tray host is simply
+late at login, the controller keeps retrying for a while and moves into the tray when it appears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMenu, QSystemTrayIcon
+
+from epos_bridge.domain.events import DomainEvent, OrderFacts
+from epos_bridge.gateway.connection_state import ConnectionState, ConnectionStatus
+from epos_bridge.services.activity import PaymentLogEntry
+from epos_bridge.services.notifications import Notice, NotificationRules, format_money
+from epos_bridge.ui.bridge_signals import BridgeSignals
+from epos_bridge.ui.icons import IconLibrary, icon_key
+from epos_bridge.ui.status_window import StatusWindow, local_time, utc_now
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+TRAY_RETRY_MS = 3000
+TRAY_RETRIES = 10
+"""At login the tray host can start after us: look for it for ~30 s before settling for the window."""
+NOTICE_MS = 10_000
+
+STATE_WORDS = {
+    ConnectionState.CONNECTED: "connected",
+    ConnectionState.CONNECTING: "connecting",
+    ConnectionState.DISCONNECTED: "not connected",
+    ConnectionState.AUTH_FAILED: "API key rejected",
+    ConnectionState.STOPPING: "stopping",
+}
+
+_NOTICE_ICONS = {
+    "info": QSystemTrayIcon.MessageIcon.Information,
+    "warning": QSystemTrayIcon.MessageIcon.Warning,
+    "critical": QSystemTrayIcon.MessageIcon.Critical,
+}
+
+
+def tray_tooltip(status: ConnectionStatus, environment: str, last_payment: PaymentLogEntry | None) -> str:
+    """``Card payments: connected since 14:02 · sandbox · last payment £40.00 T12 14:31``."""
+    parts = [f"Card payments: {STATE_WORDS[status.state]} since {local_time(status.since)}", environment]
+    if last_payment is not None:
+        where = last_payment.table_id or last_payment.order_reference or last_payment.order_id
+        amount = format_money(last_payment.amount_value, last_payment.currency)
+        parts.append(f"last payment {amount} {where} {local_time(last_payment.at)}")
+    return " · ".join(parts)
+
+
+class TrayController(QObject):
+    """Owns the tray icon (or the window-as-main-window fallback) and the notifications.
+
+    Commands leave through signals (``settings_requested``, ``quit_requested``); Reconnect goes
+    straight to :meth:`BridgeSignals.reconnect`. ``icon_key`` and ``tooltip`` say what is shown,
+    ``notified(Notice)`` tells each notification, so tests need no real tray.
+    """
+
+    settings_requested = Signal()
+    quit_requested = Signal()
+    notified = Signal(object)
+    icon_changed = Signal(str)
+    mode_changed = Signal(str)
+
+    def __init__(
+        self,
+        signals: BridgeSignals,
+        window: StatusWindow,
+        icons: IconLibrary,
+        *,
+        rules: NotificationRules | None = None,
+        clock: Clock = utc_now,
+        tray_available: Callable[[], bool] = QSystemTrayIcon.isSystemTrayAvailable,
+        retry_interval_ms: int = TRAY_RETRY_MS,
+        retries: int = TRAY_RETRIES,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._signals = signals
+        self._window = window
+        self._icons = icons
+        self._clock = clock
+        self._tray_available = tray_available
+        self._retries_left = retries
+        self.rules = rules or NotificationRules(signals.settings, clock, order_facts=self._order_facts)
+        self.tray: QSystemTrayIcon | None = None
+        self.mode = "starting"
+        self.icon_key = ""
+        self.tooltip = ""
+        self.last_payment: PaymentLogEntry | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+        self.menu = QMenu()
+        self.open_action = QAction("&Open status window", self)
+        self.open_action.triggered.connect(self.open_window)
+        self.settings_action = QAction("&Settings…", self)
+        self.settings_action.triggered.connect(self.settings_requested)
+        self.reconnect_action = QAction("&Reconnect", self)
+        self.reconnect_action.triggered.connect(signals.reconnect)
+        self.quit_action = QAction("&Quit", self)
+        self.quit_action.triggered.connect(self.quit_requested)
+        self.menu.addAction(self.open_action)
+        self.menu.addAction(self.settings_action)
+        self.menu.addAction(self.reconnect_action)
+        self.menu.addSeparator()
+        self.menu.addAction(self.quit_action)
+        self.menu.setDefaultAction(self.open_action)
+
+        window.settings_requested.connect(self.settings_requested)
+        window.quit_requested.connect(self.quit_requested)
+        window.locks_seen.connect(self._locks_seen)
+        signals.status_changed.connect(self._status_changed)
+        signals.domain_event.connect(self._domain_event)
+        signals.payment.connect(self._payment)
+        signals.settings_changed.connect(self._settings_changed)
+
+        self._tick_timer = QTimer(self)
+        self._tick_timer.setInterval(1000)
+        self._tick_timer.timeout.connect(self.tick)
+        self._retry_timer = QTimer(self)
+        self._retry_timer.setInterval(retry_interval_ms)
+        self._retry_timer.timeout.connect(self._retry_tray)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Show the tray icon, or the status window as the main window when there is no tray."""
+        self.rules.on_status(self._signals.status)
+        if self._tray_available():
+            self._enter_tray()
+        else:
+            log.info("no system tray: the status window is the main window")
+            self._enter_window_mode()
+            if self._retries_left > 0:
+                self._retry_timer.start()
+        self._refresh()
+        self._tick_timer.start()
+        self._spawn(self._load_last_payment())
+
+    def shutdown(self) -> None:
+        """Hide the icon and stop the timers (quitting)."""
+        self._tick_timer.stop()
+        self._retry_timer.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        if self.tray is not None:
+            self.tray.hide()
+        self.menu.deleteLater()  # a parentless QMenu (Qt's tray rule) is ours to delete
+
+    def _enter_tray(self) -> None:
+        tray = QSystemTrayIcon(self)
+        tray.setContextMenu(self.menu)
+        tray.activated.connect(self._activated)
+        self.tray = tray
+        self.icon_key = ""  # force the icon onto the new tray
+        self._refresh()
+        tray.show()
+        self._window.main_window = False
+        self._set_mode("tray")
+
+    def _enter_window_mode(self) -> None:
+        self._window.main_window = True
+        self._window.bring_to_front()
+        self._set_mode("window")
+
+    def _retry_tray(self) -> None:
+        self._retries_left -= 1
+        if self._tray_available():
+            self._retry_timer.stop()
+            log.info("the system tray appeared: moving into it")
+            self._enter_tray()
+        elif self._retries_left <= 0:
+            self._retry_timer.stop()
+            log.info("still no system tray: staying in the status window")
+
+    def _set_mode(self, mode: str) -> None:
+        if mode != self.mode:
+            self.mode = mode
+            self.mode_changed.emit(mode)
+
+    # --- what is shown --------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Once a second: the offline-for-30-s rule and the badge depend on the clock."""
+        self._notify(self.rules.tick(self._clock()))
+        self._refresh()
+
+    def _refresh(self) -> None:
+        status = self._signals.status
+        attention = self.rules.attention
+        key = icon_key(status.state, attention)
+        self._window.set_attention(attention)
+        if key != self.icon_key:
+            self.icon_key = key
+            if self.tray is not None:
+                self.tray.setIcon(self._icons.state_icon(status.state, attention=attention))
+            self.icon_changed.emit(key)
+        tooltip = tray_tooltip(status, self._signals.settings.environment, self.last_payment)
+        if tooltip != self.tooltip:
+            self.tooltip = tooltip
+            if self.tray is not None:
+                self.tray.setToolTip(tooltip)
+
+    def _notify(self, notice: Notice | None) -> None:
+        if notice is None:
+            return
+        log.info("notice: %s — %s", notice.title, notice.message)
+        if self.tray is not None and self.tray.isVisible() and QSystemTrayIcon.supportsMessages():
+            self.tray.showMessage(notice.title, notice.message, _NOTICE_ICONS[notice.level], NOTICE_MS)
+        else:
+            self._window.statusBar().showMessage(f"{notice.title}: {notice.message}", 30_000)
+        self.notified.emit(notice)
+
+    # --- what the bridge says -------------------------------------------------------------------
+
+    def _status_changed(self, status: ConnectionStatus) -> None:
+        self._notify(self.rules.on_status(status))
+        self._refresh()
+
+    def _domain_event(self, event: DomainEvent) -> None:
+        self._notify(self.rules.on_domain_event(event))
+        self._refresh()
+
+    def _payment(self, entry: PaymentLogEntry) -> None:
+        if self.last_payment is None or entry.at >= self.last_payment.at:
+            self.last_payment = entry
+        self._notify(self.rules.on_payment(entry))
+        self._refresh()
+
+    def _settings_changed(self, settings: Any) -> None:
+        self.rules.update_preferences(settings)
+        self._refresh()
+
+    def _locks_seen(self) -> None:
+        self.rules.acknowledge()
+        self._refresh()
+
+    def _order_facts(self, order_id: str) -> OrderFacts | None:
+        held = self._signals.lock_board.current.get(order_id)
+        return held.order if held is not None else None
+
+    async def _load_last_payment(self) -> None:
+        entries = await self._signals.payments(limit=1)
+        if entries and (self.last_payment is None or entries[0].at > self.last_payment.at):
+            self.last_payment = entries[0]
+            self._refresh()
+
+    # --- commands -------------------------------------------------------------------------------
+
+    def open_window(self) -> None:
+        self._window.bring_to_front()
+
+    def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason == QSystemTrayIcon.ActivationReason.DoubleClick:
+            self.open_window()
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("reading the last payment failed: %s", task.exception())
