@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import tempfile
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -424,3 +425,71 @@ def run_demo_headless(flow_interval_s: float = 4.0) -> int:
 
     asyncio.run(main())
     return 0
+
+
+# --- the tray app (Qt is imported only here, inside these functions) ---------------------------
+
+
+@contextlib.asynccontextmanager
+async def _bridge_from_saved_settings(cli_overrides: dict[str, Any] | None) -> AsyncIterator[Bridge]:
+    """Settings are read afresh on each attempt, so a first-run Settings dialog's save is used."""
+    from epos_bridge.config import load
+
+    yield Bridge(load(cli_overrides=cli_overrides))
+
+
+@contextlib.asynccontextmanager
+async def _demo_bridge(folder: Path, flow_interval_s: float) -> AsyncIterator[Bridge]:
+    from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
+
+    init_database(folder / "demo-venue.db", demo=True, now=datetime.now(UTC))
+    async with DojoSimulator() as simulator:
+        flows = asyncio.create_task(simulator.run_flows(flow_interval_s))
+        try:
+            yield Bridge(
+                demo_settings(folder, simulator.ws_url, simulator.api_url, DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID)
+            )
+        finally:
+            flows.cancel()
+            await asyncio.gather(flows, return_exceptions=True)
+
+
+def run_tray(cli_overrides: dict[str, Any] | None = None) -> int:
+    """``epos-bridge``: the tray app on the saved settings (a first run opens Settings)."""
+    from epos_bridge.config import KeyStore, KeyStoreError, default_log_dir
+    from epos_bridge.ui.gui import GuiParts, run_gui
+
+    secret = None
+    with contextlib.suppress(KeyStoreError):
+        secret = KeyStore().get_api_key()
+    redactor = configure_logging([secret, os.environ.get(ENV_API_KEY)], log_dir=default_log_dir())
+
+    def open_bridge() -> contextlib.AbstractAsyncContextManager[Bridge]:
+        return _bridge_from_saved_settings(cli_overrides)
+
+    def keep_redacting(parts: GuiParts) -> None:
+        """A key entered in the first-run Settings dialog is redacted from then on too."""
+        key = parts.bridge.settings.api_key
+        redactor.set_secrets([key.get_secret_value() if key else None, secret])
+
+    return run_gui(open_bridge, on_started=keep_redacting)
+
+
+def run_demo_gui(flow_interval_s: float = 4.0) -> int:
+    """``epos-bridge demo``: the tray app on the demo venue and the simulator. Settings saved in the
+    demo go to a throwaway keyring and file, never the real ones."""
+    import keyring.backends.fail
+
+    from epos_bridge.config import KeyStore
+    from epos_bridge.sim.simulator import DEMO_API_KEY
+    from epos_bridge.ui.gui import run_gui
+
+    configure_logging([DEMO_API_KEY])
+    with tempfile.TemporaryDirectory(prefix="epos-bridge-demo-") as tmp:
+        folder = Path(tmp)
+        return run_gui(
+            lambda: _demo_bridge(folder, flow_interval_s),
+            demo=True,
+            keystore=KeyStore(keyring.backends.fail.Keyring()),  # type: ignore[no-untyped-call]
+            settings_path=folder / "settings.json",
+        )

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from epos_bridge import __version__
 
@@ -84,18 +84,25 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reseller-id", help="overrides EPOS_BRIDGE_RESELLER_ID")
 
 
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {field: getattr(args, option, None) for option, field in OVERRIDES.items()}
+
+
 def _settings(args: argparse.Namespace) -> BridgeSettings | None:
     from epos_bridge.config import ConfigError, load
 
-    overrides = {field: getattr(args, option, None) for option, field in OVERRIDES.items()}
     try:
-        return load(cli_overrides=overrides)
+        return load(cli_overrides=_overrides(args))
     except ConfigError as exc:
         print(f"epos-bridge: {exc}", file=sys.stderr)
         return None
 
 
 def _run(args: argparse.Namespace) -> int:
+    if not args.headless:
+        from epos_bridge.app import run_tray
+
+        return run_tray(_overrides(args))
     settings = _settings(args)
     if settings is None:
         return 2
@@ -105,9 +112,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from epos_bridge.app import run_demo_headless
+    if args.headless:
+        from epos_bridge.app import run_demo_headless
 
-    return run_demo_headless(args.flow_interval)
+        return run_demo_headless(args.flow_interval)
+    from epos_bridge.app import run_demo_gui
+
+    return run_demo_gui(args.flow_interval)
 
 
 def _capabilities(args: argparse.Namespace) -> int:
@@ -270,7 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:
-        parser.print_help()
-        return 2
+        from epos_bridge.app import run_tray
+
+        return run_tray()
     result: int = handler(args)
     return result

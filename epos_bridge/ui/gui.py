@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import sys
@@ -114,40 +115,64 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, quit_requested.set)
+    while True:
+        try:
+            async with open_bridge() as bridge:
+                signals = BridgeSignals(bridge)
+                window = StatusWindow(signals, icons)
+                if demo:
+                    window.setWindowTitle(window.windowTitle() + " (demo with the Dojo simulator)")
+                tray = TrayController(signals, window, icons)
+                tray.quit_requested.connect(quit_requested.set)
+                tray.settings_requested.connect(
+                    functools.partial(open_settings, window, signals, keystore or KeyStore(), settings_path)
+                )
+                await bridge.start()
+                tray.start()
+                window.reload_payments()
+                if on_started is not None:
+                    on_started(GuiParts(bridge, signals, window, tray, quit_requested.set))
+                await quit_requested.wait()
+                log.info("quitting: finishing requests in flight, then closing the connection")
+                tray.shutdown()
+                window.shutdown()
+                window.hide()
+                await bridge.stop()
+                signals.detach()
+                window.deleteLater()
+            return 0
+        except (ConfigError, ValueError) as exc:
+            log.error("the bridge cannot start: %s", exc)
+            # First run, or a setting that went bad: the installer fixes it here, not in a file.
+            if not await _settings_before_start(str(exc), keystore or KeyStore(), settings_path, icons):
+                return 2
+
+
+async def _settings_before_start(problem: str, keystore: KeyStore, settings_path: Path, icons: IconLibrary) -> bool:
+    """Show the Settings dialog with what stops the bridge; True when the installer saved."""
+    from epos_bridge.config import BridgeSettings, load
+    from epos_bridge.ui.settings_dialog import SettingsDialog, build_settings_service
+
     try:
-        async with open_bridge() as bridge:
-            signals = BridgeSignals(bridge)
-            window = StatusWindow(signals, icons)
-            if demo:
-                window.setWindowTitle(window.windowTitle() + " (demo with the Dojo simulator)")
-            tray = TrayController(signals, window, icons)
-            tray.quit_requested.connect(quit_requested.set)
-            tray.settings_requested.connect(
-                lambda: open_settings(window, signals, keystore or KeyStore(), settings_path)
-            )
-            await bridge.start()
-            tray.start()
-            window.reload_payments()
-            if on_started is not None:
-                on_started(GuiParts(bridge, signals, window, tray, quit_requested.set))
-            await quit_requested.wait()
-            log.info("quitting: finishing requests in flight, then closing the connection")
-            tray.shutdown()
-            window.shutdown()
-            window.hide()
-            await bridge.stop()
-            signals.detach()
-            window.deleteLater()
-    except (ConfigError, ValueError) as exc:
-        log.error("the bridge cannot start: %s", exc)
-        box = QMessageBox(QMessageBox.Icon.Critical, APP_NAME, f"The bridge cannot start:\n\n{exc}")
-        box.setInformativeText("Fix the setting named above (or run `epos-bridge doctor`), then start again.")
-        box.open()
-        closed = asyncio.Event()
-        box.finished.connect(lambda _: closed.set())
-        await closed.wait()
-        return 2
-    return 0
+        current = load(settings_path=settings_path, keystore=keystore)
+    except ConfigError:
+        current = BridgeSettings()
+    service = build_settings_service(keystore, settings_path)
+    dialog = SettingsDialog(current, service)
+    dialog.setWindowIcon(icons.app_icon())
+    dialog.setWindowTitle(f"{APP_NAME} — set up before starting")
+    dialog.setToolTip(problem)
+    box = QMessageBox(QMessageBox.Icon.Warning, APP_NAME, f"The bridge cannot start yet:\n\n{problem}")
+    box.setInformativeText("Enter the missing settings now; the bridge starts as soon as you save.")
+    box.open()
+    shown = asyncio.Event()
+    box.finished.connect(lambda _: shown.set())
+    await shown.wait()
+    done = asyncio.Event()
+    dialog.finished.connect(lambda _: done.set())
+    dialog.open()
+    await done.wait()
+    return dialog.result_settings is not None
 
 
 def open_settings(window: StatusWindow, signals: BridgeSignals, keystore: KeyStore, settings_path: Path) -> None:
