@@ -4,6 +4,7 @@ commands never import Qt."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -111,7 +112,17 @@ def _run(args: argparse.Namespace) -> int:
     return run_headless(settings)
 
 
+def _has_display() -> bool:
+    """Linux without X or Wayland (a server, CI, ssh) cannot show a tray app."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return any(os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
+
+
 def _demo(args: argparse.Namespace) -> int:
+    if not args.headless and not _has_display():
+        print("epos-bridge: no display here, so the demo runs headless (the request log follows)", file=sys.stderr)
+        args.headless = True
     if args.headless:
         from epos_bridge.app import run_demo_headless
 
