@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import sqlite_utils
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
+from epos_bridge.adapters.sqlite.demo import seed_demo
 from epos_bridge.adapters.sqlite.schema import migrate
 from epos_bridge.domain.events import DomainEvent
 from epos_bridge.services.dispatcher import Dispatcher
@@ -51,6 +53,17 @@ def pos_db_path(tmp_path: Path) -> Path:
     db.table("table_waiters").insert_all(
         [{"table_id": "T1", "waiter_id": "w1"}, {"table_id": "T12", "waiter_id": "w1"}]
     )
+    db.conn.close()
+    return path
+
+
+@pytest.fixture
+def demo_db(tmp_path: Path) -> Path:
+    """A real reference database seeded with the demo venue (see epos_bridge/adapters/sqlite/demo.py)."""
+    path = tmp_path / "demo-venue.db"
+    db = sqlite_utils.Database(path)
+    migrate(db)
+    seed_demo(db, datetime.now(UTC))
     db.conn.close()
     return path
 

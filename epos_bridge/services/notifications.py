@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from epos_bridge.domain.events import DomainEvent, LockCreated, LockRefused, OrderFacts, PaymentRecorded
-from epos_bridge.services.activity import PaymentLogEntry
+from epos_bridge.services.activity import PaymentLogEntry, payment_entry
 
 Level = Literal["info", "warning", "critical"]
 Clock = Callable[[], datetime]
@@ -219,21 +219,7 @@ class NotificationRules:
             self._remember(event.order_id, event.order)
         elif isinstance(event, PaymentRecorded):
             self._remember(event.order_id, event.order)
-            return self._payment(
-                event.payment_intent_id,
-                PaymentLogEntry(
-                    at=event.at,
-                    order_id=event.order_id,
-                    payment_intent_id=event.payment_intent_id,
-                    amount_value=event.amount.value,
-                    currency=event.amount.currency_code,
-                    status="Recorded",
-                    tips_value=event.tips.value if event.tips else None,
-                    order_reference=event.order.reference,
-                    display_name=event.order.display_name,
-                    table_id=event.order.table_id,
-                ),
-            )
+            return self._payment(event.payment_intent_id, payment_entry(event))
         elif isinstance(event, LockRefused):
             self._unseen_conflicts += 1
             if not self._enabled:

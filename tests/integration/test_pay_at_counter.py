@@ -8,16 +8,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
-import sqlite_utils
 
 from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
-from epos_bridge.adapters.sqlite.demo import seed_demo
-from epos_bridge.adapters.sqlite.schema import migrate
 from epos_bridge.counter import CounterPayments, SessionUpdate
 from epos_bridge.dojo_api import DojoClient
 from epos_bridge.domain.events import DomainEvent, PaymentRecorded
@@ -27,16 +23,6 @@ from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID
 from epos_bridge.state.terminal_sessions import TerminalSessionStore
 
 ORDER = "8"  # demo: T12-0008, nothing paid yet
-
-
-@pytest.fixture
-def demo_db(tmp_path: Path) -> Path:
-    path = tmp_path / "demo.db"
-    db = sqlite_utils.Database(path)
-    migrate(db)
-    seed_demo(db, datetime.now(UTC))
-    db.conn.close()
-    return path
 
 
 @pytest.fixture

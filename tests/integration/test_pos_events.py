@@ -13,30 +13,16 @@ import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import sqlite_utils
 
 from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
-from epos_bridge.adapters.sqlite.demo import seed_demo
-from epos_bridge.adapters.sqlite.schema import migrate
 from epos_bridge.app import Bridge, demo_settings
 from epos_bridge.ports import PosChange
 from epos_bridge.services.pos_events import PosEventRelay, retry_delay
 from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
 from epos_bridge.state.outbox import OutboxStore
-
-
-@pytest.fixture
-def demo_db(tmp_path: Path) -> Path:
-    path = tmp_path / "demo-venue.db"
-    db = sqlite_utils.Database(path)
-    migrate(db)
-    seed_demo(db, datetime.now(UTC))
-    db.conn.close()
-    return path
 
 
 @pytest.fixture

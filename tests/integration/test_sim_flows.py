@@ -6,34 +6,20 @@ import json
 import random
 import sqlite3
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlite_utils
 
 from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
-from epos_bridge.adapters.sqlite.demo import seed_demo
-from epos_bridge.adapters.sqlite.schema import migrate
 from epos_bridge.services.dispatcher import Dispatcher
 from epos_bridge.sim import flows
 from tests.helpers.contract import assert_valid_params, assert_valid_response
 
 
 @pytest.fixture
-def demo_path(tmp_path: Path) -> Path:
-    path = tmp_path / "demo.db"
-    db = sqlite_utils.Database(path)
-    migrate(db)
-    seed_demo(db, datetime.now(UTC))
-    db.conn.close()
-    return path
-
-
-@pytest.fixture
-async def send(demo_path: Path) -> AsyncIterator[flows.Send]:
-    adapter = SqlitePosAdapter.open(demo_path)
+async def send(demo_db: Path) -> AsyncIterator[flows.Send]:
+    adapter = SqlitePosAdapter.open(demo_db)
     dispatcher = Dispatcher(adapter)
     counter = iter(range(1, 10_000))
 
@@ -51,12 +37,12 @@ async def send(demo_path: Path) -> AsyncIterator[flows.Send]:
     await adapter.close()
 
 
-async def test_pay_at_table_settles_the_order_in_parts_and_releases_the_lock(send: flows.Send, demo_path: Path) -> None:
+async def test_pay_at_table_settles_the_order_in_parts_and_releases_the_lock(send: flows.Send, demo_db: Path) -> None:
     report = await flows.pay_at_table(send, table_id="T12", rng=random.Random(1), parts=3)
     assert report.ok, report.error
     assert len(report.payments) == 3
     order_id = report.payments[0][0]
-    with sqlite3.connect(demo_path) as conn:
+    with sqlite3.connect(demo_db) as conn:
         total, paid = conn.execute(
             "SELECT total_amount, (SELECT SUM(paid_amount) FROM payments WHERE order_id = orders.id) FROM orders WHERE id = ?",
             [order_id],
@@ -71,10 +57,10 @@ async def test_pay_at_table_settles_the_order_in_parts_and_releases_the_lock(sen
     assert report.steps.count("ExtendOrderLockV1 → ok") == 3
 
 
-async def test_bookings_seats_updates_and_ends_a_party(send: flows.Send, demo_path: Path) -> None:
+async def test_bookings_seats_updates_and_ends_a_party(send: flows.Send, demo_db: Path) -> None:
     report = await flows.bookings(send, rng=random.Random(2))
     assert report.ok, report.error
-    with sqlite3.connect(demo_path) as conn:
+    with sqlite3.connect(demo_db) as conn:
         status, end_time, reservation = conn.execute(
             "SELECT status, end_time, reservation_id FROM parties WHERE dojo_party_id LIKE 'dojo_party_%'"
         ).fetchone()

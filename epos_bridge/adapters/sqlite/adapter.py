@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,10 @@ from epos_bridge.protocol.params import (
 )
 
 log = logging.getLogger(__name__)
+
+LockDecision = Callable[
+    [locks.LockableOrder, locks.HeldLock | None, str, datetime, datetime, RequestHeaders], locks.LockChange
+]
 
 DEFAULT_PARTY_STATUS = "Seated"
 """contract §3.12 (rec): Party.status is required but optional in the request."""
@@ -227,41 +231,26 @@ class SqlitePosAdapter:
     # --- order locks ----------------------------------------------------------------------
 
     async def create_order_lock(self, params: CreateOrderLockParams, ctx: CallContext) -> Order:
+        return await self._change_lock(params, ctx, locks.decide_create)
+
+    async def extend_order_lock(self, params: ExtendOrderLockParams, ctx: CallContext) -> None:
+        await self._change_lock(params, ctx, locks.decide_extend)
+
+    async def _change_lock(self, params: CreateOrderLockParams, ctx: CallContext, decide: LockDecision) -> Order:
+        """Create and extend share one shape: read order and lock, let the rule decide, store it."""
 
         def work(db: sqlite_utils.Database) -> Order:
             now = self._now()  # after the write lock is held: never older than the POS's edits
             row = rows.order_row(db, params.order_id)
-            change = locks.decide_create(
-                _lockable(row, params.order_id),
-                rows.held_lock(db, row["id"]),
-                params.lock_id,
-                params.expiry,
-                now,
-                params.headers,
+            current = rows.held_lock(db, row["id"])
+            change = decide(
+                _lockable(row, params.order_id), current, params.lock_id, params.expiry, now, params.headers
             )
             _apply_lock_change(db, row["id"], change)
             ctx.record(*change.events)
             return rows.load_orders(db, [row["id"]])[0]
 
         return await self._db.write(work)
-
-    async def extend_order_lock(self, params: ExtendOrderLockParams, ctx: CallContext) -> None:
-
-        def work(db: sqlite_utils.Database) -> None:
-            now = self._now()  # after the write lock is held: never older than the POS's edits
-            row = rows.order_row(db, params.order_id)
-            change = locks.decide_extend(
-                _lockable(row, params.order_id),
-                rows.held_lock(db, row["id"]),
-                params.lock_id,
-                params.expiry,
-                now,
-                params.headers,
-            )
-            _apply_lock_change(db, row["id"], change)
-            ctx.record(*change.events)
-
-        await self._db.write(work)
 
     async def delete_order_lock(self, params: DeleteOrderLockParams, ctx: CallContext) -> Order:
 
