@@ -35,6 +35,7 @@ from epos_bridge.ports import ChangeSource, PosAdapter
 from epos_bridge.protocol.dojo import redact
 from epos_bridge.services.activity import LockBoard, PaymentLogEntry, payment_entry
 from epos_bridge.services.dispatcher import Dispatcher, Served
+from epos_bridge.services.listeners import Listeners
 from epos_bridge.services.pos_events import PosEventRelay, RelayStatus
 from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
 from epos_bridge.state.outbox import OutboxStore
@@ -124,9 +125,9 @@ class Bridge:
         self._http = http or http_client(settings)
         self._owns_http = http is None
         self.client = dojo_client(settings, self._http)
-        self._event_listeners: list[Callable[[DomainEvent], None]] = []
-        self._served_listeners: list[Callable[[Served], None]] = []
-        self._payment_listeners: list[Callable[[PaymentLogEntry], None]] = []
+        self._event_listeners: Listeners[DomainEvent] = Listeners("domain event")
+        self._served_listeners: Listeners[Served] = Listeners("served request")
+        self._payment_listeners: Listeners[PaymentLogEntry] = Listeners("payment log")
         self.lock_board = LockBoard()
         self.dispatcher = Dispatcher(self.adapter, publish=self._publish)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -134,7 +135,7 @@ class Bridge:
         self.payment_log = PaymentLogStore(settings.data_dir / STATE_DB_NAME)
         self._serve = IdempotentServe(self.store, self.dispatcher.handle_text)
         self.outbox = OutboxStore(settings.data_dir / STATE_DB_NAME)
-        self._outbox_listeners: list[Callable[[RelayStatus], None]] = []
+        self._outbox_listeners: Listeners[RelayStatus] = Listeners("POS-event outbox")
         self.relay: PosEventRelay | None = None
         self.counter = CounterPayments(
             self.client, self.adapter, TerminalSessionStore(settings.data_dir / STATE_DB_NAME), publish=self._publish
@@ -149,21 +150,20 @@ class Bridge:
     # --- observation (the UI subscribes here) -----------------------------------------------
 
     def on_domain_event(self, listener: Callable[[DomainEvent], None]) -> None:
-        self._event_listeners.append(listener)
+        self._event_listeners.add(listener)
 
     def on_served(self, listener: Callable[[Served], None]) -> None:
-        self._served_listeners.append(listener)
+        self._served_listeners.add(listener)
 
     def on_status(self, listener: Callable[[ConnectionStatus], None]) -> Callable[[], None]:
         return self.session.subscribe(listener)
 
     def on_outbox(self, listener: Callable[[RelayStatus], None]) -> None:
         """The POS-event outbox's depth and last delivery error, when they change."""
-        self._outbox_listeners.append(listener)
+        self._outbox_listeners.add(listener)
 
     def _outbox_changed(self, status: RelayStatus) -> None:
-        for listener in self._outbox_listeners:
-            listener(status)
+        self._outbox_listeners.emit(status)
 
     def _start_relay(self) -> None:
         """POS events need the adapter's change log; adapters without one simply send none."""
@@ -193,7 +193,7 @@ class Bridge:
 
     def on_payment(self, listener: Callable[[PaymentLogEntry], None]) -> None:
         """A new payment-log line, or an existing one whose status changed."""
-        self._payment_listeners.append(listener)
+        self._payment_listeners.add(listener)
 
     async def _serve_frame(self, text: str | bytes) -> Served | None:
         # Indirection so apply_settings() can swap the adapter under a running session.
@@ -207,8 +207,7 @@ class Bridge:
             self._tell_payment(entry)
         elif isinstance(event, PaymentStatusChanged):
             self._spawn(self._payment_status(event))
-        for listener in self._event_listeners:
-            listener(event)
+        self._event_listeners.emit(event)
 
     async def _payment_status(self, event: PaymentStatusChanged) -> None:
         entry = await self.payment_log.set_status(event.payment_intent_id, event.status.value)
@@ -216,11 +215,7 @@ class Bridge:
             self._tell_payment(entry)
 
     def _tell_payment(self, entry: PaymentLogEntry) -> None:
-        for listener in self._payment_listeners:
-            try:
-                listener(entry)
-            except Exception:
-                log.exception("a payment-log listener failed")
+        self._payment_listeners.emit(entry)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -236,8 +231,7 @@ class Bridge:
             served.elapsed_ms,
             f" ({served.debug_message})" if served.debug_message and not served.ok else "",
         )
-        for listener in self._served_listeners:
-            listener(served)
+        self._served_listeners.emit(served)
 
     # --- lifecycle ------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from epos_bridge.protocol.entities import CaptureMode, PaymentIntentEvent, Payme
 from epos_bridge.protocol.entities import Money as WireMoney
 from epos_bridge.protocol.params import HandleEventParams, OrderIdParams, RecordOrderPaymentParams, RequestHeaders
 from epos_bridge.services.dispatcher import new_trace_id
+from epos_bridge.services.listeners import Listeners
 from epos_bridge.state.terminal_sessions import CounterSession, TerminalSessionStore
 
 log = logging.getLogger(__name__)
@@ -144,11 +145,11 @@ class CounterPayments:
         self._poll_s = poll_s
         self._sleep = sleep
         self._publish_event = publish
-        self._listeners: list[Listener] = []
+        self._listeners: Listeners[SessionUpdate] = Listeners("terminal-session")
         self._followed: dict[str, _Followed] = {}
 
     def on_update(self, listener: Listener) -> None:
-        self._listeners.append(listener)
+        self._listeners.add(listener)
 
     async def terminals(self) -> list[Terminal]:
         return await self.client.list_terminals()
@@ -354,8 +355,4 @@ class CounterPayments:
             recorded=recorded,
             error=error,
         )
-        for listener in self._listeners:
-            try:
-                listener(update)
-            except Exception:
-                log.exception("a terminal-session listener failed")
+        self._listeners.emit(update)
