@@ -158,7 +158,7 @@ async def _settings_before_start(problem: str, keystore: KeyStore, settings_path
     except ConfigError:
         current = BridgeSettings()
     service = build_settings_service(keystore, settings_path)
-    dialog = SettingsDialog(current, service)
+    dialog = SettingsDialog(current, service, service.installed_adapters)
     dialog.setWindowIcon(icons.app_icon())
     dialog.setWindowTitle(f"{APP_NAME} — set up before starting")
     dialog.setToolTip(problem)
@@ -180,7 +180,7 @@ def open_settings(window: StatusWindow, signals: BridgeSignals, keystore: KeySto
     from epos_bridge.ui.settings_dialog import SettingsDialog, build_settings_service
 
     service = build_settings_service(keystore, settings_path, apply=signals.apply_settings)
-    dialog = SettingsDialog(signals.settings, service, parent=window)
+    dialog = SettingsDialog(signals.settings, service, service.installed_adapters, parent=window)
     dialog.saved.connect(lambda _new: window.statusBar().showMessage("Settings saved and applied", 10_000))
     dialog.finished.connect(dialog.deleteLater)
     window.bring_to_front()

@@ -520,6 +520,15 @@ def open_pos_read_only(path: Path) -> PosAdapter:
     return SqlitePosAdapter(PosDatabase(path, workers=1, migrate_on_open=False))
 
 
+def _installed_openers() -> dict[str, Callable[[Path], PosAdapter]]:
+    """Every installed adapter (built-ins and entry points); SQLite is checked without migrating."""
+    from epos_bridge.adapters.registry import installed_adapters
+
+    openers: dict[str, Callable[[Path], PosAdapter]] = {name: f.open for name, f in installed_adapters().items()}
+    openers["sqlite"] = open_pos_read_only
+    return openers
+
+
 def build_settings_service(
     keystore: KeyStore,
     settings_path: Path,
@@ -553,7 +562,7 @@ def build_settings_service(
         keystore,
         ConfigSettingsFile(settings_path),
         dojo=dojo,
-        adapters=adapters if adapters is not None else {"sqlite": open_pos_read_only},
+        adapters=adapters if adapters is not None else _installed_openers(),
         apply=apply,
         environ=os.environ if environ is None else environ,
         env_vars=ENV_VARS,
