@@ -26,7 +26,6 @@ from tests.helpers.keyring_backend import (
 HOUSE = "house-123"
 
 
-
 @pytest.fixture
 def api_key() -> str:
     """Unique per test, so finding it in a message cannot be a coincidence with the demo key."""
