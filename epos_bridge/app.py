@@ -25,6 +25,8 @@ from epos_bridge.adapters.registry import installed_adapters
 from epos_bridge.adapters.sqlite.setup import init_database
 from epos_bridge.config import ENV_API_KEY, ENV_VARS, BridgeSettings, ConfigError
 from epos_bridge.counter import CounterPayments
+from epos_bridge.crash import CrashHandler
+from epos_bridge.diagnostics import RecentRequests
 from epos_bridge.dojo_api import AuthRejected, DojoApiError, DojoClient, RegistrationReport
 from epos_bridge.domain.events import DomainEvent, PaymentRecorded, PaymentStatusChanged
 from epos_bridge.gateway.connection_state import ConnectionStatus
@@ -145,6 +147,11 @@ class Bridge:
         self.registration = RegistrationState()
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
+        self.recent_requests = RecentRequests()
+        """The last requests with their outcomes, for Export diagnostics."""
+        self._served_listeners.add(self.recent_requests.record)
+        self.crashes = CrashHandler(secrets=[settings.api_key.get_secret_value()])
+        """Logs (redacted) and reports any unhandled exception, so the bridge keeps serving."""
         self._stopped = False
 
     # --- observation (the UI subscribes here) -----------------------------------------------
@@ -340,6 +347,7 @@ async def serve_until_signalled(bridge: Bridge, *, extra: list[asyncio.Task[None
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C arrives as KeyboardInterrupt
             loop.add_signal_handler(sig, stop.set)
+    bridge.crashes.install_loop(loop)
     await bridge.start()
     try:
         await stop.wait()
@@ -373,14 +381,6 @@ def run_headless(settings: BridgeSettings) -> int:
         return 0
     finally:
         instance.release()
-
-
-@dataclass
-class DemoEnvironment:
-    """A demo venue and the Dojo simulator in a temporary folder: no Dojo account needed."""
-
-    settings: BridgeSettings
-    folder: Path
 
 
 def demo_settings(folder: Path, ws_url: str, api_url: str, api_key: str, software_house_id: str) -> BridgeSettings:

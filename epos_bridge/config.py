@@ -197,7 +197,9 @@ class BridgeSettings(BaseModel):
 
     @property
     def log_dir(self) -> Path:
-        return default_log_dir()
+        """Logs live with the bridge's state when EPOS_BRIDGE_DATA_DIR moves it (shared tills);
+        otherwise in the platform's log folder."""
+        return self.data_dir / "logs" if "data_dir" in self.model_fields_set else default_log_dir()
 
     def file_form(self) -> dict[str, Any]:
         """What :func:`save` writes: every setting except the secrets, JSON-ready."""

@@ -45,6 +45,9 @@ async def run_checks(settings: BridgeSettings, keystore: KeyStore | None = None,
         checks.append(Check("gateway", False, redact(str(exc), secret), "fix the setting named above"))
     else:
         checks.append(await _gateway_check(gateway, timeout_s))
+    if not secret:
+        checks.append(Check("Dojo API", False, "not checked: no API key", "enter it in Settings → API key"))
+        return checks
     async with httpx.AsyncClient(timeout=timeout_s, trust_env=False) as http:
         checks.append(await _api_check(settings, dojo_client(settings, http), secret))
     return checks

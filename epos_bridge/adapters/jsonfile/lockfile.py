@@ -1,8 +1,8 @@
 """The folder lock every writer of a file database takes: the bridge, the POS, a support tool.
 
-One small class hides the two operating-system primitives: ``fcntl.flock`` on POSIX (shared or
-exclusive) and ``msvcrt.locking`` on Windows (always exclusive: Windows byte-range locks have no
-shared mode, so readers there simply wait their turn). Both are advisory between programs that
+The operating-system primitives live in :mod:`epos_bridge.filelock` (``fcntl.flock`` on POSIX,
+shared or exclusive; ``msvcrt.locking`` on Windows, always exclusive, so readers there simply wait
+their turn). Both are advisory between programs that
 agree to take them, which is exactly the agreement ``docs/file-database.md`` asks of the POS.
 
 The lock is taken on ``<folder>/.lock``, never on a data file: data files are replaced with
@@ -12,11 +12,12 @@ The lock is taken on ``<folder>/.lock``, never on a data file: data files are re
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from epos_bridge.filelock import try_lock, unlock
 
 LOCK_FILE_NAME = ".lock"
 DEFAULT_LOCK_TIMEOUT_S = 5.0
@@ -24,35 +25,6 @@ DEFAULT_LOCK_TIMEOUT_S = 5.0
 
 class LockTimeout(Exception):
     """Someone held the folder lock for longer than the timeout."""
-
-
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows CI only
-    import msvcrt
-
-    def _try_lock(fd: int, exclusive: bool) -> bool:
-        os.lseek(fd, 0, os.SEEK_SET)
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-
-    def _unlock(fd: int) -> None:
-        os.lseek(fd, 0, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-
-else:
-    import fcntl
-
-    def _try_lock(fd: int, exclusive: bool) -> bool:
-        try:
-            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-
-    def _unlock(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 class FolderLock:
@@ -73,7 +45,7 @@ class FolderLock:
         try:
             deadline = time.monotonic() + self.timeout_s
             pause = 0.002
-            while not _try_lock(fd, exclusive):
+            while not try_lock(fd, exclusive=exclusive):
                 if time.monotonic() >= deadline:
                     raise LockTimeout(f"{self.path} was held by another program for more than {self.timeout_s:g} s")
                 time.sleep(pause)
@@ -81,6 +53,6 @@ class FolderLock:
             try:
                 yield
             finally:
-                _unlock(fd)
+                unlock(fd)
         finally:
             os.close(fd)
