@@ -1,0 +1,56 @@
+"""The tray app's half of "one instance per user": a second launch brings the running window
+forward and exits. The data-folder lock (:mod:`epos_bridge.instance`) decides who runs; this is
+only the doorbell, a QLocalServer named after that folder."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject
+from PySide6.QtNetwork import QLocalServer, QLocalSocket
+
+log = logging.getLogger(__name__)
+
+RAISE = b"raise\n"
+
+
+class RaiseServer(QObject):
+    """Listens on ``name``; every connection that says ``raise`` calls ``on_raise``."""
+
+    def __init__(self, name: str, on_raise: Callable[[], None], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._on_raise = on_raise
+        self.server = QLocalServer(self)
+        self.server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
+        # A crashed predecessor may have left the socket file behind (the data-folder lock proves
+        # nobody else is serving), so clear it before listening.
+        QLocalServer.removeServer(name)
+        if not self.server.listen(name):
+            log.warning("cannot listen for second launches on %s: %s", name, self.server.errorString())
+        self.server.newConnection.connect(self._accept)
+
+    def _accept(self) -> None:
+        while (socket := self.server.nextPendingConnection()) is not None:
+            socket.readyRead.connect(lambda s=socket: self._read(s))
+            socket.disconnected.connect(socket.deleteLater)
+
+    def _read(self, socket: QLocalSocket) -> None:
+        if bytes(socket.readAll().data()).startswith(RAISE.strip()):
+            self._on_raise()
+        socket.disconnectFromServer()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def ask_running_instance_to_raise(name: str, timeout_ms: int = 2000) -> bool:
+    """True when the running tray app got the message (it then shows its window)."""
+    socket = QLocalSocket()
+    socket.connectToServer(name)
+    if not socket.waitForConnected(timeout_ms):
+        return False
+    socket.write(RAISE)
+    sent = socket.waitForBytesWritten(timeout_ms)
+    socket.disconnectFromServer()
+    return sent

@@ -1,0 +1,58 @@
+"""What support needs without remote access: the logs folder, a diagnostics zip, the About box.
+
+The zip is gathered on the asyncio side and written off the GUI thread; every member is
+redacted by :mod:`epos_bridge.diagnostics` (the API key never leaves the till).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+
+from epos_bridge import __version__
+from epos_bridge.diagnostics import build_diagnostics, default_zip_name, gather
+
+log = logging.getLogger(__name__)
+
+DOJO_DOCS = "https://docs.dojo.tech"
+"""Shown as text in the About box; the bridge never opens a network link by itself."""
+
+
+def open_logs_folder(log_dir: Path) -> bool:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_dir)))
+
+
+async def export_diagnostics(parent: QWidget, bridge: Any) -> Path | None:
+    """Ask where, gather, write; returns the zip's path (``None`` when cancelled)."""
+    suggested = str(Path.home() / default_zip_name())
+    chosen, _ = QFileDialog.getSaveFileName(parent, "Export diagnostics", suggested, "Zip archives (*.zip)")
+    if not chosen:
+        return None
+    sources = await gather(
+        bridge,
+        log_dir=bridge.settings.log_dir,
+        requests=bridge.recent_requests,
+        crashes=bridge.crashes.recent,
+    )
+    path = await asyncio.to_thread(build_diagnostics, Path(chosen), sources)
+    log.info("diagnostics exported to %s", path)
+    return path
+
+
+def show_about(parent: QWidget, environment: str) -> None:
+    QMessageBox.about(
+        parent,
+        "About epos-bridge",
+        f"<h3>epos-bridge {__version__}</h3>"
+        "<p>Connects this venue's POS to Dojo: card machines, Pay at Table, Bookings, Order and Pay.</p>"
+        f"<p>Connected to Dojo's <b>{environment}</b> environment.</p>"
+        f"<p>Dojo developer documentation: {DOJO_DOCS}<br>"
+        "Support: use <i>Export diagnostics…</i> in the tray menu and send the zip to your installer.</p>",
+    )
