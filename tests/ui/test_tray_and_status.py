@@ -329,6 +329,9 @@ def test_tray_mode_menu_and_close_hides(start_gui: Callable[..., Gui], qtbot: Qt
         "&Open status window",
         "&Settings…",
         "&Reconnect",
+        "Open &logs folder",
+        "Export &diagnostics…",
+        "&About epos-bridge",
         "&Quit",
     ]
     gui.tray.open_action.trigger()
