@@ -70,6 +70,9 @@ async def _database_check(settings: BridgeSettings) -> Check:
         return Check("POS database", False, str(exc), "set the database in Settings")
     try:
         page = await adapter.search_tables(SearchTablesParams(), CallContext(trace_id="doctor"))
+        check_writable = getattr(adapter, "check_writable", None)
+        if check_writable is not None:
+            await check_writable()  # payments and locks need to write, not only read
         return Check("POS database", True, f"{settings.db_path} ({len(page.data)} tables on the first page)")
     except EposFailure as exc:
         return Check("POS database", False, exc.message, "check the path in Settings and that the POS is running")

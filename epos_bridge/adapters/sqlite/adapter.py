@@ -103,6 +103,16 @@ class SqlitePosAdapter:
     async def close(self) -> None:
         await self._db.close()
 
+    async def check_writable(self) -> None:
+        """A real, harmless write (the schema version rewritten as it is): raises PosUnavailable
+        for a read-only database. Used by ``doctor``; taking the write lock alone writes nothing."""
+
+        def work(db: sqlite_utils.Database) -> None:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            db.execute(f"PRAGMA user_version = {version}")
+
+        await self._db.write(work)
+
     def _now(self) -> datetime:
         return self._clock.now()
 
