@@ -1,0 +1,129 @@
+"""The gateway drops the connection every few hundred milliseconds while requests keep coming.
+
+Real session, idempotency store, dispatcher and SQLite adapter in process; the simulator
+aborts the TCP connection at random intervals of 150-400 ms. Dojo's side retries every
+unanswered request with the same id. Every answer must be right and nothing applied twice.
+The backoff policy is injected with short delays (the real one would wait 1, 2, 4 … s after
+each drop, which is the contract's behaviour but would make this test take minutes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
+from epos_bridge.gateway.policy import BackoffPolicy
+from epos_bridge.gateway.session import GatewaySession, GatewaySettings
+from epos_bridge.services.dispatcher import Dispatcher
+from epos_bridge.sim.gateway import GatewaySimulator
+from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
+from tests.faults.helpers import HEADERS, call_until_answered, venue_with_orders
+from tests.helpers.contract import assert_valid_response
+
+pytestmark = pytest.mark.timeout(120)
+
+API_KEY = "sk_sandbox_fault_drops"
+SHID = "fault-software-house"
+PAYMENTS = 400
+READS = 400
+ORDERS = 40
+WORKERS = 24
+
+
+async def test_answers_stay_right_and_nothing_applies_twice_while_the_link_keeps_dropping(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    db = tmp_path / "venue.db"
+    orders = venue_with_orders(db, ORDERS)
+    adapter = SqlitePosAdapter.open(db)
+    store = IdempotencyStore(tmp_path / "state.db")
+    await store.open()
+    serve = IdempotentServe(store, Dispatcher(adapter).handle_text)
+    gateway = GatewaySimulator(expected_api_key=API_KEY, expected_software_house_id=SHID)
+    await gateway.start()
+    session = GatewaySession(
+        GatewaySettings(ws_url=gateway.url, api_key=API_KEY, software_house_id=SHID, allow_insecure=True),
+        serve,
+        policy=BackoffPolicy(initial_s=0.02, max_s=0.1),
+    )
+    running = asyncio.create_task(session.run())
+    drops = 0
+    finished = asyncio.Event()
+    wrong: list[str] = []
+    resends = 0
+
+    async def dropper() -> None:
+        nonlocal drops
+        while not finished.is_set():
+            await asyncio.sleep(rng.uniform(0.15, 0.4))
+            if gateway.connected:
+                await gateway.drop_connections()
+                drops += 1
+
+    jobs: list[tuple[str, dict[str, Any], str]] = []
+    for i in range(PAYMENTS):
+        order = orders[i % ORDERS]
+        jobs.append((
+            "RecordOrderPaymentByIdV1",
+            {"headers": HEADERS, "orderId": order, "paymentIntentId": f"pi_drop_{i}",
+             "paidAmount": {"value": 100 + i, "currencyCode": "GBP"}},
+            f"pay-{i}",
+        ))  # fmt: skip
+    for i in range(READS):
+        jobs.append(("GetOrderByIdV1", {"headers": HEADERS, "orderId": orders[i % ORDERS]}, f"get-{i}"))
+    rng.shuffle(jobs)
+    queue = iter(jobs)
+
+    async def worker() -> None:
+        nonlocal resends
+        for method, params, request_id in queue:
+            response, sends = await call_until_answered(gateway, method, params, request_id, answer_timeout_s=2)
+            resends += sends - 1
+            assert_valid_response(method, response)
+            if "result" not in response:
+                wrong.append(f"{request_id}: {response['error']}")
+                continue
+            result = response["result"]
+            if response["id"] != request_id or result["id"] != params["orderId"]:
+                wrong.append(f"{request_id}: answered for {response['id']} / order {result['id']}")
+            if method == "RecordOrderPaymentByIdV1":
+                mine = [p for p in result["payments"] if p.get("paymentIntentId") == params["paymentIntentId"]]
+                if len(mine) != 1 or mine[0]["paidAmount"] != params["paidAmount"]:
+                    wrong.append(f"{request_id}: the answer shows {mine}")
+
+    try:
+        await gateway.wait_connected(timeout=10)
+        drop_task = asyncio.create_task(dropper())
+        await asyncio.gather(*(worker() for _ in range(WORKERS)))
+        finished.set()
+        await drop_task
+    finally:
+        finished.set()
+        await session.stop()
+        await running
+        await gateway.stop()
+        await store.close()
+        await adapter.close()
+
+    assert not wrong, wrong[:10]
+    assert drops >= 10, f"only {drops} drops happened: the test did not exercise what it claims"
+    assert resends > 0
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute(
+            "SELECT payment_intent_id, COUNT(*), SUM(paid_amount) FROM payments"
+            " WHERE payment_intent_id LIKE 'pi_drop_%' GROUP BY payment_intent_id"
+        ).fetchall()
+        (total,) = conn.execute(
+            "SELECT SUM(paid_amount) FROM payments WHERE payment_intent_id LIKE 'pi_drop_%'"
+        ).fetchone()
+    finally:
+        conn.close()
+    assert len(rows) == PAYMENTS
+    assert all(count == 1 for _, count, _ in rows), [r for r in rows if r[1] != 1][:5]
+    assert total == sum(100 + i for i in range(PAYMENTS))
