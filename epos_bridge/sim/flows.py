@@ -279,7 +279,7 @@ async def order_and_pay(
                 "dojoOrderId": f"dojo_order_{uuid.uuid4().hex[:12]}",
                 "payments": [],
                 "details": {"orderType": "DineIn", "dineIn": {"tableId": table["id"]}},
-                "displayName": f"Table {table['name']} (phone order)",
+                "displayName": f"{table['name']} (phone order)",
             },
         )
     except FlowFailed as failure:
