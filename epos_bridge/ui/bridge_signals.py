@@ -1,10 +1,12 @@
 """The one place where the running bridge meets Qt: its callbacks become Qt signals.
 
 Widgets never hold the bridge. They get a :class:`BridgeSignals`, connect to its signals to
-render, read its snapshots (``status``, ``settings``, ``registration``, ``lock_board``) and call
-its few commands (``reconnect``, the payment-log queries). It holds no business rules: what a
-status *means* is decided by the session, what deserves a notification by
-``services.notifications``.
+render, read its snapshots (``status``, ``settings``, ``registration``, ``lock_board``,
+``outbox``) and call its few commands (``reconnect``, the payment-log queries, the open-order
+search and the counter-payment commands, all awaited so the GUI thread never waits). It holds no
+business rules: what a status *means* is decided by the session, what deserves a notification by
+``services.notifications``, how a terminal session is followed and recorded by
+``epos_bridge.counter``.
 
 The bridge is described by :class:`BridgeLike` (a Protocol) rather than imported, because the
 UI sits below the composition root (``epos_bridge.app``) in the import layers. Everything here
@@ -14,6 +16,7 @@ callback can emit a signal directly.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -23,16 +26,25 @@ from typing import Protocol
 from PySide6.QtCore import QObject, QTimer, Signal, SignalInstance
 
 from epos_bridge.config import BridgeSettings
-from epos_bridge.dojo_api import RegistrationReport
+from epos_bridge.counter import SessionUpdate
+from epos_bridge.dojo_api import RegistrationReport, Terminal
 from epos_bridge.domain.events import DomainEvent
 from epos_bridge.gateway.connection_state import ConnectionStatus
+from epos_bridge.ports import CallContext
+from epos_bridge.protocol.entities import Money, Order
+from epos_bridge.protocol.params import Cursor, PagedOrders, SearchOrdersParams
 from epos_bridge.services.activity import HeldLockView, LockBoard, PaymentLogEntry
-from epos_bridge.services.dispatcher import Served
+from epos_bridge.services.dispatcher import Served, new_trace_id
+from epos_bridge.services.pos_events import RelayStatus
 
 log = logging.getLogger(__name__)
 
 REGISTRATION_POLL_MS = 1000
 """The bridge has no registration callback yet; a cheap identity check once a second stands in."""
+
+OPEN_ORDERS_PAGE = 100
+OPEN_ORDERS_MAX_PAGES = 5
+"""The Terminal tab lists at most 500 open orders: a till never has more open at once."""
 
 
 class RegistrationLike(Protocol):
@@ -61,6 +73,27 @@ class PaymentLogLike(Protocol):
     async def export_csv(self, destination: Path, entries: Iterable[PaymentLogEntry]) -> int: ...
 
 
+class CounterLike(Protocol):
+    """What the UI uses of :class:`epos_bridge.counter.CounterPayments`."""
+
+    def on_update(self, listener: Callable[[SessionUpdate], None]) -> None: ...
+    async def terminals(self) -> list[Terminal]: ...
+    async def outstanding(self, order_id: str) -> Money: ...
+    async def start_sale(self, order_id: str, terminal_id: str, amount: Money) -> str: ...
+    async def start_matched_refund(
+        self, payment_intent_id: str, order_id: str | None, terminal_id: str, amount: Money
+    ) -> str: ...
+    async def start_unlinked_refund(self, terminal_id: str, amount: Money) -> str: ...
+    async def cancel(self, session_id: str) -> None: ...
+    async def answer_signature(self, session_id: str, accepted: bool) -> None: ...
+
+
+class OrderSearchLike(Protocol):
+    """The one adapter call the Terminal tab needs: the open orders."""
+
+    async def search_orders(self, params: SearchOrdersParams, ctx: CallContext) -> PagedOrders: ...
+
+
 class BridgeLike(Protocol):
     """The parts of :class:`epos_bridge.app.Bridge` the UI uses."""
 
@@ -74,6 +107,11 @@ class BridgeLike(Protocol):
     def payment_log(self) -> PaymentLogLike: ...
     @property
     def registration(self) -> RegistrationLike: ...
+    @property
+    def counter(self) -> CounterLike: ...
+    @property
+    def adapter(self) -> OrderSearchLike: ...
+    def on_outbox(self, listener: Callable[[RelayStatus], None]) -> None: ...
     def on_status(self, listener: Callable[[ConnectionStatus], None]) -> Callable[[], None]: ...
     def on_payment(self, listener: Callable[[PaymentLogEntry], None]) -> None: ...
     def on_domain_event(self, listener: Callable[[DomainEvent], None]) -> None: ...
@@ -86,8 +124,11 @@ class BridgeSignals(QObject):
 
     Signals carry the bridge's own immutable values: ``status_changed(ConnectionStatus)``,
     ``payment(PaymentLogEntry)`` (a new line, or one whose status changed),
-    ``domain_event(DomainEvent)``, ``served(Served)``, ``registration_changed(RegistrationState)``
-    and ``settings_changed(BridgeSettings)`` (after :meth:`apply_settings`).
+    ``domain_event(DomainEvent)``, ``served(Served)``, ``registration_changed(RegistrationState)``,
+    ``settings_changed(BridgeSettings)`` (after :meth:`apply_settings`),
+    ``counter_update(SessionUpdate)`` (a terminal session moved) and
+    ``outbox_changed(RelayStatus)`` (the POS-event queue's depth or last error changed; a copy,
+    so a receiver may keep it).
     """
 
     status_changed = Signal(object)
@@ -96,6 +137,8 @@ class BridgeSignals(QObject):
     served = Signal(object)
     registration_changed = Signal(object)
     settings_changed = Signal(object)
+    counter_update = Signal(object)
+    outbox_changed = Signal(object)
 
     def __init__(self, bridge: BridgeLike, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -105,6 +148,10 @@ class BridgeSignals(QObject):
         bridge.on_payment(self._relay(self.payment))
         bridge.on_domain_event(self._relay(self.domain_event))
         bridge.on_served(self._relay(self.served))
+        bridge.counter.on_update(self._relay(self.counter_update))
+        # Nothing is queued until the relay says otherwise: it reports every change from zero.
+        self._outbox = RelayStatus()
+        bridge.on_outbox(self._outbox_changed)
         self._unsubscribe_status = bridge.on_status(self._relay(self.status_changed))
         self._registration: RegistrationLike = bridge.registration
         self._poll = QTimer(self)
@@ -118,6 +165,12 @@ class BridgeSignals(QObject):
                 signal.emit(value)
 
         return emit
+
+    def _outbox_changed(self, status: RelayStatus) -> None:
+        # The relay hands out its own mutable status object: keep and send a snapshot.
+        self._outbox = dataclasses.replace(status)
+        if self._attached:
+            self.outbox_changed.emit(self._outbox)
 
     def detach(self) -> None:
         """Stop relaying (before the bridge or this object goes away)."""
@@ -142,6 +195,11 @@ class BridgeSignals(QObject):
     @property
     def lock_board(self) -> LockBoard:
         return self._bridge.lock_board
+
+    @property
+    def outbox(self) -> RelayStatus:
+        """The POS-event queue as last reported (depth 0 and no error until the relay says)."""
+        return self._outbox
 
     def check_registration(self) -> None:
         """Emit ``registration_changed`` if the bridge has a new registration result."""
@@ -177,3 +235,55 @@ class BridgeSignals(QObject):
             self.settings_changed.emit(self._bridge.settings)
             self.check_registration()
         return changed
+
+    # --- the Terminal tab: open orders and counter payments -----------------------------------
+
+    async def open_orders(self) -> list[Order]:
+        """The till's open orders (not finalized or cancelled), read through the bridge's adapter
+        (asynchronously; the adapter does its disk work off the GUI thread)."""
+        orders: list[Order] = []
+        after: str | None = None
+        for _ in range(OPEN_ORDERS_MAX_PAGES):
+            page = await self._bridge.adapter.search_orders(
+                SearchOrdersParams(cursor=Cursor(limit=OPEN_ORDERS_PAGE, after=after)),
+                CallContext(trace_id=new_trace_id()),
+            )
+            orders.extend(page.data)
+            if page.after is None or not page.data:
+                break
+            after = page.after
+        return orders
+
+    async def terminals(self) -> list[Terminal]:
+        return await self._bridge.counter.terminals()
+
+    async def outstanding(self, order_id: str) -> Money:
+        return await self._bridge.counter.outstanding(order_id)
+
+    async def start_sale(self, order_id: str, terminal_id: str, amount: Money) -> str:
+        """Start a Sale on the terminal; returns the session id (updates follow as ``counter_update``)."""
+        log.info(
+            "card payment of %s %s for order %s started on %s",
+            amount.value,
+            amount.currency_code,
+            order_id,
+            terminal_id,
+        )
+        return await self._bridge.counter.start_sale(order_id, terminal_id, amount)
+
+    async def start_matched_refund(
+        self, payment_intent_id: str, order_id: str | None, terminal_id: str, amount: Money
+    ) -> str:
+        log.info("refund of %s started on %s", payment_intent_id, terminal_id)
+        return await self._bridge.counter.start_matched_refund(payment_intent_id, order_id, terminal_id, amount)
+
+    async def start_unlinked_refund(self, terminal_id: str, amount: Money) -> str:
+        log.info("unlinked refund of %s %s started on %s", amount.value, amount.currency_code, terminal_id)
+        return await self._bridge.counter.start_unlinked_refund(terminal_id, amount)
+
+    async def cancel_session(self, session_id: str) -> None:
+        await self._bridge.counter.cancel(session_id)
+
+    async def answer_signature(self, session_id: str, accepted: bool) -> None:
+        log.info("signature %s for terminal session %s", "accepted" if accepted else "rejected", session_id)
+        await self._bridge.counter.answer_signature(session_id, accepted)

@@ -3,11 +3,13 @@
 Four tabs, all reachable by keyboard (Alt+C/P/L/T, Ctrl+1…4, Ctrl+Tab):
 
 * **Connection** — the state in words ("Connected — card payments work"), since when, the
-  gateway, ids, sandbox/production, the capabilities Dojo routes to us, the last error and a
-  Reconnect button.
-* **Payments** — the payment log, live, with Today/All, a search box and Export CSV.
+  gateway, ids, sandbox/production, the capabilities Dojo routes to us, the last error, the
+  POS events still waiting to reach Dojo and the last delivery problem, and a Reconnect button.
+* **Payments** — the payment log, live, with Today/All, a search box, Export CSV and Refund… (a
+  matched refund of the selected payment on a terminal).
 * **Locks** — the orders Dojo holds right now with a live countdown, and what happened to locks.
-* **Terminal** — a placeholder for card-present sessions (a later issue fills it).
+* **Terminal** — open orders, Take card payment…, Unlinked refund…, and the live terminal
+  session (:mod:`epos_bridge.ui.terminal_panel`).
 
 The window only renders: it gets a :class:`BridgeSignals` (state and commands) and an
 :class:`IconLibrary`; payment-log queries are awaited on the asyncio side (qasync), so the GUI
@@ -28,6 +30,7 @@ from PySide6.QtCore import (
     QModelIndex,
     QObject,
     QPersistentModelIndex,
+    QPoint,
     Qt,
     QTimer,
     Signal,
@@ -45,6 +48,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QMainWindow,
+    QMenu,
     QPushButton,
     QSplitter,
     QTableView,
@@ -58,8 +62,10 @@ from epos_bridge.domain.events import DomainEvent, LockRefused
 from epos_bridge.gateway.connection_state import ConnectionState, ConnectionStatus
 from epos_bridge.services.activity import HeldLockView, LockHistoryEntry, PaymentLogEntry
 from epos_bridge.services.notifications import format_money
+from epos_bridge.services.pos_events import RelayStatus
 from epos_bridge.ui.bridge_signals import BridgeSignals, RegistrationLike
 from epos_bridge.ui.icons import IconLibrary, icon_key
+from epos_bridge.ui.terminal_panel import REFUNDABLE, TERMINAL_EMPTY_TEXT, TerminalPanel
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +76,6 @@ TICK_MS = 1000
 SEARCH_DEBOUNCE_MS = 250
 
 TAB_CONNECTION, TAB_PAYMENTS, TAB_LOCKS, TAB_TERMINAL = range(4)
-TERMINAL_EMPTY_TEXT = "Card-present payments taken from this till will appear here"
 
 
 def utc_now() -> datetime:
@@ -160,6 +165,20 @@ def order_label(reference: str | None, display_name: str | None, order_id: str) 
     if reference and display_name:
         return f"{reference} ({display_name})"
     return reference or display_name or order_id
+
+
+def describe_outbox_depth(status: RelayStatus) -> str:
+    """Read after its form label: "POS events waiting: 3 (Dojo hears of these till changes once sent)"."""
+    if status.depth == 0:
+        return "0"
+    return f"{status.depth} (Dojo hears of these changes on the till once they are sent)"
+
+
+def describe_outbox_error(status: RelayStatus) -> str:
+    """The last delivery problem in words, with what happens next (the relay retries by itself)."""
+    if not status.last_error:
+        return "none"
+    return f"{status.last_error} — the bridge keeps retrying; nothing is lost"
 
 
 def countdown(seconds: int) -> str:
@@ -381,6 +400,7 @@ class StatusWindow(QMainWindow):
         signals.settings_changed.connect(self._show_settings)
         signals.payment.connect(self._payment_arrived)
         signals.domain_event.connect(self._domain_event)
+        signals.outbox_changed.connect(self._show_outbox)
 
         self._tick_timer = QTimer(self)
         self._tick_timer.setInterval(TICK_MS)
@@ -395,6 +415,7 @@ class StatusWindow(QMainWindow):
         self._show_status(signals.status)
         self._show_registration(signals.registration)
         self._show_settings(signals.settings)
+        self._show_outbox(signals.outbox)
         self._refresh_locks()
 
     # --- building -------------------------------------------------------------------------------
@@ -439,6 +460,13 @@ class StatusWindow(QMainWindow):
         form.addRow("Environment:", self.environment_label)
         form.addRow("Capabilities:", self.capabilities_label)
         form.addRow("Last error:", self.last_error_label)
+        # POS events (contract §5.2): Dojo learns about till-side changes only through these.
+        self.outbox_depth_label = QLabel()
+        self.outbox_error_label = QLabel()
+        self.outbox_error_label.setWordWrap(True)
+        self.outbox_error_label.setTextInteractionFlags(selectable)
+        form.addRow("POS events waiting:", self.outbox_depth_label)
+        form.addRow("Last delivery problem:", self.outbox_error_label)
         outer.addLayout(form)
 
         buttons = QHBoxLayout()
@@ -468,11 +496,15 @@ class StatusWindow(QMainWindow):
         search_label = QLabel("&Search:")
         search_label.setBuddy(self.search_edit)
         self.export_button = QPushButton("&Export CSV…")
+        self.refund_button = QPushButton("&Refund…")
+        self.refund_button.setToolTip("Refund the selected card payment on a terminal (matched refund)")
+        self.refund_button.setEnabled(False)
         bar.addWidget(period_label)
         bar.addWidget(self.period_combo)
         bar.addSpacing(12)
         bar.addWidget(search_label)
         bar.addWidget(self.search_edit, 1)
+        bar.addWidget(self.refund_button)
         bar.addWidget(self.export_button)
         outer.addLayout(bar)
 
@@ -480,6 +512,14 @@ class StatusWindow(QMainWindow):
         self.payment_view = QTableView()
         self.payment_view.setModel(self.payment_model)
         self._configure_table(self.payment_view)
+        self.payment_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.payment_view.customContextMenuRequested.connect(self._payment_menu)
+        self.payment_view.selectionModel().selectionChanged.connect(self._update_refund)
+        self.payment_model.modelReset.connect(self._update_refund)
+        self.payment_model.dataChanged.connect(self._update_refund)
+        self.refund_action = QAction("&Refund on a terminal…", self)
+        self.refund_action.setEnabled(False)
+        self.refund_action.triggered.connect(self.refund_selected)
         outer.addWidget(self.payment_view, 1)
         self.payment_count_label = QLabel()
         outer.addWidget(self.payment_count_label)
@@ -488,6 +528,7 @@ class StatusWindow(QMainWindow):
         self.search_edit.textChanged.connect(self._search_timer_restart)
         self.search_edit.returnPressed.connect(self.reload_payments)
         self.export_button.clicked.connect(self.export_csv)
+        self.refund_button.clicked.connect(self.refund_selected)
         return page
 
     def _build_locks_tab(self) -> QWidget:
@@ -516,13 +557,11 @@ class StatusWindow(QMainWindow):
     def _build_terminal_tab(self) -> QWidget:
         page = QWidget()
         outer = QVBoxLayout(page)
-        box = QGroupBox("Terminal sessions")
-        inner = QVBoxLayout(box)
-        self.terminal_empty_label = QLabel(TERMINAL_EMPTY_TEXT)
-        self.terminal_empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.terminal_empty_label.setWordWrap(True)
-        inner.addWidget(self.terminal_empty_label)
-        outer.addWidget(box, 1)
+        self.terminal_panel = TerminalPanel(self._signals, clock=self._clock)
+        self.terminal_panel.session_started.connect(lambda _session: self.tabs.setCurrentIndex(TAB_TERMINAL))
+        # Shown until the first session: what the panel's right half is for.
+        self.terminal_empty_label = self.terminal_panel.session_panel.empty_label
+        outer.addWidget(self.terminal_panel, 1)
         return page
 
     @staticmethod
@@ -617,6 +656,11 @@ class StatusWindow(QMainWindow):
         self._signals.reconnect()
         self.statusBar().showMessage("Reconnecting to Dojo…", 5000)
 
+    def _show_outbox(self, status: RelayStatus) -> None:
+        self.outbox_depth_label.setText(describe_outbox_depth(status))
+        self.outbox_error_label.setText(describe_outbox_error(status))
+        self.outbox_error_label.setStyleSheet("color: #b3261e;" if status.last_error else "")
+
     # --- payments -------------------------------------------------------------------------------
 
     def _search_timer_restart(self) -> None:
@@ -670,6 +714,36 @@ class StatusWindow(QMainWindow):
         shown = "today" if self.period_combo.currentIndex() == 0 else "in the log"
         search = f' matching "{self.search_edit.text().strip()}"' if self.search_edit.text().strip() else ""
         self.payment_count_label.setText(f"{count} payment{'s' if count != 1 else ''} {shown}{search}")
+
+    def selected_payment(self) -> PaymentLogEntry | None:
+        rows = self.payment_view.selectionModel().selectedRows()
+        entries = self.payment_model.entries()
+        return entries[rows[0].row()] if rows and rows[0].row() < len(entries) else None
+
+    def _update_refund(self) -> None:
+        entry = self.selected_payment()
+        refundable = entry is not None and entry.status in REFUNDABLE
+        self.refund_button.setEnabled(refundable)
+        self.refund_action.setEnabled(refundable)
+        if entry is not None and not refundable:
+            self.refund_button.setToolTip(f"A {entry.status} payment cannot be refunded")
+        else:
+            self.refund_button.setToolTip("Refund the selected card payment on a terminal (matched refund)")
+
+    def _payment_menu(self, position: QPoint) -> None:
+        index = self.payment_view.indexAt(position)
+        if not index.isValid():
+            return
+        self.payment_view.selectRow(index.row())
+        menu = QMenu(self)
+        menu.addAction(self.refund_action)
+        menu.popup(self.payment_view.viewport().mapToGlobal(position))
+
+    def refund_selected(self) -> None:
+        """Refund… on a payment-log row: the Terminal tab takes it from here (dialog, live panel)."""
+        entry = self.selected_payment()
+        if entry is not None and entry.status in REFUNDABLE:
+            self.terminal_panel.refund_payment(entry)
 
     def export_csv(self) -> None:
         """Ask where to save, then write the payments shown (the current filter) as CSV."""
@@ -728,6 +802,8 @@ class StatusWindow(QMainWindow):
     def _tab_changed(self, index: int) -> None:
         if index == TAB_LOCKS and self.isVisible():
             self.locks_seen.emit()
+        if index == TAB_TERMINAL:
+            self.terminal_panel.reload_orders()
 
     def _step_tab(self, step: int) -> None:
         self.tabs.setCurrentIndex((self.tabs.currentIndex() + step) % self.tabs.count())
@@ -760,6 +836,7 @@ class StatusWindow(QMainWindow):
         """Stop timers and cancel queries still running (before the loop closes)."""
         self._tick_timer.stop()
         self._search_timer.stop()
+        self.terminal_panel.shutdown()
         for task in list(self._tasks):
             task.cancel()
 

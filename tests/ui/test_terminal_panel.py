@@ -1,0 +1,425 @@
+"""The Terminal tab, the payment dialogs and the outbox lines, over a real Bridge, the real Dojo
+simulator and a real demo venue database.
+
+Simulator terminal sessions move one step per poll, so each test polls fast (``_poll_s``) unless
+it needs time to press Cancel. What counts as paid is read with SQL from the venue database,
+the way the POS itself would see it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+from pytestqt.qtbot import QtBot
+
+from epos_bridge.counter import SessionUpdate
+from epos_bridge.protocol.entities import Money
+from epos_bridge.sim.simulator import DojoSimulator
+from epos_bridge.ui.payment_dialogs import TakePaymentDialog, check_amount, parse_amount
+from epos_bridge.ui.status_window import TAB_CONNECTION, TAB_PAYMENTS, TAB_TERMINAL
+from epos_bridge.ui.terminal_panel import TerminalPanel, describe_session
+from tests.ui.conftest import Gui
+
+pytestmark = pytest.mark.timeout(60)
+
+ORDER = "8"  # demo: T12-0008 (Table 12), £36.56, nothing paid yet
+ORDER_LABEL = "T12-0008 (Table 12)"
+OUTSTANDING = 3656
+FAST_POLL_S = 0.02
+
+
+def paid(venue: Path, order: str = ORDER) -> int:
+    """What counts as paid on the order, as the POS computes paidAmount."""
+    with sqlite3.connect(venue / "demo-venue.db") as conn:
+        value = conn.execute(
+            "SELECT COALESCE(SUM(paid_amount), 0) FROM payments WHERE order_id = ? "
+            "AND status NOT IN ('Reversed', 'Refunded', 'Canceled')",
+            [order],
+        ).fetchone()[0]
+    return int(value)
+
+
+def all_payments(venue: Path) -> int:
+    with sqlite3.connect(venue / "demo-venue.db") as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM payments").fetchone()[0])
+
+
+def panel_of(gui: Gui) -> TerminalPanel:
+    return gui.window.terminal_panel
+
+
+def open_terminal_tab(gui: Gui, qtbot: QtBot) -> TerminalPanel:
+    panel = panel_of(gui)
+    with qtbot.wait_signal(panel.orders_loaded, timeout=5000):
+        gui.window.show_tab(TAB_TERMINAL)
+    return panel
+
+
+def order_row(panel: TerminalPanel, order_id: str = ORDER) -> list[str]:
+    model = panel.orders_model
+    row = model.row_of(order_id)
+    assert row is not None, f"order {order_id} is listed"
+    return [model.data(model.index(row, column)) for column in range(model.columnCount())]
+
+
+def open_sale_dialog(gui: Gui, qtbot: QtBot, order_id: str = ORDER) -> TakePaymentDialog:
+    panel = open_terminal_tab(gui, qtbot)
+    assert panel.select_order(order_id)
+    with qtbot.wait_signal(panel.dialog_opened, timeout=2000) as opened:
+        qtbot.mouseClick(panel.take_payment_button, Qt.MouseButton.LeftButton)
+    dialog: TakePaymentDialog = opened.args[0]
+    qtbot.waitUntil(lambda: dialog.chosen_terminal() is not None, timeout=5000)
+    return dialog
+
+
+def start_and_finish(gui: Gui, qtbot: QtBot, dialog: TakePaymentDialog) -> SessionUpdate:
+    panel = panel_of(gui)
+    with qtbot.wait_signal(panel.session_started, timeout=5000) as started:
+        qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+    session = panel.session_panel
+
+    def finished() -> bool:
+        last = session.last_update
+        return last is not None and last.session_id == started.args[0] and last.final
+
+    qtbot.waitUntil(finished, timeout=10_000)
+    assert session.last_update is not None
+    return session.last_update
+
+
+def fast(gui: Gui) -> None:
+    gui.bridge.counter._poll_s = FAST_POLL_S
+
+
+# --- words (no widgets) -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "minor"),
+    [("36.56", 3656), ("£5", 500), (" 1,200.5 ", 120050), ("0.01", 1), ("12.345", None), ("abc", None), ("", None)],
+)
+def test_amounts_are_read_in_pounds_and_pence(text: str, minor: int | None) -> None:
+    assert parse_amount(text) == minor
+
+
+def test_amount_rules_say_what_is_wrong() -> None:
+    assert check_amount("10.00", "GBP", 3656, "outstanding on this order") == (1000, None)
+    assert check_amount("0", "GBP", 3656, "")[1] == "The amount must be more than £0.00."
+    assert check_amount("40", "GBP", 3656, "outstanding on this order")[1] == (
+        "That is more than the £36.56 outstanding on this order."
+    )
+    assert check_amount("999", "GBP", None, "") == (99900, None)
+
+
+def update(status: str, **changes: Any) -> SessionUpdate:
+    base: dict[str, Any] = {
+        "session_id": "ts_1",
+        "kind": "Sale",
+        "status": status,
+        "words": status,
+        "notifications": (),
+        "final": False,
+        "succeeded": False,
+        "cancellable": True,
+        "awaiting_signature": False,
+        "order_id": ORDER,
+        "amount": Money(value=OUTSTANDING, currency_code="GBP"),
+    }
+    return SessionUpdate(**{**base, **changes})
+
+
+def test_session_words_put_the_terminal_prompt_first() -> None:
+    view = describe_session(
+        update("Initiated", words="Waiting for the card", notifications=("Present card", "Enter PIN")), ORDER_LABEL
+    )
+    assert (view.headline, view.detail, view.tone) == ("Enter PIN", "Waiting for the card", "progress")
+    approved = update("Captured", words="Approved", final=True, succeeded=True, recorded=True, cancellable=False)
+    view = describe_session(approved, "T12-0008")
+    assert (view.headline, view.outcome, view.tone) == ("Approved", "Recorded on T12-0008", "success")
+    declined = update("Declined", words="Declined by the card issuer", final=True, cancellable=False)
+    assert describe_session(declined, None).outcome == "Nothing was recorded"
+    unrecorded = update(
+        "Captured",
+        words="Approved",
+        final=True,
+        succeeded=True,
+        error="Approved on the terminal, but the POS did not record it: gone",
+    )
+    assert describe_session(unrecorded, None).tone == "warning"
+
+
+# --- sale ---------------------------------------------------------------------------------------------
+
+
+def test_open_orders_are_listed_with_what_is_outstanding(start_gui: Callable[..., Gui], qtbot: QtBot) -> None:
+    gui = start_gui()
+    panel = open_terminal_tab(gui, qtbot)
+    assert order_row(panel) == [ORDER_LABEL, "T12", "£36.56", "£0.00", "£36.56"]
+    assert order_row(panel, "7")[3:] == ["£20.00", "£78.21"]
+    assert panel.orders_model.row_of("1") is None  # finalized orders are not open
+    assert not panel.take_payment_button.isEnabled()  # nothing selected yet
+    panel.select_order(ORDER)
+    assert panel.take_payment_button.isEnabled()
+
+
+def test_a_sale_through_the_dialog_is_approved_and_recorded_once(
+    start_gui: Callable[..., Gui], venue: Path, qtbot: QtBot
+) -> None:
+    gui = start_gui()
+    fast(gui)
+    dialog = open_sale_dialog(gui, qtbot)
+    items = [dialog.terminal_list.item(i) for i in range(dialog.terminal_list.count())]
+    assert [item.text() for item in items] == [
+        "Terminal 10000001 — Available",
+        "Terminal 10000002 — In use",
+        "Terminal 10000003 — Offline",
+    ]
+    assert [bool(item.flags() & Qt.ItemFlag.ItemIsEnabled) for item in items] == [True, False, False]
+    assert dialog.amount_edit.text() == "36.56"
+    assert dialog.start_button.isEnabled()
+
+    final = start_and_finish(gui, qtbot, dialog)
+    session = panel_of(gui).session_panel
+    assert final.succeeded and final.recorded
+    assert session.headline_label.text() == "Approved"
+    assert session.outcome_label.text() == f"Recorded on {ORDER_LABEL}"
+    history = [session.history.item(i).text() for i in range(session.history.count())]
+    assert any(line.endswith("Present card") for line in history)
+    assert any(line.endswith("Enter PIN") for line in history)
+    assert paid(venue) == OUTSTANDING
+
+    # The payment log shows it once, as a counter payment; the order list catches up.
+    model = gui.window.payment_model
+    qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=5000)
+    assert [model.data(model.index(0, c)) for c in (1, 2, 3, 7)] == [ORDER_LABEL, "T12", "£36.56", "PayAtCounter"]
+    qtbot.waitUntil(lambda: order_row(panel_of(gui))[3:] == ["£36.56", "£0.00"], timeout=5000)
+    assert not panel_of(gui).take_payment_button.isEnabled()  # nothing left to pay on it
+    qtbot.wait(300)
+    assert paid(venue) == OUTSTANDING
+    assert model.rowCount() == 1
+
+
+def test_the_amount_is_validated_before_starting(start_gui: Callable[..., Gui], qtbot: QtBot) -> None:
+    gui = start_gui()
+    dialog = open_sale_dialog(gui, qtbot)
+    qtbot.waitUntil(lambda: dialog.amount_edit.text() == "36.56", timeout=5000)
+    dialog.amount_edit.clear()
+    qtbot.keyClicks(dialog.amount_edit, "40")
+    assert not dialog.start_button.isEnabled()
+    assert dialog.amount_hint.text() == "That is more than the £36.56 outstanding on this order."
+    dialog.amount_edit.clear()
+    qtbot.keyClicks(dialog.amount_edit, "0")
+    assert not dialog.start_button.isEnabled()
+    dialog.amount_edit.clear()
+    qtbot.keyClicks(dialog.amount_edit, "10.00")
+    assert dialog.start_button.isEnabled()
+    assert dialog.amount() == Money(value=1000, currency_code="GBP")
+
+
+def test_a_decline_is_shown_and_records_nothing(
+    start_gui: Callable[..., Gui], simulator: DojoSimulator, venue: Path, qtbot: QtBot
+) -> None:
+    gui = start_gui()
+    fast(gui)
+    before = all_payments(venue)
+    simulator.rest.next_session_script("decline")
+    final = start_and_finish(gui, qtbot, open_sale_dialog(gui, qtbot))
+    session = panel_of(gui).session_panel
+    assert (final.status, final.succeeded, final.recorded) == ("Declined", False, False)
+    assert session.headline_label.text() == "Declined by the card issuer"
+    assert session.outcome_label.text() == "Nothing was recorded"
+    assert not session.cancel_button.isEnabled()
+    assert paid(venue) == 0 and all_payments(venue) == before
+    assert gui.window.payment_model.rowCount() == 0
+
+
+@pytest.mark.parametrize(("accept", "recorded"), [(True, OUTSTANDING), (False, 0)])
+def test_a_signature_check_asks_staff_and_only_acceptance_records(
+    start_gui: Callable[..., Gui], simulator: DojoSimulator, venue: Path, qtbot: QtBot, accept: bool, recorded: int
+) -> None:
+    gui = start_gui()
+    fast(gui)
+    simulator.rest.next_session_script("signature")
+    dialog = open_sale_dialog(gui, qtbot)
+    session = panel_of(gui).session_panel
+    with qtbot.wait_signal(session.signature_asked, timeout=5000) as asked:
+        qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+    signature = asked.args[0]
+    qtbot.waitUntil(signature.isVisible, timeout=2000)
+    assert session.headline_label.text() == "Check the signature"
+    qtbot.keyClick(signature, Qt.Key.Key_Escape)  # not an answer: the question stays
+    assert signature.isVisible()
+
+    with qtbot.wait_signal(session.finished, timeout=5000) as finished:
+        qtbot.mouseClick(signature.accept_button if accept else signature.reject_button, Qt.MouseButton.LeftButton)
+    assert session.signature_dialog is None  # answered: closed (and deleted)
+    final: SessionUpdate = finished.args[0]
+    assert final.succeeded is accept
+    if accept:
+        assert session.outcome_label.text() == f"Recorded on {ORDER_LABEL}"
+    else:
+        assert session.headline_label.text() == "Signature rejected: payment reversed"
+        assert session.outcome_label.text() == "Nothing was recorded"
+    assert paid(venue) == recorded
+
+
+def test_cancel_while_waiting_for_the_card(start_gui: Callable[..., Gui], venue: Path, qtbot: QtBot) -> None:
+    gui = start_gui()
+    gui.bridge.counter._poll_s = 0.6  # slow enough to press Cancel before the card is taken
+    dialog = open_sale_dialog(gui, qtbot)
+    panel = panel_of(gui)
+    session = panel.session_panel
+    assert not session.cancel_button.isEnabled()
+    with qtbot.wait_signal(panel.session_started, timeout=5000):
+        qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(session.cancel_button.isEnabled, timeout=5000)
+    assert session.headline_label.text() == "Present card"
+    assert not panel.take_payment_button.isEnabled()  # one session at a time on this panel
+    with qtbot.wait_signal(session.finished, timeout=5000) as finished:
+        qtbot.mouseClick(session.cancel_button, Qt.MouseButton.LeftButton)
+        assert not session.cancel_button.isEnabled()
+    assert finished.args[0].status == "Canceled"
+    assert session.headline_label.text() == "Cancelled"
+    assert session.outcome_label.text() == "Nothing was recorded"
+    assert paid(venue) == 0
+
+
+def test_a_busy_terminal_is_reported_in_words(
+    start_gui: Callable[..., Gui], simulator: DojoSimulator, qtbot: QtBot
+) -> None:
+    gui = start_gui()
+    dialog = open_sale_dialog(gui, qtbot)
+    simulator.rest.terminals["tm_sim_counter"]["status"] = "InUse"  # someone else took it meanwhile
+    with qtbot.wait_signal(dialog.start_failed, timeout=5000) as failed:
+        qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+    assert failed.args[0].startswith("The terminal could not start:")
+    assert dialog.isVisible()
+    qtbot.waitUntil(lambda: "No terminal is free" in dialog.terminal_hint.text(), timeout=5000)
+    assert not dialog.start_button.isEnabled()
+
+
+# --- refunds ------------------------------------------------------------------------------------------
+
+
+def test_a_matched_refund_from_the_payment_log_stops_the_payment_counting(
+    start_gui: Callable[..., Gui], venue: Path, qtbot: QtBot
+) -> None:
+    gui = start_gui()
+    fast(gui)
+    start_and_finish(gui, qtbot, open_sale_dialog(gui, qtbot))
+    assert paid(venue) == OUTSTANDING
+    window = gui.window
+    qtbot.waitUntil(lambda: window.payment_model.rowCount() == 1, timeout=5000)
+
+    window.show_tab(TAB_PAYMENTS)
+    assert not window.refund_button.isEnabled()
+    window.payment_view.selectRow(0)
+    assert window.refund_button.isEnabled()
+    panel = panel_of(gui)
+    with qtbot.wait_signal(panel.dialog_opened, timeout=2000) as opened:
+        qtbot.mouseClick(window.refund_button, Qt.MouseButton.LeftButton)
+    dialog: TakePaymentDialog = opened.args[0]
+    assert dialog.windowTitle() == "Refund card payment"
+    assert dialog.amount_edit.text() == "36.56" and dialog.amount_edit.isReadOnly()
+    qtbot.waitUntil(lambda: dialog.chosen_terminal() is not None, timeout=5000)
+
+    final = start_and_finish(gui, qtbot, dialog)
+    assert window.tabs.currentIndex() == TAB_TERMINAL  # followed in the same live panel
+    assert final.kind == "MatchedRefund" and final.succeeded and final.recorded
+    assert panel.session_panel.outcome_label.text() == f"Refunded: the payment no longer counts on {ORDER_LABEL}"
+    assert paid(venue) == 0
+    qtbot.waitUntil(lambda: window.payment_model.data(window.payment_model.index(0, 6)) == "Refunded", timeout=5000)
+    window.show_tab(TAB_PAYMENTS)
+    window.payment_view.selectRow(0)
+    assert not window.refund_button.isEnabled()  # refunded once is enough
+
+
+def test_an_unlinked_refund_takes_an_amount_and_touches_no_order(
+    start_gui: Callable[..., Gui], venue: Path, qtbot: QtBot
+) -> None:
+    gui = start_gui()
+    fast(gui)
+    before = all_payments(venue)
+    panel = open_terminal_tab(gui, qtbot)
+    with qtbot.wait_signal(panel.dialog_opened, timeout=2000) as opened:
+        qtbot.mouseClick(panel.unlinked_refund_button, Qt.MouseButton.LeftButton)
+    dialog: TakePaymentDialog = opened.args[0]
+    qtbot.waitUntil(lambda: dialog.chosen_terminal() is not None, timeout=5000)
+    assert dialog.amount_edit.text() == "" and not dialog.start_button.isEnabled()
+    qtbot.keyClicks(dialog.amount_edit, "abc")
+    assert dialog.amount_hint.text() == "Enter the amount in pounds and pence, for example 12.50."
+    dialog.amount_edit.clear()
+    qtbot.keyClicks(dialog.amount_edit, "5")
+    assert dialog.start_button.isEnabled()
+
+    final = start_and_finish(gui, qtbot, dialog)
+    assert final.kind == "UnlinkedRefund" and final.succeeded and not final.recorded
+    assert panel.session_panel.title_label.text() == "Unlinked refund · £5.00"
+    assert panel.session_panel.outcome_label.text() == "Refunded to the card — not linked to any order"
+    assert all_payments(venue) == before
+
+
+# --- keyboard --------------------------------------------------------------------------------------------
+
+
+def test_the_payment_flow_works_from_the_keyboard(start_gui: Callable[..., Gui], venue: Path, qtbot: QtBot) -> None:
+    gui = start_gui()
+    fast(gui)
+    panel = open_terminal_tab(gui, qtbot)
+    gui.window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is gui.window, timeout=3000)
+    panel.select_order(ORDER)
+    panel.orders_view.setFocus()
+    with qtbot.wait_signal(panel.dialog_opened, timeout=2000) as opened:
+        qtbot.keyClick(panel.orders_view, Qt.Key.Key_Return)
+    dialog: TakePaymentDialog = opened.args[0]
+    qtbot.waitUntil(lambda: dialog.chosen_terminal() is not None, timeout=5000)
+    qtbot.keyClick(dialog, Qt.Key.Key_Escape)
+    assert not dialog.isVisible() and paid(venue) == 0
+
+    with qtbot.wait_signal(panel.dialog_opened, timeout=2000) as opened:
+        qtbot.keyClick(panel.orders_view, Qt.Key.Key_Return)
+    dialog = opened.args[0]
+    qtbot.waitUntil(lambda: dialog.chosen_terminal() is not None and dialog.start_button.isEnabled(), timeout=5000)
+    with qtbot.wait_signal(panel.session_panel.finished, timeout=10_000):
+        qtbot.keyClick(dialog.amount_edit, Qt.Key.Key_Return)  # the default button: Start
+    assert paid(venue) == OUTSTANDING
+
+
+def test_the_terminal_tab_fits_a_till_screen(start_gui: Callable[..., Gui], qtbot: QtBot) -> None:
+    gui = start_gui()
+    open_terminal_tab(gui, qtbot)
+    hint = gui.window.minimumSizeHint()
+    assert hint.width() <= 1366 and hint.height() <= 768
+
+
+# --- POS events on the Connection tab ---------------------------------------------------------------------
+
+
+def test_the_outbox_depth_and_delivery_problem_are_live(
+    start_gui: Callable[..., Gui], simulator: DojoSimulator, venue: Path, qtbot: QtBot
+) -> None:
+    gui = start_gui()
+    window = gui.window
+    window.show_tab(TAB_CONNECTION)
+    assert window.outbox_depth_label.text() == "0"  # shown after "POS events waiting:"
+    assert window.outbox_error_label.text() == "none"
+
+    simulator.rest.fail_events(503)
+    with sqlite3.connect(venue / "demo-venue.db") as conn:  # the till edits an order
+        conn.execute("UPDATE orders SET note = 'no onions' WHERE id = ?", [ORDER])
+    qtbot.waitUntil(lambda: window.outbox_depth_label.text().startswith("1 "), timeout=10_000)
+    qtbot.waitUntil(lambda: window.outbox_error_label.text() != "none", timeout=10_000)
+    assert "503" in window.outbox_error_label.text()
+    assert window.outbox_error_label.text().endswith("the bridge keeps retrying; nothing is lost")
+
+    simulator.rest.restore_events()
+    qtbot.waitUntil(lambda: window.outbox_depth_label.text() == "0", timeout=15_000)
+    assert window.outbox_error_label.text() == "none"
+    assert simulator.rest.events[-1] == {"eventType": "OrderUpdated", "event": {"orderId": ORDER}}
