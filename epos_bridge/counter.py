@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 from epos_bridge.dojo_api import (
     DojoApiError,
@@ -32,9 +34,16 @@ from epos_bridge.dojo_api import (
 from epos_bridge.domain.errors import EposFailure
 from epos_bridge.domain.events import DomainEvent
 from epos_bridge.ports import CallContext, Clock, PosAdapter, SystemClock
-from epos_bridge.protocol.entities import CaptureMode, PaymentIntentEvent, PaymentIntentStatus
+from epos_bridge.protocol.entities import CaptureMode, Order, PaymentIntentEvent, PaymentIntentStatus
 from epos_bridge.protocol.entities import Money as WireMoney
-from epos_bridge.protocol.params import HandleEventParams, OrderIdParams, RecordOrderPaymentParams, RequestHeaders
+from epos_bridge.protocol.params import (
+    CreateOrderLockParams,
+    DeleteOrderLockParams,
+    HandleEventParams,
+    OrderIdParams,
+    RecordOrderPaymentParams,
+    RequestHeaders,
+)
 from epos_bridge.services.dispatcher import new_trace_id
 from epos_bridge.services.listeners import Listeners
 from epos_bridge.state.terminal_sessions import CounterSession, TerminalSessionStore
@@ -45,6 +54,13 @@ PAY_AT_COUNTER = "PayAtCounter"
 """The requesting product recorded with counter payments (payment log, lock board)."""
 
 POLL_S = 1.0
+SALE_LOCK_FOR = timedelta(minutes=15)
+"""Longer than a terminal session lives (about 5 minutes); released as soon as it ends."""
+
+
+class CounterRefused(Exception):
+    """The sale cannot start; the message is for staff, in words."""
+
 
 SUCCESS = frozenset({TerminalSessionStatus.CAPTURED, TerminalSessionStatus.SIGNATURE_VERIFICATION_ACCEPTED})
 FINAL = SUCCESS | frozenset(
@@ -167,23 +183,38 @@ class CounterPayments:
         return WireMoney(value=max(0, total - paid), currency_code=currency)
 
     async def start_sale(self, order_id: str, terminal_id: str, amount: WireMoney) -> str:
-        """Create the intent and the Sale session; returns the session id. Never retried blindly:
-        a failed POST /payment-intents is reported, not repeated (contract §5.6)."""
-        order = await self.adapter.get_order(OrderIdParams(order_id=order_id), CallContext(trace_id=new_trace_id()))
+        """Lock the order, create the intent and the Sale session; returns the session id.
+
+        The order is locked like Dojo's own products do before the card is charged, so a card is
+        never taken for an order the POS would refuse (open on a till, closed, already paid) and
+        no till edits it mid-payment. A failed POST /payment-intents is reported, never retried
+        blindly (contract §5.6).
+        """
         if amount.value <= 0:
-            raise ValueError("the amount must be more than zero")
-        reference = (order.reference or f"Order {order_id}")[:60]
-        intent = await self.client.create_payment_intent(
-            Money(value=amount.value, currency_code=amount.currency_code),
-            reference,
-            metadata={"eposOrderId": order_id},
-            order_external_id=order_id,
-            description=order.display_name or reference,
-        )
-        if intent.id is None:
-            raise DojoApiError("Dojo created a payment intent without an id")
-        session = await self.client.create_terminal_session(terminal_id, SaleDetails(intent.id))
-        return await self._follow_new(session, "Sale", terminal_id, order_id, intent.id, amount)
+            raise CounterRefused("The amount must be more than zero.")
+        lock_id = f"counter-{uuid.uuid4().hex}"
+        order = await self._lock(order_id, lock_id)
+        try:
+            outstanding = (order.total_amount.value if order.total_amount else 0) - (
+                order.paid_amount.value if order.paid_amount else 0
+            )
+            if amount.value > outstanding:
+                raise CounterRefused(f"Only {outstanding / 100:.2f} is outstanding on this order.")
+            reference = (order.reference or f"Order {order_id}")[:60]
+            intent = await self.client.create_payment_intent(
+                Money(value=amount.value, currency_code=amount.currency_code),
+                reference,
+                metadata={"eposOrderId": order_id, "eposLockId": lock_id},
+                order_external_id=order_id,
+                description=order.display_name or reference,
+            )
+            if intent.id is None:
+                raise DojoApiError("Dojo created a payment intent without an id")
+            session = await self.client.create_terminal_session(terminal_id, SaleDetails(intent.id))
+        except BaseException:
+            await self._unlock(order_id, lock_id)
+            raise
+        return await self._follow_new(session, "Sale", terminal_id, order_id, intent.id, amount, lock_id)
 
     async def start_matched_refund(
         self, payment_intent_id: str, order_id: str | None, terminal_id: str, amount: WireMoney
@@ -199,6 +230,37 @@ class CounterPayments:
             terminal_id, UnlinkedRefundDetails(Money(value=amount.value, currency_code=amount.currency_code))
         )
         return await self._follow_new(session, "UnlinkedRefund", terminal_id, None, None, amount)
+
+    async def _lock(self, order_id: str, lock_id: str) -> Order:
+        ctx = self._context()
+        params = CreateOrderLockParams(
+            headers=ctx.headers, order_id=order_id, lock_id=lock_id, expiry=self._clock.now() + SALE_LOCK_FOR
+        )
+        try:
+            order = await self.adapter.create_order_lock(params, ctx)
+        except EposFailure as refused:
+            self._publish(ctx)
+            raise CounterRefused(f"This order cannot take a card payment now: {refused.message}") from refused
+        self._publish(ctx)
+        return order
+
+    async def _unlock(self, order_id: str | None, lock_id: str | None) -> None:
+        if not order_id or not lock_id:
+            return
+        ctx = self._context()
+        try:
+            await self.adapter.delete_order_lock(
+                DeleteOrderLockParams(headers=ctx.headers, order_id=order_id, lock_id=lock_id), ctx
+            )
+        except EposFailure as exc:  # an expired lock counts as released anyway
+            log.warning("could not release the counter lock on order %s: %s", order_id, exc.message)
+        self._publish(ctx)
+
+    def _context(self, device_id: str | None = None) -> CallContext:
+        return CallContext(
+            trace_id=new_trace_id(),
+            headers=RequestHeaders(dojo_requesting_product=PAY_AT_COUNTER, device_id=device_id),
+        )
 
     async def cancel(self, session_id: str) -> None:
         await self.client.cancel_terminal_session(session_id)
@@ -233,6 +295,7 @@ class CounterPayments:
         order_id: str | None,
         payment_intent_id: str | None,
         amount: WireMoney,
+        lock_id: str | None = None,
     ) -> str:
         record = CounterSession(
             session.id,
@@ -243,6 +306,7 @@ class CounterPayments:
             amount.value,
             amount.currency_code,
             session.status,
+            lock_id=lock_id,
         )
         await self.store.add(record)
         self._start_following(record)
@@ -277,6 +341,7 @@ class CounterPayments:
                 await self._sleep(self._poll_s)
                 continue
             recorded, error = await self._settle(record, status)
+            await self._unlock(record.order_id, record.lock_id)
             await self.store.set_status(record.session_id, status, outcome_recorded=error is None)
             self._tell(record, status, notifications, recorded=recorded, error=error)
             self._followed.pop(record.session_id, None)
@@ -286,10 +351,7 @@ class CounterPayments:
         """Apply a final outcome to the POS once. Returns (recorded on the POS, error)."""
         if status not in SUCCESS:
             return False, None
-        ctx = CallContext(
-            trace_id=new_trace_id(),
-            headers=RequestHeaders(dojo_requesting_product=PAY_AT_COUNTER, device_id=record.terminal_id),
-        )
+        ctx = self._context(record.terminal_id)
         try:
             if record.kind == "Sale" and record.order_id and record.payment_intent_id:
                 params = RecordOrderPaymentParams(
@@ -297,6 +359,7 @@ class CounterPayments:
                     order_id=record.order_id,
                     payment_intent_id=record.payment_intent_id,
                     paid_amount=WireMoney(value=record.amount_value, currency_code=record.currency),
+                    lock_id=record.lock_id,
                 )
                 await self.adapter.record_order_payment(params, ctx)
                 self._publish(ctx)

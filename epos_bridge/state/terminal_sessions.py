@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS terminal_sessions (
     status TEXT NOT NULL,
     outcome_recorded INTEGER NOT NULL DEFAULT 0,
     started_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    lock_id TEXT                       -- the counter's lock on the order while the card is taken
 );
 """
 
@@ -38,6 +39,7 @@ class CounterSession:
     currency: str
     status: str
     outcome_recorded: bool = False
+    lock_id: str | None = None
 
 
 class TerminalSessionStore(StateStore):
@@ -51,7 +53,7 @@ class TerminalSessionStore(StateStore):
         now = self._clock()
         await self._run(
             lambda: self._write(
-                "INSERT OR IGNORE INTO terminal_sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO terminal_sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     session.session_id,
                     session.kind,
@@ -64,6 +66,7 @@ class TerminalSessionStore(StateStore):
                     int(session.outcome_recorded),
                     now,
                     now,
+                    session.lock_id,
                 ),
             )
         )
@@ -82,9 +85,23 @@ class TerminalSessionStore(StateStore):
 
         def work() -> list[CounterSession]:
             rows = self._db().execute(
-                "SELECT session_id, kind, terminal_id, order_id, payment_intent_id, amount_value, currency, status "
-                "FROM terminal_sessions WHERE outcome_recorded = 0 ORDER BY started_at"
+                "SELECT session_id, kind, terminal_id, order_id, payment_intent_id, amount_value, currency, status, "
+                "0, lock_id FROM terminal_sessions WHERE outcome_recorded = 0 ORDER BY started_at"
             )
-            return [CounterSession(*row) for row in rows]
+            return [
+                CounterSession(
+                    session_id=r[0],
+                    kind=r[1],
+                    terminal_id=r[2],
+                    order_id=r[3],
+                    payment_intent_id=r[4],
+                    amount_value=r[5],
+                    currency=r[6],
+                    status=r[7],
+                    outcome_recorded=bool(r[8]),
+                    lock_id=r[9],
+                )
+                for r in rows
+            ]
 
         return await self._run(work)

@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
-from epos_bridge.counter import CounterPayments, SessionUpdate
+from epos_bridge.counter import CounterPayments, CounterRefused, SessionUpdate
 from epos_bridge.dojo_api import DojoClient
-from epos_bridge.domain.events import DomainEvent, PaymentRecorded
+from epos_bridge.domain.events import DomainEvent, LockCreated, LockReleased, PaymentRecorded
 from epos_bridge.protocol.entities import Money
 from epos_bridge.sim.rest import RestSimulator
 from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID
@@ -98,7 +98,8 @@ async def test_a_sale_ends_captured_and_the_order_is_paid_once(
         shown = {n for u in rig.updates for n in u.notifications}
         assert {"Present card", "Enter PIN", "Please wait"} <= shown
         assert paid(demo_db) == amount.value
-        assert [type(e) for e in rig.events] == [PaymentRecorded]
+        # Locked like Dojo's own products lock, paid, then released.
+        assert [type(e) for e in rig.events] == [LockCreated, PaymentRecorded, LockReleased]
         # The final status seen a second time (a second follower) records nothing more.
         await rig.counter.resume()
         assert paid(demo_db) == amount.value
@@ -190,3 +191,18 @@ async def test_an_unlinked_refund_touches_no_order(rest: RestSimulator, demo_db:
         final = await rig.finished(session)
         assert final.succeeded and not final.recorded
     assert paid(demo_db) == 0
+
+
+async def test_an_order_open_on_a_till_is_refused_before_any_card_is_charged(
+    rest: RestSimulator, demo_db: Path, tmp_path: Path
+) -> None:
+    async with Rig(rest, demo_db, tmp_path / "state.db") as rig:
+        with pytest.raises(CounterRefused, match="open on till TILL-2"):
+            await rig.counter.start_sale("20", await available_terminal(rig), Money(value=100, currency_code="GBP"))
+        with pytest.raises(CounterRefused, match="outstanding"):
+            await rig.counter.start_sale(
+                ORDER, await available_terminal(rig), Money(value=10_000_000, currency_code="GBP")
+            )
+    assert rest.payment_intents == {}
+    with sqlite3.connect(demo_db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM order_locks").fetchone()[0] == 0
