@@ -31,7 +31,7 @@ from epos_bridge.dojo_api import AuthRejected, DojoApiError, DojoClient, Registr
 from epos_bridge.domain.events import DomainEvent, PaymentRecorded, PaymentStatusChanged
 from epos_bridge.gateway.connection_state import ConnectionStatus
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
-from epos_bridge.instance import EXIT_ALREADY_SERVING, AlreadyServing, InstanceLock
+from epos_bridge.instance import EXIT_ALREADY_SERVING, AlreadyServing, InstanceLock, raise_channel_name
 from epos_bridge.logs import configure_logging
 from epos_bridge.ports import ChangeSource, PosAdapter
 from epos_bridge.protocol.dojo import redact
@@ -449,14 +449,33 @@ async def _demo_bridge(folder: Path, flow_interval_s: float) -> AsyncIterator[Br
 
 
 def run_tray(cli_overrides: dict[str, Any] | None = None) -> int:
-    """``epos-bridge``: the tray app on the saved settings (a first run opens Settings)."""
-    from epos_bridge.config import KeyStore, KeyStoreError, default_log_dir
+    """``epos-bridge``: the tray app on the saved settings (a first run opens Settings).
+
+    One per data folder: a second launch rings the running one's doorbell (its window comes
+    forward) and exits, so a till never opens a second connection to Dojo.
+    """
+    from epos_bridge.config import KeyStore, KeyStoreError, default_data_dir, default_log_dir, load
     from epos_bridge.ui.gui import GuiParts, run_gui
+    from epos_bridge.ui.single_instance import ask_running_instance_to_raise
 
     secret = None
     with contextlib.suppress(KeyStoreError):
         secret = KeyStore().get_api_key()
     redactor = configure_logging([secret, os.environ.get(ENV_API_KEY)], log_dir=default_log_dir())
+    try:
+        data_dir = load(cli_overrides=cli_overrides).data_dir
+    except ConfigError:
+        data_dir = default_data_dir()  # the first-run Settings dialog will fix the rest
+    channel = raise_channel_name(data_dir)
+    instance = InstanceLock(data_dir)
+    try:
+        instance.acquire(role="gui", raise_channel=channel)
+    except AlreadyServing as exc:
+        if exc.owner is not None and exc.owner.raise_channel and ask_running_instance_to_raise(exc.owner.raise_channel):
+            log.info("epos-bridge is already running; brought its window forward")
+            return 0
+        log.error("%s", exc)
+        return EXIT_ALREADY_SERVING
 
     def open_bridge() -> contextlib.AbstractAsyncContextManager[Bridge]:
         return _bridge_from_saved_settings(cli_overrides)
@@ -466,7 +485,10 @@ def run_tray(cli_overrides: dict[str, Any] | None = None) -> int:
         key = parts.bridge.settings.api_key
         redactor.set_secrets([key.get_secret_value() if key else None, secret])
 
-    return run_gui(open_bridge, on_started=keep_redacting)
+    try:
+        return run_gui(open_bridge, on_started=keep_redacting, raise_channel=channel)
+    finally:
+        instance.release()
 
 
 def run_demo_gui(flow_interval_s: float = 4.0) -> int:

@@ -21,19 +21,22 @@ import functools
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import qasync
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from epos_bridge.config import ConfigError, KeyStore, default_settings_path
 from epos_bridge.ui.bridge_signals import BridgeLike, BridgeSignals
 from epos_bridge.ui.icons import IconLibrary
+from epos_bridge.ui.single_instance import RaiseServer
 from epos_bridge.ui.status_window import StatusWindow
+from epos_bridge.ui.support import export_diagnostics, open_logs_folder, show_about
 from epos_bridge.ui.tray import TrayController
 
 log = logging.getLogger(__name__)
@@ -80,6 +83,7 @@ def run_gui(
     settings_path: Path | None = None,
     on_started: Callable[[GuiParts], None] | None = None,
     argv: list[str] | None = None,
+    raise_channel: str | None = None,
 ) -> int:
     """Run the tray app until Quit; returns the exit code (0, or 2 when the bridge cannot be built).
 
@@ -95,11 +99,64 @@ def run_gui(
         with loop:
             return int(
                 loop.run_until_complete(
-                    _serve(open_bridge, icons, demo, keystore, settings_path or default_settings_path(), on_started)
+                    _serve(
+                        open_bridge,
+                        icons,
+                        demo,
+                        keystore,
+                        settings_path or default_settings_path(),
+                        on_started,
+                        raise_channel,
+                    )
                 )
             )
     finally:
         asyncio.set_event_loop(None)
+
+
+class _Support(QObject):
+    """Crash reports (from any thread) arrive here as a queued signal, then reach the tray."""
+
+    crashed = Signal(object)
+
+    def __init__(self, raise_server: RaiseServer | None) -> None:
+        super().__init__()
+        self.raise_server = raise_server
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def close(self) -> None:
+        if self.raise_server is not None:
+            self.raise_server.close()
+
+
+def _wire_support(bridge: Any, window: StatusWindow, tray: TrayController, raise_channel: str | None) -> _Support:
+    """Logs folder, diagnostics, About, crash reports and the second-launch doorbell."""
+    support = _Support(RaiseServer(raise_channel, window.bring_to_front) if raise_channel else None)
+    crashes = getattr(bridge, "crashes", None)
+    if crashes is not None:
+        crashes.install(asyncio.get_running_loop())
+        support.crashed.connect(tray.show_problem)
+        crashes.set_notify(support.crashed.emit)
+    tray.logs_requested.connect(lambda: open_logs_folder(bridge.settings.log_dir))
+    tray.about_requested.connect(lambda: show_about(window, bridge.settings.environment))
+
+    async def export() -> None:
+        try:
+            path = await export_diagnostics(window, bridge)
+        except Exception as exc:  # shown in words; support can still collect the logs folder
+            log.exception("diagnostics export failed")
+            window.statusBar().showMessage(f"Diagnostics could not be written: {exc}", 30_000)
+            return
+        if path is not None:
+            window.statusBar().showMessage(f"Diagnostics saved to {path} (no secrets inside)", 30_000)
+
+    tray.diagnostics_requested.connect(lambda: support.spawn(export()))
+    return support
 
 
 async def _serve(
@@ -109,6 +166,7 @@ async def _serve(
     keystore: KeyStore | None,
     settings_path: Path,
     on_started: Callable[[GuiParts], None] | None,
+    raise_channel: str | None = None,
 ) -> int:
     quit_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -127,6 +185,7 @@ async def _serve(
                 tray.settings_requested.connect(
                     functools.partial(open_settings, window, signals, keystore or KeyStore(), settings_path)
                 )
+                support = _wire_support(bridge, window, tray, raise_channel)
                 await bridge.start()
                 tray.start()
                 window.reload_payments()
@@ -139,6 +198,7 @@ async def _serve(
                 window.hide()
                 await bridge.stop()
                 signals.detach()
+                support.close()
                 window.deleteLater()
             return 0
         except (ConfigError, ValueError) as exc:
@@ -175,13 +235,26 @@ async def _settings_before_start(problem: str, keystore: KeyStore, settings_path
     return dialog.result_settings is not None
 
 
+def _after_save(window: StatusWindow, new: Any) -> None:
+    """Start at login follows the saved setting (the OS entry is written or removed now)."""
+    from epos_bridge import autostart
+
+    try:
+        autostart.apply(bool(new.start_at_login))
+    except Exception as exc:  # a locked-down till may refuse; say so, the rest is saved
+        log.warning("start at login could not be changed: %s", exc)
+        window.statusBar().showMessage(f"Settings saved; start at login could not be changed: {exc}", 30_000)
+        return
+    window.statusBar().showMessage("Settings saved and applied", 10_000)
+
+
 def open_settings(window: StatusWindow, signals: BridgeSignals, keystore: KeyStore, settings_path: Path) -> None:
     """Open the Settings dialog (window-modal, non-blocking); Save applies to the running bridge."""
     from epos_bridge.ui.settings_dialog import SettingsDialog, build_settings_service
 
     service = build_settings_service(keystore, settings_path, apply=signals.apply_settings)
     dialog = SettingsDialog(signals.settings, service, service.installed_adapters, parent=window)
-    dialog.saved.connect(lambda _new: window.statusBar().showMessage("Settings saved and applied", 10_000))
+    dialog.saved.connect(lambda new: _after_save(window, new))
     dialog.finished.connect(dialog.deleteLater)
     window.bring_to_front()
     dialog.open()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QCoreApplication, QObject
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ class RaiseServer(QObject):
 
     def _read(self, socket: QLocalSocket) -> None:
         if bytes(socket.readAll().data()).startswith(RAISE.strip()):
+            log.info("a second launch asked for this window: bringing it forward")
             self._on_raise()
         socket.disconnectFromServer()
 
@@ -46,6 +47,7 @@ class RaiseServer(QObject):
 
 def ask_running_instance_to_raise(name: str, timeout_ms: int = 2000) -> bool:
     """True when the running tray app got the message (it then shows its window)."""
+    _app = QCoreApplication.instance() or QCoreApplication([])  # sockets need a Qt application
     socket = QLocalSocket()
     socket.connectToServer(name)
     if not socket.waitForConnected(timeout_ms):

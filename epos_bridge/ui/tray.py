@@ -24,6 +24,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
+from epos_bridge.crash import CrashReport
 from epos_bridge.domain.events import DomainEvent, OrderFacts
 from epos_bridge.gateway.connection_state import ConnectionState, ConnectionStatus
 from epos_bridge.services.activity import PaymentLogEntry
@@ -231,6 +232,16 @@ class TrayController(QObject):
             self.tooltip = tooltip
             if self.tray is not None:
                 self.tray.setToolTip(tooltip)
+
+    def show_problem(self, report: CrashReport) -> None:
+        """An unexpected error was caught and logged; staff learn the bridge is still serving."""
+        self._notify(
+            Notice(
+                "epos-bridge hit an unexpected error",
+                f"{report.summary}. It keeps serving; use Export diagnostics… for support.",
+                "warning",
+            )
+        )
 
     def _notify(self, notice: Notice | None) -> None:
         if notice is None:

@@ -1,0 +1,26 @@
+"""The tray app: one per data folder. A second launch brings the first forward and exits,
+and Dojo sees one connection. Real processes, offscreen Qt, the real simulator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from epos_bridge.sim.simulator import DojoSimulator
+from tests.e2e.conftest import CliProcess, run_cli
+
+
+async def test_a_second_launch_raises_the_first_and_exits(
+    simulator: DojoSimulator, bridge_env: dict[str, str], spawn: Callable[..., CliProcess]
+) -> None:
+    env = {**bridge_env, "QT_QPA_PLATFORM": "offscreen"}
+    first = spawn([], env, name="tray")
+    await first.wait_for(lambda: simulator.gateway.connected, 30, "the tray app to connect")
+
+    second = await run_cli([], env, timeout=60)
+
+    assert second.returncode == 0, second.stderr
+    await first.wait_for(lambda: "bringing it forward" in first.stderr, 10, "the first window to be raised")
+    assert simulator.gateway.connections_opened == 1
+    code, _ = await first.terminate()
+    assert code == 0
+    assert simulator.gateway.close_codes[-1] == 1001
