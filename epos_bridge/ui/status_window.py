@@ -634,7 +634,7 @@ class StatusWindow(QMainWindow):
         now = self._clock()
         self.state_label.setText(describe_status(status, now))
         self.since_label.setText(describe_since(status))
-        self.last_error_label.setText(status.last_error or "None")
+        self.last_error_label.setText(status.last_error or "none")
         key = icon_key(status.state, self._attention)
         if key != self.icon_key:
             self.icon_key = key
@@ -649,7 +649,7 @@ class StatusWindow(QMainWindow):
     def _show_settings(self, settings: BridgeSettings) -> None:
         self.gateway_label.setText(settings.ws_url)
         self.software_house_label.setText(settings.software_house_id or "Not set — open Settings")
-        self.reseller_label.setText(settings.reseller_id or "None")
+        self.reseller_label.setText(settings.reseller_id or "not set")
         self.environment_label.setText(describe_environment(settings.environment))
 
     def _reconnect(self) -> None:
