@@ -31,12 +31,6 @@ TABLES = 60
 OPEN_STATUSES = ("New", "Submitted", "Confirmed", "Accepted", "Preparing", "Prepared", "Ready")
 HEADERS = {"dojoRequestingProduct": "PayAtTable", "deviceId": "bench"}
 TARGET_MS = 10.0
-WHAT_IF_INDEXES = (
-    "CREATE INDEX orders_open_by_table ON orders(table_id, id) WHERE status NOT IN ('Finalized', 'Canceled')",
-    "CREATE INDEX orders_open ON orders(id) WHERE status NOT IN ('Finalized', 'Canceled')",
-)
-"""Partial indexes holding only open orders: the adapter's first condition is exactly this
-``status NOT IN (...)`` term, so SQLite can use them without touching the 99,000 closed orders."""
 
 
 def build(path: Path, orders: int = ORDERS, open_orders: int = OPEN) -> float:
@@ -236,22 +230,4 @@ async def run(folder: Path, samples: int) -> dict[str, Any]:
         await adapter.close()
     plans = await traced_plans(path, cases)
     results["plans"] = [p.__dict__ for p in plans]
-    slow = [c for c in cases if results["latency"][c.name]["p99_ms"] >= TARGET_MS]
-    if slow:
-        # What-if, on this throwaway file only: would a partial index on open orders fix it?
-        conn = sqlite3.connect(path)
-        for statement in WHAT_IF_INDEXES:
-            conn.execute(statement)
-        conn.close()
-        adapter = SqlitePosAdapter.open(path)
-        dispatcher = Dispatcher(adapter)
-        what_if: dict[str, Any] = {"indexes": list(WHAT_IF_INDEXES), "latency": {}}
-        try:
-            for case in slow:
-                await measure(dispatcher, case, max(20, samples // 10), seed=1)
-                what_if["latency"][case.name] = (await measure(dispatcher, case, samples)).__dict__
-        finally:
-            await adapter.close()
-        what_if["plans"] = [p.__dict__ for p in await traced_plans(path, slow)]
-        results["what_if"] = what_if
     return results

@@ -210,19 +210,6 @@ def table(results: dict[str, Any]) -> list[Row]:
                 _verdict(lat["p99_ms"] < bigdb.TARGET_MS) if lat["target"] else "",
             )
         )
-    if "what_if" in big:
-        for name, lat in big["what_if"]["latency"].items():
-            before = big["latency"][name]["p99_ms"]
-            rows.append(
-                (
-                    f"  what-if open-order partial indexes: {name}",
-                    f"p50 {_fmt_ms(lat['p50_ms'])}",
-                    f"p99 {_fmt_ms(lat['p99_ms'])}",
-                    f"{before / lat['p99_ms']:.0f}× faster",
-                    "",
-                    "",
-                )
-            )
     if "gui" in results:
         for row in results["gui"].get("rows", []):
             rows.append(tuple(row))  # type: ignore[arg-type]
@@ -245,18 +232,6 @@ def render_plans(results: dict[str, Any]) -> str:
         flag = "  <-- FULL TABLE SCAN" if plan["full_scans"] else ""
         lines.append(f"[{plan['scenario']}] {plan['sql']}{flag}")
         lines += [f"    {step}" for step in plan["plan"]]
-    if "what_if" in big:
-        lines.append("What-if (on the throwaway benchmark file only; the schema is not changed):")
-        lines += [f"    {statement};" for statement in big["what_if"]["indexes"]]
-        seen = set()
-        for plan in big["what_if"]["plans"]:
-            if plan["sql"] in seen or not plan["sql"].startswith(
-                ("SELECT id AS k FROM orders", "SELECT 1 FROM orders")
-            ):
-                continue
-            seen.add(plan["sql"])
-            lines.append(f"[{plan['scenario']}] {plan['sql']}")
-            lines += [f"    {step}" for step in plan["plan"]]
     return "\n".join(lines)
 
 
