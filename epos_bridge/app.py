@@ -14,7 +14,6 @@ import os
 import signal
 import tempfile
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from epos_bridge.config import ENV_API_KEY, ENV_VARS, BridgeSettings, ConfigErro
 from epos_bridge.counter import CounterPayments
 from epos_bridge.crash import CrashHandler
 from epos_bridge.diagnostics import RecentRequests
-from epos_bridge.dojo_api import AuthRejected, DojoApiError, DojoClient, RegistrationReport
+from epos_bridge.dojo_api import AuthRejected, DojoApiError, DojoClient, RegistrationState
 from epos_bridge.domain.events import DomainEvent, PaymentRecorded, PaymentStatusChanged
 from epos_bridge.gateway.connection_state import ConnectionStatus
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
@@ -96,16 +95,6 @@ def dojo_client(settings: BridgeSettings, http: httpx.AsyncClient) -> DojoClient
         base_url=settings.api_url,
         allow_insecure=settings.allow_insecure,
     )
-
-
-@dataclass(frozen=True)
-class RegistrationState:
-    """What Dojo routes to us, compared with what the adapter implements."""
-
-    report: RegistrationReport | None = None
-    error: str | None = None
-    at: datetime | None = None
-    auth_rejected: bool = False
 
 
 class Bridge:

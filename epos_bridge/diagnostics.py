@@ -36,7 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 from epos_bridge import __version__
 from epos_bridge.config import BridgeSettings
 from epos_bridge.crash import CrashReport
-from epos_bridge.dojo_api.models import RegistrationReport
+from epos_bridge.dojo_api.models import RegistrationState
 from epos_bridge.gateway.connection_state import ConnectionStatus
 from epos_bridge.protocol.dojo import REDACTED, redact
 from epos_bridge.services.dispatcher import Served
@@ -100,19 +100,6 @@ class RecentRequests:
 # --- what the zip is built from -----------------------------------------------------------------
 
 
-class RegistrationLike(Protocol):
-    """``epos_bridge.app.RegistrationState``, seen read-only (no import of the composition root)."""
-
-    @property
-    def report(self) -> RegistrationReport | None: ...
-    @property
-    def error(self) -> str | None: ...
-    @property
-    def at(self) -> datetime | None: ...
-    @property
-    def auth_rejected(self) -> bool: ...
-
-
 @dataclass(frozen=True)
 class DiagnosticsSources:
     """Everything the zip is made of; the caller gathers it (see :func:`gather`)."""
@@ -120,7 +107,7 @@ class DiagnosticsSources:
     settings: BridgeSettings
     log_dir: Path
     requests: Sequence[RequestRecord] = ()
-    registration: RegistrationLike | None = None
+    registration: RegistrationState | None = None
     connection: ConnectionStatus | None = None
     outbox_depth: int | None = None
     outbox_last_error: str | None = None
@@ -145,7 +132,7 @@ class BridgeView(Protocol):
     @property
     def settings(self) -> BridgeSettings: ...
     @property
-    def registration(self) -> RegistrationLike: ...
+    def registration(self) -> RegistrationState: ...
     @property
     def outbox(self) -> _Outbox: ...
     @property
@@ -245,7 +232,7 @@ def versions() -> dict[str, Any]:
     return found
 
 
-def _registration_summary(state: RegistrationLike | None) -> dict[str, Any]:
+def _registration_summary(state: RegistrationState | None) -> dict[str, Any]:
     if state is None:
         return {"state": "not known (the bridge is not running)"}
     summary: dict[str, Any] = {

@@ -312,3 +312,14 @@ class UnlinkedRefundDetails:
 
 
 SessionDetails = SaleDetails | MatchedRefundDetails | UnlinkedRefundDetails
+
+
+@dataclass(frozen=True)
+class RegistrationState:
+    """The bridge's latest registration attempt: what Dojo routes to us compared with what the
+    adapter implements, or why it failed. Read by the status window and the diagnostics zip."""
+
+    report: RegistrationReport | None = None
+    error: str | None = None
+    at: datetime | None = None
+    auth_rejected: bool = False

@@ -27,7 +27,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, SignalInstance
 
 from epos_bridge.config import BridgeSettings
 from epos_bridge.counter import SessionUpdate
-from epos_bridge.dojo_api import RegistrationReport, Terminal
+from epos_bridge.dojo_api import RegistrationState, Terminal
 from epos_bridge.domain.events import DomainEvent
 from epos_bridge.gateway.connection_state import ConnectionStatus
 from epos_bridge.ports import CallContext
@@ -45,19 +45,6 @@ REGISTRATION_POLL_MS = 1000
 OPEN_ORDERS_PAGE = 100
 OPEN_ORDERS_MAX_PAGES = 5
 """The Terminal tab lists at most 500 open orders: a till never has more open at once."""
-
-
-class RegistrationLike(Protocol):
-    """What the UI reads of ``app.RegistrationState``."""
-
-    @property
-    def report(self) -> RegistrationReport | None: ...
-    @property
-    def error(self) -> str | None: ...
-    @property
-    def at(self) -> datetime | None: ...
-    @property
-    def auth_rejected(self) -> bool: ...
 
 
 class SessionLike(Protocol):
@@ -106,7 +93,7 @@ class BridgeLike(Protocol):
     @property
     def payment_log(self) -> PaymentLogLike: ...
     @property
-    def registration(self) -> RegistrationLike: ...
+    def registration(self) -> RegistrationState: ...
     @property
     def counter(self) -> CounterLike: ...
     @property
@@ -153,7 +140,7 @@ class BridgeSignals(QObject):
         self._outbox = RelayStatus()
         bridge.on_outbox(self._outbox_changed)
         self._unsubscribe_status = bridge.on_status(self._relay(self.status_changed))
-        self._registration: RegistrationLike = bridge.registration
+        self._registration: RegistrationState = bridge.registration
         self._poll = QTimer(self)
         self._poll.setInterval(REGISTRATION_POLL_MS)
         self._poll.timeout.connect(self.check_registration)
@@ -189,7 +176,7 @@ class BridgeSignals(QObject):
         return self._bridge.settings
 
     @property
-    def registration(self) -> RegistrationLike:
+    def registration(self) -> RegistrationState:
         return self._bridge.registration
 
     @property

@@ -26,10 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QObject,
-    QPersistentModelIndex,
     QPoint,
     Qt,
     QTimer,
@@ -58,19 +56,20 @@ from PySide6.QtWidgets import (
 )
 
 from epos_bridge.config import BridgeSettings
+from epos_bridge.dojo_api import RegistrationState
 from epos_bridge.domain.events import DomainEvent, LockRefused
 from epos_bridge.gateway.connection_state import ConnectionState, ConnectionStatus
 from epos_bridge.services.activity import HeldLockView, LockHistoryEntry, PaymentLogEntry
 from epos_bridge.services.notifications import format_money
 from epos_bridge.services.pos_events import RelayStatus
-from epos_bridge.ui.bridge_signals import BridgeSignals, RegistrationLike
+from epos_bridge.ui.bridge_signals import BridgeSignals
 from epos_bridge.ui.icons import IconLibrary, icon_key
+from epos_bridge.ui.table_model import ModelIndex, RowTableModel
 from epos_bridge.ui.terminal_panel import REFUNDABLE, TERMINAL_EMPTY_TEXT, TerminalPanel
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-ModelIndex = QModelIndex | QPersistentModelIndex
 
 TICK_MS = 1000
 SEARCH_DEBOUNCE_MS = 250
@@ -111,7 +110,7 @@ def describe_since(status: ConnectionStatus) -> str:
     return f"since {local_time(status.since)}"
 
 
-def describe_registration(registration: RegistrationLike) -> str:
+def describe_registration(registration: RegistrationState) -> str:
     """Capabilities implemented here versus registered at Dojo, in words."""
     report = registration.report
     if report is None:
@@ -189,25 +188,10 @@ def countdown(seconds: int) -> str:
 # --- models -------------------------------------------------------------------------------------
 
 
-class PaymentTableModel(QAbstractTableModel):
+class PaymentTableModel(RowTableModel[PaymentLogEntry]):
     """Payment-log lines, newest first; a status update replaces its row (by paymentIntentId)."""
 
     HEADERS = ("Time", "Order", "Table", "Amount", "Tip", "Payment intent", "Status", "Product", "Device")
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._rows: list[PaymentLogEntry] = []
-
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008, N802 - Qt's signature
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008, N802 - Qt's signature
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.HEADERS[section]
-        return None
 
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
@@ -275,7 +259,7 @@ class PaymentTableModel(QAbstractTableModel):
         self.endInsertRows()
 
 
-class LockTableModel(QAbstractTableModel):
+class LockTableModel(RowTableModel[HeldLockView]):
     """The locks Dojo holds now, with the seconds left until each expires."""
 
     HEADERS = ("Order", "Table", "Lock id", "Held by", "Expires in")
@@ -284,18 +268,6 @@ class LockTableModel(QAbstractTableModel):
     def __init__(self, clock: Clock, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._clock = clock
-        self._rows: list[HeldLockView] = []
-
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.HEADERS[section]
-        return None
 
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or role != Qt.ItemDataRole.DisplayRole:
@@ -643,7 +615,7 @@ class StatusWindow(QMainWindow):
             self.state_icon.setPixmap(icon.pixmap(56, 56))
         self.statusBar().showMessage(f"{describe_status(status, now)} ({describe_since(status)})")
 
-    def _show_registration(self, registration: RegistrationLike) -> None:
+    def _show_registration(self, registration: RegistrationState) -> None:
         self.capabilities_label.setText(describe_registration(registration))
 
     def _show_settings(self, settings: BridgeSettings) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -55,10 +55,10 @@ from epos_bridge.ui.payment_dialogs import (
     TerminalRequest,
     scaled_font,
 )
+from epos_bridge.ui.table_model import RIGHT_ALIGNED, ModelIndex, RowTableModel
 
 log = logging.getLogger(__name__)
 
-ModelIndex = QModelIndex | QPersistentModelIndex
 Clock = Callable[[], datetime]
 
 TERMINAL_EMPTY_TEXT = "Card-present payments taken from this till will appear here"
@@ -185,28 +185,11 @@ def session_title(kind: str, order_label: str | None, amount: Money | None) -> s
 # --- the open orders --------------------------------------------------------------------------------
 
 
-class OrderTableModel(QAbstractTableModel):
+class OrderTableModel(RowTableModel[OpenOrder]):
     """Open orders, oldest first (as the POS numbers them)."""
 
     HEADERS = ("Order", "Table", "Total", "Paid", "Outstanding")
     MONEY_COLUMNS = (2, 3, 4)
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._rows: list[OpenOrder] = []
-
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008, N802 - Qt's signature
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008, N802 - Qt's signature
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.HEADERS[section]
-        if role == Qt.ItemDataRole.TextAlignmentRole and section in self.MONEY_COLUMNS:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return None
 
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
@@ -226,7 +209,7 @@ class OrderTableModel(QAbstractTableModel):
                 case _:
                     return format_money(row.outstanding, row.currency)
         if role == Qt.ItemDataRole.TextAlignmentRole and column in self.MONEY_COLUMNS:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return RIGHT_ALIGNED
         if role == Qt.ItemDataRole.ForegroundRole and column == 4 and row.outstanding == 0:
             return Qt.GlobalColor.darkGreen
         return None
