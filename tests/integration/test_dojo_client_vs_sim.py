@@ -30,7 +30,7 @@ from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.sim.rest import RestSimulator
 from tests.helpers.contract import contract_dir
 
-API_KEY = "sk_sandbox_SimIntegrationKey_77"
+API_KEY = "sk_sandbox_fake_SimIntegrationKey_77"
 HOUSE = "sh_epos_bridge_tests"
 GBP_12_50 = Money(value=1250, currency_code="GBP")
 

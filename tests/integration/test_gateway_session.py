@@ -32,7 +32,7 @@ from epos_bridge.services.dispatcher import Dispatcher, Served
 from epos_bridge.sim.gateway import GatewaySimulator
 from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
 
-API_KEY = "sk_sandbox_Zm9vYmFyYmF6cXV4"
+API_KEY = "sk_sandbox_fake_Zm9vYmFyYmF6cXV4"
 SOFTWARE_HOUSE_ID = "acme-pos"
 RESELLER_ID = "reseller-42"
 
@@ -195,9 +195,9 @@ async def test_handshake_sends_the_contract_headers_byte_for_byte(sim: GatewaySi
     (handshake,) = sim.handshakes
     assert handshake.status == 101
     assert handshake.path == "/epos"
-    assert ("Authorization", "Basic sk_sandbox_Zm9vYmFyYmF6cXV4") in handshake.raw_headers
+    assert ("Authorization", "Basic sk_sandbox_fake_Zm9vYmFyYmF6cXV4") in handshake.raw_headers
     assert ("software-house-id", "acme-pos") in handshake.raw_headers
-    assert handshake.values("Authorization") == ["Basic sk_sandbox_Zm9vYmFyYmF6cXV4"]  # raw key, not base64
+    assert handshake.values("Authorization") == ["Basic sk_sandbox_fake_Zm9vYmFyYmF6cXV4"]  # raw key, not base64
     assert handshake.values("software-house-id") == ["acme-pos"]
     assert handshake.values("reseller-id") == []
     assert handshake.values("User-Agent") == ["epos-bridge/0.1.0"]
