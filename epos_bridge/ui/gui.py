@@ -33,6 +33,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from epos_bridge.config import ConfigError, KeyStore, default_settings_path
 from epos_bridge.ui.bridge_signals import BridgeLike, BridgeSignals
+from epos_bridge.ui.garbage import GuiThreadGarbageCollector
 from epos_bridge.ui.icons import IconLibrary
 from epos_bridge.ui.single_instance import RaiseServer
 from epos_bridge.ui.status_window import StatusWindow
@@ -95,6 +96,8 @@ def run_gui(
     app.setWindowIcon(icons.app_icon())
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
+    collector = GuiThreadGarbageCollector()
+    collector.start()
     try:
         with loop:
             return int(
@@ -111,6 +114,7 @@ def run_gui(
                 )
             )
     finally:
+        collector.stop()
         asyncio.set_event_loop(None)
 
 

@@ -27,6 +27,7 @@ socket notifiers. The tests keep that shape, but let **Qt's event processing dri
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ from typing import Any, TypeVar
 import pytest
 import qasync
 from pydantic import SecretStr
+from PySide6.QtCore import QCoreApplication, QEvent
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
@@ -51,6 +53,20 @@ from epos_bridge.ui.tray import TrayController
 T = TypeVar("T")
 
 Run = Callable[..., Any]
+
+
+@pytest.fixture(autouse=True)
+def _collect_qt_garbage_on_the_gui_thread() -> Iterator[None]:
+    """Delete each test's Qt objects here, on the GUI thread.
+
+    Left to Python's cyclic garbage collector, a QObject can be destroyed by whichever thread
+    happens to trigger a collection — one of the many worker threads (database pools, state
+    stores) — and Qt crashes when an object with timers dies off its own thread.
+    """
+    yield
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 @pytest.fixture
@@ -171,4 +187,5 @@ def start_gui(qtbot: QtBot, run: Run, make_settings: Callable[..., BridgeSetting
         gui.window.hide()
         gui.window.deleteLater()
         gui.tray.deleteLater()
+        gui.signals.deleteLater()
         qtbot.wait(1)
