@@ -184,7 +184,8 @@ class TrayController(QObject):
         tray.setContextMenu(self.menu)
         tray.activated.connect(self._activated)
         self.tray = tray
-        self.icon_key = ""  # force the icon onto the new tray
+        self.icon_key = ""  # force the icon and the tooltip onto the new tray: the state may have
+        self.tooltip = ""  # been set before the tray host was ready
         self._refresh()
         tray.show()
         self._window.main_window = False
