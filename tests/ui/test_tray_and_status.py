@@ -350,6 +350,10 @@ def test_late_tray_is_retried(start_gui: Callable[..., Gui], qtbot: QtBot) -> No
     gui = start_gui(tray_available=lambda: next(answers, True))
     qtbot.waitUntil(lambda: gui.tray.mode == "tray", timeout=3000)
     assert not gui.window.main_window
+    # The state was known before the tray host appeared: the late icon shows it all the same.
+    assert gui.tray.tray is not None
+    assert gui.tray.tray.toolTip() == gui.tray.tooltip
+    assert gui.tray.tooltip.startswith("Card payments: connected")
 
 
 def test_closing_the_main_window_quits_without_a_tray(start_gui: Callable[..., Gui], qtbot: QtBot) -> None:
