@@ -294,7 +294,10 @@ class PosProcess:
         """Ask it to stop, wait for the rest of its journal and reap it; killed if it overstays."""
         try:
             if self.running:
-                await self.send("stop")
+                # In hold mode the process may be exiting on its own after "release": a pipe that
+                # closes under us is that exit, not a failure.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    await self.send("stop")
             async with asyncio.timeout(timeout_s):
                 await self._reader
                 returncode = await self._process.wait()
