@@ -411,7 +411,10 @@ class SettingsDialog(QDialog):
 
     def browse_database(self) -> None:
         start = self.db_path_edit.text().strip() or str(Path.home())
-        chosen, _ = QFileDialog.getOpenFileName(self, "Choose the POS database", start, DATABASE_FILTER)
+        if self.adapter_combo.currentText() in FOLDER_ADAPTERS:
+            chosen = QFileDialog.getExistingDirectory(self, "Choose the POS database folder", start)
+        else:
+            chosen, _ = QFileDialog.getOpenFileName(self, "Choose the POS database", start, DATABASE_FILTER)
         if chosen:
             self.db_path_edit.setText(chosen)
             self._check_database_soon()
@@ -518,6 +521,10 @@ def _default_http(settings: BridgeSettings) -> httpx.AsyncClient:
 def open_pos_read_only(path: Path) -> PosAdapter:
     """The SQLite adapter over ``path`` without migration: the check must not change the file."""
     return SqlitePosAdapter(PosDatabase(path, workers=1, migrate_on_open=False))
+
+
+FOLDER_ADAPTERS = frozenset({"jsonfile"})
+"""Adapters whose database is a folder, so Browse… picks a folder (docs/file-database.md)."""
 
 
 def _installed_openers() -> dict[str, Callable[[Path], PosAdapter]]:

@@ -308,3 +308,24 @@ def test_save_stores_the_key_in_the_keyring_and_reconnects_the_running_bridge(
                 await bridge.stop()
 
     run_qt_async(scenario)
+
+
+def test_browse_picks_a_folder_for_a_folder_database_and_a_file_otherwise(
+    qtbot: QtBot, real_keyring: RealKeyring, settings_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QFileDialog
+
+    asked: list[str] = []
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: asked.append("folder") or str(tmp_path))
+    monkeypatch.setattr(
+        QFileDialog, "getOpenFileName", lambda *a, **k: (asked.append("file") or str(tmp_path / "pos.db"), "")
+    )
+    dialog = make_dialog(qtbot, base_settings(tmp_path), real_keyring, settings_path)
+    # Only which picker opens is under test here; the database check after it is tested above.
+    monkeypatch.setattr(dialog, "_check_database_soon", lambda: None)
+    dialog.adapter_combo.addItems(["jsonfile"])  # present whatever the installed list says
+    dialog.adapter_combo.setCurrentText("jsonfile")
+    dialog.browse_database()
+    dialog.adapter_combo.setCurrentText("sqlite")
+    dialog.browse_database()
+    assert asked == ["folder", "file"]
