@@ -28,6 +28,7 @@ from benchmarks.common import Latency, rss_bytes
 from epos_bridge.adapters.sqlite.setup import init_database
 from epos_bridge.sim.gateway import GatewaySimulator
 from epos_bridge.sim.simulator import DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
+from epos_bridge.testing.processes import isolated_env
 
 RequestFactory = Callable[[int], tuple[str, dict[str, Any]]]
 BENCH_API_KEY = "sk_sandbox_benchmark_key_0001"
@@ -39,19 +40,7 @@ RETRY_LINE = re.compile(rb"next gateway connection attempt in (?P<s>[0-9.]+) s")
 
 def clean_env(folder: Path) -> dict[str, str]:
     """HOME/XDG in ``folder``, the fail keyring: the run never touches the user's settings."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
-        "LANG": "C.UTF-8",
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
-    }
-    for name in ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "TMPDIR"):
-        path = folder / name.lower()
-        path.mkdir(parents=True, exist_ok=True)
-        env[name] = str(path)
-    return env
+    return {**isolated_env(folder), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
 
 
 def build_venue(path: Path, bench_orders: int) -> list[str]:

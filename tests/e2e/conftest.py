@@ -10,7 +10,6 @@ so a search for it in output and files cannot be fooled by the well-known demo k
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import subprocess
@@ -25,6 +24,8 @@ from pydantic import SecretStr
 
 from epos_bridge.config import BridgeSettings
 from epos_bridge.sim.simulator import DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
+from epos_bridge.testing.processes import bridge_env as process_env
+from epos_bridge.testing.processes import isolated_env
 
 REQUEST_LINE = re.compile(r"(?P<method>\w+V1) id=(?P<id>\S+) (?P<outcome>\S+) (?P<ms>\d+\.\d) ms")
 """One request-log line as written by ``Bridge._served``: method, id, outcome, milliseconds."""
@@ -47,38 +48,13 @@ async def simulator(api_key: str) -> AsyncIterator[DojoSimulator]:
         await sim.stop()
 
 
-def base_env(tmp_path: Path) -> dict[str, str]:
-    """A clean environment: no inherited EPOS_BRIDGE_*, proxies or user folders."""
-    home = tmp_path / "home"
-    folders = {
-        "HOME": home,
-        "XDG_CONFIG_HOME": tmp_path / "xdg-config",
-        "XDG_DATA_HOME": tmp_path / "xdg-data",
-        "XDG_STATE_HOME": tmp_path / "xdg-state",
-        "XDG_CACHE_HOME": tmp_path / "xdg-cache",
-        "TMPDIR": tmp_path / "tmp",
-    }
-    for folder in folders.values():
-        folder.mkdir(parents=True, exist_ok=True)
-    env = {name: str(folder) for name, folder in folders.items()}
-    env.update(
-        PATH=os.environ.get("PATH", "/usr/bin:/bin"),
-        PYTHONUNBUFFERED="1",
-        PYTHONDONTWRITEBYTECODE="1",
-        PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
-        QT_QPA_PLATFORM="offscreen",
-        LANG="C.UTF-8",
-    )
-    return env
-
-
 @pytest.fixture
 def demo_db(tmp_path: Path) -> Path:
     """A demo venue created through the real CLI (``epos-bridge db init --demo``)."""
     path = tmp_path / "venue" / "demo-venue.db"
     result = subprocess.run(
         [sys.executable, "-m", "epos_bridge", "db", "init", str(path), "--demo"],
-        env=base_env(tmp_path),
+        env=isolated_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=60,
@@ -96,17 +72,15 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def bridge_env(tmp_path: Path, simulator: DojoSimulator, demo_db: Path, api_key: str, data_dir: Path) -> dict[str, str]:
     """The environment for ``python -m epos_bridge`` pointed at ``simulator`` and ``demo_db``."""
-    env = base_env(tmp_path)
-    env.update(
-        EPOS_BRIDGE_API_KEY=api_key,
-        EPOS_BRIDGE_SOFTWARE_HOUSE_ID=DEMO_SOFTWARE_HOUSE_ID,
-        EPOS_BRIDGE_WS_URL=simulator.ws_url,
-        EPOS_BRIDGE_API_URL=simulator.api_url,
-        EPOS_BRIDGE_ALLOW_INSECURE="1",
-        EPOS_BRIDGE_DB=str(demo_db),
-        EPOS_BRIDGE_DATA_DIR=str(data_dir),
+    return process_env(
+        tmp_path,
+        ws_url=simulator.ws_url,
+        api_url=simulator.api_url,
+        api_key=api_key,
+        software_house_id=DEMO_SOFTWARE_HOUSE_ID,
+        db=demo_db,
+        data_dir=data_dir,
     )
-    return env
 
 
 @pytest.fixture

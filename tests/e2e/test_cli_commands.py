@@ -13,7 +13,8 @@ import pytest
 from epos_bridge import __version__
 from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.sim.simulator import DEMO_API_KEY, DojoSimulator
-from tests.e2e.conftest import REQUEST_LINE, CliProcess, base_env, posix_signals, run_cli
+from epos_bridge.testing.processes import isolated_env
+from tests.e2e.conftest import REQUEST_LINE, CliProcess, posix_signals, run_cli
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -29,7 +30,7 @@ def lines_starting(output: str, mark: str) -> dict[str, str]:
 
 
 async def test_version_prints_the_package_version(tmp_path: Path) -> None:
-    result = await run_cli(["--version"], base_env(tmp_path))
+    result = await run_cli(["--version"], isolated_env(tmp_path))
     assert result.returncode == 0
     assert result.stdout.strip() == f"epos-bridge {__version__}"
 
@@ -136,12 +137,12 @@ async def test_capabilities_accepts_legacy_aliases_as_the_same_capability(
 async def test_demo_headless_serves_simulated_flows_and_exits_0_on_sigterm(
     spawn: Callable[..., CliProcess], tmp_path: Path
 ) -> None:
-    env = base_env(tmp_path)
+    env = isolated_env(tmp_path)
     process = spawn(["demo", "--headless", "--flow-interval", "0.5"], env, name="demo")
 
     await process.wait_for(lambda: "SearchOrdersV1 id=" in process.stderr, 15, "a SearchOrdersV1 request line")
     assert any(REQUEST_LINE.search(line) for line in process.stderr.splitlines())
-    demo_folders = list((tmp_path / "tmp").glob("epos-bridge-demo-*"))
+    demo_folders = list(Path(env["TMPDIR"]).glob("epos-bridge-demo-*"))
     assert len(demo_folders) == 1  # the demo's venue lives in TMPDIR ...
 
     code, seconds = await process.terminate(timeout=10)
@@ -173,7 +174,7 @@ async def test_simulate_prints_its_urls_serves_them_and_exits_0_on_sigterm(
     spawn: Callable[..., CliProcess], tmp_path: Path
 ) -> None:
     port = free_port_pair()
-    process = spawn(["simulate", "--port", str(port)], base_env(tmp_path), name="simulate")
+    process = spawn(["simulate", "--port", str(port)], isolated_env(tmp_path), name="simulate")
 
     await process.wait_for(lambda: "REST simulator:" in process.stdout, 15, "the URLs")
     assert f"gateway simulator: ws://127.0.0.1:{port}/epos" in process.stdout
@@ -194,7 +195,7 @@ async def test_simulate_prints_its_urls_serves_them_and_exits_0_on_sigterm(
 
 async def test_run_without_any_key_says_how_to_provide_one(tmp_path: Path, demo_db: Path) -> None:
     """No EPOS_BRIDGE_API_KEY and no keyring (the fail backend): a sentence, not a traceback."""
-    env = {**base_env(tmp_path), "EPOS_BRIDGE_SOFTWARE_HOUSE_ID": "x", "EPOS_BRIDGE_DB": str(demo_db)}
+    env = {**isolated_env(tmp_path), "EPOS_BRIDGE_SOFTWARE_HOUSE_ID": "x", "EPOS_BRIDGE_DB": str(demo_db)}
     result = await run_cli(["run", "--headless"], env, timeout=30)
     output = result.stdout + result.stderr
     assert result.returncode == 2, output

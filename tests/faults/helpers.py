@@ -18,7 +18,7 @@ from epos_bridge.adapters.sqlite.setup import init_database
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.sim.gateway import GatewaySimulator
 from epos_bridge.sim.simulator import DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
-from tests.e2e.conftest import base_env
+from epos_bridge.testing.processes import bridge_env as process_env
 
 HEADERS = {"dojoRequestingProduct": "PayAtTable", "deviceId": "fault-terminal", "deviceType": "terminal"}
 ORDER_TOTAL = 1_000_000
@@ -93,17 +93,15 @@ async def call_until_answered(
 
 
 def bridge_env(tmp_path: Path, sim: DojoSimulator, api_key: str, db: Path, data_dir: Path) -> dict[str, str]:
-    env = base_env(tmp_path)
-    env.update(
-        EPOS_BRIDGE_API_KEY=api_key,
-        EPOS_BRIDGE_SOFTWARE_HOUSE_ID=DEMO_SOFTWARE_HOUSE_ID,
-        EPOS_BRIDGE_WS_URL=sim.ws_url,
-        EPOS_BRIDGE_API_URL=sim.api_url,
-        EPOS_BRIDGE_ALLOW_INSECURE="1",
-        EPOS_BRIDGE_DB=str(db),
-        EPOS_BRIDGE_DATA_DIR=str(data_dir),
+    return process_env(
+        tmp_path,
+        ws_url=sim.ws_url,
+        api_url=sim.api_url,
+        api_key=api_key,
+        software_house_id=DEMO_SOFTWARE_HOUSE_ID,
+        db=db,
+        data_dir=data_dir,
     )
-    return env
 
 
 class BridgeProcess:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from epos_bridge import __version__
+from epos_bridge.testing.processes import isolated_env
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILT = ROOT / "dist" / "epos-bridge" / "epos-bridge"
@@ -65,13 +66,7 @@ def bundle() -> Path:
 @pytest.fixture
 def clean_env(tmp_path: Path) -> dict[str, str]:
     """No inherited settings, keyring or user folders; Qt offscreen."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "QT_QPA_PLATFORM": "offscreen"}
-    for name in ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "TMPDIR"):
-        folder = tmp_path / name.lower()
-        folder.mkdir()
-        env[name] = str(folder)
-    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
-    return env
+    return isolated_env(tmp_path)
 
 
 def test_version(bundle: Path, clean_env: dict[str, str]) -> None:

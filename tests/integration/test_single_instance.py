@@ -5,7 +5,6 @@ never opens a WebSocket; once the first stops, a new one starts normally."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 
 from epos_bridge.instance import EXIT_ALREADY_SERVING
 from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
+from epos_bridge.testing.processes import isolated_env
 
 pytestmark = [
     pytest.mark.slow,
@@ -76,17 +76,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def env(tmp_path: Path, simulator: DojoSimulator, data_dir: Path) -> dict[str, str]:
-    folders = {name: tmp_path / name.lower() for name in ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME")}
-    for folder in folders.values():
-        folder.mkdir()
-    env = {name: str(folder) for name, folder in folders.items()}
-    env.update(
-        PATH=os.environ.get("PATH", "/usr/bin:/bin"),
-        PYTHONUNBUFFERED="1",
-        PYTHONDONTWRITEBYTECODE="1",
-        PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
-        LANG="C.UTF-8",
-    )
+    env = isolated_env(tmp_path)
     db = tmp_path / "venue" / "demo-venue.db"
     init = subprocess.run(
         [sys.executable, "-m", "epos_bridge", "db", "init", str(db), "--demo"],

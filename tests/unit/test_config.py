@@ -25,7 +25,7 @@ from epos_bridge.config import (
 from epos_bridge.protocol.dojo import DEFAULT_API_URL, DEFAULT_WS_URL
 
 SANDBOX_KEY = "sk_sandbox_c0nfigTestKey123"
-PROD_KEY = "sk_prod_AnotherSecretKey987"
+PROD_KEY = "sk_prod_fake_AnotherSecretKey987"
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from epos_bridge.gateway.connection_state import ConnectionState, ConnectionStat
 from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.services.dispatcher import Served
 
-KEY = "sk_prod_DiagnosticsSecretKey_7f3a9c2e41"
+KEY = "sk_prod_fake_DiagnosticsSecretKey_7f3a9c2e41"
 PROXY_PASSWORD = "hunter2-proxy-pass"
 NOW = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
 
