@@ -32,11 +32,13 @@ from epos_bridge.gateway.connection_state import ConnectionStatus
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
 from epos_bridge.instance import EXIT_ALREADY_SERVING, AlreadyServing, InstanceLock, raise_channel_name
 from epos_bridge.logs import configure_logging
-from epos_bridge.ports import ChangeSource, PosAdapter
+from epos_bridge.ports import CallContext, PosAdapter
 from epos_bridge.protocol.dojo import redact
+from epos_bridge.protocol.params import PagedOrders, SearchOrdersParams
 from epos_bridge.services.activity import LockBoard, PaymentLogEntry, payment_entry
-from epos_bridge.services.dispatcher import Dispatcher, Served
+from epos_bridge.services.dispatcher import Dispatcher, Served, new_trace_id
 from epos_bridge.services.listeners import Listeners
+from epos_bridge.services.pos_connection import PosConnection
 from epos_bridge.services.pos_events import PosEventRelay, RelayStatus
 from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
 from epos_bridge.state.outbox import OutboxStore
@@ -112,7 +114,6 @@ class Bridge:
                 ]
             )
         self.settings = settings
-        self.adapter = open_adapter(settings)
         self._http = http or http_client(settings)
         self._owns_http = http is None
         self.client = dojo_client(settings, self._http)
@@ -120,20 +121,25 @@ class Bridge:
         self._served_listeners: Listeners[Served] = Listeners("served request")
         self._payment_listeners: Listeners[PaymentLogEntry] = Listeners("payment log")
         self.lock_board = LockBoard()
-        self.dispatcher = Dispatcher(self.adapter, publish=self._publish)
+        self.pos = PosConnection(open_adapter(settings), publish=self._publish, name=settings.adapter)
+        """The POS database in use; swapped as a whole by :meth:`apply_settings`."""
+        self._retiring: set[asyncio.Task[None]] = set()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = IdempotencyStore(settings.data_dir / STATE_DB_NAME)
         self.payment_log = PaymentLogStore(settings.data_dir / STATE_DB_NAME)
-        self._serve = IdempotentServe(self.store, self.dispatcher.handle_text)
+        # Each request is handed to the connection current when it arrives, and finishes there.
+        self._serve = IdempotentServe(self.store, lambda request: self.pos.handle(request))
         self.outbox = OutboxStore(settings.data_dir / STATE_DB_NAME)
         self._outbox_listeners: Listeners[RelayStatus] = Listeners("POS-event outbox")
-        self.relay: PosEventRelay | None = None
         self.counter = CounterPayments(
-            self.client, self.adapter, TerminalSessionStore(settings.data_dir / STATE_DB_NAME), publish=self._publish
+            self.client,
+            lambda: self.pos,
+            TerminalSessionStore(settings.data_dir / STATE_DB_NAME),
+            publish=self._publish,
         )
-        self._relay_task: asyncio.Task[None] | None = None
-        self.session = GatewaySession(gateway_settings(settings), self._serve_frame, on_served=self._served)
+        self.session = GatewaySession(gateway_settings(settings), self._serve, on_served=self._served)
         self.registration = RegistrationState()
+        self._registration_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self.recent_requests = RecentRequests()
@@ -161,28 +167,31 @@ class Bridge:
     def _outbox_changed(self, status: RelayStatus) -> None:
         self._outbox_listeners.emit(status)
 
-    def _start_relay(self) -> None:
-        """POS events need the adapter's change log; adapters without one simply send none."""
-        source = getattr(self.adapter, "changes", None)
-        if not isinstance(source, ChangeSource):
-            log.info("the %s adapter has no change log: POS events are not sent", self.settings.adapter)
-            self.relay = None
-            return
-        self.relay = PosEventRelay(
-            source,
-            f"{self.settings.adapter}:{self.settings.db_path}",
+    @property
+    def adapter(self) -> PosAdapter:
+        """The adapter of the POS connection in use (read-only users: capabilities, doctor)."""
+        return self.pos.adapter
+
+    async def search_orders(self, params: SearchOrdersParams) -> PagedOrders:
+        """The till's orders, for the Terminal tab (on the POS connection current now)."""
+        async with self.pos.using() as adapter:
+            return await adapter.search_orders(params, CallContext(trace_id=new_trace_id()))
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self.pos.dispatcher
+
+    @property
+    def relay(self) -> PosEventRelay | None:
+        return self.pos.relay
+
+    def _start_relay(self, settings: BridgeSettings) -> None:
+        self.pos.start_relay(
             self.outbox,
             self._send_pos_event,
+            source_key=f"{settings.adapter}:{settings.db_path}",
             on_status=self._outbox_changed,
         )
-        self._relay_task = asyncio.create_task(self.relay.run(), name="pos-events")
-
-    async def _stop_relay(self) -> None:
-        if self._relay_task is not None:
-            self._relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._relay_task
-            self._relay_task = None
 
     async def _send_pos_event(self, event_type: str, field: str, entity_id: str) -> None:
         await self.client.post_event(event_type, field, entity_id)
@@ -190,10 +199,6 @@ class Bridge:
     def on_payment(self, listener: Callable[[PaymentLogEntry], None]) -> None:
         """A new payment-log line, or an existing one whose status changed."""
         self._payment_listeners.add(listener)
-
-    async def _serve_frame(self, text: str | bytes) -> Served | None:
-        # Indirection so apply_settings() can swap the adapter under a running session.
-        return await self._serve(text)
 
     def _publish(self, event: DomainEvent) -> None:
         self.lock_board.apply(event)
@@ -236,12 +241,12 @@ class Bridge:
         await self.payment_log.open()
         await self.outbox.open()
         await self.counter.store.open()
-        self._start_relay()
+        self._start_relay(self.settings)
         resumed = await self.counter.resume()
         if resumed:
             log.info("following %d terminal session(s) left unfinished by the last run", resumed)
         self._tasks.append(asyncio.create_task(self.session.run(), name="gateway-session"))
-        self._tasks.append(asyncio.create_task(self._keep_registered(), name="registration"))
+        await self._restart_registration()
 
     async def stop(self) -> None:
         """Idempotent: the tray's Quit and a SIGTERM may both ask."""
@@ -249,7 +254,9 @@ class Bridge:
             return
         self._stopped = True
         await self.session.stop()
-        await self._stop_relay()
+        await self.pos.stop_relay()
+        if self._registration_task is not None:
+            self._tasks.append(self._registration_task)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -262,8 +269,11 @@ class Bridge:
         await self.counter.stop()
         await self.counter.store.close()
         await self.outbox.close()
+        await self._serve.flush()
         await self.store.close()
-        await self.adapter.close()
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
+        await self.pos.retire()
         if self._owns_http:
             await self._http.aclose()
 
@@ -272,16 +282,14 @@ class Bridge:
         the new key or endpoints, and re-register. Returns what changed, in words."""
         old, changed = self.settings, []
         if any(getattr(old, f) != getattr(new, f) for f in POS_FIELDS):
-            adapter = open_adapter(new)
-            previous = self.adapter
-            self.adapter = adapter
-            self.dispatcher = Dispatcher(adapter, publish=self._publish)
-            self._serve = IdempotentServe(self.store, self.dispatcher.handle_text)
-            await self._stop_relay()
-            self.settings = new
-            self._start_relay()
-            self.counter.adapter = adapter
-            await previous.close()
+            replacement = PosConnection(open_adapter(new), publish=self._publish, name=new.adapter)
+            previous, self.pos = self.pos, replacement
+            await previous.stop_relay()  # before the new relay reads: one reader of the outbox at a time
+            self._start_relay(new)
+            # Requests and counter steps already running on the old database finish there.
+            retiring = asyncio.create_task(previous.retire(), name="retire-pos")
+            self._retiring.add(retiring)
+            retiring.add_done_callback(self._retiring.discard)
             changed.append("POS database")
         key_changed = old.api_key != new.api_key
         if key_changed or any(getattr(old, f) != getattr(new, f) for f in CONNECTION_FIELDS):
@@ -294,8 +302,17 @@ class Bridge:
             changed.append("Dojo connection")
         self.settings = new
         if changed:
-            self._tasks.append(asyncio.create_task(self._keep_registered(), name="registration"))
+            await self._restart_registration()
         return changed
+
+    async def _restart_registration(self) -> None:
+        """One registration loop at a time: a new one replaces the one still retrying, which is
+        cancelled and gone before the new one starts."""
+        previous, self._registration_task = self._registration_task, None
+        if previous is not None:
+            previous.cancel()
+            await asyncio.gather(previous, return_exceptions=True)
+        self._registration_task = asyncio.create_task(self._keep_registered(), name="registration")
 
     async def register(self) -> RegistrationState:
         """PUT the full capability list the adapter implements, then read back what Dojo has."""

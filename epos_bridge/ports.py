@@ -7,14 +7,19 @@ the bridge can show payments and locks without the adapter knowing who listens.
 Adapters raise :mod:`epos_bridge.domain.errors` failures for contract errors; any other
 exception becomes ``UnexpectedError``. Every method is a coroutine and must never block the
 event loop: blocking database work belongs in a worker thread.
+
+A writing method either commits its change and returns, or raises and leaves the database as it
+was: the answer Dojo gets is derived from that verdict alone. ``CallContext.deadline`` is the
+adapter's to honour (refuse to start once passed, check before commit, roll back when late).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 from epos_bridge.domain.events import DomainEvent
 from epos_bridge.protocol.capabilities import Capability
@@ -57,17 +62,69 @@ class SystemClock:
 
 EventSink = Callable[[DomainEvent], None]
 
+X = TypeVar("X")
+T = TypeVar("T")
+Submit = Callable[[Callable[[X], T], "Deadline | None"], Awaitable[T]]
+"""A database's ``write(work, deadline)``: runs ``work`` on its handle in one transaction."""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When an answer is due, on the monotonic clock.
+
+    The deadline belongs to the transaction, not to whoever waits for it: an adapter refuses to
+    *start* a transaction once it has passed, checks it again just before ``COMMIT`` and rolls
+    back when late. The caller then waits for that verdict and answers from it, so an answer
+    never disagrees with what was committed (a deadline that abandons work already started
+    would answer "failed" for a payment that later commits).
+    """
+
+    at: float
+    clock: Callable[[], float] = time.monotonic
+
+    @classmethod
+    def after(cls, seconds: float, clock: Callable[[], float] = time.monotonic) -> Deadline:
+        return cls(clock() + seconds, clock)
+
+    def remaining(self) -> float:
+        return self.at - self.clock()
+
+    def passed(self) -> bool:
+        return self.clock() >= self.at
+
 
 @dataclass
 class CallContext:
-    """Per-request facts handed to the adapter, and the events it records."""
+    """Per-request facts handed to the adapter, and the events it records.
+
+    ``deadline``: ``None`` means no deadline (tools, tests); adapters honour it when present
+    (see :class:`Deadline`).
+    """
 
     trace_id: str
     headers: RequestHeaders = field(default_factory=RequestHeaders)
     events: list[DomainEvent] = field(default_factory=list)
+    deadline: Deadline | None = None
 
     def record(self, *events: DomainEvent) -> None:
         self.events.extend(events)
+
+    async def transaction(self, submit: Submit[X, T], work: Callable[[X], T]) -> T:
+        """Run a transaction body through ``submit`` (a database's ``write``) with this call's
+        deadline. The body may run more than once (a snapshot attempt, then under the write
+        lock): each run starts from the events recorded before it, and a call that fails
+        records none, so only what was committed is published."""
+        mark = len(self.events)
+
+        def attempt(handle: X) -> T:
+            del self.events[mark:]
+            return work(handle)
+
+        try:
+            return await submit(attempt, self.deadline)
+        except BaseException:
+            del self.events[mark:]
+            raise
 
 
 @runtime_checkable

@@ -39,9 +39,11 @@ class HeldLock:
 
 @dataclass(frozen=True)
 class LockableOrder:
+    """``updated_at`` is ``None`` when the stored time cannot be read: treated as changed."""
+
     order_id: str
     status: OrderStatus
-    updated_at: datetime
+    updated_at: datetime | None
     open_at_till: str | None = None
     facts: OrderFacts = field(default_factory=OrderFacts)
 
@@ -70,8 +72,10 @@ def decide_create(
     holder = active_lock(current, now)
     if holder is not None and holder.lock_id == lock_id:
         # contract §3.5 (rec): a repeat of the same lockId is success; take the newer expiry.
-        refreshed = HeldLock(lock_id, max(holder.expires_at, expiry), holder.locked_at, holder.requester)
-        return LockChange(store=refreshed)
+        # Nothing to write when it is not newer: a replay is answered from what is stored.
+        if expiry <= holder.expires_at:
+            return LockChange()
+        return LockChange(store=HeldLock(lock_id, expiry, holder.locked_at, holder.requester))
     refusal = _refusal_reason(order, holder)
     if refusal is not None:
         raise _refused(order, lock_id, refusal, requester, now)
@@ -93,12 +97,15 @@ def decide_extend(
 ) -> LockChange:
     if current is not None and current.lock_id == lock_id:
         if current.is_active(now):
+            if expiry == current.expires_at:
+                return LockChange()  # a replay: nothing to write
             return LockChange(
                 store=HeldLock(lock_id, expiry, current.locked_at, current.requester),
                 events=(LockExtended(order.order_id, now, lock_id, expiry),),
             )
         # contract §3.7 (rec): expired but nobody touched the order since -> re-take it.
-        if order.updated_at <= current.expires_at and order.open_at_till is None:
+        untouched = order.updated_at is not None and order.updated_at <= current.expires_at
+        if untouched and order.open_at_till is None:
             return LockChange(
                 store=HeldLock(lock_id, expiry, now, current.requester),
                 events=(LockExtended(order.order_id, now, lock_id, expiry),),

@@ -7,6 +7,7 @@ money the customer really paid.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -32,16 +33,30 @@ class PayableOrder:
     def paid_value(self) -> int:
         return sum(p.paid_value for p in self.payments if p.counts)
 
-    def has_intent(self, payment_intent_id: str) -> bool:
-        return any(p.payment_intent_id == payment_intent_id for p in self.payments)
+
+@dataclass(frozen=True)
+class RecordedIntent:
+    """A paymentIntentId the POS already holds: on which order, and for how much."""
+
+    order_id: str
+    paid_value: int
+    tips_value: int | None = None
 
 
 @dataclass(frozen=True)
 class PaymentDecision:
-    """``payment`` is the row to insert; ``None`` means a replay: change nothing."""
+    """``payment`` is the row to insert; ``None`` means a replay: change nothing.
+
+    ``warning`` is for the log: a replay that differs from what was recorded.
+    """
 
     payment: StoredPayment | None
     events: tuple[DomainEvent, ...] = ()
+    warning: str | None = None
+
+
+INT64_MAX = 2**63 - 1
+_CURRENCY = re.compile(r"[A-Z]{3}", re.ASCII)
 
 
 def decide_payment(
@@ -50,21 +65,25 @@ def decide_payment(
     params: RecordOrderPaymentParams,
     known_intent_status: PaymentIntentStatus | None,
     now: datetime,
-    recorded_on_order: str | None = None,
+    recorded: RecordedIntent | None = None,
 ) -> PaymentDecision:
-    """``recorded_on_order``: the order that already holds this paymentIntentId, if any."""
-    if order.has_intent(params.payment_intent_id) or recorded_on_order is not None:
-        # contract §3.9 (rec): an already-recorded paymentIntentId is success, wherever it was
-        # recorded. Any error here would make Dojo reverse a payment the POS holds.
-        return PaymentDecision(payment=None)
+    """``recorded``: where this paymentIntentId is already recorded, on any order, if anywhere.
+
+    The order of the checks is the rule: an id that cannot identify a payment is refused first;
+    then a paymentIntentId the POS already holds is success whatever else the request says
+    (contract §3.9 (rec): any error would make Dojo reverse money the till holds); only then are
+    the amounts and the order's state judged, and every refusal records nothing.
+    """
+    if not params.payment_intent_id.strip():
+        # An empty id would make every later empty one its "duplicate", silently dropped.
+        raise InvalidRequest("paymentIntentId: must not be empty")
+    if recorded is None:
+        recorded = _recorded_here(order, params.payment_intent_id)
+    if recorded is not None:
+        return PaymentDecision(payment=None, warning=_replay_warning(recorded, order, params))
+    _check_amounts(order, params)
     amount = params.paid_amount
     tips = params.tips_amount
-    if amount.currency_code != order.currency or (tips is not None and tips.currency_code != order.currency):
-        raise InvalidRequest(f"payment currency {amount.currency_code} does not match the order's {order.currency}")
-    if amount.value <= 0:
-        raise InvalidRequest("paidAmount must be positive")
-    if tips is not None and tips.value < 0:
-        raise InvalidRequest("tipsAmount must not be negative")
     if order.status in CLOSED_ORDER_STATUSES:
         raise Conflict(f"order {order.order_id} is {order.status.value} and cannot take a payment")
     if order.open_at_till:
@@ -88,6 +107,47 @@ def decide_payment(
     )
     event = PaymentRecorded(order.order_id, now, params.payment_intent_id, amount, tips, params.headers, order.facts)
     return PaymentDecision(payment=payment, events=(event,))
+
+
+def _recorded_here(order: PayableOrder, payment_intent_id: str) -> RecordedIntent | None:
+    for payment in order.payments:
+        if payment.payment_intent_id == payment_intent_id:
+            return RecordedIntent(order.order_id, payment.paid_value, payment.tips_value)
+    return None
+
+
+def _replay_warning(recorded: RecordedIntent, order: PayableOrder, params: RecordOrderPaymentParams) -> str | None:
+    asked_tips = params.tips_amount.value if params.tips_amount is not None else 0
+    differs = recorded.paid_value != params.paid_amount.value or (recorded.tips_value or 0) != asked_tips
+    if not differs and recorded.order_id == order.order_id:
+        return None
+    return (
+        f"payment intent {params.payment_intent_id} is already recorded on order {recorded.order_id} "
+        f"for {recorded.paid_value} (tips {recorded.tips_value or 0}); this request for order {order.order_id} "
+        f"says {params.paid_amount.value} (tips {asked_tips}): answered success without recording it again"
+    )
+
+
+def _check_amounts(order: PayableOrder, params: RecordOrderPaymentParams) -> None:
+    """Whole minor units within int64, a positive payment, a non-negative tip, and the order's
+    currency as three upper-case letters (contract §4.1)."""
+    amount, tips = params.paid_amount, params.tips_amount
+    if not 0 < amount.value <= INT64_MAX:
+        raise InvalidRequest(
+            f"paidAmount.value: must be a positive number of minor units, got {str(amount.value)[:40]}"
+        )
+    if tips is not None and not 0 <= tips.value <= INT64_MAX:
+        raise InvalidRequest(f"tipsAmount.value: must be zero or more minor units, got {str(tips.value)[:40]}")
+    for name, money in (("paidAmount", amount), ("tipsAmount", tips)):
+        if money is None:
+            continue
+        if not _CURRENCY.fullmatch(money.currency_code):
+            raise InvalidRequest(
+                f"{name}.currencyCode: must be three upper-case letters, got {money.currency_code!r:.20}"
+            )
+        if money.currency_code != order.currency:
+            currencies = f"{money.currency_code} does not match the order's {order.currency}"
+            raise InvalidRequest(f"{name}.currencyCode: payment currency {currencies}")
 
 
 def _held(order: PayableOrder, params: RecordOrderPaymentParams, now: datetime, reason: str) -> Conflict:

@@ -5,28 +5,58 @@ Every wire model derives from :class:`WireModel`:
 * Python attributes are snake_case, the wire names camelCase (exact contract spelling);
 * unknown fields sent by Dojo are ignored, never rejected (contract §6 D: Dojo's own
   examples carry extra keys);
-* validation is strict (no "5" -> 5 coercion) because requests are validated from the
-  raw JSON text, where strict mode still accepts enum values and RFC 3339 date-times;
+* validation is strict (no "5" -> 5, no "true" -> True) on the JSON values of a frame parsed
+  once; the two exceptions are deliberate: an enum field takes its wire text
+  (:class:`WireEnum`), and a date-time takes RFC 3339 text read by the one parser
+  (:func:`epos_bridge.protocol.times.parse_wire_time`);
 * :func:`to_wire` omits ``None`` so optional fields we have no value for are left out.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, cast
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, PlainSerializer
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, GetCoreSchemaHandler, PlainSerializer
 from pydantic.alias_generators import to_camel
+from pydantic_core import CoreSchema
+
+from epos_bridge.protocol.times import format_utc, parse_wire_time
+
+__all__ = ["UtcDateTime", "WireEnum", "WireModel", "format_utc", "to_wire"]
 
 
-def format_utc(moment: datetime) -> str:
-    """ISO 8601 in UTC with milliseconds and ``Z``, as the contract recommends (§4.4)."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+def _wire_time(value: object) -> object:
+    """Text from the wire goes through the one parser (window, UTC); a datetime built by our own
+    code passes as it is (it may be a value read back from the POS, outside the window)."""
+    if isinstance(value, str):
+        return parse_wire_time(value)
+    if isinstance(value, datetime):
+        return value
+    raise ValueError("must be an RFC 3339 date-time string")
 
 
-UtcDateTime = Annotated[AwareDatetime, PlainSerializer(format_utc, return_type=str, when_used="json")]
+UtcDateTime = Annotated[
+    AwareDatetime,
+    BeforeValidator(_wire_time),
+    PlainSerializer(format_utc, return_type=str, when_used="json"),
+]
 """A timezone-aware date-time; naive values are rejected, output is always UTC ``Z``."""
+
+
+class WireEnum(StrEnum):
+    """An enum whose wire text is accepted in strict validation of a parsed frame.
+
+    Strict mode otherwise demands an enum *instance* for Python input; the text must still be
+    one of the members exactly (no case folding).
+    """
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: type[Any], handler: GetCoreSchemaHandler) -> CoreSchema:
+        schema: dict[str, Any] = dict(handler(source))
+        schema["strict"] = False
+        return cast(CoreSchema, schema)
 
 
 class WireModel(BaseModel):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from epos_bridge.protocol.base import UtcDateTime, WireModel
+from epos_bridge.protocol.base import UtcDateTime, WireEnum, WireModel
 
 # --- money ------------------------------------------------------------------------------
 
@@ -22,7 +21,7 @@ class Money(WireModel):
 # --- orders -----------------------------------------------------------------------------
 
 
-class OrderStatus(StrEnum):
+class OrderStatus(WireEnum):
     NEW = "New"
     SUBMITTED = "Submitted"
     CONFIRMED = "Confirmed"
@@ -39,7 +38,7 @@ CLOSED_ORDER_STATUSES = frozenset({OrderStatus.FINALIZED, OrderStatus.CANCELED})
 """Orders a search leaves out by default (contract §3.1 (rec))."""
 
 
-class OrderType(StrEnum):
+class OrderType(WireEnum):
     DINE_IN = "DineIn"
     COLLECTION = "Collection"
 
@@ -157,7 +156,7 @@ class Order(WireModel):
 # --- bills ------------------------------------------------------------------------------
 
 
-class LineType(StrEnum):
+class LineType(WireEnum):
     IMAGE = "Image"
     LOGO = "Logo"
     MERCHANT_ADDRESS = "MerchantAddress"
@@ -170,13 +169,13 @@ class LineType(StrEnum):
     TAX_NUMBER = "TaxNumber"
 
 
-class Align(StrEnum):
+class Align(WireEnum):
     CENTER = "Center"
     LEFT = "Left"
     RIGHT = "Right"
 
 
-class Size(StrEnum):
+class Size(WireEnum):
     BODY = "Body"
     HEADER1 = "Header1"
     HEADER2 = "Header2"
@@ -223,7 +222,7 @@ class Url(WireModel):
     show_url: bool | None = Field(default=None, alias="showURL")
 
 
-class HorizontalLineStyle(StrEnum):
+class HorizontalLineStyle(WireEnum):
     SINGLE = "Single"
     DOUBLE = "Double"
 
@@ -336,7 +335,7 @@ class Area(WireModel):
 # --- events from Dojo -------------------------------------------------------------------
 
 
-class PaymentIntentStatus(StrEnum):
+class PaymentIntentStatus(WireEnum):
     CREATED = "Created"
     AUTHORIZED = "Authorized"
     CAPTURED = "Captured"
@@ -351,12 +350,12 @@ NON_COUNTING_INTENT_STATUSES = frozenset(
 """A payment whose intent reached one of these no longer counts towards ``paidAmount``."""
 
 
-class CaptureMode(StrEnum):
+class CaptureMode(WireEnum):
     AUTO = "Auto"
     MANUAL = "Manual"
 
 
-class EventType(StrEnum):
+class EventType(WireEnum):
     PAYMENT_INTENT_CREATED = "payment_intent.created"
     PAYMENT_INTENT_STATUS_UPDATED = "payment_intent.status_updated"
 

@@ -5,17 +5,17 @@ Pure functions: text in, dicts out. No I/O.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
-from epos_bridge.protocol.base import WireModel, to_wire
+from epos_bridge.protocol.base import WireEnum, WireModel, to_wire
 
 JSONRPC_VERSION = "2.0"
 
 
-class EPOSErrorType(StrEnum):
+class EPOSErrorType(WireEnum):
     NOT_FOUND = "NotFound"
     INVALID_REQUEST = "InvalidRequest"
     CONFLICT = "Conflict"
@@ -32,12 +32,22 @@ class EPOSError(WireModel):
 
 @dataclass(frozen=True)
 class IncomingRequest:
-    """A frame that parsed as a JSON object. ``id`` keeps its original JSON type."""
+    """A frame that parsed as a JSON object, parsed once for everyone who reads it.
+
+    ``id`` keeps its original JSON type (and may be any JSON string, lone surrogates included);
+    ``params`` is the parsed JSON value, validated per method by the dispatcher.
+    """
 
     id: Any
     method: Any
     params: Any
     has_id: bool
+
+    def digest(self) -> str:
+        """What this request asks, as a hash of (method, params): the same JSON-RPC id reused for
+        a different request must not be answered with the first one's answer."""
+        canonical = json.dumps([self.method, self.params], sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
 class UnreadableFrame(Exception):
@@ -45,7 +55,7 @@ class UnreadableFrame(Exception):
 
 
 def peek_request(text: str) -> IncomingRequest:
-    """Read the envelope without validating params (they are validated per method)."""
+    """Parse a frame's JSON once; params are validated per method later."""
     try:
         document = json.loads(text)
     except RecursionError as exc:
@@ -60,6 +70,12 @@ def peek_request(text: str) -> IncomingRequest:
         params=document.get("params"),
         has_id="id" in document and document["id"] is not None,
     )
+
+
+def printable_id(request_id: Any, limit: int = 80) -> str:
+    """An id for a log line: ASCII (a lone surrogate cannot be written to a log file), short."""
+    text = ascii(request_id)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def success_response(
@@ -81,4 +97,6 @@ def error_response(request_id: Any, method: Any, error: EPOSError) -> dict[str, 
 
 
 def encode(response: dict[str, Any]) -> str:
-    return json.dumps(response, separators=(",", ":"), ensure_ascii=False)
+    """ASCII JSON: every id Dojo can send (lone surrogates, control characters) can be echoed in
+    a frame that encodes as UTF-8, so no request's content can break the connection."""
+    return json.dumps(response, separators=(",", ":"), ensure_ascii=True)

@@ -1,42 +1,68 @@
-"""JSON-RPC request text in, response text out; no I/O of its own.
+"""JSON-RPC request in, response out; no I/O of its own.
 
 Validates ``params`` through the wire models (``InvalidRequest`` naming the field), routes to
 the POS adapter, and turns every failure into an EPOSError with a ``traceId``. A Python
 traceback never reaches the wire: unexpected exceptions are logged here with the trace id and
 answered as ``UnexpectedError``. Frames without an ``id`` are logged and dropped (contract
 §1.2, §6 A7).
+
+What the caller may rely on:
+
+* A frame is parsed once (:func:`read_request`); whoever wraps the dispatcher (the idempotency
+  store) hands the parsed :class:`IncomingRequest` to :meth:`Dispatcher.handle`.
+* The answer is the adapter's verdict. The deadline travels to the adapter in the
+  :class:`CallContext` and belongs to its transaction (refused once due, checked before
+  commit, rolled back when late); the dispatcher never gives up on work already started, so a
+  write it answers "failed" never commits later.
+* Requests about the same business key (contract §1.2: a paymentIntentId, an order's lock, a
+  Dojo id) are served one after another in this process, so a retry that Dojo sends while the
+  first attempt is still running sees that attempt's committed result, never a race with it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import ValidationError
 
 from epos_bridge.domain.errors import EposFailure, InvalidRequest
 from epos_bridge.domain.events import DomainEvent
-from epos_bridge.ports import CallContext, PosAdapter
+from epos_bridge.ports import CallContext, Deadline, PosAdapter
 from epos_bridge.protocol.base import WireModel
 from epos_bridge.protocol.capabilities import Capability, WireMethod, capabilities_of
 from epos_bridge.protocol.entities import EventType, PaymentIntentEvent
 from epos_bridge.protocol.jsonrpc import (
     EPOSError,
     EPOSErrorType,
+    IncomingRequest,
     UnreadableFrame,
     encode,
     error_response,
     peek_request,
+    printable_id,
     success_response,
 )
 from epos_bridge.protocol.methods import PARAMS_MODEL
-from epos_bridge.protocol.params import EmptyResult, HandleEventParams, WithHeaders
+from epos_bridge.protocol.params import (
+    CreateOrderParams,
+    CreatePartyParams,
+    CreateReservationParams,
+    EmptyResult,
+    HandleEventParams,
+    PartyIdParams,
+    RecordOrderPaymentParams,
+    ReservationIdParams,
+    UpdatePartyParams,
+    UpdateReservationParams,
+    WithHeaders,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +70,8 @@ Result = WireModel | list[Any] | dict[str, Any]
 Route = Callable[[PosAdapter, Any, CallContext], Awaitable[Result]]
 
 DEFAULT_DEADLINE_S = 10.0
-"""Last-resort answer time. Adapters give up sooner (SQLite busy timeout 5 s), so a slow
-database is reported as the adapter's clear error, not as this deadline."""
+"""When an answer is due. The adapter's transaction owns it: a write not started by then is
+refused, one running past it is rolled back (contract §1.2 (rec): reply within a few seconds)."""
 
 
 @dataclass(frozen=True)
@@ -94,24 +120,114 @@ ROUTES: dict[WireMethod, Route] = {
     WireMethod.SEARCH_RESERVATIONS: lambda a, p, c: a.search_reservations(p, c),
 }
 
-
-def _envelope(method: WireMethod, params_model: type[WithHeaders]) -> type[BaseModel]:
-    # ListAreasV1's params object is optional (contract §1.3 (rec)); every other method needs one.
-    default: Any = WithHeaders() if method is WireMethod.LIST_AREAS else ...
-    return create_model(
-        f"{method.value}Envelope",
-        __config__=ConfigDict(extra="ignore", strict=True),
-        params=(params_model, default),
-    )
-
-
-ENVELOPES: dict[WireMethod, type[BaseModel]] = {m: _envelope(m, model) for m, model in PARAMS_MODEL.items()}
-
 PAYMENT_INTENT_EVENT_TYPES = frozenset(t.value for t in EventType)
+
+_ORDER_WRITES = frozenset(
+    {
+        WireMethod.CANCEL_ORDER_BY_ID,
+        WireMethod.CREATE_ORDER_LOCK,
+        WireMethod.DELETE_ORDER_LOCK,
+        WireMethod.EXTEND_ORDER_LOCK,
+    }
+)
+
+
+def business_key(method: WireMethod, params: WithHeaders) -> tuple[str, str] | None:
+    """What a writing request is about, for serving its retries one at a time (contract §1.2
+    (rec): paymentIntentId, an order's lock, dojoOrderId, dojoPartyId, dojoReservationId,
+    event id). Reads have none: they never wait for each other."""
+    if isinstance(params, RecordOrderPaymentParams):
+        return ("payment", params.payment_intent_id)
+    if method in _ORDER_WRITES:
+        return ("order", str(getattr(params, "order_id", "")))
+    if isinstance(params, CreateOrderParams):
+        return ("dojo-order", params.dojo_order_id)
+    if isinstance(params, CreatePartyParams):
+        return ("dojo-party", params.dojo_party_id)
+    if isinstance(params, UpdatePartyParams):
+        return ("party", params.id)
+    if isinstance(params, PartyIdParams) and method is WireMethod.DELETE_PARTY_BY_ID:
+        return ("party", params.party_id)
+    if isinstance(params, CreateReservationParams):
+        return ("dojo-reservation", params.dojo_reservation_id)
+    if isinstance(params, UpdateReservationParams):
+        return ("reservation", params.id)
+    if isinstance(params, ReservationIdParams) and method is WireMethod.DELETE_RESERVATION_BY_ID:
+        return ("reservation", params.reservation_id)
+    if isinstance(params, HandleEventParams):
+        return ("event", params.id)
+    return None
+
+
+class KeyedLocks:
+    """One asyncio lock per key, alive only while someone holds or waits for it.
+
+    The key stays taken until the work *finishes*, even if the caller is cancelled (the
+    connection dropped, the bridge is stopping): the database work goes on in its thread and may
+    still commit, so a retry must wait for it rather than race it.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+        self._running: set[asyncio.Future[Result]] = set()
+        """Work whose caller may have given up, kept referenced until it finishes."""
+
+    async def run(self, key: tuple[str, str] | None, work: Callable[[], Awaitable[Result]]) -> Result:
+        if key is None:
+            return await work()
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            await lock.acquire()
+        except BaseException:
+            self._leave(key)
+            raise
+        task: asyncio.Future[Result] = asyncio.ensure_future(work())
+        self._running.add(task)
+        task.add_done_callback(lambda done: self._finished(key, lock, done))
+        return await asyncio.shield(task)
+
+    def _finished(self, key: tuple[str, str], lock: asyncio.Lock, done: asyncio.Future[Result]) -> None:
+        self._running.discard(done)
+        lock.release()
+        self._leave(key)
+        if not done.cancelled():
+            done.exception()  # retrieved: a caller that gave up must not leave it "never retrieved"
+
+    def _leave(self, key: tuple[str, str]) -> None:
+        lock, users = self._locks[key]
+        if users == 1:
+            del self._locks[key]
+        else:
+            self._locks[key] = (lock, users - 1)
+
+    async def drain(self) -> None:
+        """Wait for work whose callers gave up (before the adapter under it closes)."""
+        while self._running:
+            await asyncio.wait(set(self._running))
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
 
 def new_trace_id() -> str:
     return uuid.uuid4().hex[:16]
+
+
+def read_request(text: str | bytes) -> IncomingRequest | None:
+    """Parse a frame once; ``None`` (logged) for a frame that can get no answer."""
+    if isinstance(text, bytes):
+        log.warning("dropped a binary frame of %d bytes: requests are text frames", len(text))
+        return None
+    try:
+        request = peek_request(text)
+    except UnreadableFrame as exc:
+        log.warning("dropped an unreadable frame (trace %s): %s", new_trace_id(), exc)
+        return None
+    if not request.has_id:
+        log.warning("dropped a frame without an id (method %a)", str(request.method)[:80])
+        return None
+    return request
 
 
 class Dispatcher:
@@ -126,25 +242,29 @@ class Dispatcher:
         self._publish = publish
         self._deadline_s = deadline_s
         self._implemented = adapter.implemented_capabilities()
+        self._one_at_a_time = KeyedLocks()
+
+    @property
+    def adapter(self) -> PosAdapter:
+        return self._adapter
+
+    async def drain(self) -> None:
+        """Wait for adapter work still running after its request was cancelled (the link
+        dropped, the bridge is stopping): it may still commit, so its adapter must stay open."""
+        await self._one_at_a_time.drain()
 
     async def handle_text(self, text: str | bytes) -> Served | None:
         """Serve one frame. ``None`` means the frame had no id and was dropped."""
+        request = read_request(text)
+        return None if request is None else await self.handle(request)
+
+    async def handle(self, request: IncomingRequest) -> Served:
+        """Serve one parsed request and answer it from the adapter's verdict."""
         started = time.perf_counter()
         trace_id = new_trace_id()
-        if isinstance(text, bytes):
-            log.warning("dropped a binary frame of %d bytes: requests are text frames", len(text))
-            return None
+        ctx = CallContext(trace_id=trace_id, deadline=Deadline.after(self._deadline_s))
         try:
-            request = peek_request(text)
-        except UnreadableFrame as exc:
-            log.warning("dropped an unreadable frame (trace %s): %s", trace_id, exc)
-            return None
-        if not request.has_id:
-            log.warning("dropped a frame without an id (method %r, trace %s)", request.method, trace_id)
-            return None
-        ctx = CallContext(trace_id=trace_id)
-        try:
-            result = await self._serve(request.method, text, ctx)
+            result = await self._serve(request, ctx)
             response = success_response(request.id, request.method, result)
             outcome, message = "ok", None
         except EposFailure as failure:
@@ -152,7 +272,7 @@ class Dispatcher:
             outcome, message = failure.error_type.value, failure.message
             response = error_response(request.id, request.method, self._error(failure.error_type, message, trace_id))
         except Exception:
-            log.exception("unexpected failure serving %r (trace %s)", request.method, trace_id)
+            log.exception("unexpected failure serving %a (trace %s)", str(request.method)[:80], trace_id)
             outcome, message = EPOSErrorType.UNEXPECTED_ERROR.value, f"internal error in the bridge (trace {trace_id})"
             response = error_response(
                 request.id, request.method, self._error(EPOSErrorType.UNEXPECTED_ERROR, message, trace_id)
@@ -168,18 +288,18 @@ class Dispatcher:
             debug_message=message,
         )
 
-    async def _serve(self, method_name: Any, text: str, ctx: CallContext) -> Result:
-        method = self._method(method_name)
-        params = self._params(method, text)
+    async def _serve(self, request: IncomingRequest, ctx: CallContext) -> Result:
+        method = self._method(request.method)
+        params = validate_params(method, request.params)
         ctx.headers = params.headers
-        try:
-            async with asyncio.timeout(self._deadline_s):
-                if method is WireMethod.HANDLE_EVENT:
-                    assert isinstance(params, HandleEventParams)
-                    return await self._handle_event(params, ctx)
-                return await ROUTES[method](self._adapter, params, ctx)
-        except TimeoutError as exc:
-            raise EposFailure(f"the POS did not answer within {self._deadline_s:g} s") from exc
+        if method is WireMethod.HANDLE_EVENT:
+            assert isinstance(params, HandleEventParams)
+            event_params = params
+            return await self._one_at_a_time.run(
+                business_key(method, params), lambda: self._handle_event(event_params, ctx)
+            )
+        route = ROUTES[method]
+        return await self._one_at_a_time.run(business_key(method, params), lambda: route(self._adapter, params, ctx))
 
     def _method(self, method_name: Any) -> WireMethod:
         if not isinstance(method_name, str):
@@ -187,29 +307,19 @@ class Dispatcher:
         try:
             method = WireMethod(method_name)
         except ValueError:
-            raise InvalidRequest(f"unknown method {method_name[:80]!r}") from None
+            raise InvalidRequest(f"unknown method {method_name[:80]!a}") from None
         if method is not WireMethod.HANDLE_EVENT and not (capabilities_of(method) & self._implemented):
             raise InvalidRequest(f"{method.value} is not supported by this POS")
         return method
-
-    @staticmethod
-    def _params(method: WireMethod, text: str) -> WithHeaders:
-        try:
-            envelope = ENVELOPES[method].model_validate_json(text)
-        except ValidationError as exc:
-            raise InvalidRequest(describe_validation_error(exc)) from None
-        params = envelope.params  # type: ignore[attr-defined]
-        assert isinstance(params, WithHeaders)
-        return params
 
     async def _handle_event(self, params: HandleEventParams, ctx: CallContext) -> EmptyResult:
         # contract §3.22 (rec): acknowledge event types we do not know, or did not register.
         capability_name = f"HandleEvent:{params.event}"
         if params.event not in PAYMENT_INTENT_EVENT_TYPES or Capability(capability_name) not in self._implemented:
-            log.info("acknowledged an event of unhandled type %r (id %s)", params.event[:80], params.id)
+            log.info("acknowledged an event of unhandled type %a (id %s)", params.event[:80], printable_id(params.id))
             return EmptyResult()
         try:
-            event = PaymentIntentEvent.model_validate_json(json.dumps(params.data))
+            event = PaymentIntentEvent.model_validate(params.data)
         except ValidationError as exc:
             raise InvalidRequest(describe_validation_error(exc, prefix="params.data")) from None
         await self._adapter.handle_payment_intent_event(params, event, ctx)
@@ -225,6 +335,45 @@ class Dispatcher:
     @staticmethod
     def _error(error_type: EPOSErrorType, message: str | None, trace_id: str) -> EPOSError:
         return EPOSError(error_type=error_type, debug_message=_short(message), trace_id=trace_id)
+
+
+def validate_params(method: WireMethod, raw: Any) -> WithHeaders:
+    """The method's params model from the parsed JSON; ``InvalidRequest`` naming the field."""
+    if raw is None and method is WireMethod.LIST_AREAS:
+        return WithHeaders()  # contract §1.3 (rec): ListAreasV1's params object is optional.
+    if not isinstance(raw, dict):
+        raise InvalidRequest("params: required, and must be a JSON object")
+    unencodable = _find_lone_surrogate(raw, "params")
+    if unencodable is not None:
+        raise InvalidRequest(f"{unencodable}: contains a lone UTF-16 surrogate, which is not text")
+    try:
+        params = PARAMS_MODEL[method].model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidRequest(describe_validation_error(exc, prefix="params")) from None
+    return params
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _find_lone_surrogate(value: Any, where: str) -> str | None:
+    """Where in a parsed JSON value a string holds a lone surrogate (which SQLite, file names and
+    UTF-8 cannot take), or ``None``. JSON parsing has already paired the valid ones."""
+    if isinstance(value, str):
+        return where if _LONE_SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _LONE_SURROGATE.search(key):
+                return f"{where} (a key)"
+            found = _find_lone_surrogate(item, f"{where}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _find_lone_surrogate(item, f"{where}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:

@@ -323,6 +323,8 @@ class RestSimulator:
         self._events_failure: int | None = None
         self._next_scripts: list[str] = []
         self._terminal_scripts: dict[str, str] = {}
+        self._lose_session_answers: list[int] = []
+        self._registration_failure: int | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -379,10 +381,22 @@ class RestSimulator:
     def restore_events(self) -> None:
         self._events_failure = None
 
+    def fail_registration(self, status: int | None = 503) -> None:
+        """Make ``PUT /epos/integrations/ws`` answer ``status`` (``None``: accept again)."""
+        self._registration_failure = status
+
     def next_session_script(self, name: str) -> None:
         """Use script ``name`` (approve, decline, signature, expire) for the next session only."""
         self._check_script(name)
         self._next_scripts.append(name)
+
+    def lose_next_session_answer(self, status: int = 504, *, create: bool = True) -> None:
+        """The next ``POST /terminal-sessions`` answers ``status`` (a gateway timeout, say).
+
+        With ``create`` the session is created all the same and runs — the case a till must
+        never get wrong: a card may be taken although the bridge never heard of the session.
+        """
+        self._lose_session_answers.append(status if create else -status)
 
     def set_terminal_script(self, terminal_id: str, name: str | None) -> None:
         """Every session on ``terminal_id`` follows script ``name`` (``None``: back to approve)."""
@@ -458,6 +472,9 @@ class RestSimulator:
         return [{"capabilities": self.registered, "createdAt": _stamp(self.registered_at)}]
 
     async def _put_ws_integrations(self, request: web.Request) -> web.Response:
+        if self._registration_failure is not None:
+            status = self._registration_failure
+            raise _Refused(status, HTTPStatus(status).phrase, "Registration is not being accepted right now.")
         body = _json_object(request)
         capabilities = body.get("capabilities")
         if not isinstance(capabilities, list):
@@ -560,7 +577,12 @@ class RestSimulator:
 
     async def _get_payment_intent(self, request: web.Request) -> web.Response:
         return_canceled = request.query.get("returnCanceled", "false").lower() == "true"
-        return web.json_response(self._intent(request.match_info["intent_id"], return_canceled=return_canceled))
+        intent_id = request.match_info["intent_id"]
+        for session in self.sessions.values():  # time passes at the terminal for whoever asks
+            if _intent_id_of(session.details) == intent_id and not session.is_final:
+                self._advance(session)
+                self._session_wire(session)
+        return web.json_response(self._intent(intent_id, return_canceled=return_canceled))
 
     async def _reverse_payment_intent(self, request: web.Request) -> web.Response:
         intent = self._intent(request.match_info["intent_id"])
@@ -599,9 +621,14 @@ class RestSimulator:
             details=details,
             script=SESSION_SCRIPTS[script_name],
         )
+        lost = self._lose_session_answers.pop(0) if self._lose_session_answers else None
+        if lost is not None and lost < 0:
+            raise _Refused(-lost, HTTPStatus(-lost).phrase, "The gateway timed out.")
         self.sessions[session.id] = session
         self._session_clock[session.id] = self._clock()
         self._set_terminal_status(terminal["id"], "InUse")
+        if lost is not None:
+            raise _Refused(lost, HTTPStatus(lost).phrase, "The gateway timed out.")
         return web.json_response(self._session_wire(session))
 
     def _check_session_details(self, details: dict[str, Any]) -> None:
@@ -630,16 +657,20 @@ class RestSimulator:
 
     async def _get_session(self, request: web.Request) -> web.Response:
         session = self._session(request)
+        self._advance(session)
+        return web.json_response(self._session_wire(session))
+
+    def _advance(self, session: ScriptedSession) -> None:
+        """One step per look (tests), or one step per interval since creation (the demo)."""
         if self._step_interval is None:
             session.advance()
-        else:  # demo mode: one step per interval since creation
-            due = int((self._clock() - self._session_clock[session.id]) / self._step_interval)
-            while session.position < due and not session.is_final:
-                before = (session.position, session.status)
-                session.advance()
-                if (session.position, session.status) == before:
-                    break
-        return web.json_response(self._session_wire(session))
+            return
+        due = int((self._clock() - self._session_clock[session.id]) / self._step_interval)
+        while session.position < due and not session.is_final:
+            before = (session.position, session.status)
+            session.advance()
+            if (session.position, session.status) == before:
+                break
 
     async def _cancel_session(self, request: web.Request) -> web.Response:
         session = self._session(request)

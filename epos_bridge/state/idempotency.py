@@ -9,13 +9,22 @@ the id).
 
 What the caller may rely on:
 
-* A repeat of an answered request gets the stored response text with the repeat's own ``id``
-  (rewritten through JSON, never by string replacement) and does not reach the POS again.
-* ``UnexpectedError`` answers are not stored: they are transient, a retry must re-execute.
+* A repeat of an answered request — the same method, id *and* params (a digest is stored with
+  the answer) — gets the stored response text with the repeat's own ``id`` (rewritten through
+  JSON, never by string replacement) and does not reach the POS again.
+* The same id with different params is a different request: it is served as new and logged as
+  a warning (a reused id must never make Dojo believe a payment the till never recorded).
+* Only successes are stored. An error answer wrote nothing (the adapters' transactions roll
+  back on every failure), so serving a repeat again is safe and tells Dojo the truth as it is
+  now — a stored "Conflict" replayed after the same payment landed under another id would not.
 * A duplicate arriving while the first is still being served waits for the first's answer.
 * Entries expire after ``lifetime_s`` (24 h by default); the table is pruned every hour.
 * All SQLite work runs on one dedicated worker thread; the event loop never blocks on disk.
-  The database is in WAL mode with ``synchronous=FULL``: an answer is on disk before it is sent.
+  Neither the lookup nor the store makes an answer wait more than :data:`STORE_WAIT_S`: past
+  that the request is served without the lookup, or answered while its store write finishes in
+  the background. Both are safe because the adapters also de-duplicate on business keys
+  (paymentIntentId, lockId, Dojo ids, event id), which is what a retry meets if the bridge
+  dies before the answer reached this table.
 """
 
 from __future__ import annotations
@@ -33,8 +42,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from epos_bridge.protocol.capabilities import WireMethod
-from epos_bridge.protocol.jsonrpc import EPOSErrorType, UnreadableFrame, encode, peek_request
-from epos_bridge.services.dispatcher import Served
+from epos_bridge.protocol.jsonrpc import IncomingRequest, encode, printable_id
+from epos_bridge.services.dispatcher import Served, read_request
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +70,8 @@ MUTATING_METHODS: frozenset[str] = frozenset(
 
 DEFAULT_LIFETIME_S = 24 * 3600.0
 DEFAULT_PRUNE_EVERY_S = 3600.0
+STORE_WAIT_S = 1.0
+"""The longest an answer waits for this table (a lookup, or storing the answer)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answered_requests (
@@ -76,10 +87,14 @@ CREATE TABLE IF NOT EXISTS answered_requests (
 CREATE INDEX IF NOT EXISTS answered_requests_by_time ON answered_requests (answered_at);
 """
 
+_ADD_DIGEST = "ALTER TABLE answered_requests ADD COLUMN params_digest TEXT"
+"""sha256 of (method, params); rows from before it have none and never match."""
+
 
 def request_key(request_id: Any) -> str:
-    """The id as canonical JSON, so ids of different JSON types never collide."""
-    return json.dumps(request_id, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """The id as canonical ASCII JSON, so ids of different JSON types never collide and any id
+    (lone surrogates included) can be stored."""
+    return json.dumps(request_id, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 @dataclass(frozen=True)
@@ -88,6 +103,7 @@ class StoredAnswer:
     outcome: str
     trace_id: str
     debug_message: str | None = None
+    params_digest: str | None = None
 
 
 class IdempotencyStore:
@@ -174,6 +190,9 @@ class IdempotencyStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(answered_requests)")}
+        if "params_digest" not in columns:
+            db.execute(_ADD_DIGEST)
         self._db = db
 
     def _close_sync(self) -> None:
@@ -190,7 +209,7 @@ class IdempotencyStore:
         row = (
             self._conn()
             .execute(
-                "SELECT response_text, outcome, trace_id, debug_message FROM answered_requests"
+                "SELECT response_text, outcome, trace_id, debug_message, params_digest FROM answered_requests"
                 " WHERE method = ? AND request_key = ? AND answered_at > ?",
                 (method, key, oldest),
             )
@@ -204,12 +223,22 @@ class IdempotencyStore:
             db.execute("BEGIN")
             db.execute(
                 "INSERT INTO answered_requests"
-                " (method, request_key, response_text, outcome, trace_id, debug_message, answered_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " (method, request_key, response_text, outcome, trace_id, debug_message, answered_at, params_digest)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (method, request_key) DO UPDATE SET response_text = excluded.response_text,"
                 " outcome = excluded.outcome, trace_id = excluded.trace_id,"
-                " debug_message = excluded.debug_message, answered_at = excluded.answered_at",
-                (method, key, answer.response_text, answer.outcome, answer.trace_id, answer.debug_message, now),
+                " debug_message = excluded.debug_message, answered_at = excluded.answered_at,"
+                " params_digest = excluded.params_digest",
+                (
+                    method,
+                    key,
+                    answer.response_text,
+                    answer.outcome,
+                    answer.trace_id,
+                    answer.debug_message,
+                    now,
+                    answer.params_digest,
+                ),
             )
             if prune_before is not None:
                 db.execute("DELETE FROM answered_requests WHERE answered_at <= ?", (prune_before,))
@@ -222,60 +251,78 @@ class IdempotencyStore:
         return int(count)
 
 
-Serve = Callable[[str | bytes], Awaitable[Served | None]]
+Handle = Callable[[IncomingRequest], Awaitable[Served | None]]
 
 
 class IdempotentServe:
-    """Wraps a ``serve`` function (the dispatcher's ``handle_text``) with the same signature.
+    """Wraps the dispatcher's ``handle`` into the session's ``serve(text)``.
 
-    The session stays ignorant of idempotency: it is handed ``IdempotentServe(store, serve)``
-    instead of ``dispatcher.handle_text``.
+    The session stays ignorant of idempotency: it is handed ``IdempotentServe(store, handle)``.
+    Each frame is parsed once, here, and the parsed request is what the dispatcher validates.
     """
 
-    def __init__(self, store: IdempotencyStore, serve: Serve, *, methods: frozenset[str] = MUTATING_METHODS) -> None:
+    def __init__(
+        self,
+        store: IdempotencyStore,
+        handle: Handle,
+        *,
+        methods: frozenset[str] = MUTATING_METHODS,
+        store_wait_s: float = STORE_WAIT_S,
+    ) -> None:
         self._store = store
-        self._serve = serve
+        self._handle = handle
         self._methods = methods
+        self._store_wait_s = store_wait_s
         # One entry per request being served; duplicates await the future. It resolves to the
         # reusable answer, or None when the first attempt produced nothing worth reusing.
-        self._in_flight: dict[tuple[str, str], asyncio.Future[Served | None]] = {}
+        self._in_flight: dict[tuple[str, str, str], asyncio.Future[Served | None]] = {}
+        self._storing: set[asyncio.Task[None]] = set()
 
     async def __call__(self, text: str | bytes) -> Served | None:
-        if isinstance(text, bytes):
-            return await self._serve(text)
-        try:
-            request = peek_request(text)
-        except UnreadableFrame:
-            return await self._serve(text)
+        request = read_request(text)
+        if request is None:
+            return None
         method = request.method
-        if not request.has_id or not isinstance(method, str) or method not in self._methods:
-            return await self._serve(text)
+        if not isinstance(method, str) or method not in self._methods:
+            return await self._handle(request)
         started = time.perf_counter()
-        key = (method, request_key(request.id))
+        key = (method, request_key(request.id), request.digest())
         while (pending := self._in_flight.get(key)) is not None:
             # shield: if *this* duplicate is cancelled, the first request's future is untouched.
             first = await asyncio.shield(pending)
             if first is not None:
-                log.info("answered duplicate %s id %s with the first request's answer", method, key[1][:80])
+                log.info(
+                    "answered duplicate %s id %s with the first request's answer", method, printable_id(request.id)
+                )
                 return _replay(first.response_text, request.id, method, first.outcome, first.trace_id, started)
-            # The first attempt failed transiently: loop, and serve it ourselves if nobody else is.
-        return await self._serve_once(text, request.id, method, key, started)
+            # The first attempt failed: loop, and serve it ourselves if nobody else is.
+        return await self._serve_once(request, key, started)
 
-    async def _serve_once(
-        self, text: str, request_id: Any, method: str, key: tuple[str, str], started: float
-    ) -> Served | None:
+    async def flush(self) -> None:
+        """Wait for answers still being stored (before the store closes)."""
+        if self._storing:
+            await asyncio.gather(*self._storing, return_exceptions=True)
+
+    async def _serve_once(self, request: IncomingRequest, key: tuple[str, str, str], started: float) -> Served | None:
+        method, _, digest = key
         future: asyncio.Future[Served | None] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
         reusable: Served | None = None
         try:
-            stored = await self._lookup(method, request_id)
-            if stored is not None:
-                log.info("answered repeated %s id %s from the idempotency store", method, key[1][:80])
-                reusable = _replay(stored.response_text, request_id, method, stored.outcome, stored.trace_id, started)
+            stored = await self._lookup(method, request.id)
+            if stored is not None and stored.params_digest == digest:
+                log.info("answered repeated %s id %s from the idempotency store", method, printable_id(request.id))
+                reusable = _replay(stored.response_text, request.id, method, stored.outcome, stored.trace_id, started)
                 return reusable
-            served = await self._serve(text)
-            if served is not None and served.outcome != EPOSErrorType.UNEXPECTED_ERROR.value:
-                await self._remember(method, request_id, served)
+            if stored is not None:
+                log.warning(
+                    "%s id %s was answered before for different params: served as a new request",
+                    method,
+                    printable_id(request.id),
+                )
+            served = await self._handle(request)
+            if served is not None and served.ok:
+                await self._remember(method, request.id, digest, served)
                 reusable = served
             return served
         finally:
@@ -284,20 +331,37 @@ class IdempotentServe:
                 future.set_result(reusable)
 
     async def _lookup(self, method: str, request_id: Any) -> StoredAnswer | None:
-        # A broken state database must not stop the till answering Dojo; the adapters'
+        # A slow or broken state database must not stop the till answering Dojo; the adapters'
         # business-key de-duplication still guards against a double payment.
         try:
-            return await self._store.get(method, request_id)
+            return await asyncio.wait_for(self._store.get(method, request_id), self._store_wait_s)
+        except TimeoutError:
+            log.warning(
+                "the idempotency store did not answer within %g s; serving %s without it", self._store_wait_s, method
+            )
         except Exception:
             log.exception("could not read the idempotency store; serving %s without it", method)
-            return None
+        return None
 
-    async def _remember(self, method: str, request_id: Any, served: Served) -> None:
-        answer = StoredAnswer(served.response_text, served.outcome, served.trace_id, served.debug_message)
+    async def _remember(self, method: str, request_id: Any, digest: str, served: Served) -> None:
+        answer = StoredAnswer(served.response_text, served.outcome, served.trace_id, served.debug_message, digest)
+        task = asyncio.get_running_loop().create_task(self._put(method, request_id, answer, served.trace_id))
+        self._storing.add(task)
+        task.add_done_callback(self._storing.discard)
+        done, _ = await asyncio.wait({task}, timeout=self._store_wait_s)
+        if not done:
+            log.warning(
+                "storing the answer to %s (trace %s) takes over %g s; answering now, it is stored when it can be",
+                method,
+                served.trace_id,
+                self._store_wait_s,
+            )
+
+    async def _put(self, method: str, request_id: Any, answer: StoredAnswer, trace_id: str) -> None:
         try:
             await self._store.put(method, request_id, answer)
         except Exception:
-            log.exception("could not store the answer to %s (trace %s)", method, served.trace_id)
+            log.exception("could not store the answer to %s (trace %s)", method, trace_id)
 
 
 def _replay(response_text: str, request_id: Any, method: str, outcome: str, trace_id: str, started: float) -> Served:

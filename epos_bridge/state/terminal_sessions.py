@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from epos_bridge.state.database import StateStore
@@ -40,6 +40,8 @@ class CounterSession:
     status: str
     outcome_recorded: bool = False
     lock_id: str | None = None
+    started_at: float = 0.0
+    """Unix seconds, set by the store when the session is added."""
 
 
 class TerminalSessionStore(StateStore):
@@ -49,7 +51,8 @@ class TerminalSessionStore(StateStore):
         super().__init__(path)
         self._clock = clock
 
-    async def add(self, session: CounterSession) -> None:
+    async def add(self, session: CounterSession) -> CounterSession:
+        """Store a new session; returns it with ``started_at`` as stored."""
         now = self._clock()
         await self._run(
             lambda: self._write(
@@ -70,6 +73,16 @@ class TerminalSessionStore(StateStore):
                 ),
             )
         )
+        return replace(session, started_at=now)
+
+    async def rename(self, old_id: str, new_id: str, status: str) -> None:
+        """A pending sale got its session id from Dojo."""
+        await self._run(
+            lambda: self._write(
+                "UPDATE terminal_sessions SET session_id = ?, status = ?, updated_at = ? WHERE session_id = ?",
+                (new_id, status, self._clock(), old_id),
+            )
+        )
 
     async def set_status(self, session_id: str, status: str, *, outcome_recorded: bool = False) -> None:
         await self._run(
@@ -86,7 +99,7 @@ class TerminalSessionStore(StateStore):
         def work() -> list[CounterSession]:
             rows = self._db().execute(
                 "SELECT session_id, kind, terminal_id, order_id, payment_intent_id, amount_value, currency, status, "
-                "0, lock_id FROM terminal_sessions WHERE outcome_recorded = 0 ORDER BY started_at"
+                "0, lock_id, started_at FROM terminal_sessions WHERE outcome_recorded = 0 ORDER BY started_at"
             )
             return [
                 CounterSession(
@@ -100,6 +113,7 @@ class TerminalSessionStore(StateStore):
                     status=r[7],
                     outcome_recorded=bool(r[8]),
                     lock_id=r[9],
+                    started_at=r[10],
                 )
                 for r in rows
             ]

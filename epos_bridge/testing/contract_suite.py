@@ -326,6 +326,37 @@ def of_type(published: list[DomainEvent], kind: type[DomainEvent]) -> list[Any]:
 UNISSUED_IDS = ["999999", "abc", "", "-1", "1.5", " 1", "\u00b2"]
 """Ids the POS never issued: NotFound, never a crash or another error type."""
 
+
+def respellings(wire_id: str) -> list[str]:
+    """The same id written differently: each names *another* entity (ids are exact strings)."""
+    return [f"0{wire_id}", f" {wire_id}", f"{wire_id} ", f"+{wire_id}", f"{wire_id}\n", wire_id.upper() + "\u200b"]
+
+
+OUT_OF_WINDOW_TIMES = [
+    "0009-01-01T00:00:00Z",
+    "9999-12-31T23:59:59-01:00",
+    "1999-12-31T23:59:59Z",
+    "2101-01-01T00:00:00Z",
+    "2026-02-30T10:00:00Z",
+    "2026-12-01T10:00:00",
+    "tomorrow",
+]
+"""Date-times a POS must refuse with InvalidRequest naming the field, storing nothing."""
+
+BAD_PAYMENTS: list[tuple[str, Json]] = [
+    ("empty-intent", {"paymentIntentId": ""}),
+    ("blank-intent", {"paymentIntentId": "   "}),
+    ("zero", {"paidAmount": money(0)}),
+    ("negative", {"paidAmount": money(-100)}),
+    ("beyond-int64", {"paidAmount": money(2**63)}),
+    ("negative-tip", {"tipsAmount": money(-1)}),
+    ("tip-beyond-int64", {"tipsAmount": money(2**63)}),
+    ("lower-case-currency", {"paidAmount": money(1000, "gbp")}),
+    ("four-letter-currency", {"paidAmount": money(1000, "GBPX")}),
+    ("tip-currency-format", {"tipsAmount": money(100, "£")}),
+]
+"""Money a payment must refuse with InvalidRequest naming the field, recording nothing."""
+
 # --- the suite -------------------------------------------------------------------------------
 
 
@@ -410,6 +441,24 @@ class AdapterContract:
         self, epos_rpc: Rpc, epos_order: str, order_id: str
     ) -> None:
         failed(await epos_rpc("GetOrderByIdV1", {"orderId": order_id}), "NotFound")
+
+    @requires(C.GET_ORDER_BY_ID, C.CREATE_ORDER_LOCK, C.RECORD_ORDER_PAYMENT_BY_ID)
+    async def test_an_id_written_differently_names_no_order(self, epos_rpc: Rpc, epos_order: str) -> None:
+        for other in respellings(epos_order):
+            failed(await epos_rpc("GetOrderByIdV1", {"orderId": other}), "NotFound")
+            failed(await epos_rpc("CreateOrderLockV1", lock(other, "lock-1", minutes_from_now(5))), "NotFound")
+            failed(await epos_rpc("RecordOrderPaymentByIdV1", pay(other, "pi_x", 100)), "NotFound")
+        order = ok(await epos_rpc("GetOrderByIdV1", {"orderId": epos_order}))
+        assert (order["id"], order["paidAmount"]) == (epos_order, money(0))
+
+    @requires(C.CREATE_ORDER_LOCK, C.DELETE_ORDER_LOCK)
+    async def test_lock_ids_are_exact_strings(self, epos_rpc: Rpc, epos_order: str) -> None:
+        ok(await epos_rpc("CreateOrderLockV1", lock(epos_order, "lock-1", minutes_from_now(10))))
+        for other in ("lock-1 ", " lock-1", "LOCK-1", "lock-01"):
+            ok(await epos_rpc("DeleteOrderLockV1", {"orderId": epos_order, "lockId": other}))  # not ours: no-op
+            failed(await epos_rpc("CreateOrderLockV1", lock(epos_order, other, minutes_from_now(10))), "Conflict")
+        ok(await epos_rpc("DeleteOrderLockV1", {"orderId": epos_order, "lockId": "lock-1"}))
+        ok(await epos_rpc("CreateOrderLockV1", lock(epos_order, "lock-01", minutes_from_now(10))))
 
     @requires(C.CREATE_ORDER, C.GET_ORDER_BY_ID)
     async def test_create_order_round_trips_and_is_idempotent_on_dojo_order_id(self, epos_rpc: Rpc) -> None:
@@ -637,6 +686,21 @@ class AdapterContract:
         failed(await epos_rpc("ExtendOrderLockV1", lock(order_id, "lock-1", minutes_from_now(5))), "NotFound")
         failed(await epos_rpc("DeleteOrderLockV1", {"orderId": order_id, "lockId": "lock-1"}), "NotFound")
 
+    @requires(C.CREATE_ORDER_LOCK, C.EXTEND_ORDER_LOCK, C.DELETE_ORDER_LOCK, C.RECORD_ORDER_PAYMENT_BY_ID)
+    @pytest.mark.parametrize("expiry", OUT_OF_WINDOW_TIMES)
+    async def test_an_expiry_outside_the_window_is_refused_and_breaks_nothing(
+        self, epos_rpc: Rpc, epos_order: str, expiry: str
+    ) -> None:
+        error = failed(await epos_rpc("CreateOrderLockV1", lock(epos_order, "lock-bad", expiry)), "InvalidRequest")
+        assert "expiry" in error["debugMessage"]
+        ok(await epos_rpc("CreateOrderLockV1", lock(epos_order, "lock-1", minutes_from_now(10))))
+        error = failed(await epos_rpc("ExtendOrderLockV1", lock(epos_order, "lock-1", expiry)), "InvalidRequest")
+        assert "expiry" in error["debugMessage"]
+        ok(await epos_rpc("RecordOrderPaymentByIdV1", pay(epos_order, "pi_1", 1000, lock_id="lock-1")))
+        assert ok(await epos_rpc("ExtendOrderLockV1", lock(epos_order, "lock-1", minutes_from_now(20)))) == {}
+        released = ok(await epos_rpc("DeleteOrderLockV1", {"orderId": epos_order, "lockId": "lock-1"}))
+        assert (released["paidAmount"], released["payable"]) == (money(1000), True)
+
     @requires(C.CREATE_ORDER_LOCK, C.EXTEND_ORDER_LOCK)
     async def test_extend_stores_the_new_expiry_and_answers_an_empty_object(
         self, epos_rpc: Rpc, epos_published: list[DomainEvent], epos_order: str
@@ -750,6 +814,38 @@ class AdapterContract:
         after = ok(await epos_rpc("GetOrderByIdV1", {"orderId": epos_order}))
         assert (after["paidAmount"], after["payments"]) == (money(0), [])
 
+    @requires(C.RECORD_ORDER_PAYMENT_BY_ID, C.GET_ORDER_BY_ID)
+    @pytest.mark.parametrize(("case", "change"), BAD_PAYMENTS, ids=[case for case, _ in BAD_PAYMENTS])
+    async def test_money_that_is_not_a_payment_is_refused_naming_the_field(
+        self, epos_rpc: Rpc, epos_published: list[DomainEvent], epos_order: str, case: str, change: Json
+    ) -> None:
+        field_name = next(iter(change))
+        request = {**pay(epos_order, "pi_bad", 1000, tips=100), **change}
+        error = failed(await epos_rpc("RecordOrderPaymentByIdV1", request), "InvalidRequest")
+        assert field_name in error["debugMessage"], error
+        after = ok(await epos_rpc("GetOrderByIdV1", {"orderId": epos_order}))
+        assert (after["paidAmount"], after["payments"]) == (money(0), [])
+        assert of_type(epos_published, PaymentRecorded) == []
+        # The order still takes a real payment, and an empty intent id never becomes a "duplicate".
+        ok(await epos_rpc("RecordOrderPaymentByIdV1", pay(epos_order, "pi_good", 1000)))
+        failed(await epos_rpc("RecordOrderPaymentByIdV1", {**pay(epos_order, "", 500)}), "InvalidRequest")
+
+    @requires(C.RECORD_ORDER_PAYMENT_BY_ID, C.GET_ORDER_BY_ID)
+    async def test_a_recorded_intent_sent_again_with_another_amount_is_success_and_counts_once(
+        self, epos_rpc: Rpc, epos_published: list[DomainEvent], epos_order: str
+    ) -> None:
+        first = ok(await epos_rpc("RecordOrderPaymentByIdV1", pay(epos_order, "pi_1", 4000, tips=400)))
+        for replay in (
+            pay(epos_order, "pi_1", 9000),
+            pay(epos_order, "pi_1", 4000, tips=900),
+            pay(epos_order, "pi_1", 1),
+        ):
+            assert ok(await epos_rpc("RecordOrderPaymentByIdV1", replay)) == first  # never Conflict
+        assert len(of_type(epos_published, PaymentRecorded)) == 1
+        # An intent id is an exact string too: this one is a different payment.
+        other = ok(await epos_rpc("RecordOrderPaymentByIdV1", pay(epos_order, "pi_1 ", 1000)))
+        assert other["paidAmount"] == money(5000)
+
     # events -----------------------------------------------------------------------------------------
 
     @requires(C.HANDLE_PAYMENT_INTENT_STATUS_UPDATED, C.RECORD_ORDER_PAYMENT_BY_ID, C.GET_ORDER_BY_ID, C.SEARCH_ORDERS)
@@ -856,6 +952,19 @@ class AdapterContract:
         failed(await epos_rpc("CreatePartyV1", party_params("dojo-p1")), "Conflict")
         failed(await epos_rpc("CreatePartyV1", party_params("dojo-p2", ("T99",))), "InvalidRequest")
 
+    @requires(C.CREATE_PARTY, C.GET_PARTY_BY_ID, C.DELETE_PARTY_BY_ID)
+    async def test_party_ids_are_exact_and_times_are_checked(self, epos_rpc: Rpc) -> None:
+        created = ok(await epos_rpc("CreatePartyV1", party_params("dojo-p1")))
+        for other in respellings(created["id"]):
+            failed(await epos_rpc("GetPartyByIdV1", {"partyId": other}), "NotFound")
+            failed(await epos_rpc("DeletePartyByIdV1", {"partyId": other}), "NotFound")
+        for start in OUT_OF_WINDOW_TIMES:
+            request = {**party_params("dojo-p2"), "startTime": start}
+            error = failed(await epos_rpc("CreatePartyV1", request), "InvalidRequest")
+            assert "startTime" in error["debugMessage"]
+        assert ok(await epos_rpc("GetPartyByIdV1", {"partyId": created["id"]})) == created
+        assert ok(await epos_rpc("CreatePartyV1", party_params("dojo-p2")))["id"] != created["id"]
+
     @requires(C.CREATE_PARTY, C.UPDATE_PARTY, C.SEARCH_PARTIES)
     async def test_search_parties_seated_by_default_departed_only_with_completed_only(self, epos_rpc: Rpc) -> None:
         seated = ok(await epos_rpc("CreatePartyV1", party_params("dojo-a", ("T1",))))["id"]
@@ -904,6 +1013,20 @@ class AdapterContract:
         failed(await epos_rpc("GetReservationByIdV1", {"reservationId": created["id"]}), "NotFound")
         failed(await epos_rpc("DeleteReservationByIdV1", {"reservationId": "abc"}), "NotFound")
         failed(await epos_rpc("CreateReservationV1", reservation_params("dojo-r1")), "Conflict")
+
+    @requires(C.CREATE_RESERVATION, C.GET_RESERVATION_BY_ID, C.SEARCH_RESERVATIONS)
+    async def test_reservation_ids_are_exact_and_times_are_checked(self, epos_rpc: Rpc) -> None:
+        created = ok(await epos_rpc("CreateReservationV1", reservation_params("dojo-r1")))
+        for other in respellings(created["id"]):
+            failed(await epos_rpc("GetReservationByIdV1", {"reservationId": other}), "NotFound")
+        for moment in OUT_OF_WINDOW_TIMES:
+            request = {**reservation_params("dojo-r2"), "endTime": moment}
+            assert "endTime" in failed(await epos_rpc("CreateReservationV1", request), "InvalidRequest")["debugMessage"]
+            window = {"fromTime": moment}
+            assert (
+                "fromTime" in failed(await epos_rpc("SearchReservationsV1", window), "InvalidRequest")["debugMessage"]
+            )
+        assert ids(ok(await epos_rpc("SearchReservationsV1", {}))) == [created["id"]]
 
     @requires(C.CREATE_RESERVATION, C.SEARCH_RESERVATIONS)
     async def test_search_reservations_by_overlapping_window_table_and_page(self, epos_rpc: Rpc) -> None:

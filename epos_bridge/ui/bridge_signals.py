@@ -30,11 +30,10 @@ from epos_bridge.counter import SessionUpdate
 from epos_bridge.dojo_api import RegistrationState, Terminal
 from epos_bridge.domain.events import DomainEvent
 from epos_bridge.gateway.connection_state import ConnectionStatus
-from epos_bridge.ports import CallContext
 from epos_bridge.protocol.entities import Money, Order
 from epos_bridge.protocol.params import Cursor, PagedOrders, SearchOrdersParams
 from epos_bridge.services.activity import HeldLockView, LockBoard, PaymentLogEntry
-from epos_bridge.services.dispatcher import Served, new_trace_id
+from epos_bridge.services.dispatcher import Served
 from epos_bridge.services.pos_events import RelayStatus
 
 log = logging.getLogger(__name__)
@@ -75,12 +74,6 @@ class CounterLike(Protocol):
     async def answer_signature(self, session_id: str, accepted: bool) -> None: ...
 
 
-class OrderSearchLike(Protocol):
-    """The one adapter call the Terminal tab needs: the open orders."""
-
-    async def search_orders(self, params: SearchOrdersParams, ctx: CallContext) -> PagedOrders: ...
-
-
 class BridgeLike(Protocol):
     """The parts of :class:`epos_bridge.app.Bridge` the UI uses."""
 
@@ -96,8 +89,7 @@ class BridgeLike(Protocol):
     def registration(self) -> RegistrationState: ...
     @property
     def counter(self) -> CounterLike: ...
-    @property
-    def adapter(self) -> OrderSearchLike: ...
+    async def search_orders(self, params: SearchOrdersParams) -> PagedOrders: ...
     def on_outbox(self, listener: Callable[[RelayStatus], None]) -> None: ...
     def on_status(self, listener: Callable[[ConnectionStatus], None]) -> Callable[[], None]: ...
     def on_payment(self, listener: Callable[[PaymentLogEntry], None]) -> None: ...
@@ -231,9 +223,8 @@ class BridgeSignals(QObject):
         orders: list[Order] = []
         after: str | None = None
         for _ in range(OPEN_ORDERS_MAX_PAGES):
-            page = await self._bridge.adapter.search_orders(
-                SearchOrdersParams(cursor=Cursor(limit=OPEN_ORDERS_PAGE, after=after)),
-                CallContext(trace_id=new_trace_id()),
+            page = await self._bridge.search_orders(
+                SearchOrdersParams(cursor=Cursor(limit=OPEN_ORDERS_PAGE, after=after))
             )
             orders.extend(page.data)
             if page.after is None or not page.data:

@@ -43,7 +43,7 @@ async def test_answers_stay_right_and_nothing_applies_twice_while_the_link_keeps
     adapter = SqlitePosAdapter.open(db)
     store = IdempotencyStore(tmp_path / "state.db")
     await store.open()
-    serve = IdempotentServe(store, Dispatcher(adapter).handle_text)
+    serve = IdempotentServe(store, Dispatcher(adapter).handle)
     gateway = GatewaySimulator(expected_api_key=API_KEY, expected_software_house_id=SHID)
     await gateway.start()
     session = GatewaySession(

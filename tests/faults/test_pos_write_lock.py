@@ -35,7 +35,7 @@ async def test_a_10_s_pos_write_lock_gives_unexpected_error_in_time_then_service
     adapter = SqlitePosAdapter.open(db)
     store = IdempotencyStore(tmp_path / "state.db")
     await store.open()
-    serve = IdempotentServe(store, Dispatcher(adapter).handle_text)
+    serve = IdempotentServe(store, Dispatcher(adapter).handle)
 
     async def send(method: str, params: dict[str, Any], request_id: str) -> tuple[dict[str, Any], float]:
         began = time.monotonic()

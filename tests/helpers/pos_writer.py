@@ -5,6 +5,11 @@ that shares the file with the bridge)::
 
     python pos_writer.py churn DB --edit-orders 1,2 --cash-orders 3 --max-edits 2000 --max-seconds 3
     python pos_writer.py hold DB --order 1 --max-seconds 5
+    python pos_writer.py hold-folder FOLDER --max-seconds 5   # a file database's folder lock
+    python pos_writer.py control DB|FOLDER [--kind folder]    # stdin: hold / release, on command
+
+(``hold-folder`` takes the lock the way docs/file-database.md asks a POS to, with the bridge's
+own FolderLock.)
 
 It talks to the test through lines, so the test synchronises on what really happened rather
 than on sleeps:
@@ -204,6 +209,59 @@ def hold(args: argparse.Namespace) -> int:
     return 0
 
 
+def hold_folder(args: argparse.Namespace) -> int:
+    """Hold a file database's exclusive folder lock, as a POS stuck mid-save, until ``release``."""
+    from epos_bridge.adapters.jsonfile import FolderLock
+
+    stop = threading.Event()
+    threading.Thread(target=watch_stdin, args=(stop,), daemon=True).start()
+    say("READY")
+    with FolderLock(Path(args.folder), timeout_s=30).hold():
+        say("LOCKED")
+        stop.wait(args.max_seconds)
+        say("RELEASED " + stamp())
+    say("DONE " + json.dumps({"folder": args.folder}))
+    return 0
+
+
+def control(args: argparse.Namespace) -> int:
+    """Take and give back the POS's write lock on command: ``hold`` / ``release`` lines on stdin.
+
+    For a SQLite file ``BEGIN IMMEDIATE`` … ``ROLLBACK``; for a file database the folder lock.
+    Answers ``LOCKED`` / ``RELEASED`` once it is so; ends on ``stop`` or at end of input.
+    """
+    say("READY")
+    conn = open_pos(args.target, args.busy_timeout_ms) if args.kind == "sqlite" else None
+    held: Any = None
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "hold" and held is None:
+            if conn is not None:
+                conn.execute("BEGIN IMMEDIATE")
+                held = conn
+            else:
+                from epos_bridge.adapters.jsonfile import FolderLock
+
+                held = FolderLock(Path(args.target), timeout_s=30).hold()
+                held.__enter__()
+            say("LOCKED")
+        elif command == "release" and held is not None:
+            if conn is not None:
+                conn.execute("ROLLBACK")
+            else:
+                held.__exit__(None, None, None)
+            held = None
+            say("RELEASED")
+        elif command == "stop":
+            break
+    if held is not None and conn is None:
+        held.__exit__(None, None, None)
+    if conn is not None:
+        conn.close()
+    say("DONE " + json.dumps({"mode": "control", "target": args.target}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -224,6 +282,15 @@ def main(argv: list[str] | None = None) -> int:
     hold_p.add_argument("--max-seconds", type=float, default=5.0)
     hold_p.add_argument("--busy-timeout-ms", type=int, default=5000)
     hold_p.set_defaults(run=hold)
+    folder_p = sub.add_parser("hold-folder", help="hold a file database's folder lock")
+    folder_p.add_argument("folder")
+    folder_p.add_argument("--max-seconds", type=float, default=5.0)
+    folder_p.set_defaults(run=hold_folder)
+    control_p = sub.add_parser("control", help="hold and release the write lock on command (stdin)")
+    control_p.add_argument("target", help="the SQLite file, or the file database's folder")
+    control_p.add_argument("--kind", choices=("sqlite", "folder"), default="sqlite")
+    control_p.add_argument("--busy-timeout-ms", type=int, default=5000)
+    control_p.set_defaults(run=control)
     args = parser.parse_args(argv)
     result: int = args.run(args)
     return result

@@ -559,7 +559,7 @@ async def test_a_repeated_payment_is_applied_once_across_reconnect_and_restart(
     async def serve_with_store() -> tuple[IdempotencyStore, Serve]:
         store = IdempotencyStore(state_file)
         await store.open()
-        return store, IdempotentServe(store, dispatcher_for(pos).handle_text)
+        return store, IdempotentServe(store, dispatcher_for(pos).handle)
 
     store, serve = await serve_with_store()
     session = GatewaySession(settings_for(sim), serve, sleep=RecordingSleep())
@@ -596,7 +596,7 @@ async def test_a_duplicate_arriving_while_the_first_is_served_waits_for_it(
 ) -> None:
     pos = FakePos(delay=lambda: 0.1)
     async with IdempotencyStore(tmp_path / "state.sqlite3") as store:
-        session = GatewaySession(settings_for(sim), IdempotentServe(store, dispatcher_for(pos).handle_text))
+        session = GatewaySession(settings_for(sim), IdempotentServe(store, dispatcher_for(pos).handle))
         async with running(session):
             await sim.wait_connected()
             frame = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "RecordOrderPaymentByIdV1", "params": payment()})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -15,9 +16,12 @@ import pytest
 
 from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.counter import CounterPayments, CounterRefused, SessionUpdate
-from epos_bridge.dojo_api import DojoClient
+from epos_bridge.dojo_api import DojoApiError, DojoClient
 from epos_bridge.domain.events import DomainEvent, LockCreated, LockReleased, PaymentRecorded
+from epos_bridge.ports import CallContext
 from epos_bridge.protocol.entities import Money
+from epos_bridge.protocol.params import OrderIdParams, RecordOrderPaymentParams
+from epos_bridge.services.pos_connection import PosConnection
 from epos_bridge.sim.rest import RestSimulator
 from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID
 from epos_bridge.state.terminal_sessions import TerminalSessionStore
@@ -32,7 +36,15 @@ async def rest() -> AsyncIterator[RestSimulator]:
 
 
 class Rig:
-    def __init__(self, rest: RestSimulator, demo_db: Path, state: Path) -> None:
+    def __init__(
+        self,
+        rest: RestSimulator,
+        demo_db: Path,
+        state: Path,
+        *,
+        busy_timeout_s: float = 5.0,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.http = httpx.AsyncClient(trust_env=False)
         self.client = DojoClient(
             self.http,
@@ -41,11 +53,15 @@ class Rig:
             base_url=rest.base_url,
             allow_insecure=True,
         )
-        self.adapter = SqlitePosAdapter.open(demo_db)
-        self.store = TerminalSessionStore(state)
+        self.adapter = SqlitePosAdapter.open(demo_db, busy_timeout_s=busy_timeout_s)
+        connection = PosConnection(self.adapter)
+        self.pos = lambda: connection
+        self.store = TerminalSessionStore(state, clock=wall_clock)
         self.events: list[DomainEvent] = []
         self.updates: list[SessionUpdate] = []
-        self.counter = CounterPayments(self.client, self.adapter, self.store, poll_s=0.01, publish=self.events.append)
+        self.counter = CounterPayments(
+            self.client, self.pos, self.store, poll_s=0.01, publish=self.events.append, wall_clock=wall_clock
+        )
         self.counter.on_update(self.updates.append)
 
     async def __aenter__(self) -> Rig:
@@ -110,7 +126,7 @@ async def test_a_restart_mid_session_resumes_and_records_once(
 ) -> None:
     state = tmp_path / "state.db"
     async with Rig(rest, demo_db, state) as first:
-        first.counter = CounterPayments(first.client, first.adapter, first.store, poll_s=60)  # never gets past step one
+        first.counter = CounterPayments(first.client, first.pos, first.store, poll_s=60)  # never gets past step one
         session = await first.counter.start_sale(
             ORDER, await available_terminal(first), Money(value=1000, currency_code="GBP")
         )
@@ -206,3 +222,153 @@ async def test_an_order_open_on_a_till_is_refused_before_any_card_is_charged(
     assert rest.payment_intents == {}
     with sqlite3.connect(demo_db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM order_locks").fetchone()[0] == 0
+
+
+# --- a captured card is a fact (issue 11, item 7) ------------------------------------------------
+
+
+def locks_on(path: Path, order: str = ORDER) -> list[str]:
+    with sqlite3.connect(path) as conn:
+        return [r[0] for r in conn.execute("SELECT lock_id FROM order_locks WHERE order_id = ?", [order])]
+
+
+class HeldPos:
+    """The POS holding its database's write lock (a till stuck saving) until released."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(path, isolation_level=None)
+
+    def hold(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def release(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.release()
+        self._conn.close()
+
+
+async def test_a_capture_the_pos_cannot_record_keeps_the_order_locked_and_lands_once(
+    rest: RestSimulator, demo_db: Path, tmp_path: Path
+) -> None:
+    pos = HeldPos(demo_db)
+    async with Rig(rest, demo_db, tmp_path / "state.db", busy_timeout_s=0.1) as rig:
+        terminal = await available_terminal(rig)
+        session = await rig.counter.start_sale(ORDER, terminal, Money(value=3000, currency_code="GBP"))
+        pos.hold()  # the card is being taken; the till now holds its database
+        try:
+            waiting = await rig.until(lambda u: u.session_id == session and u.unrecorded_capture)
+            assert (waiting.final, waiting.succeeded, waiting.terminal_id) == (False, True, terminal)
+            assert rig.counter.unrecorded_captures() == {ORDER: session}
+            with pytest.raises(CounterRefused, match="not on the till yet"):
+                await rig.counter.start_sale(ORDER, terminal, Money(value=100, currency_code="GBP"))
+            assert paid(demo_db) == 0
+        finally:
+            pos.close()
+        final = await rig.finished(session)
+        assert final.recorded and not final.unrecorded_capture and final.error is None
+    assert paid(demo_db) == 3000
+    assert locks_on(demo_db) == [], "released only once the payment was on the till"
+    assert rig.counter.unrecorded_captures() == {}
+
+
+async def test_a_capture_not_yet_recorded_lands_once_after_a_restart(
+    rest: RestSimulator, demo_db: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.db"
+    pos = HeldPos(demo_db)
+    async with Rig(rest, demo_db, state, busy_timeout_s=0.1) as first:
+        session = await first.counter.start_sale(
+            ORDER, await available_terminal(first), Money(value=1234, currency_code="GBP")
+        )
+        pos.hold()
+        await first.until(lambda u: u.session_id == session and u.unrecorded_capture)
+    assert locks_on(demo_db) != [], "the bridge stopped with the card taken: the order stays locked"
+    pos.close()
+    async with Rig(rest, demo_db, state) as second:
+        assert await second.counter.resume() == 1
+        assert second.counter.unrecorded_captures() == {ORDER: session}
+        final = await second.finished(session)
+        assert final.recorded
+    assert paid(demo_db) == 1234
+    assert locks_on(demo_db) == []
+
+
+async def test_a_terminal_session_post_that_times_out_is_followed_until_the_card_is_taken(
+    rest: RestSimulator, demo_db: Path, tmp_path: Path
+) -> None:
+    rest.lose_next_session_answer(504, create=True)
+    async with Rig(rest, demo_db, tmp_path / "state.db") as rig:
+        session = await rig.counter.start_sale(
+            ORDER, await available_terminal(rig), Money(value=2500, currency_code="GBP")
+        )
+        assert session.startswith("pending:")
+        assert locks_on(demo_db) != [], "a session may be capturing: the order stays locked"
+        final = await rig.finished(session)
+        assert final.succeeded and final.recorded
+    assert paid(demo_db) == 2500
+    assert locks_on(demo_db) == []
+
+
+async def test_a_session_that_never_started_lets_the_lock_go_only_when_none_can_capture(
+    rest: RestSimulator, demo_db: Path, tmp_path: Path
+) -> None:
+    rest.lose_next_session_answer(504, create=False)
+    wall = [1_000_000.0]
+    async with Rig(rest, demo_db, tmp_path / "state.db", wall_clock=lambda: wall[0]) as rig:
+        session = await rig.counter.start_sale(
+            ORDER, await available_terminal(rig), Money(value=2500, currency_code="GBP")
+        )
+        await rig.until(lambda u: u.session_id == session and u.status == "CreatingSession")
+        await asyncio.sleep(0.1)
+        assert locks_on(demo_db) != [], "still within the time a session could capture"
+        wall[0] += 11 * 60
+        final = await rig.finished(session)
+        assert (final.succeeded, final.recorded) == (False, False)
+    assert paid(demo_db) == 0
+    assert locks_on(demo_db) == []
+
+
+async def test_a_terminal_session_refused_outright_releases_the_lock_at_once(
+    rest: RestSimulator, demo_db: Path, tmp_path: Path
+) -> None:
+    rest.lose_next_session_answer(400, create=False)
+    async with Rig(rest, demo_db, tmp_path / "state.db") as rig:
+        with pytest.raises(DojoApiError):
+            await rig.counter.start_sale(ORDER, await available_terminal(rig), Money(value=100, currency_code="GBP"))
+        assert await rig.counter.resume() == 0
+    assert locks_on(demo_db) == []
+
+
+async def test_a_matched_refund_of_a_payment_with_a_tip_returns_the_tip_too(
+    rest: RestSimulator, demo_db: Path, tmp_path: Path
+) -> None:
+    async with Rig(rest, demo_db, tmp_path / "state.db") as rig:
+        rest.payment_intents["pi_tipped"] = {
+            "id": "pi_tipped", "status": "Captured", "amount": {"value": 3000, "currencyCode": "GBP"},
+            "refundedAmount": 0, "createdAt": "2026-12-01T10:00:00Z", "updatedAt": "2026-12-01T10:00:00Z",
+        }  # fmt: skip
+        ctx = CallContext(trace_id="t")
+        params = RecordOrderPaymentParams(
+            order_id=ORDER,
+            payment_intent_id="pi_tipped",
+            paid_amount=Money(value=3000, currency_code="GBP"),
+            tips_amount=Money(value=450, currency_code="GBP"),
+        )
+        await rig.adapter.record_order_payment(params, ctx)
+        terminal = await available_terminal(rig)
+        with pytest.raises(CounterRefused, match="tip included"):
+            await rig.counter.start_matched_refund("pi_tipped", ORDER, terminal, Money(value=3000, currency_code="GBP"))
+        refund = await rig.counter.start_matched_refund(
+            "pi_tipped", ORDER, terminal, Money(value=3450, currency_code="GBP")
+        )
+        final = await rig.finished(refund)
+        assert final.succeeded and final.recorded
+        order = await rig.adapter.get_order(OrderIdParams(order_id=ORDER), CallContext(trace_id="t"))
+    assert rest.payment_intents["pi_tipped"]["refundedAmount"] == 3450, "the whole card payment went back"
+    assert (order.paid_amount, order.tips_amount) == (
+        Money(value=0, currency_code="GBP"),
+        Money(value=0, currency_code="GBP"),
+    ), "and the whole payment, tip included, stopped counting"

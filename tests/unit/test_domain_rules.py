@@ -37,8 +37,12 @@ class TestCreateLock:
         assert [type(e) for e in change.events] == [LockCreated]
 
     def test_same_lock_again_is_success_keeping_the_later_expiry(self) -> None:
+        # Not later: nothing to write, so a replay is answered from what is stored.
         change = locks.decide_create(lockable(), held("L1", LATER), "L1", NOW + timedelta(seconds=1), NOW, PRODUCT)
-        assert change.store is not None and change.store.expires_at == LATER
+        assert change == locks.LockChange()
+        later_still = LATER + timedelta(minutes=1)
+        change = locks.decide_create(lockable(), held("L1", LATER), "L1", later_still, NOW, PRODUCT)
+        assert change.store is not None and change.store.expires_at == later_still
         assert change.events == ()
 
     def test_another_active_lock_is_a_conflict_that_is_announced(self) -> None:

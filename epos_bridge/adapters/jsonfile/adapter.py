@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from epos_bridge.adapters.jsonfile import documents as docs
 from epos_bridge.adapters.jsonfile.changes import JsonFileChangeLog
@@ -73,6 +73,8 @@ from epos_bridge.protocol.params import (
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 DEFAULT_PARTY_STATUS = "Seated"
 """contract §3.12 (rec): Party.status is required but optional in the request."""
 
@@ -110,6 +112,12 @@ class JsonFilePosAdapter:
     def _now(self) -> datetime:
         return self._clock.now()
 
+    async def _read(self, ctx: CallContext, work: Callable[[Snapshot], T]) -> T:
+        return await self._folder.read(work, ctx.deadline)
+
+    async def _write(self, ctx: CallContext, work: Callable[[Snapshot], T]) -> T:
+        return await ctx.transaction(self._folder.write, work)
+
     # --- orders ---------------------------------------------------------------------------
 
     async def search_orders(self, params: SearchOrdersParams, ctx: CallContext) -> PagedOrders:
@@ -139,14 +147,14 @@ class JsonFilePosAdapter:
             data = [_wire_order(key, found[key]) for key in keys]
             return PagedOrders(data=data, before=bounds.before, after=bounds.after)
 
-        return await self._folder.read(work)
+        return await self._read(ctx, work)
 
     async def get_order(self, params: OrderIdParams, ctx: CallContext) -> Order:
         def work(snap: Snapshot) -> Order:
             key, document = _order(snap, params.order_id)
             return _wire_order(key, document)
 
-        return await self._folder.read(work)
+        return await self._read(ctx, work)
 
     async def get_order_bill(self, params: OrderIdParams, ctx: CallContext) -> OrderBill:
         def work(snap: Snapshot) -> OrderBill:
@@ -163,7 +171,7 @@ class JsonFilePosAdapter:
                 table_name = str(table["name"]) if table else table_id
             return build_bill(order, venue or FALLBACK_VENUE, table_name, now)
 
-        return await self._folder.read(work)
+        return await self._read(ctx, work)
 
     async def cancel_order(self, params: OrderIdParams, ctx: CallContext) -> Order:
         def work(snap: Snapshot) -> Order:
@@ -180,7 +188,7 @@ class JsonFilePosAdapter:
                 snap.save(_order_file(key), document)
             return _wire_order(key, document)
 
-        return await self._folder.write(work)
+        return await self._write(ctx, work)
 
     async def create_order(self, params: CreateOrderParams, ctx: CallContext) -> Order:
         def work(snap: Snapshot) -> Order:
@@ -201,7 +209,7 @@ class JsonFilePosAdapter:
             snap.save(docs.SEQUENCES, {**sequences, docs.ORDERS: key + 1})
             return _wire_order(key, document)
 
-        return await self._folder.write(work)
+        return await self._write(ctx, work)
 
     async def record_order_payment(self, params: RecordOrderPaymentParams, ctx: CallContext) -> Order:
         def work(snap: Snapshot) -> Order:
@@ -209,25 +217,13 @@ class JsonFilePosAdapter:
             key, document = _order(snap, params.order_id, fresh=True)
             order = docs.checked(_order_file(key), lambda: docs.payable(params.order_id, document))
             current_lock = docs.checked(_order_file(key), lambda: docs.held_lock(document))
-            elsewhere = _order_holding_intent(snap, params.payment_intent_id, except_key=key)
-            if elsewhere is not None:
-                log.warning(
-                    "payment intent %s is already recorded on order %s; "
-                    "answered success for order %s without recording it again",
-                    params.payment_intent_id,
-                    elsewhere,
-                    params.order_id,
-                )
             intent = snap.load(docs.intent_file(params.payment_intent_id), fresh=True)
             known = docs.checked(docs.intent_file(params.payment_intent_id), lambda: docs.latest_intent_status(intent))
             decision = payments.decide_payment(
-                order,
-                current_lock,
-                params,
-                known,
-                now,
-                recorded_on_order=str(elsewhere) if elsewhere is not None else None,
+                order, current_lock, params, known, now, recorded=_recorded_intent(snap, params.payment_intent_id)
             )
+            if decision.warning:
+                log.warning("%s", decision.warning)
             if decision.payment is not None:
                 payment = decision.payment
                 row = {
@@ -244,7 +240,7 @@ class JsonFilePosAdapter:
             ctx.record(*decision.events)
             return _wire_order(key, document)
 
-        return await self._folder.write(work)
+        return await self._write(ctx, work)
 
     # --- order locks ----------------------------------------------------------------------
 
@@ -258,7 +254,7 @@ class JsonFilePosAdapter:
             ctx.record(*change.events)
             return _wire_order(key, document)
 
-        return await self._folder.write(work)
+        return await self._write(ctx, work)
 
     async def extend_order_lock(self, params: ExtendOrderLockParams, ctx: CallContext) -> None:
         def work(snap: Snapshot) -> None:
@@ -269,7 +265,7 @@ class JsonFilePosAdapter:
             _apply_lock_change(snap, key, document, change)
             ctx.record(*change.events)
 
-        await self._folder.write(work)
+        await self._write(ctx, work)
 
     async def delete_order_lock(self, params: DeleteOrderLockParams, ctx: CallContext) -> Order:
         def work(snap: Snapshot) -> Order:
@@ -281,7 +277,7 @@ class JsonFilePosAdapter:
             ctx.record(*change.events)
             return _wire_order(key, document)
 
-        return await self._folder.write(work)
+        return await self._write(ctx, work)
 
     # --- tables and areas -----------------------------------------------------------------
 
@@ -291,7 +287,7 @@ class JsonFilePosAdapter:
             areas = docs.checked(docs.AREAS, lambda: [docs.to_area(a) for a in raw])
             return sorted(areas, key=lambda a: (a.name, a.id))
 
-        return await self._folder.read(work)
+        return await self._read(ctx, work)
 
     async def search_tables(self, params: SearchTablesParams, ctx: CallContext) -> PagedTables:
         request = read_cursor(params.cursor, "tables", str)
@@ -308,7 +304,7 @@ class JsonFilePosAdapter:
             bounds = page_bounds("tables", list(keys), more_before, more_after)
             return PagedTables(data=[tables[k] for k in keys], before=bounds.before, after=bounds.after)
 
-        return await self._folder.read(work)
+        return await self._read(ctx, work)
 
     # --- parties --------------------------------------------------------------------------
 
@@ -348,14 +344,14 @@ class JsonFilePosAdapter:
             snap.save(docs.SEQUENCES, {**sequences, docs.PARTIES: key + 1})
             return _wire_party(key, document)
 
-        return await self._folder.write(work)
+        return await self._write(ctx, work)
 
     async def get_party(self, params: PartyIdParams, ctx: CallContext) -> Party:
         def work(snap: Snapshot) -> Party:
             key, document = _live(snap, docs.PARTIES, "party", params.party_id)
             return _wire_party(key, document)
 
-        return await self._folder.read(work)
+        return await self._read(ctx, work)
 
     async def update_party(self, params: UpdatePartyParams, ctx: CallContext) -> Party:
         def work(snap: Snapshot) -> Party:
@@ -381,10 +377,10 @@ class JsonFilePosAdapter:
             snap.save(_file(docs.PARTIES, key), document)
             return _wire_party(key, document)
 
-        return await self._folder.write(work)
+        return await self._write(ctx, work)
 
     async def delete_party(self, params: PartyIdParams, ctx: CallContext) -> None:
-        await self._folder.write(lambda snap: _soft_delete(snap, docs.PARTIES, "party", params.party_id, self._now()))
+        await self._write(ctx, lambda snap: _soft_delete(snap, docs.PARTIES, "party", params.party_id, self._now()))
 
     async def search_parties(self, params: SearchPartiesParams, ctx: CallContext) -> PagedParties:
         request = read_cursor(params.cursor, "parties")
@@ -404,7 +400,7 @@ class JsonFilePosAdapter:
             data = [_wire_party(k, found[k]) for k in keys]
             return PagedParties(data=data, before=bounds.before, after=bounds.after)
 
-        return await self._folder.read(work)
+        return await self._read(ctx, work)
 
     # --- reservations ---------------------------------------------------------------------
 
@@ -434,14 +430,14 @@ class JsonFilePosAdapter:
             snap.save(docs.SEQUENCES, {**sequences, docs.RESERVATIONS: key + 1})
             return _wire_reservation(key, document)
 
-        return await self._folder.write(work)
+        return await self._write(ctx, work)
 
     async def get_reservation(self, params: ReservationIdParams, ctx: CallContext) -> Reservation:
         def work(snap: Snapshot) -> Reservation:
             key, document = _live(snap, docs.RESERVATIONS, "reservation", params.reservation_id)
             return _wire_reservation(key, document)
 
-        return await self._folder.read(work)
+        return await self._read(ctx, work)
 
     async def update_reservation(self, params: UpdateReservationParams, ctx: CallContext) -> Reservation:
         _check_window(params.start_time, params.end_time)
@@ -457,11 +453,11 @@ class JsonFilePosAdapter:
             snap.save(_file(docs.RESERVATIONS, key), document)
             return _wire_reservation(key, document)
 
-        return await self._folder.write(work)
+        return await self._write(ctx, work)
 
     async def delete_reservation(self, params: ReservationIdParams, ctx: CallContext) -> None:
-        await self._folder.write(
-            lambda snap: _soft_delete(snap, docs.RESERVATIONS, "reservation", params.reservation_id, self._now())
+        await self._write(
+            ctx, lambda snap: _soft_delete(snap, docs.RESERVATIONS, "reservation", params.reservation_id, self._now())
         )
 
     async def search_reservations(self, params: SearchReservationsParams, ctx: CallContext) -> PagedReservations:
@@ -487,7 +483,7 @@ class JsonFilePosAdapter:
             data = [_wire_reservation(k, found[k]) for k in keys]
             return PagedReservations(data=data, before=bounds.before, after=bounds.after)
 
-        return await self._folder.read(work)
+        return await self._read(ctx, work)
 
     # --- events from Dojo -----------------------------------------------------------------
 
@@ -524,7 +520,7 @@ class JsonFilePosAdapter:
                     ctx.record(PaymentStatusChanged(str(key), now, event.payment_intent_id, status))
             snap.save(relative, log_doc)
 
-        await self._folder.write(work)
+        await self._write(ctx, work)
 
 
 # --- helpers running under the folder lock ---------------------------------------------------
@@ -587,12 +583,17 @@ def _apply_lock_change(snap: Snapshot, key: int, document: Document, change: loc
     return document
 
 
-def _order_holding_intent(snap: Snapshot, payment_intent_id: str, except_key: int | None = None) -> int | None:
+def _order_holding_intent(snap: Snapshot, payment_intent_id: str) -> int | None:
+    recorded = _recorded_intent(snap, payment_intent_id)
+    return int(recorded.order_id) if recorded is not None else None
+
+
+def _recorded_intent(snap: Snapshot, payment_intent_id: str) -> payments.RecordedIntent | None:
+    """Where a paymentIntentId is already recorded, on any order (exact string match)."""
     for key, document in _orders(snap):
-        if key == except_key:
-            continue
-        if any(p.get("paymentIntentId") == payment_intent_id for p in document.get("payments", [])):
-            return key
+        for row in document.get("payments", []):
+            if row.get("paymentIntentId") == payment_intent_id:
+                return payments.RecordedIntent(str(key), int(row["paidAmount"]), row.get("tipsAmount"))
     return None
 
 

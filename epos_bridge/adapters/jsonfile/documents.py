@@ -42,7 +42,9 @@ from epos_bridge.protocol.entities import (
     Table,
     TaxLine,
 )
+from epos_bridge.protocol.ids import canonical_int_id
 from epos_bridge.protocol.params import RequestHeaders
+from epos_bridge.protocol.times import LONG_AGO, stored_time
 
 T = TypeVar("T")
 K = TypeVar("K", int, str)
@@ -75,7 +77,7 @@ def numeric_id(wire_id: str) -> int | None:
 
     Also what keeps a wire id from naming a path outside the folder.
     """
-    return int(wire_id) if wire_id.isascii() and wire_id.isdigit() and len(wire_id) < 19 else None
+    return canonical_int_id(wire_id)
 
 
 def intent_file(payment_intent_id: str) -> str:
@@ -115,19 +117,17 @@ def time_text(moment: datetime | None) -> str | None:
     return format_utc(moment) if moment is not None else None
 
 
-def parse_time(text: Any) -> datetime | None:
-    if text is None:
-        return None
-    moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        raise ValueError(f"time {text!r} has no UTC offset")
-    return moment
+def parse_time(text: Any, what: str = "a stored time") -> datetime | None:
+    """An optional stored time; one the bridge cannot read is logged and left out."""
+    return stored_time(text, what)
 
 
-def required_time(text: Any) -> datetime:
-    moment = parse_time(text)
+def required_time(text: Any, what: str = "a required time") -> datetime:
+    """A time the wire requires; one that cannot be read makes the document's shape wrong
+    (reported by :func:`checked` naming the file)."""
+    moment = stored_time(text, what)
     if moment is None:
-        raise ValueError("a required time is missing")
+        raise ValueError(f"{what} {text!r:.60} is not a readable date-time")
     return moment
 
 
@@ -188,10 +188,12 @@ def held_lock(document: Document) -> HeldLock | None:
     lock = document.get("lock")
     if not lock:
         return None
+    # An expiry that cannot be read counts as expired: never a lock held for ever, never a bricked order.
+    expires_at = stored_time(lock.get("expiresAt"), "the expiry of an order lock") or LONG_AGO
     return HeldLock(
         lock_id=str(lock["lockId"]),
-        expires_at=required_time(lock["expiresAt"]),
-        locked_at=required_time(lock["lockedAt"]),
+        expires_at=expires_at,
+        locked_at=stored_time(lock.get("lockedAt"), "the start of an order lock") or expires_at,
         requester=headers_of(lock.get("requester")),
     )
 
@@ -209,7 +211,7 @@ def lockable(order_id: str, document: Document) -> LockableOrder:
     return LockableOrder(
         order_id=order_id,
         status=order_status(document),
-        updated_at=required_time(document["updatedAt"]),
+        updated_at=parse_time(document.get("updatedAt"), f"updatedAt of order {order_id}"),
         open_at_till=document.get("openAtTill"),
         facts=order_facts(order_id, document),
     )
@@ -301,7 +303,10 @@ def latest_intent_status(document: Any) -> PaymentIntentStatus | None:
     events = document.get("events", []) if isinstance(document, dict) else []
     if not events:
         return None
-    newest = max(events, key=lambda e: (required_time(e["createdAt"]), required_time(e["receivedAt"])))
+    newest = max(
+        events,
+        key=lambda e: (parse_time(e.get("createdAt")) or LONG_AGO, parse_time(e.get("receivedAt")) or LONG_AGO),
+    )
     return PaymentIntentStatus(newest["paymentStatus"])
 
 

@@ -39,15 +39,17 @@ class FolderLock:
         self.timeout_s = timeout_s
 
     @contextmanager
-    def hold(self, *, exclusive: bool = True) -> Iterator[None]:
-        """Raises :class:`LockTimeout` after ``timeout_s``; ``FileNotFoundError`` if the folder is gone."""
+    def hold(self, *, exclusive: bool = True, timeout_s: float | None = None) -> Iterator[None]:
+        """Raises :class:`LockTimeout` after ``timeout_s`` (default: the folder's); a timeout of
+        0 tries once. ``FileNotFoundError`` if the folder is gone."""
+        wait_s = self.timeout_s if timeout_s is None else timeout_s
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            deadline = time.monotonic() + self.timeout_s
+            deadline = time.monotonic() + wait_s
             pause = 0.002
             while not try_lock(fd, exclusive=exclusive):
                 if time.monotonic() >= deadline:
-                    raise LockTimeout(f"{self.path} was held by another program for more than {self.timeout_s:g} s")
+                    raise LockTimeout(f"{self.path} was held by another program for more than {wait_s:g} s")
                 time.sleep(pause)
                 pause = min(pause * 2, 0.05)
             try:

@@ -6,6 +6,14 @@
 * Every read-modify-write runs under the exclusive folder lock (:mod:`.lockfile`), taken
   *before* the facts it decides on are read, so neither side loses the other's update. Reads run
   under the shared lock (a consistent snapshot across files).
+* A write call owns the answer's deadline (:class:`epos_bridge.ports.Deadline`): it waits for
+  the lock no longer than the time left, refuses to start once the deadline has passed, and
+  checks it again just before its first file replacement — the point where a change becomes
+  true. After that the call completes; its caller waits for the verdict and answers from it.
+* While another program holds the folder lock, a write call is first decided on the committed
+  files alone (each is replaced atomically, so every file read is one a writer finished): a
+  replay (a payment already recorded, a lock already held) needs no write and is answered at
+  once. A call that wants to write waits for the lock and decides again under it.
 * Blocking work runs on a small worker pool, never on the event loop.
 * Change detection is stat polling, no watcher: a parsed file is reused only while its identity
   (inode, size, mtime, ctime) is unchanged *and* its mtime is older than :data:`RACY_WINDOW_NS`.
@@ -33,6 +41,7 @@ from typing import Any, TypeVar
 
 from epos_bridge.adapters.jsonfile.lockfile import DEFAULT_LOCK_TIMEOUT_S, FolderLock, LockTimeout
 from epos_bridge.domain.errors import EposFailure, PosUnavailable
+from epos_bridge.ports import Deadline
 
 T = TypeVar("T")
 
@@ -122,12 +131,25 @@ def fsync_directory(folder: Path) -> None:
         os.close(fd)
 
 
-class Snapshot:
-    """What one call may read and write, valid only inside :meth:`JsonFolder.read`/``write``."""
+class _WantsToWrite(Exception):
+    """A snapshot attempt reached a write: the call must wait for the lock and decide again."""
 
-    def __init__(self, folder: JsonFolder, *, writable: bool) -> None:
+
+class Snapshot:
+    """What one call may read and write, valid only inside :meth:`JsonFolder.read`/``write``.
+
+    ``probing``: a lock-free attempt that must not write; ``deadline``: checked before the
+    first file replacement, the commit point of the call.
+    """
+
+    def __init__(
+        self, folder: JsonFolder, *, writable: bool, probing: bool = False, deadline: Deadline | None = None
+    ) -> None:
         self._folder = folder
         self._writable = writable
+        self._probing = probing
+        self._deadline = deadline
+        self._written = False
 
     @property
     def root(self) -> Path:
@@ -155,8 +177,16 @@ class Snapshot:
             yield name[: -len(".json")], document
 
     def save(self, relative: str, document: Any) -> None:
+        if self._probing:
+            raise _WantsToWrite
         if not self._writable:
             raise RuntimeError("a read snapshot cannot write")  # a bug in the adapter, not the POS
+        if not self._written and self._deadline is not None and self._deadline.passed():
+            raise PosUnavailable(
+                f"Writing to the POS folder {self._folder.path.name} took longer than the answer allows; "
+                "nothing was written."
+            )
+        self._written = True
         path = self._folder.path / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, document)
@@ -174,34 +204,57 @@ class JsonFolder:
         self.cache = DocumentCache()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pos-folder")
 
-    async def read(self, work: Callable[[Snapshot], T]) -> T:
+    async def read(self, work: Callable[[Snapshot], T], deadline: Deadline | None = None) -> T:
         """Run ``work`` under the shared lock: one consistent view across files."""
-        return await self._submit(work, writable=False)
+        return await self._submit(work, writable=False, deadline=deadline)
 
-    async def write(self, work: Callable[[Snapshot], T]) -> T:
-        """Run ``work`` under the exclusive lock: read-modify-write without lost updates."""
-        return await self._submit(work, writable=True)
+    async def write(self, work: Callable[[Snapshot], T], deadline: Deadline | None = None) -> T:
+        """Run ``work`` under the exclusive lock: read-modify-write without lost updates.
+
+        Returns once its files are replaced; raises only when nothing was written. ``work`` may
+        run twice (a lock-free attempt that must not write, then under the lock).
+        """
+        return await self._submit(work, writable=True, deadline=deadline)
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown)
 
-    async def _submit(self, work: Callable[[Snapshot], T], *, writable: bool) -> T:
+    async def _submit(self, work: Callable[[Snapshot], T], *, writable: bool, deadline: Deadline | None) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self.run, work, writable)
+        return await loop.run_in_executor(self._pool, self.run, work, writable, deadline)
 
-    def run(self, work: Callable[[Snapshot], T], writable: bool) -> T:
+    def run(self, work: Callable[[Snapshot], T], writable: bool, deadline: Deadline | None = None) -> T:
         """Synchronous form of :meth:`read`/:meth:`write` for setup tools and tests."""
+        if not writable:
+            self._refuse_if_due(deadline)
         self._check_folder()
+        wait_s = self._wait_s(deadline)
         try:
-            with self.lock.hold(exclusive=writable):
+            if writable:
+                due = deadline is not None and deadline.passed()
+                if not due:
+                    try:
+                        with self.lock.hold(exclusive=True, timeout_s=0):
+                            self._check_format()
+                            return work(Snapshot(self, writable=True, deadline=deadline))
+                    except LockTimeout:
+                        pass
+                # Busy, or already due: a call that needs no write is answered from the files.
+                answered, result = self._decide_on_committed_files(work)
+                if answered:
+                    return result  # type: ignore[return-value]
+                self._refuse_if_due(deadline)
+                wait_s = self._wait_s(deadline)
+            with self.lock.hold(exclusive=writable, timeout_s=wait_s):
                 self._check_format()
-                return work(Snapshot(self, writable=writable))
+                self._refuse_if_due(deadline)
+                return work(Snapshot(self, writable=writable, deadline=deadline))
         except EposFailure:
             raise
         except LockTimeout as exc:
             raise PosUnavailable(
                 f"The POS folder {self.path} is busy: another program held its lock for more than "
-                f"{self.lock.timeout_s:g} s. Try again; if it persists, check the POS is not stuck."
+                f"{wait_s:g} s; nothing was written. Try again; if it persists, check the POS is not stuck."
             ) from exc
         except FileNotFoundError as exc:
             raise self._missing() from exc
@@ -212,6 +265,28 @@ class JsonFolder:
             ) from exc
         except OSError as exc:
             raise PosUnavailable(f"The POS folder {self.path} failed: {exc.strerror or exc}") from exc
+
+    def _decide_on_committed_files(self, work: Callable[[Snapshot], T]) -> tuple[bool, T | None]:
+        """``work`` on the files as they are, without the lock and without writing.
+
+        A failure is not answered from here: under the lock the POS may have released the
+        order by then, and an error makes Dojo reverse a payment.
+        """
+        try:
+            self._check_format()
+            return True, work(Snapshot(self, writable=False, probing=True))
+        except (_WantsToWrite, EposFailure):
+            return False, None
+
+    def _wait_s(self, deadline: Deadline | None) -> float:
+        return self.lock.timeout_s if deadline is None else max(0.0, min(self.lock.timeout_s, deadline.remaining()))
+
+    def _refuse_if_due(self, deadline: Deadline | None) -> None:
+        if deadline is not None and deadline.passed():
+            raise PosUnavailable(
+                f"The POS folder {self.path.name} stayed busy until the answer was due; nothing was written. "
+                "Try again; if it persists, check the POS is not stuck."
+            )
 
     def load(self, path: Path, *, fresh: bool = False) -> Any | None:
         try:

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
 
@@ -67,6 +67,8 @@ from epos_bridge.protocol.params import (
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 LockDecision = Callable[
     [locks.LockableOrder, locks.HeldLock | None, str, datetime, datetime, RequestHeaders], locks.LockChange
 ]
@@ -116,6 +118,12 @@ class SqlitePosAdapter:
     def _now(self) -> datetime:
         return self._clock.now()
 
+    async def _read(self, ctx: CallContext, work: Callable[[sqlite_utils.Database], T]) -> T:
+        return await self._db.read(work, ctx.deadline)
+
+    async def _write(self, ctx: CallContext, work: Callable[[sqlite_utils.Database], T]) -> T:
+        return await ctx.transaction(self._db.write, work)
+
     # --- orders ---------------------------------------------------------------------------
 
     async def search_orders(self, params: SearchOrdersParams, ctx: CallContext) -> PagedOrders:
@@ -141,10 +149,10 @@ class SqlitePosAdapter:
             data = rows.load_orders(db, [int(k) for k in keys])
             return PagedOrders(data=data, before=bounds.before, after=bounds.after)
 
-        return await self._db.read(work)
+        return await self._read(ctx, work)
 
     async def get_order(self, params: OrderIdParams, ctx: CallContext) -> Order:
-        return await self._db.read(lambda db: rows.load_order(db, params.order_id))
+        return await self._read(ctx, lambda db: rows.load_order(db, params.order_id))
 
     async def get_order_bill(self, params: OrderIdParams, ctx: CallContext) -> OrderBill:
 
@@ -160,7 +168,7 @@ class SqlitePosAdapter:
                 table_name = table["name"] if table else order.details.dine_in.table_id
             return build_bill(order, venue or FALLBACK_VENUE, table_name, now)
 
-        return await self._db.read(work)
+        return await self._read(ctx, work)
 
     async def cancel_order(self, params: OrderIdParams, ctx: CallContext) -> Order:
 
@@ -177,7 +185,7 @@ class SqlitePosAdapter:
                 )
             return rows.load_order(db, params.order_id)
 
-        return await self._db.write(work)
+        return await self._write(ctx, work)
 
     async def create_order(self, params: CreateOrderParams, ctx: CallContext) -> Order:
 
@@ -194,7 +202,7 @@ class SqlitePosAdapter:
             order_key = _insert_order(db, params, now)
             return rows.load_orders(db, [order_key])[0]
 
-        return await self._db.write(work)
+        return await self._write(ctx, work)
 
     async def record_order_payment(self, params: RecordOrderPaymentParams, ctx: CallContext) -> Order:
 
@@ -210,33 +218,22 @@ class SqlitePosAdapter:
                 open_at_till=row["open_at_till"],
                 facts=rows.order_facts(row),
             )
-            elsewhere = rows.one(
-                db,
-                "SELECT order_id FROM payments WHERE payment_intent_id = ? AND order_id <> ?",
-                [params.payment_intent_id, row["id"]],
-            )
-            if elsewhere is not None:
-                log.warning(
-                    "payment intent %s is already recorded on order %s; "
-                    "answered success for order %s without recording it again",
-                    params.payment_intent_id,
-                    elsewhere["order_id"],
-                    params.order_id,
-                )
             decision = payments.decide_payment(
                 order,
                 rows.held_lock(db, row["id"]),
                 params,
                 rows.latest_intent_status(db, params.payment_intent_id),
                 now,
-                recorded_on_order=str(elsewhere["order_id"]) if elsewhere else None,
+                recorded=rows.recorded_intent(db, params.payment_intent_id),
             )
+            if decision.warning:
+                log.warning("%s", decision.warning)
             if decision.payment is not None:
                 _insert_payment(db, row["id"], decision.payment, params.headers, now)
             ctx.record(*decision.events)
             return rows.load_orders(db, [row["id"]])[0]
 
-        return await self._db.write(work)
+        return await self._write(ctx, work)
 
     # --- order locks ----------------------------------------------------------------------
 
@@ -260,7 +257,7 @@ class SqlitePosAdapter:
             ctx.record(*change.events)
             return rows.load_orders(db, [row["id"]])[0]
 
-        return await self._db.write(work)
+        return await self._write(ctx, work)
 
     async def delete_order_lock(self, params: DeleteOrderLockParams, ctx: CallContext) -> Order:
 
@@ -272,12 +269,12 @@ class SqlitePosAdapter:
             ctx.record(*change.events)
             return rows.load_orders(db, [row["id"]])[0]
 
-        return await self._db.write(work)
+        return await self._write(ctx, work)
 
     # --- tables and areas -----------------------------------------------------------------
 
     async def list_areas(self, params: WithHeaders, ctx: CallContext) -> list[Area]:
-        return await self._db.read(rows.load_areas)
+        return await self._read(ctx, rows.load_areas)
 
     async def search_tables(self, params: SearchTablesParams, ctx: CallContext) -> PagedTables:
         request = read_cursor(params.cursor, "tables", str)
@@ -297,7 +294,7 @@ class SqlitePosAdapter:
                 data=rows.load_tables(db, [str(k) for k in keys]), before=bounds.before, after=bounds.after
             )
 
-        return await self._db.read(work)
+        return await self._read(ctx, work)
 
     # --- parties --------------------------------------------------------------------------
 
@@ -336,14 +333,14 @@ class SqlitePosAdapter:
             _replace_links(db, "party_tables", "party_id", key, params.table_ids)
             return rows.load_parties(db, [key])[0]
 
-        return await self._db.write(work)
+        return await self._write(ctx, work)
 
     async def get_party(self, params: PartyIdParams, ctx: CallContext) -> Party:
         def work(db: sqlite_utils.Database) -> Party:
             key = _live_key(db, "parties", "party", params.party_id)
             return rows.load_parties(db, [key])[0]
 
-        return await self._db.read(work)
+        return await self._read(ctx, work)
 
     async def update_party(self, params: UpdatePartyParams, ctx: CallContext) -> Party:
         def work(db: sqlite_utils.Database) -> Party:
@@ -369,10 +366,10 @@ class SqlitePosAdapter:
             _replace_links(db, "party_tables", "party_id", key, params.table_ids)
             return rows.load_parties(db, [key])[0]
 
-        return await self._db.write(work)
+        return await self._write(ctx, work)
 
     async def delete_party(self, params: PartyIdParams, ctx: CallContext) -> None:
-        await self._db.write(lambda db: _soft_delete(db, "parties", "party", params.party_id, self._now()))
+        await self._write(ctx, lambda db: _soft_delete(db, "parties", "party", params.party_id, self._now()))
 
     async def search_parties(self, params: SearchPartiesParams, ctx: CallContext) -> PagedParties:
         request = read_cursor(params.cursor, "parties")
@@ -389,7 +386,7 @@ class SqlitePosAdapter:
             data = rows.load_parties(db, [int(k) for k in keys])
             return PagedParties(data=data, before=bounds.before, after=bounds.after)
 
-        return await self._db.read(work)
+        return await self._read(ctx, work)
 
     # --- reservations ---------------------------------------------------------------------
 
@@ -428,14 +425,14 @@ class SqlitePosAdapter:
             _replace_links(db, "reservation_tables", "reservation_id", key, params.table_ids)
             return rows.load_reservations(db, [key])[0]
 
-        return await self._db.write(work)
+        return await self._write(ctx, work)
 
     async def get_reservation(self, params: ReservationIdParams, ctx: CallContext) -> Reservation:
         def work(db: sqlite_utils.Database) -> Reservation:
             key = _live_key(db, "reservations", "reservation", params.reservation_id)
             return rows.load_reservations(db, [key])[0]
 
-        return await self._db.read(work)
+        return await self._read(ctx, work)
 
     async def update_reservation(self, params: UpdateReservationParams, ctx: CallContext) -> Reservation:
         _check_window(params.start_time, params.end_time)
@@ -455,11 +452,11 @@ class SqlitePosAdapter:
             _replace_links(db, "reservation_tables", "reservation_id", key, params.table_ids)
             return rows.load_reservations(db, [key])[0]
 
-        return await self._db.write(work)
+        return await self._write(ctx, work)
 
     async def delete_reservation(self, params: ReservationIdParams, ctx: CallContext) -> None:
-        await self._db.write(
-            lambda db: _soft_delete(db, "reservations", "reservation", params.reservation_id, self._now())
+        await self._write(
+            ctx, lambda db: _soft_delete(db, "reservations", "reservation", params.reservation_id, self._now())
         )
 
     async def search_reservations(self, params: SearchReservationsParams, ctx: CallContext) -> PagedReservations:
@@ -486,7 +483,7 @@ class SqlitePosAdapter:
             data = rows.load_reservations(db, [int(k) for k in keys])
             return PagedReservations(data=data, before=bounds.before, after=bounds.after)
 
-        return await self._db.read(work)
+        return await self._read(ctx, work)
 
     # --- events from Dojo -----------------------------------------------------------------
 
@@ -496,6 +493,8 @@ class SqlitePosAdapter:
 
         def work(db: sqlite_utils.Database) -> None:
             now = self._now()  # after the write lock is held: never older than the POS's edits
+            if rows.one(db, "SELECT 1 FROM payment_intent_events WHERE event_id = ?", [params.id]) is not None:
+                return  # contract §3.22: at-least-once delivery; a replay changes nothing (and writes nothing).
             inserted = db.execute(
                 "INSERT OR IGNORE INTO payment_intent_events (event_id, account_id, event, payment_intent_id, "
                 "payment_status, capture_mode, created_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -523,7 +522,7 @@ class SqlitePosAdapter:
             db.execute("UPDATE orders SET updated_at = ? WHERE id = ?", [format_utc(now), payment["order_id"]])
             ctx.record(PaymentStatusChanged(str(payment["order_id"]), now, event.payment_intent_id, status))
 
-        await self._db.write(work)
+        await self._write(ctx, work)
 
 
 # --- helpers running inside a transaction -----------------------------------------------
@@ -533,7 +532,7 @@ def _lockable(row: rows.Row, order_id: str) -> locks.LockableOrder:
     return locks.LockableOrder(
         order_id=order_id,
         status=OrderStatus(row["status"]),
-        updated_at=rows.required_time(row["updated_at"]),
+        updated_at=rows.parse_time(row["updated_at"], f"updatedAt of order {row['id']}"),
         open_at_till=row["open_at_till"],
         facts=rows.order_facts(row),
     )
@@ -544,18 +543,26 @@ def _apply_lock_change(db: sqlite_utils.Database, order_key: int, change: locks.
         db.execute("DELETE FROM order_locks WHERE order_id = ?", [order_key])
     elif change.store is not None:
         lock = change.store
-        db.table("order_locks").upsert(
-            {
-                "order_id": order_key,
-                "lock_id": lock.lock_id,
-                "expires_at": format_utc(lock.expires_at),
-                "locked_at": format_utc(lock.locked_at),
-                "dojo_requesting_product": lock.requester.dojo_requesting_product,
-                "device_id": lock.requester.device_id,
-                "device_type": lock.requester.device_type,
-                "waiter_id": lock.requester.waiter_id,
-            },
-            pk="order_id",
+        # Plain SQL, not sqlite_utils' upsert: that one probes the database for ON CONFLICT
+        # support by creating a table, and when the probe cannot write (the snapshot attempt
+        # runs with query_only) it falls back for good to INSERT OR IGNORE + UPDATE, which
+        # silently stores nothing for a table with NOT NULL columns.
+        db.execute(
+            "INSERT INTO order_locks (order_id, lock_id, expires_at, locked_at, dojo_requesting_product, device_id,"
+            " device_type, waiter_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO UPDATE SET"
+            " lock_id = excluded.lock_id, expires_at = excluded.expires_at, locked_at = excluded.locked_at,"
+            " dojo_requesting_product = excluded.dojo_requesting_product, device_id = excluded.device_id,"
+            " device_type = excluded.device_type, waiter_id = excluded.waiter_id",
+            [
+                order_key,
+                lock.lock_id,
+                format_utc(lock.expires_at),
+                format_utc(lock.locked_at),
+                lock.requester.dojo_requesting_product,
+                lock.requester.device_id,
+                lock.requester.device_type,
+                lock.requester.waiter_id,
+            ],
         )
 
 

@@ -7,6 +7,14 @@
 * Reads run in a deferred transaction (one consistent snapshot for an order and its lines);
   read-modify-write runs in ``BEGIN IMMEDIATE`` so the write lock is taken before we read
   what we decide on, and transactions stay short.
+* The transaction owns the answer's deadline (:class:`epos_bridge.ports.Deadline`): it refuses
+  to start once the deadline has passed, waits for the write lock no longer than the time left,
+  checks the deadline again just before ``COMMIT`` and rolls back when late. The caller waits
+  for this verdict, so "failed" is only ever said of a write that did not commit.
+* While someone else holds the write lock, a write call is first decided on a snapshot with
+  ``PRAGMA query_only``: a replay (a payment already recorded, a lock already held) needs no
+  write and is answered at once from what is committed, instead of failing after the busy
+  timeout and making Dojo reverse money the till holds.
 * Every SQLite failure a venue can meet (missing file, busy past the timeout, read-only,
   not a database) becomes :class:`PosUnavailable` with a sentence that says what to do.
 * The file is checked on every call, so a deleted or replaced database is noticed at once
@@ -30,6 +38,7 @@ import sqlite_utils
 
 from epos_bridge.adapters.sqlite.schema import SCHEMA_VERSION, SchemaTooNew, migrate, schema_version
 from epos_bridge.domain.errors import EposFailure, PosUnavailable
+from epos_bridge.ports import Deadline
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +75,16 @@ def connect(path: Path, *, create: bool = False, busy_timeout_s: float = DEFAULT
         conn.close()
         raise
     return conn
+
+
+def _is_read_only(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "readonly" in text or "read-only" in text
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 def explain(exc: sqlite3.Error, path: Path) -> str:
@@ -116,13 +135,18 @@ class PosDatabase:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pos-db")
         self._schema_checked = False
 
-    async def read(self, work: Callable[[sqlite_utils.Database], T]) -> T:
+    async def read(self, work: Callable[[sqlite_utils.Database], T], deadline: Deadline | None = None) -> T:
         """Run ``work`` in a deferred transaction: one consistent snapshot."""
-        return await self._submit(work, "BEGIN")
+        return await self._submit(self._run_read, work, deadline)
 
-    async def write(self, work: Callable[[sqlite_utils.Database], T]) -> T:
-        """Run ``work`` in ``BEGIN IMMEDIATE``: read-modify-write without lost updates."""
-        return await self._submit(work, "BEGIN IMMEDIATE")
+    async def write(self, work: Callable[[sqlite_utils.Database], T], deadline: Deadline | None = None) -> T:
+        """Run ``work`` in ``BEGIN IMMEDIATE``: read-modify-write without lost updates.
+
+        Returns only once the change is committed; raises only when nothing was written.
+        ``work`` may run twice (a snapshot attempt, then under the write lock): it must be a
+        pure function of what it reads, and write only through ``db``.
+        """
+        return await self._submit(self._run_write, work, deadline)
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self._close_all)
@@ -134,18 +158,46 @@ class PosDatabase:
                 conn.close()
             self._all.clear()
 
-    async def _submit(self, work: Callable[[sqlite_utils.Database], T], begin: str) -> T:
+    async def _submit(
+        self,
+        run: Callable[[Callable[[sqlite_utils.Database], T], Deadline | None], T],
+        work: Callable[[sqlite_utils.Database], T],
+        deadline: Deadline | None,
+    ) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._run, work, begin)
+        return await loop.run_in_executor(self._pool, run, work, deadline)
 
-    def _run(self, work: Callable[[sqlite_utils.Database], T], begin: str) -> T:
+    # --- on a worker thread ---------------------------------------------------------------
+
+    def _run_read(self, work: Callable[[sqlite_utils.Database], T], deadline: Deadline | None) -> T:
+        return self._in_transaction(work, deadline, write=False)
+
+    def _run_write(self, work: Callable[[sqlite_utils.Database], T], deadline: Deadline | None) -> T:
+        return self._in_transaction(work, deadline, write=True)
+
+    def _in_transaction(
+        self, work: Callable[[sqlite_utils.Database], T], deadline: Deadline | None, *, write: bool
+    ) -> T:
+        if not write:
+            self._refuse_if_due(deadline)
         db = self._connection()
         conn = db.conn
         self._mark(conn, busy=True)
         try:
-            conn.execute(begin)
+            if write:
+                answered, early = self._begin_write(db, work, deadline)
+                if answered:
+                    return early  # type: ignore[return-value]
+            else:
+                self._set_busy_timeout(conn, deadline)
+                conn.execute("BEGIN")
             try:
                 result = work(db)
+                if write and deadline is not None and deadline.passed():
+                    raise PosUnavailable(
+                        f"Writing to the POS database {self.path.name} took longer than the answer allows; "
+                        "it was rolled back and nothing was written."
+                    )
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -156,6 +208,11 @@ class PosDatabase:
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if _is_read_only(exc):
+                # SQLite opens a file it cannot write read-only, silently, for the connection's
+                # life: every connection opened meanwhile must go, or writes keep failing on
+                # some threads after write access is back.
+                self._close_everywhere()
             if not isinstance(exc, sqlite3.IntegrityError):
                 self._drop_connection()
             raise PosUnavailable(explain(exc, self.path)) from exc
@@ -164,6 +221,73 @@ class PosDatabase:
             held: _ThreadConnection | None = getattr(self._local, "held", None)
             if held is not None and held.generation != self._generation:
                 self._drop_connection()  # the file went away during this call
+
+    def _begin_write(
+        self, db: sqlite_utils.Database, work: Callable[[sqlite_utils.Database], T], deadline: Deadline | None
+    ) -> tuple[bool, T | None]:
+        """Take the write lock; ``(True, result)`` when a snapshot already answered the call.
+
+        Once the deadline has passed no write starts, but a call that needs none (a retry that
+        queued behind the attempt it repeats) is still answered from what that attempt committed.
+        """
+        conn = db.conn
+        if deadline is None or not deadline.passed():
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return False, None
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+        answered, result = self._decide_on_snapshot(db, work, deadline)
+        if answered:
+            return True, result
+        self._refuse_if_due(deadline)
+        self._set_busy_timeout(conn, deadline)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc) and deadline is not None and deadline.passed():
+                raise self._busy_until_due() from exc
+            raise
+        return False, None
+
+    def _decide_on_snapshot(
+        self, db: sqlite_utils.Database, work: Callable[[sqlite_utils.Database], T], deadline: Deadline | None
+    ) -> tuple[bool, T | None]:
+        """Run ``work`` read-only; ``(False, None)`` when it wants to write or fails.
+
+        A failure is not answered from the snapshot: under the write lock the POS may have
+        released the order by then, and an error makes Dojo reverse a payment.
+        """
+        conn = db.conn
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")  # readers seldom wait
+        conn.execute("PRAGMA query_only = 1")
+        try:
+            conn.execute("BEGIN")
+            try:
+                result = work(db)
+            except (EposFailure, sqlite3.Error):
+                return False, None
+            finally:
+                conn.execute("ROLLBACK")
+            return True, result
+        finally:
+            conn.execute("PRAGMA query_only = 0")
+
+    def _set_busy_timeout(self, conn: sqlite3.Connection, deadline: Deadline | None) -> None:
+        wait_s = self.busy_timeout_s if deadline is None else max(0.0, min(self.busy_timeout_s, deadline.remaining()))
+        conn.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
+
+    def _refuse_if_due(self, deadline: Deadline | None) -> None:
+        if deadline is not None and deadline.passed():
+            raise self._busy_until_due()
+
+    def _busy_until_due(self) -> PosUnavailable:
+        return PosUnavailable(
+            f"The POS database {self.path.name} stayed busy until the answer was due; nothing was written. "
+            "Try again; if it persists, check the POS is not stuck."
+        )
 
     def _mark(self, conn: sqlite3.Connection, *, busy: bool) -> None:
         with self._all_lock:

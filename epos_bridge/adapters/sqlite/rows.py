@@ -15,11 +15,12 @@ from typing import Any
 import sqlite_utils
 
 from epos_bridge.domain.bill import VenueDetails
-from epos_bridge.domain.errors import NotFound
+from epos_bridge.domain.errors import NotFound, PosUnavailable
 from epos_bridge.domain.events import OrderFacts
 from epos_bridge.domain.locks import HeldLock
 from epos_bridge.domain.orders import StoredPayment, summarise_payments
 from epos_bridge.domain.pagination import PageRequest, SortKey
+from epos_bridge.domain.payments import RecordedIntent
 from epos_bridge.protocol.entities import (
     Area,
     CollectionDetails,
@@ -41,7 +42,9 @@ from epos_bridge.protocol.entities import (
     Table,
     TaxLine,
 )
+from epos_bridge.protocol.ids import canonical_int_id
 from epos_bridge.protocol.params import RequestHeaders
+from epos_bridge.protocol.times import LONG_AGO, stored_time
 
 Row = dict[str, Any]
 
@@ -50,12 +53,17 @@ def placeholders(count: int) -> str:
     return ", ".join("?" * count)
 
 
-def parse_time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
+def parse_time(text: str | None, what: str = "a stored time") -> datetime | None:
+    """An optional stored time; one the bridge cannot read is logged and left out."""
+    return stored_time(text, what)
 
 
-def required_time(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
+def required_time(text: str, what: str) -> datetime:
+    """A time the wire requires (a party's start): one that cannot be read is a clear error
+    about that row, not a crash of the whole search."""
+    moment = stored_time(text, what)
+    if moment is None:
+        raise PosUnavailable(f"{what} in the POS database cannot be read ({text!r:.60}); correct it on the POS")
     return moment
 
 
@@ -139,8 +147,9 @@ def order_row(db: sqlite_utils.Database, order_id: str) -> Row:
 
 
 def parse_int_id(wire_id: str) -> int | None:
-    # isascii: "²".isdigit() is True but int("²") fails.
-    return int(wire_id) if wire_id.isascii() and wire_id.isdigit() and len(wire_id) < 19 else None
+    """The integer key a wire id names, or ``None``: ids are exact strings, so only the
+    canonical decimal form names a row ("007" and " 7" are not order 7)."""
+    return canonical_int_id(wire_id)
 
 
 def order_facts(row: Row) -> OrderFacts:
@@ -165,14 +174,29 @@ def _stored_payment(row: Row) -> StoredPayment:
     )
 
 
+def recorded_intent(db: sqlite_utils.Database, payment_intent_id: str) -> RecordedIntent | None:
+    """Where a paymentIntentId is already recorded, on any order (exact string match)."""
+    row = one(
+        db,
+        "SELECT order_id, paid_amount, tips_amount FROM payments WHERE payment_intent_id = ? ORDER BY id LIMIT 1",
+        [payment_intent_id],
+    )
+    if row is None:
+        return None
+    return RecordedIntent(str(row["order_id"]), row["paid_amount"], row["tips_amount"])
+
+
 def held_lock(db: sqlite_utils.Database, order_key: int) -> HeldLock | None:
     row = one(db, "SELECT * FROM order_locks WHERE order_id = ?", [order_key])
     if row is None:
         return None
+    where = f"the lock on order {order_key}"
+    # An expiry that cannot be read counts as expired: never a lock held for ever, never a bricked order.
+    expires_at = stored_time(row["expires_at"], f"the expiry of {where}") or LONG_AGO
     return HeldLock(
         lock_id=row["lock_id"],
-        expires_at=required_time(row["expires_at"]),
-        locked_at=required_time(row["locked_at"]),
+        expires_at=expires_at,
+        locked_at=stored_time(row["locked_at"], f"the start of {where}") or expires_at,
         requester=RequestHeaders(
             dojo_requesting_product=row["dojo_requesting_product"],
             device_id=row["device_id"],
@@ -306,7 +330,7 @@ def _details(row: Row) -> OrderDetails:
             order_type=OrderType.COLLECTION,
             collection=CollectionDetails(
                 asap=None if row["collection_asap"] is None else bool(row["collection_asap"]),
-                collect_at=parse_time(row["collect_at"]),
+                collect_at=parse_time(row["collect_at"], f"collectAt of order {row['id']}"),
             ),
         )
     # contract §6 C3: a till order with no table still carries dineIn: {}.
@@ -317,7 +341,7 @@ def _details(row: Row) -> OrderDetails:
             waiter_id=row["waiter_id"],
             party_id=row["party_id"],
             reservation_id=row["reservation_id"],
-            ready_at=parse_time(row["ready_at"]),
+            ready_at=parse_time(row["ready_at"], f"readyAt of order {row['id']}"),
         ),
     )
 
@@ -348,8 +372,8 @@ def _order(
         customer=_customer(row),
         discounts=discounts,
         tax_lines=taxes,
-        created_at=parse_time(row["created_at"]),
-        updated_at=parse_time(row["updated_at"]),
+        created_at=parse_time(row["created_at"], f"createdAt of order {row['id']}"),
+        updated_at=parse_time(row["updated_at"], f"updatedAt of order {row['id']}"),
         total_amount=money(row["total_amount"], currency),
         payments=summary.payments,
         payable=summary.payable,
@@ -443,13 +467,13 @@ def _party(row: Row, table_ids: list[str]) -> Party:
         )
     return Party(
         id=str(row["id"]),
-        start_time=required_time(row["start_time"]),
+        start_time=required_time(row["start_time"], f"startTime of party {row['id']}"),
         status=row["status"],
         table_ids=table_ids,
         name=row["name"],
         covers=row["covers"],
-        expected_end_time=parse_time(row["expected_end_time"]),
-        end_time=parse_time(row["end_time"]),
+        expected_end_time=parse_time(row["expected_end_time"], f"expectedEndTime of party {row['id']}"),
+        end_time=parse_time(row["end_time"], f"endTime of party {row['id']}"),
         host_notes=row["host_notes"],
         guest_requests=row["guest_requests"],
         reservation_id=row["reservation_id"],
@@ -467,8 +491,8 @@ def load_reservations(db: sqlite_utils.Database, keys: Sequence[int]) -> list[Re
             id=str(rows[k]["id"]),
             name=rows[k]["name"],
             covers=rows[k]["covers"],
-            start_time=required_time(rows[k]["start_time"]),
-            end_time=required_time(rows[k]["end_time"]),
+            start_time=required_time(rows[k]["start_time"], f"startTime of reservation {k}"),
+            end_time=required_time(rows[k]["end_time"], f"endTime of reservation {k}"),
             table_ids=[t["table_id"] for t in tables.get(k, [])],
             host_notes=rows[k]["host_notes"],
             guest_requests=rows[k]["guest_requests"],

@@ -20,6 +20,7 @@ from epos_bridge.domain.locks import HeldLock
 from epos_bridge.domain.orders import StoredPayment, is_payable, summarise_payments
 from epos_bridge.domain.pagination import page_bounds, read_cursor
 from epos_bridge.ports import CallContext, PosAdapter
+from epos_bridge.protocol.ids import canonical_int_id
 from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.protocol.entities import (
     CLOSED_ORDER_STATUSES,
@@ -97,7 +98,7 @@ class SamplePosAdapter:
         return None
 
     def _order(self, wire_id: str) -> TillOrder:
-        key = int(wire_id) if wire_id.isascii() and wire_id.isdigit() and len(wire_id) < 19 else None
+        key = canonical_int_id(wire_id)  # ids are exact strings: "007" is not order 7
         order = self.venue.orders.get(key) if key is not None else None
         if order is None:
             raise NotFound(f"order {wire_id!r} does not exist")
@@ -162,18 +163,19 @@ class SamplePosAdapter:
         def work() -> Order:
             now = datetime.now(UTC)
             order = self._order(params.order_id)
-            elsewhere = next(
+            recorded = next(
                 (
-                    str(o.id)
+                    payments.RecordedIntent(str(o.id), p.paid_value, p.tips_value)
                     for o in self.venue.orders.values()
-                    if o is not order and any(p.payment_intent_id == params.payment_intent_id for p in o.payments)
+                    for p in o.payments
+                    if p.payment_intent_id == params.payment_intent_id
                 ),
                 None,
             )
             facts = payments.PayableOrder(
                 str(order.id), order.status, order.currency, order.total, tuple(order.payments), order.open_at_till
             )
-            decision = payments.decide_payment(facts, order.lock, params, None, now, recorded_on_order=elsewhere)
+            decision = payments.decide_payment(facts, order.lock, params, None, now, recorded=recorded)
             if decision.payment is not None:
                 order.payments.append(decision.payment)
                 order.updated_at = now

@@ -1,0 +1,92 @@
+"""One POS database as the bridge uses it: the adapter, its dispatcher and its POS-event relay.
+
+Saving Settings may point the bridge at another database while Dojo's requests are being
+served. The whole connection is swapped at once, and the old one is *retired*, not closed:
+every request (and every counter payment step) that started on it finishes on it, and only
+then is its adapter closed. No request fails because an installer pressed Save.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from epos_bridge.domain.events import DomainEvent
+from epos_bridge.ports import ChangeSource, Outbox, PosAdapter
+from epos_bridge.protocol.jsonrpc import IncomingRequest
+from epos_bridge.services.dispatcher import Dispatcher, Served
+from epos_bridge.services.pos_events import PosEventRelay, RelayStatus, SendEvent
+
+log = logging.getLogger(__name__)
+
+
+class PosConnection:
+    """``using()`` for any work on the adapter; ``retire()`` once it has been replaced."""
+
+    def __init__(
+        self,
+        adapter: PosAdapter,
+        *,
+        publish: Callable[[DomainEvent], None] = lambda event: None,
+        name: str = "POS",
+    ) -> None:
+        self.adapter = adapter
+        self.name = name
+        self.dispatcher = Dispatcher(adapter, publish=publish)
+        self.relay: PosEventRelay | None = None
+        self._relay_task: asyncio.Task[None] | None = None
+        self._users = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._retired = False
+
+    @contextlib.asynccontextmanager
+    async def using(self) -> AsyncIterator[PosAdapter]:
+        """The adapter, kept open until the block ends even if the connection is retired."""
+        self._users += 1
+        self._idle.clear()
+        try:
+            yield self.adapter
+        finally:
+            self._users -= 1
+            if self._users == 0:
+                self._idle.set()
+
+    async def handle(self, request: IncomingRequest) -> Served:
+        async with self.using():
+            return await self.dispatcher.handle(request)
+
+    def start_relay(
+        self,
+        outbox: Outbox,
+        send: SendEvent,
+        *,
+        source_key: str,
+        on_status: Callable[[RelayStatus], None] | None = None,
+    ) -> None:
+        """POS events need the adapter's change log; an adapter without one sends none."""
+        source = getattr(self.adapter, "changes", None)
+        if not isinstance(source, ChangeSource):
+            log.info("the %s adapter has no change log: POS events are not sent", self.name)
+            return
+        self.relay = PosEventRelay(source, source_key, outbox, send, on_status=on_status)
+        self._relay_task = asyncio.create_task(self.relay.run(), name=f"pos-events:{self.name}")
+
+    async def stop_relay(self) -> None:
+        if self._relay_task is not None:
+            self._relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relay_task
+            self._relay_task = None
+
+    async def retire(self) -> None:
+        """Stop sending its POS events, wait for the work still using it, then close it."""
+        if self._retired:
+            return
+        self._retired = True
+        await self.stop_relay()
+        await self._idle.wait()
+        await self.dispatcher.drain()
+        await self.adapter.close()

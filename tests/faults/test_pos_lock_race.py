@@ -1,0 +1,177 @@
+"""A POS holding its database for longer than an answer may take, while payments keep coming.
+
+A second OS process (tests/helpers/pos_writer.py) holds the write lock — ``BEGIN IMMEDIATE`` on
+the SQLite file, or the folder lock of a file database — for 13 s, longer than the dispatcher's
+10 s deadline. Payments arrive a few hundred milliseconds apart all the while and after, some of
+them Dojo's retries (a new JSON-RPC id for a paymentIntentId already sent). Every answer is then
+held against the database:
+
+* a success ⇔ exactly one payment row with that paymentIntentId;
+* an error ⇔ none (Dojo reverses the card payment on an error, contract §3.9).
+
+Before the transaction owned the deadline, the dispatcher answered ``UnexpectedError`` for writes
+still queued for, or running in, a worker thread, which then committed: Dojo reversed money the
+till showed as paid. The windows here are seconds wide, so the outcome does not depend on the
+machine's speed: the early payments cannot get the lock before their deadline, the late ones do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from epos_bridge.adapters.jsonfile import JsonFilePosAdapter
+from epos_bridge.adapters.jsonfile.setup import init_folder
+from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
+from epos_bridge.ports import PosAdapter
+from epos_bridge.services.dispatcher import DEFAULT_DEADLINE_S, Dispatcher
+from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
+from tests.faults.helpers import HEADERS, venue_with_orders
+from tests.helpers.contract import assert_valid_response
+from tests.helpers.pos_writer import PosProcess
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+HOLD_S = 13.0
+"""Longer than the deadline, as the issue that found this measured (13-16 s)."""
+ARRIVAL_GAP_S = 0.3
+KEEP_SENDING_AFTER_RELEASE_S = 2.0
+ORDERS = 8
+ORDER_TOTAL = 1_000_000
+
+
+@dataclass
+class Answer:
+    intent: str
+    ok: bool
+    error_type: str | None
+    message: str | None
+
+
+@dataclass
+class Venue:
+    adapter: PosAdapter
+    hold_args: tuple[str, ...]
+    payments_of: Callable[[], dict[str, int]]
+    """paymentIntentId -> how many rows hold it."""
+
+
+def sqlite_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
+    db = tmp_path / "venue.db"
+    orders = venue_with_orders(db, ORDERS, total=ORDER_TOTAL)
+
+    def payments_of() -> dict[str, int]:
+        conn = sqlite3.connect(db)
+        try:
+            rows = conn.execute(
+                "SELECT payment_intent_id, COUNT(*) FROM payments WHERE payment_intent_id LIKE 'pi_race_%'"
+                " GROUP BY payment_intent_id"
+            ).fetchall()
+        finally:
+            conn.close()
+        return dict(rows)
+
+    return Venue(SqlitePosAdapter.open(db), ("hold", str(db), "--order", orders[-1], "--max-seconds", str(HOLD_S)),
+                 payments_of), orders  # fmt: skip
+
+
+def folder_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
+    folder = tmp_path / "pos"
+    init_folder(folder, demo=True, now=datetime.now(UTC))
+    adapter = JsonFilePosAdapter.open(folder)
+    orders: list[str] = []
+    for path in sorted((folder / "orders").glob("*.json"), key=lambda p: int(p.stem)):
+        document = json.loads(path.read_text())
+        if document["status"] not in ("Finalized", "Canceled") and not document.get("openAtTill"):
+            document["totalAmount"] = ORDER_TOTAL
+            document["lock"] = None
+            path.write_text(json.dumps(document))
+            orders.append(path.stem)
+
+    def payments_of() -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for path in (folder / "orders").glob("*.json"):
+            for row in json.loads(path.read_text()).get("payments", []):
+                intent = row.get("paymentIntentId") or ""
+                if intent.startswith("pi_race_"):
+                    counts[intent] = counts.get(intent, 0) + 1
+        return counts
+
+    return Venue(adapter, ("hold-folder", str(folder), "--max-seconds", str(HOLD_S)), payments_of), orders
+
+
+@pytest.mark.parametrize("make_venue", [sqlite_venue, folder_venue], ids=["sqlite", "jsonfile"])
+async def test_every_answer_agrees_with_the_database_while_the_pos_holds_it_past_the_deadline(
+    tmp_path: Path, make_venue: Callable[[Path], tuple[Venue, list[str]]]
+) -> None:
+    venue, orders = make_venue(tmp_path)
+    store = IdempotencyStore(tmp_path / "state.db")
+    await store.open()
+    serve = IdempotentServe(store, Dispatcher(venue.adapter).handle)
+    answers: list[Answer] = []
+    sent = 0
+
+    async def pay(intent: str, order: str, value: int) -> None:
+        nonlocal sent
+        sent += 1
+        params = {"headers": HEADERS, "orderId": order, "paymentIntentId": intent,
+                  "paidAmount": {"value": value, "currencyCode": "GBP"}}  # fmt: skip
+        frame = json.dumps({"jsonrpc": "2.0", "id": f"r{sent}", "method": "RecordOrderPaymentByIdV1", "params": params})
+        served = await serve(frame)
+        assert served is not None
+        response: dict[str, Any] = json.loads(served.response_text)
+        assert_valid_response("RecordOrderPaymentByIdV1", response)
+        error = response.get("error")
+        answers.append(Answer(intent, error is None, error and error["errorType"], error and error.get("debugMessage")))
+
+    pos = await PosProcess.start(*venue.hold_args)
+    in_flight: list[Awaitable[None]] = []
+    try:
+        await pos.expect("LOCKED")
+        released = asyncio.create_task(pos.expect("RELEASED", timeout_s=HOLD_S + 30))
+        released_at: float | None = None
+        n = 0
+        while released_at is None or time.monotonic() - released_at < KEEP_SENDING_AFTER_RELEASE_S:
+            in_flight.append(asyncio.create_task(pay(f"pi_race_{n}", orders[n % len(orders)], 100 + n)))
+            if n % 4 == 3:  # Dojo retrying an earlier payment under a new request id
+                in_flight.append(asyncio.create_task(pay(f"pi_race_{n - 2}", orders[(n - 2) % len(orders)], 98 + n)))
+            n += 1
+            await asyncio.sleep(ARRIVAL_GAP_S)
+            if released_at is None and released.done():
+                released.result()
+                released_at = time.monotonic()
+        async with asyncio.timeout(DEFAULT_DEADLINE_S * 3):
+            await asyncio.gather(*in_flight)
+        await pos.finish()
+    except BaseException:
+        await pos.kill()
+        raise
+    finally:
+        await store.close()
+        await venue.adapter.close()
+
+    stored = venue.payments_of()
+    assert all(count == 1 for count in stored.values()), f"a payment was recorded twice: {stored}"
+    last_answer = {a.intent: a for a in answers}  # what Dojo acts on: the latest answer per payment
+    disagreeing = [a for a in last_answer.values() if a.ok != (a.intent in stored)]
+    assert disagreeing == [], f"answers that disagree with the database: {disagreeing[:5]}"
+    for answer in answers:
+        if not answer.ok:
+            assert answer.error_type == "UnexpectedError", answer
+            assert "nothing was written" in (answer.message or "") or "busy" in (answer.message or ""), answer
+        elif answer.intent not in stored:
+            raise AssertionError(f"success for {answer.intent} with no payment row")
+    # Every success, replays included, has its row; an error is only ever the latest word on a
+    # payment that did not land.
+    assert {a.intent for a in answers if a.ok} <= set(stored)
+    outcomes = {a.ok for a in answers}
+    assert outcomes == {True, False}, "the POS lock must have outlasted some deadlines and not others"
