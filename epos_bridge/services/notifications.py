@@ -11,6 +11,8 @@ domain events, payment-log entries) and a timer tick; each call answers with the
 * **Each payment** — only when ``notify_each_payment`` is on; once per payment intent even if
   both the domain event and the payment-log entry arrive.
 * **Lock conflict** — a card machine could not lock an order (e.g. open on a till).
+* **A captured card not on the till** — at once, once per terminal session, critical, and
+  :attr:`NotificationRules.attention` stays on until it lands; then a notice that it did.
 * ``notifications_enabled`` off silences everything; the state is still followed, so
   :attr:`NotificationRules.attention` (the tray icon's "look at me") stays truthful.
 """
@@ -21,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from epos_bridge.domain.events import DomainEvent, LockCreated, LockRefused, OrderFacts, PaymentRecorded
 from epos_bridge.services.activity import PaymentLogEntry, payment_entry
@@ -100,6 +102,37 @@ def payment_message(entry: PaymentLogEntry) -> str:
     return f"{text} — {label}"
 
 
+class CaptureReport(Protocol):
+    """What the rules read of a terminal-session update (``counter.SessionUpdate``)."""
+
+    @property
+    def session_id(self) -> str: ...
+
+    @property
+    def unrecorded_capture(self) -> bool: ...
+
+    @property
+    def recorded(self) -> bool: ...
+
+    @property
+    def final(self) -> bool: ...
+
+    @property
+    def amount(self) -> Any: ...  # a Money, or None
+
+    @property
+    def terminal_name(self) -> str | None: ...
+
+
+def capture_not_on_till_words(amount_value: int, currency: str, terminal_name: str | None) -> str:
+    """``£79.83 taken on T8-0012 is not on the till yet — do not charge it again.``"""
+    where = f" on {terminal_name}" if terminal_name else ""
+    return (
+        f"{format_money(amount_value, currency)} taken{where} is not on the till yet — do not charge it again. "
+        "It is added as soon as the POS database can be written."
+    )
+
+
 def _order_label(order_id: str, facts: OrderFacts | None) -> str:
     if facts is not None and facts.display_name:
         return facts.display_name
@@ -141,6 +174,7 @@ class NotificationRules:
         self._unseen_conflicts = 0
         self._announced_payments: OrderedDict[str, None] = OrderedDict()
         self._facts: OrderedDict[str, OrderFacts] = OrderedDict()
+        self._captures_off_till: set[str] = set()
 
     # --- settings ---------------------------------------------------------------------------
 
@@ -261,12 +295,38 @@ class NotificationRules:
             return found
         return self._facts.get(order_id)
 
+    # --- terminal sessions ---------------------------------------------------------------------
+
+    def on_counter_update(self, update: CaptureReport) -> Notice | None:
+        """A card taken at the counter that the POS does not hold yet: never silent."""
+        if update.unrecorded_capture:
+            if update.session_id in self._captures_off_till:
+                return None
+            self._captures_off_till.add(update.session_id)
+            amount = update.amount
+            words = capture_not_on_till_words(
+                amount.value if amount else 0, amount.currency_code if amount else "GBP", update.terminal_name
+            )
+            # Not silenced by notifications_enabled: money may otherwise be taken twice.
+            return Notice("Card payment not on the till yet", words, "critical")
+        if update.session_id in self._captures_off_till and update.final:
+            self._captures_off_till.discard(update.session_id)
+            if update.recorded:
+                return Notice("Card payment now on the till", "The card payment taken earlier is on the till.", "info")
+        return None
+
     # --- attention -------------------------------------------------------------------------
 
     @property
     def attention(self) -> bool:
-        """True while staff should look: offline past the grace time, key rejected, or an unseen conflict."""
-        return self._state == AUTH_FAILED or self._offline_too_long(self._clock()) or self._unseen_conflicts > 0
+        """True while staff should look: offline past the grace time, key rejected, an unseen
+        conflict, or a captured card not on the till yet."""
+        return (
+            self._state == AUTH_FAILED
+            or self._offline_too_long(self._clock())
+            or self._unseen_conflicts > 0
+            or bool(self._captures_off_till)
+        )
 
     def acknowledge(self) -> None:
         """Staff opened the activity view: conflicts are seen. Ongoing outages stay until they end."""

@@ -153,7 +153,8 @@ class TerminalRequest:
 
     @classmethod
     def matched_refund(cls, payment_words: str, paid: Money) -> TerminalRequest:
-        # The whole payment: the POS then stops counting it (as Dojo's Refunded event would).
+        # The whole card payment, tip included: the POS then stops counting all of it (as Dojo's
+        # Refunded event would), so exactly that goes back to the card.
         return cls(
             kind=MATCHED_REFUND,
             title="Refund card payment",
@@ -329,7 +330,7 @@ class TakePaymentDialog(QDialog):
             self.amount_hint.setText(f"At most {maximum} ({self.request.maximum_words}).")
             self.amount_hint.setStyleSheet(HINT_STYLE)
         elif not self.request.amount_editable:
-            self.amount_hint.setText("The whole payment is refunded.")
+            self.amount_hint.setText("The whole payment is refunded, tip included.")
             self.amount_hint.setStyleSheet(HINT_STYLE)
         else:
             self.amount_hint.setText("The customer's card is credited with this amount.")

@@ -62,6 +62,7 @@ from epos_bridge.gateway.connection_state import ConnectionState, ConnectionStat
 from epos_bridge.services.activity import HeldLockView, LockHistoryEntry, PaymentLogEntry
 from epos_bridge.services.notifications import format_money
 from epos_bridge.services.pos_events import RelayStatus
+from epos_bridge.ui.alerts import CaptureAlertBanner
 from epos_bridge.ui.bridge_signals import BridgeSignals
 from epos_bridge.ui.icons import IconLibrary, icon_key
 from epos_bridge.ui.table_model import ModelIndex, RowTableModel
@@ -363,7 +364,13 @@ class StatusWindow(QMainWindow):
         self.tabs.addTab(self._build_locks_tab(), "&Locks")
         self.tabs.addTab(self._build_terminal_tab(), "&Terminal")
         self.tabs.currentChanged.connect(self._tab_changed)
-        self.setCentralWidget(self.tabs)
+        self.capture_alert = CaptureAlertBanner()
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.capture_alert)
+        column.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
         self._build_actions()
         self.statusBar().showMessage("Starting…")
 
@@ -373,6 +380,7 @@ class StatusWindow(QMainWindow):
         signals.payment.connect(self._payment_arrived)
         signals.domain_event.connect(self._domain_event)
         signals.outbox_changed.connect(self._show_outbox)
+        signals.counter_update.connect(self.capture_alert.show_update)
 
         self._tick_timer = QTimer(self)
         self._tick_timer.setInterval(TICK_MS)

@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
 from epos_bridge.counter import SessionUpdate
 from epos_bridge.protocol.entities import Money, Order
 from epos_bridge.services.activity import PaymentLogEntry
-from epos_bridge.services.notifications import format_money
+from epos_bridge.services.notifications import capture_not_on_till_words, format_money
 from epos_bridge.ui.bridge_signals import BridgeSignals
 from epos_bridge.ui.payment_dialogs import (
     MATCHED_REFUND,
@@ -148,6 +148,12 @@ class SessionView:
 def describe_session(update: SessionUpdate, order_label: str | None) -> SessionView:
     """Big words first (the latest thing the terminal asks for), then the outcome in plain terms."""
     where = order_label or (f"order {update.order_id}" if update.order_id else None)
+    if update.unrecorded_capture:
+        amount = update.amount
+        words = capture_not_on_till_words(
+            amount.value if amount else 0, amount.currency_code if amount else "GBP", update.terminal_name
+        )
+        return SessionView("Approved — not on the till yet", words, "Do not charge it again.", "warning")
     if not update.final:
         if update.awaiting_signature:
             return SessionView("Check the signature", "Answer on this screen: does the signature match?", "", "warning")
@@ -628,13 +634,17 @@ class TerminalPanel(QWidget):
         signals = self._signals
         label = order_words(entry.order_reference, entry.display_name, entry.order_id)
         self._order_labels.setdefault(entry.order_id, label)
-        paid = Money(value=entry.amount_value, currency_code=entry.currency)
+        # The whole card payment goes back, tip included: all of it stops counting on the order.
+        whole = Money(value=entry.amount_value + (entry.tips_value or 0), currency_code=entry.currency)
 
         def start(terminal_id: str, amount: Money) -> Coroutine[Any, Any, str]:
             return signals.start_matched_refund(entry.payment_intent_id, entry.order_id, terminal_id, amount)
 
-        words = f"{format_money(entry.amount_value, entry.currency)} paid on {label}"
-        self._open_dialog(TerminalRequest.matched_refund(words, paid), start, label)
+        paid = format_money(entry.amount_value, entry.currency)
+        if entry.tips_value:
+            paid += f" + {format_money(entry.tips_value, entry.currency)} tip"
+        words = f"{paid} paid on {label}"
+        self._open_dialog(TerminalRequest.matched_refund(words, whole), start, label)
 
     def unlinked_refund(self) -> None:
         if self.session_panel.busy:

@@ -144,6 +144,7 @@ class TrayController(QObject):
         signals.status_changed.connect(self._status_changed)
         signals.domain_event.connect(self._domain_event)
         signals.payment.connect(self._payment)
+        signals.counter_update.connect(self._counter_update)
         signals.settings_changed.connect(self._settings_changed)
 
         self._tick_timer = QTimer(self)
@@ -268,6 +269,10 @@ class TrayController(QObject):
         if self.last_payment is None or entry.at >= self.last_payment.at:
             self.last_payment = entry
         self._notify(self.rules.on_payment(entry))
+        self._refresh()
+
+    def _counter_update(self, update: Any) -> None:
+        self._notify(self.rules.on_counter_update(update))
         self._refresh()
 
     def _settings_changed(self, settings: Any) -> None:

@@ -423,3 +423,43 @@ def test_the_outbox_depth_and_delivery_problem_are_live(
     qtbot.waitUntil(lambda: window.outbox_depth_label.text() == "0", timeout=15_000)
     assert window.outbox_error_label.text() == "none"
     assert simulator.rest.events[-1] == {"eventType": "OrderUpdated", "event": {"orderId": ORDER}}
+
+
+# --- a captured card not on the till (issue 11, item 7) ------------------------------------------------
+
+
+def test_a_captured_card_not_on_the_till_is_a_banner_and_a_critical_notice_until_it_lands(
+    start_gui: Callable[..., Gui], qtbot: QtBot
+) -> None:
+    gui = start_gui()
+    banner = gui.window.capture_alert
+    assert banner.isHidden()
+    waiting = update(
+        "Captured",
+        final=False,
+        succeeded=True,
+        cancellable=False,
+        unrecorded_capture=True,
+        terminal_name="10000001",
+        amount=Money(value=7983, currency_code="GBP"),
+        error="The POS database is busy",
+    )
+    with qtbot.wait_signal(gui.tray.notified, timeout=3000) as told:
+        gui.signals.counter_update.emit(waiting)
+    notice = told.args[0]
+    assert (notice.title, notice.level) == ("Card payment not on the till yet", "critical")
+    assert "£79.83 taken on 10000001 is not on the till yet — do not charge it again" in notice.message
+    assert banner.isVisibleTo(gui.window) and banner.lines() == [notice.message]
+    assert banner.textFormat() == Qt.TextFormat.PlainText
+    qtbot.waitUntil(lambda: gui.tray.icon_key.endswith("+attention"), timeout=3000)
+    with qtbot.assert_not_emitted(gui.tray.notified):
+        gui.signals.counter_update.emit(waiting)  # each retry says it again; staff are told once
+    view = describe_session(waiting, ORDER_LABEL)
+    assert (view.headline, view.tone) == ("Approved — not on the till yet", "warning")
+
+    landed = update("Captured", final=True, succeeded=True, recorded=True, cancellable=False)
+    with qtbot.wait_signal(gui.tray.notified, timeout=3000) as told:
+        gui.signals.counter_update.emit(landed)
+    assert told.args[0].title == "Card payment now on the till"
+    assert banner.isHidden()
+    qtbot.waitUntil(lambda: not gui.tray.icon_key.endswith("+attention"), timeout=3000)
