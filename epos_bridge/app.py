@@ -29,6 +29,7 @@ from epos_bridge.diagnostics import RecentRequests
 from epos_bridge.dojo_api import AuthRejected, DojoApiError, DojoClient, RegistrationState
 from epos_bridge.domain.events import DomainEvent, PaymentRecorded, PaymentStatusChanged
 from epos_bridge.gateway.connection_state import ConnectionStatus
+from epos_bridge.gateway.policy import Backoff
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
 from epos_bridge.instance import EXIT_ALREADY_SERVING, AlreadyServing, InstanceLock, raise_channel_name
 from epos_bridge.logs import configure_logging
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 request_log = logging.getLogger("epos_bridge.requests")
 
 STATE_DB_NAME = "bridge-state.db"
-REGISTRATION_RETRY_S = 60.0
 
 
 def open_adapter(settings: BridgeSettings) -> PosAdapter:
@@ -318,12 +318,13 @@ class Bridge:
 
     async def _keep_registered(self) -> None:
         """Register at start-up (contract §2 (rec)) and keep trying until Dojo accepts it."""
+        retry = Backoff()
         while True:
             state = await self.register()
             if state.error is None:
                 return
-            # A rejected key is retried slowly, like the gateway's auth-failed state.
-            await asyncio.sleep(REGISTRATION_RETRY_S * (5 if state.auth_rejected else 1))
+            # The gateway's schedule (gateway/policy.py): a rejected key is retried the same way here.
+            await asyncio.sleep(retry.next_delay("auth_failed" if state.auth_rejected else "retry"))
 
 
 # --- headless entry points ------------------------------------------------------------------

@@ -10,7 +10,7 @@ Exception tree (what ``run()`` can meet; none of these escape it)::
     Exception
     ├── GatewayConfigError       settings unusable (ws:// refused, bad URL): raised by
     │                            GatewaySettings at construction, so callers see it first
-    ├── websockets InvalidStatus 401/403 -> auth_failed, slow retry; others -> retry
+    ├── websockets InvalidStatus 401/403 -> auth_failed (policy: fast, then every 5 min); others -> retry
     ├── OSError / TimeoutError   network, DNS, TLS verification -> retry
     └── ConnectionClosed         the link dropped or keepalive failed -> retry
 
@@ -181,7 +181,9 @@ class GatewaySession:
         self._wall_clock = wall_clock
         self._sleep = sleep
         self._on_served = on_served
-        self._backoff = Backoff(replace(policy or BackoffPolicy(), healthy_after_s=settings.healthy_after_s), random)
+        self._backoff = Backoff(
+            replace(policy or BackoffPolicy(), healthy_after_s=settings.healthy_after_s), random, clock
+        )
         self._wake_check_s = wake_check_s
         self._wake_jump_s = wake_jump_s
         self._observers = StatusObservers()
@@ -217,7 +219,7 @@ class GatewaySession:
     def reconnect_now(self) -> None:
         """Drop the current connection (after in-flight answers) or pause, and connect at once.
 
-        For the UI's Reconnect button; also resets the backoff, including the slow auth schedule.
+        For the UI's Reconnect button; also resets the backoff, including a rejected key's streak.
         """
         self._backoff.reset()
         self._attempts = 0
@@ -233,9 +235,17 @@ class GatewaySession:
         log.info("gateway settings changed; reconnecting")
         self.reconnect_now()
 
+    def network_changed(self) -> None:
+        """The OS reports the network changed (new Wi-Fi, cable back): the same as waking up."""
+        log.info("the network changed; checking the gateway connection")
+        self._check_now()
+
     def wake(self) -> None:
         """The machine woke from sleep: retry now if waiting, or check a connection still works."""
         log.info("woke from sleep; checking the gateway connection")
+        self._check_now()
+
+    def _check_now(self) -> None:
         self._backoff.reset()
         self._attempts = 0
         connection = self._connection
@@ -286,7 +296,11 @@ class GatewaySession:
     async def _attempt(self, settings: GatewaySettings) -> _Ended:
         self._kick.clear()
         self._attempts += 1
-        self._set_state(ConnectionState.CONNECTING, last_error=self._status.last_error)
+        # While a rejected key is being retried the state stays "key rejected": staff keep seeing
+        # why card payments are down instead of the icon flickering to "connecting" each second.
+        rejected = self._status.state is ConnectionState.AUTH_FAILED
+        state = ConnectionState.AUTH_FAILED if rejected else ConnectionState.CONNECTING
+        self._set_state(state, last_error=self._status.last_error)
         opening = asyncio.create_task(self._open(settings))
         if await self._interrupted_before(opening):
             return _Ended(interrupted=True)

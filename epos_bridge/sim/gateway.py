@@ -94,6 +94,7 @@ class GatewaySimulator:
         """When set, every accepted connection is closed (1001) right after the handshake."""
         self._reject_left = 0
         self._reject_status = 401
+        self._refusing_keys: int | None = None
         self._answer_pings = True
         self._server: Server | None = None
         self._connections: list[ServerConnection] = []
@@ -215,6 +216,14 @@ class GatewaySimulator:
         self._reject_left = count
         self._reject_status = status
 
+    def refuse_keys(self, status: int = 401) -> None:
+        """Refuse every handshake with ``status`` until :meth:`accept_keys` (an authentication
+        blip at Dojo, or a new key that has not propagated yet)."""
+        self._refusing_keys = status
+
+    def accept_keys(self) -> None:
+        self._refusing_keys = None
+
     def stop_answering_pings(self) -> None:
         """Go silent on every connection, current and future (see the module docstring)."""
         self._answer_pings = False
@@ -236,6 +245,8 @@ class GatewaySimulator:
         return connection.respond(status, _REASONS.get(status, "Refused") + "\n")
 
     def _verdict(self, path: str, headers: Headers) -> int:
+        if self._refusing_keys is not None:
+            return self._refusing_keys
         if self._reject_left > 0:
             self._reject_left -= 1
             return self._reject_status

@@ -321,6 +321,7 @@ class RestSimulator:
         self.sessions: dict[str, ScriptedSession] = {}
         self._session_clock: dict[str, float] = {}
         self._events_failure: int | None = None
+        self._refusing_keys: int | None = None
         self._next_scripts: list[str] = []
         self._terminal_scripts: dict[str, str] = {}
 
@@ -371,6 +372,14 @@ class RestSimulator:
         await self.stop()
 
     # --- switches for tests and the demo -----------------------------------------------------
+
+    def refuse_keys(self, status: int = 401) -> None:
+        """Answer every request ``status`` whatever its key (an authentication blip at Dojo, or a
+        new key still propagating) until :meth:`accept_keys`."""
+        self._refusing_keys = status
+
+    def accept_keys(self) -> None:
+        self._refusing_keys = None
 
     def fail_events(self, status: int = 503) -> None:
         """Make ``POST /epos/events`` answer ``status`` until :meth:`restore_events`."""
@@ -429,6 +438,8 @@ class RestSimulator:
         )
         request[JSON_BODY] = body
         path = request.path
+        if self._refusing_keys is not None:
+            return problem_response(path, self._refusing_keys, "Unauthorized", "The API key is not valid (yet).")
         if request.headers.get(HEADER_AUTHORIZATION) != f"Basic {self.expected_api_key}":
             return problem_response(path, 401, "Unauthorized", "The API key is missing or not valid.")
         if path.startswith(("/terminals", "/terminal-sessions", "/payment-intents")):
