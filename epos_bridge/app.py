@@ -76,7 +76,10 @@ def gateway_settings(settings: BridgeSettings) -> GatewaySettings:
 
 def http_client(settings: BridgeSettings) -> httpx.AsyncClient:
     """TLS verification stays on (httpx's default); the proxy follows the setting, never a stray
-    environment variable unless the installer chose "system"."""
+    environment variable unless the installer chose "system". A plain-text API URL (loopback
+    only, see protocol/endpoints.py) is always reached directly, never through a proxy."""
+    if settings.api_url.startswith("http://"):
+        return httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=False)
     if settings.proxy == "system":
         return httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=True)
     return httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=False, proxy=settings.proxy)

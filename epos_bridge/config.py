@@ -35,6 +35,8 @@ from platformdirs import user_config_dir, user_data_dir, user_log_dir
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 from epos_bridge.protocol.dojo import DEFAULT_API_URL, DEFAULT_WS_URL, environment_of
+from epos_bridge.protocol.endpoints import ENV_ALLOW_INSECURE as ENV_ALLOW_INSECURE
+from epos_bridge.protocol.endpoints import plain_text_refusal
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,6 @@ KEYRING_SERVICE = "epos-bridge"
 KEYRING_USERNAME = "api-key"
 
 ENV_API_KEY = "EPOS_BRIDGE_API_KEY"
-ENV_ALLOW_INSECURE = "EPOS_BRIDGE_ALLOW_INSECURE"
 ENV_VARS: dict[str, str] = {
     "software_house_id": "EPOS_BRIDGE_SOFTWARE_HOUSE_ID",
     "reseller_id": "EPOS_BRIDGE_RESELLER_ID",
@@ -114,13 +115,13 @@ def _check_endpoint(value: str, secure: str, insecure: str, allow_insecure: bool
     parts = urlsplit(value)
     if parts.scheme == secure and parts.netloc:
         return value
-    if parts.scheme == insecure and parts.netloc and allow_insecure:
-        return value
-    raise ValueError(
-        f"must be a {secure}:// URL (set {ENV_ALLOW_INSECURE}=1 to allow {insecure}:// for the simulator)"
-        if parts.scheme == insecure
-        else f"must be a {secure}:// URL"
-    )
+    if parts.scheme == insecure and parts.netloc:
+        # Plain text only to this machine's loopback, and only with the flag (protocol/endpoints.py).
+        refusal = plain_text_refusal(value, secure, allow_insecure=allow_insecure)
+        if refusal is None:
+            return value
+        raise ValueError(refusal)
+    raise ValueError(f"must be a {secure}:// URL")
 
 
 class BridgeSettings(BaseModel):
@@ -132,7 +133,7 @@ class BridgeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
     allow_insecure: bool = False
-    """Allow ``ws://`` and ``http://`` endpoints: for the local simulator only."""
+    """Allow ``ws://`` and ``http://`` endpoints on this machine's loopback: for the local simulator only."""
     software_house_id: str | None = None
     reseller_id: str | None = None
     ws_url: str = DEFAULT_WS_URL
@@ -323,7 +324,7 @@ def _problems_of(exc: ValidationError, origin: Mapping[str, str]) -> list[tuple[
         if error["type"] == "string_pattern_mismatch" and name == "adapter":
             message = "must be an adapter name such as sqlite"
         if name == "allow_insecure":
-            message = "must be 1 (allow ws:// and http:// endpoints) or 0"
+            message = "must be 1 (allow ws:// and http:// endpoints on this machine's loopback) or 0"
         problems.append((origin.get(name, name), message))
     return problems
 

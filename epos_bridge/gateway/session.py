@@ -21,7 +21,9 @@ Choices the caller may rely on:
   :func:`epos_bridge.protocol.dojo.dojo_headers`. websockets' client speaks HTTP/1.1 only.
 * TLS: ``wss://`` always uses ``ssl.create_default_context()`` (certificate and host name
   verified). There is deliberately no switch to turn verification off. ``ws://`` is refused
-  unless ``allow_insecure`` (for the local simulator).
+  unless ``allow_insecure``, and even then to loopback hosts only (the local simulator;
+  :mod:`epos_bridge.protocol.endpoints`), checked when the settings are built, before any
+  connection. A ``ws://`` URL is always connected directly, never through a proxy.
 * Proxy: ``proxy=None`` connects directly and ignores ``HTTP(S)_PROXY``/system settings, so the
   till's behaviour never changes because of a stray environment variable. ``proxy="system"``
   opts in to the OS/environment configuration; any other value (``http://…``, ``https://…``,
@@ -70,6 +72,7 @@ from epos_bridge.gateway.policy import (
     classify,
 )
 from epos_bridge.protocol.dojo import DEFAULT_WS_URL, dojo_headers, redact
+from epos_bridge.protocol.endpoints import plain_text_refusal
 from epos_bridge.services.dispatcher import Served
 
 log = logging.getLogger(__name__)
@@ -80,7 +83,6 @@ Sleep = Callable[[float], Awaitable[None]]
 USER_AGENT = f"epos-bridge/{__version__}"
 SYSTEM_PROXY = "system"
 ENV_WS_URL = "EPOS_BRIDGE_WS_URL"
-ENV_ALLOW_INSECURE = "EPOS_BRIDGE_ALLOW_INSECURE"
 CLOSE_GOING_AWAY = 1001
 CLOSE_NORMAL = 1000
 
@@ -113,11 +115,9 @@ class GatewaySettings:
             raise GatewayConfigError(
                 f"The gateway URL {shown!r} is not a WebSocket URL. Set {ENV_WS_URL} to {DEFAULT_WS_URL}."
             )
-        if url.scheme == "ws" and not self.allow_insecure:
-            raise GatewayConfigError(
-                f"Refusing the unencrypted gateway URL {shown!r}: the API key would cross the network in clear"
-                f" text. Use a wss:// URL in {ENV_WS_URL}, or set {ENV_ALLOW_INSECURE}=1 for a local simulator."
-            )
+        refusal = plain_text_refusal(self.ws_url, "wss", allow_insecure=self.allow_insecure)
+        if refusal is not None:
+            raise GatewayConfigError(f"Refusing the gateway URL {shown!r} ({ENV_WS_URL}): {refusal}.")
         if not self.api_key:
             raise GatewayConfigError("No Dojo API key is configured. Enter it in Settings → API key.")
         if any(ch.isspace() or ord(ch) < 32 for ch in self.api_key):
@@ -138,6 +138,8 @@ class GatewaySettings:
 
     def connect_proxy(self) -> str | Literal[True] | None:
         """The value for websockets' ``proxy=`` argument (``True`` = OS/environment)."""
+        if not self.secure:
+            return None  # plain text goes to loopback only, never out to a proxy
         if self.proxy == SYSTEM_PROXY:
             return True
         return self.proxy or None

@@ -779,7 +779,10 @@ async def test_unusable_settings_wait_for_new_ones_instead_of_retrying(sim: Gate
     # A SOCKS proxy needs python-socks, which the bridge does not ship: retrying cannot help.
     sleep = RecordingSleep()
     session = GatewaySession(
-        settings_for(sim, proxy="socks5h://127.0.0.1:9"), dispatcher_for(pos).handle_text, sleep=sleep
+        # wss://: a plain-text (loopback) URL is never sent through a proxy at all.
+        settings_for(sim, ws_url="wss://127.0.0.1:9/epos", proxy="socks5h://127.0.0.1:9"),
+        dispatcher_for(pos).handle_text,
+        sleep=sleep,
     )
 
     async with running(session):

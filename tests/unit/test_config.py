@@ -145,7 +145,8 @@ def test_ws_url_refused_without_the_insecure_flag(settings_path: Path, keystore:
     assert caught.value.problems == [
         (
             "EPOS_BRIDGE_WS_URL",
-            "must be a wss:// URL (set EPOS_BRIDGE_ALLOW_INSECURE=1 to allow ws:// for the simulator)",
+            "must be a wss:// URL, because a ws:// endpoint would carry the API key in clear text"
+            " (set EPOS_BRIDGE_ALLOW_INSECURE=1 to allow ws:// to this machine's loopback, for the simulator)",
         )
     ]
     assert str(caught.value).startswith("EPOS_BRIDGE_WS_URL: must be a wss:// URL")
@@ -187,7 +188,7 @@ def test_bad_insecure_flag_names_the_variable(settings_path: Path, keystore: Key
         load_with(settings_path, keystore, {"EPOS_BRIDGE_ALLOW_INSECURE": "perhaps"})
     assert caught.value.problems[0] == (
         "EPOS_BRIDGE_ALLOW_INSECURE",
-        "must be 1 (allow ws:// and http:// endpoints) or 0",
+        "must be 1 (allow ws:// and http:// endpoints on this machine's loopback) or 0",
     )
 
 
