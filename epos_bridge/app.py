@@ -43,6 +43,7 @@ from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
 from epos_bridge.state.outbox import OutboxStore
 from epos_bridge.state.payment_log import PaymentLogStore
 from epos_bridge.state.terminal_sessions import TerminalSessionStore
+from epos_bridge.tls import dojo_http_client
 
 log = logging.getLogger(__name__)
 request_log = logging.getLogger("epos_bridge.requests")
@@ -75,14 +76,8 @@ def gateway_settings(settings: BridgeSettings) -> GatewaySettings:
 
 
 def http_client(settings: BridgeSettings) -> httpx.AsyncClient:
-    """TLS verification stays on (httpx's default); the proxy follows the setting, never a stray
-    environment variable unless the installer chose "system". A plain-text API URL (loopback
-    only, see protocol/endpoints.py) is always reached directly, never through a proxy."""
-    if settings.api_url.startswith("http://"):
-        return httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=False)
-    if settings.proxy == "system":
-        return httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=True)
-    return httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=False, proxy=settings.proxy)
+    """The REST half's HTTP client: the OS trust store, as the WebSocket uses (epos_bridge/tls.py)."""
+    return dojo_http_client(settings.api_url, settings.proxy)
 
 
 CONNECTION_FIELDS = ("ws_url", "api_url", "software_house_id", "reseller_id", "allow_insecure", "proxy")

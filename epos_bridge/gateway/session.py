@@ -19,9 +19,10 @@ Choices the caller may rely on:
 * Handshake (contract §1.1): ``Authorization: Basic <raw key>`` (never base64),
   ``software-house-id``, and ``reseller-id`` only when set, all from
   :func:`epos_bridge.protocol.dojo.dojo_headers`. websockets' client speaks HTTP/1.1 only.
-* TLS: ``wss://`` always uses ``ssl.create_default_context()`` (certificate and host name
-  verified). There is deliberately no switch to turn verification off. ``ws://`` is refused
-  unless ``allow_insecure``, and even then to loopback hosts only (the local simulator;
+* TLS: ``wss://`` uses :func:`epos_bridge.tls.client_context` (the OS trust store, the same
+  as the REST client; certificate and host name verified), built off the event loop. There
+  is deliberately no switch to turn verification off. ``ws://`` is refused unless
+  ``allow_insecure``, and even then to loopback hosts only (the local simulator;
   :mod:`epos_bridge.protocol.endpoints`), checked when the settings are built, before any
   connection. A ``ws://`` URL is always connected directly, never through a proxy.
 * Proxy: ``proxy=None`` connects directly and ignores ``HTTP(S)_PROXY``/system settings, so the
@@ -74,6 +75,7 @@ from epos_bridge.gateway.policy import (
 from epos_bridge.protocol.dojo import DEFAULT_WS_URL, dojo_headers, redact
 from epos_bridge.protocol.endpoints import plain_text_refusal
 from epos_bridge.services.dispatcher import Served
+from epos_bridge.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +178,7 @@ class GatewaySession:
         policy: BackoffPolicy | None = None,
         wake_check_s: float = 5.0,
         wake_jump_s: float = 15.0,
+        tls_context: Callable[[], ssl.SSLContext] = client_context,
     ) -> None:
         self._settings = settings
         self._serve = serve
@@ -188,6 +191,7 @@ class GatewaySession:
         )
         self._wake_check_s = wake_check_s
         self._wake_jump_s = wake_jump_s
+        self._tls_context = tls_context
         self._observers = StatusObservers()
         self._status = ConnectionStatus(ConnectionState.DISCONNECTED, self._now())
         self._attempts = 0
@@ -329,7 +333,7 @@ class GatewaySession:
         extra: dict[str, Any] = {}
         if settings.secure:
             # Contract §1.1 + STYLE: verification is always on; there is no way to disable it.
-            extra["ssl"] = ssl.create_default_context()
+            extra["ssl"] = await asyncio.to_thread(self._tls_context)
         return await connect(
             settings.ws_url,
             additional_headers=settings.handshake_headers(),

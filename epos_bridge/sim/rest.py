@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -296,8 +297,10 @@ class RestSimulator:
         port: int = 0,
         step_interval: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.expected_api_key = expected_api_key
+        self._ssl_context = ssl_context
         self.expected_software_house_id = expected_software_house_id
         self._host = host
         self._port = port
@@ -354,10 +357,11 @@ class RestSimulator:
         )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
+        site = web.TCPSite(self._runner, self._host, self._port, ssl_context=self._ssl_context)
         await site.start()
         host, port = self._runner.addresses[0][:2]
-        self._base_url = f"http://{host}:{port}"
+        scheme = "https" if self._ssl_context is not None else "http"
+        self._base_url = f"{scheme}://{host}:{port}"
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -50,6 +50,7 @@ from epos_bridge.config import ENV_API_KEY, ENV_VARS, BridgeSettings, ConfigErro
 from epos_bridge.dojo_api import DojoClient
 from epos_bridge.ports import PosAdapter
 from epos_bridge.services.settings_service import Apply, IntegrationsReader, SettingsService, TestResult
+from epos_bridge.tls import dojo_http_client
 
 log = logging.getLogger(__name__)
 
@@ -511,11 +512,9 @@ class ConfigSettingsFile:
 
 
 def _default_http(settings: BridgeSettings) -> httpx.AsyncClient:
-    # Mirrors app.http_client (the UI may not import the composition root): TLS verification on,
-    # the proxy setting, never a stray environment proxy unless the installer chose "system".
-    if settings.proxy == "system":
-        return httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=True)
-    return httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=False, proxy=settings.proxy)
+    # The same client as app.http_client (the UI may not import the composition root): the OS
+    # trust store, the proxy setting, never a stray environment proxy unless "system".
+    return dojo_http_client(settings.api_url, settings.proxy)
 
 
 def open_pos_read_only(path: Path) -> PosAdapter:
