@@ -72,6 +72,7 @@ def gateway_settings(settings: BridgeSettings) -> GatewaySettings:
         reseller_id=settings.reseller_id,
         allow_insecure=settings.allow_insecure,
         proxy=settings.proxy,
+        max_frame_bytes=settings.max_frame_bytes,
     )
 
 
@@ -80,7 +81,15 @@ def http_client(settings: BridgeSettings) -> httpx.AsyncClient:
     return dojo_http_client(settings.api_url, settings.proxy)
 
 
-CONNECTION_FIELDS = ("ws_url", "api_url", "software_house_id", "reseller_id", "allow_insecure", "proxy")
+CONNECTION_FIELDS = (
+    "ws_url",
+    "api_url",
+    "software_house_id",
+    "reseller_id",
+    "allow_insecure",
+    "proxy",
+    "max_frame_bytes",
+)
 POS_FIELDS = ("adapter", "db_path")
 
 

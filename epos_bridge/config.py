@@ -54,11 +54,17 @@ ENV_VARS: dict[str, str] = {
     "db_path": "EPOS_BRIDGE_DB",
     "data_dir": "EPOS_BRIDGE_DATA_DIR",
     "allow_insecure": ENV_ALLOW_INSECURE,
+    "max_frame_bytes": "EPOS_BRIDGE_MAX_FRAME_BYTES",
 }
 """Setting name → environment variable. ``EPOS_BRIDGE_API_KEY`` is separate: it is a secret."""
 
 SECRET_FIELDS = frozenset({"api_key", "api_key_source"})
 """Never part of the settings file."""
+
+MAX_FRAME_BYTES = 1024 * 1024
+"""1 MiB: the contract names no limit (§1.2); the largest order or bill a venue has is far smaller."""
+MIN_FRAME_BYTES = 64 * 1024
+MAX_FRAME_BYTES_CEILING = 64 * 1024 * 1024
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -142,6 +148,10 @@ class BridgeSettings(BaseModel):
     db_path: Path | None = None
     data_dir: Path = Field(default_factory=default_data_dir)
     proxy: str | None = None
+    max_frame_bytes: int = Field(default=MAX_FRAME_BYTES, ge=MIN_FRAME_BYTES, le=MAX_FRAME_BYTES_CEILING)
+    """The largest message accepted from the gateway, after decompression (default 1 MiB). A
+    larger one (a deflate bomb, a runaway gateway) closes the connection with 1009 and the bridge
+    reconnects, so memory stays bounded whatever the gateway sends."""
     start_at_login: bool = False
     notifications_enabled: bool = True
     notify_each_payment: bool = False
@@ -325,6 +335,11 @@ def _problems_of(exc: ValidationError, origin: Mapping[str, str]) -> list[tuple[
             message = "must be an adapter name such as sqlite"
         if name == "allow_insecure":
             message = "must be 1 (allow ws:// and http:// endpoints on this machine's loopback) or 0"
+        if name == "max_frame_bytes":
+            message = (
+                f"must be a number of bytes from {MIN_FRAME_BYTES} to {MAX_FRAME_BYTES_CEILING}"
+                f" (default {MAX_FRAME_BYTES})"
+            )
         problems.append((origin.get(name, name), message))
     return problems
 

@@ -87,6 +87,7 @@ SYSTEM_PROXY = "system"
 ENV_WS_URL = "EPOS_BRIDGE_WS_URL"
 CLOSE_GOING_AWAY = 1001
 CLOSE_NORMAL = 1000
+CLOSE_MESSAGE_TOO_BIG = 1009
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,10 @@ class GatewaySettings:
     healthy_after_s: float = 60.0
     open_timeout_s: float = 10.0
     close_timeout_s: float = 3.0
-    max_frame_bytes: int = 4 * 1024 * 1024
-    """The contract names no limit (§1.2); 4 MiB leaves room for large orders and bills."""
+    max_frame_bytes: int = 1024 * 1024
+    """The largest message accepted, after permessage-deflate decompression (the contract names no
+    limit, §1.2). websockets stops inflating at the limit and closes with 1009 (message too big);
+    the session then reconnects like after any drop (``EPOS_BRIDGE_MAX_FRAME_BYTES``)."""
 
     def __post_init__(self) -> None:
         url = urlsplit(self.ws_url)
@@ -363,6 +366,8 @@ class GatewaySession:
         error = describe_error(exc, settings)
         if not isinstance(exc, ConnectionClosed):
             log.error("reading from the gateway failed: %s", error)
+        elif _too_big(exc):
+            log.warning("%s", error)
         return _Ended(classify(exc), error)
 
     def _connection_ended(self, connected_for_s: float) -> None:
@@ -547,6 +552,11 @@ class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
             self.logger.log(level, "%s", redact(text, self._secret), **kwargs)
 
 
+def _too_big(exc: ConnectionClosed) -> bool:
+    """We closed with 1009: a message (after decompression) passed ``max_frame_bytes``."""
+    return exc.sent is not None and exc.sent.code == CLOSE_MESSAGE_TOO_BIG
+
+
 def describe_error(exc: BaseException, settings: GatewaySettings) -> str:
     """A short, staff-readable reason with the API key redacted."""
     host = urlsplit(settings.ws_url).hostname or settings.ws_url
@@ -563,6 +573,11 @@ def describe_error(exc: BaseException, settings: GatewaySettings) -> str:
         text = (
             f"The certificate of {host} could not be verified ({exc.verify_message}). Check the PC's date and"
             " time, and any proxy or firewall that inspects HTTPS."
+        )
+    elif isinstance(exc, ConnectionClosed) and _too_big(exc):
+        text = (
+            f"{host} sent a message larger than the {settings.max_frame_bytes} byte limit"
+            " (EPOS_BRIDGE_MAX_FRAME_BYTES); the bridge closed the connection (1009) and reconnects."
         )
     elif isinstance(exc, ConnectionClosed):
         text = f"The connection to {host} closed: {exc}."
