@@ -34,9 +34,11 @@ from keyring.backend import KeyringBackend
 from platformdirs import user_config_dir, user_data_dir, user_log_dir
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
+from epos_bridge.private_files import private_dir
 from epos_bridge.protocol.dojo import DEFAULT_API_URL, DEFAULT_WS_URL, environment_of
 from epos_bridge.protocol.endpoints import ENV_ALLOW_INSECURE as ENV_ALLOW_INSECURE
 from epos_bridge.protocol.endpoints import plain_text_refusal
+from epos_bridge.protocol.redaction import proxy_secrets
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +222,13 @@ class BridgeSettings(BaseModel):
         return data
 
 
+def settings_secrets(settings: BridgeSettings) -> list[str]:
+    """What must never appear in a log, report or child environment: the API key and the proxy's
+    credentials (:mod:`epos_bridge.protocol.redaction` removes every form of each)."""
+    found = [settings.api_key.get_secret_value()] if settings.api_key is not None else []
+    return found + proxy_secrets(settings.proxy)
+
+
 # --- reading the sources --------------------------------------------------------------------
 
 
@@ -379,7 +388,7 @@ def save(settings: BridgeSettings, path: Path | None = None) -> Path:
         text = "".join(f"{key} = {_toml_value(value)}\n" for key, value in data.items() if value is not None)
     else:
         text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)  # mkstemp makes the file itself 0600
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from epos_bridge.private_files import open_private
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.services.activity import PaymentLogEntry
 from epos_bridge.state.database import StateStore
@@ -121,7 +122,7 @@ def _entry(row: tuple[Any, ...]) -> PaymentLogEntry:
 
 def _write_csv(destination: Path, rows: list[PaymentLogEntry]) -> None:
     temporary = destination.with_name(destination.name + ".part")
-    with temporary.open("w", newline="", encoding="utf-8") as handle:
+    with open_private(temporary, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for e in rows:

@@ -155,7 +155,7 @@ def _wire_support(
         crashes.install(asyncio.get_running_loop())
         support.crashed.connect(tray.show_problem)
         crashes.set_notify(support.crashed.emit)
-    tray.logs_requested.connect(lambda: open_logs_folder(bridge.settings.log_dir))
+    tray.logs_requested.connect(lambda: open_logs_folder(bridge.settings.log_dir, bridge.secrets))
     tray.about_requested.connect(lambda: show_about(window, bridge.settings.environment))
 
     async def export() -> None:
