@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import qasync
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from epos_bridge.config import ConfigError, KeyStore, default_settings_path
@@ -39,6 +39,7 @@ from epos_bridge.ui.network_watch import NetworkWatch
 from epos_bridge.ui.single_instance import RaiseServer
 from epos_bridge.ui.status_window import StatusWindow
 from epos_bridge.ui.support import export_diagnostics, open_logs_folder, show_about
+from epos_bridge.ui.text import plain_tooltip
 from epos_bridge.ui.tray import TrayController
 
 log = logging.getLogger(__name__)
@@ -234,8 +235,9 @@ async def _settings_before_start(problem: str, keystore: KeyStore, settings_path
     dialog = SettingsDialog(current, service, service.installed_adapters)
     dialog.setWindowIcon(icons.app_icon())
     dialog.setWindowTitle(f"{APP_NAME} — set up before starting")
-    dialog.setToolTip(problem)
+    dialog.setToolTip(plain_tooltip(problem))
     box = QMessageBox(QMessageBox.Icon.Warning, APP_NAME, f"The bridge cannot start yet:\n\n{problem}")
+    box.setTextFormat(Qt.TextFormat.PlainText)  # the problem may quote a setting's value
     box.setInformativeText("Enter the missing settings now; the bridge starts as soon as you save.")
     box.open()
     shown = asyncio.Event()

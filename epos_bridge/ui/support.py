@@ -7,6 +7,7 @@ redacted by :mod:`epos_bridge.diagnostics` (the API key never leaves the till).
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ def show_about(parent: QWidget, environment: str) -> None:
         "About epos-bridge",
         f"<h3>epos-bridge {__version__}</h3>"
         "<p>Connects this venue's POS to Dojo: card machines, Pay at Table, Bookings, Order and Pay.</p>"
-        f"<p>Connected to Dojo's <b>{environment}</b> environment.</p>"
+        f"<p>Connected to Dojo's <b>{html.escape(environment)}</b> environment.</p>"
         f"<p>Dojo developer documentation: {DOJO_DOCS}<br>"
         "Support: use <i>Export diagnostics…</i> in the tray menu and send the zip to your installer.</p>",
     )
