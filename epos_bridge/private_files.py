@@ -75,10 +75,8 @@ def private_file(path: Path) -> Path:
 
 def open_private(path: Path, mode: str = "w", **kwargs: Any) -> IO[Any]:
     """``open()`` for a file created ``0600`` from its first byte (never briefly world-readable)."""
-    flags = os.O_WRONLY | os.O_CREAT
+    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0)  # Windows: Python's io does the newlines
     flags |= os.O_APPEND if "a" in mode else os.O_TRUNC
-    if "b" in mode and hasattr(os, "O_BINARY"):  # pragma: no cover - Windows
-        flags |= os.O_BINARY
     fd = os.open(path, flags, FILE_MODE)
     try:
         tighten(Path(path))
