@@ -22,19 +22,28 @@ import httpx
 
 from epos_bridge.adapters.registry import installed_adapters
 from epos_bridge.adapters.sqlite.setup import init_database
-from epos_bridge.config import ENV_API_KEY, ENV_VARS, BridgeSettings, ConfigError
+from epos_bridge.config import ENV_API_KEY, ENV_VARS, BridgeSettings, ConfigError, settings_secrets
 from epos_bridge.counter import CounterPayments
 from epos_bridge.crash import CrashHandler
 from epos_bridge.diagnostics import RecentRequests
 from epos_bridge.dojo_api import AuthRejected, DojoApiError, DojoClient, RegistrationState
 from epos_bridge.domain.events import DomainEvent, PaymentRecorded, PaymentStatusChanged
 from epos_bridge.gateway.connection_state import ConnectionStatus
+from epos_bridge.gateway.policy import Backoff
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
-from epos_bridge.instance import EXIT_ALREADY_SERVING, AlreadyServing, InstanceLock, raise_channel_name
+from epos_bridge.instance import (
+    EXIT_ALREADY_SERVING,
+    AlreadyServing,
+    InstanceLock,
+    clear_stale_channels,
+    new_raise_channel,
+)
 from epos_bridge.logs import configure_logging
 from epos_bridge.ports import CallContext, PosAdapter
+from epos_bridge.private_files import private_dir, private_file
 from epos_bridge.protocol.dojo import redact
 from epos_bridge.protocol.params import PagedOrders, SearchOrdersParams
+from epos_bridge.protocol.redaction import KnownSecrets
 from epos_bridge.services.activity import LockBoard, PaymentLogEntry, payment_entry
 from epos_bridge.services.dispatcher import Dispatcher, Served, new_trace_id
 from epos_bridge.services.listeners import Listeners
@@ -44,12 +53,12 @@ from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
 from epos_bridge.state.outbox import OutboxStore
 from epos_bridge.state.payment_log import PaymentLogStore
 from epos_bridge.state.terminal_sessions import TerminalSessionStore
+from epos_bridge.tls import dojo_http_client
 
 log = logging.getLogger(__name__)
 request_log = logging.getLogger("epos_bridge.requests")
 
 STATE_DB_NAME = "bridge-state.db"
-REGISTRATION_RETRY_S = 60.0
 
 
 def open_adapter(settings: BridgeSettings) -> PosAdapter:
@@ -73,18 +82,24 @@ def gateway_settings(settings: BridgeSettings) -> GatewaySettings:
         reseller_id=settings.reseller_id,
         allow_insecure=settings.allow_insecure,
         proxy=settings.proxy,
+        max_frame_bytes=settings.max_frame_bytes,
     )
 
 
 def http_client(settings: BridgeSettings) -> httpx.AsyncClient:
-    """TLS verification stays on (httpx's default); the proxy follows the setting, never a stray
-    environment variable unless the installer chose "system"."""
-    if settings.proxy == "system":
-        return httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=True)
-    return httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=False, proxy=settings.proxy)
+    """The REST half's HTTP client: the OS trust store, as the WebSocket uses (epos_bridge/tls.py)."""
+    return dojo_http_client(settings.api_url, settings.proxy)
 
 
-CONNECTION_FIELDS = ("ws_url", "api_url", "software_house_id", "reseller_id", "allow_insecure", "proxy")
+CONNECTION_FIELDS = (
+    "ws_url",
+    "api_url",
+    "software_house_id",
+    "reseller_id",
+    "allow_insecure",
+    "proxy",
+    "max_frame_bytes",
+)
 POS_FIELDS = ("adapter", "db_path")
 
 
@@ -102,7 +117,9 @@ def dojo_client(settings: BridgeSettings, http: httpx.AsyncClient) -> DojoClient
 class Bridge:
     """The running bridge. ``start()`` returns once serving has begun; ``stop()`` is clean."""
 
-    def __init__(self, settings: BridgeSettings, *, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self, settings: BridgeSettings, *, http: httpx.AsyncClient | None = None, secrets: KnownSecrets | None = None
+    ) -> None:
         if settings.api_key is None:
             raise ConfigError(
                 [
@@ -113,6 +130,10 @@ class Bridge:
                     )
                 ]
             )
+        self.secrets = secrets if secrets is not None else KnownSecrets()
+        """Every key and proxy password this process has met; the log filter, the crash handler and
+        diagnostics share it, so a key changed in Settings is redacted everywhere at once."""
+        self.secrets.add(*settings_secrets(settings))
         self.settings = settings
         self._http = http or http_client(settings)
         self._owns_http = http is None
@@ -124,7 +145,7 @@ class Bridge:
         self.pos = PosConnection(open_adapter(settings), publish=self._publish, name=settings.adapter)
         """The POS database in use; swapped as a whole by :meth:`apply_settings`."""
         self._retiring: set[asyncio.Task[None]] = set()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_file(private_dir(settings.data_dir) / STATE_DB_NAME)  # 0700 folder, 0600 database
         self.store = IdempotencyStore(settings.data_dir / STATE_DB_NAME)
         self.payment_log = PaymentLogStore(settings.data_dir / STATE_DB_NAME)
         # Each request is handed to the connection current when it arrives, and finishes there.
@@ -145,7 +166,7 @@ class Bridge:
         self.recent_requests = RecentRequests()
         """The last requests with their outcomes, for Export diagnostics."""
         self._served_listeners.add(self.recent_requests.record)
-        self.crashes = CrashHandler(secrets=[settings.api_key.get_secret_value()])
+        self.crashes = CrashHandler(secrets=self.secrets)
         """Logs (redacted) and reports any unhandled exception, so the bridge keeps serving."""
         self._stopped = False
 
@@ -280,6 +301,7 @@ class Bridge:
     async def apply_settings(self, new: BridgeSettings) -> list[str]:
         """Apply saved settings at once, without a restart: swap the POS adapter, reconnect with
         the new key or endpoints, and re-register. Returns what changed, in words."""
+        self.secrets.add(*settings_secrets(new))  # redacted from this moment on, before any use
         old, changed = self.settings, []
         if any(getattr(old, f) != getattr(new, f) for f in POS_FIELDS):
             replacement = PosConnection(open_adapter(new), publish=self._publish, name=new.adapter)
@@ -335,12 +357,13 @@ class Bridge:
 
     async def _keep_registered(self) -> None:
         """Register at start-up (contract §2 (rec)) and keep trying until Dojo accepts it."""
+        retry = Backoff()
         while True:
             state = await self.register()
             if state.error is None:
                 return
-            # A rejected key is retried slowly, like the gateway's auth-failed state.
-            await asyncio.sleep(REGISTRATION_RETRY_S * (5 if state.auth_rejected else 1))
+            # The gateway's schedule (gateway/policy.py): a rejected key is retried the same way here.
+            await asyncio.sleep(retry.next_delay("auth_failed" if state.auth_rejected else "retry"))
 
 
 # --- headless entry points ------------------------------------------------------------------
@@ -366,7 +389,8 @@ async def serve_until_signalled(bridge: Bridge, *, extra: list[asyncio.Task[None
 
 def run_headless(settings: BridgeSettings) -> int:
     secret = settings.api_key.get_secret_value() if settings.api_key else None
-    configure_logging([secret], log_dir=settings.log_dir)
+    secrets = KnownSecrets(settings_secrets(settings))
+    configure_logging(secrets, log_dir=settings.log_dir)
     # One bridge per data folder, decided before anything opens the state database or a WebSocket.
     instance = InstanceLock(settings.data_dir)
     try:
@@ -379,7 +403,7 @@ def run_headless(settings: BridgeSettings) -> int:
         return 2
     try:
         try:
-            bridge = Bridge(settings)
+            bridge = Bridge(settings, secrets=secrets)
         except (ConfigError, ValueError) as exc:
             log.error("%s", redact(str(exc), secret or ""))
             return 2
@@ -408,7 +432,8 @@ def run_demo_headless(flow_interval_s: float = 4.0) -> int:
     """The README's first command before the tray app: simulator + demo venue + bridge."""
     from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
 
-    configure_logging([DEMO_API_KEY])
+    secrets = KnownSecrets([DEMO_API_KEY])
+    configure_logging(secrets)
 
     async def main() -> None:
         with tempfile.TemporaryDirectory(prefix="epos-bridge-demo-") as tmp:
@@ -419,7 +444,7 @@ def run_demo_headless(flow_interval_s: float = 4.0) -> int:
                     folder, simulator.ws_url, simulator.api_url, DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID
                 )
                 log.info("demo: venue database %s, simulator %s", settings.db_path, simulator.ws_url)
-                bridge = Bridge(settings)
+                bridge = Bridge(settings, secrets=secrets)
                 flows_task = asyncio.create_task(simulator.run_flows(flow_interval_s))
                 await serve_until_signalled(bridge, extra=[flows_task])
 
@@ -431,15 +456,18 @@ def run_demo_headless(flow_interval_s: float = 4.0) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _bridge_from_saved_settings(cli_overrides: dict[str, Any] | None) -> AsyncIterator[Bridge]:
-    """Settings are read afresh on each attempt, so a first-run Settings dialog's save is used."""
+async def _bridge_from_saved_settings(
+    cli_overrides: dict[str, Any] | None, secrets: KnownSecrets
+) -> AsyncIterator[Bridge]:
+    """Settings are read afresh on each attempt, so a first-run Settings dialog's save is used;
+    the key it saved joins ``secrets`` (the log filter's) as the bridge is built."""
     from epos_bridge.config import load
 
-    yield Bridge(load(cli_overrides=cli_overrides))
+    yield Bridge(load(cli_overrides=cli_overrides), secrets=secrets)
 
 
 @contextlib.asynccontextmanager
-async def _demo_bridge(folder: Path, flow_interval_s: float) -> AsyncIterator[Bridge]:
+async def _demo_bridge(folder: Path, flow_interval_s: float, secrets: KnownSecrets) -> AsyncIterator[Bridge]:
     from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
 
     init_database(folder / "demo-venue.db", demo=True, now=datetime.now(UTC))
@@ -447,7 +475,8 @@ async def _demo_bridge(folder: Path, flow_interval_s: float) -> AsyncIterator[Br
         flows = asyncio.create_task(simulator.run_flows(flow_interval_s))
         try:
             yield Bridge(
-                demo_settings(folder, simulator.ws_url, simulator.api_url, DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID)
+                demo_settings(folder, simulator.ws_url, simulator.api_url, DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID),
+                secrets=secrets,
             )
         finally:
             flows.cancel()
@@ -461,20 +490,21 @@ def run_tray(cli_overrides: dict[str, Any] | None = None) -> int:
     forward) and exits, so a till never opens a second connection to Dojo.
     """
     from epos_bridge.config import KeyStore, KeyStoreError, default_data_dir, default_log_dir, load
-    from epos_bridge.ui.gui import GuiParts, run_gui
+    from epos_bridge.ui.gui import run_gui
     from epos_bridge.ui.single_instance import ask_running_instance_to_raise
 
     secret = None
     with contextlib.suppress(KeyStoreError):
         secret = KeyStore().get_api_key()
-    redactor = configure_logging([secret, os.environ.get(ENV_API_KEY)], log_dir=default_log_dir())
+    secrets = KnownSecrets([secret, os.environ.get(ENV_API_KEY)])
+    configure_logging(secrets, log_dir=default_log_dir())
     try:
         data_dir = load(cli_overrides=cli_overrides).data_dir
     except ConfigError:
         data_dir = default_data_dir()  # the first-run Settings dialog will fix the rest
-    channel = raise_channel_name(data_dir)
     instance = InstanceLock(data_dir)
     try:
+        channel = new_raise_channel(data_dir)  # fresh and unguessable, in a folder of this user's
         instance.acquire(role="gui", raise_channel=channel)
     except AlreadyServing as exc:
         if exc.owner is not None and exc.owner.raise_channel and ask_running_instance_to_raise(exc.owner.raise_channel):
@@ -482,17 +512,16 @@ def run_tray(cli_overrides: dict[str, Any] | None = None) -> int:
             return 0
         log.error("%s", exc)
         return EXIT_ALREADY_SERVING
+    except OSError as exc:
+        log.error("cannot use the data folder %s: %s", data_dir, exc)
+        return 2
+    clear_stale_channels(data_dir, keep=channel)
 
     def open_bridge() -> contextlib.AbstractAsyncContextManager[Bridge]:
-        return _bridge_from_saved_settings(cli_overrides)
-
-    def keep_redacting(parts: GuiParts) -> None:
-        """A key entered in the first-run Settings dialog is redacted from then on too."""
-        key = parts.bridge.settings.api_key
-        redactor.set_secrets([key.get_secret_value() if key else None, secret])
+        return _bridge_from_saved_settings(cli_overrides, secrets)
 
     try:
-        return run_gui(open_bridge, on_started=keep_redacting, raise_channel=channel)
+        return run_gui(open_bridge, raise_channel=channel)
     finally:
         instance.release()
 
@@ -506,11 +535,12 @@ def run_demo_gui(flow_interval_s: float = 4.0) -> int:
     from epos_bridge.sim.simulator import DEMO_API_KEY
     from epos_bridge.ui.gui import run_gui
 
-    configure_logging([DEMO_API_KEY])
+    secrets = KnownSecrets([DEMO_API_KEY])
+    configure_logging(secrets)
     with tempfile.TemporaryDirectory(prefix="epos-bridge-demo-") as tmp:
         folder = Path(tmp)
         return run_gui(
-            lambda: _demo_bridge(folder, flow_interval_s),
+            lambda: _demo_bridge(folder, flow_interval_s, secrets),
             demo=True,
             keystore=KeyStore(keyring.backends.fail.Keyring()),  # type: ignore[no-untyped-call]
             settings_path=folder / "settings.json",

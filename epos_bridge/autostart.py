@@ -22,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from epos_bridge.private_files import open_private
+
 APP_ID = "epos-bridge"
 DISPLAY_NAME = "EPOS Bridge"
 RUN_KEY_PATH = r"Software\Microsoft\Windows\CurrentVersion\Run"
@@ -213,7 +215,8 @@ class WindowsAutostart:
 def _write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp")
-    temp.write_bytes(data)
+    with open_private(temp, "wb") as handle:  # the user's session reads it; nobody else need
+        handle.write(data)
     os.replace(temp, path)
 
 

@@ -34,7 +34,11 @@ from keyring.backend import KeyringBackend
 from platformdirs import user_config_dir, user_data_dir, user_log_dir
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
+from epos_bridge.private_files import private_dir
 from epos_bridge.protocol.dojo import DEFAULT_API_URL, DEFAULT_WS_URL, environment_of
+from epos_bridge.protocol.endpoints import ENV_ALLOW_INSECURE as ENV_ALLOW_INSECURE
+from epos_bridge.protocol.endpoints import plain_text_refusal
+from epos_bridge.protocol.redaction import proxy_secrets
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +47,6 @@ KEYRING_SERVICE = "epos-bridge"
 KEYRING_USERNAME = "api-key"
 
 ENV_API_KEY = "EPOS_BRIDGE_API_KEY"
-ENV_ALLOW_INSECURE = "EPOS_BRIDGE_ALLOW_INSECURE"
 ENV_VARS: dict[str, str] = {
     "software_house_id": "EPOS_BRIDGE_SOFTWARE_HOUSE_ID",
     "reseller_id": "EPOS_BRIDGE_RESELLER_ID",
@@ -53,11 +56,17 @@ ENV_VARS: dict[str, str] = {
     "db_path": "EPOS_BRIDGE_DB",
     "data_dir": "EPOS_BRIDGE_DATA_DIR",
     "allow_insecure": ENV_ALLOW_INSECURE,
+    "max_frame_bytes": "EPOS_BRIDGE_MAX_FRAME_BYTES",
 }
 """Setting name → environment variable. ``EPOS_BRIDGE_API_KEY`` is separate: it is a secret."""
 
 SECRET_FIELDS = frozenset({"api_key", "api_key_source"})
 """Never part of the settings file."""
+
+MAX_FRAME_BYTES = 1024 * 1024
+"""1 MiB: the contract names no limit (§1.2); the largest order or bill a venue has is far smaller."""
+MIN_FRAME_BYTES = 64 * 1024
+MAX_FRAME_BYTES_CEILING = 64 * 1024 * 1024
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -114,13 +123,13 @@ def _check_endpoint(value: str, secure: str, insecure: str, allow_insecure: bool
     parts = urlsplit(value)
     if parts.scheme == secure and parts.netloc:
         return value
-    if parts.scheme == insecure and parts.netloc and allow_insecure:
-        return value
-    raise ValueError(
-        f"must be a {secure}:// URL (set {ENV_ALLOW_INSECURE}=1 to allow {insecure}:// for the simulator)"
-        if parts.scheme == insecure
-        else f"must be a {secure}:// URL"
-    )
+    if parts.scheme == insecure and parts.netloc:
+        # Plain text only to this machine's loopback, and only with the flag (protocol/endpoints.py).
+        refusal = plain_text_refusal(value, secure, allow_insecure=allow_insecure)
+        if refusal is None:
+            return value
+        raise ValueError(refusal)
+    raise ValueError(f"must be a {secure}:// URL")
 
 
 class BridgeSettings(BaseModel):
@@ -132,7 +141,7 @@ class BridgeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
     allow_insecure: bool = False
-    """Allow ``ws://`` and ``http://`` endpoints: for the local simulator only."""
+    """Allow ``ws://`` and ``http://`` endpoints on this machine's loopback: for the local simulator only."""
     software_house_id: str | None = None
     reseller_id: str | None = None
     ws_url: str = DEFAULT_WS_URL
@@ -141,6 +150,10 @@ class BridgeSettings(BaseModel):
     db_path: Path | None = None
     data_dir: Path = Field(default_factory=default_data_dir)
     proxy: str | None = None
+    max_frame_bytes: int = Field(default=MAX_FRAME_BYTES, ge=MIN_FRAME_BYTES, le=MAX_FRAME_BYTES_CEILING)
+    """The largest message accepted from the gateway, after decompression (default 1 MiB). A
+    larger one (a deflate bomb, a runaway gateway) closes the connection with 1009 and the bridge
+    reconnects, so memory stays bounded whatever the gateway sends."""
     start_at_login: bool = False
     notifications_enabled: bool = True
     notify_each_payment: bool = False
@@ -207,6 +220,13 @@ class BridgeSettings(BaseModel):
         for name in SECRET_FIELDS:
             data.pop(name, None)
         return data
+
+
+def settings_secrets(settings: BridgeSettings) -> list[str]:
+    """What must never appear in a log, report or child environment: the API key and the proxy's
+    credentials (:mod:`epos_bridge.protocol.redaction` removes every form of each)."""
+    found = [settings.api_key.get_secret_value()] if settings.api_key is not None else []
+    return found + proxy_secrets(settings.proxy)
 
 
 # --- reading the sources --------------------------------------------------------------------
@@ -323,7 +343,12 @@ def _problems_of(exc: ValidationError, origin: Mapping[str, str]) -> list[tuple[
         if error["type"] == "string_pattern_mismatch" and name == "adapter":
             message = "must be an adapter name such as sqlite"
         if name == "allow_insecure":
-            message = "must be 1 (allow ws:// and http:// endpoints) or 0"
+            message = "must be 1 (allow ws:// and http:// endpoints on this machine's loopback) or 0"
+        if name == "max_frame_bytes":
+            message = (
+                f"must be a number of bytes from {MIN_FRAME_BYTES} to {MAX_FRAME_BYTES_CEILING}"
+                f" (default {MAX_FRAME_BYTES})"
+            )
         problems.append((origin.get(name, name), message))
     return problems
 
@@ -363,7 +388,7 @@ def save(settings: BridgeSettings, path: Path | None = None) -> Path:
         text = "".join(f"{key} = {_toml_value(value)}\n" for key, value in data.items() if value is not None)
     else:
         text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)  # mkstemp makes the file itself 0600
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-from epos_bridge.protocol.dojo import redact
+from epos_bridge.protocol.redaction import KnownSecrets
 
 log = logging.getLogger("epos_bridge.crash")
 
@@ -56,8 +56,9 @@ Notify = Callable[[CrashReport], None]
 class CrashHandler:
     """Install once per process with :meth:`install`; :meth:`uninstall` puts the old hooks back."""
 
-    def __init__(self, *, secrets: Iterable[str | None] = (), notify: Notify | None = None) -> None:
-        self._secrets: tuple[str, ...] = tuple(s for s in secrets if s)
+    def __init__(self, *, secrets: KnownSecrets | Iterable[str | None] = (), notify: Notify | None = None) -> None:
+        self.secrets = secrets if isinstance(secrets, KnownSecrets) else KnownSecrets(secrets)
+        """Shared with the logging filter and the bridge: a key added there is redacted here at once."""
         self._notify = notify
         self.recent: deque[CrashReport] = deque(maxlen=RECENT_REPORTS)
         self._previous_excepthook: Callable[..., Any] | None = None
@@ -65,8 +66,8 @@ class CrashHandler:
         self._loops: list[asyncio.AbstractEventLoop] = []
 
     def set_secrets(self, secrets: Iterable[str | None]) -> None:
-        """The API key changed in Settings: redact the new one from now on."""
-        self._secrets = tuple(s for s in secrets if s)
+        """The API key changed in Settings: redact the new one from now on (and still the old)."""
+        self.secrets.add(*secrets)
 
     def set_notify(self, notify: Notify | None) -> None:
         """The GUI attaches its notifier once the tray exists; errors before then are only logged."""
@@ -150,4 +151,4 @@ class CrashHandler:
             log.error("the error notifier itself failed: %s", self._redact(repr(exc)))
 
     def _redact(self, text: str) -> str:
-        return redact(text, *self._secrets)
+        return self.secrets.redact(text)

@@ -6,9 +6,11 @@ everything that matters, the last requests Dojo sent with their outcomes, the ca
 registration, the connection status, the POS-event outbox depth, and recent unexpected errors.
 What stays out: the bridge's state database (payments, idempotency answers) and the POS database.
 
-Every member passes through :func:`~epos_bridge.protocol.dojo.redact` with the API key (and
-any other secret the caller names) just before it is written, whatever produced it — a log
-written before a redaction bug was fixed is cleaned here too.
+Every member passes through :func:`~epos_bridge.protocol.dojo.redact` with every form of the API
+key, the proxy password and every other secret the caller names (the running bridge's
+:class:`~epos_bridge.protocol.redaction.KnownSecrets`: old keys replaced today too) just before it
+is written, whatever produced it — a log written before a redaction bug was fixed is cleaned
+here too. The zip is created ``0600``.
 
 :class:`RecentRequests` is the ring buffer the bridge feeds from ``Bridge.on_served``;
 :func:`build_diagnostics` does blocking file I/O, so a GUI calls it through ``asyncio.to_thread``.
@@ -34,7 +36,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from epos_bridge import __version__
-from epos_bridge.config import BridgeSettings
+from epos_bridge.config import BridgeSettings, settings_secrets
 from epos_bridge.crash import CrashReport
 from epos_bridge.dojo_api.models import RegistrationState
 from epos_bridge.gateway.connection_state import ConnectionStatus
@@ -145,6 +147,7 @@ async def gather(
     log_dir: Path | None = None,
     requests: RecentRequests | None = None,
     crashes: Iterable[CrashReport] = (),
+    secrets: Iterable[str] = (),
 ) -> DiagnosticsSources:
     """Read a running bridge's state (on its loop) into :class:`DiagnosticsSources`."""
     depth: int | None
@@ -162,6 +165,7 @@ async def gather(
         outbox_depth=depth,
         outbox_last_error=last_error,
         crashes=tuple(crashes),
+        extra_secrets=tuple(secrets),
     )
 
 
@@ -326,9 +330,10 @@ def build_diagnostics(destination: Path, sources: DiagnosticsSources, *, now: da
     now = now or datetime.now(UTC)
     if destination.is_dir():
         destination = destination / default_zip_name(now)
-    secrets = [sources.settings.api_key.get_secret_value() if sources.settings.api_key else None]
-    secrets += list(sources.extra_secrets)
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    secrets = [*settings_secrets(sources.settings), *sources.extra_secrets]
+    # A folder made for it is the user's alone; one they chose is left as it is. mkstemp makes the
+    # zip 0600, and os.replace keeps that.
+    destination.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, temp_name = tempfile.mkstemp(prefix=".diagnostics.", suffix=".zip", dir=destination.parent)
     os.close(fd)
     try:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from typing import Any
 
-import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -20,6 +20,7 @@ from epos_bridge.gateway.session import GatewaySettings
 from epos_bridge.ports import CallContext
 from epos_bridge.protocol.dojo import redact
 from epos_bridge.protocol.params import SearchTablesParams
+from epos_bridge.tls import client_context, dojo_http_client
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ async def run_checks(settings: BridgeSettings, keystore: KeyStore | None = None,
     if not secret:
         checks.append(Check("Dojo API", False, "not checked: no API key", "enter it in Settings → API key"))
         return checks
-    async with httpx.AsyncClient(timeout=timeout_s, trust_env=False) as http:
+    async with dojo_http_client(settings.api_url, settings.proxy) as http:
         checks.append(await _api_check(settings, dojo_client(settings, http), secret))
     return checks
 
@@ -81,6 +82,8 @@ async def _database_check(settings: BridgeSettings) -> Check:
 
 
 async def _gateway_check(gateway: GatewaySettings, timeout_s: float) -> Check:
+    # The bridge's own trust store, so doctor judges the certificate as the bridge does.
+    tls: dict[str, Any] = {"ssl": await asyncio.to_thread(client_context)} if gateway.secure else {}
     try:
         async with asyncio.timeout(timeout_s):
             async with connect(
@@ -88,6 +91,7 @@ async def _gateway_check(gateway: GatewaySettings, timeout_s: float) -> Check:
                 additional_headers=gateway.handshake_headers(),
                 proxy=gateway.connect_proxy(),
                 open_timeout=timeout_s,
+                **tls,
             ) as connection:
                 with contextlib.suppress(Exception):
                     await connection.close()

@@ -47,11 +47,11 @@ else:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def open_lock_file(path: str | os.PathLike[str]) -> int:
-    """Open (creating) a lock file. Falls back to read-only when another user created it and we
-    may not write it (a machine-wide data folder on a shared till): both primitives lock a
-    read-only descriptor just as well."""
+def open_lock_file(path: str | os.PathLike[str], mode: int = 0o666) -> int:
+    """Open (creating with ``mode``, less the umask) a lock file. Falls back to read-only when
+    another user created it and we may not write it (a machine-wide data folder on a shared till):
+    both primitives lock a read-only descriptor just as well."""
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        return os.open(path, os.O_RDWR | os.O_CREAT, mode)
     except PermissionError:
         return os.open(path, os.O_RDONLY)

@@ -16,10 +16,20 @@ How callers use it:
 * ``run --headless``: :meth:`InstanceLock.acquire` before building the bridge; on
   :class:`AlreadyServing` print its message and exit :data:`EXIT_ALREADY_SERVING` without ever
   opening a WebSocket.
-* the tray app: the same lock with ``role="gui"`` and ``raise_channel=raise_channel_name(dir)``
+* the tray app: the same lock with ``role="gui"`` and ``raise_channel=new_raise_channel(dir)``
   (its ``QLocalServer`` listens there). A second launch that meets :class:`AlreadyServing` reads
   ``exc.owner.raise_channel``: when set it asks that window to come forward and exits quietly;
   when not (a headless bridge holds the folder) it shows the message instead.
+
+What another local user can do about it (the lock and the doorbell are a local attack surface):
+
+* The data folder is ``0700`` and the lock file ``0600`` (:mod:`epos_bridge.private_files`), so
+  nobody else can take the lock first, replace the owner record or read it.
+* The doorbell is a fresh, unguessable name each run, found through the owner record, never a
+  predictable name in a shared temporary folder. On Linux and macOS it is a socket file in a
+  ``0700`` folder of this user (``$XDG_RUNTIME_DIR/epos-bridge``, else ``<data dir>/run``), so
+  another user can neither create it first nor connect to it. On Windows it is a named pipe with
+  a random part, created with an ACL for this user only (``QLocalServer.UserAccessOption``).
 
 See ``docs/single-instance.md`` for tills shared by several Windows users.
 """
@@ -31,7 +41,9 @@ import getpass
 import hashlib
 import json
 import os
+import secrets
 import socket
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -40,9 +52,14 @@ from pathlib import Path
 from typing import Any
 
 from epos_bridge.filelock import open_lock_file, try_lock, unlock
+from epos_bridge.private_files import FILE_MODE, POSIX, private_dir, tighten
 
 LOCK_FILE_NAME = "instance.lock"
 OWNER_FILE_NAME = "instance-owner.json"
+RUNTIME_FOLDER = "epos-bridge"
+SOCKET_SUFFIX = ".sock"
+MAX_SOCKET_PATH = 100
+"""Bytes: ``sockaddr_un`` holds 108 on Linux and 104 on macOS, with the terminating NUL."""
 EXIT_ALREADY_SERVING = 3
 """Exit status of ``epos-bridge run`` when another bridge serves the same data folder."""
 
@@ -112,11 +129,62 @@ def current_user() -> str:
         return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 
-def raise_channel_name(data_dir: Path) -> str:
-    """A ``QLocalServer`` name derived from the data folder, the same for every user of it, so
-    any second launch against the same venue finds the window that serves it."""
+def folder_tag(data_dir: Path) -> str:
+    """A short tag for the data folder (the same for every spelling of it): keeps two venues'
+    doorbells apart and lets a bridge find its own stale ones."""
     folder = os.path.normcase(str(Path(data_dir).expanduser().resolve()))
-    return "epos-bridge-" + hashlib.sha256(folder.encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(folder.encode("utf-8")).hexdigest()[:8]
+
+
+def runtime_folder(data_dir: Path) -> Path:
+    """This user's folder for the doorbell socket (POSIX): ``$XDG_RUNTIME_DIR/epos-bridge`` when
+    the session has a private runtime folder (logind makes it ``0700``), else ``<data dir>/run``."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    if runtime:
+        try:
+            info = os.stat(runtime)
+        except OSError:
+            pass
+        else:
+            if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & 0o077 == 0:
+                return Path(runtime) / RUNTIME_FOLDER
+    return Path(data_dir) / "run"
+
+
+def new_raise_channel(data_dir: Path) -> str:
+    """A fresh, unguessable name for the tray's ``QLocalServer`` (the second-launch doorbell).
+
+    POSIX: a socket path in a ``0700`` folder of this user (:func:`runtime_folder`; a fresh
+    private temporary folder if that path would be too long for a socket). Windows: a pipe name
+    with a random part. Either way a second launch learns it from the owner record.
+    """
+    name = f"{folder_tag(data_dir)}-{secrets.token_hex(8)}"  # 64 random bits
+    if not POSIX:  # pragma: no cover - Windows: a named pipe, protected by its ACL
+        return f"epos-bridge-{name}"
+    filename = f"{name}{SOCKET_SUFFIX}"
+    path = private_dir(runtime_folder(data_dir)) / filename
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        # A fresh 0700 folder with a random name (mkdtemp): nobody can have made it first.
+        base = tempfile.gettempdir()
+        if len(os.fsencode(base)) + len("/epos-bridge-XXXXXXXX/") + len(filename) > MAX_SOCKET_PATH:
+            base = "/tmp"  # noqa: S108 - see above
+        path = Path(tempfile.mkdtemp(prefix="epos-bridge-", dir=base)) / filename
+    return str(path)
+
+
+def clear_stale_channels(data_dir: Path, keep: str | None = None) -> int:
+    """Remove doorbell sockets a crashed tray app left for this data folder (call while holding
+    the lock: then no other live process owns them). Returns how many were removed."""
+    if not POSIX:  # pragma: no cover - pipes vanish with their process
+        return 0
+    removed = 0
+    folder = runtime_folder(data_dir)
+    for path in folder.glob(f"{folder_tag(data_dir)}-*{SOCKET_SUFFIX}") if folder.is_dir() else ():
+        if str(path) != keep:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+    return removed
 
 
 class InstanceLock:
@@ -138,8 +206,9 @@ class InstanceLock:
         """Take the folder or raise :class:`AlreadyServing`; never waits."""
         if self._fd is not None:
             raise RuntimeError("this InstanceLock is already held")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = open_lock_file(self.lock_path)
+        private_dir(self.data_dir)
+        fd = open_lock_file(self.lock_path, FILE_MODE)
+        tighten(self.lock_path)
         if not try_lock(fd):
             os.close(fd)
             raise AlreadyServing(self.data_dir, self.read_owner())

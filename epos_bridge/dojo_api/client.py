@@ -49,6 +49,7 @@ from epos_bridge.dojo_api.models import (
 )
 from epos_bridge.protocol.capabilities import CAPABILITY_VERSION, Capability
 from epos_bridge.protocol.dojo import API_VERSION, DEFAULT_API_URL, HEADER_VERSION, dojo_headers, environment_of, redact
+from epos_bridge.protocol.endpoints import plain_text_refusal
 
 Sleep = Callable[[float], Awaitable[None]]
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -68,17 +69,16 @@ def should_retry(error: DojoApiError) -> bool:
 
 
 def check_base_url(base_url: str, *, allow_insecure: bool) -> str:
-    """Refuse plain HTTP unless explicitly allowed (the simulator); return the URL without a trailing /."""
+    """Refuse plain HTTP unless explicitly allowed, and then to loopback only (the simulator;
+    :mod:`epos_bridge.protocol.endpoints`); return the URL without a trailing /."""
     parts = urlsplit(base_url)
     if parts.scheme == "https" and parts.netloc:
         return base_url.rstrip("/")
     if parts.scheme == "http" and parts.netloc:
-        if allow_insecure:
+        refusal = plain_text_refusal(base_url, "https", allow_insecure=allow_insecure)
+        if refusal is None:
             return base_url.rstrip("/")
-        raise InsecureEndpointError(
-            f"The Dojo API URL {base_url} is not https:// "
-            "(set EPOS_BRIDGE_ALLOW_INSECURE=1 to allow http:// for the simulator)."
-        )
+        raise InsecureEndpointError(f"Refusing the Dojo API URL {base_url!r}: {refusal}.")
     raise InsecureEndpointError(f"The Dojo API URL {base_url!r} must be an https:// URL.")
 
 

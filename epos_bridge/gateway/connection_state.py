@@ -24,7 +24,8 @@ class ConnectionState(StrEnum):
     CONNECTING = "connecting"
     # The handshake was accepted; Dojo's requests are being served.
     CONNECTED = "connected"
-    # Dojo refused the handshake with 401/403 (API key or ids wrong); retried slowly.
+    # Dojo refused the handshake with 401/403 (API key or ids wrong, or a blip at Dojo). Retried on
+    # the normal backoff for 5 minutes, then every 5 minutes; the state stays here while retrying.
     AUTH_FAILED = "auth_failed"
     # stop() was called: no new requests are read, in-flight ones are finishing.
     STOPPING = "stopping"

@@ -10,7 +10,7 @@ Exception tree (what ``run()`` can meet; none of these escape it)::
     Exception
     ├── GatewayConfigError       settings unusable (ws:// refused, bad URL): raised by
     │                            GatewaySettings at construction, so callers see it first
-    ├── websockets InvalidStatus 401/403 -> auth_failed, slow retry; others -> retry
+    ├── websockets InvalidStatus 401/403 -> auth_failed (policy: fast, then every 5 min); others -> retry
     ├── OSError / TimeoutError   network, DNS, TLS verification -> retry
     └── ConnectionClosed         the link dropped or keepalive failed -> retry
 
@@ -19,9 +19,12 @@ Choices the caller may rely on:
 * Handshake (contract §1.1): ``Authorization: Basic <raw key>`` (never base64),
   ``software-house-id``, and ``reseller-id`` only when set, all from
   :func:`epos_bridge.protocol.dojo.dojo_headers`. websockets' client speaks HTTP/1.1 only.
-* TLS: ``wss://`` always uses ``ssl.create_default_context()`` (certificate and host name
-  verified). There is deliberately no switch to turn verification off. ``ws://`` is refused
-  unless ``allow_insecure`` (for the local simulator).
+* TLS: ``wss://`` uses :func:`epos_bridge.tls.client_context` (the OS trust store, the same
+  as the REST client; certificate and host name verified), built off the event loop. There
+  is deliberately no switch to turn verification off. ``ws://`` is refused unless
+  ``allow_insecure``, and even then to loopback hosts only (the local simulator;
+  :mod:`epos_bridge.protocol.endpoints`), checked when the settings are built, before any
+  connection. A ``ws://`` URL is always connected directly, never through a proxy.
 * Proxy: ``proxy=None`` connects directly and ignores ``HTTP(S)_PROXY``/system settings, so the
   till's behaviour never changes because of a stray environment variable. ``proxy="system"``
   opts in to the OS/environment configuration; any other value (``http://…``, ``https://…``,
@@ -70,7 +73,9 @@ from epos_bridge.gateway.policy import (
     classify,
 )
 from epos_bridge.protocol.dojo import DEFAULT_WS_URL, dojo_headers, redact
+from epos_bridge.protocol.endpoints import plain_text_refusal
 from epos_bridge.services.dispatcher import Served
+from epos_bridge.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +85,9 @@ Sleep = Callable[[float], Awaitable[None]]
 USER_AGENT = f"epos-bridge/{__version__}"
 SYSTEM_PROXY = "system"
 ENV_WS_URL = "EPOS_BRIDGE_WS_URL"
-ENV_ALLOW_INSECURE = "EPOS_BRIDGE_ALLOW_INSECURE"
 CLOSE_GOING_AWAY = 1001
 CLOSE_NORMAL = 1000
+CLOSE_MESSAGE_TOO_BIG = 1009
 
 
 @dataclass(frozen=True)
@@ -103,8 +108,10 @@ class GatewaySettings:
     healthy_after_s: float = 60.0
     open_timeout_s: float = 10.0
     close_timeout_s: float = 3.0
-    max_frame_bytes: int = 4 * 1024 * 1024
-    """The contract names no limit (§1.2); 4 MiB leaves room for large orders and bills."""
+    max_frame_bytes: int = 1024 * 1024
+    """The largest message accepted, after permessage-deflate decompression (the contract names no
+    limit, §1.2). websockets stops inflating at the limit and closes with 1009 (message too big);
+    the session then reconnects like after any drop (``EPOS_BRIDGE_MAX_FRAME_BYTES``)."""
 
     def __post_init__(self) -> None:
         url = urlsplit(self.ws_url)
@@ -113,11 +120,9 @@ class GatewaySettings:
             raise GatewayConfigError(
                 f"The gateway URL {shown!r} is not a WebSocket URL. Set {ENV_WS_URL} to {DEFAULT_WS_URL}."
             )
-        if url.scheme == "ws" and not self.allow_insecure:
-            raise GatewayConfigError(
-                f"Refusing the unencrypted gateway URL {shown!r}: the API key would cross the network in clear"
-                f" text. Use a wss:// URL in {ENV_WS_URL}, or set {ENV_ALLOW_INSECURE}=1 for a local simulator."
-            )
+        refusal = plain_text_refusal(self.ws_url, "wss", allow_insecure=self.allow_insecure)
+        if refusal is not None:
+            raise GatewayConfigError(f"Refusing the gateway URL {shown!r} ({ENV_WS_URL}): {refusal}.")
         if not self.api_key:
             raise GatewayConfigError("No Dojo API key is configured. Enter it in Settings → API key.")
         if any(ch.isspace() or ord(ch) < 32 for ch in self.api_key):
@@ -138,6 +143,8 @@ class GatewaySettings:
 
     def connect_proxy(self) -> str | Literal[True] | None:
         """The value for websockets' ``proxy=`` argument (``True`` = OS/environment)."""
+        if not self.secure:
+            return None  # plain text goes to loopback only, never out to a proxy
         if self.proxy == SYSTEM_PROXY:
             return True
         return self.proxy or None
@@ -174,6 +181,7 @@ class GatewaySession:
         policy: BackoffPolicy | None = None,
         wake_check_s: float = 5.0,
         wake_jump_s: float = 15.0,
+        tls_context: Callable[[], ssl.SSLContext] = client_context,
     ) -> None:
         self._settings = settings
         self._serve = serve
@@ -181,9 +189,12 @@ class GatewaySession:
         self._wall_clock = wall_clock
         self._sleep = sleep
         self._on_served = on_served
-        self._backoff = Backoff(replace(policy or BackoffPolicy(), healthy_after_s=settings.healthy_after_s), random)
+        self._backoff = Backoff(
+            replace(policy or BackoffPolicy(), healthy_after_s=settings.healthy_after_s), random, clock
+        )
         self._wake_check_s = wake_check_s
         self._wake_jump_s = wake_jump_s
+        self._tls_context = tls_context
         self._observers = StatusObservers()
         self._status = ConnectionStatus(ConnectionState.DISCONNECTED, self._now())
         self._attempts = 0
@@ -217,7 +228,7 @@ class GatewaySession:
     def reconnect_now(self) -> None:
         """Drop the current connection (after in-flight answers) or pause, and connect at once.
 
-        For the UI's Reconnect button; also resets the backoff, including the slow auth schedule.
+        For the UI's Reconnect button; also resets the backoff, including a rejected key's streak.
         """
         self._backoff.reset()
         self._attempts = 0
@@ -233,9 +244,17 @@ class GatewaySession:
         log.info("gateway settings changed; reconnecting")
         self.reconnect_now()
 
+    def network_changed(self) -> None:
+        """The OS reports the network changed (new Wi-Fi, cable back): the same as waking up."""
+        log.info("the network changed; checking the gateway connection")
+        self._check_now()
+
     def wake(self) -> None:
         """The machine woke from sleep: retry now if waiting, or check a connection still works."""
         log.info("woke from sleep; checking the gateway connection")
+        self._check_now()
+
+    def _check_now(self) -> None:
         self._backoff.reset()
         self._attempts = 0
         connection = self._connection
@@ -286,7 +305,11 @@ class GatewaySession:
     async def _attempt(self, settings: GatewaySettings) -> _Ended:
         self._kick.clear()
         self._attempts += 1
-        self._set_state(ConnectionState.CONNECTING, last_error=self._status.last_error)
+        # While a rejected key is being retried the state stays "key rejected": staff keep seeing
+        # why card payments are down instead of the icon flickering to "connecting" each second.
+        rejected = self._status.state is ConnectionState.AUTH_FAILED
+        state = ConnectionState.AUTH_FAILED if rejected else ConnectionState.CONNECTING
+        self._set_state(state, last_error=self._status.last_error)
         opening = asyncio.create_task(self._open(settings))
         if await self._interrupted_before(opening):
             return _Ended(interrupted=True)
@@ -313,7 +336,7 @@ class GatewaySession:
         extra: dict[str, Any] = {}
         if settings.secure:
             # Contract §1.1 + STYLE: verification is always on; there is no way to disable it.
-            extra["ssl"] = ssl.create_default_context()
+            extra["ssl"] = await asyncio.to_thread(self._tls_context)
         return await connect(
             settings.ws_url,
             additional_headers=settings.handshake_headers(),
@@ -343,6 +366,8 @@ class GatewaySession:
         error = describe_error(exc, settings)
         if not isinstance(exc, ConnectionClosed):
             log.error("reading from the gateway failed: %s", error)
+        elif _too_big(exc):
+            log.warning("%s", error)
         return _Ended(classify(exc), error)
 
     def _connection_ended(self, connected_for_s: float) -> None:
@@ -527,6 +552,11 @@ class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
             self.logger.log(level, "%s", redact(text, self._secret), **kwargs)
 
 
+def _too_big(exc: ConnectionClosed) -> bool:
+    """We closed with 1009: a message (after decompression) passed ``max_frame_bytes``."""
+    return exc.sent is not None and exc.sent.code == CLOSE_MESSAGE_TOO_BIG
+
+
 def describe_error(exc: BaseException, settings: GatewaySettings) -> str:
     """A short, staff-readable reason with the API key redacted."""
     host = urlsplit(settings.ws_url).hostname or settings.ws_url
@@ -543,6 +573,11 @@ def describe_error(exc: BaseException, settings: GatewaySettings) -> str:
         text = (
             f"The certificate of {host} could not be verified ({exc.verify_message}). Check the PC's date and"
             " time, and any proxy or firewall that inspects HTTPS."
+        )
+    elif isinstance(exc, ConnectionClosed) and _too_big(exc):
+        text = (
+            f"{host} sent a message larger than the {settings.max_frame_bytes} byte limit"
+            " (EPOS_BRIDGE_MAX_FRAME_BYTES); the bridge closed the connection (1009) and reconnects."
         )
     elif isinstance(exc, ConnectionClosed):
         text = f"The connection to {host} closed: {exc}."

@@ -6,6 +6,11 @@ API key — never base64 (§6 A10), so it is built by hand here and nowhere else
 
 from __future__ import annotations
 
+# Redaction lives in protocol/redaction.py (every form of a key); re-exported here for its callers.
+from epos_bridge.protocol.redaction import BASIC_PREFIX, REDACTED, redact
+
+__all__ = ["REDACTED", "redact"]
+
 DEFAULT_WS_URL = "wss://eu.ws.dojo.tech/epos"
 DEFAULT_API_URL = "https://api.dojo.tech"
 API_VERSION = "2026-02-27"
@@ -20,7 +25,7 @@ PRODUCTION_KEY_PREFIX = "sk_prod_"
 
 
 def authorization_value(api_key: str) -> str:
-    return f"Basic {api_key}"
+    return f"{BASIC_PREFIX}{api_key}"
 
 
 def dojo_headers(api_key: str, software_house_id: str | None, reseller_id: str | None) -> dict[str, str]:
@@ -42,14 +47,3 @@ def environment_of(api_key: str | None) -> str:
     if api_key.startswith(PRODUCTION_KEY_PREFIX):
         return "production"
     return "unknown"
-
-
-REDACTED = "«redacted»"
-
-
-def redact(text: str, *secrets: str | None) -> str:
-    """Remove every secret from ``text`` (logs, errors, diagnostics)."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, REDACTED)
-    return text

@@ -7,7 +7,7 @@ domain events, payment-log entries) and a timer tick; each call answers with the
 * **Offline** — only after the connection has been down for more than 30 s, once per outage,
   and a "back online" notice when it recovers after such a notice (a 2 s blip says nothing).
 * **Key rejected** (``auth_failed``) — at once, once, until the connection recovers or new
-  settings are applied (the session retries slowly; each retry must not notify again).
+  settings are applied (the session keeps retrying; each retry must not notify again).
 * **Each payment** — only when ``notify_each_payment`` is on; once per payment intent even if
   both the domain event and the payment-log entry arrive.
 * **Lock conflict** — a card machine could not lock an order (e.g. open on a till).

@@ -26,6 +26,7 @@ import json
 import logging
 import ssl
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.http11 import Request, Response
 
 from epos_bridge.gateway.session import RedactingLogger
@@ -94,6 +96,7 @@ class GatewaySimulator:
         """When set, every accepted connection is closed (1001) right after the handshake."""
         self._reject_left = 0
         self._reject_status = 401
+        self._refusing_keys: int | None = None
         self._answer_pings = True
         self._server: Server | None = None
         self._connections: list[ServerConnection] = []
@@ -215,6 +218,36 @@ class GatewaySimulator:
         self._reject_left = count
         self._reject_status = status
 
+    async def send_deflate_bomb(self, inflated_bytes: int) -> int:
+        """Send one permessage-deflate text message that inflates to ``inflated_bytes`` of zeros;
+        returns its compressed size. The simulator never holds the inflated message: it is
+        compressed a mebibyte at a time and written as a raw frame, as a hostile peer would."""
+        if not self._connections:
+            raise SimulatorError("no bridge is connected to the simulator")
+        connection = self._connections[-1]
+        deflate = next((e for e in connection.protocol.extensions if isinstance(e, PerMessageDeflate)), None)
+        if deflate is None:
+            raise SimulatorError("the bridge did not negotiate permessage-deflate")
+        compressor = zlib.compressobj(9, zlib.DEFLATED, -deflate.local_max_window_bits)
+        chunk, left, parts = bytes(1024 * 1024), inflated_bytes, []
+        while left > 0:
+            parts.append(compressor.compress(chunk[: min(left, len(chunk))]))
+            left -= len(chunk)
+        parts.append(compressor.flush(zlib.Z_SYNC_FLUSH))
+        payload = b"".join(parts)[:-4]  # RFC 7692 §7.2.1: drop the 00 00 ff ff tail
+        # FIN + RSV1 (compressed) + text opcode; a server's frames are not masked.
+        header = bytes([0xC1, 127]) + len(payload).to_bytes(8, "big")
+        connection.transport.write(header + payload)
+        return len(payload)
+
+    def refuse_keys(self, status: int = 401) -> None:
+        """Refuse every handshake with ``status`` until :meth:`accept_keys` (an authentication
+        blip at Dojo, or a new key that has not propagated yet)."""
+        self._refusing_keys = status
+
+    def accept_keys(self) -> None:
+        self._refusing_keys = None
+
     def stop_answering_pings(self) -> None:
         """Go silent on every connection, current and future (see the module docstring)."""
         self._answer_pings = False
@@ -236,6 +269,8 @@ class GatewaySimulator:
         return connection.respond(status, _REASONS.get(status, "Refused") + "\n")
 
     def _verdict(self, path: str, headers: Headers) -> int:
+        if self._refusing_keys is not None:
+            return self._refusing_keys
         if self._reject_left > 0:
             self._reject_left -= 1
             return self._reject_status

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -296,8 +297,10 @@ class RestSimulator:
         port: int = 0,
         step_interval: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.expected_api_key = expected_api_key
+        self._ssl_context = ssl_context
         self.expected_software_house_id = expected_software_house_id
         self._host = host
         self._port = port
@@ -321,6 +324,7 @@ class RestSimulator:
         self.sessions: dict[str, ScriptedSession] = {}
         self._session_clock: dict[str, float] = {}
         self._events_failure: int | None = None
+        self._refusing_keys: int | None = None
         self._next_scripts: list[str] = []
         self._terminal_scripts: dict[str, str] = {}
         self._lose_session_answers: list[int] = []
@@ -355,10 +359,11 @@ class RestSimulator:
         )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
+        site = web.TCPSite(self._runner, self._host, self._port, ssl_context=self._ssl_context)
         await site.start()
         host, port = self._runner.addresses[0][:2]
-        self._base_url = f"http://{host}:{port}"
+        scheme = "https" if self._ssl_context is not None else "http"
+        self._base_url = f"{scheme}://{host}:{port}"
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -373,6 +378,14 @@ class RestSimulator:
         await self.stop()
 
     # --- switches for tests and the demo -----------------------------------------------------
+
+    def refuse_keys(self, status: int = 401) -> None:
+        """Answer every request ``status`` whatever its key (an authentication blip at Dojo, or a
+        new key still propagating) until :meth:`accept_keys`."""
+        self._refusing_keys = status
+
+    def accept_keys(self) -> None:
+        self._refusing_keys = None
 
     def fail_events(self, status: int = 503) -> None:
         """Make ``POST /epos/events`` answer ``status`` until :meth:`restore_events`."""
@@ -443,6 +456,8 @@ class RestSimulator:
         )
         request[JSON_BODY] = body
         path = request.path
+        if self._refusing_keys is not None:
+            return problem_response(path, self._refusing_keys, "Unauthorized", "The API key is not valid (yet).")
         if request.headers.get(HEADER_AUTHORIZATION) != f"Basic {self.expected_api_key}":
             return problem_response(path, 401, "Unauthorized", "The API key is missing or not valid.")
         if path.startswith(("/terminals", "/terminal-sessions", "/payment-intents")):

@@ -68,6 +68,15 @@ class DojoSimulator:
     def api_url(self) -> str:
         return self.rest.base_url
 
+    def refuse_keys(self, status: int = 401) -> None:
+        """Both halves answer ``status`` to every key until :meth:`accept_keys`."""
+        self.gateway.refuse_keys(status)
+        self.rest.refuse_keys(status)
+
+    def accept_keys(self) -> None:
+        self.gateway.accept_keys()
+        self.rest.accept_keys()
+
     async def send(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         return await self.gateway.request(method, params, timeout=15)
 

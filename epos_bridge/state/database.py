@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from epos_bridge.private_files import private_dir, private_file
+
 T = TypeVar("T")
 
 
@@ -41,7 +43,8 @@ class StateStore:
         return await asyncio.get_running_loop().run_in_executor(self._pool, work)
 
     def _open_sync(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Owner-only before SQLite first opens it; its -wal and -shm files copy these modes.
+        private_file(private_dir(self.path.parent) / self.path.name)
         conn = sqlite3.connect(self.path, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 5000")
         conn.execute("PRAGMA journal_mode = WAL")

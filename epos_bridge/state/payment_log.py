@@ -8,11 +8,13 @@ All SQLite work runs on one worker thread; the event loop never waits on the dis
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from epos_bridge.private_files import open_private
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.services.activity import PaymentLogEntry
 from epos_bridge.state.database import StateStore
@@ -119,24 +121,40 @@ def _entry(row: tuple[Any, ...]) -> PaymentLogEntry:
     return PaymentLogEntry(datetime.fromisoformat(row[0]), *row[1:])
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet read a cell as a formula (OWASP "CSV injection")."""
+_PLAIN_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+def spreadsheet_safe(field: str) -> str:
+    """A field a spreadsheet shows as text: one that starts like a formula gets a leading ``'``.
+
+    Order references, table names, ids and statuses come from the POS or Dojo; an order named
+    ``=HYPERLINK("https://…")`` must not become a link (or a command) on the manager's PC. A
+    plain decimal number (a refund's ``-12.50``) cannot be a formula and stays a number.
+    """
+    if field.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.match(field):
+        return "'" + field
+    return field
+
+
 def _write_csv(destination: Path, rows: list[PaymentLogEntry]) -> None:
     temporary = destination.with_name(destination.name + ".part")
-    with temporary.open("w", newline="", encoding="utf-8") as handle:
+    with open_private(temporary, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for e in rows:
-            writer.writerow(
-                [
-                    format_utc(e.at),
-                    e.order_reference or e.order_id,
-                    e.table_id or "",
-                    f"{e.amount_value / 100:.2f}",
-                    f"{(e.tips_value or 0) / 100:.2f}",
-                    e.currency,
-                    e.payment_intent_id,
-                    e.status,
-                    e.product or "",
-                    e.device_id or "",
-                ]
+            fields = (
+                format_utc(e.at),
+                e.order_reference or e.order_id,
+                e.table_id or "",
+                f"{e.amount_value / 100:.2f}",
+                f"{(e.tips_value or 0) / 100:.2f}",
+                e.currency,
+                e.payment_intent_id,
+                e.status,
+                e.product or "",
+                e.device_id or "",
             )
+            writer.writerow([spreadsheet_safe(str(field)) for field in fields])
     temporary.replace(destination)

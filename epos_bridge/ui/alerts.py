@@ -10,24 +10,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QWidget
+from PySide6.QtWidgets import QWidget
 
 from epos_bridge.services.notifications import capture_not_on_till_words
+from epos_bridge.ui.text import PlainLabel
 
 BANNER_STYLE = (
     "QLabel#captureAlert { background: #b00020; color: white; font-weight: bold; padding: 10px; border-radius: 4px; }"
 )
 
 
-class CaptureAlertBanner(QLabel):
-    """Visible while at least one captured card payment is not on the till yet."""
+class CaptureAlertBanner(PlainLabel):
+    """Visible while at least one captured card payment is not on the till yet (plain text:
+    amounts and terminal names come from outside)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__("", parent)
         self.setObjectName("captureAlert")
         self.setStyleSheet(BANNER_STYLE)
-        self.setTextFormat(Qt.TextFormat.PlainText)  # amounts and terminal names come from outside
         self.setWordWrap(True)
         self.setAccessibleName("Card payment not on the till")
         self._lines: dict[str, str] = {}

@@ -50,6 +50,7 @@ class SessionLike(Protocol):
     @property
     def status(self) -> ConnectionStatus: ...
     def reconnect_now(self) -> None: ...
+    def network_changed(self) -> None: ...
 
 
 class PaymentLogLike(Protocol):
@@ -193,6 +194,10 @@ class BridgeSignals(QObject):
         """The Reconnect button: drop the connection (or the pause) and connect at once."""
         log.info("reconnect requested from the status window")
         self._bridge.session.reconnect_now()
+
+    def network_changed(self) -> None:
+        """The OS says the network changed: retry at once if waiting, else probe the link."""
+        self._bridge.session.network_changed()
 
     def expire_locks(self, now: datetime) -> list[HeldLockView]:
         """Move locks past their expiry to the history (the lock view's 1 s tick)."""

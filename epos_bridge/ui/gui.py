@@ -28,16 +28,18 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import qasync
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from epos_bridge.config import ConfigError, KeyStore, default_settings_path
 from epos_bridge.ui.bridge_signals import BridgeLike, BridgeSignals
 from epos_bridge.ui.garbage import GuiThreadGarbageCollector
 from epos_bridge.ui.icons import IconLibrary
+from epos_bridge.ui.network_watch import NetworkWatch
 from epos_bridge.ui.single_instance import RaiseServer
 from epos_bridge.ui.status_window import StatusWindow
 from epos_bridge.ui.support import export_diagnostics, open_logs_folder, show_about
+from epos_bridge.ui.text import plain_tooltip
 from epos_bridge.ui.tray import TrayController
 
 log = logging.getLogger(__name__)
@@ -123,9 +125,10 @@ class _Support(QObject):
 
     crashed = Signal(object)
 
-    def __init__(self, raise_server: RaiseServer | None) -> None:
+    def __init__(self, raise_server: RaiseServer | None, network: NetworkWatch | None = None) -> None:
         super().__init__()
         self.raise_server = raise_server
+        self.network = network
         self._tasks: set[asyncio.Task[object]] = set()
 
     def spawn(self, work: Coroutine[Any, Any, object]) -> None:
@@ -136,17 +139,24 @@ class _Support(QObject):
     def close(self) -> None:
         if self.raise_server is not None:
             self.raise_server.close()
+        if self.network is not None:
+            self.network.close()
 
 
-def _wire_support(bridge: Any, window: StatusWindow, tray: TrayController, raise_channel: str | None) -> _Support:
-    """Logs folder, diagnostics, About, crash reports and the second-launch doorbell."""
-    support = _Support(RaiseServer(raise_channel, window.bring_to_front) if raise_channel else None)
+def _wire_support(
+    bridge: Any, signals: BridgeSignals, window: StatusWindow, tray: TrayController, raise_channel: str | None
+) -> _Support:
+    """Logs folder, diagnostics, About, crash reports, network changes and the second-launch doorbell."""
+    support = _Support(
+        RaiseServer(raise_channel, window.bring_to_front) if raise_channel else None,
+        NetworkWatch(signals.network_changed),
+    )
     crashes = getattr(bridge, "crashes", None)
     if crashes is not None:
         crashes.install(asyncio.get_running_loop())
         support.crashed.connect(tray.show_problem)
         crashes.set_notify(support.crashed.emit)
-    tray.logs_requested.connect(lambda: open_logs_folder(bridge.settings.log_dir))
+    tray.logs_requested.connect(lambda: open_logs_folder(bridge.settings.log_dir, bridge.secrets))
     tray.about_requested.connect(lambda: show_about(window, bridge.settings.environment))
 
     async def export() -> None:
@@ -189,7 +199,7 @@ async def _serve(
                 tray.settings_requested.connect(
                     functools.partial(open_settings, window, signals, keystore or KeyStore(), settings_path)
                 )
-                support = _wire_support(bridge, window, tray, raise_channel)
+                support = _wire_support(bridge, signals, window, tray, raise_channel)
                 await bridge.start()
                 tray.start()
                 window.reload_payments()
@@ -225,8 +235,9 @@ async def _settings_before_start(problem: str, keystore: KeyStore, settings_path
     dialog = SettingsDialog(current, service, service.installed_adapters)
     dialog.setWindowIcon(icons.app_icon())
     dialog.setWindowTitle(f"{APP_NAME} — set up before starting")
-    dialog.setToolTip(problem)
+    dialog.setToolTip(plain_tooltip(problem))
     box = QMessageBox(QMessageBox.Icon.Warning, APP_NAME, f"The bridge cannot start yet:\n\n{problem}")
+    box.setTextFormat(Qt.TextFormat.PlainText)  # the problem may quote a setting's value
     box.setInformativeText("Enter the missing settings now; the bridge starts as soon as you save.")
     box.open()
     shown = asyncio.Event()

@@ -30,7 +30,6 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
@@ -42,6 +41,7 @@ from PySide6.QtWidgets import (
 from epos_bridge.dojo_api import Terminal, TerminalStatus
 from epos_bridge.protocol.entities import Money
 from epos_bridge.services.notifications import format_money
+from epos_bridge.ui.text import PlainLabel
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class TakePaymentDialog(QDialog):
         self.setModal(True)
         self.setMinimumWidth(560)
 
-        self.subject_label = QLabel(request.subject)
+        self.subject_label = PlainLabel(request.subject)
         self.subject_label.setFont(scaled_font(self.font(), 1.35, bold=True))
         self.subject_label.setWordWrap(True)
 
@@ -227,11 +227,11 @@ class TakePaymentDialog(QDialog):
         self.terminal_list.setSpacing(3)
         # Room for four machines without scrolling; a venue rarely has more at one counter.
         self.terminal_list.setFixedHeight(int(self.terminal_list.fontMetrics().height() * 1.5 * 4 + 24))
-        terminal_label = QLabel("&Terminal:")
+        terminal_label = PlainLabel("&Terminal:")
         terminal_label.setBuddy(self.terminal_list)
         self.refresh_terminals_button = QPushButton("Check &again")
         self.refresh_terminals_button.setToolTip("Ask Dojo again which terminals are free")
-        self.terminal_hint = QLabel("Asking Dojo which terminals are free…")
+        self.terminal_hint = PlainLabel("Asking Dojo which terminals are free…")
         self.terminal_hint.setWordWrap(True)
         self.terminal_hint.setStyleSheet(HINT_STYLE)
 
@@ -241,14 +241,14 @@ class TakePaymentDialog(QDialog):
         self.amount_edit.setMaximumWidth(220)
         self.amount_edit.setReadOnly(not request.amount_editable)
         self.amount_edit.setPlaceholderText("0.00")
-        currency = QLabel("£" if request.amount.currency_code.upper() == "GBP" else request.amount.currency_code)
+        currency = PlainLabel("£" if request.amount.currency_code.upper() == "GBP" else request.amount.currency_code)
         currency.setFont(scaled_font(self.font(), 1.5, bold=True))
-        amount_label = QLabel("&Amount:")
+        amount_label = PlainLabel("&Amount:")
         amount_label.setBuddy(self.amount_edit)
-        self.amount_hint = QLabel()
+        self.amount_hint = PlainLabel()
         self.amount_hint.setWordWrap(True)
 
-        self.status_label = QLabel()
+        self.status_label = PlainLabel()
         self.status_label.setWordWrap(True)
         self.status_label.setFont(scaled_font(self.font(), 1.1))
 
@@ -267,9 +267,9 @@ class TakePaymentDialog(QDialog):
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow(terminal_label, self.terminal_list)
-        form.addRow("", terminals_row)
+        form.addRow(PlainLabel(""), terminals_row)
         form.addRow(amount_label, amount_row)
-        form.addRow("", self.amount_hint)
+        form.addRow(PlainLabel(""), self.amount_hint)
 
         layout = QVBoxLayout(self)
         layout.setSpacing(12)
@@ -484,17 +484,17 @@ class SignatureDialog(QDialog):
         self.setMinimumWidth(520)
         self.setWindowFlag(Qt.WindowType.WindowCloseButtonHint, False)
 
-        question = QLabel("Does the signature match?")
+        question = PlainLabel("Does the signature match?")
         question.setFont(scaled_font(self.font(), 2.0, bold=True))
-        self.subject_label = QLabel(subject)
+        self.subject_label = PlainLabel(subject)
         self.subject_label.setFont(scaled_font(self.font(), 1.2))
         self.subject_label.setWordWrap(True)
-        explain = QLabel(
+        explain = PlainLabel(
             "Compare the customer's signature on the terminal's receipt with the back of the card. "
             "Answer now: if nobody answers, Dojo accepts the signature by itself."
         )
         explain.setWordWrap(True)
-        self.waited_label = QLabel(waited_words(0))
+        self.waited_label = PlainLabel(waited_words(0))
         self.waited_label.setFont(scaled_font(self.font(), 1.2, bold=True))
 
         self.accept_button = QPushButton("&Accept — it matches")

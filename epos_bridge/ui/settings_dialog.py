@@ -50,6 +50,8 @@ from epos_bridge.config import ENV_API_KEY, ENV_VARS, BridgeSettings, ConfigErro
 from epos_bridge.dojo_api import DojoClient
 from epos_bridge.ports import PosAdapter
 from epos_bridge.services.settings_service import Apply, IntegrationsReader, SettingsService, TestResult
+from epos_bridge.tls import dojo_http_client
+from epos_bridge.ui.text import PlainLabel, plain_tooltip
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +134,7 @@ class SettingsDialog(QDialog):
         self.show_key_button.setToolTip("Show the key you typed (a stored key is never shown)")
         self.test_button = QPushButton("&Test")
         self.test_button.setToolTip("Ask Dojo whether it accepts this key")
-        self.test_result = QLabel()
+        self.test_result = PlainLabel()
         self.test_result.setWordWrap(True)
         self.test_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.test_result.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
@@ -141,7 +143,7 @@ class SettingsDialog(QDialog):
         key_row.addWidget(self.show_key_button)
         key_row.addWidget(self.test_button)
         self._add_row(dojo_form, "&API key:", "api_key", self.api_key_edit, key_row)
-        dojo_form.addRow("", self.test_result)
+        dojo_form.addRow(PlainLabel(""), self.test_result)
 
         self.software_house_edit = QLineEdit()
         self._add_row(dojo_form, "&Software-house-id:", "software_house_id", self.software_house_edit)
@@ -178,7 +180,7 @@ class SettingsDialog(QDialog):
             self.field_widgets[field] = box
             till_box.addWidget(self._error_label(field))
 
-        self.form_error = QLabel()
+        self.form_error = PlainLabel()
         self.form_error.setWordWrap(True)
         self.form_error.setStyleSheet(ERROR_STYLE)
         self.form_error.hide()
@@ -220,7 +222,7 @@ class SettingsDialog(QDialog):
     def _add_row(
         self, form: QFormLayout, text: str, field: str, widget: QWidget, row: QHBoxLayout | None = None
     ) -> None:
-        label = QLabel(text)
+        label = PlainLabel(text)
         label.setBuddy(widget)  # Alt+mnemonic focuses the field
         self.field_widgets[field] = widget
         column = QVBoxLayout()
@@ -233,7 +235,7 @@ class SettingsDialog(QDialog):
         form.addRow(label, column)
 
     def _error_label(self, field: str) -> QLabel:
-        label = QLabel()
+        label = PlainLabel()
         label.setObjectName(f"error_{field}")
         label.setWordWrap(True)
         label.setStyleSheet(ERROR_STYLE)
@@ -330,7 +332,7 @@ class SettingsDialog(QDialog):
             label.setVisible(bool(message))
             widget = self.field_widgets[field]
             widget.setAccessibleDescription(message)
-            widget.setToolTip(message)
+            widget.setToolTip(plain_tooltip(message))
         leftover = "; ".join(f"{field}: {message}" for field, message in shown.items())
         if leftover:
             self._form_error(leftover)
@@ -511,11 +513,9 @@ class ConfigSettingsFile:
 
 
 def _default_http(settings: BridgeSettings) -> httpx.AsyncClient:
-    # Mirrors app.http_client (the UI may not import the composition root): TLS verification on,
-    # the proxy setting, never a stray environment proxy unless the installer chose "system".
-    if settings.proxy == "system":
-        return httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=True)
-    return httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=False, proxy=settings.proxy)
+    # The same client as app.http_client (the UI may not import the composition root): the OS
+    # trust store, the proxy setting, never a stray environment proxy unless "system".
+    return dojo_http_client(settings.api_url, settings.proxy)
 
 
 def open_pos_read_only(path: Path) -> PosAdapter:

@@ -1,11 +1,15 @@
 """The tray app's half of "one instance per user": a second launch brings the running window
 forward and exits. The data-folder lock (:mod:`epos_bridge.instance`) decides who runs; this is
-only the doorbell, a QLocalServer named after that folder."""
+only the doorbell, a QLocalServer at :func:`epos_bridge.instance.new_raise_channel` (a socket in
+a ``0700`` folder of this user, or a pipe with a random name and a this-user-only ACL)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QObject
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
@@ -20,11 +24,12 @@ class RaiseServer(QObject):
 
     def __init__(self, name: str, on_raise: Callable[[], None], parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self._name = name
         self._on_raise = on_raise
         self.server = QLocalServer(self)
         self.server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
-        # A crashed predecessor may have left the socket file behind (the data-folder lock proves
-        # nobody else is serving), so clear it before listening.
+        # The name is fresh each run, so there is nothing of a predecessor's to clear; removing
+        # it anyway keeps listen() from failing on a leftover of ours.
         QLocalServer.removeServer(name)
         if not self.server.listen(name):
             log.warning("cannot listen for second launches on %s: %s", name, self.server.errorString())
@@ -42,7 +47,11 @@ class RaiseServer(QObject):
         socket.disconnectFromServer()
 
     def close(self) -> None:
+        """Stop listening; the socket file goes, and its folder too when nothing else is in it."""
         self.server.close()
+        if os.sep in self._name:
+            with contextlib.suppress(OSError):
+                Path(self._name).parent.rmdir()
 
 
 def ask_running_instance_to_raise(name: str, timeout_ms: int = 2000) -> bool:

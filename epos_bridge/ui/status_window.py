@@ -42,7 +42,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QLineEdit,
     QListWidget,
     QMainWindow,
@@ -67,6 +66,7 @@ from epos_bridge.ui.bridge_signals import BridgeSignals
 from epos_bridge.ui.icons import IconLibrary, icon_key
 from epos_bridge.ui.table_model import ModelIndex, RowTableModel
 from epos_bridge.ui.terminal_panel import REFUNDABLE, TERMINAL_EMPTY_TEXT, TerminalPanel
+from epos_bridge.ui.text import PlainLabel, plain_tooltip
 
 log = logging.getLogger(__name__)
 
@@ -404,16 +404,16 @@ class StatusWindow(QMainWindow):
         page = QWidget()
         outer = QVBoxLayout(page)
         head = QHBoxLayout()
-        self.state_icon = QLabel()
+        self.state_icon = PlainLabel()
         self.state_icon.setFixedSize(56, 56)
-        self.state_label = QLabel()
+        self.state_label = PlainLabel()
         self.state_label.setObjectName("stateLabel")
         font = QFont(self.state_label.font())
         font.setPointSizeF(font.pointSizeF() * 1.6)
         font.setBold(True)
         self.state_label.setFont(font)
         self.state_label.setWordWrap(True)
-        self.since_label = QLabel()
+        self.since_label = PlainLabel()
         words = QVBoxLayout()
         words.addWidget(self.state_label)
         words.addWidget(self.since_label)
@@ -424,29 +424,29 @@ class StatusWindow(QMainWindow):
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         selectable = Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.TextSelectableByKeyboard
-        self.gateway_label = QLabel()
-        self.software_house_label = QLabel()
-        self.reseller_label = QLabel()
-        self.environment_label = QLabel()
-        self.capabilities_label = QLabel()
+        self.gateway_label = PlainLabel()
+        self.software_house_label = PlainLabel()
+        self.reseller_label = PlainLabel()
+        self.environment_label = PlainLabel()
+        self.capabilities_label = PlainLabel()
         self.capabilities_label.setWordWrap(True)
-        self.last_error_label = QLabel()
+        self.last_error_label = PlainLabel()
         self.last_error_label.setWordWrap(True)
         for label in (self.gateway_label, self.software_house_label, self.reseller_label, self.last_error_label):
             label.setTextInteractionFlags(selectable)
-        form.addRow("Gateway:", self.gateway_label)
-        form.addRow("Software house id:", self.software_house_label)
-        form.addRow("Reseller id:", self.reseller_label)
-        form.addRow("Environment:", self.environment_label)
-        form.addRow("Capabilities:", self.capabilities_label)
-        form.addRow("Last error:", self.last_error_label)
+        form.addRow(PlainLabel("Gateway:"), self.gateway_label)
+        form.addRow(PlainLabel("Software house id:"), self.software_house_label)
+        form.addRow(PlainLabel("Reseller id:"), self.reseller_label)
+        form.addRow(PlainLabel("Environment:"), self.environment_label)
+        form.addRow(PlainLabel("Capabilities:"), self.capabilities_label)
+        form.addRow(PlainLabel("Last error:"), self.last_error_label)
         # POS events (contract §5.2): Dojo learns about till-side changes only through these.
-        self.outbox_depth_label = QLabel()
-        self.outbox_error_label = QLabel()
+        self.outbox_depth_label = PlainLabel()
+        self.outbox_error_label = PlainLabel()
         self.outbox_error_label.setWordWrap(True)
         self.outbox_error_label.setTextInteractionFlags(selectable)
-        form.addRow("POS events waiting:", self.outbox_depth_label)
-        form.addRow("Last delivery problem:", self.outbox_error_label)
+        form.addRow(PlainLabel("POS events waiting:"), self.outbox_depth_label)
+        form.addRow(PlainLabel("Last delivery problem:"), self.outbox_error_label)
         outer.addLayout(form)
 
         buttons = QHBoxLayout()
@@ -468,12 +468,12 @@ class StatusWindow(QMainWindow):
         bar = QHBoxLayout()
         self.period_combo = QComboBox()
         self.period_combo.addItems(["Today", "All"])
-        period_label = QLabel("Sho&w:")
+        period_label = PlainLabel("Sho&w:")
         period_label.setBuddy(self.period_combo)
         self.search_edit = QLineEdit()
         self.search_edit.setClearButtonEnabled(True)
         self.search_edit.setPlaceholderText("Order, table, payment intent, status, product or device")
-        search_label = QLabel("&Search:")
+        search_label = PlainLabel("&Search:")
         search_label.setBuddy(self.search_edit)
         self.export_button = QPushButton("&Export CSV…")
         self.refund_button = QPushButton("&Refund…")
@@ -501,7 +501,7 @@ class StatusWindow(QMainWindow):
         self.refund_action.setEnabled(False)
         self.refund_action.triggered.connect(self.refund_selected)
         outer.addWidget(self.payment_view, 1)
-        self.payment_count_label = QLabel()
+        self.payment_count_label = PlainLabel()
         outer.addWidget(self.payment_count_label)
 
         self.period_combo.currentIndexChanged.connect(self.reload_payments)
@@ -521,7 +521,7 @@ class StatusWindow(QMainWindow):
         self.lock_view = QTableView()
         self.lock_view.setModel(self.lock_model)
         self._configure_table(self.lock_view)
-        self.locks_empty_label = QLabel("No order is locked by a card machine or Dojo product right now.")
+        self.locks_empty_label = PlainLabel("No order is locked by a card machine or Dojo product right now.")
         current_layout.addWidget(self.lock_view)
         current_layout.addWidget(self.locks_empty_label)
         history = QGroupBox("Lock history (newest first)")
@@ -706,7 +706,7 @@ class StatusWindow(QMainWindow):
         self.refund_button.setEnabled(refundable)
         self.refund_action.setEnabled(refundable)
         if entry is not None and not refundable:
-            self.refund_button.setToolTip(f"A {entry.status} payment cannot be refunded")
+            self.refund_button.setToolTip(plain_tooltip(f"A {entry.status} payment cannot be refunded"))
         else:
             self.refund_button.setToolTip("Refund the selected card payment on a terminal (matched refund)")
 

@@ -7,16 +7,18 @@ redacted by :mod:`epos_bridge.diagnostics` (the API key never leaves the till).
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QUrl
-from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from epos_bridge import __version__
 from epos_bridge.diagnostics import build_diagnostics, default_zip_name, gather
+from epos_bridge.private_files import private_dir
+from epos_bridge.protocol.redaction import KnownSecrets
+from epos_bridge.ui.launch import open_folder
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +26,10 @@ DOJO_DOCS = "https://docs.dojo.tech"
 """Shown as text in the About box; the bridge never opens a network link by itself."""
 
 
-def open_logs_folder(log_dir: Path) -> bool:
-    log_dir.mkdir(parents=True, exist_ok=True)
-    return QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_dir)))
+def open_logs_folder(log_dir: Path, secrets: KnownSecrets) -> bool:
+    """The logs folder in the file browser, which gets no secret in its environment."""
+    private_dir(log_dir)
+    return open_folder(log_dir, secrets)
 
 
 async def export_diagnostics(parent: QWidget, bridge: Any) -> Path | None:
@@ -40,6 +43,7 @@ async def export_diagnostics(parent: QWidget, bridge: Any) -> Path | None:
         log_dir=bridge.settings.log_dir,
         requests=bridge.recent_requests,
         crashes=bridge.crashes.recent,
+        secrets=bridge.secrets.all(),
     )
     path = await asyncio.to_thread(build_diagnostics, Path(chosen), sources)
     log.info("diagnostics exported to %s", path)
@@ -52,7 +56,7 @@ def show_about(parent: QWidget, environment: str) -> None:
         "About epos-bridge",
         f"<h3>epos-bridge {__version__}</h3>"
         "<p>Connects this venue's POS to Dojo: card machines, Pay at Table, Bookings, Order and Pay.</p>"
-        f"<p>Connected to Dojo's <b>{environment}</b> environment.</p>"
+        f"<p>Connected to Dojo's <b>{html.escape(environment)}</b> environment.</p>"
         f"<p>Dojo developer documentation: {DOJO_DOCS}<br>"
         "Support: use <i>Export diagnostics…</i> in the tray menu and send the zip to your installer.</p>",
     )

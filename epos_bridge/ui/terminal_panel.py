@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QListWidget,
     QPushButton,
     QSizePolicy,
@@ -56,6 +55,7 @@ from epos_bridge.ui.payment_dialogs import (
     scaled_font,
 )
 from epos_bridge.ui.table_model import RIGHT_ALIGNED, ModelIndex, RowTableModel
+from epos_bridge.ui.text import PlainLabel, plain_tooltip
 
 log = logging.getLogger(__name__)
 
@@ -263,30 +263,30 @@ class SessionPanel(QWidget):
         self._last_status = ""
         self._cancel_sent = False
 
-        self.empty_label = QLabel(TERMINAL_EMPTY_TEXT)
+        self.empty_label = PlainLabel(TERMINAL_EMPTY_TEXT)
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_label.setWordWrap(True)
         self.empty_label.setFont(scaled_font(self.font(), 1.3))
         self.empty_label.setStyleSheet(TONE_STYLES["idle"])
 
-        self.title_label = QLabel()
+        self.title_label = PlainLabel()
         self.title_label.setFont(scaled_font(self.font(), 1.3, bold=True))
         self.title_label.setWordWrap(True)
-        self.terminal_label = QLabel()
+        self.terminal_label = PlainLabel()
         self.terminal_label.setStyleSheet(TONE_STYLES["idle"])
-        self.headline_label = QLabel()
+        self.headline_label = PlainLabel()
         self.headline_label.setObjectName("sessionHeadline")
         self.headline_label.setFont(scaled_font(self.font(), 2.6, bold=True))
         self.headline_label.setWordWrap(True)
         self.headline_label.setMinimumHeight(int(self.headline_label.fontMetrics().height() * 1.2))
-        self.detail_label = QLabel()
+        self.detail_label = PlainLabel()
         self.detail_label.setFont(scaled_font(self.font(), 1.2))
         self.detail_label.setWordWrap(True)
-        self.outcome_label = QLabel()
+        self.outcome_label = PlainLabel()
         self.outcome_label.setFont(scaled_font(self.font(), 1.35, bold=True))
         self.outcome_label.setWordWrap(True)
         self.outcome_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        history_title = QLabel("What the terminal said:")
+        history_title = PlainLabel("What the terminal said:")
         self.history = QListWidget()
         self.history.setAlternatingRowColors(True)
         self.history.setFont(scaled_font(self.font(), 1.1))
@@ -478,7 +478,7 @@ class TerminalPanel(QWidget):
 
         self.refresh_button = QPushButton("&Refresh")
         self.refresh_button.setToolTip("Read the open orders from the POS again (F5)")
-        self.orders_status = QLabel("Loading open orders…")
+        self.orders_status = PlainLabel("Loading open orders…")
         self.orders_status.setWordWrap(True)
         self.orders_status.setStyleSheet(TONE_STYLES["idle"])
         self.take_payment_button = QPushButton("Ta&ke card payment…")
@@ -602,7 +602,7 @@ class TerminalPanel(QWidget):
         if busy:
             self.take_payment_button.setToolTip("Wait for the terminal to finish the current session")
         elif order is not None and order.outstanding == 0:
-            self.take_payment_button.setToolTip(f"{order.reference} is paid in full")
+            self.take_payment_button.setToolTip(plain_tooltip(f"{order.reference} is paid in full"))
         else:
             self.take_payment_button.setToolTip("Take the selected order's outstanding amount on a terminal (Enter)")
 

@@ -477,7 +477,9 @@ async def test_a_gateway_that_stops_answering_pings_is_detected_and_left(sim: Ga
     ]
 
 
-async def test_a_rejected_key_means_auth_failed_and_a_slow_retry(sim: GatewaySimulator, pos: FakePos) -> None:
+async def test_a_rejected_key_means_auth_failed_at_once_and_a_quick_first_retry(
+    sim: GatewaySimulator, pos: FakePos
+) -> None:
     sleep = RecordingSleep(block_after=0)
     session = GatewaySession(
         settings_for(sim, api_key="sk_sandbox_WRONGKEY123"),
@@ -491,13 +493,13 @@ async def test_a_rejected_key_means_auth_failed_and_a_slow_retry(sim: GatewaySim
     async with running(session):
         await wait_for_state(session, ConnectionState.AUTH_FAILED)
         await sim.wait_until(lambda: len(sleep.delays) == 1)
-        assert sleep.delays == [300.0]
+        assert sleep.delays == [1.0]
         status = session.status
         assert status.last_error is not None
         assert "401" in status.last_error
         assert "sk_sandbox_WRONGKEY123" not in status.last_error
         assert status.next_retry_at is not None
-        assert status.next_retry_at - status.since == dt.timedelta(seconds=300)
+        assert status.next_retry_at - status.since == dt.timedelta(seconds=1)
 
         # Staff fix the key in Settings: the session reconnects at once with the new headers.
         session.update_settings(settings_for(sim))
@@ -510,18 +512,84 @@ async def test_a_rejected_key_means_auth_failed_and_a_slow_retry(sim: GatewaySim
     assert all("WRONGKEY" not in (s.last_error or "") for s in seen)
 
 
-async def test_reconnect_now_cuts_a_slow_auth_retry_short(sim: GatewaySimulator, pos: FakePos) -> None:
-    sim.reject_next(1, status=403)
+class ClockedSleep:
+    """A pause that moves the fake monotonic clock by its delay and returns at once; blocks once
+    ``block_after`` delays were taken, so the test can read what the session decided."""
+
+    def __init__(self, clock: FakeClock, block_after: int) -> None:
+        self.clock = clock
+        self.delays: list[float] = []
+        self.block_after = block_after
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        if len(self.delays) > self.block_after:
+            await asyncio.Event().wait()
+        self.clock.now += delay
+        await asyncio.sleep(0)
+
+
+async def test_a_rejected_key_follows_the_backoff_for_five_minutes_then_every_five(
+    sim: GatewaySimulator, pos: FakePos
+) -> None:
+    sim.reject_next(1000, status=401)
+    clock = FakeClock()
+    sleep = ClockedSleep(clock, block_after=16)
+    session = GatewaySession(
+        settings_for(sim),
+        dispatcher_for(pos).handle_text,
+        sleep=sleep,
+        clock=clock,
+        random=lambda: 0.5,
+        wake_check_s=3600,  # the fake clock leaps; the wake watchdog must not take that for a sleep
+    )
+    seen: list[ConnectionState] = []
+    session.subscribe(lambda status: seen.append(status.state))
+
+    async with running(session):
+        await sim.wait_until(lambda: len(sleep.delays) == 17, what="17 rejected handshakes")
+        assert session.status.state is ConnectionState.AUTH_FAILED
+
+    assert sleep.delays == [1, 2, 4, 8, 16, *[30] * 9, 300, 300, 300]
+    assert len(sim.handshakes) == 17
+    # "Key rejected" from the first refusal on, and not flickering to "connecting" between tries.
+    assert seen[:2] == [ConnectionState.CONNECTING, ConnectionState.AUTH_FAILED]
+    assert ConnectionState.CONNECTING not in seen[2:-1]
+
+
+async def test_reconnect_now_cuts_a_five_minute_auth_retry_short(sim: GatewaySimulator, pos: FakePos) -> None:
+    sim.reject_next(15, status=403)
+    clock = FakeClock()
+    sleep = ClockedSleep(clock, block_after=14)
+    session = GatewaySession(
+        settings_for(sim),
+        dispatcher_for(pos).handle_text,
+        sleep=sleep,
+        clock=clock,
+        random=lambda: 0.5,
+        wake_check_s=3600,  # the fake clock leaps; the wake watchdog must not take that for a sleep
+    )
+
+    async with running(session):
+        await sim.wait_until(lambda: len(sleep.delays) == 15)
+        assert sleep.delays[-1] == 300.0
+        session.reconnect_now()
+        await wait_for_state(session, ConnectionState.CONNECTED)
+
+    assert [h.status for h in sim.handshakes] == [403] * 15 + [101]
+
+
+async def test_a_network_change_retries_a_rejected_key_at_once(sim: GatewaySimulator, pos: FakePos) -> None:
+    sim.reject_next(1, status=401)
     sleep = RecordingSleep(block_after=0)
     session = GatewaySession(settings_for(sim), dispatcher_for(pos).handle_text, sleep=sleep, random=lambda: 0.5)
 
     async with running(session):
-        await wait_for_state(session, ConnectionState.AUTH_FAILED)
-        await sim.wait_until(lambda: sleep.delays == [300.0])
-        session.reconnect_now()
+        await sim.wait_until(lambda: sleep.delays == [1.0])
+        session.network_changed()
         await wait_for_state(session, ConnectionState.CONNECTED)
 
-    assert [h.status for h in sim.handshakes] == [403, 101]
+    assert [h.status for h in sim.handshakes] == [401, 101]
 
 
 async def test_waking_from_sleep_retries_at_once(sim: GatewaySimulator, pos: FakePos) -> None:
@@ -711,7 +779,10 @@ async def test_unusable_settings_wait_for_new_ones_instead_of_retrying(sim: Gate
     # A SOCKS proxy needs python-socks, which the bridge does not ship: retrying cannot help.
     sleep = RecordingSleep()
     session = GatewaySession(
-        settings_for(sim, proxy="socks5h://127.0.0.1:9"), dispatcher_for(pos).handle_text, sleep=sleep
+        # wss://: a plain-text (loopback) URL is never sent through a proxy at all.
+        settings_for(sim, ws_url="wss://127.0.0.1:9/epos", proxy="socks5h://127.0.0.1:9"),
+        dispatcher_for(pos).handle_text,
+        sleep=sleep,
     )
 
     async with running(session):

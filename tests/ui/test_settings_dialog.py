@@ -329,3 +329,18 @@ def test_browse_picks_a_folder_for_a_folder_database_and_a_file_otherwise(
     dialog.adapter_combo.setCurrentText("sqlite")
     dialog.browse_database()
     assert asked == ["folder", "file"]
+
+
+def test_every_label_shows_its_text_as_text(
+    qtbot: QtBot, real_keyring: RealKeyring, settings_path: Path, tmp_path: Path
+) -> None:
+    """A field's problem or Dojo's answer to Test may carry outside words: shown as text."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QLabel
+
+    dialog = make_dialog(qtbot, base_settings(tmp_path), real_keyring, settings_path)
+    retype(qtbot, dialog.ws_url_edit, "ws://gateway.example.test/epos")
+
+    labels = dialog.findChildren(QLabel)
+    assert dialog.field_errors["ws_url"] in labels and dialog.test_result in labels
+    assert [label.text() for label in labels if label.textFormat() != Qt.TextFormat.PlainText] == []

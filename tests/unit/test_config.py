@@ -98,6 +98,7 @@ def test_cli_beats_environment_beats_file_beats_defaults(settings_path: Path, ke
         ("data_dir", "EPOS_BRIDGE_DATA_DIR", "/srv/bridge", Path("/srv/bridge")),
         ("allow_insecure", "EPOS_BRIDGE_ALLOW_INSECURE", "1", True),
         ("allow_insecure", "EPOS_BRIDGE_ALLOW_INSECURE", "0", False),
+        ("max_frame_bytes", "EPOS_BRIDGE_MAX_FRAME_BYTES", "2097152", 2097152),
     ],
 )
 def test_each_published_environment_variable(
@@ -119,6 +120,7 @@ def test_the_published_names_are_exactly_these() -> None:
         "EPOS_BRIDGE_DB",
         "EPOS_BRIDGE_DATA_DIR",
         "EPOS_BRIDGE_ALLOW_INSECURE",
+        "EPOS_BRIDGE_MAX_FRAME_BYTES",
     }
 
 
@@ -145,7 +147,8 @@ def test_ws_url_refused_without_the_insecure_flag(settings_path: Path, keystore:
     assert caught.value.problems == [
         (
             "EPOS_BRIDGE_WS_URL",
-            "must be a wss:// URL (set EPOS_BRIDGE_ALLOW_INSECURE=1 to allow ws:// for the simulator)",
+            "must be a wss:// URL, because a ws:// endpoint would carry the API key in clear text"
+            " (set EPOS_BRIDGE_ALLOW_INSECURE=1 to allow ws:// to this machine's loopback, for the simulator)",
         )
     ]
     assert str(caught.value).startswith("EPOS_BRIDGE_WS_URL: must be a wss:// URL")
@@ -187,7 +190,7 @@ def test_bad_insecure_flag_names_the_variable(settings_path: Path, keystore: Key
         load_with(settings_path, keystore, {"EPOS_BRIDGE_ALLOW_INSECURE": "perhaps"})
     assert caught.value.problems[0] == (
         "EPOS_BRIDGE_ALLOW_INSECURE",
-        "must be 1 (allow ws:// and http:// endpoints) or 0",
+        "must be 1 (allow ws:// and http:// endpoints on this machine's loopback) or 0",
     )
 
 
@@ -312,3 +315,14 @@ def test_keystore_without_a_backend_says_what_to_do(settings_path: Path) -> None
     # loading still works: no key, and the UI asks for one
     settings = load(environ={}, settings_path=settings_path, keystore=store)
     assert settings.api_key is None and settings.api_key_source is None
+
+
+def test_the_inbound_message_limit_defaults_to_one_mib_and_refuses_nonsense(
+    settings_path: Path, keystore: KeyStore
+) -> None:
+    assert load_with(settings_path, keystore).max_frame_bytes == 1024 * 1024
+    for raw in ("0", "lots", "999999999999"):
+        with pytest.raises(ConfigError) as caught:
+            load_with(settings_path, keystore, {"EPOS_BRIDGE_MAX_FRAME_BYTES": raw})
+        assert caught.value.fields == ["EPOS_BRIDGE_MAX_FRAME_BYTES"]
+        assert "number of bytes" in str(caught.value)

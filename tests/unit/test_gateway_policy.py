@@ -71,35 +71,92 @@ def test_backoff_resets_only_after_a_healthy_connection() -> None:
     assert backoff.next_delay() == 1
 
 
-def test_auth_failures_follow_the_slow_schedule_and_do_not_touch_the_fast_one() -> None:
-    backoff = Backoff(random=no_jitter)
+class FakeClock:
+    """Monotonic seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 5000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def rejected_streak(backoff: Backoff, clock: FakeClock, tries: int) -> list[float]:
+    """Each rejected try waits its delay (on the fake clock) before the next one."""
+    delays = []
+    for _ in range(tries):
+        delay = backoff.next_delay("auth_failed")
+        delays.append(delay)
+        clock.now += delay
+    return delays
+
+
+def test_a_rejected_key_is_retried_on_the_normal_backoff_for_five_minutes_then_every_five() -> None:
+    clock = FakeClock()
+    backoff = Backoff(random=no_jitter, clock=clock)
+
+    delays = rejected_streak(backoff, clock, 18)
+
+    # 1+2+4+8+16 = 31 s, then 30 s steps: the try at 271 s is still inside the first five minutes.
+    assert delays[:14] == [1, 2, 4, 8, 16, 30, 30, 30, 30, 30, 30, 30, 30, 30]
+    assert sum(delays[:14]) == 301
+    assert delays[14:] == [300, 300, 300, 300]
+
+
+def test_the_first_rejection_of_a_streak_is_retried_after_one_second() -> None:
+    """A till that starts during an authentication blip is serving again seconds after it ends."""
+    clock = FakeClock()
+    backoff = Backoff(random=no_jitter, clock=clock)
+
+    assert backoff.next_delay("auth_failed") == 1
+    assert backoff.rejected_for_s == 0
+    clock.now += 4
+    assert backoff.rejected_for_s == 4
+
+
+@pytest.mark.parametrize(("random_value", "slowest"), [(0.0, 240.0), (0.999999, 300.0)])
+def test_the_five_minute_retry_is_jittered_but_never_later(random_value: float, slowest: float) -> None:
+    clock = FakeClock()
+    backoff = Backoff(random=lambda: random_value, clock=clock)
+    backoff.next_delay("auth_failed")
+    clock.now += 300
+
+    assert backoff.next_delay("auth_failed") == pytest.approx(slowest)
+
+
+def test_rejections_do_not_touch_the_network_failure_schedule() -> None:
+    clock = FakeClock()
+    backoff = Backoff(random=no_jitter, clock=clock)
     backoff.next_delay()
 
-    auth_delays = [backoff.next_delay("auth_failed") for _ in range(4)]
-
-    assert auth_delays == [300, 600, 900, 900]
+    assert rejected_streak(backoff, clock, 3) == [1, 2, 4]
     assert backoff.next_delay() == 2
 
 
-def test_an_accepted_handshake_restarts_the_auth_schedule() -> None:
-    backoff = Backoff(random=no_jitter)
-    backoff.next_delay("auth_failed")
-    backoff.next_delay("auth_failed")
+def test_an_accepted_key_starts_a_new_streak_on_the_fast_schedule() -> None:
+    clock = FakeClock()
+    backoff = Backoff(random=no_jitter, clock=clock)
+    rejected_streak(backoff, clock, 16)
+    assert backoff.next_delay("auth_failed") == 300
 
     backoff.handshake_accepted()
+    clock.now += 3600
 
-    assert backoff.next_delay("auth_failed") == 300
+    assert rejected_streak(backoff, clock, 3) == [1, 2, 4]
 
 
 def test_reset_starts_both_schedules_over() -> None:
-    backoff = Backoff(random=no_jitter)
+    """Reconnect now, a settings save, a wake from sleep and a network change all reset."""
+    clock = FakeClock()
+    backoff = Backoff(random=no_jitter, clock=clock)
     backoff.next_delay()
     backoff.next_delay()
-    backoff.next_delay("auth_failed")
+    rejected_streak(backoff, clock, 16)
 
     backoff.reset()
 
-    assert (backoff.next_delay(), backoff.next_delay("auth_failed")) == (1, 300)
+    assert (backoff.next_delay(), backoff.next_delay("auth_failed")) == (1, 1)
+    assert backoff.rejected_for_s == 0
 
 
 def test_a_week_long_outage_cannot_overflow() -> None:

@@ -3,9 +3,14 @@ clean hand-over when the holder lets go or dies."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +20,9 @@ from epos_bridge.instance import (
     InstanceLock,
     InstanceOwner,
     already_serving_message,
-    raise_channel_name,
+    clear_stale_channels,
+    folder_tag,
+    new_raise_channel,
 )
 
 
@@ -97,10 +104,95 @@ def test_message_names_another_user(tmp_path: Path) -> None:
     assert "(pid 42, user someone-else-entirely)" in already_serving_message(tmp_path, owner)
 
 
-def test_raise_channel_is_the_same_for_every_spelling_of_the_folder(tmp_path: Path) -> None:
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A short folder: pytest's own are too deep for a socket path (sockaddr_un is ~100 bytes)."""
+    folder = Path(tempfile.mkdtemp(prefix="eb-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_folder_tag_is_the_same_for_every_spelling_of_the_folder(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
-    name = raise_channel_name(tmp_path / "data")
-    assert name == raise_channel_name(tmp_path / "data" / ".." / "data")
-    assert name != raise_channel_name(tmp_path / "other")
-    assert name.startswith("epos-bridge-")
-    assert len(name) < 40  # QLocalServer names become socket paths on Linux: keep them short
+    tag = folder_tag(tmp_path / "data")
+    assert tag == folder_tag(tmp_path / "data" / ".." / "data")
+    assert tag != folder_tag(tmp_path / "other")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a socket path on Linux and macOS")
+def test_each_raise_channel_is_fresh_and_in_a_private_folder_of_this_user(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    data = short_tmp / "data"
+
+    first, second = new_raise_channel(data), new_raise_channel(data)
+
+    assert first != second  # nobody can create it before the bridge does: it is not known in advance
+    for channel in (first, second):
+        path = Path(channel)
+        assert path.parent == data / "run"
+        assert path.name.startswith(folder_tag(data) + "-") and path.suffix == ".sock"
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        assert len(os.fsencode(channel)) <= 100  # fits a sockaddr_un on Linux and macOS
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a socket path on Linux and macOS")
+def test_the_session_runtime_folder_is_used_when_it_is_private(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = short_tmp / "run-user"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    assert Path(new_raise_channel(short_tmp / "data")).parent == runtime / "epos-bridge"
+
+    runtime.chmod(0o755)  # not a private runtime folder: the data folder is used instead
+    assert Path(new_raise_channel(short_tmp / "data")).parent == short_tmp / "data" / "run"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a socket path on Linux and macOS")
+def test_a_path_too_long_for_a_socket_falls_back_to_a_fresh_private_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    deep = tmp_path / ("d" * 90)
+
+    channel = Path(new_raise_channel(deep))
+
+    assert len(os.fsencode(channel)) <= 100
+    assert stat.S_IMODE(channel.parent.stat().st_mode) == 0o700
+    channel.parent.rmdir()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a socket path on Linux and macOS")
+def test_stale_channels_of_this_folder_are_cleared_and_others_kept(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    data, other = short_tmp / "data", short_tmp / "other"
+    stale, mine = Path(new_raise_channel(data)), new_raise_channel(data)
+    stale.touch()
+    Path(mine).touch()
+    (data / "run" / "unrelated.txt").touch()
+
+    assert clear_stale_channels(data, keep=mine) == 1
+    assert not stale.exists() and Path(mine).exists() and (data / "run" / "unrelated.txt").exists()
+    assert clear_stale_channels(other) == 0
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes on Linux and macOS")
+def test_the_data_folder_and_lock_file_are_owner_only(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        lock = InstanceLock(tmp_path / "data")
+        lock.acquire(role="headless")
+    finally:
+        os.umask(previous)
+    try:
+        assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+        assert stat.S_IMODE(lock.lock_path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(lock.owner_path.stat().st_mode) == 0o600
+    finally:
+        lock.release()
