@@ -323,6 +323,7 @@ class RestSimulator:
         self._events_failure: int | None = None
         self._next_scripts: list[str] = []
         self._terminal_scripts: dict[str, str] = {}
+        self._extra_routes: list[web.RouteDef] = []
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -349,6 +350,7 @@ class RestSimulator:
                 web.get("/terminal-sessions/{session_id}", self._get_session),
                 web.put("/terminal-sessions/{session_id}/cancel", self._cancel_session),
                 web.put("/terminal-sessions/{session_id}/signature", self._answer_signature),
+                *self._extra_routes,
             ]
         )
         self._runner = web.AppRunner(app, access_log=None)
@@ -369,6 +371,11 @@ class RestSimulator:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def add_routes(self, routes: list[web.RouteDef]) -> None:
+        """More endpoints behind the same recording and key check (the EPOS tester tool,
+        ``sim/tester.py``); call before :meth:`start`."""
+        self._extra_routes.extend(routes)
 
     # --- switches for tests and the demo -----------------------------------------------------
 

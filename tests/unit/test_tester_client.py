@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from functools import cache
 from typing import Any
 
 import httpx
-import jsonschema
 import pytest
 
 from epos_bridge.dojo_api import DojoClient
@@ -25,7 +23,7 @@ from epos_bridge.domain.verification import (
     TesterToolUnavailable,
 )
 from epos_bridge.services.verification import Verification, follow_flow
-from tests.helpers.contract import contract_dir
+from tests.helpers.contract import assert_tester_shape
 
 SANDBOX_KEY = "sk_sandbox_FakeTesterKey_not_real"
 PRODUCTION_KEY = "sk_prod_FakeTesterKey_not_real"
@@ -33,29 +31,14 @@ FLOW_ID = "d00aa12a-7fb8-46a2-a22d-f4b560298353"
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-@cache
-def published_tester_schema() -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((contract_dir() / "epos-tester.schema.json").read_text())
-    return document
-
-
-def conforms(definition: str, value: Any) -> Any:
-    """``value`` must match ``#/$defs/<definition>`` of the published tester schema."""
-    jsonschema.Draft202012Validator(
-        {"$defs": published_tester_schema()["$defs"], "$ref": f"#/$defs/{definition}"},
-        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
-    ).validate(value)
-    return value
-
-
-GET_ORDER = conforms(
+GET_ORDER = assert_tester_shape(
     "FlowDescription",
     {
         "name": "Get Order",
         "params": [{"name": "orderId", "type": "string", "required": True, "description": "The order to read"}],
     },
 )
-PAY_AT_TABLE = conforms(
+PAY_AT_TABLE = assert_tester_shape(
     "FlowDescription",
     {
         "name": "Pay at Table",
@@ -77,7 +60,7 @@ def result(status: str, *steps: dict[str, Any], finished: bool = True) -> dict[s
     }
     if finished:
         body["finishedAt"] = "2026-03-02T12:00:02.000Z"
-    return conforms("FlowResult", body)
+    return assert_tester_shape("FlowResult", body)
 
 
 def step_body(name: str, status: str, *information: str) -> dict[str, Any]:
@@ -177,7 +160,7 @@ async def test_a_flow_without_params_and_lenient_defaults_are_read(make_client: 
 async def test_starting_a_flow_sends_the_published_request_and_reads_the_bare_string_id(
     make_client: Callable[..., DojoClient],
 ) -> None:
-    recorder = Recorder(ok(conforms("FlowId", FLOW_ID)))
+    recorder = Recorder(ok(assert_tester_shape("FlowId", FLOW_ID)))
     tool = make_client(recorder).tester_tool()
 
     flow_id = await tool.start_flow("Get Order", {"orderId": "ord_1"})
@@ -187,7 +170,7 @@ async def test_starting_a_flow_sends_the_published_request_and_reads_the_bare_st
     assert (request.method, request.url.path) == ("POST", "/epos-tester-tool/flows")
     body = json.loads(request.content)
     assert body == {"flow": "Get Order", "params": {"orderId": "ord_1"}}
-    conforms("RunFlowRequest", body)
+    assert_tester_shape("RunFlowRequest", body)
 
 
 async def test_a_start_that_fails_on_dojos_side_is_never_repeated(make_client: Callable[..., DojoClient]) -> None:
@@ -341,7 +324,7 @@ async def test_a_refused_start_is_a_failed_run_and_the_next_flow_still_runs(
             return ok([GET_ORDER, PAY_AT_TABLE])
         if request.method == "POST":
             body = json.loads(request.content)
-            conforms("RunFlowRequest", body)
+            assert_tester_shape("RunFlowRequest", body)
             if body["flow"] == "Get Order":
                 return ok({"title": "Bad Request", "detail": "orderId unknown"}, 400)
             return ok(FLOW_ID)
