@@ -48,6 +48,8 @@ request_log = logging.getLogger("epos_bridge.requests")
 
 STATE_DB_NAME = "bridge-state.db"
 REGISTRATION_RETRY_S = 60.0
+DEMO_TESTER_PAUSE_S = 0.2
+"""The demo's EPOS tester tool pauses between steps, so they can be watched arriving."""
 
 
 def open_adapter(settings: BridgeSettings) -> PosAdapter:
@@ -397,7 +399,7 @@ def run_demo_headless(flow_interval_s: float = 4.0) -> int:
         with tempfile.TemporaryDirectory(prefix="epos-bridge-demo-") as tmp:
             folder = Path(tmp)
             init_database(folder / "demo-venue.db", demo=True, now=datetime.now(UTC))
-            async with DojoSimulator() as simulator:
+            async with DojoSimulator(tester_step_pause=DEMO_TESTER_PAUSE_S) as simulator:
                 settings = demo_settings(
                     folder, simulator.ws_url, simulator.api_url, DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID
                 )
@@ -426,7 +428,7 @@ async def _demo_bridge(folder: Path, flow_interval_s: float) -> AsyncIterator[Br
     from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
 
     init_database(folder / "demo-venue.db", demo=True, now=datetime.now(UTC))
-    async with DojoSimulator() as simulator:
+    async with DojoSimulator(tester_step_pause=DEMO_TESTER_PAUSE_S) as simulator:
         flows = asyncio.create_task(simulator.run_flows(flow_interval_s))
         try:
             yield Bridge(
