@@ -292,6 +292,11 @@ def read(model: type[ModelT], data: Any, what: str) -> ModelT:
 # --- the flows -----------------------------------------------------------------------------------------------------
 
 
+def count(number: int, noun: str, plural: str | None = None) -> str:
+    """``1 party``, ``2 parties``."""
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+
 def _money(value: int, currency: str) -> str:
     return f"{value / 100:.2f} {currency}"
 
@@ -386,8 +391,7 @@ async def search_orders(ctx: FlowContext, params: dict[str, str]) -> None:
         found[:] = page.data
         names = ", ".join(o.reference or o.id or "?" for o in page.data) or "none"
         kind = "payable" if payable_only else "open"
-        plural = "s" if len(page.data) != 1 else ""
-        return [f"{len(page.data)} {kind} order{plural} at table {table_id}: {names}"]
+        return [f"{count(len(page.data), kind + ' order')} at table {table_id}: {names}"]
 
     await ctx.call(
         "Search the table's payable orders",
@@ -403,7 +407,9 @@ async def search_orders(ctx: FlowContext, params: dict[str, str]) -> None:
     )
     everything = list(found)
     if len(everything) < 2:
-        ctx.note("Page through the orders", f"{len(everything)} open order(s) at the table: one page holds them all")
+        ctx.note(
+            "Page through the orders", f"{count(len(everything), 'open order')} at the table: one page holds them all"
+        )
         return
     pages: dict[str, Any] = {}
 
@@ -515,7 +521,7 @@ async def pay_at_table(ctx: FlowContext, params: dict[str, str]) -> None:
         if not owed:
             raise CheckFailed(f"No payable order with money owed at table {table_id}")
         chosen["order"] = owed[0]
-        return [f"{len(page.data)} payable order(s) at table {table_id}; paying {describe_order(owed[0])}"]
+        return [f"{count(len(page.data), 'payable order')} at table {table_id}; paying {describe_order(owed[0])}"]
 
     await ctx.call(
         "Find the table's payable orders",
@@ -704,7 +710,7 @@ async def bookings(ctx: FlowContext, params: dict[str, str]) -> None:
         page = read(PagedReservations, result, "page of reservations")
         if not any(r.id == reservation_id for r in page.data):
             raise CheckFailed(f"Reservation {reservation_id} is not among the {len(page.data)} found that evening")
-        return [f"{len(page.data)} reservation(s) at table {table_id} that evening, the booking among them"]
+        return [f"{count(len(page.data), 'reservation')} at table {table_id} that evening, the booking among them"]
 
     await ctx.call(
         "Find the booking among the evening's reservations",
@@ -774,7 +780,9 @@ async def bookings(ctx: FlowContext, params: dict[str, str]) -> None:
         page = read(PagedParties, result, "page of parties")
         if any(p.id == party.id for p in page.data):
             raise CheckFailed(f"Party {party.id} has left but is still listed (§3.16: leave out ended parties)")
-        return [f"{len(page.data)} party(ies) still at table {table_id}; the party that left is not listed"]
+        return [
+            f"{count(len(page.data), 'party', 'parties')} still at table {table_id}; the party that left is not listed"
+        ]
 
     await ctx.call(
         "The party that left is no longer listed", WireMethod.SEARCH_PARTIES, {"tableId": table_id}, check=gone
