@@ -246,8 +246,7 @@ async def _facts(
         integrations = await client.get_integrations()
         registered = tuple(sorted(c.value for c in integrations.registered_capabilities))
     if venue is None:
-        with contextlib.suppress(EposFailure):
-            venue = await verification.venue_name()
+        venue = await verification.venue_name()
     return ReportFacts(
         generated_at=datetime.now(UTC),
         bridge_version=__version__,

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from epos_bridge.domain.errors import EposFailure
 from epos_bridge.domain.verification import (
     FLOW_TIMEOUT_S,
     POLL_INTERVAL_S,
@@ -279,13 +280,18 @@ class Verification:
         return values
 
     async def venue_name(self) -> str | None:
-        """The venue as its own bills name it (the merchant line of an open order's bill)."""
+        """The venue as its own bills name it (the merchant line of an open order's bill), or
+        ``None`` when the POS has no open order or cannot print a bill."""
         if self._pos is None:
             return None
-        page = await self._pos.search_orders(SearchOrdersParams(cursor=Cursor(limit=1)), _ctx())
-        if not page.data or not page.data[0].id:
+        try:
+            page = await self._pos.search_orders(SearchOrdersParams(cursor=Cursor(limit=1)), _ctx())
+            if not page.data or not page.data[0].id:
+                return None
+            bill = await self._pos.get_order_bill(OrderIdParams(order_id=page.data[0].id), _ctx())
+        except EposFailure as exc:
+            log.info("the venue's name could not be read from the POS: %s", exc)
             return None
-        bill = await self._pos.get_order_bill(OrderIdParams(order_id=page.data[0].id), _ctx())
         for line in bill.header.lines:
             if line.line_type is LineType.MERCHANT_NAME and line.merchant_name is not None:
                 return line.merchant_name.name

@@ -465,11 +465,7 @@ class VerifyDialog(QDialog):
         self.choices_loaded.emit()
 
     async def _find_venue(self) -> None:
-        try:
-            name = await self._verification.venue_name()
-        except EposFailure as exc:
-            log.info("the venue's name could not be read from the POS: %s", exc)
-            return
+        name = await self._verification.venue_name()
         if name and not self._venue_edited and not self.venue_edit.text():
             self.venue_edit.setText(name)
 
