@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 BASE = "/epos-tester-tool/flows"
 DEVICE_ID = "epos-tester-tool"
 TESTER_PRODUCT = "EposTesterTool"
+KEEP_RECORDS = 200
 
 Now = Callable[[], datetime]
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -1005,6 +1006,9 @@ class TesterToolSimulator:
             )
         record = FlowRecord(str(uuid.uuid4()), flow.result_name, self._now(), values)
         self.records[record.id] = record
+        for old in list(self.records)[:-KEEP_RECORDS]:  # a simulator left running all day stays small
+            if self.records[old].done.is_set():
+                del self.records[old]
         task = asyncio.get_running_loop().create_task(self._play(flow, record), name=f"tester-{flow.name}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
