@@ -47,7 +47,7 @@ from epos_bridge.protocol.redaction import KnownSecrets
 from epos_bridge.services.activity import LockBoard, PaymentLogEntry, payment_entry
 from epos_bridge.services.dispatcher import Dispatcher, Served, new_trace_id
 from epos_bridge.services.listeners import Listeners
-from epos_bridge.services.pos_connection import PosConnection
+from epos_bridge.services.pos_connection import CurrentPos, PosConnection
 from epos_bridge.services.pos_events import PosEventRelay, RelayStatus
 from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
 from epos_bridge.state.outbox import OutboxStore
@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 request_log = logging.getLogger("epos_bridge.requests")
 
 STATE_DB_NAME = "bridge-state.db"
+DEMO_TESTER_PAUSE_S = 0.2
+"""The demo's EPOS tester tool pauses between steps, so they can be watched arriving."""
 
 
 def open_adapter(settings: BridgeSettings) -> PosAdapter:
@@ -195,8 +197,12 @@ class Bridge:
 
     async def search_orders(self, params: SearchOrdersParams) -> PagedOrders:
         """The till's orders, for the Terminal tab (on the POS connection current now)."""
-        async with self.pos.using() as adapter:
-            return await adapter.search_orders(params, CallContext(trace_id=new_trace_id()))
+        return await self.pos_reads.search_orders(params, CallContext(trace_id=new_trace_id()))
+
+    @property
+    def pos_reads(self) -> CurrentPos:
+        """Reads that always go to the POS connection current when they start."""
+        return CurrentPos(lambda: self.pos)
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -439,7 +445,7 @@ def run_demo_headless(flow_interval_s: float = 4.0) -> int:
         with tempfile.TemporaryDirectory(prefix="epos-bridge-demo-") as tmp:
             folder = Path(tmp)
             init_database(folder / "demo-venue.db", demo=True, now=datetime.now(UTC))
-            async with DojoSimulator() as simulator:
+            async with DojoSimulator(tester_step_pause=DEMO_TESTER_PAUSE_S) as simulator:
                 settings = demo_settings(
                     folder, simulator.ws_url, simulator.api_url, DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID
                 )
@@ -471,7 +477,7 @@ async def _demo_bridge(folder: Path, flow_interval_s: float, secrets: KnownSecre
     from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
 
     init_database(folder / "demo-venue.db", demo=True, now=datetime.now(UTC))
-    async with DojoSimulator() as simulator:
+    async with DojoSimulator(tester_step_pause=DEMO_TESTER_PAUSE_S) as simulator:
         flows = asyncio.create_task(simulator.run_flows(flow_interval_s))
         try:
             yield Bridge(

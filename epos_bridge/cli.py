@@ -4,6 +4,7 @@ commands never import Qt."""
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from collections.abc import Sequence
@@ -56,10 +57,38 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overrides(doctor)
     doctor.set_defaults(handler=_doctor)
 
+    verify = commands.add_parser(
+        "verify",
+        help="run Dojo's EPOS tester tool flows against this till (sandbox keys only)",
+        description="Ask Dojo's EPOS tester tool to run its flows against this venue's registered capabilities. "
+        "Dojo drives the bridge that is already running; every step is printed. Exit code 0 when every flow "
+        "succeeded, 1 when one did not, 2 when the tester tool cannot be used.",
+    )
+    verify.add_argument(
+        "--flow", action="append", default=[], metavar="NAME", help="a flow to run (repeatable; default: every flow)"
+    )
+    verify.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a flow parameter (repeatable); a required order or table left out is picked from the POS",
+    )
+    verify.add_argument("--json", action="store_true", help="print the flows as JSON (name, status, steps) at the end")
+    verify.add_argument("--list", action="store_true", help="only list the flows Dojo offers, with their parameters")
+    verify.add_argument("--report", type=Path, metavar="FILE", help="also write an HTML report for the venue")
+    verify.add_argument("--venue", help="the venue's name in the report (default: as the POS's bills print it)")
+    verify.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="give up on a flow after this")
+    _add_overrides(verify)
+    verify.set_defaults(handler=_verify)
+
     simulate = commands.add_parser("simulate", help="run the local Dojo simulator alone")
     simulate.add_argument("--port", type=int, default=8765, help="WebSocket port of the gateway (127.0.0.1)")
     simulate.add_argument("--api-port", type=int, default=None, help="REST port (default: --port + 1)")
     simulate.add_argument("--flow-interval", type=float, default=4.0, help="seconds between simulated product flows")
+    simulate.add_argument(
+        "--tester-pause", type=float, default=0.2, help="seconds between the EPOS tester tool's steps (to watch them)"
+    )
     simulate.set_defaults(handler=_simulate)
     return parser
 
@@ -186,6 +215,40 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0 if all(check.passed for check in checks) else 1
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from epos_bridge.domain.verification import EXIT_TESTER_UNAVAILABLE, parse_assignments
+
+    try:
+        params = parse_assignments(args.param)
+    except ValueError as exc:
+        print(f"epos-bridge: {exc}", file=sys.stderr)
+        return EXIT_TESTER_UNAVAILABLE
+    settings = _settings(args)
+    if settings is None:
+        return EXIT_TESTER_UNAVAILABLE
+    import asyncio
+
+    from epos_bridge.verify import verify
+
+    for stream in (sys.stdout, sys.stderr):  # Dojo's words may not fit a Windows code page
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
+    return asyncio.run(
+        verify(
+            settings,
+            flows=args.flow,
+            params=params,
+            as_json=args.json,
+            list_only=args.list,
+            report_path=args.report,
+            venue=args.venue,
+            timeout_s=args.timeout,
+            out=sys.stdout,
+            err=sys.stderr,
+        )
+    )
+
+
 def _simulate(args: argparse.Namespace) -> int:
     import asyncio
     import contextlib
@@ -198,7 +261,9 @@ def _simulate(args: argparse.Namespace) -> int:
 
     async def serve() -> None:
         api_port = args.api_port if args.api_port is not None else args.port + 1
-        async with DojoSimulator(ws_port=args.port, api_port=api_port) as simulator:
+        async with DojoSimulator(
+            ws_port=args.port, api_port=api_port, tester_step_pause=args.tester_pause
+        ) as simulator:
             print(f"gateway simulator: {simulator.ws_url}", flush=True)
             print(f"REST simulator:    {simulator.api_url}", flush=True)
             print(f"API key: {DEMO_API_KEY}  software-house-id: {DEMO_SOFTWARE_HOUSE_ID}", flush=True)

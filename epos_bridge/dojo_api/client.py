@@ -47,6 +47,7 @@ from epos_bridge.dojo_api.models import (
     WsIntegration,
     money_to_wire,
 )
+from epos_bridge.dojo_api.tester import EposTesterClient
 from epos_bridge.protocol.capabilities import CAPABILITY_VERSION, Capability
 from epos_bridge.protocol.dojo import API_VERSION, DEFAULT_API_URL, HEADER_VERSION, dojo_headers, environment_of, redact
 from epos_bridge.protocol.endpoints import plain_text_refusal
@@ -238,6 +239,12 @@ class DojoClient:
         path = f"/terminal-sessions/{_segment(terminal_session_id)}/signature"
         data = await self._call("PUT", path, json_body={"accepted": accepted}, retry=True)
         return self._parse(TerminalSession, data, "PUT", path)
+
+    # --- EPOS tester tool (§5.7) ---------------------------------------------------------------
+
+    def tester_tool(self) -> EposTesterClient:
+        """Dojo's EPOS tester tool for this account, over this client's calls and headers."""
+        return EposTesterClient(self._call, self.environment, _segment)
 
     # --- plumbing ----------------------------------------------------------------------------
 

@@ -14,8 +14,10 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from epos_bridge.domain.events import DomainEvent
-from epos_bridge.ports import ChangeSource, Outbox, PosAdapter
+from epos_bridge.ports import CallContext, ChangeSource, Outbox, PosAdapter
+from epos_bridge.protocol.entities import OrderBill
 from epos_bridge.protocol.jsonrpc import IncomingRequest
+from epos_bridge.protocol.params import OrderIdParams, PagedOrders, PagedTables, SearchOrdersParams, SearchTablesParams
 from epos_bridge.services.dispatcher import Dispatcher, Served
 from epos_bridge.services.pos_events import PosEventRelay, RelayStatus, SendEvent
 
@@ -90,3 +92,23 @@ class PosConnection:
         await self._idle.wait()
         await self.dispatcher.drain()
         await self.adapter.close()
+
+
+class CurrentPos:
+    """Reads on whichever POS connection is current when each call starts (for views that
+    outlive a Settings save, like the Verify dialog's pickers)."""
+
+    def __init__(self, current: Callable[[], PosConnection]) -> None:
+        self._current = current
+
+    async def search_orders(self, params: SearchOrdersParams, ctx: CallContext) -> PagedOrders:
+        async with self._current().using() as adapter:
+            return await adapter.search_orders(params, ctx)
+
+    async def search_tables(self, params: SearchTablesParams, ctx: CallContext) -> PagedTables:
+        async with self._current().using() as adapter:
+            return await adapter.search_tables(params, ctx)
+
+    async def get_order_bill(self, params: OrderIdParams, ctx: CallContext) -> OrderBill:
+        async with self._current().using() as adapter:
+            return await adapter.get_order_bill(params, ctx)

@@ -329,6 +329,7 @@ class RestSimulator:
         self._terminal_scripts: dict[str, str] = {}
         self._lose_session_answers: list[int] = []
         self._registration_failure: int | None = None
+        self._extra_routes: list[web.RouteDef] = []
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -355,6 +356,7 @@ class RestSimulator:
                 web.get("/terminal-sessions/{session_id}", self._get_session),
                 web.put("/terminal-sessions/{session_id}/cancel", self._cancel_session),
                 web.put("/terminal-sessions/{session_id}/signature", self._answer_signature),
+                *self._extra_routes,
             ]
         )
         self._runner = web.AppRunner(app, access_log=None)
@@ -376,6 +378,11 @@ class RestSimulator:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def add_routes(self, routes: list[web.RouteDef]) -> None:
+        """More endpoints behind the same recording and key check (the EPOS tester tool,
+        ``sim/tester.py``); call before :meth:`start`."""
+        self._extra_routes.extend(routes)
 
     # --- switches for tests and the demo -----------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 The demo and the end-to-end tests point the bridge at :attr:`DojoSimulator.ws_url` and
 :attr:`DojoSimulator.api_url`; ``run_flows`` then plays Pay at Table, Bookings and Order and
-Pay against whatever bridge is connected.
+Pay against whatever bridge is connected, and :attr:`DojoSimulator.tester` serves Dojo's EPOS
+tester tool (``/epos-tester-tool/*``, ``sim/tester.py``). One product flow runs at a time, a
+tester flow included, so they never trip over each other's locks.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from epos_bridge.sim import flows
 from epos_bridge.sim.gateway import GatewaySimulator, SimulatorError
 from epos_bridge.sim.rest import RestSimulator
+from epos_bridge.sim.tester import TesterToolSimulator
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ class DojoSimulator:
         host: str = "127.0.0.1",
         ws_port: int = 0,
         api_port: int = 0,
+        tester_step_pause: float = 0.0,
     ) -> None:
         self.gateway = GatewaySimulator(
             host,
@@ -43,6 +47,12 @@ class DojoSimulator:
             expected_reseller_id=reseller_id,
         )
         self.rest = RestSimulator(api_key, software_house_id, host=host, port=api_port)
+        self.products = asyncio.Lock()
+        """Held while a product flow (or a tester flow) plays against the bridge."""
+        self.tester = TesterToolSimulator(
+            self.gateway, lambda: self.rest.registered, products=self.products, step_pause=tester_step_pause
+        )
+        self.rest.add_routes(self.tester.routes())
         self.reports: list[flows.FlowReport] = []
 
     async def start(self) -> None:
@@ -50,6 +60,7 @@ class DojoSimulator:
         await self.rest.start()
 
     async def stop(self) -> None:
+        await self.tester.stop()
         await self.rest.stop()
         await self.gateway.stop()
 
@@ -90,7 +101,8 @@ class DojoSimulator:
                 continue
             flow = rng.choice(plays)
             with contextlib.suppress(SimulatorError):
-                report = await flow(self.send, rng=rng)
+                async with self.products:
+                    report = await flow(self.send, rng=rng)
                 self.reports.append(report)
                 del self.reports[:-50]
                 outcome = "ok" if report.ok else f"stopped: {report.error}"

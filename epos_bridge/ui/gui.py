@@ -41,13 +41,14 @@ from epos_bridge.ui.status_window import StatusWindow
 from epos_bridge.ui.support import export_diagnostics, open_logs_folder, show_about
 from epos_bridge.ui.text import plain_tooltip
 from epos_bridge.ui.tray import TrayController
+from epos_bridge.ui.verify_dialog import VerifiableBridge, VerifyDialog, open_verify
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "EPOS Bridge"
 
 
-class RunnableBridge(BridgeLike, Protocol):
+class RunnableBridge(VerifiableBridge, BridgeLike, Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
 
@@ -196,8 +197,12 @@ async def _serve(
                     window.setWindowTitle(window.windowTitle() + " (demo with the Dojo simulator)")
                 tray = TrayController(signals, window, icons)
                 tray.quit_requested.connect(quit_requested.set)
+                verify = functools.partial(open_verify, window, bridge)
+                window.verify_requested.connect(verify)
                 tray.settings_requested.connect(
-                    functools.partial(open_settings, window, signals, keystore or KeyStore(), settings_path)
+                    functools.partial(
+                        open_settings, window, signals, keystore or KeyStore(), settings_path, on_verify=verify
+                    )
                 )
                 support = _wire_support(bridge, signals, window, tray, raise_channel)
                 await bridge.start()
@@ -208,6 +213,8 @@ async def _serve(
                 await quit_requested.wait()
                 log.info("quitting: finishing requests in flight, then closing the connection")
                 tray.shutdown()
+                for dialog in window.findChildren(VerifyDialog):
+                    dialog.close()  # stops following flows before the bridge stops
                 window.shutdown()
                 window.hide()
                 await bridge.stop()
@@ -263,13 +270,25 @@ def _after_save(window: StatusWindow, new: Any) -> None:
     window.statusBar().showMessage("Settings saved and applied", 10_000)
 
 
-def open_settings(window: StatusWindow, signals: BridgeSignals, keystore: KeyStore, settings_path: Path) -> None:
-    """Open the Settings dialog (window-modal, non-blocking); Save applies to the running bridge."""
+def open_settings(
+    window: StatusWindow,
+    signals: BridgeSignals,
+    keystore: KeyStore,
+    settings_path: Path,
+    *,
+    on_verify: Callable[[], object] | None = None,
+) -> None:
+    """Open the Settings dialog (window-modal, non-blocking); Save applies to the running bridge.
+    With ``on_verify``, a successful key Test offers Verify with Dojo… (the running bridge)."""
     from epos_bridge.ui.settings_dialog import SettingsDialog, build_settings_service
 
     service = build_settings_service(keystore, settings_path, apply=signals.apply_settings)
-    dialog = SettingsDialog(signals.settings, service, service.installed_adapters, parent=window)
+    dialog = SettingsDialog(
+        signals.settings, service, service.installed_adapters, parent=window, can_verify=on_verify is not None
+    )
     dialog.saved.connect(lambda new: _after_save(window, new))
+    if on_verify is not None:
+        dialog.verify_requested.connect(on_verify)
     dialog.finished.connect(dialog.deleteLater)
     window.bring_to_front()
     dialog.open()

@@ -48,7 +48,9 @@ from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.adapters.sqlite.connection import PosDatabase
 from epos_bridge.config import ENV_API_KEY, ENV_VARS, BridgeSettings, ConfigError, KeyStore
 from epos_bridge.dojo_api import DojoClient
+from epos_bridge.domain.verification import verification_refusal
 from epos_bridge.ports import PosAdapter
+from epos_bridge.protocol.dojo import environment_of
 from epos_bridge.services.settings_service import Apply, IntegrationsReader, SettingsService, TestResult
 from epos_bridge.tls import dojo_http_client
 from epos_bridge.ui.text import PlainLabel, plain_tooltip
@@ -86,6 +88,8 @@ class SettingsDialog(QDialog):
     """Edit the bridge's settings. ``saved`` carries the new :class:`BridgeSettings` after Save."""
 
     saved = Signal(object)
+    verify_requested = Signal()
+    """Verify with Dojo…, offered after a successful Test when nothing is left unsaved."""
     busy_changed = Signal(bool)
     """True while a key test, database check or save is running (tests wait on it)."""
 
@@ -95,8 +99,12 @@ class SettingsDialog(QDialog):
         service: SettingsServiceLike,
         installed_adapters: list[str] | None = None,
         parent: QWidget | None = None,
+        *,
+        can_verify: bool = False,
     ) -> None:
         super().__init__(parent)
+        self._can_verify = can_verify
+        self._tested_environment = "unknown"
         self._original = settings.model_copy(deep=True)
         self._service = service
         self._adapters = list(installed_adapters or ["sqlite"])
@@ -143,7 +151,14 @@ class SettingsDialog(QDialog):
         key_row.addWidget(self.show_key_button)
         key_row.addWidget(self.test_button)
         self._add_row(dojo_form, "&API key:", "api_key", self.api_key_edit, key_row)
-        dojo_form.addRow(PlainLabel(""), self.test_result)
+        self.verify_button = QPushButton("&Verify with Dojo…")
+        self.verify_button.setAutoDefault(False)
+        self.verify_button.hide()
+        self.verify_button.clicked.connect(self._verify)
+        result_row = QHBoxLayout()
+        result_row.addWidget(self.test_result, 1)
+        result_row.addWidget(self.verify_button)
+        dojo_form.addRow(PlainLabel(""), result_row)
 
         self.software_house_edit = QLineEdit()
         self._add_row(dojo_form, "&Software-house-id:", "software_house_id", self.software_house_edit)
@@ -321,6 +336,7 @@ class SettingsDialog(QDialog):
                 errors.setdefault(field, message)
         self._errors = errors
         self._render_errors()
+        self._update_verify()
 
     def _render_errors(self) -> None:
         shown = dict(self._errors)
@@ -352,6 +368,7 @@ class SettingsDialog(QDialog):
 
     def _key_edited(self) -> None:
         self.test_result.clear()
+        self.verify_button.hide()
         if not self.api_key_edit.text():
             self.show_key_button.setChecked(False)
 
@@ -410,6 +427,28 @@ class SettingsDialog(QDialog):
         self.test_result.setStyleSheet(OK_STYLE if result.ok else ERROR_STYLE)
         self.test_result.setText(result.words)
         self.test_result.setAccessibleDescription(result.words)
+        self._tested_environment = environment_of(key or (draft.api_key.get_secret_value() if draft.api_key else None))
+        self.verify_button.setVisible(result.ok and self._can_verify)
+        self._update_verify()
+
+    def _update_verify(self) -> None:
+        """Dojo's checks drive the bridge running with the *saved* settings, on a sandbox key."""
+        if not self.verify_button.isVisible():
+            return
+        refusal = verification_refusal(self._tested_environment)
+        unsaved = self.typed_key() is not None or self._draft != self._original
+        if refusal is not None:
+            why = refusal
+        elif unsaved:
+            why = "Save first: Dojo's checks drive the bridge that runs with the saved settings."
+        else:
+            why = "Run Dojo's EPOS tester tool flows against this till"
+        self.verify_button.setEnabled(refusal is None and not unsaved)
+        self.verify_button.setToolTip(why)
+
+    def _verify(self) -> None:
+        self.verify_requested.emit()
+        self.reject()
 
     def browse_database(self) -> None:
         start = self.db_path_edit.text().strip() or str(Path.home())

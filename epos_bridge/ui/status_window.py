@@ -322,6 +322,8 @@ class StatusWindow(QMainWindow):
     """
 
     settings_requested = Signal()
+    verify_requested = Signal()
+    """Verify with Dojo… (the EPOS tester tool, ``ui/verify_dialog.py``)."""
     quit_requested = Signal()
     locks_seen = Signal()
     """The Locks tab was shown to staff: unseen lock conflicts are now seen."""
@@ -455,8 +457,12 @@ class StatusWindow(QMainWindow):
         self.reconnect_button.clicked.connect(self._reconnect)
         self.settings_button = QPushButton("Se&ttings…")
         self.settings_button.clicked.connect(self.settings_requested)
+        self.verify_button = QPushButton("Verify with &Dojo…")
+        self.verify_button.setToolTip("Run Dojo's EPOS tester tool flows against this till (sandbox keys only)")
+        self.verify_button.clicked.connect(self.verify_requested)
         buttons.addWidget(self.reconnect_button)
         buttons.addWidget(self.settings_button)
+        buttons.addWidget(self.verify_button)
         buttons.addStretch(1)
         outer.addLayout(buttons)
         outer.addStretch(1)

@@ -58,3 +58,19 @@ def assert_valid_response(method: str, response: dict[str, Any]) -> None:
 def assert_valid_params(method: str, params: dict[str, Any]) -> None:
     """Tests build requests the way Dojo would; check them too so the tests speak the contract."""
     validator(ws_schema()["methods"][method]["params"]).validate(params)
+
+
+@cache
+def _tester_defs() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((contract_dir() / "epos-tester.schema.json").read_text())
+    definitions: dict[str, Any] = document["$defs"]
+    return definitions
+
+
+def assert_tester_shape(definition: str, value: Any) -> Any:
+    """``value`` matches ``#/$defs/<definition>`` of the published EPOS Tester API (§5.7); returns it."""
+    jsonschema.Draft202012Validator(
+        {"$defs": _tester_defs(), "$ref": f"#/$defs/{definition}"},
+        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+    ).validate(value)
+    return value

@@ -593,6 +593,7 @@ def test_the_model_machine_can_find_a_disagreement() -> None:
     """The invariant is not a tautology: a database that loses an answered payment is caught."""
 
     class Forgetful(MoneyMachine):
+        @precondition(lambda self: not self.pos_holds)
         @rule()
         def the_pos_loses_a_payment(self) -> None:
             if isinstance(self.venue, SqliteVenue) and any(i.told == "ok" for i in self.intents.values()):

@@ -21,6 +21,7 @@ CORE_MODULES = [
     "epos_bridge.services.dispatcher",
     "epos_bridge.adapters.sqlite.adapter",
     "epos_bridge.cli",
+    "epos_bridge.verify",
 ]
 
 
