@@ -51,6 +51,7 @@ from epos_bridge.dojo_api.tester import EposTesterClient
 from epos_bridge.protocol.capabilities import CAPABILITY_VERSION, Capability
 from epos_bridge.protocol.dojo import API_VERSION, DEFAULT_API_URL, HEADER_VERSION, dojo_headers, environment_of, redact
 from epos_bridge.protocol.endpoints import plain_text_refusal
+from epos_bridge.services.retry import BackoffPolicy
 
 Sleep = Callable[[float], Awaitable[None]]
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -59,9 +60,13 @@ QueryList = list[tuple[str, str | int | float | bool | None]]
 REFERENCE_MAX_LENGTH = 60
 
 
-def backoff_delay(attempt: int, *, base: float = 0.5, factor: float = 2.0, cap: float = 8.0) -> float:
+SAFE_RETRIES = BackoffPolicy(initial_s=0.5, max_s=8.0, jitter=0.0)
+"""A safe call's retries (5xx, network): 0.5, 1, 2, 4, 8, 8 … s (the bridge's one backoff helper)."""
+
+
+def backoff_delay(attempt: int) -> float:
     """Seconds to wait before retry number ``attempt`` (1-based): 0.5, 1, 2, 4, 8, 8, …"""
-    return float(min(cap, base * factor ** (attempt - 1)))
+    return SAFE_RETRIES.delay_for(attempt)
 
 
 def should_retry(error: DojoApiError) -> bool:

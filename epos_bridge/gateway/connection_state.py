@@ -48,29 +48,3 @@ class ConnectionStatus:
 
 StatusCallback = Callable[[ConnectionStatus], None]
 
-
-class StatusObservers:
-    """A tiny observer registry: ``subscribe`` returns the function that unsubscribes."""
-
-    def __init__(self) -> None:
-        self._callbacks: list[StatusCallback] = []
-
-    def subscribe(self, callback: StatusCallback) -> Callable[[], None]:
-        self._callbacks.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in self._callbacks:
-                self._callbacks.remove(callback)
-
-        return unsubscribe
-
-    def publish(self, status: ConnectionStatus) -> None:
-        """Tell every subscriber; one that raises is logged and the others still hear."""
-        for callback in list(self._callbacks):
-            try:
-                callback(status)
-            except Exception:
-                log.exception("a connection-status subscriber failed on %s", status.state.value)
-
-    def __len__(self) -> int:
-        return len(self._callbacks)

@@ -48,7 +48,7 @@ import logging
 import random as random_module
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -62,7 +62,6 @@ from epos_bridge.gateway.connection_state import (
     ConnectionState,
     ConnectionStatus,
     StatusCallback,
-    StatusObservers,
 )
 from epos_bridge.gateway.policy import (
     AUTH_REJECTED_STATUSES,
@@ -75,6 +74,8 @@ from epos_bridge.gateway.policy import (
 from epos_bridge.protocol.dojo import DEFAULT_WS_URL, dojo_headers, redact
 from epos_bridge.protocol.endpoints import plain_text_refusal
 from epos_bridge.services.dispatcher import Served
+from epos_bridge.services.listeners import Listeners
+from epos_bridge.services.tasks import TaskSet
 from epos_bridge.tls import client_context
 
 log = logging.getLogger(__name__)
@@ -195,7 +196,7 @@ class GatewaySession:
         self._wake_check_s = wake_check_s
         self._wake_jump_s = wake_jump_s
         self._tls_context = tls_context
-        self._observers = StatusObservers()
+        self._observers: Listeners[ConnectionStatus] = Listeners("connection-status")
         self._status = ConnectionStatus(ConnectionState.DISCONNECTED, self._now())
         self._attempts = 0
         self._kick = asyncio.Event()
@@ -205,7 +206,7 @@ class GatewaySession:
         self._stop_deadline_at = 0.0
         self._connection: ClientConnection | None = None
         self._slots: asyncio.Semaphore | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("gateway request")
 
     # --- what the app and the UI use ----------------------------------------------------
 
@@ -223,7 +224,7 @@ class GatewaySession:
 
     def subscribe(self, callback: StatusCallback) -> Callable[[], None]:
         """Hear every status change; returns the function that unsubscribes."""
-        return self._observers.subscribe(callback)
+        return self._observers.add(callback)
 
     def reconnect_now(self) -> None:
         """Drop the current connection (after in-flight answers) or pause, and connect at once.
@@ -259,7 +260,7 @@ class GatewaySession:
         self._attempts = 0
         connection = self._connection
         if connection is not None and self._status.state is ConnectionState.CONNECTED:
-            self._spawn(self._probe(connection))
+            self._tasks.spawn(self._probe(connection), name="wake-probe")
         else:
             self._kick.set()
 
@@ -295,7 +296,7 @@ class GatewaySession:
         finally:
             watchdog.cancel()
             await asyncio.gather(watchdog, return_exceptions=True)
-            await self._drain(self._tasks)
+            await self._drain(set(self._tasks))
             self._set_state(ConnectionState.DISCONNECTED, last_error=self._status.last_error)
             self._running = False
             self._stopped.set()
@@ -385,7 +386,7 @@ class GatewaySession:
             except BaseException:
                 self._slots.release()
                 raise
-            task = self._spawn(self._serve_frame(connection, frame))
+            task = self._tasks.spawn(self._serve_frame(connection, frame))
             mine.add(task)
             task.add_done_callback(mine.discard)
 
@@ -530,13 +531,8 @@ class GatewaySession:
             level = logging.WARNING if state is ConnectionState.AUTH_FAILED else logging.INFO
             suffix = f": {last_error}" if last_error and state is not ConnectionState.CONNECTED else ""
             log.log(level, "gateway %s (attempt %d)%s", state.value, self._attempts, suffix)
-        self._observers.publish(status)
+        self._observers.emit(status)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
 
 class RedactingLogger(logging.LoggerAdapter[logging.Logger]):

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from epos_bridge.ports import ChangeSource, Outbox
+from epos_bridge.services.retry import BackoffPolicy
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,13 @@ FORGET_AFTER = 1000
 SendEvent = Callable[[str, str, str], Awaitable[None]]
 
 
+DELIVERY_RETRIES = BackoffPolicy(initial_s=1.0, max_s=60.0, jitter=0.0)
+
+
 def retry_delay(attempts: int) -> float:
-    """1, 2, 4 … 60 s: the API may be down for minutes; the queue waits, nothing is dropped."""
-    return float(min(60, 2 ** max(0, attempts)))
+    """1, 2, 4 … 60 s after ``attempts`` failed deliveries: the API may be down for minutes; the
+    queue waits, nothing is dropped."""
+    return DELIVERY_RETRIES.delay_for(attempts + 1)
 
 
 @dataclass

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from epos_bridge.gateway.connection_state import ConnectionState, ConnectionStatus, StatusObservers
+from epos_bridge.gateway.connection_state import ConnectionState, ConnectionStatus
+from epos_bridge.services.listeners import Listeners
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -32,13 +33,13 @@ def test_status_is_an_immutable_value() -> None:
 
 
 def test_subscribers_hear_every_status_until_they_unsubscribe() -> None:
-    observers = StatusObservers()
+    observers: Listeners[ConnectionStatus] = Listeners("connection-status")
     heard: list[ConnectionState] = []
-    unsubscribe = observers.subscribe(lambda status: heard.append(status.state))
+    unsubscribe = observers.add(lambda status: heard.append(status.state))
 
-    observers.publish(ConnectionStatus(ConnectionState.CONNECTING, T0))
+    observers.emit(ConnectionStatus(ConnectionState.CONNECTING, T0))
     unsubscribe()
-    observers.publish(ConnectionStatus(ConnectionState.CONNECTED, T0))
+    observers.emit(ConnectionStatus(ConnectionState.CONNECTED, T0))
     unsubscribe()  # twice is harmless
 
     assert heard == [ConnectionState.CONNECTING]
@@ -46,29 +47,29 @@ def test_subscribers_hear_every_status_until_they_unsubscribe() -> None:
 
 
 def test_a_failing_subscriber_is_logged_and_the_others_still_hear(caplog: pytest.LogCaptureFixture) -> None:
-    observers = StatusObservers()
+    observers: Listeners[ConnectionStatus] = Listeners("connection-status")
     heard: list[ConnectionState] = []
 
     def broken(status: ConnectionStatus) -> None:
         raise RuntimeError("widget already deleted")
 
-    observers.subscribe(broken)
-    observers.subscribe(lambda status: heard.append(status.state))
+    observers.add(broken)
+    observers.add(lambda status: heard.append(status.state))
 
     with caplog.at_level(logging.ERROR):
-        observers.publish(ConnectionStatus(ConnectionState.AUTH_FAILED, T0, "Dojo rejected the API key (HTTP 401)."))
+        observers.emit(ConnectionStatus(ConnectionState.AUTH_FAILED, T0, "Dojo rejected the API key (HTTP 401)."))
 
     assert heard == [ConnectionState.AUTH_FAILED]
-    assert "subscriber failed on auth_failed" in caplog.text
+    assert "connection-status listener failed on auth_failed" in caplog.text
 
 
 def test_a_subscriber_may_unsubscribe_while_being_notified() -> None:
-    observers = StatusObservers()
+    observers: Listeners[ConnectionStatus] = Listeners("connection-status")
     heard: list[str] = []
-    unsubscribe_first = observers.subscribe(lambda status: (heard.append("first"), unsubscribe_first()))
-    observers.subscribe(lambda status: heard.append("second"))
+    unsubscribe_first = observers.add(lambda status: (heard.append("first"), unsubscribe_first()))
+    observers.add(lambda status: heard.append("second"))
 
-    observers.publish(ConnectionStatus(ConnectionState.CONNECTED, T0))
-    observers.publish(ConnectionStatus(ConnectionState.DISCONNECTED, T0))
+    observers.emit(ConnectionStatus(ConnectionState.CONNECTED, T0))
+    observers.emit(ConnectionStatus(ConnectionState.DISCONNECTED, T0))
 
     assert heard == ["first", "second", "second"]

@@ -1,0 +1,59 @@
+"""Background work a part of the bridge starts and owns: the one "spawn, keep, cancel on shutdown".
+
+asyncio keeps only weak references to tasks, so a task nobody holds can vanish mid-flight; a task
+that fails with nobody awaiting it reports "exception was never retrieved" at garbage
+collection, far from its cause. :class:`TaskSet` holds every task until it ends, logs a failure
+at once with what the task was for, and cancels what is left when its owner stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class TaskSet:
+    """``spawn`` to start, ``wait`` to let them finish (bounded), ``cancel`` on shutdown."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    async def wait(self, timeout_s: float | None = None) -> set[asyncio.Task[Any]]:
+        """Wait for the tasks running now; returns those still running after ``timeout_s``."""
+        pending = {task for task in self._tasks if not task.done()}
+        if not pending:
+            return set()
+        _, late = await asyncio.wait(pending, timeout=timeout_s)
+        return late
+
+    async def cancel(self) -> None:
+        """Cancel every task and wait until each has ended."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("%s task %s failed: %s", self._what, task.get_name(), exc, exc_info=exc)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __iter__(self) -> Iterator[asyncio.Task[Any]]:
+        return iter(set(self._tasks))
