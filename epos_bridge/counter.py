@@ -50,10 +50,10 @@ from epos_bridge.dojo_api import (
     UnexpectedResponseError,
     UnlinkedRefundDetails,
 )
-from epos_bridge.dojo_api.models import PaymentIntentStatus as IntentStatus
 from epos_bridge.domain.errors import EposFailure
 from epos_bridge.domain.events import DomainEvent
 from epos_bridge.ports import CallContext, Clock, PosAdapter, SystemClock
+from epos_bridge.protocol.dojo_rest import PaymentIntentStatus as IntentStatus
 from epos_bridge.protocol.entities import CaptureMode, Order, PaymentIntentEvent, PaymentIntentStatus
 from epos_bridge.protocol.entities import Money as WireMoney
 from epos_bridge.protocol.jsonrpc import EPOSErrorType

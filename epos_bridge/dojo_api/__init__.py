@@ -1,7 +1,7 @@
 """Dojo's REST API as the bridge uses it (contract §2, §5): one client, lenient models, one error tree."""
 
 from epos_bridge.dojo_api.client import DojoClient, backoff_delay, check_base_url, should_retry
-from epos_bridge.dojo_api.errors import (
+from epos_bridge.protocol.dojo_errors import (
     AuthRejected,
     ConflictError,
     DojoApiError,
@@ -14,7 +14,7 @@ from epos_bridge.dojo_api.errors import (
     UnexpectedResponseError,
     parse_problem,
 )
-from epos_bridge.dojo_api.models import (
+from epos_bridge.protocol.dojo_rest import (
     FINAL_SESSION_STATUSES,
     Integrations,
     MatchedRefundDetails,

@@ -24,7 +24,10 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from epos_bridge.dojo_api.errors import (
+from epos_bridge.dojo_api.tester import EposTesterClient
+from epos_bridge.protocol.capabilities import CAPABILITY_VERSION, Capability
+from epos_bridge.protocol.dojo import API_VERSION, DEFAULT_API_URL, HEADER_VERSION, dojo_headers, environment_of, redact
+from epos_bridge.protocol.dojo_errors import (
     DojoApiError,
     InsecureEndpointError,
     NetworkError,
@@ -33,7 +36,7 @@ from epos_bridge.dojo_api.errors import (
     error_for_status,
     parse_problem,
 )
-from epos_bridge.dojo_api.models import (
+from epos_bridge.protocol.dojo_rest import (
     EVENT_ENTITY_FIELD,
     Integrations,
     MoneyLike,
@@ -47,9 +50,6 @@ from epos_bridge.dojo_api.models import (
     WsIntegration,
     money_to_wire,
 )
-from epos_bridge.dojo_api.tester import EposTesterClient
-from epos_bridge.protocol.capabilities import CAPABILITY_VERSION, Capability
-from epos_bridge.protocol.dojo import API_VERSION, DEFAULT_API_URL, HEADER_VERSION, dojo_headers, environment_of, redact
 from epos_bridge.protocol.endpoints import plain_text_refusal
 from epos_bridge.services.retry import BackoffPolicy
 

@@ -25,7 +25,6 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from epos_bridge.dojo_api.errors import AuthRejected, DojoApiError, NotFoundError
 from epos_bridge.domain.verification import (
     TESTER_NOT_ENABLED,
     FlowDescription,
@@ -37,6 +36,7 @@ from epos_bridge.domain.verification import (
     TesterToolUnavailable,
     verification_refusal,
 )
+from epos_bridge.protocol.dojo_errors import AuthRejected, DojoApiError, NotFoundError
 
 FLOWS_PATH = "/epos-tester-tool/flows"
 

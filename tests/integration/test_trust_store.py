@@ -29,9 +29,9 @@ from cryptography.x509.oid import NameOID
 
 from epos_bridge import tls
 from epos_bridge.dojo_api import DojoClient
-from epos_bridge.dojo_api.errors import NetworkError
 from epos_bridge.gateway.connection_state import ConnectionState
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
+from epos_bridge.protocol.dojo_errors import NetworkError
 from epos_bridge.sim.gateway import GatewaySimulator
 from epos_bridge.sim.rest import RestSimulator
 

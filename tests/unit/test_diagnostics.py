@@ -21,9 +21,9 @@ from epos_bridge.diagnostics import (
     gather,
     settings_summary,
 )
-from epos_bridge.dojo_api.models import RegistrationReport
 from epos_bridge.gateway.connection_state import ConnectionState, ConnectionStatus
 from epos_bridge.protocol.capabilities import Capability
+from epos_bridge.protocol.dojo_rest import RegistrationReport
 from epos_bridge.services.dispatcher import Served
 
 KEY = "sk_prod_fake_DiagnosticsSecretKey_7f3a9c2e41"

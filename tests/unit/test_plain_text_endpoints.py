@@ -10,9 +10,9 @@ import pytest
 
 from epos_bridge.config import BridgeSettings, ConfigError, KeyStore, load
 from epos_bridge.dojo_api import DojoClient
-from epos_bridge.dojo_api.errors import InsecureEndpointError
 from epos_bridge.gateway.policy import GatewayConfigError
 from epos_bridge.gateway.session import GatewaySettings
+from epos_bridge.protocol.dojo_errors import InsecureEndpointError
 from epos_bridge.protocol.endpoints import is_loopback_host, plain_text_refusal
 
 API_KEY = "sk_prod_fake_0123456789abcdef"
