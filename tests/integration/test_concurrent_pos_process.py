@@ -24,11 +24,13 @@ from typing import Any
 import pytest
 
 from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
+from epos_bridge.adapters.sqlite.connection import DEFAULT_BUSY_TIMEOUT_S
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.services.dispatcher import Dispatcher
 from tests.conftest import Rpc, money
 from tests.helpers.contract import assert_valid_response
 from tests.helpers.pos_writer import PosProcess, csv
+from tests.helpers.sqlite_trace import trace_bridge_statements
 
 ORDER_ITEMS = (("Set menu", 997_600), ("Burger", 2_000), ("Cola", 400))
 ORDER_TOTAL = sum(price for _, price in ORDER_ITEMS)
@@ -38,6 +40,8 @@ NEW_INTENTS_PER_ORDER = 6
 REPLAYS_PER_ORDER = 3  # of the order's first intent, sent concurrently with it
 OVERPAYMENT = 50_000_000  # more than any order can owe: must be Conflict and store nothing
 LOCK_ROUNDS = 2
+POS_LIMIT_S = "90"
+"""The POS processes stop when the test tells them; this is only their own failure guard."""
 
 
 def seed_orders(path: Path, count: int) -> list[int]:
@@ -127,10 +131,11 @@ async def test_payments_and_locks_stay_correct_while_the_pos_process_keeps_editi
         csv(card_orders),
         "--cash-orders",
         csv(cash_orders),
+        # It keeps editing until the test says stop, however long the bridge's side takes.
         "--max-edits",
-        "4000",
+        "1000000",
         "--max-seconds",
-        "8",
+        POS_LIMIT_S,
         "--busy-timeout-ms",
         "5000",
     )
@@ -253,7 +258,7 @@ def assert_pos_edits_survived(path: Path, journal: list[dict[str, Any]], card_or
 
 
 async def test_a_pos_holding_the_write_lock_gets_a_quick_busy_error_then_normal_service(pos_db_path: Path) -> None:
-    """Busy timeout 0.5 s against a POS that holds its write transaction (up to 5 s, released on cue)."""
+    """Busy timeout 0.5 s against a POS that holds its write transaction until released on cue."""
     (order,) = seed_orders(pos_db_path, 1)
     adapter = SqlitePosAdapter.open(pos_db_path, busy_timeout_s=0.5)
     dispatcher = Dispatcher(adapter)
@@ -261,7 +266,7 @@ async def test_a_pos_holding_the_write_lock_gets_a_quick_busy_error_then_normal_
     request = json.dumps(
         {"jsonrpc": "2.0", "id": "busy-1", "method": "RecordOrderPaymentByIdV1", "params": payment.params()}
     )
-    pos = await PosProcess.start("hold", str(pos_db_path), "--order", str(order), "--max-seconds", "5")
+    pos = await PosProcess.start("hold", str(pos_db_path), "--order", str(order), "--max-seconds", POS_LIMIT_S)
     try:
         await pos.expect("LOCKED")
         served = await dispatcher.handle_text(request)
@@ -272,7 +277,8 @@ async def test_a_pos_holding_the_write_lock_gets_a_quick_busy_error_then_normal_
         assert response["error"]["errorType"] == "UnexpectedError"
         assert "is busy" in response["error"]["debugMessage"]
         assert pos_db_path.name in response["error"]["debugMessage"]
-        assert 400 <= served.elapsed_ms < 2_000, "waits the busy timeout, far below the 10 s dispatcher deadline"
+        # Waits its own 0.5 s busy timeout: not the adapter's 5 s default, let alone the 10 s deadline.
+        assert 400 <= served.elapsed_ms < DEFAULT_BUSY_TIMEOUT_S * 1000, "waits the configured busy timeout"
         assert pos.running, "the POS was still holding its lock when the bridge answered"
         assert query(pos_db_path, "SELECT COUNT(*) FROM payments") == [(0,)]
 
@@ -293,20 +299,27 @@ async def test_a_pos_holding_the_write_lock_gets_a_quick_busy_error_then_normal_
 
 
 async def test_a_payment_that_waited_for_the_pos_does_not_move_updated_at_back(
-    adapter: SqlitePosAdapter, pos_db_path: Path
+    adapter: SqlitePosAdapter, pos_db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """updated_at is what the ExtendOrderLock rule (contract §3.7) and POS sync read as "changed since"."""
+    statements = trace_bridge_statements(monkeypatch)
     (order,) = seed_orders(pos_db_path, 1)
     dispatcher = Dispatcher(adapter)
     payment = PaymentCall(order, "pi_after_wait", 1_000)
     request = json.dumps(
         {"jsonrpc": "2.0", "id": "wait-1", "method": "RecordOrderPaymentByIdV1", "params": payment.params()}
     )
-    pos = await PosProcess.start("hold", str(pos_db_path), "--order", str(order), "--max-seconds", "5")
+    pos = await PosProcess.start("hold", str(pos_db_path), "--order", str(order), "--max-seconds", POS_LIMIT_S)
     try:
         await pos.expect("LOCKED")
         waiting = asyncio.create_task(dispatcher.handle_text(request))
-        await asyncio.sleep(0.2)  # the request is in, waiting on the POS's write lock
+        await statements.wait_for("BEGIN IMMEDIATE")  # the request is in, waiting on the POS's write lock
+        assert not waiting.done()
+        # Whatever the request read from the clock so far is now in the past at the stored (ms)
+        # precision, so the POS's commit stamp is strictly later than any of it.
+        began = datetime.now(UTC)
+        while datetime.now(UTC) < began + timedelta(milliseconds=10):  # noqa: ASYNC110 - waiting on the clock
+            await asyncio.sleep(0.002)
         await pos.send("release")
         pos_saved_at = (await pos.expect("RELEASED")).split()[1]
         async with asyncio.timeout(5):
