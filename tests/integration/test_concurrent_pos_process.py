@@ -24,11 +24,13 @@ from typing import Any
 import pytest
 
 from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
+from epos_bridge.adapters.sqlite.connection import DEFAULT_BUSY_TIMEOUT_S
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.services.dispatcher import Dispatcher
 from tests.conftest import Rpc, money
 from tests.helpers.contract import assert_valid_response
 from tests.helpers.pos_writer import PosProcess, csv
+from tests.helpers.sqlite_trace import trace_bridge_statements
 
 ORDER_ITEMS = (("Set menu", 997_600), ("Burger", 2_000), ("Cola", 400))
 ORDER_TOTAL = sum(price for _, price in ORDER_ITEMS)
@@ -38,6 +40,12 @@ NEW_INTENTS_PER_ORDER = 6
 REPLAYS_PER_ORDER = 3  # of the order's first intent, sent concurrently with it
 OVERPAYMENT = 50_000_000  # more than any order can owe: must be Conflict and store nothing
 LOCK_ROUNDS = 2
+CHUNKS = 4
+"""The payments go in this many bursts (by order, so each intent's replays stay in its burst); the
+next burst starts only once the POS has committed after the last one. Left alone, the bridge's
+burst can keep the POS waiting on its write lock throughout, and the POS edits nothing meanwhile."""
+POS_LIMIT_S = "90"
+"""The POS processes stop when the test tells them; this is only their own failure guard."""
 
 
 def seed_orders(path: Path, count: int) -> list[int]:
@@ -127,10 +135,11 @@ async def test_payments_and_locks_stay_correct_while_the_pos_process_keeps_editi
         csv(card_orders),
         "--cash-orders",
         csv(cash_orders),
+        # It keeps editing until the test says stop, however long the bridge's side takes.
         "--max-edits",
-        "4000",
+        "1000000",
         "--max-seconds",
-        "8",
+        POS_LIMIT_S,
         "--busy-timeout-ms",
         "5000",
     )
@@ -144,28 +153,45 @@ async def test_payments_and_locks_stay_correct_while_the_pos_process_keeps_editi
             latencies.append(time.perf_counter() - started)
             return call, response
 
+        async def pos_commits_after(moment: str) -> None:
+            while not any(entry["at"] > moment for entry in pos.journal):
+                await pos.wait_for_edits(len(pos.journal) + 1)
+
+        async def in_bursts() -> list[tuple[PaymentCall, dict[str, Any]]]:
+            answered: list[tuple[PaymentCall, dict[str, Any]]] = []
+            per_burst = len(card_orders) // CHUNKS
+            for burst in range(CHUNKS):
+                orders = set(card_orders[burst * per_burst : (burst + 1) * per_burst])
+                answered += await asyncio.gather(*(pay(call) for call in plan if call.order in orders))
+                if burst < CHUNKS - 1:
+                    await pos_commits_after(format_utc(datetime.now(UTC)))  # the POS edits between two bursts
+            return answered
+
         await pos.wait_for_edits(20)  # the POS is well into its edits before Dojo starts asking
-        edits_before = len(pos.journal)
         started = time.perf_counter()
         async with asyncio.timeout(60):
             paid, locked = await asyncio.gather(
-                asyncio.gather(*(pay(call) for call in plan)),
-                asyncio.gather(*(lock_rounds(rpc, order) for order in card_orders)),
+                in_bursts(), asyncio.gather(*(lock_rounds(rpc, order) for order in card_orders))
             )
         elapsed = time.perf_counter() - started
-        edits_during = len(pos.journal) - edits_before
         pos_still_running = pos.running
         await pos.finish()
     finally:
         await pos.kill()
 
+    # The POS's commits stamped between the bridge's first and last card payment (both processes
+    # read the same clock; the journal is what the POS saw committed, whenever the test read it).
+    ((first_card, last_card),) = query(
+        pos_db_path, "SELECT MIN(recorded_at), MAX(recorded_at) FROM payments WHERE tender = 'card'"
+    )
+    edits_during = sum(1 for entry in pos.journal if first_card < entry["at"] < last_card)
     print(
         f"\n{len(plan)} payments + {CARD_ORDERS * LOCK_ROUNDS * 3} lock calls in {elapsed:.2f} s "
         f"({len(plan) / elapsed:.0f} payments/s) against {edits_during} POS commits; payment latency "
         f"p50 {sorted(latencies)[len(latencies) // 2] * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms; "
         f"POS: {pos.summary}"
     )
-    assert pos_still_running and edits_during > 0, "the POS process must be writing while the bridge is"
+    assert pos_still_running and edits_during >= CHUNKS - 1, "the POS process must be writing while the bridge is"
 
     # No `database is locked` escaped as a crash, and with a 5 s busy timeout none was even needed.
     errors = [
@@ -253,7 +279,7 @@ def assert_pos_edits_survived(path: Path, journal: list[dict[str, Any]], card_or
 
 
 async def test_a_pos_holding_the_write_lock_gets_a_quick_busy_error_then_normal_service(pos_db_path: Path) -> None:
-    """Busy timeout 0.5 s against a POS that holds its write transaction (up to 5 s, released on cue)."""
+    """Busy timeout 0.5 s against a POS that holds its write transaction until released on cue."""
     (order,) = seed_orders(pos_db_path, 1)
     adapter = SqlitePosAdapter.open(pos_db_path, busy_timeout_s=0.5)
     dispatcher = Dispatcher(adapter)
@@ -261,7 +287,7 @@ async def test_a_pos_holding_the_write_lock_gets_a_quick_busy_error_then_normal_
     request = json.dumps(
         {"jsonrpc": "2.0", "id": "busy-1", "method": "RecordOrderPaymentByIdV1", "params": payment.params()}
     )
-    pos = await PosProcess.start("hold", str(pos_db_path), "--order", str(order), "--max-seconds", "5")
+    pos = await PosProcess.start("hold", str(pos_db_path), "--order", str(order), "--max-seconds", POS_LIMIT_S)
     try:
         await pos.expect("LOCKED")
         served = await dispatcher.handle_text(request)
@@ -272,7 +298,8 @@ async def test_a_pos_holding_the_write_lock_gets_a_quick_busy_error_then_normal_
         assert response["error"]["errorType"] == "UnexpectedError"
         assert "is busy" in response["error"]["debugMessage"]
         assert pos_db_path.name in response["error"]["debugMessage"]
-        assert 400 <= served.elapsed_ms < 2_000, "waits the busy timeout, far below the 10 s dispatcher deadline"
+        # Waits its own 0.5 s busy timeout: not the adapter's 5 s default, let alone the 10 s deadline.
+        assert 400 <= served.elapsed_ms < DEFAULT_BUSY_TIMEOUT_S * 1000, "waits the configured busy timeout"
         assert pos.running, "the POS was still holding its lock when the bridge answered"
         assert query(pos_db_path, "SELECT COUNT(*) FROM payments") == [(0,)]
 
@@ -293,20 +320,27 @@ async def test_a_pos_holding_the_write_lock_gets_a_quick_busy_error_then_normal_
 
 
 async def test_a_payment_that_waited_for_the_pos_does_not_move_updated_at_back(
-    adapter: SqlitePosAdapter, pos_db_path: Path
+    adapter: SqlitePosAdapter, pos_db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """updated_at is what the ExtendOrderLock rule (contract §3.7) and POS sync read as "changed since"."""
+    statements = trace_bridge_statements(monkeypatch)
     (order,) = seed_orders(pos_db_path, 1)
     dispatcher = Dispatcher(adapter)
     payment = PaymentCall(order, "pi_after_wait", 1_000)
     request = json.dumps(
         {"jsonrpc": "2.0", "id": "wait-1", "method": "RecordOrderPaymentByIdV1", "params": payment.params()}
     )
-    pos = await PosProcess.start("hold", str(pos_db_path), "--order", str(order), "--max-seconds", "5")
+    pos = await PosProcess.start("hold", str(pos_db_path), "--order", str(order), "--max-seconds", POS_LIMIT_S)
     try:
         await pos.expect("LOCKED")
         waiting = asyncio.create_task(dispatcher.handle_text(request))
-        await asyncio.sleep(0.2)  # the request is in, waiting on the POS's write lock
+        await statements.wait_for("BEGIN IMMEDIATE")  # the request is in, waiting on the POS's write lock
+        assert not waiting.done()
+        # Whatever the request read from the clock so far is now in the past at the stored (ms)
+        # precision, so the POS's commit stamp is strictly later than any of it.
+        began = datetime.now(UTC)
+        while datetime.now(UTC) < began + timedelta(milliseconds=10):  # noqa: ASYNC110 - waiting on the clock
+            await asyncio.sleep(0.002)
         await pos.send("release")
         pos_saved_at = (await pos.expect("RELEASED")).split()[1]
         async with asyncio.timeout(5):

@@ -6,6 +6,13 @@ The bridge records card payments on the same orders through the real dispatcher 
 a reader thread parses every file continuously *without* the lock, as a careless reporting
 tool would. What must hold: no update from either side is lost, replays are stored once, and
 no reader ever sees a file that does not parse.
+
+The two must really write at the same time, whatever their relative speed (left alone, whichever
+starts first takes the lock over and over until it is done). So the POS keeps editing until the
+bridge has made all its payments (and it has made at least ``POS_EDITS`` edits), and the bridge
+pays in rounds (each intent and its replay at once, on every order), starting the next round
+only once the POS has saved an order that already holds the last round's payment. The files must
+show it: till edits between card payments on the same order.
 """
 
 from __future__ import annotations
@@ -35,11 +42,16 @@ from pathlib import Path
 from datetime import UTC, datetime
 from epos_bridge.adapters.jsonfile import FolderLock, write_json_atomic
 
+import threading, time
+
 folder, orders, edits = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 lock = FolderLock(folder, timeout_s=10)
 rng = random.Random(7)
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()  # "stop": close stdin
 print("READY", flush=True)
-for n in range(edits):
+n = 0
+while n < edits or not stop.is_set():
     key = rng.randint(1, orders)
     with lock.hold():
         path = folder / "orders" / f"{key}.json"
@@ -49,7 +61,10 @@ for n in range(edits):
         order["note"] = f"till edit {n}"
         order["updatedAt"] = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         write_json_atomic(path, order)
-    print(f"EDIT {key}", flush=True)
+        cards = sum(1 for p in order["payments"] if p["tender"] == "card")
+    print(f"EDIT {key} {cards}", flush=True)  # the order saved, and how many card payments it held
+    n += 1
+    time.sleep(rng.uniform(0, 0.002))  # the till's own work between two saves
 print("DONE", flush=True)
 """
 
@@ -95,7 +110,7 @@ async def test_pos_process_and_bridge_interleave_without_lost_updates_or_torn_fi
     seed(folder)
     adapter = JsonFilePosAdapter.open(folder, lock_timeout_s=10)
     dispatcher = Dispatcher(adapter)
-    stop, torn, reads = threading.Event(), [], [0]
+    stop, torn, reads = threading.Event(), list[str](), [0]
     reader = threading.Thread(target=read_everything_forever, args=(folder, stop, torn, reads), daemon=True)
     reader.start()
     pos = await asyncio.create_subprocess_exec(
@@ -105,10 +120,11 @@ async def test_pos_process_and_bridge_interleave_without_lost_updates_or_torn_fi
         str(folder),
         str(ORDERS),
         str(POS_EDITS),
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    assert pos.stdout is not None
+    assert pos.stdin is not None and pos.stdout is not None
     assert (await pos.stdout.readline()).decode().strip() == "READY"
 
     async def pay(order: int, n: int) -> dict[str, object]:
@@ -128,23 +144,50 @@ async def test_pos_process_and_bridge_interleave_without_lost_updates_or_torn_fi
         answer: dict[str, object] = json.loads(served.response_text)
         return answer
 
+    lines: list[str] = []
+    saved = asyncio.Event()
+
+    async def follow_the_pos() -> None:
+        assert pos.stdout is not None
+        async for raw in pos.stdout:
+            lines.append(raw.decode().strip())
+            saved.set()
+
+    async def pos_saved_an_order_holding(cards: int) -> None:
+        """Until the POS has saved an order holding ``cards`` card payments (30 s is a failure guard)."""
+        async with asyncio.timeout(30):
+            while not any(line.startswith("EDIT ") and int(line.split()[2]) >= cards for line in lines):
+                saved.clear()
+                await saved.wait()
+
+    rounds = CARD_PER_ORDER // 2
+    answers: list[dict[str, object]] = []
     try:
-        answers = await asyncio.gather(
-            *(pay(order, n) for n in range(CARD_PER_ORDER) for order in range(1, ORDERS + 1)),
-            pos.stdout.read(),
-        )
+        following = asyncio.create_task(follow_the_pos())
+        for round_ in range(rounds):
+            answers += await asyncio.gather(
+                *(pay(order, n) for n in (round_, round_ + rounds) for order in range(1, ORDERS + 1))
+            )
+            if round_ < rounds - 1:
+                await pos_saved_an_order_holding(round_ + 1)  # a till edit lands between this round and the next
+        pos.stdin.close()  # the bridge is done: the POS may stop once it has made POS_EDITS edits
+        await asyncio.wait_for(following, 60)
         await asyncio.wait_for(pos.wait(), 60)
     finally:
+        if pos.returncode is None:
+            pos.kill()
+            await pos.wait()
         stop.set()
         reader.join(10)
         await adapter.close()
 
-    journal = answers[-1].decode().split()  # type: ignore[union-attr]
     assert pos.returncode == 0, (await pos.stderr.read()).decode() if pos.stderr else ""
+    journal = " ".join(lines).split()
     assert journal[-1] == "DONE"
-    assert all("error" not in a for a in answers[:-1]), [a for a in answers[:-1] if "error" in a][:3]
+    assert all("error" not in a for a in answers), [a for a in answers if "error" in a][:3]
     pos_edits = [int(word) for previous, word in itertools.pairwise(journal) if previous == "EDIT"]
-    assert len(pos_edits) == POS_EDITS
+    assert len(pos_edits) >= POS_EDITS
+    interleaved = 0
     for key in range(1, ORDERS + 1):
         order = json.loads((folder / "orders" / f"{key}.json").read_text())
         cash = [p for p in order["payments"] if p["tender"] == "other"]
@@ -153,5 +196,8 @@ async def test_pos_process_and_bridge_interleave_without_lost_updates_or_torn_fi
         assert sorted(card) == sorted(f"pi_{key}_{i}" for i in range(CARD_PER_ORDER // 2)), (
             f"order {key}: card payments"
         )
+        tenders = "".join("c" if p["tender"] == "card" else "." for p in order["payments"])
+        interleaved += tenders.strip(".").count(".")  # till edits between this order's card payments
+    assert interleaved > 0, "the POS and the bridge never wrote at the same time"
     assert torn == [], torn[:5]
     assert reads[0] > 0

@@ -115,8 +115,10 @@ class RecordingSleep:
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0
+        self.reads = 0
 
     def __call__(self) -> float:
+        self.reads += 1
         return self.now
 
 
@@ -443,20 +445,27 @@ async def test_a_gateway_that_accepts_and_closes_at_once_never_gets_a_tight_loop
     assert sim.connections_opened == 8
 
 
-async def test_a_gateway_that_stops_answering_pings_is_detected_and_left(sim: GatewaySimulator, pos: FakePos) -> None:
-    settings = settings_for(sim, ping_interval_s=0.1, ping_timeout_s=0.2, close_timeout_s=0.2)
+async def test_a_gateway_that_stops_answering_pings_is_detected_and_left(
+    sim: GatewaySimulator, pos: FakePos, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Pings every 0.1 s; a pong later than 1 s means a dead link (far beyond a loaded machine's stalls).
+    settings = settings_for(sim, ping_interval_s=0.1, ping_timeout_s=1.0, close_timeout_s=0.2)
+    caplog.set_level("DEBUG", logger="websockets.client")  # frames the bridge receives: "< PONG …"
     sleep = RecordingSleep(block_after=0)
     session = GatewaySession(settings, dispatcher_for(pos).handle_text, sleep=sleep, random=lambda: 0.5)
     seen: list[ConnectionStatus] = []
     session.subscribe(seen.append)
 
+    def pongs() -> int:
+        return sum(1 for record in caplog.records if record.getMessage().startswith("< PONG"))
+
     async with running(session):
         await wait_for_state(session, ConnectionState.CONNECTED)
-        await asyncio.sleep(0.5)  # several ping/pong rounds pass while the server answers
-        assert session.status.state is ConnectionState.CONNECTED
+        await sim.wait_until(lambda: pongs() >= 3, timeout=10, what="three ping/pong rounds")
+        assert session.status.state is ConnectionState.CONNECTED  # several rounds passed while the server answers
 
         sim.stop_answering_pings()
-        await sim.wait_until(lambda: sleep.delays == [1.0], timeout=3, what="the dead link to be noticed")
+        await sim.wait_until(lambda: sleep.delays == [1.0], timeout=10, what="the dead link to be noticed")
         status = session.status
         assert status.state is ConnectionState.DISCONNECTED
         assert status.last_error is not None
@@ -608,7 +617,9 @@ async def test_waking_from_sleep_retries_at_once(sim: GatewaySimulator, pos: Fak
 
     async with running(session):
         await sim.wait_until(lambda: sleep.delays == [1.0])
-        await asyncio.sleep(0.05)
+        reads = wall.reads
+        # The wake check looks at the wall clock a few times and, rightly, sees no jump.
+        await sim.wait_until(lambda: wall.reads >= reads + 3, what="three wake checks")
         assert session.status.state is ConnectionState.DISCONNECTED  # blocked in the pause
         wall.now += 3600  # the laptop was closed for an hour: wall time leapt, monotonic did not
         await wait_for_state(session, ConnectionState.CONNECTED)
@@ -662,15 +673,26 @@ async def test_a_repeated_payment_is_applied_once_across_reconnect_and_restart(
 async def test_a_duplicate_arriving_while_the_first_is_served_waits_for_it(
     sim: GatewaySimulator, tmp_path: Path
 ) -> None:
-    pos = FakePos(delay=lambda: 0.1)
+    pos = FakePos()
+    pos.gate = asyncio.Event()  # the POS holds the first payment until both have arrived
+    arrived = 0
     async with IdempotencyStore(tmp_path / "state.sqlite3") as store:
-        session = GatewaySession(settings_for(sim), IdempotentServe(store, dispatcher_for(pos).handle))
+        idempotent = IdempotentServe(store, dispatcher_for(pos).handle)
+
+        async def serve(text: str | bytes) -> Served | None:
+            nonlocal arrived
+            arrived += 1
+            return await idempotent(text)
+
+        session = GatewaySession(settings_for(sim), serve)
         async with running(session):
             await sim.wait_connected()
             frame = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "RecordOrderPaymentByIdV1", "params": payment()})
             futures = [sim.expect(7), sim.expect(7)]
             await sim.send_raw(frame)
             await sim.send_raw(frame)
+            await sim.wait_until(lambda: arrived == 2 and pos.in_flight == 1, what="the duplicate to arrive")
+            pos.gate.set()
             async with asyncio.timeout(5):
                 answers = [await future for future in futures]
 
@@ -683,7 +705,8 @@ async def test_a_duplicate_arriving_while_the_first_is_served_waits_for_it(
 
 
 async def test_clean_stop_finishes_in_flight_requests_then_closes_with_1001(sim: GatewaySimulator) -> None:
-    pos = FakePos(delay=lambda: 0.3)
+    pos = FakePos()
+    pos.gate = asyncio.Event()  # the request stays in flight until the session is stopping
     session = GatewaySession(settings_for(sim), dispatcher_for(pos).handle_text)
     states: list[ConnectionState] = []
     session.subscribe(lambda status: states.append(status.state))
@@ -694,7 +717,11 @@ async def test_clean_stop_finishes_in_flight_requests_then_closes_with_1001(sim:
     await sim.wait_until(lambda: pos.in_flight == 1)
 
     async with asyncio.timeout(5):
-        await session.stop()
+        stopping = asyncio.create_task(session.stop())
+        await wait_for_state(session, ConnectionState.STOPPING)
+        assert not answer.done()
+        pos.gate.set()  # the request finishes while the session is stopping
+        await stopping
         await task
 
     assert answer.done() and answer.result()["result"]["id"] == "order-1"

@@ -6,7 +6,7 @@ import asyncio
 import json
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,16 @@ class CountingServe:
         else:
             body["error"] = {"errorType": outcome, "traceId": f"t{len(self.calls)}"}
         return Served(request.id, request.method, outcome, 1.0, encode(body), f"t{len(self.calls)}")
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Let the tasks run until ``condition`` holds; the timeout is a failure guard only."""
+    try:
+        async with asyncio.timeout(10):
+            while not condition():  # noqa: ASYNC110 - the fake serve's call list has no event to wait on
+                await asyncio.sleep(0.001)
+    except TimeoutError:
+        raise AssertionError(f"never happened: {what}") from None
 
 
 def frame(method: str, request_id: Any, **params: Any) -> str:
@@ -251,7 +261,9 @@ async def test_a_duplicate_in_flight_waits_for_the_first_answer(store: Idempoten
     first = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-1")))
     second = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-1")))
     third = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-2")))
-    await asyncio.sleep(0.05)
+    await until(lambda: len(serve.calls) >= 2, "the first and the third request being served")
+    assert serve.calls == [("CreateOrderV1", "o-1"), ("CreateOrderV1", "o-2")], "the duplicate did not wait"
+    assert not second.done()  # the duplicate arrived while the first is in flight, and waits
     serve.gate.set()
     async with asyncio.timeout(5):
         answers = await asyncio.gather(first, second, third)
@@ -269,7 +281,8 @@ async def test_a_duplicate_reexecutes_when_the_first_failed_transiently(store: I
 
     first = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-1")))
     second = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-1")))
-    await asyncio.sleep(0.05)
+    await until(lambda: len(serve.calls) >= 1, "the first request being served")
+    assert len(serve.calls) == 1 and not second.done(), "the duplicate did not wait for the first"
     serve.gate.set()
     async with asyncio.timeout(5):
         answers = await asyncio.gather(first, second)
@@ -285,9 +298,11 @@ async def test_a_cancelled_first_request_lets_the_duplicate_run(store: Idempoten
 
     first = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-1")))
     second = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-1")))
-    await asyncio.sleep(0.05)
+    await until(lambda: len(serve.calls) >= 1, "the first request being served")
+    assert len(serve.calls) == 1, "the duplicate did not wait for the first"
     first.cancel()
-    await asyncio.sleep(0.01)
+    # The duplicate runs because the first was cancelled, while the gate is still closed.
+    await until(lambda: len(serve.calls) >= 2, "the duplicate being served after the first was cancelled")
     serve.gate.set()
     async with asyncio.timeout(5):
         answer = await second

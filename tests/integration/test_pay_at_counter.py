@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -44,6 +44,7 @@ class Rig:
         *,
         busy_timeout_s: float = 5.0,
         wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.http = httpx.AsyncClient(trust_env=False)
         self.client = DojoClient(
@@ -60,7 +61,13 @@ class Rig:
         self.events: list[DomainEvent] = []
         self.updates: list[SessionUpdate] = []
         self.counter = CounterPayments(
-            self.client, self.pos, self.store, poll_s=0.01, publish=self.events.append, wall_clock=wall_clock
+            self.client,
+            self.pos,
+            self.store,
+            poll_s=0.01,
+            publish=self.events.append,
+            wall_clock=wall_clock,
+            sleep=sleep,
         )
         self.counter.on_update(self.updates.append)
 
@@ -75,8 +82,9 @@ class Rig:
         await self.http.aclose()
 
     async def until(self, seen: Callable[[SessionUpdate], bool]) -> SessionUpdate:
-        """The first update matching ``seen``; the terminal panel waits the same way, by updates."""
-        async with asyncio.timeout(5):
+        """The first update matching ``seen``; the terminal panel waits the same way, by updates.
+        The timeout is a failure guard only."""
+        async with asyncio.timeout(30):
             while True:
                 matching = [u for u in self.updates if seen(u)]
                 if matching:
@@ -127,10 +135,11 @@ async def test_a_restart_mid_session_resumes_and_records_once(
     state = tmp_path / "state.db"
     async with Rig(rest, demo_db, state) as first:
         first.counter = CounterPayments(first.client, first.pos, first.store, poll_s=60)  # never gets past step one
+        first.counter.on_update(first.updates.append)
         session = await first.counter.start_sale(
             ORDER, await available_terminal(first), Money(value=1000, currency_code="GBP")
         )
-        await asyncio.sleep(0.05)
+        await first.until(lambda u: u.session_id == session)  # it followed the session to its first step
     assert paid(demo_db) == 0
     async with Rig(rest, demo_db, state) as second:
         assert await second.counter.resume() == 1
@@ -174,13 +183,21 @@ async def test_a_signature_check_is_answered_and_only_acceptance_records(
 async def test_a_session_can_be_cancelled_while_waiting_for_the_card(
     rest: RestSimulator, demo_db: Path, tmp_path: Path
 ) -> None:
-    async with Rig(rest, demo_db, tmp_path / "state.db") as rig:
-        rig.counter._poll_s = 0.2
+    cancelled = asyncio.Event()
+
+    async def waiting_for_the_card(seconds: float) -> None:
+        # The simulated terminal moves one step per poll: no poll until the cancel is in, so the
+        # card cannot be taken first however slowly this test runs.
+        await cancelled.wait()
+        await asyncio.sleep(seconds)
+
+    async with Rig(rest, demo_db, tmp_path / "state.db", sleep=waiting_for_the_card) as rig:
         session = await rig.counter.start_sale(
             ORDER, await available_terminal(rig), Money(value=500, currency_code="GBP")
         )
         await rig.until(lambda u: u.cancellable)
         await rig.counter.cancel(session)
+        cancelled.set()
         final = await rig.finished(session)
         assert final.status == "Canceled"
     assert paid(demo_db) == 0

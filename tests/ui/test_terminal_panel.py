@@ -8,6 +8,7 @@ the way the POS itself would see it.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,8 @@ from epos_bridge.sim.simulator import DojoSimulator
 from epos_bridge.ui.payment_dialogs import TakePaymentDialog, check_amount, parse_amount
 from epos_bridge.ui.status_window import TAB_CONNECTION, TAB_PAYMENTS, TAB_TERMINAL
 from epos_bridge.ui.terminal_panel import TerminalPanel, describe_session
-from tests.ui.conftest import Gui
+from tests.helpers.relay import relay_reading
+from tests.ui.conftest import Gui, Run
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -269,9 +271,20 @@ def test_a_signature_check_asks_staff_and_only_acceptance_records(
     assert paid(venue) == recorded
 
 
-def test_cancel_while_waiting_for_the_card(start_gui: Callable[..., Gui], venue: Path, qtbot: QtBot) -> None:
+def test_cancel_while_waiting_for_the_card(
+    start_gui: Callable[..., Gui], simulator: DojoSimulator, venue: Path, qtbot: QtBot
+) -> None:
     gui = start_gui()
-    gui.bridge.counter._poll_s = 0.6  # slow enough to press Cancel before the card is taken
+    fast(gui)
+    cancel_in = asyncio.Event()
+
+    async def waiting_for_the_card(seconds: float) -> None:
+        # The simulated terminal moves one step per poll: no poll until Dojo has the cancel, so
+        # the card cannot be taken before Cancel is pressed, however slowly the test runs.
+        await cancel_in.wait()
+        await asyncio.sleep(seconds)
+
+    gui.bridge.counter._sleep = waiting_for_the_card
     dialog = open_sale_dialog(gui, qtbot)
     panel = panel_of(gui)
     session = panel.session_panel
@@ -284,6 +297,10 @@ def test_cancel_while_waiting_for_the_card(start_gui: Callable[..., Gui], venue:
     with qtbot.wait_signal(session.finished, timeout=5000) as finished:
         qtbot.mouseClick(session.cancel_button, Qt.MouseButton.LeftButton)
         assert not session.cancel_button.isEnabled()
+        qtbot.waitUntil(
+            lambda: [s.status for s in simulator.rest.sessions.values()] == ["CancelRequested"], timeout=5000
+        )
+        cancel_in.set()
     assert finished.args[0].status == "Canceled"
     assert session.headline_label.text() == "Cancelled"
     assert session.outcome_label.text() == "Nothing was recorded"
@@ -403,7 +420,7 @@ def test_the_terminal_tab_fits_a_till_screen(start_gui: Callable[..., Gui], qtbo
 
 
 def test_the_outbox_depth_and_delivery_problem_are_live(
-    start_gui: Callable[..., Gui], simulator: DojoSimulator, venue: Path, qtbot: QtBot
+    start_gui: Callable[..., Gui], simulator: DojoSimulator, venue: Path, run: Run, qtbot: QtBot
 ) -> None:
     gui = start_gui()
     window = gui.window
@@ -412,6 +429,7 @@ def test_the_outbox_depth_and_delivery_problem_are_live(
     assert window.outbox_error_label.text() == "none"
 
     simulator.rest.fail_events(503)
+    run(relay_reading(gui.bridge))  # an edit before the relay's starting position is history
     with sqlite3.connect(venue / "demo-venue.db") as conn:  # the till edits an order
         conn.execute("UPDATE orders SET note = 'no onions' WHERE id = ?", [ORDER])
     qtbot.waitUntil(lambda: window.outbox_depth_label.text().startswith("1 "), timeout=10_000)
