@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import tempfile
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,13 +23,11 @@ import httpx
 from epos_bridge.adapters.registry import installed_adapters
 from epos_bridge.adapters.sqlite.setup import init_database
 from epos_bridge.config import ENV_API_KEY, ENV_VARS, BridgeSettings, ConfigError, settings_secrets
-from epos_bridge.counter import CounterPayments
 from epos_bridge.crash import CrashHandler
 from epos_bridge.diagnostics import RecentRequests
-from epos_bridge.dojo_api import AuthRejected, DojoApiError, DojoClient, RegistrationState
-from epos_bridge.domain.events import DomainEvent, PaymentRecorded, PaymentStatusChanged
+from epos_bridge.dojo_api import DojoClient, RegistrationState
+from epos_bridge.domain.events import DomainEvent
 from epos_bridge.gateway.connection_state import ConnectionStatus
-from epos_bridge.gateway.policy import Backoff
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
 from epos_bridge.instance import (
     EXIT_ALREADY_SERVING,
@@ -42,13 +40,18 @@ from epos_bridge.logs import configure_logging
 from epos_bridge.ports import CallContext, PosAdapter
 from epos_bridge.private_files import private_dir, private_file
 from epos_bridge.protocol.dojo import redact
+from epos_bridge.protocol.jsonrpc import printable_id
 from epos_bridge.protocol.params import PagedOrders, SearchOrdersParams
 from epos_bridge.protocol.redaction import KnownSecrets
-from epos_bridge.services.activity import LockBoard, PaymentLogEntry, payment_entry
+from epos_bridge.services.activity import LockBoard, PaymentLogEntry
+from epos_bridge.services.counter import CounterPayments
 from epos_bridge.services.dispatcher import Dispatcher, Served, new_trace_id
+from epos_bridge.services.events import EventRouter
 from epos_bridge.services.listeners import Listeners
-from epos_bridge.services.pos_connection import CurrentPos, PosConnection
+from epos_bridge.services.pos_connection import CurrentPos, PosConnection, PosConnections
 from epos_bridge.services.pos_events import PosEventRelay, RelayStatus
+from epos_bridge.services.registration import Registration
+from epos_bridge.services.tasks import TaskSet
 from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
 from epos_bridge.state.outbox import OutboxStore
 from epos_bridge.state.payment_log import PaymentLogStore
@@ -117,21 +120,15 @@ def dojo_client(settings: BridgeSettings, http: httpx.AsyncClient) -> DojoClient
 
 
 class Bridge:
-    """The running bridge. ``start()`` returns once serving has begun; ``stop()`` is clean."""
+    """The running bridge, composed of its parts. ``start()`` returns once serving has begun;
+    ``stop()`` is clean. It builds and wires; the rules live in the parts it composes."""
 
     def __init__(
         self, settings: BridgeSettings, *, http: httpx.AsyncClient | None = None, secrets: KnownSecrets | None = None
     ) -> None:
         if settings.api_key is None:
-            raise ConfigError(
-                [
-                    (
-                        ENV_API_KEY,
-                        "no Dojo API key: enter it in Settings → API key (kept in the OS keyring), "
-                        f"or set {ENV_API_KEY} for a service",
-                    )
-                ]
-            )
+            raise ConfigError([(ENV_API_KEY, "no Dojo API key: enter it in Settings → API key (kept in the OS "
+                                             f"keyring), or set {ENV_API_KEY} for a service")])  # fmt: skip
         self.secrets = secrets if secrets is not None else KnownSecrets()
         """Every key and proxy password this process has met; the log filter, the crash handler and
         diagnostics share it, so a key changed in Settings is redacted everywhere at once."""
@@ -140,69 +137,46 @@ class Bridge:
         self._http = http or http_client(settings)
         self._owns_http = http is None
         self.client = dojo_client(settings, self._http)
-        self._event_listeners: Listeners[DomainEvent] = Listeners("domain event")
-        self._served_listeners: Listeners[Served] = Listeners("served request")
-        self._payment_listeners: Listeners[PaymentLogEntry] = Listeners("payment log")
-        self.lock_board = LockBoard()
-        self.pos = PosConnection(open_adapter(settings), publish=self._publish, name=settings.adapter)
-        """The POS database in use; swapped as a whole by :meth:`apply_settings`."""
-        self._retiring: set[asyncio.Task[None]] = set()
-        private_file(private_dir(settings.data_dir) / STATE_DB_NAME)  # 0700 folder, 0600 database
-        self.store = IdempotencyStore(settings.data_dir / STATE_DB_NAME)
-        self.payment_log = PaymentLogStore(settings.data_dir / STATE_DB_NAME)
+        state_db = private_file(private_dir(settings.data_dir) / STATE_DB_NAME)  # 0700 folder, 0600 database
+        self.store = IdempotencyStore(state_db)
+        self.payment_log = PaymentLogStore(state_db)
+        self.outbox = OutboxStore(state_db)
+        self.terminal_sessions = TerminalSessionStore(state_db)
+        self.events = EventRouter(self.payment_log)
+        self._outbox_listeners: Listeners[RelayStatus] = Listeners("POS-event outbox")
+        self.connections = PosConnections(
+            self._connection(settings), self.outbox, self._send_pos_event, on_status=self._outbox_listeners.emit
+        )
         # Each request is handed to the connection current when it arrives, and finishes there.
         self._serve = IdempotentServe(self.store, lambda request: self.pos.handle(request))
-        self.outbox = OutboxStore(settings.data_dir / STATE_DB_NAME)
-        self._outbox_listeners: Listeners[RelayStatus] = Listeners("POS-event outbox")
         self.counter = CounterPayments(
-            self.client,
-            lambda: self.pos,
-            TerminalSessionStore(settings.data_dir / STATE_DB_NAME),
-            publish=self._publish,
+            self.client, lambda: self.pos, self.terminal_sessions, publish=self.events.publish
         )
         self.session = GatewaySession(gateway_settings(settings), self._serve, on_served=self._served)
-        self.registration = RegistrationState()
-        self._registration_task: asyncio.Task[None] | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._background: set[asyncio.Task[None]] = set()
+        self.registrar = Registration(self.client, lambda: self.adapter.implemented_capabilities())
+        self._served_listeners: Listeners[Served] = Listeners("served request")
         self.recent_requests = RecentRequests()
         """The last requests with their outcomes, for Export diagnostics."""
         self._served_listeners.add(self.recent_requests.record)
         self.crashes = CrashHandler(secrets=self.secrets)
         """Logs (redacted) and reports any unhandled exception, so the bridge keeps serving."""
+        self._tasks = TaskSet("bridge")
         self._stopped = False
 
-    # --- observation (the UI subscribes here) -----------------------------------------------
+    def _connection(self, settings: BridgeSettings) -> PosConnection:
+        return PosConnection(open_adapter(settings), publish=self.events.publish, name=settings.adapter)
 
-    def on_domain_event(self, listener: Callable[[DomainEvent], None]) -> None:
-        self._event_listeners.add(listener)
+    # --- what the UI reads and subscribes to ---------------------------------------------------
 
-    def on_served(self, listener: Callable[[Served], None]) -> None:
-        self._served_listeners.add(listener)
-
-    def on_status(self, listener: Callable[[ConnectionStatus], None]) -> Callable[[], None]:
-        return self.session.subscribe(listener)
-
-    def on_outbox(self, listener: Callable[[RelayStatus], None]) -> None:
-        """The POS-event outbox's depth and last delivery error, when they change."""
-        self._outbox_listeners.add(listener)
-
-    def _outbox_changed(self, status: RelayStatus) -> None:
-        self._outbox_listeners.emit(status)
+    @property
+    def pos(self) -> PosConnection:
+        """The POS database in use; swapped as a whole by :meth:`apply_settings`."""
+        return self.connections.current
 
     @property
     def adapter(self) -> PosAdapter:
         """The adapter of the POS connection in use (read-only users: capabilities, doctor)."""
         return self.pos.adapter
-
-    async def search_orders(self, params: SearchOrdersParams) -> PagedOrders:
-        """The till's orders, for the Terminal tab (on the POS connection current now)."""
-        return await self.pos_reads.search_orders(params, CallContext(trace_id=new_trace_id()))
-
-    @property
-    def pos_reads(self) -> CurrentPos:
-        """Reads that always go to the POS connection current when they start."""
-        return CurrentPos(lambda: self.pos)
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -212,68 +186,65 @@ class Bridge:
     def relay(self) -> PosEventRelay | None:
         return self.pos.relay
 
-    def _start_relay(self, settings: BridgeSettings) -> None:
-        self.pos.start_relay(
-            self.outbox,
-            self._send_pos_event,
-            source_key=f"{settings.adapter}:{settings.db_path}",
-            on_status=self._outbox_changed,
-        )
+    @property
+    def pos_reads(self) -> CurrentPos:
+        """Reads that always go to the POS connection current when they start."""
+        return CurrentPos(lambda: self.pos)
+
+    @property
+    def lock_board(self) -> LockBoard:
+        return self.events.lock_board
+
+    @property
+    def registration(self) -> RegistrationState:
+        return self.registrar.state
+
+    async def search_orders(self, params: SearchOrdersParams) -> PagedOrders:
+        """The till's orders, for the Terminal tab (on the POS connection current now)."""
+        return await self.pos_reads.search_orders(params, CallContext(trace_id=new_trace_id()))
+
+    async def register(self) -> RegistrationState:
+        return await self.registrar.register()
+
+    def on_domain_event(self, listener: Callable[[DomainEvent], None]) -> None:
+        self.events.on_event(listener)
+
+    def on_payment(self, listener: Callable[[PaymentLogEntry], None]) -> None:
+        self.events.on_payment(listener)
+
+    def on_served(self, listener: Callable[[Served], None]) -> None:
+        self._served_listeners.add(listener)
+
+    def on_status(self, listener: Callable[[ConnectionStatus], None]) -> Callable[[], None]:
+        return self.session.subscribe(listener)
+
+    def on_registration(self, listener: Callable[[RegistrationState], None]) -> Callable[[], None]:
+        return self.registrar.on_change(listener)
+
+    def on_outbox(self, listener: Callable[[RelayStatus], None]) -> None:
+        """The POS-event outbox's depth and last delivery error, when they change."""
+        self._outbox_listeners.add(listener)
 
     async def _send_pos_event(self, event_type: str, field: str, entity_id: str) -> None:
         await self.client.post_event(event_type, field, entity_id)
 
-    def on_payment(self, listener: Callable[[PaymentLogEntry], None]) -> None:
-        """A new payment-log line, or an existing one whose status changed."""
-        self._payment_listeners.add(listener)
-
-    def _publish(self, event: DomainEvent) -> None:
-        self.lock_board.apply(event)
-        if isinstance(event, PaymentRecorded):
-            entry = payment_entry(event)
-            self._spawn(self.payment_log.record(entry))
-            self._tell_payment(entry)
-        elif isinstance(event, PaymentStatusChanged):
-            self._spawn(self._payment_status(event))
-        self._event_listeners.emit(event)
-
-    async def _payment_status(self, event: PaymentStatusChanged) -> None:
-        entry = await self.payment_log.set_status(event.payment_intent_id, event.status.value)
-        if entry is not None:
-            self._tell_payment(entry)
-
-    def _tell_payment(self, entry: PaymentLogEntry) -> None:
-        self._payment_listeners.emit(entry)
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
     def _served(self, served: Served) -> None:
-        request_log.info(
-            "%s id=%s %s %.1f ms%s",
-            served.method,
-            served.request_id,
-            served.outcome,
-            served.elapsed_ms,
-            f" ({served.debug_message})" if served.debug_message and not served.ok else "",
-        )
+        request_log.info("%s id=%s %s %.1f ms%s", served.method, printable_id(served.request_id), served.outcome,
+                         served.elapsed_ms,
+                         f" ({served.debug_message})" if served.debug_message and not served.ok else "")  # fmt: skip
         self._served_listeners.emit(served)
 
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.store.open()
-        await self.payment_log.open()
-        await self.outbox.open()
-        await self.counter.store.open()
-        self._start_relay(self.settings)
+        for store in (self.store, self.payment_log, self.outbox, self.terminal_sessions):
+            await store.open()
+        self.connections.start(_relay_key(self.settings))
         resumed = await self.counter.resume()
         if resumed:
             log.info("following %d terminal session(s) left unfinished by the last run", resumed)
-        self._tasks.append(asyncio.create_task(self.session.run(), name="gateway-session"))
-        await self._restart_registration()
+        self._tasks.spawn(self.session.run(), name="gateway-session")
+        await self.registrar.restart()
 
     async def stop(self) -> None:
         """Idempotent: the tray's Quit and a SIGTERM may both ask."""
@@ -281,26 +252,14 @@ class Bridge:
             return
         self._stopped = True
         await self.session.stop()
-        await self.pos.stop_relay()
-        if self._registration_task is not None:
-            self._tasks.append(self._registration_task)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
-        await self.payment_log.close()
+        await self.registrar.stop()
+        await self._tasks.cancel()
         await self.counter.stop()
-        await self.counter.store.close()
-        await self.outbox.close()
+        await self.events.flush()
         await self._serve.flush()
-        await self.store.close()
-        if self._retiring:
-            await asyncio.gather(*self._retiring, return_exceptions=True)
-        await self.pos.retire()
+        for store in (self.payment_log, self.terminal_sessions, self.outbox, self.store):
+            await store.close()
+        await self.connections.close()
         if self._owns_http:
             await self._http.aclose()
 
@@ -310,66 +269,24 @@ class Bridge:
         self.secrets.add(*settings_secrets(new))  # redacted from this moment on, before any use
         old, changed = self.settings, []
         if any(getattr(old, f) != getattr(new, f) for f in POS_FIELDS):
-            replacement = PosConnection(open_adapter(new), publish=self._publish, name=new.adapter)
-            previous, self.pos = self.pos, replacement
-            await previous.stop_relay()  # before the new relay reads: one reader of the outbox at a time
-            self._start_relay(new)
-            # Requests and counter steps already running on the old database finish there.
-            retiring = asyncio.create_task(previous.retire(), name="retire-pos")
-            self._retiring.add(retiring)
-            retiring.add_done_callback(self._retiring.discard)
+            await self.connections.switch(self._connection(new), _relay_key(new))
             changed.append("POS database")
-        key_changed = old.api_key != new.api_key
-        if key_changed or any(getattr(old, f) != getattr(new, f) for f in CONNECTION_FIELDS):
+        if old.api_key != new.api_key or any(getattr(old, f) != getattr(new, f) for f in CONNECTION_FIELDS):
             self.session.update_settings(gateway_settings(new))
             if self._owns_http and old.proxy != new.proxy:
                 await self._http.aclose()
                 self._http = http_client(new)
-            self.client = dojo_client(new, self._http)
-            self.counter.client = self.client
+            self.client = self.counter.client = self.registrar.registry = dojo_client(new, self._http)
             changed.append("Dojo connection")
         self.settings = new
         if changed:
-            await self._restart_registration()
+            await self.registrar.restart()
         return changed
 
-    async def _restart_registration(self) -> None:
-        """One registration loop at a time: a new one replaces the one still retrying, which is
-        cancelled and gone before the new one starts."""
-        previous, self._registration_task = self._registration_task, None
-        if previous is not None:
-            previous.cancel()
-            await asyncio.gather(previous, return_exceptions=True)
-        self._registration_task = asyncio.create_task(self._keep_registered(), name="registration")
 
-    async def register(self) -> RegistrationState:
-        """PUT the full capability list the adapter implements, then read back what Dojo has."""
-        implemented = self.adapter.implemented_capabilities()
-        try:
-            await self.client.register_capabilities(implemented)
-            report = (await self.client.get_integrations()).compare(implemented)
-            self.registration = RegistrationState(report=report, at=datetime.now(UTC))
-            log.info(
-                "registered %d capabilities with Dojo (%s)",
-                len(implemented),
-                "in sync" if report.in_sync else "differs",
-            )
-        except DojoApiError as exc:
-            self.registration = RegistrationState(
-                error=str(exc), at=datetime.now(UTC), auth_rejected=isinstance(exc, AuthRejected)
-            )
-            log.warning("capability registration failed: %s", exc)
-        return self.registration
-
-    async def _keep_registered(self) -> None:
-        """Register at start-up (contract §2 (rec)) and keep trying until Dojo accepts it."""
-        retry = Backoff()
-        while True:
-            state = await self.register()
-            if state.error is None:
-                return
-            # The gateway's schedule (gateway/policy.py): a rejected key is retried the same way here.
-            await asyncio.sleep(retry.next_delay("auth_failed" if state.auth_rejected else "retry"))
+def _relay_key(settings: BridgeSettings) -> str:
+    """Which change log the outbox's read position belongs to."""
+    return f"{settings.adapter}:{settings.db_path}"
 
 
 # --- headless entry points ------------------------------------------------------------------

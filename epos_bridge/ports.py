@@ -16,13 +16,15 @@ adapter's to honour (refuse to start once passed, check before commit, roll back
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 from epos_bridge.domain.events import DomainEvent
+from epos_bridge.domain.terminal_sessions import CounterSession
 from epos_bridge.protocol.capabilities import Capability
+from epos_bridge.protocol.dojo_rest import MoneyLike, PaymentIntent, SessionDetails, Terminal, TerminalSession
 from epos_bridge.protocol.entities import Area, Order, OrderBill, Party, PaymentIntentEvent, Reservation
 from epos_bridge.protocol.params import (
     CreateOrderLockParams,
@@ -229,3 +231,47 @@ class Outbox(Protocol):
     async def depth(self) -> int: ...
 
     async def last_error(self) -> str | None: ...
+
+
+# --- pay at counter (contract §5.3-5.5) -------------------------------------------------------
+
+
+class CounterDojo(Protocol):
+    """The Dojo calls pay at counter makes (``dojo_api.DojoClient`` is one)."""
+
+    async def list_terminals(self) -> list[Terminal]: ...
+
+    async def create_payment_intent(
+        self,
+        amount: MoneyLike,
+        reference: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        order_external_id: str | None = None,
+        description: str | None = None,
+    ) -> PaymentIntent: ...
+
+    async def get_payment_intent(self, payment_intent_id: str, *, return_canceled: bool = False) -> PaymentIntent: ...
+
+    async def create_terminal_session(self, terminal_id: str, details: SessionDetails) -> TerminalSession: ...
+
+    async def get_terminal_session(self, terminal_session_id: str) -> TerminalSession: ...
+
+    async def cancel_terminal_session(self, terminal_session_id: str) -> TerminalSession: ...
+
+    async def answer_signature(self, terminal_session_id: str, accepted: bool) -> TerminalSession: ...
+
+
+class CounterSessionStore(Protocol):
+    """Where pay at counter keeps its sessions until their outcome is on the POS (durably: a
+    restart resumes from it)."""
+
+    async def add(self, session: CounterSession) -> CounterSession:
+        """Store a new session; returns it with ``started_at`` as stored."""
+        ...
+
+    async def rename(self, old_id: str, new_id: str, status: str) -> None: ...
+
+    async def set_status(self, session_id: str, status: str, *, outcome_recorded: bool = False) -> None: ...
+
+    async def unfinished(self) -> list[CounterSession]: ...

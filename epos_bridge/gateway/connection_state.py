@@ -47,4 +47,3 @@ class ConnectionStatus:
 
 
 StatusCallback = Callable[[ConnectionStatus], None]
-

@@ -534,7 +534,6 @@ class GatewaySession:
         self._observers.emit(status)
 
 
-
 class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
     """websockets logs the handshake headers at DEBUG, Authorization included: redact the key."""
 

@@ -73,8 +73,10 @@ def peek_request(text: str) -> IncomingRequest:
 
 
 def printable_id(request_id: Any, limit: int = 80) -> str:
-    """An id for a log line: ASCII (a lone surrogate cannot be written to a log file), short."""
-    text = ascii(request_id)
+    """An id for a log line: as sent when it is plain printable ASCII, else escaped (a lone
+    surrogate cannot be written to a log file); short either way."""
+    plain = isinstance(request_id, str) and request_id.isascii() and request_id.isprintable() and request_id
+    text = request_id if plain else ascii(request_id)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -20,6 +20,7 @@ from epos_bridge.protocol.jsonrpc import IncomingRequest
 from epos_bridge.protocol.params import OrderIdParams, PagedOrders, PagedTables, SearchOrdersParams, SearchTablesParams
 from epos_bridge.services.dispatcher import Dispatcher, Served
 from epos_bridge.services.pos_events import PosEventRelay, RelayStatus, SendEvent
+from epos_bridge.services.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,43 @@ class PosConnection:
         await self._idle.wait()
         await self.dispatcher.drain()
         await self.adapter.close()
+
+
+class PosConnections:
+    """The POS connection in use, and the ones it replaced until their work has finished.
+
+    Only the current connection's relay reads the change log and feeds the outbox: the old one's
+    is stopped before the new one starts, so the outbox has one reader at a time.
+    """
+
+    def __init__(
+        self,
+        first: PosConnection,
+        outbox: Outbox,
+        send: SendEvent,
+        *,
+        on_status: Callable[[RelayStatus], None] | None = None,
+    ) -> None:
+        self.current = first
+        self._outbox = outbox
+        self._send = send
+        self._on_status = on_status
+        self._retiring = TaskSet("retiring POS connection")
+
+    def start(self, relay_key: str) -> None:
+        self.current.start_relay(self._outbox, self._send, source_key=relay_key, on_status=self._on_status)
+
+    async def switch(self, replacement: PosConnection, relay_key: str) -> None:
+        previous, self.current = self.current, replacement
+        await previous.stop_relay()
+        self.start(relay_key)
+        # Requests and counter steps already running on the old database finish there.
+        self._retiring.spawn(previous.retire(), name=f"retire-{previous.name}")
+
+    async def close(self) -> None:
+        await self.current.stop_relay()
+        await self._retiring.wait()
+        await self.current.retire()
 
 
 class CurrentPos:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
+from epos_bridge.domain.terminal_sessions import CounterSession
 from epos_bridge.state.database import StateStore
 
 SCHEMA = """
@@ -26,22 +27,6 @@ CREATE TABLE IF NOT EXISTS terminal_sessions (
     lock_id TEXT                       -- the counter's lock on the order while the card is taken
 );
 """
-
-
-@dataclass(frozen=True)
-class CounterSession:
-    session_id: str
-    kind: str
-    terminal_id: str
-    order_id: str | None
-    payment_intent_id: str | None
-    amount_value: int
-    currency: str
-    status: str
-    outcome_recorded: bool = False
-    lock_id: str | None = None
-    started_at: float = 0.0
-    """Unix seconds, set by the store when the session is added."""
 
 
 class TerminalSessionStore(StateStore):

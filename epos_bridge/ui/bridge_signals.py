@@ -6,7 +6,7 @@ render, read its snapshots (``status``, ``settings``, ``registration``, ``lock_b
 search and the counter-payment commands, all awaited so the GUI thread never waits). It holds no
 business rules: what a status *means* is decided by the session, what deserves a notification by
 ``services.notifications``, how a terminal session is followed and recorded by
-``epos_bridge.counter``.
+``epos_bridge.services.counter``.
 
 The bridge is described by :class:`BridgeLike` (a Protocol) rather than imported, because the
 UI sits below the composition root (``epos_bridge.app``) in the import layers. Everything here
@@ -23,23 +23,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from PySide6.QtCore import QObject, QTimer, Signal, SignalInstance
+from PySide6.QtCore import QObject, Signal, SignalInstance
 
 from epos_bridge.config import BridgeSettings
-from epos_bridge.counter import SessionUpdate
 from epos_bridge.dojo_api import RegistrationState, Terminal
 from epos_bridge.domain.events import DomainEvent
 from epos_bridge.gateway.connection_state import ConnectionStatus
 from epos_bridge.protocol.entities import Money, Order
 from epos_bridge.protocol.params import Cursor, PagedOrders, SearchOrdersParams
 from epos_bridge.services.activity import HeldLockView, LockBoard, PaymentLogEntry
+from epos_bridge.services.counter import SessionUpdate
 from epos_bridge.services.dispatcher import Served
 from epos_bridge.services.pos_events import RelayStatus
 
 log = logging.getLogger(__name__)
-
-REGISTRATION_POLL_MS = 1000
-"""The bridge has no registration callback yet; a cheap identity check once a second stands in."""
 
 OPEN_ORDERS_PAGE = 100
 OPEN_ORDERS_MAX_PAGES = 5
@@ -61,7 +58,7 @@ class PaymentLogLike(Protocol):
 
 
 class CounterLike(Protocol):
-    """What the UI uses of :class:`epos_bridge.counter.CounterPayments`."""
+    """What the UI uses of :class:`epos_bridge.services.counter.CounterPayments`."""
 
     def on_update(self, listener: Callable[[SessionUpdate], None]) -> None: ...
     async def terminals(self) -> list[Terminal]: ...
@@ -93,6 +90,7 @@ class BridgeLike(Protocol):
     async def search_orders(self, params: SearchOrdersParams) -> PagedOrders: ...
     def on_outbox(self, listener: Callable[[RelayStatus], None]) -> None: ...
     def on_status(self, listener: Callable[[ConnectionStatus], None]) -> Callable[[], None]: ...
+    def on_registration(self, listener: Callable[[RegistrationState], None]) -> Callable[[], None]: ...
     def on_payment(self, listener: Callable[[PaymentLogEntry], None]) -> None: ...
     def on_domain_event(self, listener: Callable[[DomainEvent], None]) -> None: ...
     def on_served(self, listener: Callable[[Served], None]) -> None: ...
@@ -133,11 +131,7 @@ class BridgeSignals(QObject):
         self._outbox = RelayStatus()
         bridge.on_outbox(self._outbox_changed)
         self._unsubscribe_status = bridge.on_status(self._relay(self.status_changed))
-        self._registration: RegistrationState = bridge.registration
-        self._poll = QTimer(self)
-        self._poll.setInterval(REGISTRATION_POLL_MS)
-        self._poll.timeout.connect(self.check_registration)
-        self._poll.start()
+        self._unsubscribe_registration = bridge.on_registration(self._relay(self.registration_changed))
 
     def _relay(self, signal: SignalInstance) -> Callable[[object], None]:
         def emit(value: object) -> None:
@@ -155,8 +149,8 @@ class BridgeSignals(QObject):
     def detach(self) -> None:
         """Stop relaying (before the bridge or this object goes away)."""
         self._attached = False
-        self._poll.stop()
         self._unsubscribe_status()
+        self._unsubscribe_registration()
 
     # --- snapshots --------------------------------------------------------------------------
 
@@ -180,13 +174,6 @@ class BridgeSignals(QObject):
     def outbox(self) -> RelayStatus:
         """The POS-event queue as last reported (depth 0 and no error until the relay says)."""
         return self._outbox
-
-    def check_registration(self) -> None:
-        """Emit ``registration_changed`` if the bridge has a new registration result."""
-        current = self._bridge.registration
-        if self._attached and current is not self._registration:
-            self._registration = current
-            self.registration_changed.emit(current)
 
     # --- commands ---------------------------------------------------------------------------
 
@@ -217,7 +204,6 @@ class BridgeSignals(QObject):
         changed = await self._bridge.apply_settings(new)
         if self._attached:
             self.settings_changed.emit(self._bridge.settings)
-            self.check_registration()
         return changed
 
     # --- the Terminal tab: open orders and counter payments -----------------------------------

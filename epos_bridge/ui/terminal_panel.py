@@ -11,8 +11,8 @@ Right, :class:`SessionPanel` follows the session in big words ("Present card", "
 signature question in a :class:`~epos_bridge.ui.payment_dialogs.SignatureDialog`, and ends with
 the outcome in colour: green "Recorded on T12-0008", red "Nothing was recorded".
 
-Nothing here decides what a status means or records a payment: ``epos_bridge.counter`` does,
-and its :class:`~epos_bridge.counter.SessionUpdate` arrives as ``BridgeSignals.counter_update``.
+Nothing here decides what a status means or records a payment: ``epos_bridge.services.counter`` does,
+and its :class:`~epos_bridge.services.counter.SessionUpdate` arrives as ``BridgeSignals.counter_update``.
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from epos_bridge.counter import SessionUpdate
 from epos_bridge.protocol.entities import Money, Order
 from epos_bridge.services.activity import PaymentLogEntry
+from epos_bridge.services.counter import SessionUpdate
 from epos_bridge.services.notifications import capture_not_on_till_words, format_money
 from epos_bridge.ui.bridge_signals import BridgeSignals
 from epos_bridge.ui.payment_dialogs import (
@@ -54,6 +54,7 @@ from epos_bridge.ui.payment_dialogs import (
     TerminalRequest,
     scaled_font,
 )
+from epos_bridge.ui.session_words import in_words, notification_in_words
 from epos_bridge.ui.table_model import RIGHT_ALIGNED, ModelIndex, RowTableModel
 from epos_bridge.ui.text import PlainLabel, plain_tooltip
 
@@ -159,23 +160,24 @@ def describe_session(update: SessionUpdate, order_label: str | None) -> SessionV
             return SessionView("Check the signature", "Answer on this screen: does the signature match?", "", "warning")
         if update.status == "CancelRequested":
             return SessionView("Cancelling…", "Waiting for the terminal to stop", "", "progress")
-        headline = update.notifications[-1] if update.notifications else update.words
-        detail = update.words if headline != update.words else ""
+        words = in_words(update.status)
+        headline = notification_in_words(update.notifications[-1]) if update.notifications else words
+        detail = words if headline != words else ""
         if update.error:
             return SessionView(headline, detail, f"Dojo did not answer: {update.error} Still checking…", "warning")
         return SessionView(headline, detail, "", "progress")
     if update.succeeded:
         if update.error:
-            return SessionView(update.words, "", update.error, "warning")
+            return SessionView(in_words(update.status), "", update.error, "warning")
         if update.kind == SALE:
             outcome = f"Recorded on {where}" if update.recorded and where else "Approved on the terminal"
         elif update.kind == MATCHED_REFUND:
             outcome = f"Refunded: the payment no longer counts on {where}" if update.recorded and where else "Refunded"
         else:
             outcome = "Refunded to the card — not linked to any order"
-        return SessionView(update.words, "", outcome, "success")
+        return SessionView(in_words(update.status), "", outcome, "success")
     nothing = "Nothing was recorded" if update.kind == SALE else "Nothing was refunded"
-    return SessionView(update.words, "", nothing, "failure")
+    return SessionView(in_words(update.status), "", nothing, "failure")
 
 
 def session_title(kind: str, order_label: str | None, amount: Money | None) -> str:
@@ -349,11 +351,11 @@ class SessionPanel(QWidget):
         self.last_update = update
         self.title_label.setText(session_title(update.kind, self.order_label, update.amount))
         for notification in update.notifications[self._history_seen :]:
-            self._add_history(notification)
+            self._add_history(notification_in_words(notification))
         self._history_seen = max(self._history_seen, len(update.notifications))
         if update.status != self._last_status:
             self._last_status = update.status
-            self._add_history(f"— {update.words}")
+            self._add_history(f"— {in_words(update.status)}")
         if update.error and not update.final:
             self._add_history(f"— Dojo did not answer: {update.error}")
         self._show(describe_session(update, self.order_label))

@@ -15,12 +15,12 @@ import httpx
 import pytest
 
 from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
-from epos_bridge.counter import CounterPayments, CounterRefused, SessionUpdate
 from epos_bridge.dojo_api import DojoApiError, DojoClient
 from epos_bridge.domain.events import DomainEvent, LockCreated, LockReleased, PaymentRecorded
 from epos_bridge.ports import CallContext
 from epos_bridge.protocol.entities import Money
 from epos_bridge.protocol.params import OrderIdParams, RecordOrderPaymentParams
+from epos_bridge.services.counter import CounterPayments, SaleRefused, SessionUpdate
 from epos_bridge.services.pos_connection import PosConnection
 from epos_bridge.sim.rest import RestSimulator
 from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID
@@ -118,9 +118,9 @@ async def test_a_sale_ends_captured_and_the_order_is_paid_once(
         assert amount.value > 0
         session = await rig.counter.start_sale(ORDER, await available_terminal(rig), amount)
         final = await rig.finished(session)
-        assert final.succeeded and final.recorded and final.words == "Approved"
+        assert final.succeeded and final.recorded and final.status == "Captured"
         shown = {n for u in rig.updates for n in u.notifications}
-        assert {"Present card", "Enter PIN", "Please wait"} <= shown
+        assert {"PresentCard", "EnterPin", "PleaseWait"} <= shown  # Dojo's codes; the UI words them
         assert paid(demo_db) == amount.value
         # Locked like Dojo's own products lock, paid, then released.
         assert [type(e) for e in rig.events] == [LockCreated, PaymentRecorded, LockReleased]
@@ -230,9 +230,9 @@ async def test_an_order_open_on_a_till_is_refused_before_any_card_is_charged(
     rest: RestSimulator, demo_db: Path, tmp_path: Path
 ) -> None:
     async with Rig(rest, demo_db, tmp_path / "state.db") as rig:
-        with pytest.raises(CounterRefused, match="open on till TILL-2"):
+        with pytest.raises(SaleRefused, match="open on till TILL-2"):
             await rig.counter.start_sale("20", await available_terminal(rig), Money(value=100, currency_code="GBP"))
-        with pytest.raises(CounterRefused, match="outstanding"):
+        with pytest.raises(SaleRefused, match="outstanding"):
             await rig.counter.start_sale(
                 ORDER, await available_terminal(rig), Money(value=10_000_000, currency_code="GBP")
             )
@@ -279,7 +279,7 @@ async def test_a_capture_the_pos_cannot_record_keeps_the_order_locked_and_lands_
             waiting = await rig.until(lambda u: u.session_id == session and u.unrecorded_capture)
             assert (waiting.final, waiting.succeeded, waiting.terminal_id) == (False, True, terminal)
             assert rig.counter.unrecorded_captures() == {ORDER: session}
-            with pytest.raises(CounterRefused, match="not on the till yet"):
+            with pytest.raises(SaleRefused, match="not on the till yet"):
                 await rig.counter.start_sale(ORDER, terminal, Money(value=100, currency_code="GBP"))
             assert paid(demo_db) == 0
         finally:
@@ -376,7 +376,7 @@ async def test_a_matched_refund_of_a_payment_with_a_tip_returns_the_tip_too(
         )
         await rig.adapter.record_order_payment(params, ctx)
         terminal = await available_terminal(rig)
-        with pytest.raises(CounterRefused, match="tip included"):
+        with pytest.raises(SaleRefused, match="tip included"):
             await rig.counter.start_matched_refund("pi_tipped", ORDER, terminal, Money(value=3000, currency_code="GBP"))
         refund = await rig.counter.start_matched_refund(
             "pi_tipped", ORDER, terminal, Money(value=3450, currency_code="GBP")

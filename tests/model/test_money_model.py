@@ -574,7 +574,7 @@ MODEL_SETTINGS = settings(
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(900 + SOAK_MINUTES * 60)
 @pytest.mark.parametrize("machine", [MoneyMachine, FolderMoneyMachine], ids=["sqlite", "jsonfile"])
 def test_what_dojo_is_told_is_what_the_till_holds(machine: type[MoneyMachine]) -> None:
     if SOAK_MINUTES > 0:

@@ -16,10 +16,10 @@ from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QLabel, QWidget
 from pytestqt.qtbot import QtBot
 
-from epos_bridge.counter import SessionUpdate
 from epos_bridge.dojo_api import RegistrationState
 from epos_bridge.gateway.connection_state import ConnectionState, ConnectionStatus
 from epos_bridge.protocol.entities import Money
+from epos_bridge.services.counter import SessionUpdate
 from epos_bridge.ui.payment_dialogs import SignatureDialog, TakePaymentDialog
 from epos_bridge.ui.status_window import TAB_TERMINAL
 from epos_bridge.ui.text import PlainLabel, plain_tooltip
@@ -65,8 +65,7 @@ def test_every_label_of_the_status_window_and_terminal_tab_is_plain_text(
         SessionUpdate(
             session_id="ts_hostile",
             kind="Sale",
-            status="InProgress",
-            words=HOSTILE,
+            status=HOSTILE,
             notifications=(HOSTILE,),
             final=False,
             succeeded=False,

@@ -19,8 +19,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from epos_bridge.counter import SessionUpdate
 from epos_bridge.protocol.entities import Money
+from epos_bridge.services.counter import SessionUpdate
 from epos_bridge.sim.simulator import DojoSimulator
 from epos_bridge.ui.payment_dialogs import TakePaymentDialog, check_amount, parse_amount
 from epos_bridge.ui.status_window import TAB_CONNECTION, TAB_PAYMENTS, TAB_TERMINAL
@@ -124,7 +124,6 @@ def update(status: str, **changes: Any) -> SessionUpdate:
         "session_id": "ts_1",
         "kind": "Sale",
         "status": status,
-        "words": status,
         "notifications": (),
         "final": False,
         "succeeded": False,
@@ -137,18 +136,15 @@ def update(status: str, **changes: Any) -> SessionUpdate:
 
 
 def test_session_words_put_the_terminal_prompt_first() -> None:
-    view = describe_session(
-        update("Initiated", words="Waiting for the card", notifications=("Present card", "Enter PIN")), ORDER_LABEL
-    )
+    view = describe_session(update("Initiated", notifications=("PresentCard", "EnterPin")), ORDER_LABEL)
     assert (view.headline, view.detail, view.tone) == ("Enter PIN", "Waiting for the card", "progress")
-    approved = update("Captured", words="Approved", final=True, succeeded=True, recorded=True, cancellable=False)
+    approved = update("Captured", final=True, succeeded=True, recorded=True, cancellable=False)
     view = describe_session(approved, "T12-0008")
     assert (view.headline, view.outcome, view.tone) == ("Approved", "Recorded on T12-0008", "success")
-    declined = update("Declined", words="Declined by the card issuer", final=True, cancellable=False)
+    declined = update("Declined", final=True, cancellable=False)
     assert describe_session(declined, None).outcome == "Nothing was recorded"
     unrecorded = update(
         "Captured",
-        words="Approved",
         final=True,
         succeeded=True,
         error="Approved on the terminal, but the POS did not record it: gone",
