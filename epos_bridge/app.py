@@ -255,11 +255,11 @@ class Bridge:
         await self.registrar.stop()
         await self._tasks.cancel()
         await self.counter.stop()
+        await self.connections.close()  # the relay stops before the outbox closes; work in flight ends
         await self.events.flush()
         await self._serve.flush()
         for store in (self.payment_log, self.terminal_sessions, self.outbox, self.store):
             await store.close()
-        await self.connections.close()
         if self._owns_http:
             await self._http.aclose()
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -108,3 +109,35 @@ def rpc(dispatcher: Dispatcher) -> Rpc:
 
 def money(value: int, currency: str = "GBP") -> dict[str, Any]:
     return {"value": value, "currencyCode": currency}
+
+
+# --- a test that logs an unexpected warning or error fails (as qutebrowser's logfail does) -------
+
+
+class _LogFail(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def _fail_on_unexpected_warnings(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Any WARNING or worse logged during the test fails it, unless the test says it expects
+    log lines: by asking for ``caplog`` (it then checks them itself) or with
+    ``@pytest.mark.logs_warnings("why")``."""
+    handler = _LogFail()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+    expected = "caplog" in request.fixturenames or request.node.get_closest_marker("logs_warnings") is not None
+    if handler.records and not expected:
+        lines = "\n".join(f"  {r.levelname} {r.name}: {r.getMessage()[:300]}" for r in handler.records[:10])
+        pytest.fail(
+            f"the test logged {len(handler.records)} unexpected warning(s) or error(s):\n{lines}", pytrace=False
+        )

@@ -94,6 +94,7 @@ def db_line(output: str) -> str:
     return lines[0]
 
 
+@pytest.mark.logs_warnings("a missing database and its stale -wal set aside are logged")
 @pytest.mark.parametrize("fault", list(FAULTS))
 async def test_requests_and_doctor_name_the_database_problem_and_recover(tmp_path: Path, fault: str) -> None:
     how, request_words, doctor_words = FAULTS[fault]

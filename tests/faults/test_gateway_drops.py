@@ -45,6 +45,7 @@ GIVE_UP_S = 90
 """A failure guard only: the load ends as soon as the plan is done and the drops have happened."""
 
 
+@pytest.mark.logs_warnings("answers lost to a dropped link are logged")
 async def test_answers_stay_right_and_nothing_applies_twice_while_the_link_keeps_dropping(tmp_path: Path) -> None:
     rng = random.Random(7)
     db = tmp_path / "venue.db"

@@ -49,6 +49,7 @@ def amount(flow: int) -> int:
     return 1000 + flow
 
 
+@pytest.mark.logs_warnings("a request cut off by kill -9 is logged by the simulator")
 async def test_every_payment_counted_exactly_once_across_random_kill_9(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     api_key = f"sk_sandbox_fault_{uuid.uuid4().hex}"

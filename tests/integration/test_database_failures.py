@@ -176,6 +176,7 @@ async def test_a_missing_database_answers_every_method_with_an_error_naming_the_
     assert list(missing.parent.iterdir()) == [], "a missing database must never be created"
 
 
+@pytest.mark.logs_warnings("a missing database and its stale -wal set aside are logged")
 async def test_a_database_deleted_while_open_errors_clearly_and_serves_again_once_restored(
     rpc: Rpc, pos_db_path: Path, tmp_path: Path
 ) -> None:
@@ -200,6 +201,7 @@ async def test_a_database_deleted_while_open_errors_clearly_and_serves_again_onc
     assert paid["result"]["paidAmount"] == money(400)
 
 
+@pytest.mark.logs_warnings("a missing database and its stale -wal set aside are logged")
 async def test_a_restored_backup_is_served_as_it_was_backed_up(rpc: Rpc, pos_db_path: Path, tmp_path: Path) -> None:
     saved = tmp_path / "backup.db"
     backup(pos_db_path, saved)
@@ -217,6 +219,7 @@ async def test_a_restored_backup_is_served_as_it_was_backed_up(rpc: Rpc, pos_db_
 # --- the file is the wrong thing ---------------------------------------------------------
 
 
+@pytest.mark.logs_warnings("a replaced database file is logged")
 async def test_a_database_replaced_by_garbage_is_reported_unusable_then_recovers(
     rpc: Rpc, pos_db_path: Path, tmp_path: Path
 ) -> None:

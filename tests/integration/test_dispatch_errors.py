@@ -94,6 +94,7 @@ async def test_a_frame_without_an_addressable_id_is_dropped(
     assert any("dropped" in record.getMessage() for record in caplog.records), "a dropped frame is logged"
 
 
+@pytest.mark.logs_warnings("a dropped frame is logged")
 async def test_a_binary_frame_is_dropped_even_when_it_holds_a_valid_request(dispatcher: Dispatcher) -> None:
     assert await dispatcher.handle_text(frame("ListAreasV1", {"headers": {}}).encode()) is None
 
@@ -332,6 +333,7 @@ async def test_an_adapter_exception_is_an_unexpected_error_without_a_traceback(
     assert record.exc_info is not None, "the traceback goes to the log, not the wire"
 
 
+@pytest.mark.logs_warnings("an adapter bug is logged with its trace id")
 async def test_an_adapter_exception_during_a_payment_records_nothing(
     dispatcher: Dispatcher,
     adapter: SqlitePosAdapter,
@@ -352,6 +354,7 @@ async def test_an_adapter_exception_during_a_payment_records_nothing(
     assert scalar(pos_db_path, "SELECT COUNT(*) FROM payments") == 0
 
 
+@pytest.mark.logs_warnings("an adapter bug is logged with its trace id")
 async def test_the_dispatcher_keeps_serving_after_an_adapter_exception(
     dispatcher: Dispatcher, adapter: SqlitePosAdapter, rpc: Rpc, monkeypatch: pytest.MonkeyPatch
 ) -> None:

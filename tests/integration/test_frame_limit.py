@@ -81,6 +81,7 @@ async def test_a_deflate_bomb_closes_with_1009_reconnects_and_memory_stays_bound
     assert len(warnings) == 1 and "EPOS_BRIDGE_MAX_FRAME_BYTES" in warnings[0] and "1009" in warnings[0]
 
 
+@pytest.mark.logs_warnings("a frame over the limit is logged")
 async def test_a_message_within_the_limit_is_served_and_one_past_it_is_refused(sim: GatewaySimulator) -> None:
     limit = 256 * 1024
     sleep = RecordingSleep()

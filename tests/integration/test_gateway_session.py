@@ -353,6 +353,7 @@ def nested(depth: int) -> Any:
     return value
 
 
+@pytest.mark.logs_warnings("dropped frames are logged")
 async def test_malformed_frames_are_answered_or_dropped_and_the_link_keeps_serving(
     sim: GatewaySimulator, pos: FakePos
 ) -> None:
@@ -486,6 +487,7 @@ async def test_a_gateway_that_stops_answering_pings_is_detected_and_left(
     ]
 
 
+@pytest.mark.logs_warnings("a rejected key is logged")
 async def test_a_rejected_key_means_auth_failed_at_once_and_a_quick_first_retry(
     sim: GatewaySimulator, pos: FakePos
 ) -> None:
@@ -538,6 +540,7 @@ class ClockedSleep:
         await asyncio.sleep(0)
 
 
+@pytest.mark.logs_warnings("a rejected key is logged")
 async def test_a_rejected_key_follows_the_backoff_for_five_minutes_then_every_five(
     sim: GatewaySimulator, pos: FakePos
 ) -> None:
@@ -566,6 +569,7 @@ async def test_a_rejected_key_follows_the_backoff_for_five_minutes_then_every_fi
     assert ConnectionState.CONNECTING not in seen[2:-1]
 
 
+@pytest.mark.logs_warnings("a rejected key is logged")
 async def test_reconnect_now_cuts_a_five_minute_auth_retry_short(sim: GatewaySimulator, pos: FakePos) -> None:
     sim.reject_next(15, status=403)
     clock = FakeClock()
@@ -588,6 +592,7 @@ async def test_reconnect_now_cuts_a_five_minute_auth_retry_short(sim: GatewaySim
     assert [h.status for h in sim.handshakes] == [403] * 15 + [101]
 
 
+@pytest.mark.logs_warnings("a rejected key is logged")
 async def test_a_network_change_retries_a_rejected_key_at_once(sim: GatewaySimulator, pos: FakePos) -> None:
     sim.reject_next(1, status=401)
     sleep = RecordingSleep(block_after=0)
@@ -731,6 +736,7 @@ async def test_clean_stop_finishes_in_flight_requests_then_closes_with_1001(sim:
     assert states[-2:] == [ConnectionState.STOPPING, ConnectionState.DISCONNECTED]
 
 
+@pytest.mark.logs_warnings("requests cancelled at the stop deadline are logged")
 async def test_stop_gives_up_on_requests_past_the_deadline(sim: GatewaySimulator) -> None:
     pos = FakePos()
     pos.gate = asyncio.Event()  # never opened: the POS hangs
@@ -749,6 +755,7 @@ async def test_stop_gives_up_on_requests_past_the_deadline(sim: GatewaySimulator
     assert sim.close_codes == [1001]
 
 
+@pytest.mark.logs_warnings("a failing subscriber is logged")
 async def test_a_broken_status_subscriber_or_on_served_cannot_break_the_session(
     sim: GatewaySimulator, pos: FakePos
 ) -> None:

@@ -311,6 +311,7 @@ async def test_a_cancelled_first_request_lets_the_duplicate_run(store: Idempoten
     assert len(serve.calls) == 2
 
 
+@pytest.mark.logs_warnings("dropped frames are logged")
 async def test_reads_and_unaddressed_frames_pass_straight_through(store: IdempotencyStore) -> None:
     serve = CountingServe()
     idempotent = IdempotentServe(store, serve)
@@ -326,6 +327,7 @@ async def test_reads_and_unaddressed_frames_pass_straight_through(store: Idempot
     assert await store.count() == 0
 
 
+@pytest.mark.logs_warnings("a broken state database is logged")
 async def test_a_broken_store_still_serves(tmp_path: Path) -> None:
     store = IdempotencyStore(tmp_path / "closed.sqlite3")  # never opened: every call fails
     serve = CountingServe()

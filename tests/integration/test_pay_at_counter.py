@@ -267,6 +267,7 @@ class HeldPos:
         self._conn.close()
 
 
+@pytest.mark.logs_warnings("a captured card the POS cannot record yet is logged")
 async def test_a_capture_the_pos_cannot_record_keeps_the_order_locked_and_lands_once(
     rest: RestSimulator, demo_db: Path, tmp_path: Path
 ) -> None:
@@ -291,6 +292,7 @@ async def test_a_capture_the_pos_cannot_record_keeps_the_order_locked_and_lands_
     assert rig.counter.unrecorded_captures() == {}
 
 
+@pytest.mark.logs_warnings("a captured card the POS cannot record yet is logged")
 async def test_a_capture_not_yet_recorded_lands_once_after_a_restart(
     rest: RestSimulator, demo_db: Path, tmp_path: Path
 ) -> None:
@@ -313,6 +315,7 @@ async def test_a_capture_not_yet_recorded_lands_once_after_a_restart(
     assert locks_on(demo_db) == []
 
 
+@pytest.mark.logs_warnings("a POST without an answer is logged")
 async def test_a_terminal_session_post_that_times_out_is_followed_until_the_card_is_taken(
     rest: RestSimulator, demo_db: Path, tmp_path: Path
 ) -> None:
@@ -329,6 +332,7 @@ async def test_a_terminal_session_post_that_times_out_is_followed_until_the_card
     assert locks_on(demo_db) == []
 
 
+@pytest.mark.logs_warnings("a POST without an answer is logged")
 async def test_a_session_that_never_started_lets_the_lock_go_only_when_none_can_capture(
     rest: RestSimulator, demo_db: Path, tmp_path: Path
 ) -> None:

@@ -415,6 +415,7 @@ async def test_an_event_for_an_unknown_intent_captured_first_counts_once_recorde
     assert stored_status(pos_db_path, "pi_early") == "Captured"
 
 
+@pytest.mark.logs_warnings("a replay on another order is logged")
 async def test_a_payment_intent_already_recorded_on_another_order_counts_once_and_is_not_reversed(
     rpc: Rpc, pos_db_path: Path, order: dict[str, Any]
 ) -> None:

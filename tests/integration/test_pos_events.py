@@ -165,6 +165,7 @@ class FakeClock:
         return self.now
 
 
+@pytest.mark.logs_warnings("undelivered POS events are logged")
 async def test_an_outage_with_a_restart_in_the_middle_loses_nothing(
     demo_db: Path, simulator: DojoSimulator, tmp_path: Path
 ) -> None:
@@ -240,6 +241,7 @@ async def test_a_change_that_arrives_while_its_event_is_being_sent_is_sent_again
         await outbox.close()
 
 
+@pytest.mark.logs_warnings("undelivered POS events are logged")
 async def test_a_bridge_restart_keeps_the_queue_and_the_simulator_gets_it_after_recovery(
     demo_db: Path, simulator: DojoSimulator, tmp_path: Path
 ) -> None:

@@ -297,6 +297,7 @@ async def test_save_without_a_running_bridge_says_when_it_applies(
     assert said[-1] == "The bridge will use them when it starts"
 
 
+@pytest.mark.logs_warnings("a failed apply is logged (redacted)")
 async def test_a_failed_apply_is_reported_and_the_key_stays_hidden(
     real_keyring: RealKeyring, settings_path: Path, rest: RestSimulator, tmp_path: Path, api_key: str
 ) -> None:

@@ -573,6 +573,7 @@ MODEL_SETTINGS = settings(
 )
 
 
+@pytest.mark.logs_warnings("reused ids and differing replays are logged")
 @pytest.mark.slow
 @pytest.mark.timeout(900 + SOAK_MINUTES * 60)
 @pytest.mark.parametrize("machine", [MoneyMachine, FolderMoneyMachine], ids=["sqlite", "jsonfile"])
@@ -589,6 +590,7 @@ def test_what_dojo_is_told_is_what_the_till_holds(machine: type[MoneyMachine]) -
     print(f"\n{machine.__name__}: {STEPS_RUN[0]} steps in total without a counterexample")
 
 
+@pytest.mark.logs_warnings("reused ids and differing replays are logged")
 def test_the_model_machine_can_find_a_disagreement() -> None:
     """The invariant is not a tautology: a database that loses an answered payment is caught."""
 

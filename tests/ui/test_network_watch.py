@@ -42,6 +42,7 @@ def test_only_a_network_that_comes_back_or_changes_medium_counts(qtbot: QtBot) -
     assert len(calls) == 2
 
 
+@pytest.mark.logs_warnings("a rejected key is logged")
 def test_a_network_change_retries_a_rejected_key_at_once(
     qtbot: QtBot, start_gui: Callable[..., Gui], simulator: DojoSimulator
 ) -> None:

@@ -92,6 +92,7 @@ def fake_opener(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return dump
 
 
+@pytest.mark.logs_warnings("rejected keys are logged (redacted)")
 def test_no_form_of_any_key_survives_a_session_of_changes_401s_crashes_and_an_export(
     qtbot: QtBot,
     run: Run,

@@ -256,6 +256,7 @@ def test_the_test_button_reports_dojos_answer_in_words(
 # --- Save reaches the keyring, the file and the running bridge ----------------------------------
 
 
+@pytest.mark.logs_warnings("a rejected key is logged")
 def test_save_stores_the_key_in_the_keyring_and_reconnects_the_running_bridge(
     qtbot: QtBot,
     run_qt_async: Callable[[Callable[[], Awaitable[None]]], None],

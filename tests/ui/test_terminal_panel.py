@@ -303,6 +303,7 @@ def test_cancel_while_waiting_for_the_card(
     assert paid(venue) == 0
 
 
+@pytest.mark.logs_warnings("a refused terminal session is logged")
 def test_a_busy_terminal_is_reported_in_words(
     start_gui: Callable[..., Gui], simulator: DojoSimulator, qtbot: QtBot
 ) -> None:
@@ -415,6 +416,7 @@ def test_the_terminal_tab_fits_a_till_screen(start_gui: Callable[..., Gui], qtbo
 # --- POS events on the Connection tab ---------------------------------------------------------------------
 
 
+@pytest.mark.logs_warnings("undelivered POS events are logged")
 def test_the_outbox_depth_and_delivery_problem_are_live(
     start_gui: Callable[..., Gui], simulator: DojoSimulator, venue: Path, run: Run, qtbot: QtBot
 ) -> None:

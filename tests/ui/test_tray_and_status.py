@@ -105,6 +105,7 @@ def test_icon_follows_drops_and_an_unreachable_gateway(
     assert "not connected" in gui.tray.tooltip
 
 
+@pytest.mark.logs_warnings("a rejected key is logged")
 def test_rejected_key_shows_auth_failed_with_badge_and_notifies(start_gui: Callable[..., Gui], qtbot: QtBot) -> None:
     gui = start_gui(api_key="sk_sandbox_not_the_right_key", wait_connected=False)
     qtbot.waitUntil(lambda: gui.tray.icon_key == "auth_failed+attention", timeout=10_000)

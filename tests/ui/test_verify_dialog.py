@@ -256,6 +256,7 @@ def test_an_account_without_the_tester_tool_is_told_plainly(
     assert not dialog.run_button.isEnabled() and not dialog.run_all_button.isEnabled()
 
 
+@pytest.mark.logs_warnings("a rejected key is logged")
 def test_a_production_key_explains_why_verifying_is_off_and_asks_dojo_nothing(
     start_gui: Callable[..., Gui], simulator: DojoSimulator, qtbot: QtBot
 ) -> None:

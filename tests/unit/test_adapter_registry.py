@@ -56,6 +56,7 @@ def test_an_entry_point_adds_an_adapter_from_an_object_or_a_factory_function(dec
     assert adapters["made"] is FAKE
 
 
+@pytest.mark.logs_warnings("an ignored entry point is logged")
 def test_an_entry_point_cannot_take_over_a_built_in_name(declared: list[EntryPoint]) -> None:
     declared.append(entry("sqlite", f"{__name__}:FAKE"))
 

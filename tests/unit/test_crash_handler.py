@@ -105,6 +105,7 @@ def test_thread_error_is_reported(
     assert_no_key(reports[0], caplog)
 
 
+@pytest.mark.logs_warnings("the crash handler logs what it catches")
 def test_sys_excepthook_reports_and_leaves_ctrl_c_alone(
     handler: CrashHandler, reports: list[CrashReport], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -21,6 +21,7 @@ def record(message: str, *args: object, exc: BaseException | None = None) -> log
     return logging.LogRecord("epos_bridge.test", logging.WARNING, __file__, 1, message, args, info)
 
 
+@pytest.mark.logs_warnings("the crash handler logs what it catches")
 def test_the_log_filter_and_the_crash_handler_follow_a_key_change_at_once() -> None:
     secrets = KnownSecrets([OLD])
     log_filter = RedactingFilter(secrets)
