@@ -9,19 +9,31 @@ A document that does not have this shape is reported as :class:`CorruptDocument`
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from functools import cached_property
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from epos_bridge.adapters.jsonfile.store import CorruptDocument, Document
 from epos_bridge.domain.bill import VenueDetails
+from epos_bridge.domain.bookings import NewParty, PartyRecord, ReservationRecord
 from epos_bridge.domain.events import OrderFacts
-from epos_bridge.domain.locks import HeldLock, LockableOrder
-from epos_bridge.domain.orders import RECORDED, StoredPayment, summarise_payments
-from epos_bridge.domain.pagination import PageRequest, SortKey
+from epos_bridge.domain.intents import StoredIntentEvent
+from epos_bridge.domain.locks import HeldLock, LockableOrder, stored_lock
+from epos_bridge.domain.orders import (
+    RECORDED,
+    OrderRecord,
+    PaymentRecord,
+    StoredPayment,
+    display_reference,
+    order_details,
+    paid_value,
+    summarise_payments,
+)
 from epos_bridge.domain.payments import PayableOrder
+from epos_bridge.domain.records import StoredRecord
 from epos_bridge.protocol.base import format_utc, to_wire
 from epos_bridge.protocol.entities import (
     Area,
@@ -47,7 +59,6 @@ from epos_bridge.protocol.params import RequestHeaders
 from epos_bridge.protocol.times import LONG_AGO, stored_time
 
 T = TypeVar("T")
-K = TypeVar("K", int, str)
 
 ORDERS = "orders"
 PARTIES = "parties"
@@ -69,7 +80,7 @@ def checked(relative: str, read: Callable[[], T]) -> T:
         ) from exc
 
 
-# --- ids and pagination ------------------------------------------------------------------
+# --- ids ------------------------------------------------------------------------
 
 
 def numeric_id(wire_id: str) -> int | None:
@@ -89,25 +100,6 @@ def next_id(sequences: Any, kind: str, existing: Iterable[int]) -> int:
     """Never reuses an id: the larger of the stored sequence and one past the largest file."""
     stored = sequences.get(kind, 1) if isinstance(sequences, dict) else 1
     return max(int(stored), max(existing, default=0) + 1)
-
-
-def page_of(keys: Sequence[K], request: PageRequest) -> tuple[list[K], bool, bool]:
-    """Keyset pagination over ascending, unique ``keys``, exactly as the SQLite adapter pages.
-
-    Returns the page's keys and whether rows exist before and after it.
-    """
-    boundary: SortKey | None = request.boundary
-    if request.direction == "forward":
-        candidates = [k for k in keys if boundary is None or k > boundary]  # type: ignore[operator]
-        page = candidates[: request.limit]
-        if not page:
-            return [], False, False
-        return page, keys[0] < page[0], len(candidates) > request.limit
-    candidates = [k for k in keys if boundary is None or k < boundary]  # type: ignore[operator]
-    page = candidates[-request.limit :]
-    if not page:
-        return [], False, False
-    return page, len(candidates) > request.limit, keys[-1] > page[-1]
 
 
 # --- times and small values --------------------------------------------------------------
@@ -162,23 +154,15 @@ def stored_payments(document: Document) -> tuple[StoredPayment, ...]:
     )
 
 
-def paid_value(document: Document) -> int:
-    return sum(p.paid_value for p in stored_payments(document) if p.counts)
-
-
 def dine_in(document: Document) -> Document:
     details = document.get("details") or {}
     branch = details.get("dineIn") if details.get("orderType", OrderType.DINE_IN.value) == "DineIn" else None
     return branch or {}
 
 
-def reference_of(order_id: str, document: Document) -> str:
-    return str(document.get("reference") or f"#{order_id}")
-
-
 def order_facts(order_id: str, document: Document) -> OrderFacts:
     return OrderFacts(
-        reference=reference_of(order_id, document),
+        reference=display_reference(document.get("reference"), order_id),
         display_name=document.get("displayName"),
         table_id=dine_in(document).get("tableId"),
     )
@@ -188,13 +172,11 @@ def held_lock(document: Document) -> HeldLock | None:
     lock = document.get("lock")
     if not lock:
         return None
-    # An expiry that cannot be read counts as expired: never a lock held for ever, never a bricked order.
-    expires_at = stored_time(lock.get("expiresAt"), "the expiry of an order lock") or LONG_AGO
-    return HeldLock(
-        lock_id=str(lock["lockId"]),
-        expires_at=expires_at,
-        locked_at=stored_time(lock.get("lockedAt"), "the start of an order lock") or expires_at,
-        requester=headers_of(lock.get("requester")),
+    return stored_lock(
+        str(lock["lockId"]),
+        stored_time(lock.get("expiresAt"), "the expiry of an order lock"),
+        stored_time(lock.get("lockedAt"), "the start of an order lock"),
+        headers_of(lock.get("requester")),
     )
 
 
@@ -231,25 +213,18 @@ def payable(order_id: str, document: Document) -> PayableOrder:
 
 def details_of(document: Document) -> OrderDetails:
     details = document.get("details") or {"orderType": "DineIn"}
-    if details.get("orderType") == OrderType.COLLECTION.value:
-        collection = details.get("collection") or {}
-        return OrderDetails(
-            order_type=OrderType.COLLECTION,
-            collection=CollectionDetails(
-                asap=collection.get("asap"), collect_at=parse_time(collection.get("collectAt"))
-            ),
-        )
+    collection = details.get("collection") or {}
     branch = details.get("dineIn") or {}
-    # contract §6 C3: a till order with no table still carries dineIn: {}.
-    return OrderDetails(
-        order_type=OrderType.DINE_IN,
-        dine_in=DineInDetails(
+    return order_details(
+        details.get("orderType"),
+        DineInDetails(
             table_id=branch.get("tableId"),
             waiter_id=branch.get("waiterId"),
             party_id=branch.get("partyId"),
             reservation_id=branch.get("reservationId"),
             ready_at=parse_time(branch.get("readyAt")),
         ),
+        CollectionDetails(asap=collection.get("asap"), collect_at=parse_time(collection.get("collectAt"))),
     )
 
 
@@ -283,7 +258,7 @@ def to_order(order_id: str, document: Document) -> Order:
         payable=summary.payable,
         paid_amount=summary.paid_amount,
         service_charge_amount=money(int(service), currency) if service is not None else None,
-        reference=reference_of(order_id, document),
+        reference=display_reference(document.get("reference"), order_id),
         tips_amount=summary.tips_amount,
         display_name=document.get("displayName"),
     )
@@ -298,16 +273,18 @@ def _tidy(item: OrderItem) -> OrderItem:
     return item
 
 
-def latest_intent_status(document: Any) -> PaymentIntentStatus | None:
-    """The newest status by ``createdAt`` then ``receivedAt``, as the reference adapter orders them."""
+def intent_events(document: Any) -> list[StoredIntentEvent]:
+    """The events an intent's file keeps, in the order they arrived."""
     events = document.get("events", []) if isinstance(document, dict) else []
-    if not events:
-        return None
-    newest = max(
-        events,
-        key=lambda e: (parse_time(e.get("createdAt")) or LONG_AGO, parse_time(e.get("receivedAt")) or LONG_AGO),
-    )
-    return PaymentIntentStatus(newest["paymentStatus"])
+    return [
+        StoredIntentEvent(
+            event_id=str(e["eventId"]),
+            payment_status=PaymentIntentStatus(e["paymentStatus"]),
+            created_at=parse_time(e.get("createdAt")) or LONG_AGO,
+            received_at=parse_time(e.get("receivedAt")) or LONG_AGO,
+        )
+        for e in events
+    ]
 
 
 # --- venue, tables, areas -----------------------------------------------------------------
@@ -376,3 +353,187 @@ def to_reservation(reservation_id: str, document: Document) -> Reservation:
         host_notes=document.get("hostNotes"),
         guest_requests=document.get("guestRequests"),
     )
+
+
+# --- records Dojo creates -----------------------------------------------------------------
+
+
+def stored_record(key: int, document: Document, dojo_id_field: str) -> StoredRecord[int]:
+    return StoredRecord(key, document.get(dojo_id_field), document.get("deletedAt") is not None)
+
+
+# --- writing the domain's records ----------------------------------------------------------
+
+
+def payment_doc(record: PaymentRecord) -> Document:
+    payment = record.payment
+    row: Document = {
+        "paymentIntentId": payment.payment_intent_id,
+        "tender": record.tender,
+        "paidAmount": payment.paid_value,
+        "tipsAmount": payment.tips_value,
+        "status": payment.status,
+        "recordedAt": format_utc(record.recorded_at),
+    }
+    if record.requester is not None:
+        row["requester"] = headers_doc(record.requester)
+    return row
+
+
+def order_doc(key: int, order: OrderRecord) -> Document:
+    return {
+        "id": str(key),
+        "dojoOrderId": order.dojo_order_id,
+        "reference": order.reference_for(key),
+        "displayName": order.display_name,
+        "status": order.status.value,
+        "details": details_doc(order.details),
+        "items": [to_wire(i) for i in order.items],
+        "note": order.note,
+        "customer": to_wire(order.customer) if order.customer is not None else None,
+        "discounts": [to_wire(d) for d in order.discounts],
+        "taxLines": [to_wire(t) for t in order.tax_lines],
+        "currencyCode": order.currency,
+        "totalAmount": order.total_value,
+        "serviceChargeAmount": order.service_charge_value,
+        "openAtTill": order.open_at_till,
+        "createdAt": format_utc(order.created_at),
+        "updatedAt": format_utc(order.updated_at),
+        "payments": [payment_doc(p) for p in order.payments],
+        "lock": None,
+    }
+
+
+def party_fields(party: PartyRecord) -> Document:
+    """Everything UpdateParty replaces (contract §3.14); the reservation link is not in it."""
+    return {
+        "dojoPartyId": party.dojo_party_id,
+        "name": party.name,
+        "covers": party.covers,
+        "status": party.status,
+        "startTime": format_utc(party.start_time),
+        "expectedEndTime": time_text(party.expected_end_time),
+        "endTime": time_text(party.end_time),
+        "hostNotes": party.host_notes,
+        "guestRequests": party.guest_requests,
+        "deposit": to_wire(party.deposit) if party.deposit is not None else None,
+        "tableIds": list(party.table_ids),
+    }
+
+
+def party_doc(key: int, new: NewParty) -> Document:
+    return {
+        "id": str(key),
+        "reservationId": new.link.reservation_id,
+        "dojoReservationId": new.link.dojo_reservation_id,
+        **party_fields(new.party),
+        "deletedAt": None,
+    }
+
+
+def reservation_fields(reservation: ReservationRecord) -> Document:
+    return {
+        "dojoReservationId": reservation.dojo_reservation_id,
+        "name": reservation.name,
+        "covers": reservation.covers,
+        "startTime": format_utc(reservation.start_time),
+        "endTime": format_utc(reservation.end_time),
+        "hostNotes": reservation.host_notes,
+        "guestRequests": reservation.guest_requests,
+        "tableIds": list(reservation.table_ids),
+    }
+
+
+def reservation_doc(key: int, reservation: ReservationRecord) -> Document:
+    return {"id": str(key), **reservation_fields(reservation), "deletedAt": None}
+
+
+def venue_doc(venue: VenueDetails, currency: str) -> Document:
+    return {
+        "name": venue.name,
+        "addressLines": list(venue.address_lines),
+        "postcode": venue.postcode,
+        "phoneNumber": venue.phone_number,
+        "emailAddress": venue.email_address,
+        "vatNumber": venue.vat_number,
+        "logoSvg": venue.logo_svg,
+        "websiteUrl": venue.website_url,
+        "websiteCaption": venue.website_caption,
+        "footerText": venue.footer_text,
+        "currencyCode": currency,
+    }
+
+
+# --- what the searches filter on, read only as far as the filter asks ------------------------
+
+
+class SearchedOrderDocument:
+    """An order file as :class:`epos_bridge.domain.orders.SearchedOrder`."""
+
+    def __init__(self, document: Document) -> None:
+        self._document = document
+
+    @cached_property
+    def status(self) -> OrderStatus:
+        return order_status(self._document)
+
+    @cached_property
+    def dine_in(self) -> Mapping[str, object]:
+        branch = dine_in(self._document)
+        return {
+            "table_id": branch.get("tableId"),
+            "waiter_id": branch.get("waiterId"),
+            "party_id": branch.get("partyId"),
+            "reservation_id": branch.get("reservationId"),
+        }
+
+    @cached_property
+    def total_value(self) -> int:
+        return int(self._document["totalAmount"])
+
+    @cached_property
+    def paid_value(self) -> int:
+        return paid_value(stored_payments(self._document))
+
+
+class SearchedPartyDocument:
+    """A party file as :class:`epos_bridge.domain.bookings.SearchedParty`."""
+
+    def __init__(self, document: Document) -> None:
+        self._document = document
+
+    @property
+    def deleted(self) -> bool:
+        return self._document.get("deletedAt") is not None
+
+    @property
+    def has_left(self) -> bool:
+        return self._document.get("endTime") is not None
+
+    @property
+    def table_ids(self) -> Sequence[str]:
+        return self._document.get("tableIds") or []
+
+
+class SearchedReservationDocument:
+    """A reservation file as :class:`epos_bridge.domain.bookings.SearchedReservation`; a time
+    that cannot be read makes the file's shape wrong (reported naming it)."""
+
+    def __init__(self, document: Document) -> None:
+        self._document = document
+
+    @property
+    def deleted(self) -> bool:
+        return self._document.get("deletedAt") is not None
+
+    @property
+    def table_ids(self) -> Sequence[str]:
+        return self._document.get("tableIds") or []
+
+    @property
+    def start_time(self) -> datetime:
+        return required_time(self._document["startTime"])
+
+    @property
+    def end_time(self) -> datetime:
+        return required_time(self._document["endTime"])

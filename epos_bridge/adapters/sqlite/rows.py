@@ -15,12 +15,24 @@ from typing import Any
 import sqlite_utils
 
 from epos_bridge.domain.bill import VenueDetails
+from epos_bridge.domain.bookings import PartyFilter, ReservationFilter
 from epos_bridge.domain.errors import NotFound, PosUnavailable
 from epos_bridge.domain.events import OrderFacts
-from epos_bridge.domain.locks import HeldLock
-from epos_bridge.domain.orders import StoredPayment, summarise_payments
+from epos_bridge.domain.intents import StoredIntentEvent
+from epos_bridge.domain.locks import HeldLock, stored_lock
+from epos_bridge.domain.orders import (
+    NON_COUNTING_PAYMENT_STATUSES,
+    NOT_PAYABLE_STATUSES,
+    OrderFilter,
+    StoredPayment,
+    display_reference,
+    order_details,
+    summarise_payments,
+)
 from epos_bridge.domain.pagination import PageRequest, SortKey
 from epos_bridge.domain.payments import RecordedIntent
+from epos_bridge.domain.records import StoredRecord
+from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.entities import (
     Area,
     CollectionDetails,
@@ -34,7 +46,6 @@ from epos_bridge.protocol.entities import (
     OrderItem,
     OrderStatus,
     OrderSubItem,
-    OrderType,
     Party,
     PartyDeposit,
     PaymentIntentStatus,
@@ -131,10 +142,65 @@ def _where(conditions: Sequence[str]) -> str:
 
 # --- orders -----------------------------------------------------------------------------
 
-COUNTING_PAYMENT = "status NOT IN ('Reversed', 'Refunded', 'Canceled')"
+
+def _quoted(values: Iterable[str]) -> str:
+    """A constant SQL list of the domain's own status names (never input)."""
+    return ", ".join(f"'{v}'" for v in sorted(values))
+
+
+COUNTING_PAYMENT = f"status NOT IN ({_quoted(NON_COUNTING_PAYMENT_STATUSES)})"
+"""``StoredPayment.counts`` in SQL: built from the same statuses."""
 PAID_VALUE_SQL = (
     f"(SELECT COALESCE(SUM(p.paid_amount), 0) FROM payments p WHERE p.order_id = orders.id AND p.{COUNTING_PAYMENT})"  # noqa: S608
 )
+"""``orders.paid_value`` of an ``orders`` row in SQL."""
+PAYABLE_SQL = f"status NOT IN ({_quoted(s.value for s in NOT_PAYABLE_STATUSES)}) AND {PAID_VALUE_SQL} < total_amount"
+"""``orders.is_payable`` in SQL, so a ``payableOnly`` search pages in the database: built from the
+same statuses, and tested against the function (tests/integration/test_sql_follows_the_domain.py)."""
+
+_DINE_IN_COLUMNS = {name: name for name in ("table_id", "waiter_id", "party_id", "reservation_id")}
+"""``SearchDineInDetails`` fields and the ``orders`` columns that hold them (the same names)."""
+
+
+def order_conditions(wanted: OrderFilter) -> tuple[list[str], list[Any]]:
+    """:class:`OrderFilter` as ``WHERE`` conditions over ``orders``."""
+    conditions = [f"status NOT IN ({_quoted(s.value for s in wanted.left_out)})"]
+    args: list[Any] = []
+    for name, value in wanted.dine_in:
+        conditions.append(f"{_DINE_IN_COLUMNS[name]} = ?")
+        args.append(value)
+    if wanted.payable_only:
+        conditions.append(PAYABLE_SQL)
+    return conditions, args
+
+
+def party_conditions(wanted: PartyFilter) -> tuple[list[str], list[Any]]:
+    """:class:`PartyFilter` as ``WHERE`` conditions over ``parties``."""
+    conditions = ["deleted_at IS NULL", "end_time IS NOT NULL" if wanted.departed else "end_time IS NULL"]
+    args: list[Any] = []
+    if wanted.table_id is not None:
+        conditions.append("EXISTS (SELECT 1 FROM party_tables t WHERE t.party_id = parties.id AND t.table_id = ?)")
+        args.append(wanted.table_id)
+    return conditions, args
+
+
+def reservation_conditions(wanted: ReservationFilter) -> tuple[list[str], list[Any]]:
+    """:class:`ReservationFilter` as ``WHERE`` conditions over ``reservations``; stored times are
+    fixed-width UTC text, so they compare as the times do."""
+    conditions = ["deleted_at IS NULL"]
+    args: list[Any] = []
+    if wanted.table_id is not None:
+        conditions.append(
+            "EXISTS (SELECT 1 FROM reservation_tables t WHERE t.reservation_id = reservations.id AND t.table_id = ?)"
+        )
+        args.append(wanted.table_id)
+    if wanted.starts_before is not None:
+        conditions.append("start_time < ?")
+        args.append(format_utc(wanted.starts_before))
+    if wanted.ends_after is not None:
+        conditions.append("end_time > ?")
+        args.append(format_utc(wanted.ends_after))
+    return conditions, args
 
 
 def order_row(db: sqlite_utils.Database, order_id: str) -> Row:
@@ -153,11 +219,11 @@ def parse_int_id(wire_id: str) -> int | None:
 
 
 def order_facts(row: Row) -> OrderFacts:
-    return OrderFacts(reference=reference_of(row), display_name=row["display_name"], table_id=row["table_id"])
-
-
-def reference_of(row: Row) -> str:
-    return str(row["reference"] or f"#{row['id']}")
+    return OrderFacts(
+        reference=display_reference(row["reference"], row["id"]),
+        display_name=row["display_name"],
+        table_id=row["table_id"],
+    )
 
 
 def stored_payments(db: sqlite_utils.Database, order_key: int) -> tuple[StoredPayment, ...]:
@@ -191,13 +257,11 @@ def held_lock(db: sqlite_utils.Database, order_key: int) -> HeldLock | None:
     if row is None:
         return None
     where = f"the lock on order {order_key}"
-    # An expiry that cannot be read counts as expired: never a lock held for ever, never a bricked order.
-    expires_at = stored_time(row["expires_at"], f"the expiry of {where}") or LONG_AGO
-    return HeldLock(
-        lock_id=row["lock_id"],
-        expires_at=expires_at,
-        locked_at=stored_time(row["locked_at"], f"the start of {where}") or expires_at,
-        requester=RequestHeaders(
+    return stored_lock(
+        row["lock_id"],
+        stored_time(row["expires_at"], f"the expiry of {where}"),
+        stored_time(row["locked_at"], f"the start of {where}"),
+        RequestHeaders(
             dojo_requesting_product=row["dojo_requesting_product"],
             device_id=row["device_id"],
             device_type=row["device_type"],
@@ -206,14 +270,25 @@ def held_lock(db: sqlite_utils.Database, order_key: int) -> HeldLock | None:
     )
 
 
-def latest_intent_status(db: sqlite_utils.Database, payment_intent_id: str) -> PaymentIntentStatus | None:
-    row = one(
-        db,
-        "SELECT payment_status FROM payment_intent_events WHERE payment_intent_id = ? "
-        "ORDER BY created_at DESC, received_at DESC LIMIT 1",
-        [payment_intent_id],
+def intent_events(
+    db: sqlite_utils.Database, payment_intent_id: str, event_id: str | None = None
+) -> list[StoredIntentEvent]:
+    """The events kept for an intent, in the order they arrived, and the one holding ``event_id``
+    (the key is global in this schema), if another intent holds it."""
+    rows = db.query(
+        "SELECT event_id, payment_status, created_at, received_at FROM payment_intent_events "
+        "WHERE payment_intent_id = ? OR event_id = ? ORDER BY rowid",
+        [payment_intent_id, event_id],
     )
-    return PaymentIntentStatus(row["payment_status"]) if row else None
+    return [
+        StoredIntentEvent(
+            r["event_id"],
+            PaymentIntentStatus(r["payment_status"]),
+            stored_time(r["created_at"], "createdAt of a payment-intent event") or LONG_AGO,
+            stored_time(r["received_at"], "receivedAt of a payment-intent event") or LONG_AGO,
+        )
+        for r in rows
+    ]
 
 
 def load_orders(db: sqlite_utils.Database, keys: Sequence[int]) -> list[Order]:
@@ -325,23 +400,18 @@ def _tax_line(row: Row, currency: str) -> TaxLine:
 
 
 def _details(row: Row) -> OrderDetails:
-    if row["order_type"] == OrderType.COLLECTION.value:
-        return OrderDetails(
-            order_type=OrderType.COLLECTION,
-            collection=CollectionDetails(
-                asap=None if row["collection_asap"] is None else bool(row["collection_asap"]),
-                collect_at=parse_time(row["collect_at"], f"collectAt of order {row['id']}"),
-            ),
-        )
-    # contract §6 C3: a till order with no table still carries dineIn: {}.
-    return OrderDetails(
-        order_type=OrderType.DINE_IN,
-        dine_in=DineInDetails(
+    return order_details(
+        row["order_type"],
+        DineInDetails(
             table_id=row["table_id"],
             waiter_id=row["waiter_id"],
             party_id=row["party_id"],
             reservation_id=row["reservation_id"],
             ready_at=parse_time(row["ready_at"], f"readyAt of order {row['id']}"),
+        ),
+        CollectionDetails(
+            asap=None if row["collection_asap"] is None else bool(row["collection_asap"]),
+            collect_at=parse_time(row["collect_at"], f"collectAt of order {row['id']}"),
         ),
     )
 
@@ -379,7 +449,7 @@ def _order(
         payable=summary.payable,
         paid_amount=summary.paid_amount,
         service_charge_amount=money(service, currency) if service is not None else None,
-        reference=reference_of(row),
+        reference=display_reference(row["reference"], row["id"]),
         tips_amount=summary.tips_amount,
         display_name=row["display_name"],
     )
@@ -439,11 +509,44 @@ def _group_text(rows: Iterable[Row], column: str) -> dict[str, list[Row]]:
     return grouped
 
 
-def missing_tables(db: sqlite_utils.Database, table_ids: Sequence[str]) -> list[str]:
-    if not table_ids:
-        return []
-    known = {r["id"] for r in select_in(db, "tables", "id", table_ids)}
-    return [t for t in table_ids if t not in known]
+def known_tables(db: sqlite_utils.Database, table_ids: Sequence[str]) -> set[str]:
+    """Which of ``table_ids`` the POS has."""
+    return {r["id"] for r in select_in(db, "tables", "id", table_ids)}
+
+
+# --- records Dojo creates ----------------------------------------------------------------
+
+_DOJO_ID_COLUMN = {"orders": "dojo_order_id", "parties": "dojo_party_id", "reservations": "dojo_reservation_id"}
+_DELETED_COLUMN = {"orders": "NULL", "parties": "deleted_at", "reservations": "deleted_at"}
+
+
+def _record(row: Row | None) -> StoredRecord[int] | None:
+    return StoredRecord(int(row["id"]), row["dojo_id"], row["deleted_at"] is not None) if row is not None else None
+
+
+def record_by_dojo_id(db: sqlite_utils.Database, table: str, dojo_id: str) -> StoredRecord[int] | None:
+    """The order, party or reservation holding Dojo's id, deleted or not."""
+    column = _DOJO_ID_COLUMN[table]
+    sql = f"SELECT id, {column} AS dojo_id, {_DELETED_COLUMN[table]} AS deleted_at FROM {table} WHERE {column} = ?"  # noqa: S608
+    return _record(one(db, sql, [dojo_id]))
+
+
+def record(db: sqlite_utils.Database, table: str, wire_id: str) -> StoredRecord[int] | None:
+    """The record a wire id names, deleted or not; ``None`` for an id this POS never issued."""
+    key = parse_int_id(wire_id)
+    if key is None:
+        return None
+    column = _DOJO_ID_COLUMN[table]
+    sql = f"SELECT id, {column} AS dojo_id, {_DELETED_COLUMN[table]} AS deleted_at FROM {table} WHERE id = ?"  # noqa: S608
+    return _record(one(db, sql, [key]))
+
+
+def reservation_of_dojo_id(db: sqlite_utils.Database, dojo_reservation_id: str | None) -> str | None:
+    """The POS id of the reservation holding Dojo's reservation id, if any."""
+    if dojo_reservation_id is None:
+        return None
+    row = one(db, "SELECT id FROM reservations WHERE dojo_reservation_id = ?", [dojo_reservation_id])
+    return str(row["id"]) if row else None
 
 
 # --- parties and reservations ------------------------------------------------------------
