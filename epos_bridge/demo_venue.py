@@ -27,9 +27,10 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
 
 from epos_bridge.domain.bill import VenueDetails
-from epos_bridge.domain.bookings import NewParty, PartyRecord, ReservationLink, ReservationRecord
+from epos_bridge.domain.bookings import NewParty, ReservationRecord
 from epos_bridge.domain.orders import RECORDED, OrderRecord, PaymentRecord, StoredPayment, item_line_value
 from epos_bridge.protocol.entities import (
     CLOSED_ORDER_STATUSES,
@@ -56,6 +57,8 @@ T12_ORDER_ID = 7
 """The payable, part-paid dine-in order on table T12."""
 TILL_ORDER_ID = 20
 """An open order a till has open (``open_at_till = 'TILL-2'``)."""
+
+R = TypeVar("R")
 
 # --- the venue --------------------------------------------------------------------------
 
@@ -489,21 +492,11 @@ class Waiter:
 
 
 @dataclass(frozen=True)
-class DemoReservation:
+class Numbered(Generic[R]):
+    """A record with the id the demo gives it (other tests rely on some of them)."""
+
     id: int
-    reservation: ReservationRecord
-
-
-@dataclass(frozen=True)
-class DemoParty:
-    id: int
-    party: NewParty
-
-
-@dataclass(frozen=True)
-class DemoOrder:
-    id: int
-    order: OrderRecord
+    record: R
 
 
 @dataclass(frozen=True)
@@ -534,13 +527,13 @@ class DemoVenue:
     waiters: tuple[Waiter, ...]
     areas: tuple[Area, ...]
     tables: tuple[Table, ...]
-    reservations: tuple[DemoReservation, ...]
-    parties: tuple[DemoParty, ...]
-    orders: tuple[DemoOrder, ...]
+    reservations: tuple[Numbered[ReservationRecord], ...]
+    parties: tuple[Numbered[NewParty], ...]
+    orders: tuple[Numbered[OrderRecord], ...]
 
     def summary(self) -> DemoSummary:
-        closed = sum(1 for o in self.orders if o.order.status in CLOSED_ORDER_STATUSES)
-        departed = sum(1 for p in self.parties if p.party.party.end_time is not None)
+        closed = sum(1 for o in self.orders if o.record.status in CLOSED_ORDER_STATUSES)
+        departed = sum(1 for p in self.parties if p.record.end_time is not None)
         return DemoSummary(
             waiters=len(self.waiters),
             areas=len(self.areas),
@@ -550,7 +543,7 @@ class DemoVenue:
             seated_parties=len(self.parties) - departed,
             departed_parties=departed,
             reservations=len(self.reservations),
-            payments=sum(len(o.order.payments) for o in self.orders),
+            payments=sum(len(o.record.payments) for o in self.orders),
         )
 
 
@@ -578,10 +571,10 @@ class _Builder:
                 Table(id=tid, name=name, max_covers=covers, area_id=aid, waiter_ids=list(waiters))
                 for tid, name, aid, covers, waiters in TABLES
             ),
-            reservations=tuple(DemoReservation(r.id, self._reservation(r)) for r in RESERVATIONS),
-            parties=tuple(DemoParty(p.id, self._party(p)) for p in PARTIES),
+            reservations=tuple(Numbered(r.id, self._reservation(r)) for r in RESERVATIONS),
+            parties=tuple(Numbered(p.id, self._party(p)) for p in PARTIES),
             orders=tuple(
-                DemoOrder(number, _OrderBuilder(self, number, spec).record())
+                Numbered(number, _OrderBuilder(self, number, spec).record())
                 for number, spec in enumerate(_HISTORY + _OPEN, start=1)
             ),
         )
@@ -620,7 +613,7 @@ class _Builder:
                 description=f"Deposit for {party.covers} (booked online)",
             )
         start = self.at(-party.minutes_ago)
-        record = PartyRecord(
+        return NewParty(
             dojo_party_id=None,
             start_time=start,
             status=party.status,
@@ -632,11 +625,9 @@ class _Builder:
             host_notes=party.host_notes,
             guest_requests=party.guest_requests,
             deposit=deposit,
+            reservation_id=str(reservation.id) if reservation else None,
+            dojo_reservation_id=_dojo_reservation_id(reservation) if reservation else None,
         )
-        link = ReservationLink(
-            str(reservation.id) if reservation else None, _dojo_reservation_id(reservation) if reservation else None
-        )
-        return NewParty(record, link)
 
 
 def _dojo_reservation_id(reservation: _Reservation) -> str | None:

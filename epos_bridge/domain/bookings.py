@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from epos_bridge.domain.records import check_tables, check_window
 from epos_bridge.protocol.entities import PartyDeposit
@@ -45,18 +45,12 @@ class PartyRecord:
 
 
 @dataclass(frozen=True)
-class ReservationLink:
-    """The reservation a party came from. Set when the party is created and kept after: an
-    UpdateParty does not carry it (contract §6 B6)."""
+class NewParty(PartyRecord):
+    """A party CreateParty stores, with the reservation it came from: set once and kept after,
+    because an UpdateParty does not carry it (contract §6 B6)."""
 
     reservation_id: str | None = None
     dojo_reservation_id: str | None = None
-
-
-@dataclass(frozen=True)
-class NewParty:
-    party: PartyRecord
-    link: ReservationLink
 
 
 @dataclass(frozen=True)
@@ -78,6 +72,23 @@ def _tables(table_ids: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(table_ids))
 
 
+def _party(params: CreatePartyParams | UpdatePartyParams, status: str, end_time: datetime | None) -> dict[str, Any]:
+    """The fields of :class:`PartyRecord` both requests carry."""
+    return {
+        "dojo_party_id": params.dojo_party_id,
+        "start_time": params.start_time,
+        "status": status,
+        "table_ids": _tables(params.table_ids),
+        "name": params.name,
+        "covers": params.covers,
+        "expected_end_time": params.expected_end_time,
+        "end_time": end_time,
+        "host_notes": params.host_notes,
+        "guest_requests": params.guest_requests,
+        "deposit": params.deposit,
+    }
+
+
 def decide_new_party(
     params: CreatePartyParams, known_tables: Container[str], reservation_of_dojo_id: str | None
 ) -> NewParty:
@@ -85,22 +96,14 @@ def decide_new_party(
 
     ``reservation_of_dojo_id``: the POS's reservation holding ``params.dojo_reservation_id``, if
     any. The EPOS reservation id Dojo names wins; otherwise the party is linked through Dojo's id.
+    A new party has not left yet.
     """
     check_tables(params.table_ids, known_tables)
-    party = PartyRecord(
-        dojo_party_id=params.dojo_party_id,
-        start_time=params.start_time,
-        status=params.status or DEFAULT_PARTY_STATUS,
-        table_ids=_tables(params.table_ids),
-        name=params.name,
-        covers=params.covers,
-        expected_end_time=params.expected_end_time,
-        host_notes=params.host_notes,
-        guest_requests=params.guest_requests,
-        deposit=params.deposit,
+    return NewParty(
+        **_party(params, params.status or DEFAULT_PARTY_STATUS, None),
+        reservation_id=params.reservation_id or reservation_of_dojo_id,
+        dojo_reservation_id=params.dojo_reservation_id,
     )
-    link = ReservationLink(params.reservation_id or reservation_of_dojo_id, params.dojo_reservation_id)
-    return NewParty(party, link)
 
 
 def updated_party(params: UpdatePartyParams) -> PartyRecord:
@@ -109,19 +112,7 @@ def updated_party(params: UpdatePartyParams) -> PartyRecord:
     Apply it to the key :func:`epos_bridge.domain.records.decide_update` returns; the reservation
     link is not part of it and stays as it was.
     """
-    return PartyRecord(
-        dojo_party_id=params.dojo_party_id,
-        start_time=params.start_time,
-        status=params.status,
-        table_ids=_tables(params.table_ids),
-        name=params.name,
-        covers=params.covers,
-        expected_end_time=params.expected_end_time,
-        end_time=params.end_time,
-        host_notes=params.host_notes,
-        guest_requests=params.guest_requests,
-        deposit=params.deposit,
-    )
+    return PartyRecord(**_party(params, params.status, params.end_time))
 
 
 def reservation_record(params: CreateReservationParams | UpdateReservationParams) -> ReservationRecord:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from epos_bridge.domain.events import DomainEvent, PaymentStatusChanged
+from epos_bridge.domain.payments import RecordedIntent
 from epos_bridge.protocol.entities import PaymentIntentEvent, PaymentIntentStatus
 from epos_bridge.protocol.params import HandleEventParams
 
@@ -26,14 +27,6 @@ class StoredIntentEvent:
     payment_status: PaymentIntentStatus
     created_at: datetime
     received_at: datetime
-
-
-@dataclass(frozen=True)
-class PaymentUnderIntent:
-    """The payment the POS recorded under the event's paymentIntentId, if it has one yet."""
-
-    order_id: str
-    status: str
 
 
 @dataclass(frozen=True)
@@ -70,10 +63,11 @@ def decide_intent_event(
     params: HandleEventParams,
     event: PaymentIntentEvent,
     history: Sequence[StoredIntentEvent],
-    payment: PaymentUnderIntent | None,
+    payment: RecordedIntent | None,
     now: datetime,
 ) -> IntentEventDecision:
-    """``history``: the events the POS holds for this intent (and any other holding this event id).
+    """``history``: the events the POS holds for this intent (and any other holding this event id);
+    ``payment``: the payment recorded under the intent, if there is one yet.
 
     A redelivery (its event id already held) changes nothing. Otherwise the event is kept, and a
     payment already recorded under the intent takes the newest status its events give; an event

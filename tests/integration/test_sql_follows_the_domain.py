@@ -21,12 +21,7 @@ from epos_bridge.domain.orders import StoredPayment
 from epos_bridge.ports import CallContext
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.entities import OrderStatus
-from epos_bridge.protocol.params import (
-    Cursor,
-    SearchOrdersParams,
-    SearchPartiesParams,
-    SearchReservationsParams,
-)
+from epos_bridge.protocol.params import Cursor, SearchOrdersParams, SearchPartiesParams, SearchReservationsParams
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -166,6 +161,9 @@ def seed(
         conn.commit()
 
 
+Grid = tuple[Path, list[OrderSpec], list[PartySpec], list[ReservationSpec]]
+
+
 @pytest.fixture(scope="module")
 def venue(
     tmp_path_factory: pytest.TempPathFactory,
@@ -176,16 +174,20 @@ def venue(
     return path, specs, parties, reservations
 
 
-async def every_id(search: Callable[[Cursor | None], Awaitable[Any]]) -> list[int]:
-    """Walk every page, so the SQL is checked beyond the first hundred rows."""
+async def every_id(path: Path, method: str, params: Any) -> list[int]:
+    """Walk every page of one search, so the SQL is checked beyond the first hundred rows."""
+    adapter = SqlitePosAdapter.open(path)
+    search: Callable[[Any, CallContext], Awaitable[Any]] = getattr(adapter, method)
     found: list[int] = []
-    cursor: Cursor | None = None
-    while True:
-        page = await search(cursor)
-        found += [int(item.id) for item in page.data]
-        if page.after is None:
-            return found
-        cursor = Cursor(after=page.after)
+    try:
+        while True:
+            page = await search(params, CallContext("grid"))
+            found += [int(item.id) for item in page.data]
+            if page.after is None:
+                return found
+            params = params.model_copy(update={"cursor": Cursor(after=page.after)})
+    finally:
+        await adapter.close()
 
 
 ORDER_SEARCHES: list[dict[str, Any]] = [
@@ -202,22 +204,13 @@ ORDER_SEARCHES: list[dict[str, Any]] = [
 
 
 @pytest.mark.parametrize("search", ORDER_SEARCHES, ids=str)
-async def test_search_orders_in_sql_keeps_what_the_order_filter_keeps(
-    venue: tuple[Path, list[OrderSpec], list[PartySpec], list[ReservationSpec]], search: dict[str, Any]
-) -> None:
+async def test_search_orders_in_sql_keeps_what_the_order_filter_keeps(venue: Grid, search: dict[str, Any]) -> None:
     path, specs, _, _ = venue
     params = SearchOrdersParams.model_validate(search)
     wanted = orders.order_filter(params)
-    adapter = SqlitePosAdapter.open(path)
-    try:
-        found = await every_id(
-            lambda c: adapter.search_orders(params.model_copy(update={"cursor": c}), CallContext("grid"))
-        )
-    finally:
-        await adapter.close()
     expected = [key for key, spec in enumerate(specs, start=1) if wanted.matches(spec)]
     assert expected, "the grid must hold orders this search keeps"
-    assert found == expected
+    assert await every_id(path, "search_orders", params) == expected
 
 
 def test_the_grid_has_payable_and_unpayable_orders_of_every_kind() -> None:
@@ -238,20 +231,12 @@ def test_the_grid_has_payable_and_unpayable_orders_of_every_kind() -> None:
     ],
     ids=str,
 )
-async def test_search_parties_in_sql_keeps_what_the_party_filter_keeps(
-    venue: tuple[Path, list[OrderSpec], list[PartySpec], list[ReservationSpec]], search: dict[str, Any]
-) -> None:
+async def test_search_parties_in_sql_keeps_what_the_party_filter_keeps(venue: Grid, search: dict[str, Any]) -> None:
     path, _, parties, _ = venue
     params = SearchPartiesParams.model_validate(search)
     wanted = bookings.party_filter(params)
-    adapter = SqlitePosAdapter.open(path)
-    try:
-        found = await every_id(
-            lambda c: adapter.search_parties(params.model_copy(update={"cursor": c}), CallContext("grid"))
-        )
-    finally:
-        await adapter.close()
-    assert found == [key for key, party in enumerate(parties, start=1) if wanted.matches(party)]
+    expected = [key for key, party in enumerate(parties, start=1) if wanted.matches(party)]
+    assert await every_id(path, "search_parties", params) == expected
 
 
 RESERVATION_SEARCHES: list[dict[str, Any]] = [
@@ -265,16 +250,11 @@ RESERVATION_SEARCHES: list[dict[str, Any]] = [
 
 @pytest.mark.parametrize("search", RESERVATION_SEARCHES, ids=str)
 async def test_search_reservations_in_sql_keeps_what_the_reservation_filter_keeps(
-    venue: tuple[Path, list[OrderSpec], list[PartySpec], list[ReservationSpec]], search: dict[str, Any]
+    venue: Grid, search: dict[str, Any]
 ) -> None:
     path, _, _, reservations = venue
     params = SearchReservationsParams.model_validate(search)
     wanted = bookings.reservation_filter(params)
-    adapter = SqlitePosAdapter.open(path)
-    try:
-        found = await every_id(
-            lambda c: adapter.search_reservations(params.model_copy(update={"cursor": c}), CallContext("grid"))
-        )
-    finally:
-        await adapter.close()
-    assert found == [key for key, r in enumerate(reservations, start=1) if wanted.matches(r)]
+    assert await every_id(path, "search_reservations", params) == [
+        key for key, r in enumerate(reservations, start=1) if wanted.matches(r)
+    ]

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from epos_bridge.domain import intents
 from epos_bridge.domain.events import PaymentStatusChanged
-from epos_bridge.domain.intents import PaymentUnderIntent, StoredIntentEvent
+from epos_bridge.domain.intents import StoredIntentEvent
+from epos_bridge.domain.payments import RecordedIntent
 from epos_bridge.protocol.entities import CaptureMode, PaymentIntentEvent, PaymentIntentStatus
 from epos_bridge.protocol.params import HandleEventParams
 
@@ -56,7 +57,7 @@ class TestHandleEvent:
     def test_a_redelivery_changes_nothing(self) -> None:
         params, event = sent("e1", REVERSED, NOW)
         decision = intents.decide_intent_event(
-            params, event, [stored("e1", CAPTURED, NOW)], PaymentUnderIntent("7", "Captured"), NOW
+            params, event, [stored("e1", CAPTURED, NOW)], RecordedIntent("7", 1000, status="Captured"), NOW
         )
         assert decision == intents.IntentEventDecision(store=None)
         assert intents.is_redelivery(params, [stored("e1", CAPTURED, NOW)])
@@ -64,7 +65,7 @@ class TestHandleEvent:
     def test_a_new_status_is_kept_and_applied_to_the_recorded_payment(self) -> None:
         params, event = sent("e2", REVERSED, NOW + S)
         decision = intents.decide_intent_event(
-            params, event, [stored("e1", CAPTURED, NOW)], PaymentUnderIntent("7", "Captured"), NOW + 2 * S
+            params, event, [stored("e1", CAPTURED, NOW)], RecordedIntent("7", 1000, status="Captured"), NOW + 2 * S
         )
         assert decision.store == stored("e2", REVERSED, NOW + S, NOW + 2 * S)
         assert decision.payment_status is REVERSED
@@ -73,7 +74,7 @@ class TestHandleEvent:
     def test_an_older_event_arriving_late_is_kept_but_changes_no_payment(self) -> None:
         params, event = sent("e1", AUTHORIZED, NOW - S)
         decision = intents.decide_intent_event(
-            params, event, [stored("e2", CAPTURED, NOW)], PaymentUnderIntent("7", "Captured"), NOW + S
+            params, event, [stored("e2", CAPTURED, NOW)], RecordedIntent("7", 1000, status="Captured"), NOW + S
         )
         assert decision.store is not None
         assert decision.payment_status is None and decision.events == ()

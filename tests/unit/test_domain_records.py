@@ -10,14 +10,7 @@ import pytest
 from epos_bridge.domain import bookings, records
 from epos_bridge.domain.errors import Conflict, InvalidRequest, NotFound
 from epos_bridge.domain.records import StoredRecord
-from epos_bridge.protocol.params import (
-    CreatePartyParams,
-    CreateReservationParams,
-    SearchPartiesParams,
-    SearchReservationsParams,
-    UpdatePartyParams,
-    UpdateReservationParams,
-)
+from epos_bridge.protocol import params as wire
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -74,8 +67,8 @@ class TestUpdate:
                 records.check_window(NOW, end)
 
 
-def create_party(**extra: object) -> CreatePartyParams:
-    return CreatePartyParams.model_validate(
+def create_party(**extra: object) -> wire.CreatePartyParams:
+    return wire.CreatePartyParams.model_validate(
         {"startTime": "2026-11-27T12:00:00.000Z", "tableIds": ["T1", "T2", "T1"], "dojoPartyId": "dp_1", **extra}
     )
 
@@ -83,13 +76,13 @@ def create_party(**extra: object) -> CreatePartyParams:
 class TestParties:
     def test_a_new_party_is_seated_on_each_table_once(self) -> None:
         new = bookings.decide_new_party(create_party(), TABLES, None)
-        assert new.party.status == bookings.DEFAULT_PARTY_STATUS == "Seated"
-        assert new.party.table_ids == ("T1", "T2")
-        assert new.party.start_time == NOW and new.party.end_time is None
-        assert new.link == bookings.ReservationLink(None, None)
+        assert new.status == bookings.DEFAULT_PARTY_STATUS == "Seated"
+        assert new.table_ids == ("T1", "T2")
+        assert new.start_time == NOW and new.end_time is None
+        assert (new.reservation_id, new.dojo_reservation_id) == (None, None)
 
     def test_the_status_dojo_sends_is_kept(self) -> None:
-        assert bookings.decide_new_party(create_party(status="Ordered"), TABLES, None).party.status == "Ordered"
+        assert bookings.decide_new_party(create_party(status="Ordered"), TABLES, None).status == "Ordered"
 
     def test_an_unknown_table_is_refused(self) -> None:
         with pytest.raises(InvalidRequest, match="tableIds"):
@@ -97,12 +90,12 @@ class TestParties:
 
     def test_the_epos_reservation_id_wins_else_dojos_reservation_links_it(self) -> None:
         by_dojo = bookings.decide_new_party(create_party(dojoReservationId="dr_1"), TABLES, "5")
-        assert by_dojo.link == bookings.ReservationLink("5", "dr_1")
+        assert (by_dojo.reservation_id, by_dojo.dojo_reservation_id) == ("5", "dr_1")
         named = bookings.decide_new_party(create_party(reservationId="2", dojoReservationId="dr_1"), TABLES, "5")
-        assert named.link == bookings.ReservationLink("2", "dr_1")
+        assert (named.reservation_id, named.dojo_reservation_id) == ("2", "dr_1")
 
     def test_an_update_replaces_everything_and_clears_what_is_absent(self) -> None:
-        params = UpdatePartyParams.model_validate(
+        request = wire.UpdatePartyParams.model_validate(
             {
                 "id": "4",
                 "dojoPartyId": "dp_1",
@@ -112,12 +105,12 @@ class TestParties:
                 "endTime": "2026-11-27T13:00:00.000Z",
             }
         )
-        party = bookings.updated_party(params)
+        party = bookings.updated_party(request)
         assert party == bookings.PartyRecord("dp_1", NOW, "Paying", ("T2",), end_time=NOW + HOUR)
 
 
-def reservation(**extra: object) -> CreateReservationParams:
-    return CreateReservationParams.model_validate(
+def reservation(**extra: object) -> wire.CreateReservationParams:
+    return wire.CreateReservationParams.model_validate(
         {
             "dojoReservationId": "dr_1",
             "name": "Hart",
@@ -136,11 +129,11 @@ class TestReservations:
         assert record == bookings.ReservationRecord("dr_1", "Hart", 2, NOW, NOW + 2 * HOUR, ("T1",), "window")
 
     def test_an_update_is_judged_the_same_way(self) -> None:
-        params = UpdateReservationParams.model_validate(
+        request = wire.UpdateReservationParams.model_validate(
             {**reservation().model_dump(by_alias=True, mode="json"), "id": "3", "endTime": "2026-11-27T11:00:00.000Z"}
         )
         with pytest.raises(InvalidRequest, match="endTime"):
-            bookings.reservation_record(params)
+            bookings.reservation_record(request)
 
 
 @dataclass(frozen=True)
@@ -152,13 +145,13 @@ class Party:
 
 class TestPartySearch:
     def test_seated_by_default_and_only_the_departed_with_completed_only(self) -> None:
-        seated = bookings.party_filter(SearchPartiesParams())
-        departed = bookings.party_filter(SearchPartiesParams(completed_only=True))
+        seated = bookings.party_filter(wire.SearchPartiesParams())
+        departed = bookings.party_filter(wire.SearchPartiesParams(completed_only=True))
         assert seated.matches(Party()) and not seated.matches(Party(has_left=True))
         assert departed.matches(Party(has_left=True)) and not departed.matches(Party())
 
     def test_deleted_parties_never_and_the_table_narrows(self) -> None:
-        wanted = bookings.party_filter(SearchPartiesParams(table_id="T2"))
+        wanted = bookings.party_filter(wire.SearchPartiesParams(table_id="T2"))
         assert not wanted.matches(Party(deleted=True, table_ids=("T2",)))
         assert wanted.matches(Party(table_ids=("T1", "T2"))) and not wanted.matches(Party())
 
@@ -185,7 +178,7 @@ class Reservation:
 
 
 def window(from_time: datetime | None, to_time: datetime | None) -> bookings.ReservationFilter:
-    return bookings.reservation_filter(SearchReservationsParams(from_time=from_time, to_time=to_time))
+    return bookings.reservation_filter(wire.SearchReservationsParams(from_time=from_time, to_time=to_time))
 
 
 class TestReservationSearch:
@@ -214,5 +207,5 @@ class TestReservationSearch:
         assert not window(NOW, NOW + HOUR).matches(deleted) and deleted.reads == []
 
     def test_the_table_narrows(self) -> None:
-        wanted = bookings.reservation_filter(SearchReservationsParams(table_id="T2"))
+        wanted = bookings.reservation_filter(wire.SearchReservationsParams(table_id="T2"))
         assert not wanted.matches(Reservation()) and wanted.matches(Reservation(table_ids=("T2",)))

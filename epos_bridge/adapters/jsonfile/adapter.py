@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -29,39 +29,18 @@ from epos_bridge.adapters.jsonfile.store import Document, JsonFolder, Snapshot
 from epos_bridge.domain import bill, bookings, intents, locks, orders, payments, records
 from epos_bridge.domain.errors import NotFound
 from epos_bridge.domain.orders import RECORDED
-from epos_bridge.domain.pagination import page_bounds, page_of, read_cursor
+from epos_bridge.domain.pagination import PageBounds, PageRequest, page_bounds, page_of, read_cursor
 from epos_bridge.ports import CallContext, Clock, SystemClock
+from epos_bridge.protocol import params as wire
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.protocol.entities import Area, Order, OrderBill, OrderStatus, Party, PaymentIntentEvent, Reservation
-from epos_bridge.protocol.params import (
-    CreateOrderLockParams,
-    CreateOrderParams,
-    CreatePartyParams,
-    CreateReservationParams,
-    DeleteOrderLockParams,
-    ExtendOrderLockParams,
-    HandleEventParams,
-    OrderIdParams,
-    PagedOrders,
-    PagedParties,
-    PagedReservations,
-    PagedTables,
-    PartyIdParams,
-    RecordOrderPaymentParams,
-    ReservationIdParams,
-    SearchOrdersParams,
-    SearchPartiesParams,
-    SearchReservationsParams,
-    SearchTablesParams,
-    UpdatePartyParams,
-    UpdateReservationParams,
-    WithHeaders,
-)
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+K = TypeVar("K", int, str)
+V = TypeVar("V")
 
 
 class JsonFilePosAdapter:
@@ -103,30 +82,25 @@ class JsonFilePosAdapter:
 
     # --- orders ---------------------------------------------------------------------------
 
-    async def search_orders(self, params: SearchOrdersParams, ctx: CallContext) -> PagedOrders:
+    async def search_orders(self, params: wire.SearchOrdersParams, ctx: CallContext) -> wire.PagedOrders:
         request = read_cursor(params.cursor, "orders")
         wanted = orders.order_filter(params)
 
-        def work(snap: Snapshot) -> PagedOrders:
-            found: dict[int, Document] = {}
-            for key, document in _orders(snap):
-                if docs.checked(_order_file(key), partial(wanted.matches, docs.SearchedOrderDocument(document))):
-                    found[key] = document
-            keys, more_before, more_after = page_of(sorted(found), request)
-            bounds = page_bounds("orders", list(keys), more_before, more_after)
-            data = [_wire_order(key, found[key]) for key in keys]
-            return PagedOrders(data=data, before=bounds.before, after=bounds.after)
+        def work(snap: Snapshot) -> wire.PagedOrders:
+            found = _matching(snap, docs.ORDERS, lambda d: wanted.matches(docs.SearchedOrderDocument(d)))
+            data, bounds = _page(found, request, "orders", _wire_order)
+            return wire.PagedOrders(data=data, before=bounds.before, after=bounds.after)
 
         return await self._read(ctx, work)
 
-    async def get_order(self, params: OrderIdParams, ctx: CallContext) -> Order:
+    async def get_order(self, params: wire.OrderIdParams, ctx: CallContext) -> Order:
         def work(snap: Snapshot) -> Order:
             key, document = _order(snap, params.order_id)
             return _wire_order(key, document)
 
         return await self._read(ctx, work)
 
-    async def get_order_bill(self, params: OrderIdParams, ctx: CallContext) -> OrderBill:
+    async def get_order_bill(self, params: wire.OrderIdParams, ctx: CallContext) -> OrderBill:
         def work(snap: Snapshot) -> OrderBill:
             now = self._now()
             key, document = _order(snap, params.order_id)
@@ -140,7 +114,7 @@ class JsonFilePosAdapter:
 
         return await self._read(ctx, work)
 
-    async def cancel_order(self, params: OrderIdParams, ctx: CallContext) -> Order:
+    async def cancel_order(self, params: wire.OrderIdParams, ctx: CallContext) -> Order:
         def work(snap: Snapshot) -> Order:
             now = self._now()  # after the lock is held: never older than the POS's edits
             key, document = _order(snap, params.order_id, fresh=True)
@@ -161,25 +135,18 @@ class JsonFilePosAdapter:
 
         return await self._write(ctx, work)
 
-    async def create_order(self, params: CreateOrderParams, ctx: CallContext) -> Order:
+    async def create_order(self, params: wire.CreateOrderParams, ctx: CallContext) -> Order:
         def work(snap: Snapshot) -> Order:
             now = self._now()
-            existing = dict(_orders(snap))
-            found = _found(existing, "dojoOrderId", params.dojo_order_id)
-            replay = records.replay_of(records.ORDER, params.dojo_order_id, found)
+            existing, replay = _replay(snap, docs.ORDERS, records.ORDER, params.dojo_order_id)
             if replay is not None:
                 return _wire_order(replay, existing[replay])
             order = orders.decide_new_order(params, _tables(snap), now)
-            sequences = snap.load(docs.SEQUENCES, fresh=True) or {}
-            key = docs.next_id(sequences, docs.ORDERS, existing)
-            document = docs.order_doc(key, order)
-            snap.save(_order_file(key), document)
-            snap.save(docs.SEQUENCES, {**sequences, docs.ORDERS: key + 1})
-            return _wire_order(key, document)
+            return _wire_order(*_store_new(snap, docs.ORDERS, existing, lambda key: docs.order_doc(key, order)))
 
         return await self._write(ctx, work)
 
-    async def record_order_payment(self, params: RecordOrderPaymentParams, ctx: CallContext) -> Order:
+    async def record_order_payment(self, params: wire.RecordOrderPaymentParams, ctx: CallContext) -> Order:
         def work(snap: Snapshot) -> Order:
             now = self._now()  # after the lock is held: never older than the POS's edits
             key, document = _order(snap, params.order_id, fresh=True)
@@ -208,7 +175,7 @@ class JsonFilePosAdapter:
 
     # --- order locks ----------------------------------------------------------------------
 
-    async def create_order_lock(self, params: CreateOrderLockParams, ctx: CallContext) -> Order:
+    async def create_order_lock(self, params: wire.CreateOrderLockParams, ctx: CallContext) -> Order:
         def work(snap: Snapshot) -> Order:
             now = self._now()
             key, document = _order(snap, params.order_id, fresh=True)
@@ -220,7 +187,7 @@ class JsonFilePosAdapter:
 
         return await self._write(ctx, work)
 
-    async def extend_order_lock(self, params: ExtendOrderLockParams, ctx: CallContext) -> None:
+    async def extend_order_lock(self, params: wire.ExtendOrderLockParams, ctx: CallContext) -> None:
         def work(snap: Snapshot) -> None:
             now = self._now()
             key, document = _order(snap, params.order_id, fresh=True)
@@ -231,7 +198,7 @@ class JsonFilePosAdapter:
 
         await self._write(ctx, work)
 
-    async def delete_order_lock(self, params: DeleteOrderLockParams, ctx: CallContext) -> Order:
+    async def delete_order_lock(self, params: wire.DeleteOrderLockParams, ctx: CallContext) -> Order:
         def work(snap: Snapshot) -> Order:
             now = self._now()
             key, document = _order(snap, params.order_id, fresh=True)
@@ -245,7 +212,7 @@ class JsonFilePosAdapter:
 
     # --- tables and areas -----------------------------------------------------------------
 
-    async def list_areas(self, params: WithHeaders, ctx: CallContext) -> list[Area]:
+    async def list_areas(self, params: wire.WithHeaders, ctx: CallContext) -> list[Area]:
         def work(snap: Snapshot) -> list[Area]:
             raw = snap.load(docs.AREAS) or []
             areas = docs.checked(docs.AREAS, lambda: [docs.to_area(a) for a in raw])
@@ -253,141 +220,132 @@ class JsonFilePosAdapter:
 
         return await self._read(ctx, work)
 
-    async def search_tables(self, params: SearchTablesParams, ctx: CallContext) -> PagedTables:
+    async def search_tables(self, params: wire.SearchTablesParams, ctx: CallContext) -> wire.PagedTables:
         request = read_cursor(params.cursor, "tables", str)
 
-        def work(snap: Snapshot) -> PagedTables:
-            tables = docs.checked(docs.TABLES, lambda: {t: docs.to_table(d) for t, d in _tables(snap).items()})
-            found = [
-                t
-                for t in tables.values()
+        def work(snap: Snapshot) -> wire.PagedTables:
+            tables = docs.checked(docs.TABLES, lambda: [docs.to_table(d) for d in _tables(snap).values()])
+            found = {
+                t.id: t
+                for t in tables
                 if (params.area_id is None or t.area_id == params.area_id)
                 and (params.waiter_id is None or params.waiter_id in (t.waiter_ids or []))
-            ]
-            keys, more_before, more_after = page_of(sorted(t.id for t in found), request)
-            bounds = page_bounds("tables", list(keys), more_before, more_after)
-            return PagedTables(data=[tables[k] for k in keys], before=bounds.before, after=bounds.after)
+            }
+            data, bounds = _page(found, request, "tables", lambda _, table: table)
+            return wire.PagedTables(data=data, before=bounds.before, after=bounds.after)
 
         return await self._read(ctx, work)
 
     # --- parties --------------------------------------------------------------------------
 
-    async def create_party(self, params: CreatePartyParams, ctx: CallContext) -> Party:
+    async def create_party(self, params: wire.CreatePartyParams, ctx: CallContext) -> Party:
         def work(snap: Snapshot) -> Party:
-            existing = dict(_documents(snap, docs.PARTIES))
-            found = _found(existing, "dojoPartyId", params.dojo_party_id)
-            replay = records.replay_of(records.PARTY, params.dojo_party_id, found)
+            existing, replay = _replay(snap, docs.PARTIES, records.PARTY, params.dojo_party_id)
             if replay is not None:
                 return _wire_party(replay, existing[replay])
             linked = _reservation_of_dojo_id(snap, params.dojo_reservation_id)
             new = bookings.decide_new_party(params, _tables(snap), linked)
-            sequences = snap.load(docs.SEQUENCES, fresh=True) or {}
-            key = docs.next_id(sequences, docs.PARTIES, existing)
-            document = docs.party_doc(key, new)
-            snap.save(_file(docs.PARTIES, key), document)
-            snap.save(docs.SEQUENCES, {**sequences, docs.PARTIES: key + 1})
-            return _wire_party(key, document)
+            return _wire_party(*_store_new(snap, docs.PARTIES, existing, lambda key: docs.party_doc(key, new)))
 
         return await self._write(ctx, work)
 
-    async def get_party(self, params: PartyIdParams, ctx: CallContext) -> Party:
-        def work(snap: Snapshot) -> Party:
-            key, document = _live(snap, docs.PARTIES, records.PARTY, params.party_id)
-            return _wire_party(key, document)
+    async def get_party(self, params: wire.PartyIdParams, ctx: CallContext) -> Party:
+        return await self._get(ctx, docs.PARTIES, records.PARTY, params.party_id, _wire_party)
 
-        return await self._read(ctx, work)
+    async def update_party(self, params: wire.UpdatePartyParams, ctx: CallContext) -> Party:
+        fields = docs.record_fields(bookings.updated_party(params))
+        update = (params.id, params.dojo_party_id, params.table_ids)
+        return await self._replace(ctx, docs.PARTIES, records.PARTY, update, fields, _wire_party)
 
-    async def update_party(self, params: UpdatePartyParams, ctx: CallContext) -> Party:
-        party = bookings.updated_party(params)
-
-        def work(snap: Snapshot) -> Party:
-            key, document = _replaced(
-                snap, docs.PARTIES, records.PARTY, params.id, params.dojo_party_id, params.table_ids
-            )
-            document = {**document, **docs.party_fields(party)}
-            snap.save(_file(docs.PARTIES, key), document)
-            return _wire_party(key, document)
-
-        return await self._write(ctx, work)
-
-    async def delete_party(self, params: PartyIdParams, ctx: CallContext) -> None:
+    async def delete_party(self, params: wire.PartyIdParams, ctx: CallContext) -> None:
         await self._write(ctx, lambda snap: self._soft_delete(snap, docs.PARTIES, records.PARTY, params.party_id))
 
-    async def search_parties(self, params: SearchPartiesParams, ctx: CallContext) -> PagedParties:
+    async def search_parties(self, params: wire.SearchPartiesParams, ctx: CallContext) -> wire.PagedParties:
         request = read_cursor(params.cursor, "parties")
         wanted = bookings.party_filter(params)
 
-        def work(snap: Snapshot) -> PagedParties:
-            found = {k: d for k, d in _documents(snap, docs.PARTIES) if wanted.matches(docs.SearchedPartyDocument(d))}
-            keys, more_before, more_after = page_of(sorted(found), request)
-            bounds = page_bounds("parties", list(keys), more_before, more_after)
-            data = [_wire_party(k, found[k]) for k in keys]
-            return PagedParties(data=data, before=bounds.before, after=bounds.after)
+        def work(snap: Snapshot) -> wire.PagedParties:
+            found = _matching(snap, docs.PARTIES, lambda d: wanted.matches(docs.SearchedPartyDocument(d)))
+            data, bounds = _page(found, request, "parties", _wire_party)
+            return wire.PagedParties(data=data, before=bounds.before, after=bounds.after)
 
         return await self._read(ctx, work)
 
     # --- reservations ---------------------------------------------------------------------
 
-    async def create_reservation(self, params: CreateReservationParams, ctx: CallContext) -> Reservation:
+    async def create_reservation(self, params: wire.CreateReservationParams, ctx: CallContext) -> Reservation:
         reservation = bookings.reservation_record(params)
 
         def work(snap: Snapshot) -> Reservation:
-            existing = dict(_documents(snap, docs.RESERVATIONS))
-            found = _found(existing, "dojoReservationId", params.dojo_reservation_id)
-            replay = records.replay_of(records.RESERVATION, params.dojo_reservation_id, found)
+            existing, replay = _replay(snap, docs.RESERVATIONS, records.RESERVATION, params.dojo_reservation_id)
             if replay is not None:
                 return _wire_reservation(replay, existing[replay])
             records.check_tables(params.table_ids, _tables(snap))
-            sequences = snap.load(docs.SEQUENCES, fresh=True) or {}
-            key = docs.next_id(sequences, docs.RESERVATIONS, existing)
-            document = docs.reservation_doc(key, reservation)
-            snap.save(_file(docs.RESERVATIONS, key), document)
-            snap.save(docs.SEQUENCES, {**sequences, docs.RESERVATIONS: key + 1})
-            return _wire_reservation(key, document)
+            created = _store_new(snap, docs.RESERVATIONS, existing, lambda key: docs.reservation_doc(key, reservation))
+            return _wire_reservation(*created)
 
         return await self._write(ctx, work)
 
-    async def get_reservation(self, params: ReservationIdParams, ctx: CallContext) -> Reservation:
-        def work(snap: Snapshot) -> Reservation:
-            key, document = _live(snap, docs.RESERVATIONS, records.RESERVATION, params.reservation_id)
-            return _wire_reservation(key, document)
+    async def get_reservation(self, params: wire.ReservationIdParams, ctx: CallContext) -> Reservation:
+        return await self._get(ctx, docs.RESERVATIONS, records.RESERVATION, params.reservation_id, _wire_reservation)
 
-        return await self._read(ctx, work)
+    async def update_reservation(self, params: wire.UpdateReservationParams, ctx: CallContext) -> Reservation:
+        fields = docs.record_fields(bookings.reservation_record(params))
+        update = (params.id, params.dojo_reservation_id, params.table_ids)
+        return await self._replace(ctx, docs.RESERVATIONS, records.RESERVATION, update, fields, _wire_reservation)
 
-    async def update_reservation(self, params: UpdateReservationParams, ctx: CallContext) -> Reservation:
-        reservation = bookings.reservation_record(params)
-
-        def work(snap: Snapshot) -> Reservation:
-            key, document = _replaced(
-                snap, docs.RESERVATIONS, records.RESERVATION, params.id, params.dojo_reservation_id, params.table_ids
-            )
-            document = {**document, **docs.reservation_fields(reservation)}
-            snap.save(_file(docs.RESERVATIONS, key), document)
-            return _wire_reservation(key, document)
-
-        return await self._write(ctx, work)
-
-    async def delete_reservation(self, params: ReservationIdParams, ctx: CallContext) -> None:
+    async def delete_reservation(self, params: wire.ReservationIdParams, ctx: CallContext) -> None:
         await self._write(
             ctx, lambda snap: self._soft_delete(snap, docs.RESERVATIONS, records.RESERVATION, params.reservation_id)
         )
 
-    async def search_reservations(self, params: SearchReservationsParams, ctx: CallContext) -> PagedReservations:
+    async def search_reservations(
+        self, params: wire.SearchReservationsParams, ctx: CallContext
+    ) -> wire.PagedReservations:
         request = read_cursor(params.cursor, "reservations")
         wanted = bookings.reservation_filter(params)
 
-        def work(snap: Snapshot) -> PagedReservations:
-            found: dict[int, Document] = {}
-            for key, document in _documents(snap, docs.RESERVATIONS):
-                view = docs.SearchedReservationDocument(document)
-                if docs.checked(_file(docs.RESERVATIONS, key), partial(wanted.matches, view)):
-                    found[key] = document
-            keys, more_before, more_after = page_of(sorted(found), request)
-            bounds = page_bounds("reservations", list(keys), more_before, more_after)
-            data = [_wire_reservation(k, found[k]) for k in keys]
-            return PagedReservations(data=data, before=bounds.before, after=bounds.after)
+        def work(snap: Snapshot) -> wire.PagedReservations:
+            found = _matching(snap, docs.RESERVATIONS, lambda d: wanted.matches(docs.SearchedReservationDocument(d)))
+            data, bounds = _page(found, request, "reservations", _wire_reservation)
+            return wire.PagedReservations(data=data, before=bounds.before, after=bounds.after)
 
         return await self._read(ctx, work)
+
+    async def _get(
+        self,
+        ctx: CallContext,
+        directory: str,
+        kind: records.RecordKind,
+        wire_id: str,
+        wire: Callable[[int, Document], T],
+    ) -> T:
+        def work(snap: Snapshot) -> T:
+            found, document = _stored(snap, directory, kind, wire_id)
+            return wire(records.live(kind, wire_id, found), document)
+
+        return await self._read(ctx, work)
+
+    async def _replace(
+        self,
+        ctx: CallContext,
+        directory: str,
+        kind: records.RecordKind,
+        update: tuple[str, str, list[str]],
+        fields: Document,
+        wire: Callable[[int, Document], T],
+    ) -> T:
+        """An Update (replace semantics): ``update`` is the wire id, Dojo's id and the tables sent."""
+        wire_id, dojo_id, table_ids = update
+
+        def work(snap: Snapshot) -> T:
+            found, document = _stored(snap, directory, kind, wire_id, fresh=True)
+            key = records.decide_update(kind, wire_id, found, dojo_id, table_ids, _tables(snap))
+            document = {**document, **fields}
+            snap.save(_file(directory, key), document)
+            return wire(key, document)
+
+        return await self._write(ctx, work)
 
     def _soft_delete(self, snap: Snapshot, directory: str, kind: records.RecordKind, wire_id: str) -> None:
         now = self._now()  # after the lock is held: never older than the POS's edits
@@ -399,7 +357,7 @@ class JsonFilePosAdapter:
     # --- events from Dojo -----------------------------------------------------------------
 
     async def handle_payment_intent_event(
-        self, params: HandleEventParams, event: PaymentIntentEvent, ctx: CallContext
+        self, params: wire.HandleEventParams, event: PaymentIntentEvent, ctx: CallContext
     ) -> None:
         def work(snap: Snapshot) -> None:
             now = self._now()
@@ -409,8 +367,7 @@ class JsonFilePosAdapter:
             if intents.is_redelivery(params, history):
                 return  # contract §3.22: at-least-once delivery; a replay changes nothing (no order is read).
             held = _payment_under_intent(snap, event.payment_intent_id)
-            under = intents.PaymentUnderIntent(str(held.order_key), held.status) if held else None
-            decision = intents.decide_intent_event(params, event, history, under, now)
+            decision = intents.decide_intent_event(params, event, history, held.recorded if held else None, now)
             if decision.store is None:
                 return  # contract §3.22: at-least-once delivery; a replay changes nothing.
             if decision.payment_status is not None and held is not None:
@@ -500,8 +457,8 @@ class _HeldPayment:
     index: int
 
     @property
-    def status(self) -> str:
-        return str(self.document["payments"][self.index].get("status", RECORDED))
+    def recorded(self) -> payments.RecordedIntent:
+        return _recorded(self.order_key, self.document["payments"][self.index])
 
     def with_status(self, status: str, now: datetime) -> Document:
         changed = copy.deepcopy(self.document)
@@ -526,8 +483,14 @@ def _recorded_intent(snap: Snapshot, payment_intent_id: str) -> payments.Recorde
     for key, document in _orders(snap):
         for row in document.get("payments", []):
             if row.get("paymentIntentId") == payment_intent_id:
-                return payments.RecordedIntent(str(key), int(row["paidAmount"]), row.get("tipsAmount"))
+                return _recorded(key, row)
     return None
+
+
+def _recorded(key: int, row: Document) -> payments.RecordedIntent:
+    return payments.RecordedIntent(
+        str(key), int(row["paidAmount"]), row.get("tipsAmount"), str(row.get("status", RECORDED))
+    )
 
 
 def _tables(snap: Snapshot) -> dict[str, Document]:
@@ -535,12 +498,47 @@ def _tables(snap: Snapshot) -> dict[str, Document]:
     return docs.checked(docs.TABLES, lambda: {str(t["id"]): t for t in raw})
 
 
-def _found(existing: dict[int, Document], dojo_id_field: str, dojo_id: str) -> records.StoredRecord[int] | None:
-    """The record among ``existing`` holding Dojo's id, deleted or not."""
-    for key, document in existing.items():
-        if document.get(dojo_id_field) == dojo_id:
-            return docs.stored_record(key, document, dojo_id_field)
-    return None
+def _replay(
+    snap: Snapshot, directory: str, kind: records.RecordKind, dojo_id: str
+) -> tuple[dict[int, Document], int | None]:
+    """Every record in ``directory``, and the one to answer a create with (the domain decides)."""
+    existing = dict(_documents(snap, directory))
+    found = next(
+        (
+            docs.stored_record(key, document, kind.dojo_id_field)
+            for key, document in existing.items()
+            if document.get(kind.dojo_id_field) == dojo_id
+        ),
+        None,
+    )
+    return existing, records.replay_of(kind, dojo_id, found)
+
+
+def _store_new(
+    snap: Snapshot, directory: str, existing: Iterable[int], document_of: Callable[[int], Document]
+) -> tuple[int, Document]:
+    """A new record under a never-used id: its own file first, then ``sequences.json``, so a crash
+    between the two cannot reuse the id (docs/file-database.md, "New ids")."""
+    sequences = snap.load(docs.SEQUENCES, fresh=True) or {}
+    key = docs.next_id(sequences, directory, existing)
+    document = document_of(key)
+    snap.save(_file(directory, key), document)
+    snap.save(docs.SEQUENCES, {**sequences, directory: key + 1})
+    return key, document
+
+
+def _matching(snap: Snapshot, directory: str, keep: Callable[[Document], bool]) -> dict[int, Document]:
+    """The documents a search keeps; a document the filter cannot read is reported naming its file."""
+    return {
+        key: document
+        for key, document in _documents(snap, directory)
+        if docs.checked(_file(directory, key), partial(keep, document))
+    }
+
+
+def _page(found: dict[K, V], request: PageRequest, scope: str, wire: Callable[[K, V], T]) -> tuple[list[T], PageBounds]:
+    keys, more_before, more_after = page_of(sorted(found), request)
+    return [wire(key, found[key]) for key in keys], page_bounds(scope, list(keys), more_before, more_after)
 
 
 def _reservation_of_dojo_id(snap: Snapshot, dojo_reservation_id: str | None) -> str | None:
@@ -561,18 +559,3 @@ def _stored(
     if key is None or document is None:
         return None, {}
     return docs.stored_record(key, document, kind.dojo_id_field), document
-
-
-def _live(
-    snap: Snapshot, directory: str, kind: records.RecordKind, wire_id: str, *, fresh: bool = False
-) -> tuple[int, Document]:
-    found, document = _stored(snap, directory, kind, wire_id, fresh=fresh)
-    return records.live(kind, wire_id, found), document
-
-
-def _replaced(
-    snap: Snapshot, directory: str, kind: records.RecordKind, wire_id: str, dojo_id: str, table_ids: Sequence[str]
-) -> tuple[int, Document]:
-    """The key and current document of a record an Update may replace."""
-    found, document = _stored(snap, directory, kind, wire_id, fresh=True)
-    return records.decide_update(kind, wire_id, found, dojo_id, table_ids, _tables(snap)), document

@@ -8,13 +8,15 @@ A document that does not have this shape is reported as :class:`CorruptDocument`
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic.alias_generators import to_camel
 
 from epos_bridge.adapters.jsonfile.store import CorruptDocument, Document
 from epos_bridge.domain.bill import VenueDetails
@@ -34,26 +36,8 @@ from epos_bridge.domain.orders import (
 )
 from epos_bridge.domain.payments import PayableOrder
 from epos_bridge.domain.records import StoredRecord
+from epos_bridge.protocol import entities as wire
 from epos_bridge.protocol.base import format_utc, to_wire
-from epos_bridge.protocol.entities import (
-    Area,
-    CollectionDetails,
-    Customer,
-    DineInDetails,
-    Discount,
-    Money,
-    Order,
-    OrderDetails,
-    OrderItem,
-    OrderStatus,
-    OrderType,
-    Party,
-    PartyDeposit,
-    PaymentIntentStatus,
-    Reservation,
-    Table,
-    TaxLine,
-)
 from epos_bridge.protocol.ids import canonical_int_id
 from epos_bridge.protocol.params import RequestHeaders
 from epos_bridge.protocol.times import LONG_AGO, stored_time
@@ -131,15 +115,15 @@ def headers_of(document: Any) -> RequestHeaders:
     return RequestHeaders.model_validate(document or {}, strict=False)
 
 
-def money(value: int, currency: str) -> Money:
-    return Money(value=value, currency_code=currency)
+def money(value: int, currency: str) -> wire.Money:
+    return wire.Money(value=value, currency_code=currency)
 
 
 # --- orders ------------------------------------------------------------------------------
 
 
-def order_status(document: Document) -> OrderStatus:
-    return OrderStatus(document.get("status", OrderStatus.NEW.value))
+def order_status(document: Document) -> wire.OrderStatus:
+    return wire.OrderStatus(document.get("status", wire.OrderStatus.NEW.value))
 
 
 def stored_payments(document: Document) -> tuple[StoredPayment, ...]:
@@ -156,7 +140,7 @@ def stored_payments(document: Document) -> tuple[StoredPayment, ...]:
 
 def dine_in(document: Document) -> Document:
     details = document.get("details") or {}
-    branch = details.get("dineIn") if details.get("orderType", OrderType.DINE_IN.value) == "DineIn" else None
+    branch = details.get("dineIn") if details.get("orderType", wire.OrderType.DINE_IN.value) == "DineIn" else None
     return branch or {}
 
 
@@ -211,46 +195,46 @@ def payable(order_id: str, document: Document) -> PayableOrder:
     )
 
 
-def details_of(document: Document) -> OrderDetails:
+def details_of(document: Document) -> wire.OrderDetails:
     details = document.get("details") or {"orderType": "DineIn"}
     collection = details.get("collection") or {}
     branch = details.get("dineIn") or {}
     return order_details(
         details.get("orderType"),
-        DineInDetails(
+        wire.DineInDetails(
             table_id=branch.get("tableId"),
             waiter_id=branch.get("waiterId"),
             party_id=branch.get("partyId"),
             reservation_id=branch.get("reservationId"),
             ready_at=parse_time(branch.get("readyAt")),
         ),
-        CollectionDetails(asap=collection.get("asap"), collect_at=parse_time(collection.get("collectAt"))),
+        wire.CollectionDetails(asap=collection.get("asap"), collect_at=parse_time(collection.get("collectAt"))),
     )
 
 
-def details_doc(details: OrderDetails) -> Document:
+def details_doc(details: wire.OrderDetails) -> Document:
     """Only the branch that matches the order type, as the reference schema keeps it."""
-    if details.order_type is OrderType.COLLECTION:
-        return {"orderType": "Collection", "collection": to_wire(details.collection or CollectionDetails())}
-    return {"orderType": "DineIn", "dineIn": to_wire(details.dine_in or DineInDetails())}
+    if details.order_type is wire.OrderType.COLLECTION:
+        return {"orderType": "Collection", "collection": to_wire(details.collection or wire.CollectionDetails())}
+    return {"orderType": "DineIn", "dineIn": to_wire(details.dine_in or wire.DineInDetails())}
 
 
-def to_order(order_id: str, document: Document) -> Order:
+def to_order(order_id: str, document: Document) -> wire.Order:
     currency = str(document["currencyCode"])
     status = order_status(document)
     total = int(document["totalAmount"])
     summary = summarise_payments(status, total, currency, stored_payments(document))
     service = document.get("serviceChargeAmount")
     customer = document.get("customer")
-    return Order(
+    return wire.Order(
         id=order_id,
         status=status,
         details=details_of(document),
-        items=[_tidy(OrderItem.model_validate(i, strict=False)) for i in document.get("items", [])],
+        items=[_tidy(wire.OrderItem.model_validate(i, strict=False)) for i in document.get("items", [])],
         note=document.get("note"),
-        customer=Customer.model_validate(customer, strict=False) if customer else None,
-        discounts=[Discount.model_validate(d, strict=False) for d in document.get("discounts", [])],
-        tax_lines=[TaxLine.model_validate(t, strict=False) for t in document.get("taxLines", [])],
+        customer=wire.Customer.model_validate(customer, strict=False) if customer else None,
+        discounts=[wire.Discount.model_validate(d, strict=False) for d in document.get("discounts", [])],
+        tax_lines=[wire.TaxLine.model_validate(t, strict=False) for t in document.get("taxLines", [])],
         created_at=parse_time(document.get("createdAt")),
         updated_at=parse_time(document.get("updatedAt")),
         total_amount=money(total, currency),
@@ -264,7 +248,7 @@ def to_order(order_id: str, document: Document) -> Order:
     )
 
 
-def _tidy(item: OrderItem) -> OrderItem:
+def _tidy(item: wire.OrderItem) -> wire.OrderItem:
     """Empty modifier and sub-item lists are left out, as the reference adapter sends them."""
     for sub in item.sub_items or []:
         sub.modifiers = sub.modifiers or None
@@ -279,7 +263,7 @@ def intent_events(document: Any) -> list[StoredIntentEvent]:
     return [
         StoredIntentEvent(
             event_id=str(e["eventId"]),
-            payment_status=PaymentIntentStatus(e["paymentStatus"]),
+            payment_status=wire.PaymentIntentStatus(e["paymentStatus"]),
             created_at=parse_time(e.get("createdAt")) or LONG_AGO,
             received_at=parse_time(e.get("receivedAt")) or LONG_AGO,
         )
@@ -307,8 +291,8 @@ def venue_details(document: Any) -> VenueDetails | None:
     )
 
 
-def to_table(document: Document) -> Table:
-    return Table(
+def to_table(document: Document) -> wire.Table:
+    return wire.Table(
         id=str(document["id"]),
         name=str(document["name"]),
         max_covers=document.get("maxCovers"),
@@ -317,16 +301,18 @@ def to_table(document: Document) -> Table:
     )
 
 
-def to_area(document: Document) -> Area:
-    return Area(id=str(document["id"]), name=str(document["name"]), waiter_ids=sorted(document.get("waiterIds") or []))
+def to_area(document: Document) -> wire.Area:
+    return wire.Area(
+        id=str(document["id"]), name=str(document["name"]), waiter_ids=sorted(document.get("waiterIds") or [])
+    )
 
 
 # --- parties and reservations --------------------------------------------------------------
 
 
-def to_party(party_id: str, document: Document) -> Party:
+def to_party(party_id: str, document: Document) -> wire.Party:
     deposit = document.get("deposit")
-    return Party(
+    return wire.Party(
         id=party_id,
         start_time=required_time(document["startTime"]),
         status=str(document["status"]),
@@ -338,12 +324,12 @@ def to_party(party_id: str, document: Document) -> Party:
         host_notes=document.get("hostNotes"),
         guest_requests=document.get("guestRequests"),
         reservation_id=document.get("reservationId"),
-        deposit=PartyDeposit.model_validate(deposit, strict=False) if deposit else None,
+        deposit=wire.PartyDeposit.model_validate(deposit, strict=False) if deposit else None,
     )
 
 
-def to_reservation(reservation_id: str, document: Document) -> Reservation:
-    return Reservation(
+def to_reservation(reservation_id: str, document: Document) -> wire.Reservation:
+    return wire.Reservation(
         id=reservation_id,
         name=str(document["name"]),
         covers=int(document["covers"]),
@@ -404,48 +390,30 @@ def order_doc(key: int, order: OrderRecord) -> Document:
     }
 
 
-def party_fields(party: PartyRecord) -> Document:
-    """Everything UpdateParty replaces (contract §3.14); the reservation link is not in it."""
-    return {
-        "dojoPartyId": party.dojo_party_id,
-        "name": party.name,
-        "covers": party.covers,
-        "status": party.status,
-        "startTime": format_utc(party.start_time),
-        "expectedEndTime": time_text(party.expected_end_time),
-        "endTime": time_text(party.end_time),
-        "hostNotes": party.host_notes,
-        "guestRequests": party.guest_requests,
-        "deposit": to_wire(party.deposit) if party.deposit is not None else None,
-        "tableIds": list(party.table_ids),
-    }
+def record_fields(record: PartyRecord | ReservationRecord) -> Document:
+    """A party's or reservation's fields under their wire names (the file layout is the wire's).
+
+    For an Update's record: everything it replaces (contract §3.14, §3.19); a party's reservation
+    link is only in a :class:`NewParty`."""
+    fields: Document = {}
+    for item in dataclasses.fields(record):
+        value = getattr(record, item.name)
+        if isinstance(value, datetime):
+            value = format_utc(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, BaseModel):
+            value = to_wire(value)
+        fields[to_camel(item.name)] = value
+    return fields
 
 
-def party_doc(key: int, new: NewParty) -> Document:
-    return {
-        "id": str(key),
-        "reservationId": new.link.reservation_id,
-        "dojoReservationId": new.link.dojo_reservation_id,
-        **party_fields(new.party),
-        "deletedAt": None,
-    }
-
-
-def reservation_fields(reservation: ReservationRecord) -> Document:
-    return {
-        "dojoReservationId": reservation.dojo_reservation_id,
-        "name": reservation.name,
-        "covers": reservation.covers,
-        "startTime": format_utc(reservation.start_time),
-        "endTime": format_utc(reservation.end_time),
-        "hostNotes": reservation.host_notes,
-        "guestRequests": reservation.guest_requests,
-        "tableIds": list(reservation.table_ids),
-    }
+def party_doc(key: int, party: NewParty) -> Document:
+    return {"id": str(key), **record_fields(party), "deletedAt": None}
 
 
 def reservation_doc(key: int, reservation: ReservationRecord) -> Document:
-    return {"id": str(key), **reservation_fields(reservation), "deletedAt": None}
+    return {"id": str(key), **record_fields(reservation), "deletedAt": None}
 
 
 def venue_doc(venue: VenueDetails, currency: str) -> Document:
@@ -474,7 +442,7 @@ class SearchedOrderDocument:
         self._document = document
 
     @cached_property
-    def status(self) -> OrderStatus:
+    def status(self) -> wire.OrderStatus:
         return order_status(self._document)
 
     @cached_property
@@ -496,39 +464,30 @@ class SearchedOrderDocument:
         return paid_value(stored_payments(self._document))
 
 
-class SearchedPartyDocument:
-    """A party file as :class:`epos_bridge.domain.bookings.SearchedParty`."""
-
+class _SearchedBooking:
     def __init__(self, document: Document) -> None:
         self._document = document
 
     @property
     def deleted(self) -> bool:
         return self._document.get("deletedAt") is not None
+
+    @property
+    def table_ids(self) -> Sequence[str]:
+        return self._document.get("tableIds") or []
+
+
+class SearchedPartyDocument(_SearchedBooking):
+    """A party file as :class:`epos_bridge.domain.bookings.SearchedParty`."""
 
     @property
     def has_left(self) -> bool:
         return self._document.get("endTime") is not None
 
-    @property
-    def table_ids(self) -> Sequence[str]:
-        return self._document.get("tableIds") or []
 
-
-class SearchedReservationDocument:
+class SearchedReservationDocument(_SearchedBooking):
     """A reservation file as :class:`epos_bridge.domain.bookings.SearchedReservation`; a time
     that cannot be read makes the file's shape wrong (reported naming it)."""
-
-    def __init__(self, document: Document) -> None:
-        self._document = document
-
-    @property
-    def deleted(self) -> bool:
-        return self._document.get("deletedAt") is not None
-
-    @property
-    def table_ids(self) -> Sequence[str]:
-        return self._document.get("tableIds") or []
 
     @property
     def start_time(self) -> datetime:

@@ -78,12 +78,12 @@ def _write(path: Path, venue: DemoVenue) -> None:
     write_json_atomic(path / docs.AREAS, [to_wire(a) for a in venue.areas])
     write_json_atomic(path / docs.TABLES, [to_wire(t) for t in venue.tables])
     for reservation in venue.reservations:
-        document = docs.reservation_doc(reservation.id, reservation.reservation)
+        document = docs.reservation_doc(reservation.id, reservation.record)
         write_json_atomic(path / docs.RESERVATIONS / f"{reservation.id}.json", document)
     for party in venue.parties:
-        write_json_atomic(path / docs.PARTIES / f"{party.id}.json", docs.party_doc(party.id, party.party))
+        write_json_atomic(path / docs.PARTIES / f"{party.id}.json", docs.party_doc(party.id, party.record))
     for order in venue.orders:
-        write_json_atomic(path / docs.ORDERS / f"{order.id}.json", docs.order_doc(order.id, order.order))
+        write_json_atomic(path / docs.ORDERS / f"{order.id}.json", docs.order_doc(order.id, order.record))
     sequences = {
         docs.ORDERS: max((o.id for o in venue.orders), default=0) + 1,
         docs.PARTIES: max((p.id for p in venue.parties), default=0) + 1,

@@ -18,43 +18,19 @@ import sqlite_utils
 from epos_bridge.adapters.sqlite import rows, writes
 from epos_bridge.adapters.sqlite.connection import PosDatabase
 from epos_bridge.domain import bill, bookings, intents, locks, orders, payments, records
-from epos_bridge.domain.pagination import page_bounds, read_cursor
+from epos_bridge.domain.pagination import PageBounds, PageRequest, page_bounds, read_cursor
 from epos_bridge.ports import CallContext, Clock, PosChange, SystemClock
+from epos_bridge.protocol import params as wire
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.protocol.entities import Area, Order, OrderBill, OrderStatus, Party, PaymentIntentEvent, Reservation
-from epos_bridge.protocol.params import (
-    CreateOrderLockParams,
-    CreateOrderParams,
-    CreatePartyParams,
-    CreateReservationParams,
-    DeleteOrderLockParams,
-    ExtendOrderLockParams,
-    HandleEventParams,
-    OrderIdParams,
-    PagedOrders,
-    PagedParties,
-    PagedReservations,
-    PagedTables,
-    PartyIdParams,
-    RecordOrderPaymentParams,
-    RequestHeaders,
-    ReservationIdParams,
-    SearchOrdersParams,
-    SearchPartiesParams,
-    SearchReservationsParams,
-    SearchTablesParams,
-    UpdatePartyParams,
-    UpdateReservationParams,
-    WithHeaders,
-)
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 LockDecision = Callable[
-    [locks.LockableOrder, locks.HeldLock | None, str, datetime, datetime, RequestHeaders], locks.LockChange
+    [locks.LockableOrder, locks.HeldLock | None, str, datetime, datetime, wire.RequestHeaders], locks.LockChange
 ]
 
 
@@ -105,22 +81,15 @@ class SqlitePosAdapter:
 
     # --- orders ---------------------------------------------------------------------------
 
-    async def search_orders(self, params: SearchOrdersParams, ctx: CallContext) -> PagedOrders:
-        request = read_cursor(params.cursor, "orders")
-        conditions, args = rows.order_conditions(orders.order_filter(params))
+    async def search_orders(self, params: wire.SearchOrdersParams, ctx: CallContext) -> wire.PagedOrders:
+        where = rows.order_conditions(orders.order_filter(params))
+        data, bounds = await self._search(ctx, "orders", read_cursor(params.cursor, "orders"), where, rows.load_orders)
+        return wire.PagedOrders(data=data, before=bounds.before, after=bounds.after)
 
-        def work(db: sqlite_utils.Database) -> PagedOrders:
-            keys, more_before, more_after = rows.keyset_page(db, "orders", "id", conditions, args, request)
-            bounds = page_bounds("orders", keys, more_before, more_after)
-            data = rows.load_orders(db, [int(k) for k in keys])
-            return PagedOrders(data=data, before=bounds.before, after=bounds.after)
-
-        return await self._read(ctx, work)
-
-    async def get_order(self, params: OrderIdParams, ctx: CallContext) -> Order:
+    async def get_order(self, params: wire.OrderIdParams, ctx: CallContext) -> Order:
         return await self._read(ctx, lambda db: rows.load_order(db, params.order_id))
 
-    async def get_order_bill(self, params: OrderIdParams, ctx: CallContext) -> OrderBill:
+    async def get_order_bill(self, params: wire.OrderIdParams, ctx: CallContext) -> OrderBill:
 
         def work(db: sqlite_utils.Database) -> OrderBill:
             now = self._now()
@@ -134,7 +103,7 @@ class SqlitePosAdapter:
 
         return await self._read(ctx, work)
 
-    async def cancel_order(self, params: OrderIdParams, ctx: CallContext) -> Order:
+    async def cancel_order(self, params: wire.OrderIdParams, ctx: CallContext) -> Order:
 
         def work(db: sqlite_utils.Database) -> Order:
             now = self._now()  # after the write lock is held: never older than the POS's edits
@@ -149,7 +118,7 @@ class SqlitePosAdapter:
 
         return await self._write(ctx, work)
 
-    async def create_order(self, params: CreateOrderParams, ctx: CallContext) -> Order:
+    async def create_order(self, params: wire.CreateOrderParams, ctx: CallContext) -> Order:
 
         def work(db: sqlite_utils.Database) -> Order:
             now = self._now()  # after the write lock is held: never older than the POS's edits
@@ -163,7 +132,7 @@ class SqlitePosAdapter:
 
         return await self._write(ctx, work)
 
-    async def record_order_payment(self, params: RecordOrderPaymentParams, ctx: CallContext) -> Order:
+    async def record_order_payment(self, params: wire.RecordOrderPaymentParams, ctx: CallContext) -> Order:
 
         def work(db: sqlite_utils.Database) -> Order:
             now = self._now()  # after the write lock is held: never older than the POS's edits
@@ -196,13 +165,13 @@ class SqlitePosAdapter:
 
     # --- order locks ----------------------------------------------------------------------
 
-    async def create_order_lock(self, params: CreateOrderLockParams, ctx: CallContext) -> Order:
+    async def create_order_lock(self, params: wire.CreateOrderLockParams, ctx: CallContext) -> Order:
         return await self._change_lock(params, ctx, locks.decide_create)
 
-    async def extend_order_lock(self, params: ExtendOrderLockParams, ctx: CallContext) -> None:
+    async def extend_order_lock(self, params: wire.ExtendOrderLockParams, ctx: CallContext) -> None:
         await self._change_lock(params, ctx, locks.decide_extend)
 
-    async def _change_lock(self, params: CreateOrderLockParams, ctx: CallContext, decide: LockDecision) -> Order:
+    async def _change_lock(self, params: wire.CreateOrderLockParams, ctx: CallContext, decide: LockDecision) -> Order:
         """Create and extend share one shape: read order and lock, let the rule decide, store it."""
 
         def work(db: sqlite_utils.Database) -> Order:
@@ -218,7 +187,7 @@ class SqlitePosAdapter:
 
         return await self._write(ctx, work)
 
-    async def delete_order_lock(self, params: DeleteOrderLockParams, ctx: CallContext) -> Order:
+    async def delete_order_lock(self, params: wire.DeleteOrderLockParams, ctx: CallContext) -> Order:
 
         def work(db: sqlite_utils.Database) -> Order:
             now = self._now()  # after the write lock is held: never older than the POS's edits
@@ -232,32 +201,19 @@ class SqlitePosAdapter:
 
     # --- tables and areas -----------------------------------------------------------------
 
-    async def list_areas(self, params: WithHeaders, ctx: CallContext) -> list[Area]:
+    async def list_areas(self, params: wire.WithHeaders, ctx: CallContext) -> list[Area]:
         return await self._read(ctx, rows.load_areas)
 
-    async def search_tables(self, params: SearchTablesParams, ctx: CallContext) -> PagedTables:
-        request = read_cursor(params.cursor, "tables", str)
-        conditions: list[str] = []
-        args: list[Any] = []
-        if params.area_id is not None:
-            conditions.append("area_id = ?")
-            args.append(params.area_id)
-        if params.waiter_id is not None:
-            conditions.append("EXISTS (SELECT 1 FROM table_waiters w WHERE w.table_id = tables.id AND w.waiter_id = ?)")
-            args.append(params.waiter_id)
-
-        def work(db: sqlite_utils.Database) -> PagedTables:
-            keys, more_before, more_after = rows.keyset_page(db, "tables", "id", conditions, args, request)
-            bounds = page_bounds("tables", keys, more_before, more_after)
-            return PagedTables(
-                data=rows.load_tables(db, [str(k) for k in keys]), before=bounds.before, after=bounds.after
-            )
-
-        return await self._read(ctx, work)
+    async def search_tables(self, params: wire.SearchTablesParams, ctx: CallContext) -> wire.PagedTables:
+        where = rows.table_conditions(params.area_id, params.waiter_id)
+        data, bounds = await self._search(
+            ctx, "tables", read_cursor(params.cursor, "tables", str), where, rows.load_tables
+        )
+        return wire.PagedTables(data=data, before=bounds.before, after=bounds.after)
 
     # --- parties --------------------------------------------------------------------------
 
-    async def create_party(self, params: CreatePartyParams, ctx: CallContext) -> Party:
+    async def create_party(self, params: wire.CreatePartyParams, ctx: CallContext) -> Party:
         def work(db: sqlite_utils.Database) -> Party:
             found = rows.record_by_dojo_id(db, "parties", params.dojo_party_id)
             existing = records.replay_of(records.PARTY, params.dojo_party_id, found)
@@ -265,48 +221,38 @@ class SqlitePosAdapter:
                 return rows.load_parties(db, [existing])[0]
             known = rows.known_tables(db, params.table_ids)
             linked = rows.reservation_of_dojo_id(db, params.dojo_reservation_id)
-            key = writes.insert_party(db, bookings.decide_new_party(params, known, linked))
+            key = writes.insert_booking(db, bookings.decide_new_party(params, known, linked))
             return rows.load_parties(db, [key])[0]
 
         return await self._write(ctx, work)
 
-    async def get_party(self, params: PartyIdParams, ctx: CallContext) -> Party:
-        def work(db: sqlite_utils.Database) -> Party:
-            key = records.live(records.PARTY, params.party_id, rows.record(db, "parties", params.party_id))
-            return rows.load_parties(db, [key])[0]
+    async def get_party(self, params: wire.PartyIdParams, ctx: CallContext) -> Party:
+        return await self._get(ctx, "parties", records.PARTY, params.party_id, rows.load_parties)
 
-        return await self._read(ctx, work)
-
-    async def update_party(self, params: UpdatePartyParams, ctx: CallContext) -> Party:
+    async def update_party(self, params: wire.UpdatePartyParams, ctx: CallContext) -> Party:
         party = bookings.updated_party(params)
+        return await self._replace(
+            ctx,
+            "parties",
+            records.PARTY,
+            (params.id, params.dojo_party_id, params.table_ids),
+            lambda db, key: writes.replace_booking(db, key, party),
+            rows.load_parties,
+        )
 
-        def work(db: sqlite_utils.Database) -> Party:
-            found = rows.record(db, "parties", params.id)
-            known = rows.known_tables(db, params.table_ids)
-            key = records.decide_update(records.PARTY, params.id, found, params.dojo_party_id, params.table_ids, known)
-            writes.replace_party(db, key, party)
-            return rows.load_parties(db, [key])[0]
-
-        return await self._write(ctx, work)
-
-    async def delete_party(self, params: PartyIdParams, ctx: CallContext) -> None:
+    async def delete_party(self, params: wire.PartyIdParams, ctx: CallContext) -> None:
         await self._write(ctx, lambda db: self._soft_delete(db, "parties", records.PARTY, params.party_id))
 
-    async def search_parties(self, params: SearchPartiesParams, ctx: CallContext) -> PagedParties:
-        request = read_cursor(params.cursor, "parties")
-        conditions, args = rows.party_conditions(bookings.party_filter(params))
-
-        def work(db: sqlite_utils.Database) -> PagedParties:
-            keys, more_before, more_after = rows.keyset_page(db, "parties", "id", conditions, args, request)
-            bounds = page_bounds("parties", keys, more_before, more_after)
-            data = rows.load_parties(db, [int(k) for k in keys])
-            return PagedParties(data=data, before=bounds.before, after=bounds.after)
-
-        return await self._read(ctx, work)
+    async def search_parties(self, params: wire.SearchPartiesParams, ctx: CallContext) -> wire.PagedParties:
+        where = rows.party_conditions(bookings.party_filter(params))
+        data, bounds = await self._search(
+            ctx, "parties", read_cursor(params.cursor, "parties"), where, rows.load_parties
+        )
+        return wire.PagedParties(data=data, before=bounds.before, after=bounds.after)
 
     # --- reservations ---------------------------------------------------------------------
 
-    async def create_reservation(self, params: CreateReservationParams, ctx: CallContext) -> Reservation:
+    async def create_reservation(self, params: wire.CreateReservationParams, ctx: CallContext) -> Reservation:
         reservation = bookings.reservation_record(params)
 
         def work(db: sqlite_utils.Database) -> Reservation:
@@ -315,49 +261,88 @@ class SqlitePosAdapter:
             if existing is not None:
                 return rows.load_reservations(db, [existing])[0]
             records.check_tables(params.table_ids, rows.known_tables(db, params.table_ids))
-            key = writes.insert_reservation(db, reservation)
+            key = writes.insert_booking(db, reservation)
             return rows.load_reservations(db, [key])[0]
 
         return await self._write(ctx, work)
 
-    async def get_reservation(self, params: ReservationIdParams, ctx: CallContext) -> Reservation:
-        def work(db: sqlite_utils.Database) -> Reservation:
-            found = rows.record(db, "reservations", params.reservation_id)
-            key = records.live(records.RESERVATION, params.reservation_id, found)
-            return rows.load_reservations(db, [key])[0]
+    async def get_reservation(self, params: wire.ReservationIdParams, ctx: CallContext) -> Reservation:
+        return await self._get(ctx, "reservations", records.RESERVATION, params.reservation_id, rows.load_reservations)
 
-        return await self._read(ctx, work)
-
-    async def update_reservation(self, params: UpdateReservationParams, ctx: CallContext) -> Reservation:
+    async def update_reservation(self, params: wire.UpdateReservationParams, ctx: CallContext) -> Reservation:
         reservation = bookings.reservation_record(params)
+        return await self._replace(
+            ctx,
+            "reservations",
+            records.RESERVATION,
+            (params.id, params.dojo_reservation_id, params.table_ids),
+            lambda db, key: writes.replace_booking(db, key, reservation),
+            rows.load_reservations,
+        )
 
-        def work(db: sqlite_utils.Database) -> Reservation:
-            found = rows.record(db, "reservations", params.id)
-            known = rows.known_tables(db, params.table_ids)
-            key = records.decide_update(
-                records.RESERVATION, params.id, found, params.dojo_reservation_id, params.table_ids, known
-            )
-            writes.replace_reservation(db, key, reservation)
-            return rows.load_reservations(db, [key])[0]
-
-        return await self._write(ctx, work)
-
-    async def delete_reservation(self, params: ReservationIdParams, ctx: CallContext) -> None:
+    async def delete_reservation(self, params: wire.ReservationIdParams, ctx: CallContext) -> None:
         await self._write(
             ctx, lambda db: self._soft_delete(db, "reservations", records.RESERVATION, params.reservation_id)
         )
 
-    async def search_reservations(self, params: SearchReservationsParams, ctx: CallContext) -> PagedReservations:
-        request = read_cursor(params.cursor, "reservations")
-        conditions, args = rows.reservation_conditions(bookings.reservation_filter(params))
+    async def search_reservations(
+        self, params: wire.SearchReservationsParams, ctx: CallContext
+    ) -> wire.PagedReservations:
+        where = rows.reservation_conditions(bookings.reservation_filter(params))
+        data, bounds = await self._search(
+            ctx, "reservations", read_cursor(params.cursor, "reservations"), where, rows.load_reservations
+        )
+        return wire.PagedReservations(data=data, before=bounds.before, after=bounds.after)
 
-        def work(db: sqlite_utils.Database) -> PagedReservations:
-            keys, more_before, more_after = rows.keyset_page(db, "reservations", "id", conditions, args, request)
-            bounds = page_bounds("reservations", keys, more_before, more_after)
-            data = rows.load_reservations(db, [int(k) for k in keys])
-            return PagedReservations(data=data, before=bounds.before, after=bounds.after)
+    async def _search(
+        self,
+        ctx: CallContext,
+        table: str,
+        request: PageRequest,
+        where: tuple[list[str], list[Any]],
+        load: Callable[[sqlite_utils.Database, list[Any]], list[T]],
+    ) -> tuple[list[T], PageBounds]:
+        """One keyset page of ``table`` (its name is the cursor's scope), paged in the database."""
+        conditions, args = where
+
+        def work(db: sqlite_utils.Database) -> tuple[list[T], PageBounds]:
+            keys, more_before, more_after = rows.keyset_page(db, table, "id", conditions, args, request)
+            return load(db, keys), page_bounds(table, keys, more_before, more_after)
 
         return await self._read(ctx, work)
+
+    async def _get(
+        self,
+        ctx: CallContext,
+        table: str,
+        kind: records.RecordKind,
+        wire_id: str,
+        load: Callable[[sqlite_utils.Database, list[int]], list[T]],
+    ) -> T:
+        def work(db: sqlite_utils.Database) -> T:
+            return load(db, [records.live(kind, wire_id, rows.record(db, table, wire_id))])[0]
+
+        return await self._read(ctx, work)
+
+    async def _replace(
+        self,
+        ctx: CallContext,
+        table: str,
+        kind: records.RecordKind,
+        update: tuple[str, str, list[str]],
+        replace: Callable[[sqlite_utils.Database, int], None],
+        load: Callable[[sqlite_utils.Database, list[int]], list[T]],
+    ) -> T:
+        """An Update (replace semantics): ``update`` is the wire id, Dojo's id and the tables sent."""
+        wire_id, dojo_id, table_ids = update
+
+        def work(db: sqlite_utils.Database) -> T:
+            found = rows.record(db, table, wire_id)
+            key = records.decide_update(kind, wire_id, found, dojo_id, table_ids, rows.known_tables(db, table_ids))
+            replace(db, key)
+            return load(db, [key])[0]
+
+        return await self._write(ctx, work)
 
     def _soft_delete(self, db: sqlite_utils.Database, table: str, kind: records.RecordKind, wire_id: str) -> None:
         now = self._now()  # after the write lock is held: never older than the POS's edits
@@ -368,21 +353,14 @@ class SqlitePosAdapter:
     # --- events from Dojo -----------------------------------------------------------------
 
     async def handle_payment_intent_event(
-        self, params: HandleEventParams, event: PaymentIntentEvent, ctx: CallContext
+        self, params: wire.HandleEventParams, event: PaymentIntentEvent, ctx: CallContext
     ) -> None:
 
         def work(db: sqlite_utils.Database) -> None:
             now = self._now()  # after the write lock is held: never older than the POS's edits
-            payment = rows.one(
-                db, "SELECT id, order_id, status FROM payments WHERE payment_intent_id = ?", [event.payment_intent_id]
-            )
-            decision = intents.decide_intent_event(
-                params,
-                event,
-                rows.intent_events(db, event.payment_intent_id, params.id),
-                intents.PaymentUnderIntent(str(payment["order_id"]), payment["status"]) if payment else None,
-                now,
-            )
+            recorded = rows.recorded_intent(db, event.payment_intent_id)
+            history = rows.intent_events(db, event.payment_intent_id, params.id)
+            decision = intents.decide_intent_event(params, event, history, recorded, now)
             if decision.store is None:
                 return  # contract §3.22: at-least-once delivery; a replay changes nothing (and writes nothing).
             db.execute(
@@ -399,8 +377,9 @@ class SqlitePosAdapter:
                     format_utc(now),
                 ],
             )
-            if decision.payment_status is not None and payment is not None:
-                writes.set_payment_status(db, payment["id"], payment["order_id"], decision.payment_status.value, now)
+            if decision.payment_status is not None and recorded is not None:
+                status = decision.payment_status.value
+                writes.set_payment_status(db, event.payment_intent_id, int(recorded.order_id), status, now)
             ctx.record(*decision.events)
 
         await self._write(ctx, work)

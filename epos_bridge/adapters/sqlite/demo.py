@@ -7,7 +7,6 @@ adapter itself would store. The same ``now`` always gives the same rows.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 import sqlite_utils
@@ -42,37 +41,12 @@ def _check_empty(db: sqlite_utils.Database) -> None:
 
 
 def _write(db: sqlite_utils.Database, venue: DemoVenue) -> None:
-    details = venue.venue
-    db.table("venue").insert(
-        {
-            "id": 1,
-            "name": details.name,
-            "address_lines": json.dumps(list(details.address_lines)),
-            "postcode": details.postcode,
-            "phone_number": details.phone_number,
-            "email_address": details.email_address,
-            "vat_number": details.vat_number,
-            "logo_svg": details.logo_svg,
-            "website_url": details.website_url,
-            "website_caption": details.website_caption,
-            "footer_text": details.footer_text,
-            "currency_code": venue.currency,
-        }
-    )
+    writes.insert_venue(db, venue.venue, venue.currency)
     db.table("waiters").insert_all({"id": w.id, "name": w.name} for w in venue.waiters)
-    db.table("areas").insert_all({"id": a.id, "name": a.name} for a in venue.areas)
-    db.table("area_waiters").insert_all(
-        {"area_id": a.id, "waiter_id": w} for a in venue.areas for w in a.waiter_ids or []
-    )
-    db.table("tables").insert_all(
-        {"id": t.id, "name": t.name, "area_id": t.area_id, "max_covers": t.max_covers} for t in venue.tables
-    )
-    db.table("table_waiters").insert_all(
-        {"table_id": t.id, "waiter_id": w} for t in venue.tables for w in t.waiter_ids or []
-    )
+    writes.insert_floor(db, venue.areas, venue.tables)
     for reservation in venue.reservations:
-        writes.insert_reservation(db, reservation.reservation, reservation.id)
+        writes.insert_booking(db, reservation.record, reservation.id)
     for party in venue.parties:
-        writes.insert_party(db, party.party, party.id)
+        writes.insert_booking(db, party.record, party.id)
     for order in venue.orders:
-        writes.insert_order(db, order.order, order.id)
+        writes.insert_order(db, order.record, order.id)

@@ -8,18 +8,21 @@ here keeps state of its own. Plain SQL and ``insert``; never sqlite_utils' ``ups
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlite_utils
 
+from epos_bridge.domain.bill import VenueDetails
 from epos_bridge.domain.bookings import NewParty, PartyRecord, ReservationRecord
 from epos_bridge.domain.locks import LockChange
 from epos_bridge.domain.orders import OrderRecord, PaymentRecord
 from epos_bridge.protocol.base import format_utc
-from epos_bridge.protocol.entities import Modifier, OrderItem, OrderStatus
+from epos_bridge.protocol.entities import Area, Modifier, OrderItem, OrderStatus, Table
 
 
 def insert(db: sqlite_utils.Database, table: str, row: dict[str, Any]) -> int:
@@ -31,6 +34,39 @@ def insert(db: sqlite_utils.Database, table: str, row: dict[str, Any]) -> int:
 
 def _time(moment: datetime | None) -> str | None:
     return format_utc(moment) if moment is not None else None
+
+
+# --- the venue ----------------------------------------------------------------------------
+
+
+def insert_venue(db: sqlite_utils.Database, venue: VenueDetails, currency: str) -> None:
+    """The venue row the bill prints (there is one, ``id`` 1)."""
+    db.table("venue").insert(
+        {
+            "id": 1,
+            "name": venue.name,
+            "address_lines": json.dumps(list(venue.address_lines)),
+            "postcode": venue.postcode,
+            "phone_number": venue.phone_number,
+            "email_address": venue.email_address,
+            "vat_number": venue.vat_number,
+            "logo_svg": venue.logo_svg,
+            "website_url": venue.website_url,
+            "website_caption": venue.website_caption,
+            "footer_text": venue.footer_text,
+            "currency_code": currency,
+        }
+    )
+
+
+def insert_floor(db: sqlite_utils.Database, areas: Sequence[Area], tables: Sequence[Table]) -> None:
+    """Areas and tables with the waiters who serve them."""
+    db.table("areas").insert_all({"id": a.id, "name": a.name} for a in areas)
+    db.table("area_waiters").insert_all({"area_id": a.id, "waiter_id": w} for a in areas for w in a.waiter_ids or [])
+    db.table("tables").insert_all(
+        {"id": t.id, "name": t.name, "area_id": t.area_id, "max_covers": t.max_covers} for t in tables
+    )
+    db.table("table_waiters").insert_all({"table_id": t.id, "waiter_id": w} for t in tables for w in t.waiter_ids or [])
 
 
 # --- orders -------------------------------------------------------------------------------
@@ -127,8 +163,11 @@ def _insert_payment_row(db: sqlite_utils.Database, order_key: int, record: Payme
     )
 
 
-def set_payment_status(db: sqlite_utils.Database, payment_key: int, order_key: int, status: str, now: datetime) -> None:
-    db.execute("UPDATE payments SET status = ? WHERE id = ?", [status, payment_key])
+def set_payment_status(
+    db: sqlite_utils.Database, payment_intent_id: str, order_key: int, status: str, now: datetime
+) -> None:
+    """A Dojo event changed the payment's status (``payment_intent_id`` is unique in the schema)."""
+    db.execute("UPDATE payments SET status = ? WHERE payment_intent_id = ?", [status, payment_intent_id])
     db.execute("UPDATE orders SET updated_at = ? WHERE id = ?", [format_utc(now), order_key])
 
 
@@ -222,65 +261,54 @@ def apply_lock_change(db: sqlite_utils.Database, order_key: int, change: LockCha
 # --- parties and reservations ---------------------------------------------------------------
 
 
-def _party_columns(party: PartyRecord) -> dict[str, Any]:
-    deposit = party.deposit
-    return {
-        "dojo_party_id": party.dojo_party_id,
-        "name": party.name,
-        "covers": party.covers,
-        "status": party.status,
-        "start_time": format_utc(party.start_time),
-        "expected_end_time": _time(party.expected_end_time),
-        "end_time": _time(party.end_time),
-        "host_notes": party.host_notes,
-        "guest_requests": party.guest_requests,
-        "deposit_amount": deposit.total_amount.value if deposit else None,
-        "deposit_currency": deposit.total_amount.currency_code if deposit else None,
-        "deposit_description": deposit.description if deposit else None,
-        "deposit_payment_intent_ids": json.dumps(deposit.payment_intent_ids) if deposit else None,
-    }
+@dataclass(frozen=True)
+class _BookingTables:
+    table: str
+    links: str
+    owner: str
 
 
-def insert_party(db: sqlite_utils.Database, new: NewParty, key: int | None = None) -> int:
-    row = {
-        **_party_columns(new.party),
-        "reservation_id": new.link.reservation_id,
-        "dojo_reservation_id": new.link.dojo_reservation_id,
-        "deleted_at": None,
-    }
-    party_key = insert(db, "parties", row if key is None else {"id": key, **row})
-    _replace_links(db, "party_tables", "party_id", party_key, new.party.table_ids)
-    return party_key
+def _tables_of(record: PartyRecord | ReservationRecord) -> _BookingTables:
+    if isinstance(record, PartyRecord):
+        return _BookingTables("parties", "party_tables", "party_id")
+    return _BookingTables("reservations", "reservation_tables", "reservation_id")
 
 
-def replace_party(db: sqlite_utils.Database, key: int, party: PartyRecord) -> None:
-    """Replace semantics (contract §3.14); the reservation link is not touched (§6 B6)."""
-    db.table("parties").update(key, _party_columns(party))
-    _replace_links(db, "party_tables", "party_id", key, party.table_ids)
+def _booking_columns(record: PartyRecord | ReservationRecord) -> dict[str, Any]:
+    """A party's or reservation's columns: its fields under their own names, times as stored
+    text, the deposit in four columns; its tables go to the link table."""
+    columns: dict[str, Any] = {}
+    for item in dataclasses.fields(record):
+        value = getattr(record, item.name)
+        if item.name == "table_ids":
+            continue
+        if item.name == "deposit":
+            columns.update(
+                deposit_amount=value.total_amount.value if value else None,
+                deposit_currency=value.total_amount.currency_code if value else None,
+                deposit_description=value.description if value else None,
+                deposit_payment_intent_ids=json.dumps(value.payment_intent_ids) if value else None,
+            )
+            continue
+        columns[item.name] = format_utc(value) if isinstance(value, datetime) else value
+    return columns
 
 
-def _reservation_columns(reservation: ReservationRecord) -> dict[str, Any]:
-    return {
-        "dojo_reservation_id": reservation.dojo_reservation_id,
-        "name": reservation.name,
-        "covers": reservation.covers,
-        "start_time": format_utc(reservation.start_time),
-        "end_time": format_utc(reservation.end_time),
-        "host_notes": reservation.host_notes,
-        "guest_requests": reservation.guest_requests,
-    }
+def insert_booking(db: sqlite_utils.Database, record: NewParty | ReservationRecord, key: int | None = None) -> int:
+    """A new party (with its reservation link) or reservation; ``key`` ``None``: the database numbers it."""
+    tables = _tables_of(record)
+    row = {**_booking_columns(record), "deleted_at": None}
+    new_key = insert(db, tables.table, row if key is None else {"id": key, **row})
+    _replace_links(db, tables.links, tables.owner, new_key, record.table_ids)
+    return new_key
 
 
-def insert_reservation(db: sqlite_utils.Database, reservation: ReservationRecord, key: int | None = None) -> int:
-    row = {**_reservation_columns(reservation), "deleted_at": None}
-    reservation_key = insert(db, "reservations", row if key is None else {"id": key, **row})
-    _replace_links(db, "reservation_tables", "reservation_id", reservation_key, reservation.table_ids)
-    return reservation_key
-
-
-def replace_reservation(db: sqlite_utils.Database, key: int, reservation: ReservationRecord) -> None:
-    db.table("reservations").update(key, _reservation_columns(reservation))
-    _replace_links(db, "reservation_tables", "reservation_id", key, reservation.table_ids)
+def replace_booking(db: sqlite_utils.Database, key: int, record: PartyRecord | ReservationRecord) -> None:
+    """Replace semantics (contract §3.14, §3.19); an Update's party record holds no reservation
+    link, so the stored one is kept (§6 B6)."""
+    tables = _tables_of(record)
+    db.table(tables.table).update(key, _booking_columns(record))
+    _replace_links(db, tables.links, tables.owner, key, record.table_ids)
 
 
 def soft_delete(db: sqlite_utils.Database, table: str, key: int, now: datetime) -> None:

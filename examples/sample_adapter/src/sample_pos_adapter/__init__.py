@@ -19,7 +19,6 @@ from epos_bridge.domain.locks import HeldLock
 from epos_bridge.domain.orders import StoredPayment, summarise_payments
 from epos_bridge.domain.pagination import page_bounds, page_of, read_cursor
 from epos_bridge.ports import CallContext, PosAdapter
-from epos_bridge.protocol.ids import canonical_int_id
 from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.protocol.entities import (
     Area,
@@ -32,6 +31,7 @@ from epos_bridge.protocol.entities import (
     OrderType,
     Table,
 )
+from epos_bridge.protocol.ids import canonical_int_id
 from epos_bridge.protocol.params import PagedOrders, PagedTables
 
 CAPABILITIES = frozenset(
@@ -200,25 +200,23 @@ class SamplePosAdapter:
         ctx.record(*change.events)
 
     async def create_order_lock(self, params, ctx: CallContext) -> Order:  # type: ignore[no-untyped-def]
+        return await self._change_lock(params, ctx, locks.decide_create)
+
+    async def extend_order_lock(self, params, ctx: CallContext) -> None:  # type: ignore[no-untyped-def]
+        await self._change_lock(params, ctx, locks.decide_extend)
+
+    async def _change_lock(self, params, ctx: CallContext, decide) -> Order:  # type: ignore[no-untyped-def]
+        """Create and extend share one shape: the rule decides, the till stores what it says."""
+
         def work() -> Order:
             order = self._order(params.order_id)
-            change = locks.decide_create(
+            change = decide(
                 self._lockable(order), order.lock, params.lock_id, params.expiry, datetime.now(UTC), params.headers
             )
             self._apply(order, change, ctx)
             return self._wire(order)
 
         return await self._locked(work)
-
-    async def extend_order_lock(self, params, ctx: CallContext) -> None:  # type: ignore[no-untyped-def]
-        def work() -> None:
-            order = self._order(params.order_id)
-            change = locks.decide_extend(
-                self._lockable(order), order.lock, params.lock_id, params.expiry, datetime.now(UTC), params.headers
-            )
-            self._apply(order, change, ctx)
-
-        await self._locked(work)
 
     async def delete_order_lock(self, params, ctx: CallContext) -> Order:  # type: ignore[no-untyped-def]
         def work() -> Order:
