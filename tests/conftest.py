@@ -60,7 +60,7 @@ def pos_db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def demo_db(tmp_path: Path) -> Path:
-    """A real reference database seeded with the demo venue (see epos_bridge/adapters/sqlite/demo.py)."""
+    """A real reference database seeded with the demo venue (epos_bridge/demo_venue.py)."""
     path = tmp_path / "demo-venue.db"
     db = sqlite_utils.Database(path)
     migrate(db)

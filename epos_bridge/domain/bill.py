@@ -46,8 +46,21 @@ class VenueDetails:
     footer_text: str | None = None
 
 
-def build_bill(order: Order, venue: VenueDetails, table_name: str | None, printed_at: datetime) -> OrderBill:
-    return OrderBill(header=_header(order, venue, table_name, printed_at), order=order, footer=_footer(venue))
+FALLBACK_VENUE = VenueDetails(name="Receipt")
+"""Printed when the POS holds no venue details: the bill still prints, without a merchant header."""
+
+
+def table_of(order: Order) -> str | None:
+    """The table whose name the bill prints, if the order is at one."""
+    return order.details.dine_in.table_id if order.details.dine_in is not None else None
+
+
+def build_bill(order: Order, venue: VenueDetails | None, table_name: str | None, printed_at: datetime) -> OrderBill:
+    """``venue``: ``None`` when the POS has none. ``table_name``: the POS's name for
+    :func:`table_of`, ``None`` when it has no such table (the bill then prints the table's id)."""
+    shown = table_name if table_name is not None else table_of(order)
+    details = venue if venue is not None else FALLBACK_VENUE
+    return OrderBill(header=_header(order, details, shown, printed_at), order=order, footer=_footer(details))
 
 
 def _header(order: Order, venue: VenueDetails, table_name: str | None, printed_at: datetime) -> BillSection:

@@ -22,6 +22,7 @@ from epos_bridge.domain.events import (
 )
 from epos_bridge.protocol.entities import CLOSED_ORDER_STATUSES, OrderStatus
 from epos_bridge.protocol.params import RequestHeaders
+from epos_bridge.protocol.times import LONG_AGO
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,16 @@ class LockChange:
     store: HeldLock | None = None
     remove: bool = False
     events: tuple[DomainEvent, ...] = ()
+
+
+def stored_lock(
+    lock_id: str, expires_at: datetime | None, locked_at: datetime | None, requester: RequestHeaders
+) -> HeldLock:
+    """The lock an adapter read. A time the bridge cannot read is given as ``None``: an
+    unreadable expiry counts as expired (never a lock held for ever, never a bricked order), and
+    an unreadable start as the expiry."""
+    expires = expires_at if expires_at is not None else LONG_AGO
+    return HeldLock(lock_id, expires, locked_at if locked_at is not None else expires, requester)
 
 
 def active_lock(current: HeldLock | None, now: datetime) -> HeldLock | None:

@@ -1,23 +1,46 @@
-"""Order money rules (contract §4.1, §6 C2/C13)."""
+"""Order rules: money (contract §4.1, §6 C2/C13), what an order Dojo creates stores (§3.4), and
+which orders a search returns (§3.1).
+
+The adapters store and load; what a new order holds, how it is numbered, when it can be paid and
+whether a search keeps it are decided here, once, for every adapter.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar, Protocol
 
 from epos_bridge.domain.errors import Conflict, InvalidRequest
 from epos_bridge.protocol.entities import (
     CLOSED_ORDER_STATUSES,
     NON_COUNTING_INTENT_STATUSES,
+    CollectionDetails,
+    Customer,
+    DineInDetails,
+    Discount,
     Money,
+    OrderDetails,
     OrderItem,
     OrderStatus,
+    OrderType,
     Payment,
+    TaxLine,
 )
-from epos_bridge.protocol.params import CreateOrderParams
+from epos_bridge.protocol.params import CreateOrderParams, RequestHeaders, SearchOrdersParams
 
 RECORDED = "Recorded"
 """Status of a payment recorded by RecordOrderPaymentById before any intent event arrived."""
+
+NON_COUNTING_PAYMENT_STATUSES = frozenset(s.value for s in NON_COUNTING_INTENT_STATUSES)
+"""Stored payment statuses that no longer count towards ``paidAmount`` (reversed, refunded, canceled)."""
+
+NOT_PAYABLE_STATUSES = CLOSED_ORDER_STATUSES | {OrderStatus.FAILED}
+"""Orders that cannot take a payment whatever they owe (contract §6 C13)."""
+
+CARD = "card"
+OTHER_TENDER = "other"
 
 
 @dataclass(frozen=True)
@@ -32,7 +55,35 @@ class StoredPayment:
     @property
     def counts(self) -> bool:
         """Reversed, refunded or canceled intents no longer count towards ``paidAmount``."""
-        return self.status not in {s.value for s in NON_COUNTING_INTENT_STATUSES}
+        return self.status not in NON_COUNTING_PAYMENT_STATUSES
+
+
+def paid_value(payments: Iterable[StoredPayment]) -> int:
+    """``paidAmount`` in minor units: the counting payments, tips excluded (contract §4.1)."""
+    return sum(p.paid_value for p in payments if p.counts)
+
+
+def tender_of(payment_intent_id: str | None) -> str:
+    """A Dojo payment carries its paymentIntentId; any other tender (cash, …) is listed without
+    one (contract §6 C2)."""
+    return CARD if payment_intent_id else OTHER_TENDER
+
+
+@dataclass(frozen=True)
+class PaymentRecord:
+    """A payment as the POS keeps it: the money, and when, how and for whom it was taken.
+
+    ``requester`` is ``None`` for a payment that came inside CreateOrder (nobody took it here).
+    """
+
+    payment: StoredPayment
+    recorded_at: datetime
+    tender: str = CARD
+    requester: RequestHeaders | None = None
+
+    @classmethod
+    def taken(cls, payment: StoredPayment, now: datetime, requester: RequestHeaders | None = None) -> PaymentRecord:
+        return cls(payment, now, tender_of(payment.payment_intent_id), requester)
 
 
 @dataclass(frozen=True)
@@ -80,7 +131,12 @@ def summarise_payments(
 
 
 def is_payable(status: OrderStatus, total_value: int, paid_value: int) -> bool:
-    return status not in CLOSED_ORDER_STATUSES and status is not OrderStatus.FAILED and paid_value < total_value
+    """Whether the order can take a payment now: open and still owing (contract §6 C13).
+
+    The SQLite adapter's ``payableOnly`` search says the same in SQL, built from
+    :data:`NOT_PAYABLE_STATUSES` and tested against this function.
+    """
+    return status not in NOT_PAYABLE_STATUSES and paid_value < total_value
 
 
 def item_line_value(item: OrderItem) -> int:
@@ -159,3 +215,159 @@ def check_cancellable(
     if open_at_till:
         raise Conflict(f"order {order_id} is open on till {open_at_till}")
     return True
+
+
+# --- what an order holds ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """An order as the POS stores it: what CreateOrder decided, or what a till rang up.
+
+    Money at order level is in minor units of ``currency``; the lines keep the wire's shape.
+    ``reference`` ``None``: number it from its key once stored (:meth:`reference_for`).
+    """
+
+    status: OrderStatus
+    details: OrderDetails
+    currency: str
+    total_value: int
+    created_at: datetime
+    updated_at: datetime
+    items: tuple[OrderItem, ...] = ()
+    dojo_order_id: str | None = None
+    reference: str | None = None
+    display_name: str | None = None
+    note: str | None = None
+    customer: Customer | None = None
+    discounts: tuple[Discount, ...] = ()
+    tax_lines: tuple[TaxLine, ...] = ()
+    service_charge_value: int | None = None
+    open_at_till: str | None = None
+    payments: tuple[PaymentRecord, ...] = ()
+
+    def reference_for(self, key: int) -> str:
+        return self.reference if self.reference is not None else order_reference(self.details.order_type, key)
+
+
+def order_reference(order_type: OrderType, key: int) -> str:
+    """The human-readable reference of an order Dojo creates without one (contract §4.2 (rec):
+    always send ``reference``): ``DOJO-0007`` at a table, ``COL-0008`` for collection. Numbered
+    by the POS's own key, so it never clashes with another order's."""
+    prefix = "DOJO" if order_type is OrderType.DINE_IN else "COL"
+    return f"{prefix}-{key:04d}"
+
+
+def display_reference(reference: str | None, order_id: str | int) -> str:
+    """What staff and the terminal see for an order a till made without a reference."""
+    return str(reference or f"#{order_id}")
+
+
+def order_details(order_type: str | None, dine_in: DineInDetails, collection: CollectionDetails) -> OrderDetails:
+    """The details as the wire carries them: the branch of the order's type only.
+
+    Contract §6 C3: anything that is not a collection is dine-in, and a till order with no table
+    still carries ``dineIn: {}``.
+    """
+    if order_type == OrderType.COLLECTION.value:
+        return OrderDetails(order_type=OrderType.COLLECTION, collection=collection)
+    return OrderDetails(order_type=OrderType.DINE_IN, dine_in=dine_in)
+
+
+def tables_named(params: CreateOrderParams) -> tuple[str, ...]:
+    """The tables a new order names, which the POS must have."""
+    dine_in = params.details.dine_in
+    return (dine_in.table_id,) if dine_in is not None and dine_in.table_id else ()
+
+
+def decide_new_order(params: CreateOrderParams, known_tables: Container[str], now: datetime) -> OrderRecord:
+    """What to store for an order Dojo creates (contract §3.4), once no order holds its
+    ``dojoOrderId`` (:func:`epos_bridge.domain.records.replay_of`).
+
+    Refuses what cannot be stored faithfully, and an unknown table. The order starts ``New``;
+    payments that come with it are recorded as given, a Dojo one by its paymentIntentId.
+    """
+    check_new_order(params)
+    for table_id in tables_named(params):
+        if table_id not in known_tables:
+            raise InvalidRequest(f"details.dineIn.tableId: unknown table {table_id!r}")
+    currency = params.total_amount.currency_code
+    return OrderRecord(
+        status=OrderStatus.NEW,
+        details=params.details,
+        currency=currency,
+        total_value=params.total_amount.value,
+        created_at=now,
+        updated_at=now,
+        items=tuple(params.items),
+        dojo_order_id=params.dojo_order_id,
+        reference=params.reference,
+        display_name=params.display_name,
+        note=params.note,
+        customer=params.customer,
+        discounts=tuple(params.discounts or ()),
+        tax_lines=tuple(params.tax_lines or ()),
+        service_charge_value=params.service_charge_amount.value if params.service_charge_amount else None,
+        payments=tuple(
+            PaymentRecord.taken(
+                StoredPayment(
+                    paid_value=p.paid_amount.value,
+                    tips_value=p.tips_amount.value if p.tips_amount else None,
+                    payment_intent_id=p.payment_intent_id,
+                ),
+                now,
+            )
+            for p in params.payments
+        ),
+    )
+
+
+# --- which orders a search returns ----------------------------------------------------------
+
+
+class SearchedOrder(Protocol):
+    """What SearchOrders filters on. An adapter may compute each lazily: the filter reads
+    only what it needs, in this order."""
+
+    @property
+    def status(self) -> OrderStatus: ...
+
+    @property
+    def dine_in(self) -> Mapping[str, object]:
+        """The order's dine-in fields by ``SearchDineInDetails`` name; empty for a collection."""
+        ...
+
+    @property
+    def total_value(self) -> int: ...
+
+    @property
+    def paid_value(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    """Which orders SearchOrders returns (contract §3.1).
+
+    ``dine_in``: ``(field, value)`` pairs of ``SearchDineInDetails`` that must all match. The
+    SQLite adapter says the same in SQL, built from these fields and tested against
+    :meth:`matches`.
+    """
+
+    dine_in: tuple[tuple[str, str], ...] = ()
+    payable_only: bool = False
+
+    left_out: ClassVar[frozenset[OrderStatus]] = CLOSED_ORDER_STATUSES
+    """(rec): by default a search leaves out Finalized and Canceled orders."""
+
+    def matches(self, order: SearchedOrder) -> bool:
+        if order.status in self.left_out:
+            return False
+        if self.dine_in and any(order.dine_in.get(name) != value for name, value in self.dine_in):
+            return False
+        return not self.payable_only or is_payable(order.status, order.total_value, order.paid_value)
+
+
+def order_filter(params: SearchOrdersParams) -> OrderFilter:
+    """(rec): filters combine with AND, and an absent one is ignored."""
+    wanted = params.dine_in.model_dump(exclude_none=True) if params.dine_in is not None else {}
+    return OrderFilter(dine_in=tuple(wanted.items()), payable_only=bool(params.payable_only))

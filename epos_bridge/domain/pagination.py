@@ -11,13 +11,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from epos_bridge.domain.errors import InvalidRequest
 from epos_bridge.protocol.params import MAX_PAGE_SIZE, Cursor
 
 SortKey = int | str
+K = TypeVar("K", int, str)
 Direction = Literal["forward", "backward"]
 
 
@@ -75,3 +77,20 @@ def page_bounds(scope: str, keys: list[SortKey], more_before: bool, more_after: 
         before=make_cursor(scope, keys[0]) if more_before else None,
         after=make_cursor(scope, keys[-1]) if more_after else None,
     )
+
+
+def page_of(keys: Sequence[K], request: PageRequest) -> tuple[list[K], bool, bool]:
+    """One page of ascending, unique ``keys`` held in memory, and whether rows exist before and
+    after it: the same page a keyset query (``key > boundary ORDER BY key LIMIT n``) gives."""
+    boundary = request.boundary
+    if request.direction == "forward":
+        candidates = [k for k in keys if boundary is None or k > boundary]  # type: ignore[operator]
+        page = candidates[: request.limit]
+        if not page:
+            return [], False, False
+        return page, keys[0] < page[0], len(candidates) > request.limit
+    candidates = [k for k in keys if boundary is None or k < boundary]  # type: ignore[operator]
+    page = candidates[-request.limit :]
+    if not page:
+        return [], False, False
+    return page, len(candidates) > request.limit, keys[-1] > page[-1]

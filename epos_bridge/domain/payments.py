@@ -36,11 +36,12 @@ class PayableOrder:
 
 @dataclass(frozen=True)
 class RecordedIntent:
-    """A paymentIntentId the POS already holds: on which order, and for how much."""
+    """A paymentIntentId the POS already holds: on which order, for how much, in which status."""
 
     order_id: str
     paid_value: int
     tips_value: int | None = None
+    status: str = RECORDED
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def decide_payment(
 def _recorded_here(order: PayableOrder, payment_intent_id: str) -> RecordedIntent | None:
     for payment in order.payments:
         if payment.payment_intent_id == payment_intent_id:
-            return RecordedIntent(order.order_id, payment.paid_value, payment.tips_value)
+            return RecordedIntent(order.order_id, payment.paid_value, payment.tips_value, payment.status)
     return None
 
 

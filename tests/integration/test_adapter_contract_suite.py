@@ -18,10 +18,13 @@ import pytest
 
 from epos_bridge.adapters.jsonfile import FolderLock, JsonFilePosAdapter, write_json_atomic
 from epos_bridge.adapters.jsonfile.setup import init_folder
+from epos_bridge.adapters.sqlite import writes
 from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.adapters.sqlite.schema import migrate
+from epos_bridge.domain.bill import VenueDetails
 from epos_bridge.ports import PosAdapter
 from epos_bridge.protocol.base import format_utc
+from epos_bridge.protocol.entities import Area, Table
 from epos_bridge.testing.contract_suite import AdapterContract, Seeder, StandardVenue
 
 
@@ -40,26 +43,21 @@ class SqliteSeeder:
 
         db = sqlite_utils.Database(self.path)
         migrate(db)
-        db.table("venue").insert(
-            {
-                "id": 1,
-                "name": venue.name,
-                "address_lines": json.dumps(list(venue.address_lines)),
-                "postcode": venue.postcode,
-                "vat_number": venue.vat_number,
-                "footer_text": venue.footer_text,
-                "currency_code": venue.currency,
-            }
+        details = VenueDetails(
+            name=venue.name,
+            address_lines=venue.address_lines,
+            postcode=venue.postcode,
+            vat_number=venue.vat_number,
+            footer_text=venue.footer_text,
         )
-        db.table("areas").insert_all({"id": a.id, "name": a.name} for a in venue.areas)
-        db.table("area_waiters").insert_all(
-            {"area_id": a.id, "waiter_id": w} for a in venue.areas for w in a.waiter_ids
-        )
-        db.table("tables").insert_all(
-            {"id": t.id, "name": t.name, "area_id": t.area_id, "max_covers": t.max_covers} for t in venue.tables
-        )
-        db.table("table_waiters").insert_all(
-            {"table_id": t.id, "waiter_id": w} for t in venue.tables for w in t.waiter_ids
+        writes.insert_venue(db, details, venue.currency)
+        writes.insert_floor(
+            db,
+            [Area(id=a.id, name=a.name, waiter_ids=list(a.waiter_ids)) for a in venue.areas],
+            [
+                Table(id=t.id, name=t.name, max_covers=t.max_covers, area_id=t.area_id, waiter_ids=list(t.waiter_ids))
+                for t in venue.tables
+            ],
         )
         db.conn.close()
 

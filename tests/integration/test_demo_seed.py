@@ -1,4 +1,5 @@
-"""The demo venue in a real SQLite file: enough of everything, and every number adds up."""
+"""The demo venue in a real SQLite file: enough of everything, and every number adds up; and the
+file database's demo, written from the same description, answers exactly as the reference one."""
 
 from __future__ import annotations
 
@@ -6,13 +7,21 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlite_utils
 
-from epos_bridge.adapters.sqlite.demo import T12_ORDER_ID, TILL_ORDER_ID, DemoSeedRefused, DemoSummary, seed_demo
+from epos_bridge.adapters.jsonfile.adapter import JsonFilePosAdapter
+from epos_bridge.adapters.jsonfile.setup import init_folder
+from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
+from epos_bridge.adapters.sqlite.demo import seed_demo
 from epos_bridge.adapters.sqlite.schema import migrate
-from epos_bridge.protocol.base import format_utc
+from epos_bridge.demo_venue import T12_ORDER_ID, TILL_ORDER_ID, DemoSeedRefused, DemoSummary, demo_venue
+from epos_bridge.domain.errors import EposFailure
+from epos_bridge.ports import CallContext, PosAdapter
+from epos_bridge.protocol import params
+from epos_bridge.protocol.base import format_utc, to_wire
 
 NOW = datetime(2025, 3, 14, 12, 7, 30, 250_000, tzinfo=UTC)
 OPEN = "status NOT IN ('Finalized', 'Canceled')"
@@ -310,3 +319,59 @@ def test_naive_now_is_refused(tmp_path: Path) -> None:
             seed_demo(db, datetime(2025, 3, 14, 12, 0))
     finally:
         db.close()
+
+
+class _Fixed:
+    def now(self) -> datetime:
+        return NOW + timedelta(minutes=5)
+
+
+async def _everything(adapter: PosAdapter) -> dict[str, object]:
+    """What the adapter answers for every id the demo issued (and one past), and for a spread of
+    searches: the whole venue as Dojo sees it."""
+    ctx = CallContext("demo")
+    seen: dict[str, object] = {}
+
+    async def answer(name: str, call: Any) -> None:
+        try:
+            result = await call
+        except EposFailure as failure:
+            seen[name] = f"{type(failure).__name__}: {failure.message}"
+            return
+        seen[name] = [to_wire(r) for r in result] if isinstance(result, list) else to_wire(result)
+
+    for i in range(23):
+        await answer(f"order {i}", adapter.get_order(params.OrderIdParams(order_id=str(i)), ctx))
+        await answer(f"bill {i}", adapter.get_order_bill(params.OrderIdParams(order_id=str(i)), ctx))
+    for i in range(11):
+        await answer(f"party {i}", adapter.get_party(params.PartyIdParams(party_id=str(i)), ctx))
+        await answer(
+            f"reservation {i}", adapter.get_reservation(params.ReservationIdParams(reservation_id=str(i)), ctx)
+        )
+    await answer("areas", adapter.list_areas(params.WithHeaders(), ctx))
+    soon = format_utc(NOW + timedelta(hours=2))
+    searches: list[tuple[str, Any]] = [
+        ("orders", adapter.search_orders(params.SearchOrdersParams(), ctx)),
+        ("payable", adapter.search_orders(params.SearchOrdersParams.model_validate({"payableOnly": True}), ctx)),
+        ("T12", adapter.search_orders(params.SearchOrdersParams.model_validate({"dineIn": {"tableId": "T12"}}), ctx)),
+        ("seated", adapter.search_parties(params.SearchPartiesParams(), ctx)),
+        ("left", adapter.search_parties(params.SearchPartiesParams.model_validate({"completedOnly": True}), ctx)),
+        ("window", adapter.search_reservations(params.SearchReservationsParams.model_validate({"toTime": soon}), ctx)),
+        ("tables", adapter.search_tables(params.SearchTablesParams(), ctx)),
+    ]
+    for name, call in searches:
+        await answer(name, call)
+    await adapter.close()
+    return seen
+
+
+async def test_the_file_database_demo_answers_exactly_as_the_reference_one(tmp_path: Path) -> None:
+    db = _fresh(tmp_path / "pos.sqlite")
+    summary = seed_demo(db, NOW)
+    db.close()
+    report = init_folder(tmp_path / "pos", demo=True, now=NOW)
+    assert report.demo == summary == demo_venue(NOW).summary()
+    reference = await _everything(SqlitePosAdapter.open(tmp_path / "pos.sqlite", _Fixed()))
+    files = await _everything(JsonFilePosAdapter.open(tmp_path / "pos", _Fixed()))
+    assert isinstance(reference["order 7"], dict) and isinstance(reference["party 2"], dict)
+    assert files == reference

@@ -15,70 +15,32 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from epos_bridge.adapters.jsonfile import documents as docs
 from epos_bridge.adapters.jsonfile.changes import JsonFileChangeLog
 from epos_bridge.adapters.jsonfile.lockfile import DEFAULT_LOCK_TIMEOUT_S
 from epos_bridge.adapters.jsonfile.store import Document, JsonFolder, Snapshot
-from epos_bridge.domain import locks, payments
-from epos_bridge.domain.bill import VenueDetails, build_bill
-from epos_bridge.domain.errors import Conflict, InvalidRequest, NotFound
-from epos_bridge.domain.events import PaymentStatusChanged
-from epos_bridge.domain.orders import check_cancellable, check_new_order, is_payable
-from epos_bridge.domain.pagination import page_bounds, read_cursor
+from epos_bridge.domain import bill, bookings, intents, locks, orders, payments, records
+from epos_bridge.domain.errors import NotFound
+from epos_bridge.domain.orders import RECORDED
+from epos_bridge.domain.pagination import PageBounds, PageRequest, page_bounds, page_of, read_cursor
 from epos_bridge.ports import CallContext, Clock, SystemClock
-from epos_bridge.protocol.base import format_utc, to_wire
+from epos_bridge.protocol import params as wire
+from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.capabilities import Capability
-from epos_bridge.protocol.entities import (
-    CLOSED_ORDER_STATUSES,
-    Area,
-    Order,
-    OrderBill,
-    OrderStatus,
-    OrderType,
-    Party,
-    PartyDeposit,
-    PaymentIntentEvent,
-    Reservation,
-)
-from epos_bridge.protocol.params import (
-    CreateOrderLockParams,
-    CreateOrderParams,
-    CreatePartyParams,
-    CreateReservationParams,
-    DeleteOrderLockParams,
-    ExtendOrderLockParams,
-    HandleEventParams,
-    OrderIdParams,
-    PagedOrders,
-    PagedParties,
-    PagedReservations,
-    PagedTables,
-    PartyIdParams,
-    RecordOrderPaymentParams,
-    ReservationIdParams,
-    SearchOrdersParams,
-    SearchPartiesParams,
-    SearchReservationsParams,
-    SearchTablesParams,
-    UpdatePartyParams,
-    UpdateReservationParams,
-    WithHeaders,
-)
+from epos_bridge.protocol.entities import Area, Order, OrderBill, OrderStatus, Party, PaymentIntentEvent, Reservation
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-DEFAULT_PARTY_STATUS = "Seated"
-"""contract §3.12 (rec): Party.status is required but optional in the request."""
-
-FALLBACK_VENUE = VenueDetails(name="Receipt")
+K = TypeVar("K", int, str)
+V = TypeVar("V")
 
 
 class JsonFilePosAdapter:
@@ -120,43 +82,25 @@ class JsonFilePosAdapter:
 
     # --- orders ---------------------------------------------------------------------------
 
-    async def search_orders(self, params: SearchOrdersParams, ctx: CallContext) -> PagedOrders:
+    async def search_orders(self, params: wire.SearchOrdersParams, ctx: CallContext) -> wire.PagedOrders:
         request = read_cursor(params.cursor, "orders")
-        wanted = {}
-        if params.dine_in is not None:
-            wanted = {k: v for k, v in to_wire(params.dine_in).items() if v is not None}
+        wanted = orders.order_filter(params)
 
-        def matches(document: Document) -> bool:
-            status = docs.order_status(document)
-            if status in CLOSED_ORDER_STATUSES:
-                return False
-            branch = docs.dine_in(document)
-            if any(branch.get(field) != value for field, value in wanted.items()):
-                return False
-            if params.payable_only:
-                return is_payable(status, int(document["totalAmount"]), docs.paid_value(document))
-            return True
-
-        def work(snap: Snapshot) -> PagedOrders:
-            found: dict[int, Document] = {}
-            for key, document in _orders(snap):
-                if docs.checked(_order_file(key), partial(matches, document)):
-                    found[key] = document
-            keys, more_before, more_after = docs.page_of(sorted(found), request)
-            bounds = page_bounds("orders", list(keys), more_before, more_after)
-            data = [_wire_order(key, found[key]) for key in keys]
-            return PagedOrders(data=data, before=bounds.before, after=bounds.after)
+        def work(snap: Snapshot) -> wire.PagedOrders:
+            found = _matching(snap, docs.ORDERS, lambda d: wanted.matches(docs.SearchedOrderDocument(d)))
+            data, bounds = _page(found, request, "orders", _wire_order)
+            return wire.PagedOrders(data=data, before=bounds.before, after=bounds.after)
 
         return await self._read(ctx, work)
 
-    async def get_order(self, params: OrderIdParams, ctx: CallContext) -> Order:
+    async def get_order(self, params: wire.OrderIdParams, ctx: CallContext) -> Order:
         def work(snap: Snapshot) -> Order:
             key, document = _order(snap, params.order_id)
             return _wire_order(key, document)
 
         return await self._read(ctx, work)
 
-    async def get_order_bill(self, params: OrderIdParams, ctx: CallContext) -> OrderBill:
+    async def get_order_bill(self, params: wire.OrderIdParams, ctx: CallContext) -> OrderBill:
         def work(snap: Snapshot) -> OrderBill:
             now = self._now()
             key, document = _order(snap, params.order_id)
@@ -164,77 +108,64 @@ class JsonFilePosAdapter:
             venue = docs.checked(docs.VENUE, lambda: docs.venue_details(snap.load(docs.VENUE)))
             if venue is None:
                 log.warning("the POS folder has no venue.json: the bill prints without a merchant header")
-            table_name = None
-            table_id = order.details.dine_in.table_id if order.details.dine_in else None
-            if table_id:
-                table = _tables(snap).get(table_id)
-                table_name = str(table["name"]) if table else table_id
-            return build_bill(order, venue or FALLBACK_VENUE, table_name, now)
+            table_id = bill.table_of(order)
+            table = _tables(snap).get(table_id) if table_id else None
+            return bill.build_bill(order, venue, str(table["name"]) if table else None, now)
 
         return await self._read(ctx, work)
 
-    async def cancel_order(self, params: OrderIdParams, ctx: CallContext) -> Order:
+    async def cancel_order(self, params: wire.OrderIdParams, ctx: CallContext) -> Order:
         def work(snap: Snapshot) -> Order:
             now = self._now()  # after the lock is held: never older than the POS's edits
             key, document = _order(snap, params.order_id, fresh=True)
             facts = docs.checked(
                 _order_file(key),
-                lambda: (docs.order_status(document), docs.paid_value(document), docs.held_lock(document)),
+                lambda: (
+                    docs.order_status(document),
+                    orders.paid_value(docs.stored_payments(document)),
+                    docs.held_lock(document),
+                ),
             )
             status, paid, lock = facts
             active = locks.active_lock(lock, now)
-            if check_cancellable(params.order_id, status, paid, active is not None, document.get("openAtTill")):
+            if orders.check_cancellable(params.order_id, status, paid, active is not None, document.get("openAtTill")):
                 document = {**document, "status": OrderStatus.CANCELED.value, "updatedAt": format_utc(now)}
                 snap.save(_order_file(key), document)
             return _wire_order(key, document)
 
         return await self._write(ctx, work)
 
-    async def create_order(self, params: CreateOrderParams, ctx: CallContext) -> Order:
+    async def create_order(self, params: wire.CreateOrderParams, ctx: CallContext) -> Order:
         def work(snap: Snapshot) -> Order:
             now = self._now()
-            existing = list(_orders(snap))
-            # contract §3.4 (rec): idempotent on dojoOrderId.
-            for key, document in existing:
-                if document.get("dojoOrderId") == params.dojo_order_id:
-                    return _wire_order(key, document)
-            check_new_order(params)
-            dine_in = params.details.dine_in
-            if dine_in is not None and dine_in.table_id and _missing_tables(snap, [dine_in.table_id]):
-                raise InvalidRequest(f"details.dineIn.tableId: unknown table {dine_in.table_id!r}")
-            sequences = snap.load(docs.SEQUENCES, fresh=True) or {}
-            key = docs.next_id(sequences, docs.ORDERS, (k for k, _ in existing))
-            document = _new_order_document(key, params, now)
-            snap.save(_order_file(key), document)
-            snap.save(docs.SEQUENCES, {**sequences, docs.ORDERS: key + 1})
-            return _wire_order(key, document)
+            existing, replay = _replay(snap, docs.ORDERS, records.ORDER, params.dojo_order_id)
+            if replay is not None:
+                return _wire_order(replay, existing[replay])
+            order = orders.decide_new_order(params, _tables(snap), now)
+            return _wire_order(*_store_new(snap, docs.ORDERS, existing, lambda key: docs.order_doc(key, order)))
 
         return await self._write(ctx, work)
 
-    async def record_order_payment(self, params: RecordOrderPaymentParams, ctx: CallContext) -> Order:
+    async def record_order_payment(self, params: wire.RecordOrderPaymentParams, ctx: CallContext) -> Order:
         def work(snap: Snapshot) -> Order:
             now = self._now()  # after the lock is held: never older than the POS's edits
             key, document = _order(snap, params.order_id, fresh=True)
             order = docs.checked(_order_file(key), lambda: docs.payable(params.order_id, document))
             current_lock = docs.checked(_order_file(key), lambda: docs.held_lock(document))
             intent = snap.load(docs.intent_file(params.payment_intent_id), fresh=True)
-            known = docs.checked(docs.intent_file(params.payment_intent_id), lambda: docs.latest_intent_status(intent))
+            history = docs.checked(docs.intent_file(params.payment_intent_id), lambda: docs.intent_events(intent))
             decision = payments.decide_payment(
-                order, current_lock, params, known, now, recorded=_recorded_intent(snap, params.payment_intent_id)
+                order,
+                current_lock,
+                params,
+                intents.newest_status(history),
+                now,
+                recorded=_recorded_intent(snap, params.payment_intent_id),
             )
             if decision.warning:
                 log.warning("%s", decision.warning)
             if decision.payment is not None:
-                payment = decision.payment
-                row = {
-                    "paymentIntentId": payment.payment_intent_id,
-                    "tender": "card",
-                    "paidAmount": payment.paid_value,
-                    "tipsAmount": payment.tips_value,
-                    "status": payment.status,
-                    "recordedAt": format_utc(now),
-                    "requester": docs.headers_doc(params.headers),
-                }
+                row = docs.payment_doc(orders.PaymentRecord.taken(decision.payment, now, params.headers))
                 document = {**document, "payments": [*document.get("payments", []), row], "updatedAt": format_utc(now)}
                 snap.save(_order_file(key), document)
             ctx.record(*decision.events)
@@ -244,7 +175,7 @@ class JsonFilePosAdapter:
 
     # --- order locks ----------------------------------------------------------------------
 
-    async def create_order_lock(self, params: CreateOrderLockParams, ctx: CallContext) -> Order:
+    async def create_order_lock(self, params: wire.CreateOrderLockParams, ctx: CallContext) -> Order:
         def work(snap: Snapshot) -> Order:
             now = self._now()
             key, document = _order(snap, params.order_id, fresh=True)
@@ -256,7 +187,7 @@ class JsonFilePosAdapter:
 
         return await self._write(ctx, work)
 
-    async def extend_order_lock(self, params: ExtendOrderLockParams, ctx: CallContext) -> None:
+    async def extend_order_lock(self, params: wire.ExtendOrderLockParams, ctx: CallContext) -> None:
         def work(snap: Snapshot) -> None:
             now = self._now()
             key, document = _order(snap, params.order_id, fresh=True)
@@ -267,7 +198,7 @@ class JsonFilePosAdapter:
 
         await self._write(ctx, work)
 
-    async def delete_order_lock(self, params: DeleteOrderLockParams, ctx: CallContext) -> Order:
+    async def delete_order_lock(self, params: wire.DeleteOrderLockParams, ctx: CallContext) -> Order:
         def work(snap: Snapshot) -> Order:
             now = self._now()
             key, document = _order(snap, params.order_id, fresh=True)
@@ -281,7 +212,7 @@ class JsonFilePosAdapter:
 
     # --- tables and areas -----------------------------------------------------------------
 
-    async def list_areas(self, params: WithHeaders, ctx: CallContext) -> list[Area]:
+    async def list_areas(self, params: wire.WithHeaders, ctx: CallContext) -> list[Area]:
         def work(snap: Snapshot) -> list[Area]:
             raw = snap.load(docs.AREAS) or []
             areas = docs.checked(docs.AREAS, lambda: [docs.to_area(a) for a in raw])
@@ -289,213 +220,160 @@ class JsonFilePosAdapter:
 
         return await self._read(ctx, work)
 
-    async def search_tables(self, params: SearchTablesParams, ctx: CallContext) -> PagedTables:
+    async def search_tables(self, params: wire.SearchTablesParams, ctx: CallContext) -> wire.PagedTables:
         request = read_cursor(params.cursor, "tables", str)
 
-        def work(snap: Snapshot) -> PagedTables:
-            tables = docs.checked(docs.TABLES, lambda: {t: docs.to_table(d) for t, d in _tables(snap).items()})
-            found = [
-                t
-                for t in tables.values()
+        def work(snap: Snapshot) -> wire.PagedTables:
+            tables = docs.checked(docs.TABLES, lambda: [docs.to_table(d) for d in _tables(snap).values()])
+            found = {
+                t.id: t
+                for t in tables
                 if (params.area_id is None or t.area_id == params.area_id)
                 and (params.waiter_id is None or params.waiter_id in (t.waiter_ids or []))
-            ]
-            keys, more_before, more_after = docs.page_of(sorted(t.id for t in found), request)
-            bounds = page_bounds("tables", list(keys), more_before, more_after)
-            return PagedTables(data=[tables[k] for k in keys], before=bounds.before, after=bounds.after)
+            }
+            data, bounds = _page(found, request, "tables", lambda _, table: table)
+            return wire.PagedTables(data=data, before=bounds.before, after=bounds.after)
 
         return await self._read(ctx, work)
 
     # --- parties --------------------------------------------------------------------------
 
-    async def create_party(self, params: CreatePartyParams, ctx: CallContext) -> Party:
+    async def create_party(self, params: wire.CreatePartyParams, ctx: CallContext) -> Party:
         def work(snap: Snapshot) -> Party:
-            existing = list(_documents(snap, docs.PARTIES))
-            # contract §3.12 (rec): idempotent on dojoPartyId.
-            for key, document in existing:
-                if document.get("dojoPartyId") == params.dojo_party_id:
-                    if document.get("deletedAt") is not None:
-                        raise Conflict(f"party {params.dojo_party_id!r} was deleted and cannot be created again")
-                    return _wire_party(key, document)
-            _check_tables(snap, params.table_ids)
-            reservation_id = params.reservation_id or _reservation_for(snap, params.dojo_reservation_id)
-            sequences = snap.load(docs.SEQUENCES, fresh=True) or {}
-            key = docs.next_id(sequences, docs.PARTIES, (k for k, _ in existing))
-            document = {
-                "id": str(key),
-                "dojoPartyId": params.dojo_party_id,
-                "reservationId": reservation_id,
-                "dojoReservationId": params.dojo_reservation_id,
-                **_party_fields(
-                    params.name,
-                    params.covers,
-                    params.status or DEFAULT_PARTY_STATUS,
-                    params.start_time,
-                    params.expected_end_time,
-                    None,
-                    params.host_notes,
-                    params.guest_requests,
-                    params.deposit,
-                    params.table_ids,
-                ),
-                "deletedAt": None,
-            }
-            snap.save(_file(docs.PARTIES, key), document)
-            snap.save(docs.SEQUENCES, {**sequences, docs.PARTIES: key + 1})
-            return _wire_party(key, document)
+            existing, replay = _replay(snap, docs.PARTIES, records.PARTY, params.dojo_party_id)
+            if replay is not None:
+                return _wire_party(replay, existing[replay])
+            linked = _reservation_of_dojo_id(snap, params.dojo_reservation_id)
+            new = bookings.decide_new_party(params, _tables(snap), linked)
+            return _wire_party(*_store_new(snap, docs.PARTIES, existing, lambda key: docs.party_doc(key, new)))
 
         return await self._write(ctx, work)
 
-    async def get_party(self, params: PartyIdParams, ctx: CallContext) -> Party:
-        def work(snap: Snapshot) -> Party:
-            key, document = _live(snap, docs.PARTIES, "party", params.party_id)
-            return _wire_party(key, document)
+    async def get_party(self, params: wire.PartyIdParams, ctx: CallContext) -> Party:
+        return await self._get(ctx, docs.PARTIES, records.PARTY, params.party_id, _wire_party)
 
-        return await self._read(ctx, work)
+    async def update_party(self, params: wire.UpdatePartyParams, ctx: CallContext) -> Party:
+        fields = docs.record_fields(bookings.updated_party(params))
+        update = (params.id, params.dojo_party_id, params.table_ids)
+        return await self._replace(ctx, docs.PARTIES, records.PARTY, update, fields, _wire_party)
 
-    async def update_party(self, params: UpdatePartyParams, ctx: CallContext) -> Party:
-        def work(snap: Snapshot) -> Party:
-            key, document = _live(snap, docs.PARTIES, "party", params.id, fresh=True)
-            if document.get("dojoPartyId") not in (None, params.dojo_party_id):
-                raise InvalidRequest(f"dojoPartyId {params.dojo_party_id!r} does not match party {params.id}")
-            _check_tables(snap, params.table_ids)
-            # Replace semantics (contract §3.14): absent optional fields are cleared, except the
-            # reservation link, which UpdatePartyRequest does not carry (§6 B6).
-            fields = _party_fields(
-                params.name,
-                params.covers,
-                params.status,
-                params.start_time,
-                params.expected_end_time,
-                params.end_time,
-                params.host_notes,
-                params.guest_requests,
-                params.deposit,
-                params.table_ids,
-            )
-            document = {**document, "dojoPartyId": params.dojo_party_id, **fields}
-            snap.save(_file(docs.PARTIES, key), document)
-            return _wire_party(key, document)
+    async def delete_party(self, params: wire.PartyIdParams, ctx: CallContext) -> None:
+        await self._write(ctx, lambda snap: self._soft_delete(snap, docs.PARTIES, records.PARTY, params.party_id))
 
-        return await self._write(ctx, work)
-
-    async def delete_party(self, params: PartyIdParams, ctx: CallContext) -> None:
-        await self._write(ctx, lambda snap: _soft_delete(snap, docs.PARTIES, "party", params.party_id, self._now()))
-
-    async def search_parties(self, params: SearchPartiesParams, ctx: CallContext) -> PagedParties:
+    async def search_parties(self, params: wire.SearchPartiesParams, ctx: CallContext) -> wire.PagedParties:
         request = read_cursor(params.cursor, "parties")
+        wanted = bookings.party_filter(params)
 
-        def matches(document: Document) -> bool:
-            if document.get("deletedAt") is not None:
-                return False
-            # contract §3.16 and §6 C5 (rec): seated parties by default, only the departed with completedOnly.
-            if (document.get("endTime") is not None) != bool(params.completed_only):
-                return False
-            return params.table_id is None or params.table_id in (document.get("tableIds") or [])
-
-        def work(snap: Snapshot) -> PagedParties:
-            found = {k: d for k, d in _documents(snap, docs.PARTIES) if matches(d)}
-            keys, more_before, more_after = docs.page_of(sorted(found), request)
-            bounds = page_bounds("parties", list(keys), more_before, more_after)
-            data = [_wire_party(k, found[k]) for k in keys]
-            return PagedParties(data=data, before=bounds.before, after=bounds.after)
+        def work(snap: Snapshot) -> wire.PagedParties:
+            found = _matching(snap, docs.PARTIES, lambda d: wanted.matches(docs.SearchedPartyDocument(d)))
+            data, bounds = _page(found, request, "parties", _wire_party)
+            return wire.PagedParties(data=data, before=bounds.before, after=bounds.after)
 
         return await self._read(ctx, work)
 
     # --- reservations ---------------------------------------------------------------------
 
-    async def create_reservation(self, params: CreateReservationParams, ctx: CallContext) -> Reservation:
-        _check_window(params.start_time, params.end_time)
+    async def create_reservation(self, params: wire.CreateReservationParams, ctx: CallContext) -> Reservation:
+        reservation = bookings.reservation_record(params)
 
         def work(snap: Snapshot) -> Reservation:
-            existing = list(_documents(snap, docs.RESERVATIONS))
-            # contract §3.17 (rec): idempotent on dojoReservationId.
-            for key, document in existing:
-                if document.get("dojoReservationId") == params.dojo_reservation_id:
-                    if document.get("deletedAt") is not None:
-                        raise Conflict(
-                            f"reservation {params.dojo_reservation_id!r} was deleted and cannot be created again"
-                        )
-                    return _wire_reservation(key, document)
-            _check_tables(snap, params.table_ids)
-            sequences = snap.load(docs.SEQUENCES, fresh=True) or {}
-            key = docs.next_id(sequences, docs.RESERVATIONS, (k for k, _ in existing))
-            document = {
-                "id": str(key),
-                "dojoReservationId": params.dojo_reservation_id,
-                **_reservation_fields(params),
-                "deletedAt": None,
-            }
-            snap.save(_file(docs.RESERVATIONS, key), document)
-            snap.save(docs.SEQUENCES, {**sequences, docs.RESERVATIONS: key + 1})
-            return _wire_reservation(key, document)
+            existing, replay = _replay(snap, docs.RESERVATIONS, records.RESERVATION, params.dojo_reservation_id)
+            if replay is not None:
+                return _wire_reservation(replay, existing[replay])
+            records.check_tables(params.table_ids, _tables(snap))
+            created = _store_new(snap, docs.RESERVATIONS, existing, lambda key: docs.reservation_doc(key, reservation))
+            return _wire_reservation(*created)
 
         return await self._write(ctx, work)
 
-    async def get_reservation(self, params: ReservationIdParams, ctx: CallContext) -> Reservation:
-        def work(snap: Snapshot) -> Reservation:
-            key, document = _live(snap, docs.RESERVATIONS, "reservation", params.reservation_id)
-            return _wire_reservation(key, document)
+    async def get_reservation(self, params: wire.ReservationIdParams, ctx: CallContext) -> Reservation:
+        return await self._get(ctx, docs.RESERVATIONS, records.RESERVATION, params.reservation_id, _wire_reservation)
 
-        return await self._read(ctx, work)
+    async def update_reservation(self, params: wire.UpdateReservationParams, ctx: CallContext) -> Reservation:
+        fields = docs.record_fields(bookings.reservation_record(params))
+        update = (params.id, params.dojo_reservation_id, params.table_ids)
+        return await self._replace(ctx, docs.RESERVATIONS, records.RESERVATION, update, fields, _wire_reservation)
 
-    async def update_reservation(self, params: UpdateReservationParams, ctx: CallContext) -> Reservation:
-        _check_window(params.start_time, params.end_time)
-
-        def work(snap: Snapshot) -> Reservation:
-            key, document = _live(snap, docs.RESERVATIONS, "reservation", params.id, fresh=True)
-            if document.get("dojoReservationId") not in (None, params.dojo_reservation_id):
-                raise InvalidRequest(
-                    f"dojoReservationId {params.dojo_reservation_id!r} does not match reservation {params.id}"
-                )
-            _check_tables(snap, params.table_ids)
-            document = {**document, "dojoReservationId": params.dojo_reservation_id, **_reservation_fields(params)}
-            snap.save(_file(docs.RESERVATIONS, key), document)
-            return _wire_reservation(key, document)
-
-        return await self._write(ctx, work)
-
-    async def delete_reservation(self, params: ReservationIdParams, ctx: CallContext) -> None:
+    async def delete_reservation(self, params: wire.ReservationIdParams, ctx: CallContext) -> None:
         await self._write(
-            ctx, lambda snap: _soft_delete(snap, docs.RESERVATIONS, "reservation", params.reservation_id, self._now())
+            ctx, lambda snap: self._soft_delete(snap, docs.RESERVATIONS, records.RESERVATION, params.reservation_id)
         )
 
-    async def search_reservations(self, params: SearchReservationsParams, ctx: CallContext) -> PagedReservations:
+    async def search_reservations(
+        self, params: wire.SearchReservationsParams, ctx: CallContext
+    ) -> wire.PagedReservations:
         request = read_cursor(params.cursor, "reservations")
+        wanted = bookings.reservation_filter(params)
 
-        def matches(document: Document) -> bool:
-            if document.get("deletedAt") is not None:
-                return False
-            if params.table_id is not None and params.table_id not in (document.get("tableIds") or []):
-                return False
-            # contract §3.21 (rec): [startTime, endTime) overlaps [fromTime, toTime); a missing bound is open.
-            if params.to_time is not None and not docs.required_time(document["startTime"]) < params.to_time:
-                return False
-            return params.from_time is None or docs.required_time(document["endTime"]) > params.from_time
-
-        def work(snap: Snapshot) -> PagedReservations:
-            found: dict[int, Document] = {}
-            for key, document in _documents(snap, docs.RESERVATIONS):
-                if docs.checked(_file(docs.RESERVATIONS, key), partial(matches, document)):
-                    found[key] = document
-            keys, more_before, more_after = docs.page_of(sorted(found), request)
-            bounds = page_bounds("reservations", list(keys), more_before, more_after)
-            data = [_wire_reservation(k, found[k]) for k in keys]
-            return PagedReservations(data=data, before=bounds.before, after=bounds.after)
+        def work(snap: Snapshot) -> wire.PagedReservations:
+            found = _matching(snap, docs.RESERVATIONS, lambda d: wanted.matches(docs.SearchedReservationDocument(d)))
+            data, bounds = _page(found, request, "reservations", _wire_reservation)
+            return wire.PagedReservations(data=data, before=bounds.before, after=bounds.after)
 
         return await self._read(ctx, work)
+
+    async def _get(
+        self,
+        ctx: CallContext,
+        directory: str,
+        kind: records.RecordKind,
+        wire_id: str,
+        wire: Callable[[int, Document], T],
+    ) -> T:
+        def work(snap: Snapshot) -> T:
+            found, document = _stored(snap, directory, kind, wire_id)
+            return wire(records.live(kind, wire_id, found), document)
+
+        return await self._read(ctx, work)
+
+    async def _replace(
+        self,
+        ctx: CallContext,
+        directory: str,
+        kind: records.RecordKind,
+        update: tuple[str, str, list[str]],
+        fields: Document,
+        wire: Callable[[int, Document], T],
+    ) -> T:
+        """An Update (replace semantics): ``update`` is the wire id, Dojo's id and the tables sent."""
+        wire_id, dojo_id, table_ids = update
+
+        def work(snap: Snapshot) -> T:
+            found, document = _stored(snap, directory, kind, wire_id, fresh=True)
+            key = records.decide_update(kind, wire_id, found, dojo_id, table_ids, _tables(snap))
+            document = {**document, **fields}
+            snap.save(_file(directory, key), document)
+            return wire(key, document)
+
+        return await self._write(ctx, work)
+
+    def _soft_delete(self, snap: Snapshot, directory: str, kind: records.RecordKind, wire_id: str) -> None:
+        now = self._now()  # after the lock is held: never older than the POS's edits
+        found, document = _stored(snap, directory, kind, wire_id, fresh=True)
+        key = records.decide_soft_delete(kind, wire_id, found)
+        if key is not None:
+            snap.save(_file(directory, key), {**document, "deletedAt": format_utc(now)})
 
     # --- events from Dojo -----------------------------------------------------------------
 
     async def handle_payment_intent_event(
-        self, params: HandleEventParams, event: PaymentIntentEvent, ctx: CallContext
+        self, params: wire.HandleEventParams, event: PaymentIntentEvent, ctx: CallContext
     ) -> None:
         def work(snap: Snapshot) -> None:
             now = self._now()
             relative = docs.intent_file(event.payment_intent_id)
             log_doc = snap.load(relative, fresh=True) or {"paymentIntentId": event.payment_intent_id, "events": []}
-            if any(e.get("eventId") == params.id for e in log_doc.get("events", [])):
+            history = docs.checked(relative, lambda: docs.intent_events(log_doc))
+            if intents.is_redelivery(params, history):
+                return  # contract §3.22: at-least-once delivery; a replay changes nothing (no order is read).
+            held = _payment_under_intent(snap, event.payment_intent_id)
+            decision = intents.decide_intent_event(params, event, history, held.recorded if held else None, now)
+            if decision.store is None:
                 return  # contract §3.22: at-least-once delivery; a replay changes nothing.
+            if decision.payment_status is not None and held is not None:
+                # first: a crash before the log is repaired by a replay
+                snap.save(_order_file(held.order_key), held.with_status(decision.payment_status.value, now))
+            ctx.record(*decision.events)
             record = {
                 "eventId": params.id,
                 "accountId": params.account_id,
@@ -505,20 +383,7 @@ class JsonFilePosAdapter:
                 "createdAt": format_utc(params.created_at),
                 "receivedAt": format_utc(now),
             }
-            log_doc = {**log_doc, "events": [*log_doc.get("events", []), record]}
-            # Apply the newest known status, so events delivered out of order settle correctly.
-            status = docs.checked(relative, lambda: docs.latest_intent_status(log_doc))
-            holder = _order_holding_intent(snap, event.payment_intent_id)
-            if holder is not None and status is not None:
-                key, document = _order(snap, str(holder), fresh=True)
-                changed = copy.deepcopy(document)
-                rows = [p for p in changed.get("payments", []) if p.get("paymentIntentId") == event.payment_intent_id]
-                if rows and rows[0].get("status") != status.value:
-                    rows[0]["status"] = status.value
-                    changed["updatedAt"] = format_utc(now)
-                    snap.save(_order_file(key), changed)  # first: a crash before the log is repaired by a replay
-                    ctx.record(PaymentStatusChanged(str(key), now, event.payment_intent_id, status))
-            snap.save(relative, log_doc)
+            snap.save(relative, {**log_doc, "events": [*log_doc.get("events", []), record]})
 
         await self._write(ctx, work)
 
@@ -583,9 +448,34 @@ def _apply_lock_change(snap: Snapshot, key: int, document: Document, change: loc
     return document
 
 
-def _order_holding_intent(snap: Snapshot, payment_intent_id: str) -> int | None:
+@dataclass(frozen=True)
+class _HeldPayment:
+    """The payment row recorded under an intent, in its order's current document."""
+
+    order_key: int
+    document: Document
+    index: int
+
+    @property
+    def recorded(self) -> payments.RecordedIntent:
+        return _recorded(self.order_key, self.document["payments"][self.index])
+
+    def with_status(self, status: str, now: datetime) -> Document:
+        changed = copy.deepcopy(self.document)
+        changed["payments"][self.index]["status"] = status
+        changed["updatedAt"] = format_utc(now)
+        return changed
+
+
+def _payment_under_intent(snap: Snapshot, payment_intent_id: str) -> _HeldPayment | None:
     recorded = _recorded_intent(snap, payment_intent_id)
-    return int(recorded.order_id) if recorded is not None else None
+    if recorded is None:
+        return None
+    key, document = _order(snap, recorded.order_id, fresh=True)
+    for index, row in enumerate(document.get("payments", [])):
+        if row.get("paymentIntentId") == payment_intent_id:
+            return _HeldPayment(key, document, index)
+    return None
 
 
 def _recorded_intent(snap: Snapshot, payment_intent_id: str) -> payments.RecordedIntent | None:
@@ -593,8 +483,14 @@ def _recorded_intent(snap: Snapshot, payment_intent_id: str) -> payments.Recorde
     for key, document in _orders(snap):
         for row in document.get("payments", []):
             if row.get("paymentIntentId") == payment_intent_id:
-                return payments.RecordedIntent(str(key), int(row["paidAmount"]), row.get("tipsAmount"))
+                return _recorded(key, row)
     return None
+
+
+def _recorded(key: int, row: Document) -> payments.RecordedIntent:
+    return payments.RecordedIntent(
+        str(key), int(row["paidAmount"]), row.get("tipsAmount"), str(row.get("status", RECORDED))
+    )
 
 
 def _tables(snap: Snapshot) -> dict[str, Document]:
@@ -602,23 +498,50 @@ def _tables(snap: Snapshot) -> dict[str, Document]:
     return docs.checked(docs.TABLES, lambda: {str(t["id"]): t for t in raw})
 
 
-def _missing_tables(snap: Snapshot, table_ids: Sequence[str]) -> list[str]:
-    known = _tables(snap)
-    return [t for t in table_ids if t not in known]
+def _replay(
+    snap: Snapshot, directory: str, kind: records.RecordKind, dojo_id: str
+) -> tuple[dict[int, Document], int | None]:
+    """Every record in ``directory``, and the one to answer a create with (the domain decides)."""
+    existing = dict(_documents(snap, directory))
+    found = next(
+        (
+            docs.stored_record(key, document, kind.dojo_id_field)
+            for key, document in existing.items()
+            if document.get(kind.dojo_id_field) == dojo_id
+        ),
+        None,
+    )
+    return existing, records.replay_of(kind, dojo_id, found)
 
 
-def _check_tables(snap: Snapshot, table_ids: Sequence[str]) -> None:
-    unknown = _missing_tables(snap, table_ids)
-    if unknown:
-        raise InvalidRequest(f"tableIds: unknown table(s) {', '.join(repr(t) for t in unknown)}")
+def _store_new(
+    snap: Snapshot, directory: str, existing: Iterable[int], document_of: Callable[[int], Document]
+) -> tuple[int, Document]:
+    """A new record under a never-used id: its own file first, then ``sequences.json``, so a crash
+    between the two cannot reuse the id (docs/file-database.md, "New ids")."""
+    sequences = snap.load(docs.SEQUENCES, fresh=True) or {}
+    key = docs.next_id(sequences, directory, existing)
+    document = document_of(key)
+    snap.save(_file(directory, key), document)
+    snap.save(docs.SEQUENCES, {**sequences, directory: key + 1})
+    return key, document
 
 
-def _check_window(start: datetime, end: datetime) -> None:
-    if end <= start:
-        raise InvalidRequest("endTime must be after startTime")
+def _matching(snap: Snapshot, directory: str, keep: Callable[[Document], bool]) -> dict[int, Document]:
+    """The documents a search keeps; a document the filter cannot read is reported naming its file."""
+    return {
+        key: document
+        for key, document in _documents(snap, directory)
+        if docs.checked(_file(directory, key), partial(keep, document))
+    }
 
 
-def _reservation_for(snap: Snapshot, dojo_reservation_id: str | None) -> str | None:
+def _page(found: dict[K, V], request: PageRequest, scope: str, wire: Callable[[K, V], T]) -> tuple[list[T], PageBounds]:
+    keys, more_before, more_after = page_of(sorted(found), request)
+    return [wire(key, found[key]) for key in keys], page_bounds(scope, list(keys), more_before, more_after)
+
+
+def _reservation_of_dojo_id(snap: Snapshot, dojo_reservation_id: str | None) -> str | None:
     if dojo_reservation_id is None:
         return None
     for key, document in _documents(snap, docs.RESERVATIONS):
@@ -627,97 +550,12 @@ def _reservation_for(snap: Snapshot, dojo_reservation_id: str | None) -> str | N
     return None
 
 
-def _live(snap: Snapshot, directory: str, noun: str, wire_id: str, *, fresh: bool = False) -> tuple[int, Document]:
+def _stored(
+    snap: Snapshot, directory: str, kind: records.RecordKind, wire_id: str, *, fresh: bool = False
+) -> tuple[records.StoredRecord[int] | None, Document]:
+    """The record a wire id names, deleted or not, and its document (``{}`` when there is none)."""
     key = docs.numeric_id(wire_id)
     document = snap.load(_file(directory, key), fresh=fresh) if key is not None else None
-    if key is None or document is None or document.get("deletedAt") is not None:
-        raise NotFound(f"{noun} {wire_id!r} does not exist")
-    return key, document
-
-
-def _soft_delete(snap: Snapshot, directory: str, noun: str, wire_id: str, now: datetime) -> None:
-    """contract §3.15/§3.20 (rec): deleting twice is success; NotFound only if it never existed."""
-    key = docs.numeric_id(wire_id)
-    document = snap.load(_file(directory, key), fresh=True) if key is not None else None
     if key is None or document is None:
-        raise NotFound(f"{noun} {wire_id!r} does not exist")
-    if document.get("deletedAt") is None:
-        snap.save(_file(directory, key), {**document, "deletedAt": format_utc(now)})
-
-
-def _party_fields(
-    name: str | None,
-    covers: int | None,
-    status: str,
-    start: datetime,
-    expected_end: datetime | None,
-    end: datetime | None,
-    host_notes: str | None,
-    guest_requests: str | None,
-    deposit: PartyDeposit | None,
-    table_ids: Sequence[str],
-) -> Document:
-    return {
-        "name": name,
-        "covers": covers,
-        "status": status,
-        "startTime": format_utc(start),
-        "expectedEndTime": docs.time_text(expected_end),
-        "endTime": docs.time_text(end),
-        "hostNotes": host_notes,
-        "guestRequests": guest_requests,
-        "deposit": to_wire(deposit) if deposit is not None else None,
-        "tableIds": list(dict.fromkeys(table_ids)),
-    }
-
-
-def _reservation_fields(params: CreateReservationParams | UpdateReservationParams) -> Document:
-    return {
-        "name": params.name,
-        "covers": params.covers,
-        "startTime": format_utc(params.start_time),
-        "endTime": format_utc(params.end_time),
-        "hostNotes": params.host_notes,
-        "guestRequests": params.guest_requests,
-        "tableIds": list(dict.fromkeys(params.table_ids)),
-    }
-
-
-def _new_order_document(key: int, params: CreateOrderParams, now: datetime) -> Document:
-    stamp = format_utc(now)
-    reference = params.reference
-    if reference is None:
-        prefix = "DOJO" if params.details.order_type is OrderType.DINE_IN else "COL"
-        reference = f"{prefix}-{key:04d}"
-    payments_rows: list[dict[str, Any]] = [
-        {
-            "paymentIntentId": p.payment_intent_id,
-            "tender": "card" if p.payment_intent_id else "other",
-            "paidAmount": p.paid_amount.value,
-            "tipsAmount": p.tips_amount.value if p.tips_amount else None,
-            "status": "Recorded",
-            "recordedAt": stamp,
-        }
-        for p in params.payments
-    ]
-    return {
-        "id": str(key),
-        "dojoOrderId": params.dojo_order_id,
-        "reference": reference,
-        "displayName": params.display_name,
-        "status": OrderStatus.NEW.value,
-        "details": docs.details_doc(params.details),
-        "items": [to_wire(i) for i in params.items],
-        "note": params.note,
-        "customer": to_wire(params.customer) if params.customer is not None else None,
-        "discounts": [to_wire(d) for d in params.discounts or []],
-        "taxLines": [to_wire(t) for t in params.tax_lines or []],
-        "currencyCode": params.total_amount.currency_code,
-        "totalAmount": params.total_amount.value,
-        "serviceChargeAmount": params.service_charge_amount.value if params.service_charge_amount else None,
-        "openAtTill": None,
-        "createdAt": stamp,
-        "updatedAt": stamp,
-        "payments": payments_rows,
-        "lock": None,
-    }
+        return None, {}
+    return docs.stored_record(key, document, kind.dojo_id_field), document

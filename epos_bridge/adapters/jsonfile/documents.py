@@ -8,46 +8,41 @@ A document that does not have this shape is reported as :class:`CorruptDocument`
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from functools import cached_property
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic.alias_generators import to_camel
 
 from epos_bridge.adapters.jsonfile.store import CorruptDocument, Document
 from epos_bridge.domain.bill import VenueDetails
+from epos_bridge.domain.bookings import NewParty, PartyRecord, ReservationRecord
 from epos_bridge.domain.events import OrderFacts
-from epos_bridge.domain.locks import HeldLock, LockableOrder
-from epos_bridge.domain.orders import RECORDED, StoredPayment, summarise_payments
-from epos_bridge.domain.pagination import PageRequest, SortKey
-from epos_bridge.domain.payments import PayableOrder
-from epos_bridge.protocol.base import format_utc, to_wire
-from epos_bridge.protocol.entities import (
-    Area,
-    CollectionDetails,
-    Customer,
-    DineInDetails,
-    Discount,
-    Money,
-    Order,
-    OrderDetails,
-    OrderItem,
-    OrderStatus,
-    OrderType,
-    Party,
-    PartyDeposit,
-    PaymentIntentStatus,
-    Reservation,
-    Table,
-    TaxLine,
+from epos_bridge.domain.intents import StoredIntentEvent
+from epos_bridge.domain.locks import HeldLock, LockableOrder, stored_lock
+from epos_bridge.domain.orders import (
+    RECORDED,
+    OrderRecord,
+    PaymentRecord,
+    StoredPayment,
+    display_reference,
+    order_details,
+    paid_value,
+    summarise_payments,
 )
+from epos_bridge.domain.payments import PayableOrder
+from epos_bridge.domain.records import StoredRecord
+from epos_bridge.protocol import entities as wire
+from epos_bridge.protocol.base import format_utc, to_wire
 from epos_bridge.protocol.ids import canonical_int_id
 from epos_bridge.protocol.params import RequestHeaders
 from epos_bridge.protocol.times import LONG_AGO, stored_time
 
 T = TypeVar("T")
-K = TypeVar("K", int, str)
 
 ORDERS = "orders"
 PARTIES = "parties"
@@ -69,7 +64,7 @@ def checked(relative: str, read: Callable[[], T]) -> T:
         ) from exc
 
 
-# --- ids and pagination ------------------------------------------------------------------
+# --- ids ------------------------------------------------------------------------
 
 
 def numeric_id(wire_id: str) -> int | None:
@@ -89,25 +84,6 @@ def next_id(sequences: Any, kind: str, existing: Iterable[int]) -> int:
     """Never reuses an id: the larger of the stored sequence and one past the largest file."""
     stored = sequences.get(kind, 1) if isinstance(sequences, dict) else 1
     return max(int(stored), max(existing, default=0) + 1)
-
-
-def page_of(keys: Sequence[K], request: PageRequest) -> tuple[list[K], bool, bool]:
-    """Keyset pagination over ascending, unique ``keys``, exactly as the SQLite adapter pages.
-
-    Returns the page's keys and whether rows exist before and after it.
-    """
-    boundary: SortKey | None = request.boundary
-    if request.direction == "forward":
-        candidates = [k for k in keys if boundary is None or k > boundary]  # type: ignore[operator]
-        page = candidates[: request.limit]
-        if not page:
-            return [], False, False
-        return page, keys[0] < page[0], len(candidates) > request.limit
-    candidates = [k for k in keys if boundary is None or k < boundary]  # type: ignore[operator]
-    page = candidates[-request.limit :]
-    if not page:
-        return [], False, False
-    return page, len(candidates) > request.limit, keys[-1] > page[-1]
 
 
 # --- times and small values --------------------------------------------------------------
@@ -139,15 +115,15 @@ def headers_of(document: Any) -> RequestHeaders:
     return RequestHeaders.model_validate(document or {}, strict=False)
 
 
-def money(value: int, currency: str) -> Money:
-    return Money(value=value, currency_code=currency)
+def money(value: int, currency: str) -> wire.Money:
+    return wire.Money(value=value, currency_code=currency)
 
 
 # --- orders ------------------------------------------------------------------------------
 
 
-def order_status(document: Document) -> OrderStatus:
-    return OrderStatus(document.get("status", OrderStatus.NEW.value))
+def order_status(document: Document) -> wire.OrderStatus:
+    return wire.OrderStatus(document.get("status", wire.OrderStatus.NEW.value))
 
 
 def stored_payments(document: Document) -> tuple[StoredPayment, ...]:
@@ -162,23 +138,15 @@ def stored_payments(document: Document) -> tuple[StoredPayment, ...]:
     )
 
 
-def paid_value(document: Document) -> int:
-    return sum(p.paid_value for p in stored_payments(document) if p.counts)
-
-
 def dine_in(document: Document) -> Document:
     details = document.get("details") or {}
-    branch = details.get("dineIn") if details.get("orderType", OrderType.DINE_IN.value) == "DineIn" else None
+    branch = details.get("dineIn") if details.get("orderType", wire.OrderType.DINE_IN.value) == "DineIn" else None
     return branch or {}
-
-
-def reference_of(order_id: str, document: Document) -> str:
-    return str(document.get("reference") or f"#{order_id}")
 
 
 def order_facts(order_id: str, document: Document) -> OrderFacts:
     return OrderFacts(
-        reference=reference_of(order_id, document),
+        reference=display_reference(document.get("reference"), order_id),
         display_name=document.get("displayName"),
         table_id=dine_in(document).get("tableId"),
     )
@@ -188,13 +156,11 @@ def held_lock(document: Document) -> HeldLock | None:
     lock = document.get("lock")
     if not lock:
         return None
-    # An expiry that cannot be read counts as expired: never a lock held for ever, never a bricked order.
-    expires_at = stored_time(lock.get("expiresAt"), "the expiry of an order lock") or LONG_AGO
-    return HeldLock(
-        lock_id=str(lock["lockId"]),
-        expires_at=expires_at,
-        locked_at=stored_time(lock.get("lockedAt"), "the start of an order lock") or expires_at,
-        requester=headers_of(lock.get("requester")),
+    return stored_lock(
+        str(lock["lockId"]),
+        stored_time(lock.get("expiresAt"), "the expiry of an order lock"),
+        stored_time(lock.get("lockedAt"), "the start of an order lock"),
+        headers_of(lock.get("requester")),
     )
 
 
@@ -229,53 +195,46 @@ def payable(order_id: str, document: Document) -> PayableOrder:
     )
 
 
-def details_of(document: Document) -> OrderDetails:
+def details_of(document: Document) -> wire.OrderDetails:
     details = document.get("details") or {"orderType": "DineIn"}
-    if details.get("orderType") == OrderType.COLLECTION.value:
-        collection = details.get("collection") or {}
-        return OrderDetails(
-            order_type=OrderType.COLLECTION,
-            collection=CollectionDetails(
-                asap=collection.get("asap"), collect_at=parse_time(collection.get("collectAt"))
-            ),
-        )
+    collection = details.get("collection") or {}
     branch = details.get("dineIn") or {}
-    # contract §6 C3: a till order with no table still carries dineIn: {}.
-    return OrderDetails(
-        order_type=OrderType.DINE_IN,
-        dine_in=DineInDetails(
+    return order_details(
+        details.get("orderType"),
+        wire.DineInDetails(
             table_id=branch.get("tableId"),
             waiter_id=branch.get("waiterId"),
             party_id=branch.get("partyId"),
             reservation_id=branch.get("reservationId"),
             ready_at=parse_time(branch.get("readyAt")),
         ),
+        wire.CollectionDetails(asap=collection.get("asap"), collect_at=parse_time(collection.get("collectAt"))),
     )
 
 
-def details_doc(details: OrderDetails) -> Document:
+def details_doc(details: wire.OrderDetails) -> Document:
     """Only the branch that matches the order type, as the reference schema keeps it."""
-    if details.order_type is OrderType.COLLECTION:
-        return {"orderType": "Collection", "collection": to_wire(details.collection or CollectionDetails())}
-    return {"orderType": "DineIn", "dineIn": to_wire(details.dine_in or DineInDetails())}
+    if details.order_type is wire.OrderType.COLLECTION:
+        return {"orderType": "Collection", "collection": to_wire(details.collection or wire.CollectionDetails())}
+    return {"orderType": "DineIn", "dineIn": to_wire(details.dine_in or wire.DineInDetails())}
 
 
-def to_order(order_id: str, document: Document) -> Order:
+def to_order(order_id: str, document: Document) -> wire.Order:
     currency = str(document["currencyCode"])
     status = order_status(document)
     total = int(document["totalAmount"])
     summary = summarise_payments(status, total, currency, stored_payments(document))
     service = document.get("serviceChargeAmount")
     customer = document.get("customer")
-    return Order(
+    return wire.Order(
         id=order_id,
         status=status,
         details=details_of(document),
-        items=[_tidy(OrderItem.model_validate(i, strict=False)) for i in document.get("items", [])],
+        items=[_tidy(wire.OrderItem.model_validate(i, strict=False)) for i in document.get("items", [])],
         note=document.get("note"),
-        customer=Customer.model_validate(customer, strict=False) if customer else None,
-        discounts=[Discount.model_validate(d, strict=False) for d in document.get("discounts", [])],
-        tax_lines=[TaxLine.model_validate(t, strict=False) for t in document.get("taxLines", [])],
+        customer=wire.Customer.model_validate(customer, strict=False) if customer else None,
+        discounts=[wire.Discount.model_validate(d, strict=False) for d in document.get("discounts", [])],
+        tax_lines=[wire.TaxLine.model_validate(t, strict=False) for t in document.get("taxLines", [])],
         created_at=parse_time(document.get("createdAt")),
         updated_at=parse_time(document.get("updatedAt")),
         total_amount=money(total, currency),
@@ -283,13 +242,13 @@ def to_order(order_id: str, document: Document) -> Order:
         payable=summary.payable,
         paid_amount=summary.paid_amount,
         service_charge_amount=money(int(service), currency) if service is not None else None,
-        reference=reference_of(order_id, document),
+        reference=display_reference(document.get("reference"), order_id),
         tips_amount=summary.tips_amount,
         display_name=document.get("displayName"),
     )
 
 
-def _tidy(item: OrderItem) -> OrderItem:
+def _tidy(item: wire.OrderItem) -> wire.OrderItem:
     """Empty modifier and sub-item lists are left out, as the reference adapter sends them."""
     for sub in item.sub_items or []:
         sub.modifiers = sub.modifiers or None
@@ -298,16 +257,18 @@ def _tidy(item: OrderItem) -> OrderItem:
     return item
 
 
-def latest_intent_status(document: Any) -> PaymentIntentStatus | None:
-    """The newest status by ``createdAt`` then ``receivedAt``, as the reference adapter orders them."""
+def intent_events(document: Any) -> list[StoredIntentEvent]:
+    """The events an intent's file keeps, in the order they arrived."""
     events = document.get("events", []) if isinstance(document, dict) else []
-    if not events:
-        return None
-    newest = max(
-        events,
-        key=lambda e: (parse_time(e.get("createdAt")) or LONG_AGO, parse_time(e.get("receivedAt")) or LONG_AGO),
-    )
-    return PaymentIntentStatus(newest["paymentStatus"])
+    return [
+        StoredIntentEvent(
+            event_id=str(e["eventId"]),
+            payment_status=wire.PaymentIntentStatus(e["paymentStatus"]),
+            created_at=parse_time(e.get("createdAt")) or LONG_AGO,
+            received_at=parse_time(e.get("receivedAt")) or LONG_AGO,
+        )
+        for e in events
+    ]
 
 
 # --- venue, tables, areas -----------------------------------------------------------------
@@ -330,8 +291,8 @@ def venue_details(document: Any) -> VenueDetails | None:
     )
 
 
-def to_table(document: Document) -> Table:
-    return Table(
+def to_table(document: Document) -> wire.Table:
+    return wire.Table(
         id=str(document["id"]),
         name=str(document["name"]),
         max_covers=document.get("maxCovers"),
@@ -340,16 +301,18 @@ def to_table(document: Document) -> Table:
     )
 
 
-def to_area(document: Document) -> Area:
-    return Area(id=str(document["id"]), name=str(document["name"]), waiter_ids=sorted(document.get("waiterIds") or []))
+def to_area(document: Document) -> wire.Area:
+    return wire.Area(
+        id=str(document["id"]), name=str(document["name"]), waiter_ids=sorted(document.get("waiterIds") or [])
+    )
 
 
 # --- parties and reservations --------------------------------------------------------------
 
 
-def to_party(party_id: str, document: Document) -> Party:
+def to_party(party_id: str, document: Document) -> wire.Party:
     deposit = document.get("deposit")
-    return Party(
+    return wire.Party(
         id=party_id,
         start_time=required_time(document["startTime"]),
         status=str(document["status"]),
@@ -361,12 +324,12 @@ def to_party(party_id: str, document: Document) -> Party:
         host_notes=document.get("hostNotes"),
         guest_requests=document.get("guestRequests"),
         reservation_id=document.get("reservationId"),
-        deposit=PartyDeposit.model_validate(deposit, strict=False) if deposit else None,
+        deposit=wire.PartyDeposit.model_validate(deposit, strict=False) if deposit else None,
     )
 
 
-def to_reservation(reservation_id: str, document: Document) -> Reservation:
-    return Reservation(
+def to_reservation(reservation_id: str, document: Document) -> wire.Reservation:
+    return wire.Reservation(
         id=reservation_id,
         name=str(document["name"]),
         covers=int(document["covers"]),
@@ -376,3 +339,160 @@ def to_reservation(reservation_id: str, document: Document) -> Reservation:
         host_notes=document.get("hostNotes"),
         guest_requests=document.get("guestRequests"),
     )
+
+
+# --- records Dojo creates -----------------------------------------------------------------
+
+
+def stored_record(key: int, document: Document, dojo_id_field: str) -> StoredRecord[int]:
+    return StoredRecord(key, document.get(dojo_id_field), document.get("deletedAt") is not None)
+
+
+# --- writing the domain's records ----------------------------------------------------------
+
+
+def payment_doc(record: PaymentRecord) -> Document:
+    payment = record.payment
+    row: Document = {
+        "paymentIntentId": payment.payment_intent_id,
+        "tender": record.tender,
+        "paidAmount": payment.paid_value,
+        "tipsAmount": payment.tips_value,
+        "status": payment.status,
+        "recordedAt": format_utc(record.recorded_at),
+    }
+    if record.requester is not None:
+        row["requester"] = headers_doc(record.requester)
+    return row
+
+
+def order_doc(key: int, order: OrderRecord) -> Document:
+    return {
+        "id": str(key),
+        "dojoOrderId": order.dojo_order_id,
+        "reference": order.reference_for(key),
+        "displayName": order.display_name,
+        "status": order.status.value,
+        "details": details_doc(order.details),
+        "items": [to_wire(i) for i in order.items],
+        "note": order.note,
+        "customer": to_wire(order.customer) if order.customer is not None else None,
+        "discounts": [to_wire(d) for d in order.discounts],
+        "taxLines": [to_wire(t) for t in order.tax_lines],
+        "currencyCode": order.currency,
+        "totalAmount": order.total_value,
+        "serviceChargeAmount": order.service_charge_value,
+        "openAtTill": order.open_at_till,
+        "createdAt": format_utc(order.created_at),
+        "updatedAt": format_utc(order.updated_at),
+        "payments": [payment_doc(p) for p in order.payments],
+        "lock": None,
+    }
+
+
+def record_fields(record: PartyRecord | ReservationRecord) -> Document:
+    """A party's or reservation's fields under their wire names (the file layout is the wire's).
+
+    For an Update's record: everything it replaces (contract §3.14, §3.19); a party's reservation
+    link is only in a :class:`NewParty`."""
+    fields: Document = {}
+    for item in dataclasses.fields(record):
+        value = getattr(record, item.name)
+        if isinstance(value, datetime):
+            value = format_utc(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, BaseModel):
+            value = to_wire(value)
+        fields[to_camel(item.name)] = value
+    return fields
+
+
+def party_doc(key: int, party: NewParty) -> Document:
+    return {"id": str(key), **record_fields(party), "deletedAt": None}
+
+
+def reservation_doc(key: int, reservation: ReservationRecord) -> Document:
+    return {"id": str(key), **record_fields(reservation), "deletedAt": None}
+
+
+def venue_doc(venue: VenueDetails, currency: str) -> Document:
+    return {
+        "name": venue.name,
+        "addressLines": list(venue.address_lines),
+        "postcode": venue.postcode,
+        "phoneNumber": venue.phone_number,
+        "emailAddress": venue.email_address,
+        "vatNumber": venue.vat_number,
+        "logoSvg": venue.logo_svg,
+        "websiteUrl": venue.website_url,
+        "websiteCaption": venue.website_caption,
+        "footerText": venue.footer_text,
+        "currencyCode": currency,
+    }
+
+
+# --- what the searches filter on, read only as far as the filter asks ------------------------
+
+
+class SearchedOrderDocument:
+    """An order file as :class:`epos_bridge.domain.orders.SearchedOrder`."""
+
+    def __init__(self, document: Document) -> None:
+        self._document = document
+
+    @cached_property
+    def status(self) -> wire.OrderStatus:
+        return order_status(self._document)
+
+    @cached_property
+    def dine_in(self) -> Mapping[str, object]:
+        branch = dine_in(self._document)
+        return {
+            "table_id": branch.get("tableId"),
+            "waiter_id": branch.get("waiterId"),
+            "party_id": branch.get("partyId"),
+            "reservation_id": branch.get("reservationId"),
+        }
+
+    @cached_property
+    def total_value(self) -> int:
+        return int(self._document["totalAmount"])
+
+    @cached_property
+    def paid_value(self) -> int:
+        return paid_value(stored_payments(self._document))
+
+
+class _SearchedBooking:
+    def __init__(self, document: Document) -> None:
+        self._document = document
+
+    @property
+    def deleted(self) -> bool:
+        return self._document.get("deletedAt") is not None
+
+    @property
+    def table_ids(self) -> Sequence[str]:
+        return self._document.get("tableIds") or []
+
+
+class SearchedPartyDocument(_SearchedBooking):
+    """A party file as :class:`epos_bridge.domain.bookings.SearchedParty`."""
+
+    @property
+    def has_left(self) -> bool:
+        return self._document.get("endTime") is not None
+
+
+class SearchedReservationDocument(_SearchedBooking):
+    """A reservation file as :class:`epos_bridge.domain.bookings.SearchedReservation`; a time
+    that cannot be read makes the file's shape wrong (reported naming it)."""
+
+    @property
+    def start_time(self) -> datetime:
+        return required_time(self._document["startTime"])
+
+    @property
+    def end_time(self) -> datetime:
+        return required_time(self._document["endTime"])

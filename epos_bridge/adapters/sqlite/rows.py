@@ -15,33 +15,25 @@ from typing import Any
 import sqlite_utils
 
 from epos_bridge.domain.bill import VenueDetails
+from epos_bridge.domain.bookings import PartyFilter, ReservationFilter
 from epos_bridge.domain.errors import NotFound, PosUnavailable
 from epos_bridge.domain.events import OrderFacts
-from epos_bridge.domain.locks import HeldLock
-from epos_bridge.domain.orders import StoredPayment, summarise_payments
+from epos_bridge.domain.intents import StoredIntentEvent
+from epos_bridge.domain.locks import HeldLock, stored_lock
+from epos_bridge.domain.orders import (
+    NON_COUNTING_PAYMENT_STATUSES,
+    NOT_PAYABLE_STATUSES,
+    OrderFilter,
+    StoredPayment,
+    display_reference,
+    order_details,
+    summarise_payments,
+)
 from epos_bridge.domain.pagination import PageRequest, SortKey
 from epos_bridge.domain.payments import RecordedIntent
-from epos_bridge.protocol.entities import (
-    Area,
-    CollectionDetails,
-    Customer,
-    DineInDetails,
-    Discount,
-    Modifier,
-    Money,
-    Order,
-    OrderDetails,
-    OrderItem,
-    OrderStatus,
-    OrderSubItem,
-    OrderType,
-    Party,
-    PartyDeposit,
-    PaymentIntentStatus,
-    Reservation,
-    Table,
-    TaxLine,
-)
+from epos_bridge.domain.records import StoredRecord
+from epos_bridge.protocol import entities as wire
+from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.ids import canonical_int_id
 from epos_bridge.protocol.params import RequestHeaders
 from epos_bridge.protocol.times import LONG_AGO, stored_time
@@ -131,10 +123,78 @@ def _where(conditions: Sequence[str]) -> str:
 
 # --- orders -----------------------------------------------------------------------------
 
-COUNTING_PAYMENT = "status NOT IN ('Reversed', 'Refunded', 'Canceled')"
+
+def _quoted(values: Iterable[str]) -> str:
+    """A constant SQL list of the domain's own status names (never input)."""
+    return ", ".join(f"'{v}'" for v in sorted(values))
+
+
+COUNTING_PAYMENT = f"status NOT IN ({_quoted(NON_COUNTING_PAYMENT_STATUSES)})"
+"""``StoredPayment.counts`` in SQL: built from the same statuses."""
 PAID_VALUE_SQL = (
     f"(SELECT COALESCE(SUM(p.paid_amount), 0) FROM payments p WHERE p.order_id = orders.id AND p.{COUNTING_PAYMENT})"  # noqa: S608
 )
+"""``orders.paid_value`` of an ``orders`` row in SQL."""
+PAYABLE_SQL = f"status NOT IN ({_quoted(s.value for s in NOT_PAYABLE_STATUSES)}) AND {PAID_VALUE_SQL} < total_amount"
+"""``orders.is_payable`` in SQL, so a ``payableOnly`` search pages in the database: built from the
+same statuses, and tested against the function (tests/integration/test_sql_follows_the_domain.py)."""
+
+_DINE_IN_COLUMNS = {name: name for name in ("table_id", "waiter_id", "party_id", "reservation_id")}
+"""``SearchDineInDetails`` fields and the ``orders`` columns that hold them (the same names)."""
+
+
+def order_conditions(wanted: OrderFilter) -> tuple[list[str], list[Any]]:
+    """:class:`OrderFilter` as ``WHERE`` conditions over ``orders``."""
+    conditions = [f"status NOT IN ({_quoted(s.value for s in wanted.left_out)})"]
+    args: list[Any] = []
+    for name, value in wanted.dine_in:
+        conditions.append(f"{_DINE_IN_COLUMNS[name]} = ?")
+        args.append(value)
+    if wanted.payable_only:
+        conditions.append(PAYABLE_SQL)
+    return conditions, args
+
+
+def table_conditions(area_id: str | None, waiter_id: str | None) -> tuple[list[str], list[Any]]:
+    """SearchTables (contract §3.11): in an area, served by a waiter."""
+    conditions: list[str] = []
+    args: list[Any] = []
+    if area_id is not None:
+        conditions.append("area_id = ?")
+        args.append(area_id)
+    if waiter_id is not None:
+        conditions.append("EXISTS (SELECT 1 FROM table_waiters w WHERE w.table_id = tables.id AND w.waiter_id = ?)")
+        args.append(waiter_id)
+    return conditions, args
+
+
+def party_conditions(wanted: PartyFilter) -> tuple[list[str], list[Any]]:
+    """:class:`PartyFilter` as ``WHERE`` conditions over ``parties``."""
+    conditions = ["deleted_at IS NULL", "end_time IS NOT NULL" if wanted.departed else "end_time IS NULL"]
+    args: list[Any] = []
+    if wanted.table_id is not None:
+        conditions.append("EXISTS (SELECT 1 FROM party_tables t WHERE t.party_id = parties.id AND t.table_id = ?)")
+        args.append(wanted.table_id)
+    return conditions, args
+
+
+def reservation_conditions(wanted: ReservationFilter) -> tuple[list[str], list[Any]]:
+    """:class:`ReservationFilter` as ``WHERE`` conditions over ``reservations``; stored times are
+    fixed-width UTC text, so they compare as the times do."""
+    conditions = ["deleted_at IS NULL"]
+    args: list[Any] = []
+    if wanted.table_id is not None:
+        conditions.append(
+            "EXISTS (SELECT 1 FROM reservation_tables t WHERE t.reservation_id = reservations.id AND t.table_id = ?)"
+        )
+        args.append(wanted.table_id)
+    if wanted.starts_before is not None:
+        conditions.append("start_time < ?")
+        args.append(format_utc(wanted.starts_before))
+    if wanted.ends_after is not None:
+        conditions.append("end_time > ?")
+        args.append(format_utc(wanted.ends_after))
+    return conditions, args
 
 
 def order_row(db: sqlite_utils.Database, order_id: str) -> Row:
@@ -153,11 +213,11 @@ def parse_int_id(wire_id: str) -> int | None:
 
 
 def order_facts(row: Row) -> OrderFacts:
-    return OrderFacts(reference=reference_of(row), display_name=row["display_name"], table_id=row["table_id"])
-
-
-def reference_of(row: Row) -> str:
-    return str(row["reference"] or f"#{row['id']}")
+    return OrderFacts(
+        reference=display_reference(row["reference"], row["id"]),
+        display_name=row["display_name"],
+        table_id=row["table_id"],
+    )
 
 
 def stored_payments(db: sqlite_utils.Database, order_key: int) -> tuple[StoredPayment, ...]:
@@ -178,12 +238,13 @@ def recorded_intent(db: sqlite_utils.Database, payment_intent_id: str) -> Record
     """Where a paymentIntentId is already recorded, on any order (exact string match)."""
     row = one(
         db,
-        "SELECT order_id, paid_amount, tips_amount FROM payments WHERE payment_intent_id = ? ORDER BY id LIMIT 1",
+        "SELECT order_id, paid_amount, tips_amount, status FROM payments WHERE payment_intent_id = ? "
+        "ORDER BY id LIMIT 1",
         [payment_intent_id],
     )
     if row is None:
         return None
-    return RecordedIntent(str(row["order_id"]), row["paid_amount"], row["tips_amount"])
+    return RecordedIntent(str(row["order_id"]), row["paid_amount"], row["tips_amount"], row["status"])
 
 
 def held_lock(db: sqlite_utils.Database, order_key: int) -> HeldLock | None:
@@ -191,13 +252,11 @@ def held_lock(db: sqlite_utils.Database, order_key: int) -> HeldLock | None:
     if row is None:
         return None
     where = f"the lock on order {order_key}"
-    # An expiry that cannot be read counts as expired: never a lock held for ever, never a bricked order.
-    expires_at = stored_time(row["expires_at"], f"the expiry of {where}") or LONG_AGO
-    return HeldLock(
-        lock_id=row["lock_id"],
-        expires_at=expires_at,
-        locked_at=stored_time(row["locked_at"], f"the start of {where}") or expires_at,
-        requester=RequestHeaders(
+    return stored_lock(
+        row["lock_id"],
+        stored_time(row["expires_at"], f"the expiry of {where}"),
+        stored_time(row["locked_at"], f"the start of {where}"),
+        RequestHeaders(
             dojo_requesting_product=row["dojo_requesting_product"],
             device_id=row["device_id"],
             device_type=row["device_type"],
@@ -206,17 +265,28 @@ def held_lock(db: sqlite_utils.Database, order_key: int) -> HeldLock | None:
     )
 
 
-def latest_intent_status(db: sqlite_utils.Database, payment_intent_id: str) -> PaymentIntentStatus | None:
-    row = one(
-        db,
-        "SELECT payment_status FROM payment_intent_events WHERE payment_intent_id = ? "
-        "ORDER BY created_at DESC, received_at DESC LIMIT 1",
-        [payment_intent_id],
+def intent_events(
+    db: sqlite_utils.Database, payment_intent_id: str, event_id: str | None = None
+) -> list[StoredIntentEvent]:
+    """The events kept for an intent, in the order they arrived, and the one holding ``event_id``
+    (the key is global in this schema), if another intent holds it."""
+    rows = db.query(
+        "SELECT event_id, payment_status, created_at, received_at FROM payment_intent_events "
+        "WHERE payment_intent_id = ? OR event_id = ? ORDER BY rowid",
+        [payment_intent_id, event_id],
     )
-    return PaymentIntentStatus(row["payment_status"]) if row else None
+    return [
+        StoredIntentEvent(
+            r["event_id"],
+            wire.PaymentIntentStatus(r["payment_status"]),
+            stored_time(r["created_at"], "createdAt of a payment-intent event") or LONG_AGO,
+            stored_time(r["received_at"], "receivedAt of a payment-intent event") or LONG_AGO,
+        )
+        for r in rows
+    ]
 
 
-def load_orders(db: sqlite_utils.Database, keys: Sequence[int]) -> list[Order]:
+def load_orders(db: sqlite_utils.Database, keys: Sequence[int]) -> list[wire.Order]:
     """Whole orders with all their lines, in the order of ``keys``; 7 queries per batch."""
     if not keys:
         return []
@@ -251,28 +321,41 @@ def load_orders(db: sqlite_utils.Database, keys: Sequence[int]) -> list[Order]:
     return orders
 
 
-def load_order(db: sqlite_utils.Database, order_id: str) -> Order:
+def load_order(db: sqlite_utils.Database, order_id: str) -> wire.Order:
     row = order_row(db, order_id)
     return load_orders(db, [row["id"]])[0]
+
+
+def _with_links(
+    db: sqlite_utils.Database, table: str, links: str, owner: str, keys: Sequence[Any], order_by: str
+) -> list[tuple[Row, list[Row]]]:
+    """The rows of ``keys`` in that order (a key with no row left out), each with its rows in
+    ``links`` (a table, party or reservation with its waiters or tables)."""
+    if not keys:
+        return []
+    found = {r["id"]: r for r in select_in(db, table, "id", keys)}
+    linked = _group(select_in(db, links, owner, keys, order_by), owner)
+    return [(found[k], linked.get(k, [])) for k in keys if k in found]
 
 
 def _children(db: sqlite_utils.Database, table: str, parent: str, parent_ids: list[int]) -> dict[int, list[Row]]:
     return _group(select_in(db, table, parent, parent_ids, "position, id"), parent)
 
 
-def _group(rows: Iterable[Row], column: str) -> dict[int, list[Row]]:
-    grouped: dict[int, list[Row]] = defaultdict(list)
+def _group(rows: Iterable[Row], column: str) -> dict[Any, list[Row]]:
+    """Rows by the value of ``column`` (a parent's key)."""
+    grouped: dict[Any, list[Row]] = defaultdict(list)
     for row in rows:
         grouped[row[column]].append(row)
     return grouped
 
 
-def money(value: int, currency: str) -> Money:
-    return Money(value=value, currency_code=currency)
+def money(value: int, currency: str) -> wire.Money:
+    return wire.Money(value=value, currency_code=currency)
 
 
-def _modifier(row: Row, currency: str) -> Modifier:
-    return Modifier(
+def _modifier(row: Row, currency: str) -> wire.Modifier:
+    return wire.Modifier(
         name=row["name"],
         plu=row["plu"],
         quantity=row["quantity"],
@@ -280,8 +363,8 @@ def _modifier(row: Row, currency: str) -> Modifier:
     )
 
 
-def _item(row: Row, currency: str, mods: list[Row], subs: list[Row], sub_mods: dict[int, list[Row]]) -> OrderItem:
-    return OrderItem(
+def _item(row: Row, currency: str, mods: list[Row], subs: list[Row], sub_mods: dict[int, list[Row]]) -> wire.OrderItem:
+    return wire.OrderItem(
         name=row["name"],
         plu=row["plu"],
         quantity=row["quantity"],
@@ -289,7 +372,7 @@ def _item(row: Row, currency: str, mods: list[Row], subs: list[Row], sub_mods: d
         note=row["note"],
         modifiers=[_modifier(m, currency) for m in mods] or None,
         sub_items=[
-            OrderSubItem(
+            wire.OrderSubItem(
                 name=s["name"],
                 plu=s["plu"],
                 quantity=s["quantity"],
@@ -303,8 +386,8 @@ def _item(row: Row, currency: str, mods: list[Row], subs: list[Row], sub_mods: d
     )
 
 
-def _discount(row: Row, currency: str) -> Discount:
-    return Discount(
+def _discount(row: Row, currency: str) -> wire.Discount:
+    return wire.Discount(
         name=row["name"],
         amount_total=money(row["amount_total"], currency),
         affected_plu=row["affected_plu"],
@@ -314,8 +397,8 @@ def _discount(row: Row, currency: str) -> Discount:
     )
 
 
-def _tax_line(row: Row, currency: str) -> TaxLine:
-    return TaxLine(
+def _tax_line(row: Row, currency: str) -> wire.TaxLine:
+    return wire.TaxLine(
         amount_total=money(row["amount_total"], currency),
         id=row["tax_id"],
         name=row["name"],
@@ -324,46 +407,45 @@ def _tax_line(row: Row, currency: str) -> TaxLine:
     )
 
 
-def _details(row: Row) -> OrderDetails:
-    if row["order_type"] == OrderType.COLLECTION.value:
-        return OrderDetails(
-            order_type=OrderType.COLLECTION,
-            collection=CollectionDetails(
-                asap=None if row["collection_asap"] is None else bool(row["collection_asap"]),
-                collect_at=parse_time(row["collect_at"], f"collectAt of order {row['id']}"),
-            ),
-        )
-    # contract §6 C3: a till order with no table still carries dineIn: {}.
-    return OrderDetails(
-        order_type=OrderType.DINE_IN,
-        dine_in=DineInDetails(
+def _details(row: Row) -> wire.OrderDetails:
+    return order_details(
+        row["order_type"],
+        wire.DineInDetails(
             table_id=row["table_id"],
             waiter_id=row["waiter_id"],
             party_id=row["party_id"],
             reservation_id=row["reservation_id"],
             ready_at=parse_time(row["ready_at"], f"readyAt of order {row['id']}"),
         ),
+        wire.CollectionDetails(
+            asap=None if row["collection_asap"] is None else bool(row["collection_asap"]),
+            collect_at=parse_time(row["collect_at"], f"collectAt of order {row['id']}"),
+        ),
     )
 
 
-def _customer(row: Row) -> Customer | None:
+def _customer(row: Row) -> wire.Customer | None:
     fields = {
         "id": row["customer_id"],
         "name": row["customer_name"],
         "email_address": row["customer_email"],
         "phone_number": row["customer_phone"],
     }
-    return Customer(**fields) if any(v is not None for v in fields.values()) else None
+    return wire.Customer(**fields) if any(v is not None for v in fields.values()) else None
 
 
 def _order(
-    row: Row, items: list[OrderItem], discounts: list[Discount], taxes: list[TaxLine], payments: list[StoredPayment]
-) -> Order:
+    row: Row,
+    items: list[wire.OrderItem],
+    discounts: list[wire.Discount],
+    taxes: list[wire.TaxLine],
+    payments: list[StoredPayment],
+) -> wire.Order:
     currency = row["currency_code"]
-    status = OrderStatus(row["status"])
+    status = wire.OrderStatus(row["status"])
     summary = summarise_payments(status, row["total_amount"], currency, payments)
     service = row["service_charge_amount"]
-    return Order(
+    return wire.Order(
         id=str(row["id"]),
         status=status,
         details=_details(row),
@@ -379,7 +461,7 @@ def _order(
         payable=summary.payable,
         paid_amount=summary.paid_amount,
         service_charge_amount=money(service, currency) if service is not None else None,
-        reference=reference_of(row),
+        reference=display_reference(row["reference"], row["id"]),
         tips_amount=summary.tips_amount,
         display_name=row["display_name"],
     )
@@ -406,66 +488,84 @@ def venue_details(db: sqlite_utils.Database) -> VenueDetails | None:
     )
 
 
-def load_tables(db: sqlite_utils.Database, keys: Sequence[str]) -> list[Table]:
-    if not keys:
-        return []
-    rows = {r["id"]: r for r in select_in(db, "tables", "id", keys)}
-    waiters = _group_text(select_in(db, "table_waiters", "table_id", keys, "waiter_id"), "table_id")
+def load_tables(db: sqlite_utils.Database, keys: Sequence[str]) -> list[wire.Table]:
     return [
-        Table(
-            id=rows[k]["id"],
-            name=rows[k]["name"],
-            max_covers=rows[k]["max_covers"],
-            area_id=rows[k]["area_id"],
-            waiter_ids=[w["waiter_id"] for w in waiters.get(k, [])],
+        wire.Table(
+            id=row["id"],
+            name=row["name"],
+            max_covers=row["max_covers"],
+            area_id=row["area_id"],
+            waiter_ids=[w["waiter_id"] for w in waiters],
         )
-        for k in keys
-        if k in rows
+        for row, waiters in _with_links(db, "tables", "table_waiters", "table_id", keys, "waiter_id")
     ]
 
 
-def load_areas(db: sqlite_utils.Database) -> list[Area]:
-    waiters = _group_text(db.query("SELECT * FROM area_waiters ORDER BY waiter_id"), "area_id")
+def load_areas(db: sqlite_utils.Database) -> list[wire.Area]:
+    waiters = _group(db.query("SELECT * FROM area_waiters ORDER BY waiter_id"), "area_id")
     return [
-        Area(id=r["id"], name=r["name"], waiter_ids=[w["waiter_id"] for w in waiters.get(r["id"], [])])
+        wire.Area(id=r["id"], name=r["name"], waiter_ids=[w["waiter_id"] for w in waiters.get(r["id"], [])])
         for r in db.query("SELECT * FROM areas ORDER BY name, id")
     ]
 
 
-def _group_text(rows: Iterable[Row], column: str) -> dict[str, list[Row]]:
-    grouped: dict[str, list[Row]] = defaultdict(list)
-    for row in rows:
-        grouped[row[column]].append(row)
-    return grouped
+def known_tables(db: sqlite_utils.Database, table_ids: Sequence[str]) -> set[str]:
+    """Which of ``table_ids`` the POS has."""
+    return {r["id"] for r in select_in(db, "tables", "id", table_ids)}
 
 
-def missing_tables(db: sqlite_utils.Database, table_ids: Sequence[str]) -> list[str]:
-    if not table_ids:
-        return []
-    known = {r["id"] for r in select_in(db, "tables", "id", table_ids)}
-    return [t for t in table_ids if t not in known]
+# --- records Dojo creates ----------------------------------------------------------------
+
+_DOJO_ID_COLUMN = {"orders": "dojo_order_id", "parties": "dojo_party_id", "reservations": "dojo_reservation_id"}
+_DELETED_COLUMN = {"orders": "NULL", "parties": "deleted_at", "reservations": "deleted_at"}
+
+
+def _record(row: Row | None) -> StoredRecord[int] | None:
+    return StoredRecord(int(row["id"]), row["dojo_id"], row["deleted_at"] is not None) if row is not None else None
+
+
+def record_by_dojo_id(db: sqlite_utils.Database, table: str, dojo_id: str) -> StoredRecord[int] | None:
+    """The order, party or reservation holding Dojo's id, deleted or not."""
+    column = _DOJO_ID_COLUMN[table]
+    sql = f"SELECT id, {column} AS dojo_id, {_DELETED_COLUMN[table]} AS deleted_at FROM {table} WHERE {column} = ?"  # noqa: S608
+    return _record(one(db, sql, [dojo_id]))
+
+
+def record(db: sqlite_utils.Database, table: str, wire_id: str) -> StoredRecord[int] | None:
+    """The record a wire id names, deleted or not; ``None`` for an id this POS never issued."""
+    key = parse_int_id(wire_id)
+    if key is None:
+        return None
+    column = _DOJO_ID_COLUMN[table]
+    sql = f"SELECT id, {column} AS dojo_id, {_DELETED_COLUMN[table]} AS deleted_at FROM {table} WHERE id = ?"  # noqa: S608
+    return _record(one(db, sql, [key]))
+
+
+def reservation_of_dojo_id(db: sqlite_utils.Database, dojo_reservation_id: str | None) -> str | None:
+    """The POS id of the reservation holding Dojo's reservation id, if any."""
+    if dojo_reservation_id is None:
+        return None
+    row = one(db, "SELECT id FROM reservations WHERE dojo_reservation_id = ?", [dojo_reservation_id])
+    return str(row["id"]) if row else None
 
 
 # --- parties and reservations ------------------------------------------------------------
 
 
-def load_parties(db: sqlite_utils.Database, keys: Sequence[int]) -> list[Party]:
-    if not keys:
-        return []
-    rows = {r["id"]: r for r in select_in(db, "parties", "id", keys)}
-    tables = _group(select_in(db, "party_tables", "party_id", keys, "position, table_id"), "party_id")
-    return [_party(rows[k], [t["table_id"] for t in tables.get(k, [])]) for k in keys if k in rows]
+def load_parties(db: sqlite_utils.Database, keys: Sequence[int]) -> list[wire.Party]:
+    links = _with_links(db, "parties", "party_tables", "party_id", keys, "position, table_id")
+    return [_party(row, [t["table_id"] for t in tables]) for row, tables in links]
 
 
-def _party(row: Row, table_ids: list[str]) -> Party:
+def _party(row: Row, table_ids: list[str]) -> wire.Party:
     deposit = None
     if row["deposit_amount"] is not None:
-        deposit = PartyDeposit(
+        deposit = wire.PartyDeposit(
             total_amount=money(row["deposit_amount"], row["deposit_currency"] or "GBP"),
             payment_intent_ids=json.loads(row["deposit_payment_intent_ids"] or "[]"),
             description=row["deposit_description"],
         )
-    return Party(
+    return wire.Party(
         id=str(row["id"]),
         start_time=required_time(row["start_time"], f"startTime of party {row['id']}"),
         status=row["status"],
@@ -481,22 +581,18 @@ def _party(row: Row, table_ids: list[str]) -> Party:
     )
 
 
-def load_reservations(db: sqlite_utils.Database, keys: Sequence[int]) -> list[Reservation]:
-    if not keys:
-        return []
-    rows = {r["id"]: r for r in select_in(db, "reservations", "id", keys)}
-    tables = _group(select_in(db, "reservation_tables", "reservation_id", keys, "position, table_id"), "reservation_id")
+def load_reservations(db: sqlite_utils.Database, keys: Sequence[int]) -> list[wire.Reservation]:
+    links = _with_links(db, "reservations", "reservation_tables", "reservation_id", keys, "position, table_id")
     return [
-        Reservation(
-            id=str(rows[k]["id"]),
-            name=rows[k]["name"],
-            covers=rows[k]["covers"],
-            start_time=required_time(rows[k]["start_time"], f"startTime of reservation {k}"),
-            end_time=required_time(rows[k]["end_time"], f"endTime of reservation {k}"),
-            table_ids=[t["table_id"] for t in tables.get(k, [])],
-            host_notes=rows[k]["host_notes"],
-            guest_requests=rows[k]["guest_requests"],
+        wire.Reservation(
+            id=str(row["id"]),
+            name=row["name"],
+            covers=row["covers"],
+            start_time=required_time(row["start_time"], f"startTime of reservation {row['id']}"),
+            end_time=required_time(row["end_time"], f"endTime of reservation {row['id']}"),
+            table_ids=[t["table_id"] for t in tables],
+            host_notes=row["host_notes"],
+            guest_requests=row["guest_requests"],
         )
-        for k in keys
-        if k in rows
+        for row, tables in links
     ]

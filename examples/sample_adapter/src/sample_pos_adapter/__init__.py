@@ -12,18 +12,15 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from epos_bridge.domain import locks, payments
+from epos_bridge.domain import locks, orders, payments
 from epos_bridge.domain.errors import InvalidRequest, NotFound
 from epos_bridge.domain.locks import HeldLock
-from epos_bridge.domain.orders import StoredPayment, is_payable, summarise_payments
-from epos_bridge.domain.pagination import page_bounds, read_cursor
+from epos_bridge.domain.orders import StoredPayment, summarise_payments
+from epos_bridge.domain.pagination import page_bounds, page_of, read_cursor
 from epos_bridge.ports import CallContext, PosAdapter
-from epos_bridge.protocol.ids import canonical_int_id
 from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.protocol.entities import (
-    CLOSED_ORDER_STATUSES,
     Area,
     DineInDetails,
     Money,
@@ -34,6 +31,7 @@ from epos_bridge.protocol.entities import (
     OrderType,
     Table,
 )
+from epos_bridge.protocol.ids import canonical_int_id
 from epos_bridge.protocol.params import PagedOrders, PagedTables
 
 CAPABILITIES = frozenset(
@@ -61,6 +59,19 @@ class TillOrder:
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     payments: list[StoredPayment] = field(default_factory=list)
     lock: HeldLock | None = None
+
+    # What SearchOrders filters on (epos_bridge.domain.orders.SearchedOrder).
+    @property
+    def dine_in(self) -> dict[str, object]:
+        return {"table_id": self.table_id}
+
+    @property
+    def total_value(self) -> int:
+        return self.total
+
+    @property
+    def paid_value(self) -> int:
+        return orders.paid_value(self.payments)
 
 
 @dataclass
@@ -140,20 +151,12 @@ class SamplePosAdapter:
 
     async def search_orders(self, params, ctx: CallContext) -> PagedOrders:  # type: ignore[no-untyped-def]
         request = read_cursor(params.cursor, "orders")
-        table = params.dine_in.table_id if params.dine_in else None
+        wanted = orders.order_filter(params)
 
         def work() -> PagedOrders:
-            everything = sorted(
-                o.id
-                for o in self.venue.orders.values()
-                if o.status not in CLOSED_ORDER_STATUSES
-                and (table is None or o.table_id == table)
-                and (not params.payable_only or is_payable(o.status, o.total, _paid(o)))
-            )
-            page = _page(everything, request.boundary, request.direction == "forward", request.limit)
-            if not page:
-                return PagedOrders(data=[])
-            bounds = page_bounds("orders", list(page), everything[0] < page[0], everything[-1] > page[-1])
+            everything = sorted(o.id for o in self.venue.orders.values() if wanted.matches(o))
+            page, more_before, more_after = page_of(everything, request)
+            bounds = page_bounds("orders", list(page), more_before, more_after)
             data = [self._wire(self.venue.orders[k]) for k in page]
             return PagedOrders(data=data, before=bounds.before, after=bounds.after)
 
@@ -197,25 +200,23 @@ class SamplePosAdapter:
         ctx.record(*change.events)
 
     async def create_order_lock(self, params, ctx: CallContext) -> Order:  # type: ignore[no-untyped-def]
+        return await self._change_lock(params, ctx, locks.decide_create)
+
+    async def extend_order_lock(self, params, ctx: CallContext) -> None:  # type: ignore[no-untyped-def]
+        await self._change_lock(params, ctx, locks.decide_extend)
+
+    async def _change_lock(self, params, ctx: CallContext, decide) -> Order:  # type: ignore[no-untyped-def]
+        """Create and extend share one shape: the rule decides, the till stores what it says."""
+
         def work() -> Order:
             order = self._order(params.order_id)
-            change = locks.decide_create(
+            change = decide(
                 self._lockable(order), order.lock, params.lock_id, params.expiry, datetime.now(UTC), params.headers
             )
             self._apply(order, change, ctx)
             return self._wire(order)
 
         return await self._locked(work)
-
-    async def extend_order_lock(self, params, ctx: CallContext) -> None:  # type: ignore[no-untyped-def]
-        def work() -> None:
-            order = self._order(params.order_id)
-            change = locks.decide_extend(
-                self._lockable(order), order.lock, params.lock_id, params.expiry, datetime.now(UTC), params.headers
-            )
-            self._apply(order, change, ctx)
-
-        await self._locked(work)
 
     async def delete_order_lock(self, params, ctx: CallContext) -> Order:  # type: ignore[no-untyped-def]
         def work() -> Order:
@@ -241,11 +242,8 @@ class SamplePosAdapter:
             ),
             key=lambda t: t.id,
         )
-        keys = [t.id for t in found]
-        page = _page(keys, request.boundary, request.direction == "forward", request.limit)
-        if not page:
-            return PagedTables(data=[])
-        bounds = page_bounds("tables", list(page), keys[0] < page[0], keys[-1] > page[-1])
+        page, more_before, more_after = page_of([t.id for t in found], request)
+        bounds = page_bounds("tables", list(page), more_before, more_after)
         by_id = {t.id: t for t in found}
         return PagedTables(data=[by_id[k] for k in page], before=bounds.before, after=bounds.after)
 
@@ -258,17 +256,6 @@ class SamplePosAdapter:
     create_party = get_party = update_party = delete_party = search_parties = _unsupported
     create_reservation = get_reservation = update_reservation = delete_reservation = _unsupported
     search_reservations = handle_payment_intent_event = _unsupported
-
-
-def _page(keys: list[Any], boundary: Any, forward: bool, limit: int) -> list[Any]:
-    """Keyset pagination over ascending keys (contract §3.23): the cursor names the edge row."""
-    if forward:
-        return [k for k in keys if boundary is None or k > boundary][:limit]
-    return [k for k in keys if boundary is None or k < boundary][-limit:]
-
-
-def _paid(order: TillOrder) -> int:
-    return sum(p.paid_value for p in order.payments if p.counts)
 
 
 @dataclass(frozen=True)
