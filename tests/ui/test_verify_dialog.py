@@ -343,7 +343,12 @@ def test_the_demo_verifies_against_its_simulator_from_the_tray_app(qapp: QApplic
 
     folder = tmp_path / "demo"
     folder.mkdir()
-    code = run_gui(lambda: _demo_bridge(folder, 3600.0, KnownSecrets()), demo=True, on_started=started, settings_path=folder / "s.json")
+    code = run_gui(
+        lambda: _demo_bridge(folder, 3600.0, KnownSecrets()),
+        demo=True,
+        on_started=started,
+        settings_path=folder / "s.json",
+    )
 
     assert "error" not in seen, seen.get("error")
     assert code == 0
