@@ -93,16 +93,17 @@ async def choose_order(panel: TerminalPanel, preferred: str) -> str:
     else the table order with the most left to pay. T20-0020 is open on another till in the demo
     venue: the POS would refuse to record a payment on it."""
     panel.reload_orders()
-    await until(lambda: panel.refresh_button.isEnabled() and panel.orders_model.rowCount() > 0, "open orders")
+    box = panel.orders
+    await until(lambda: box.refresh_button.isEnabled() and box.orders_model.rowCount() > 0, "open orders")
     orders = [
         o
-        for o in panel.orders_model.orders()
+        for o in box.orders_model.orders()
         if o.outstanding > 0 and o.table and o.table != "Collection" and not o.reference.startswith("T20-")
     ]
     if not orders:
         raise RuntimeError("no open order with anything left to pay")
     best = next((o for o in orders if o.order_id == preferred), None) or max(orders, key=lambda o: o.outstanding)
-    panel.select_order(best.order_id)
+    box.select_order(best.order_id)
     return best.order_id
 
 
@@ -179,12 +180,12 @@ async def shoot(parts: GuiParts) -> None:
 
     # --- the payment log, with the counter payments just taken (Refund… starts from a row) -------
     window.show_tab(TAB_PAYMENTS)
-    window.period_combo.setCurrentIndex(1)  # All
-    await until(lambda: window.payment_model.rowCount() > 0, "payments in the log")
+    window.payments_tab.period_combo.setCurrentIndex(1)  # All
+    await until(lambda: window.payments_tab.payment_model.rowCount() > 0, "payments in the log")
     await settle()
-    entries = window.payment_model.entries()
+    entries = window.payments_tab.payment_model.entries()
     counter_row = next((i for i, e in enumerate(entries) if e.product == "PayAtCounter"), 0)
-    window.payment_view.selectRow(counter_row)
+    window.payments_tab.payment_view.selectRow(counter_row)
     await settle()
     save(window, "status-payments.png")
 

@@ -61,12 +61,12 @@ async def shoot(parts: GuiParts) -> None:
     await until(lambda: signals.status.state is ConnectionState.CONNECTED, "the connection to the simulator")
     await until(lambda: signals.registration.report is not None, "the capability registration")
     window.show_tab(TAB_CONNECTION)
-    await until(lambda: window.capabilities_label.text().startswith("In sync"), "the capabilities shown")
+    await until(lambda: window.connection_tab.capabilities_label.text().startswith("In sync"), "the capabilities shown")
     await settle()
     save(window, "verify-connection-tab.png")
 
     # --- the dialog, with Pay at Table held mid-way ------------------------------------------------
-    window.verify_button.click()
+    window.connection_tab.verify_button.click()
     await until(lambda: bool(window.findChildren(VerifyDialog)), "the Verify dialog")
     dialog = window.findChildren(VerifyDialog)[-1]
     dialog.resize(*DIALOG_SIZE)

@@ -170,8 +170,8 @@ def start_gui(qtbot: QtBot, run: Run, make_settings: Callable[..., BridgeSetting
         started.append(gui)
         run(bridge.start())
         tray.start()
-        with qtbot.wait_signal(window.payments_loaded, timeout=5000):
-            window.reload_payments()
+        with qtbot.wait_signal(window.payments_tab.loaded, timeout=5000):
+            window.payments_tab.reload()
         if wait_connected:
             qtbot.waitUntil(lambda: gui.state is ConnectionState.CONNECTED, timeout=10_000)
         return gui
