@@ -5,8 +5,9 @@ what it said, offers Cancel only while Dojo allows it, asks the signature questi
 :class:`~epos_bridge.ui.payment_dialogs.SignatureDialog`, and ends with the outcome in colour:
 green "Recorded on T12-0008", red "Nothing was recorded".
 
-It renders :class:`~epos_bridge.counter.SessionUpdate`; what a status *means* (final,
-succeeded, cancellable) the counter says.
+It renders :class:`~epos_bridge.counter.SessionUpdate` from its codes — the session ``status``
+and the raw ``notificationType`` values — through :mod:`epos_bridge.ui.words`; it does not read
+the update's ``words``. What a status *means* (final, succeeded, cancellable) the counter says.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from epos_bridge.ui.words import (
     capture_not_on_till_words,
     format_money,
     local_time,
+    session_status_words,
+    terminal_prompt_words,
 )
 
 TERMINAL_EMPTY_TEXT = "Card-present payments taken from this till will appear here"
@@ -48,7 +51,7 @@ class SessionView:
 def describe_session(update: SessionUpdate, order_label: str | None) -> SessionView:
     """Big words first (the latest thing the terminal asks for), then the outcome in plain terms."""
     where = order_label or (f"order {update.order_id}" if update.order_id else None)
-    status = update.words
+    status = session_status_words(update.status)
     if update.unrecorded_capture:
         amount = update.amount
         words = capture_not_on_till_words(
@@ -60,7 +63,7 @@ def describe_session(update: SessionUpdate, order_label: str | None) -> SessionV
             return SessionView("Check the signature", "Answer on this screen: does the signature match?", "", "warning")
         if update.status == TerminalSessionStatus.CANCEL_REQUESTED:
             return SessionView("Cancelling…", "Waiting for the terminal to stop", "", "progress")
-        headline = update.notifications[-1] if update.notifications else status
+        headline = terminal_prompt_words(update.notifications[-1]) if update.notifications else status
         detail = status if headline != status else ""
         if update.error:
             return SessionView(headline, detail, f"Dojo did not answer: {update.error} Still checking…", "warning")
@@ -200,11 +203,11 @@ class SessionPanel(QWidget):
         self.last_update = update
         self.title_label.setText(session_title(update.kind, self.order_label, update.amount))
         for notification in update.notifications[self._history_seen :]:
-            self._add_history(notification)
+            self._add_history(terminal_prompt_words(notification))
         self._history_seen = max(self._history_seen, len(update.notifications))
         if update.status != self._last_status:
             self._last_status = update.status
-            self._add_history(f"— {update.words}")
+            self._add_history(f"— {session_status_words(update.status)}")
         if update.error and not update.final:
             self._add_history(f"— Dojo did not answer: {update.error}")
         self._show(describe_session(update, self.order_label))

@@ -27,6 +27,7 @@ socket notifiers. The tests keep that shape, but let **Qt's event processing dri
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
@@ -43,6 +44,7 @@ from pytestqt.qtbot import QtBot
 from epos_bridge.adapters.sqlite.setup import init_database
 from epos_bridge.app import Bridge, demo_settings
 from epos_bridge.config import BridgeSettings
+from epos_bridge.counter import SessionUpdate
 from epos_bridge.gateway.connection_state import ConnectionState
 from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
 from epos_bridge.ui.bridge_signals import BridgeSignals
@@ -51,6 +53,18 @@ from epos_bridge.ui.status_window import StatusWindow
 from epos_bridge.ui.tray import TrayController
 
 T = TypeVar("T")
+
+NOT_SHOWN = "words the counter made, which the UI must not show"
+
+
+def session_update(**fields: Any) -> SessionUpdate:
+    """A :class:`SessionUpdate` as the counter sends it. The UI renders from ``status`` and the raw
+    ``notificationType`` values; ``words`` (while the counter still carries it) is filled with
+    :data:`NOT_SHOWN`, so a test can see the UI never shows it."""
+    if "words" in {field.name for field in dataclasses.fields(SessionUpdate)}:
+        fields.setdefault("words", NOT_SHOWN)
+    return SessionUpdate(**fields)
+
 
 Run = Callable[..., Any]
 

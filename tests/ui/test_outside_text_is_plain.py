@@ -16,14 +16,13 @@ from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QLabel, QWidget
 from pytestqt.qtbot import QtBot
 
-from epos_bridge.counter import SessionUpdate
 from epos_bridge.dojo_api import RegistrationState
 from epos_bridge.gateway.connection_state import ConnectionState, ConnectionStatus
 from epos_bridge.protocol.entities import Money
 from epos_bridge.ui.payment_dialogs import SignatureDialog, TakePaymentDialog
 from epos_bridge.ui.status_window import TAB_TERMINAL
 from epos_bridge.ui.text import PlainLabel, plain_tooltip
-from tests.ui.conftest import Gui
+from tests.ui.conftest import Gui, session_update
 
 HOSTILE = '<b>T12</b><img src="file:///etc/passwd"><a href="https://evil.example/pay">Pay here</a>'
 ORDER = "8"  # demo: T12-0008, nothing paid yet
@@ -62,11 +61,10 @@ def test_every_label_of_the_status_window_and_terminal_tab_is_plain_text(
     gui.signals.registration_changed.emit(RegistrationState(error=HOSTILE, at=now))
     panel = gui.window.terminal_panel
     panel.session_panel.show_update(
-        SessionUpdate(
+        session_update(
             session_id="ts_hostile",
             kind="Sale",
-            status="InProgress",
-            words=HOSTILE,
+            status=HOSTILE,  # an unknown status is shown as Dojo sent it: as text
             notifications=(HOSTILE,),
             final=False,
             succeeded=False,

@@ -19,13 +19,14 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from epos_bridge.counter import SessionUpdate
+from epos_bridge.dojo_api import TerminalSessionStatus
 from epos_bridge.protocol.entities import Money
 from epos_bridge.sim.simulator import DojoSimulator
 from epos_bridge.ui.payment_dialogs import TakePaymentDialog, check_amount, parse_amount
 from epos_bridge.ui.session_panel import describe_session
 from epos_bridge.ui.status_window import TAB_CONNECTION, TAB_PAYMENTS, TAB_TERMINAL
 from epos_bridge.ui.terminal_panel import TerminalPanel
-from tests.ui.conftest import Gui
+from tests.ui.conftest import NOT_SHOWN, Gui, session_update
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -123,7 +124,6 @@ def update(status: str, **changes: Any) -> SessionUpdate:
         "session_id": "ts_1",
         "kind": "Sale",
         "status": status,
-        "words": status,
         "notifications": (),
         "final": False,
         "succeeded": False,
@@ -132,27 +132,34 @@ def update(status: str, **changes: Any) -> SessionUpdate:
         "order_id": ORDER,
         "amount": Money(value=OUTSTANDING, currency_code="GBP"),
     }
-    return SessionUpdate(**{**base, **changes})
+    return session_update(**{**base, **changes})
 
 
 def test_session_words_put_the_terminal_prompt_first() -> None:
-    view = describe_session(
-        update("Initiated", words="Waiting for the card", notifications=("Present card", "Enter PIN")), ORDER_LABEL
-    )
+    view = describe_session(update("Initiated", notifications=("PresentCard", "EnterPin")), ORDER_LABEL)
     assert (view.headline, view.detail, view.tone) == ("Enter PIN", "Waiting for the card", "progress")
-    approved = update("Captured", words="Approved", final=True, succeeded=True, recorded=True, cancellable=False)
+    approved = update("Captured", final=True, succeeded=True, recorded=True, cancellable=False)
     view = describe_session(approved, "T12-0008")
     assert (view.headline, view.outcome, view.tone) == ("Approved", "Recorded on T12-0008", "success")
-    declined = update("Declined", words="Declined by the card issuer", final=True, cancellable=False)
-    assert describe_session(declined, None).outcome == "Nothing was recorded"
+    declined = update("Declined", final=True, cancellable=False)
+    view = describe_session(declined, None)
+    assert (view.headline, view.outcome) == ("Declined by the card issuer", "Nothing was recorded")
     unrecorded = update(
         "Captured",
-        words="Approved",
         final=True,
         succeeded=True,
         error="Approved on the terminal, but the POS did not record it: gone",
     )
     assert describe_session(unrecorded, None).tone == "warning"
+
+
+def test_session_words_come_from_the_codes_and_unknown_codes_show_as_sent() -> None:
+    view = describe_session(update("SomethingNew", notifications=("BlinkTwice",)), None)
+    assert (view.headline, view.detail) == ("BlinkTwice", "SomethingNew")  # an open set (§5.5)
+    for status in [*TerminalSessionStatus, "SomethingNew"]:
+        for final in (False, True):
+            shown = describe_session(update(status, final=final, notifications=("EnterPin",)), ORDER_LABEL)
+            assert NOT_SHOWN not in (shown.headline, shown.detail, shown.outcome)
 
 
 # --- sale ---------------------------------------------------------------------------------------------
