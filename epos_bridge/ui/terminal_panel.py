@@ -27,7 +27,6 @@ from epos_bridge.ui.bridge_signals import BridgeSignals
 from epos_bridge.ui.clock import Clock, utc_now
 from epos_bridge.ui.open_orders import OpenOrdersBox
 from epos_bridge.ui.payment_dialogs import TakePaymentDialog, TerminalRequest
-from epos_bridge.ui.payments_tab import REFUNDABLE
 from epos_bridge.ui.session_panel import SessionPanel
 from epos_bridge.ui.tasks import WidgetTasks
 from epos_bridge.ui.words import format_money, order_words
@@ -108,8 +107,9 @@ class TerminalPanel(QWidget):
         self._open_dialog(request, start, order.reference, outstanding=outstanding)
 
     def refund_payment(self, entry: PaymentLogEntry) -> None:
-        """A matched refund of a recorded payment (the payment log's Refund… action)."""
-        if self.session_panel.busy or entry.status not in REFUNDABLE:
+        """A matched refund of a recorded payment: the payment log's Refund…, which offers it only
+        for a refundable payment (``payments_tab.REFUNDABLE``)."""
+        if self.session_panel.busy:
             return
         signals = self._signals
         label = order_words(entry.order_reference, entry.display_name, entry.order_id)
