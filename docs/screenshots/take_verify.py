@@ -31,6 +31,7 @@ from epos_bridge import app as bridge_app
 from epos_bridge.config import KeyStore
 from epos_bridge.gateway.connection_state import ConnectionState
 from epos_bridge.protocol.capabilities import Capability
+from epos_bridge.protocol.redaction import KnownSecrets
 from epos_bridge.services.verification_report import render_html
 from epos_bridge.sim import simulator as simulator_module
 from epos_bridge.ui.gui import GuiParts, run_gui
@@ -170,7 +171,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="epos-bridge-screenshots-") as tmp:
         folder = Path(tmp)
         code = run_gui(
-            lambda: bridge_app._demo_bridge(folder, NO_PRODUCT_FLOWS_S),
+            lambda: bridge_app._demo_bridge(folder, NO_PRODUCT_FLOWS_S, KnownSecrets([simulator_module.DEMO_API_KEY])),
             demo=True,
             keystore=KeyStore(keyring.backends.fail.Keyring()),  # type: ignore[no-untyped-call]
             settings_path=folder / "settings.json",
