@@ -32,6 +32,7 @@ from PySide6.QtWidgets import QWidget
 from epos_bridge import app as bridge_app
 from epos_bridge.config import KeyStore
 from epos_bridge.gateway.connection_state import ConnectionState
+from epos_bridge.protocol.redaction import KnownSecrets
 from epos_bridge.sim import simulator as simulator_module
 from epos_bridge.ui.gui import GuiParts, run_gui
 from epos_bridge.ui.settings_dialog import SettingsDialog
@@ -93,16 +94,17 @@ async def choose_order(panel: TerminalPanel, preferred: str) -> str:
     else the table order with the most left to pay. T20-0020 is open on another till in the demo
     venue: the POS would refuse to record a payment on it."""
     panel.reload_orders()
-    await until(lambda: panel.refresh_button.isEnabled() and panel.orders_model.rowCount() > 0, "open orders")
+    box = panel.orders
+    await until(lambda: box.refresh_button.isEnabled() and box.orders_model.rowCount() > 0, "open orders")
     orders = [
         o
-        for o in panel.orders_model.orders()
+        for o in box.orders_model.orders()
         if o.outstanding > 0 and o.table and o.table != "Collection" and not o.reference.startswith("T20-")
     ]
     if not orders:
         raise RuntimeError("no open order with anything left to pay")
     best = next((o for o in orders if o.order_id == preferred), None) or max(orders, key=lambda o: o.outstanding)
-    panel.select_order(best.order_id)
+    box.select_order(best.order_id)
     return best.order_id
 
 
@@ -179,12 +181,12 @@ async def shoot(parts: GuiParts) -> None:
 
     # --- the payment log, with the counter payments just taken (Refund… starts from a row) -------
     window.show_tab(TAB_PAYMENTS)
-    window.period_combo.setCurrentIndex(1)  # All
-    await until(lambda: window.payment_model.rowCount() > 0, "payments in the log")
+    window.payments_tab.period_combo.setCurrentIndex(1)  # All
+    await until(lambda: window.payments_tab.payment_model.rowCount() > 0, "payments in the log")
     await settle()
-    entries = window.payment_model.entries()
+    entries = window.payments_tab.payment_model.entries()
     counter_row = next((i for i, e in enumerate(entries) if e.product == "PayAtCounter"), 0)
-    window.payment_view.selectRow(counter_row)
+    window.payments_tab.payment_view.selectRow(counter_row)
     await settle()
     save(window, "status-payments.png")
 
@@ -229,7 +231,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="epos-bridge-screenshots-") as tmp:
         folder = Path(tmp)
         code = run_gui(
-            lambda: bridge_app._demo_bridge(folder, FLOW_INTERVAL_S),
+            lambda: bridge_app._demo_bridge(folder, FLOW_INTERVAL_S, KnownSecrets([simulator_module.DEMO_API_KEY])),
             demo=True,
             keystore=KeyStore(keyring.backends.fail.Keyring()),  # type: ignore[no-untyped-call]
             settings_path=folder / "settings.json",

@@ -31,6 +31,7 @@ from epos_bridge import app as bridge_app
 from epos_bridge.config import KeyStore
 from epos_bridge.gateway.connection_state import ConnectionState
 from epos_bridge.protocol.capabilities import Capability
+from epos_bridge.protocol.redaction import KnownSecrets
 from epos_bridge.services.verification_report import render_html
 from epos_bridge.sim import simulator as simulator_module
 from epos_bridge.ui.gui import GuiParts, run_gui
@@ -61,12 +62,12 @@ async def shoot(parts: GuiParts) -> None:
     await until(lambda: signals.status.state is ConnectionState.CONNECTED, "the connection to the simulator")
     await until(lambda: signals.registration.report is not None, "the capability registration")
     window.show_tab(TAB_CONNECTION)
-    await until(lambda: window.capabilities_label.text().startswith("In sync"), "the capabilities shown")
+    await until(lambda: window.connection_tab.capabilities_label.text().startswith("In sync"), "the capabilities shown")
     await settle()
     save(window, "verify-connection-tab.png")
 
     # --- the dialog, with Pay at Table held mid-way ------------------------------------------------
-    window.verify_button.click()
+    window.connection_tab.verify_button.click()
     await until(lambda: bool(window.findChildren(VerifyDialog)), "the Verify dialog")
     dialog = window.findChildren(VerifyDialog)[-1]
     dialog.resize(*DIALOG_SIZE)
@@ -170,7 +171,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="epos-bridge-screenshots-") as tmp:
         folder = Path(tmp)
         code = run_gui(
-            lambda: bridge_app._demo_bridge(folder, NO_PRODUCT_FLOWS_S),
+            lambda: bridge_app._demo_bridge(folder, NO_PRODUCT_FLOWS_S, KnownSecrets([simulator_module.DEMO_API_KEY])),
             demo=True,
             keystore=KeyStore(keyring.backends.fail.Keyring()),  # type: ignore[no-untyped-call]
             settings_path=folder / "settings.json",

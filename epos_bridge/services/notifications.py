@@ -37,7 +37,8 @@ OFFLINE_GRACE = timedelta(seconds=30)
 _REMEMBERED_PAYMENTS = 1000
 _REMEMBERED_ORDERS = 500
 
-_CURRENCY_SYMBOLS = {"GBP": "£", "EUR": "€", "USD": "$"}
+CURRENCY_SYMBOLS = {"GBP": "£", "EUR": "€", "USD": "$"}
+"""How staff write a currency; any other is written as its code (``40.00 CHF``)."""
 _ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "ISK", "HUF", "CLP", "VND"})
 
 
@@ -81,13 +82,22 @@ class NotificationPreferences(Protocol):
     def notify_each_payment(self) -> bool: ...
 
 
+def currency_symbol(currency: str) -> str | None:
+    """``£`` for GBP; None for a currency without a known symbol."""
+    return CURRENCY_SYMBOLS.get(currency.upper())
+
+
 def format_money(value: int, currency: str) -> str:
-    """Minor units → ``£40.00`` (or ``40.00 CHF`` for a currency without a known symbol)."""
+    """Minor units → ``£40.00`` (or ``40.00 CHF`` for a currency without a known symbol).
+
+    The one money format: notices, the verification report and every widget (through
+    :mod:`epos_bridge.ui.words`, which re-exports it: services may not import the UI).
+    """
     decimals = 0 if currency.upper() in _ZERO_DECIMAL_CURRENCIES else 2
     sign = "-" if value < 0 else ""
     whole, minor = divmod(abs(value), 10**decimals)
     number = f"{whole:,}.{minor:0{decimals}d}" if decimals else f"{whole:,}"
-    symbol = _CURRENCY_SYMBOLS.get(currency.upper())
+    symbol = currency_symbol(currency)
     return f"{sign}{symbol}{number}" if symbol else f"{sign}{number} {currency.upper()}"
 
 

@@ -2,8 +2,8 @@
 
 It renders what the counter reports (``SessionUpdate.unrecorded_capture``) and nothing else:
 one line per such payment, shown until the payment lands (or is refused, which the terminal
-panel explains). It holds no rule; the counter decides, the words live in
-:mod:`epos_bridge.services.notifications`.
+panel explains). It holds no rule; the counter decides, and the words are the notice's own
+(:func:`epos_bridge.ui.words.capture_not_on_till_words`), so the banner and the notification agree.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 from PySide6.QtWidgets import QWidget
 
-from epos_bridge.services.notifications import capture_not_on_till_words
 from epos_bridge.ui.text import PlainLabel
+from epos_bridge.ui.words import capture_not_on_till_words
 
 BANNER_STYLE = (
     "QLabel#captureAlert { background: #b00020; color: white; font-weight: bold; padding: 10px; border-radius: 4px; }"

@@ -21,7 +21,7 @@ import functools
 import logging
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +39,7 @@ from epos_bridge.ui.network_watch import NetworkWatch
 from epos_bridge.ui.single_instance import RaiseServer
 from epos_bridge.ui.status_window import StatusWindow
 from epos_bridge.ui.support import export_diagnostics, open_logs_folder, show_about
+from epos_bridge.ui.tasks import WidgetTasks
 from epos_bridge.ui.text import plain_tooltip
 from epos_bridge.ui.tray import TrayController
 from epos_bridge.ui.verify_dialog import VerifiableBridge, VerifyDialog, open_verify
@@ -130,12 +131,7 @@ class _Support(QObject):
         super().__init__()
         self.raise_server = raise_server
         self.network = network
-        self._tasks: set[asyncio.Task[object]] = set()
-
-    def spawn(self, work: Coroutine[Any, Any, object]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.tasks = WidgetTasks(log, "exporting diagnostics")
 
     def close(self) -> None:
         if self.raise_server is not None:
@@ -170,7 +166,7 @@ def _wire_support(
         if path is not None:
             window.statusBar().showMessage(f"Diagnostics saved to {path} (no secrets inside)", 30_000)
 
-    tray.diagnostics_requested.connect(lambda: support.spawn(export()))
+    tray.diagnostics_requested.connect(lambda: support.tasks.spawn(export()))
     return support
 
 
@@ -207,7 +203,7 @@ async def _serve(
                 support = _wire_support(bridge, signals, window, tray, raise_channel)
                 await bridge.start()
                 tray.start()
-                window.reload_payments()
+                window.payments_tab.reload()
                 if on_started is not None:
                     on_started(GuiParts(bridge, signals, window, tray, quit_requested.set))
                 await quit_requested.wait()

@@ -16,15 +16,13 @@ Both use ``open()``, never ``exec()``: a nested Qt loop would re-enter asyncio (
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer, Signal
-from PySide6.QtGui import QFont, QKeyEvent
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -40,43 +38,29 @@ from PySide6.QtWidgets import (
 
 from epos_bridge.dojo_api import Terminal, TerminalStatus
 from epos_bridge.protocol.entities import Money
-from epos_bridge.services.notifications import format_money
+from epos_bridge.ui.styles import ERROR_STYLE, HINT_STYLE, scaled_font
+from epos_bridge.ui.tasks import WidgetTasks
 from epos_bridge.ui.text import PlainLabel
+from epos_bridge.ui.words import (
+    MATCHED_REFUND,
+    SALE,
+    UNLINKED_REFUND,
+    currency_symbol,
+    format_money,
+    minutes_seconds,
+    terminal_name,
+    terminal_words,
+)
 
 log = logging.getLogger(__name__)
 
-SALE, MATCHED_REFUND, UNLINKED_REFUND = "Sale", "MatchedRefund", "UnlinkedRefund"
-
-TERMINAL_WORDS = {
-    TerminalStatus.AVAILABLE.value: "Available",
-    TerminalStatus.IN_USE.value: "In use",
-    TerminalStatus.OFFLINE.value: "Offline",
-}
-
-ERROR_STYLE = "color: #b3261e;"
-HINT_STYLE = "color: #5f6368;"
 SIGNATURE_TICK_MS = 1000
 
 StartSession = Callable[[str, Money], Awaitable[str]]
 """Start the session on ``terminal_id`` for ``amount``; returns the terminal-session id."""
 
 
-# --- words and rules (pure: unit-testable without widgets) ------------------------------------
-
-
-def scaled_font(base: QFont, factor: float, *, bold: bool = False) -> QFont:
-    """Till screens are read from a step away: key text is drawn larger than Qt's default."""
-    font = QFont(base)
-    font.setPointSizeF(font.pointSizeF() * factor)
-    font.setBold(bold)
-    return font
-
-
-def terminal_words(terminal: Terminal) -> str:
-    """``Terminal 10000001 — Available`` (the TID is what is printed on the machine)."""
-    name = f"Terminal {terminal.tid}" if terminal.tid else terminal.id
-    status = TERMINAL_WORDS.get(terminal.status or "", terminal.status or "Status unknown")
-    return f"{name} — {status}"
+# --- amounts (pure: unit-testable without widgets) ---------------------------------------------
 
 
 def is_available(terminal: Terminal) -> bool:
@@ -207,7 +191,7 @@ class TakePaymentDialog(QDialog):
         self._list_terminals = terminals
         self._start = start
         self._outstanding = outstanding
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = WidgetTasks(log, "a payment-dialog task")
         self._amount_edited = False
         self._starting = False
         self._terminals: list[Terminal] = []
@@ -241,7 +225,8 @@ class TakePaymentDialog(QDialog):
         self.amount_edit.setMaximumWidth(220)
         self.amount_edit.setReadOnly(not request.amount_editable)
         self.amount_edit.setPlaceholderText("0.00")
-        currency = PlainLabel("£" if request.amount.currency_code.upper() == "GBP" else request.amount.currency_code)
+        code = request.amount.currency_code
+        currency = PlainLabel(currency_symbol(code) or code)
         currency.setFont(scaled_font(self.font(), 1.5, bold=True))
         amount_label = PlainLabel("&Amount:")
         amount_label.setBuddy(self.amount_edit)
@@ -295,7 +280,7 @@ class TakePaymentDialog(QDialog):
         self._validate()
         self.load_terminals()
         if outstanding is not None:
-            self._spawn(self._reload_outstanding())
+            self._tasks.spawn(self._reload_outstanding())
 
     # --- what is chosen ---------------------------------------------------------------------
 
@@ -346,7 +331,7 @@ class TakePaymentDialog(QDialog):
         self.refresh_terminals_button.setEnabled(False)
         self.terminal_hint.setText("Asking Dojo which terminals are free…")
         self.terminal_hint.setStyleSheet(HINT_STYLE)
-        self._spawn(self._load_terminals())
+        self._tasks.spawn(self._load_terminals())
 
     async def _load_terminals(self) -> None:
         try:
@@ -416,7 +401,7 @@ class TakePaymentDialog(QDialog):
         self._set_starting(True)
         self.status_label.setStyleSheet("")
         self.status_label.setText(f"Sending {format_money(amount.value, amount.currency_code)} to the terminal…")
-        self._spawn(self._start_on(terminal, amount))
+        self._tasks.spawn(self._start_on(terminal, amount))
 
     async def _start_on(self, terminal: Terminal, amount: Money) -> None:
         try:
@@ -431,7 +416,7 @@ class TakePaymentDialog(QDialog):
             self.load_terminals()
             return
         self.session_id = session_id
-        self.started.emit(session_id, terminal_words(terminal).split(" — ")[0])
+        self.started.emit(session_id, terminal_name(terminal))
         self.accept()
 
     def _set_starting(self, starting: bool) -> None:
@@ -446,25 +431,16 @@ class TakePaymentDialog(QDialog):
         super().reject()
 
     def done(self, result: int) -> None:
-        for task in list(self._tasks):
-            if not task.done() and not self._starting:
-                task.cancel()
+        if not self._starting:  # a session being created must reach the panel
+            self._tasks.cancel()
         super().done(result)
-
-    # --- asyncio ---------------------------------------------------------------------------------
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 # --- signature check -------------------------------------------------------------------------
 
 
 def waited_words(seconds: int) -> str:
-    minutes, rest = divmod(max(0, seconds), 60)
-    return f"Waiting {minutes}:{rest:02d}"
+    return f"Waiting {minutes_seconds(seconds)}"
 
 
 class SignatureDialog(QDialog):
@@ -552,13 +528,9 @@ class SignatureDialog(QDialog):
 
 
 __all__ = [
-    "MATCHED_REFUND",
-    "SALE",
-    "UNLINKED_REFUND",
     "SignatureDialog",
     "TakePaymentDialog",
     "TerminalRequest",
     "check_amount",
     "parse_amount",
-    "terminal_words",
 ]

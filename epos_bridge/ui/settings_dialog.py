@@ -12,7 +12,6 @@ SQLite adapter) for the composition root.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import logging
@@ -53,6 +52,7 @@ from epos_bridge.ports import PosAdapter
 from epos_bridge.protocol.dojo import environment_of
 from epos_bridge.services.settings_service import Apply, IntegrationsReader, SettingsService, TestResult
 from epos_bridge.tls import dojo_http_client
+from epos_bridge.ui.tasks import WidgetTasks
 from epos_bridge.ui.text import PlainLabel, plain_tooltip
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class SettingsDialog(QDialog):
         self._original = settings.model_copy(deep=True)
         self._service = service
         self._adapters = list(installed_adapters or ["sqlite"])
-        self._tasks: set[asyncio.Task[object]] = set()
+        self._tasks = WidgetTasks(log, "a settings-dialog task")
         self._busy = 0
         self._saving = False
         self._draft: BridgeSettings | None = self._original
@@ -386,17 +386,10 @@ class SettingsDialog(QDialog):
     # --- async work ----------------------------------------------------------------------------
 
     def _spawn(self, work: Coroutine[Any, Any, object], *, busy: bool = False) -> None:
-        task = asyncio.ensure_future(work)  # the running (qasync) loop
-        self._tasks.add(task)
+        task = self._tasks.spawn(work)
         if busy:  # counted from now, not from the task's first step, so the UI shows it at once
             self._set_busy(+1)
             task.add_done_callback(lambda _: self._set_busy(-1))
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[object]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("settings dialog task failed", exc_info=task.exception())
 
     def _set_busy(self, delta: int) -> None:
         was = bool(self._busy)
@@ -525,8 +518,7 @@ class SettingsDialog(QDialog):
         super().closeEvent(event)
 
     def _cancel_tasks(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel()
 
 
 # --- wiring for the composition root -------------------------------------------------------------

@@ -14,10 +14,8 @@ late at login, the controller keeps retrying for a while and moves into the tray
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -26,29 +24,22 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from epos_bridge.crash import CrashReport
 from epos_bridge.domain.events import DomainEvent, OrderFacts
-from epos_bridge.gateway.connection_state import ConnectionState, ConnectionStatus
+from epos_bridge.gateway.connection_state import ConnectionStatus
 from epos_bridge.services.activity import PaymentLogEntry
-from epos_bridge.services.notifications import Notice, NotificationRules, format_money
+from epos_bridge.services.notifications import Notice, NotificationRules
 from epos_bridge.ui.bridge_signals import BridgeSignals
+from epos_bridge.ui.clock import Clock, utc_now
 from epos_bridge.ui.icons import IconLibrary, icon_key
-from epos_bridge.ui.status_window import StatusWindow, local_time, utc_now
+from epos_bridge.ui.status_window import StatusWindow
+from epos_bridge.ui.tasks import WidgetTasks
+from epos_bridge.ui.words import STATE_NAMES, format_money, local_time
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
 
 TRAY_RETRY_MS = 3000
 TRAY_RETRIES = 10
 """At login the tray host can start after us: look for it for ~30 s before settling for the window."""
 NOTICE_MS = 10_000
-
-STATE_WORDS = {
-    ConnectionState.CONNECTED: "connected",
-    ConnectionState.CONNECTING: "connecting",
-    ConnectionState.DISCONNECTED: "not connected",
-    ConnectionState.AUTH_FAILED: "API key rejected",
-    ConnectionState.STOPPING: "stopping",
-}
 
 _NOTICE_ICONS = {
     "info": QSystemTrayIcon.MessageIcon.Information,
@@ -59,7 +50,7 @@ _NOTICE_ICONS = {
 
 def tray_tooltip(status: ConnectionStatus, environment: str, last_payment: PaymentLogEntry | None) -> str:
     """``Card payments: connected since 14:02 · sandbox · last payment £40.00 T12 14:31``."""
-    parts = [f"Card payments: {STATE_WORDS[status.state]} since {local_time(status.since)}", environment]
+    parts = [f"Card payments: {STATE_NAMES[status.state]} since {local_time(status.since)}", environment]
     if last_payment is not None:
         where = last_payment.table_id or last_payment.order_reference or last_payment.order_id
         amount = format_money(last_payment.amount_value, last_payment.currency)
@@ -110,7 +101,7 @@ class TrayController(QObject):
         self.icon_key = ""
         self.tooltip = ""
         self.last_payment: PaymentLogEntry | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = WidgetTasks(log, "reading the last payment", level=logging.WARNING)
 
         self.menu = QMenu()
         self.open_action = QAction("&Open status window", self)
@@ -168,14 +159,13 @@ class TrayController(QObject):
                 self._retry_timer.start()
         self._refresh()
         self._tick_timer.start()
-        self._spawn(self._load_last_payment())
+        self._tasks.spawn(self._load_last_payment())
 
     def shutdown(self) -> None:
         """Hide the icon and stop the timers (quitting)."""
         self._tick_timer.stop()
         self._retry_timer.stop()
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel()
         if self.tray is not None:
             self.tray.hide()
         self.menu.deleteLater()  # a parentless QMenu (Qt's tray rule) is ours to delete
@@ -301,13 +291,3 @@ class TrayController(QObject):
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason == QSystemTrayIcon.ActivationReason.DoubleClick:
             self.open_window()
-
-    def _spawn(self, work: Any) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("reading the last payment failed: %s", task.exception())

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -71,7 +71,10 @@ from epos_bridge.services.verification_report import (
     render_html,
     standard_versions,
 )
+from epos_bridge.ui.styles import ERROR_STYLE, HINT_STYLE
+from epos_bridge.ui.tasks import WidgetTasks
 from epos_bridge.ui.text import PlainLabel
+from epos_bridge.ui.words import local_date, local_time
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +95,6 @@ STATUS_COLOURS = {
     FlowStatus.TIMED_OUT: "#8a5a00",
     FlowStatus.IN_PROGRESS: "#1a56a6",
 }
-ERROR_STYLE = "color: #b3261e;"
-HINT_STYLE = "color: #5f6368;"
 STEP_HEADERS = ("#", "Step", "Status", "Started", "Took", "Information")
 PDF_FILTER = "PDF (*.pdf)"
 HTML_FILTER = "HTML (*.html)"
@@ -315,7 +316,7 @@ class VerifyDialog(QDialog):
         self._verification = signals.verification
         self._facts_for = facts_for
         self._file_dialog = file_dialog
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = WidgetTasks(log, "a verification task", on_error=self._task_failed)
         self._forms: dict[str, FlowForm] = {}
         self._flows: list[FlowDescription] = []
         self._live: dict[str, FlowRun] = {}
@@ -416,8 +417,8 @@ class VerifyDialog(QDialog):
         if refusal is not None:
             self._say_unavailable(refusal)
             return
-        self._spawn(self._load())
-        self._spawn(self._find_venue())
+        self._tasks.spawn(self._load())
+        self._tasks.spawn(self._find_venue())
 
     async def _load(self) -> None:
         try:
@@ -505,7 +506,7 @@ class VerifyDialog(QDialog):
         plan = [(flow, self._forms[flow.name].values()) for flow in flows]
         self._running = True
         self._update_buttons()
-        self._spawn(self._run(plan))
+        self._tasks.spawn(self._run(plan))
 
     async def _run(self, plan: list[tuple[FlowDescription, dict[str, str]]]) -> None:
         runs: list[FlowRun] = []
@@ -600,7 +601,7 @@ class VerifyDialog(QDialog):
         self.steps_table.setRowCount(len(steps))
         for row, step in enumerate(steps):
             colour = STATUS_COLOURS.get(step.status)
-            started = step.started_at.astimezone().strftime("%H:%M:%S") if step.started_at else ""
+            started = local_time(step.started_at, seconds=True) if step.started_at else ""
             cells = (
                 _item(str(row + 1), align_right=True),
                 _item(step.name),
@@ -644,7 +645,7 @@ class VerifyDialog(QDialog):
         if not self._verification.runs:
             return
         venue = self.venue_edit.text().strip()
-        stamp = datetime.now(UTC).astimezone().strftime("%Y-%m-%d")
+        stamp = local_date(datetime.now(UTC))
         slug = "-".join(venue.lower().split())[:40] if venue else "venue"
         ask = self._file_dialog or QFileDialog.getSaveFileName
         path, chosen = ask(
@@ -663,7 +664,7 @@ class VerifyDialog(QDialog):
         if as_pdf:
             self._write_pdf(destination, page)
         else:
-            self._spawn(self._write_html(destination, page))
+            self._tasks.spawn(self._write_html(destination, page))
 
     async def _write_html(self, destination: Path, page: str) -> None:
         try:
@@ -705,26 +706,14 @@ class VerifyDialog(QDialog):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         """Closing stops following; a flow already started keeps running at Dojo."""
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel()
         self._signals.detach()
         super().closeEvent(event)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        error = task.exception()
-        if error is not None:
-            log.error("a verification task failed: %s", error, exc_info=error)
-            self._set_banner(f"Something went wrong: {error}", error=True)
-            self._running = False
-            self._update_buttons()
+    def _task_failed(self, error: BaseException) -> None:
+        self._set_banner(f"Something went wrong: {error}", error=True)
+        self._running = False
+        self._update_buttons()
 
 
 # --- wiring for the tray app ------------------------------------------------------------------------

@@ -27,6 +27,7 @@ socket notifiers. The tests keep that shape, but let **Qt's event processing dri
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ from epos_bridge.adapters.sqlite.setup import init_database
 from epos_bridge.app import Bridge, demo_settings
 from epos_bridge.config import BridgeSettings
 from epos_bridge.gateway.connection_state import ConnectionState
+from epos_bridge.services.counter import SessionUpdate
 from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
 from epos_bridge.ui.bridge_signals import BridgeSignals
 from epos_bridge.ui.icons import IconLibrary
@@ -51,6 +53,18 @@ from epos_bridge.ui.status_window import StatusWindow
 from epos_bridge.ui.tray import TrayController
 
 T = TypeVar("T")
+
+NOT_SHOWN = "words the counter made, which the UI must not show"
+
+
+def session_update(**fields: Any) -> SessionUpdate:
+    """A :class:`SessionUpdate` as the counter sends it. The UI renders from ``status`` and the raw
+    ``notificationType`` values; ``words`` (while the counter still carries it) is filled with
+    :data:`NOT_SHOWN`, so a test can see the UI never shows it."""
+    if "words" in {field.name for field in dataclasses.fields(SessionUpdate)}:
+        fields.setdefault("words", NOT_SHOWN)
+    return SessionUpdate(**fields)
+
 
 Run = Callable[..., Any]
 
@@ -170,8 +184,8 @@ def start_gui(qtbot: QtBot, run: Run, make_settings: Callable[..., BridgeSetting
         started.append(gui)
         run(bridge.start())
         tray.start()
-        with qtbot.wait_signal(window.payments_loaded, timeout=5000):
-            window.reload_payments()
+        with qtbot.wait_signal(window.payments_tab.loaded, timeout=5000):
+            window.payments_tab.reload()
         if wait_connected:
             qtbot.waitUntil(lambda: gui.state is ConnectionState.CONNECTED, timeout=10_000)
         return gui

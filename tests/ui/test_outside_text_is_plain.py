@@ -19,11 +19,10 @@ from pytestqt.qtbot import QtBot
 from epos_bridge.dojo_api import RegistrationState
 from epos_bridge.gateway.connection_state import ConnectionState, ConnectionStatus
 from epos_bridge.protocol.entities import Money
-from epos_bridge.services.counter import SessionUpdate
 from epos_bridge.ui.payment_dialogs import SignatureDialog, TakePaymentDialog
 from epos_bridge.ui.status_window import TAB_TERMINAL
 from epos_bridge.ui.text import PlainLabel, plain_tooltip
-from tests.ui.conftest import Gui
+from tests.ui.conftest import Gui, session_update
 
 HOSTILE = '<b>T12</b><img src="file:///etc/passwd"><a href="https://evil.example/pay">Pay here</a>'
 ORDER = "8"  # demo: T12-0008, nothing paid yet
@@ -62,10 +61,10 @@ def test_every_label_of_the_status_window_and_terminal_tab_is_plain_text(
     gui.signals.registration_changed.emit(RegistrationState(error=HOSTILE, at=now))
     panel = gui.window.terminal_panel
     panel.session_panel.show_update(
-        SessionUpdate(
+        session_update(
             session_id="ts_hostile",
             kind="Sale",
-            status=HOSTILE,
+            status=HOSTILE,  # an unknown status is shown as Dojo sent it: as text
             notifications=(HOSTILE,),
             final=False,
             succeeded=False,
@@ -78,7 +77,11 @@ def test_every_label_of_the_status_window_and_terminal_tab_is_plain_text(
 
     assert labels_not_plain(gui.window) == []
     showing = labels_showing(gui.window, HOSTILE)
-    assert {gui.window.last_error_label, gui.window.capabilities_label, panel.session_panel.title_label} <= set(showing)
+    assert {
+        gui.window.connection_tab.last_error_label,
+        gui.window.connection_tab.capabilities_label,
+        panel.session_panel.title_label,
+    } <= set(showing)
     assert all(label.text().count("<img") == 1 for label in showing)  # shown as typed, not rendered
 
 
@@ -89,12 +92,12 @@ def test_a_hostile_order_reference_from_the_pos_is_plain_in_the_list_dialog_and_
         conn.execute("UPDATE orders SET reference = ?, display_name = ? WHERE id = ?", (HOSTILE, HOSTILE, ORDER))
     gui = start_gui()
     panel = gui.window.terminal_panel
-    with qtbot.wait_signal(panel.orders_loaded, timeout=5000):
+    with qtbot.wait_signal(panel.orders.loaded, timeout=5000):
         gui.window.show_tab(TAB_TERMINAL)
-    assert panel.select_order(ORDER)
+    assert panel.orders.select_order(ORDER)
 
     with qtbot.wait_signal(panel.dialog_opened, timeout=2000) as opened:
-        qtbot.mouseClick(panel.take_payment_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(panel.orders.take_payment_button, Qt.MouseButton.LeftButton)
     dialog: TakePaymentDialog = opened.args[0]
     try:
         assert HOSTILE in dialog.subject_label.text()
@@ -106,7 +109,8 @@ def test_a_hostile_order_reference_from_the_pos_is_plain_in_the_list_dialog_and_
 def test_payment_and_signature_dialogs_show_outside_words_as_text(
     qtbot: QtBot, qloop: asyncio.AbstractEventLoop
 ) -> None:
-    from epos_bridge.ui.payment_dialogs import SALE, TerminalRequest
+    from epos_bridge.ui.payment_dialogs import TerminalRequest
+    from epos_bridge.ui.words import SALE
 
     async def no_terminals() -> list[object]:
         return []

@@ -19,14 +19,16 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
+from epos_bridge.dojo_api import TerminalSessionStatus
 from epos_bridge.protocol.entities import Money
 from epos_bridge.services.counter import SessionUpdate
 from epos_bridge.sim.simulator import DojoSimulator
 from epos_bridge.ui.payment_dialogs import TakePaymentDialog, check_amount, parse_amount
+from epos_bridge.ui.session_panel import describe_session
 from epos_bridge.ui.status_window import TAB_CONNECTION, TAB_PAYMENTS, TAB_TERMINAL
-from epos_bridge.ui.terminal_panel import TerminalPanel, describe_session
+from epos_bridge.ui.terminal_panel import TerminalPanel
 from tests.helpers.relay import relay_reading
-from tests.ui.conftest import Gui, Run
+from tests.ui.conftest import NOT_SHOWN, Gui, Run, session_update
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -58,13 +60,13 @@ def panel_of(gui: Gui) -> TerminalPanel:
 
 def open_terminal_tab(gui: Gui, qtbot: QtBot) -> TerminalPanel:
     panel = panel_of(gui)
-    with qtbot.wait_signal(panel.orders_loaded, timeout=5000):
+    with qtbot.wait_signal(panel.orders.loaded, timeout=5000):
         gui.window.show_tab(TAB_TERMINAL)
     return panel
 
 
 def order_row(panel: TerminalPanel, order_id: str = ORDER) -> list[str]:
-    model = panel.orders_model
+    model = panel.orders.orders_model
     row = model.row_of(order_id)
     assert row is not None, f"order {order_id} is listed"
     return [model.data(model.index(row, column)) for column in range(model.columnCount())]
@@ -72,9 +74,9 @@ def order_row(panel: TerminalPanel, order_id: str = ORDER) -> list[str]:
 
 def open_sale_dialog(gui: Gui, qtbot: QtBot, order_id: str = ORDER) -> TakePaymentDialog:
     panel = open_terminal_tab(gui, qtbot)
-    assert panel.select_order(order_id)
+    assert panel.orders.select_order(order_id)
     with qtbot.wait_signal(panel.dialog_opened, timeout=2000) as opened:
-        qtbot.mouseClick(panel.take_payment_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(panel.orders.take_payment_button, Qt.MouseButton.LeftButton)
     dialog: TakePaymentDialog = opened.args[0]
     qtbot.waitUntil(lambda: dialog.chosen_terminal() is not None, timeout=5000)
     return dialog
@@ -132,7 +134,7 @@ def update(status: str, **changes: Any) -> SessionUpdate:
         "order_id": ORDER,
         "amount": Money(value=OUTSTANDING, currency_code="GBP"),
     }
-    return SessionUpdate(**{**base, **changes})
+    return session_update(**{**base, **changes})
 
 
 def test_session_words_put_the_terminal_prompt_first() -> None:
@@ -142,7 +144,8 @@ def test_session_words_put_the_terminal_prompt_first() -> None:
     view = describe_session(approved, "T12-0008")
     assert (view.headline, view.outcome, view.tone) == ("Approved", "Recorded on T12-0008", "success")
     declined = update("Declined", final=True, cancellable=False)
-    assert describe_session(declined, None).outcome == "Nothing was recorded"
+    view = describe_session(declined, None)
+    assert (view.headline, view.outcome) == ("Declined by the card issuer", "Nothing was recorded")
     unrecorded = update(
         "Captured",
         final=True,
@@ -150,6 +153,15 @@ def test_session_words_put_the_terminal_prompt_first() -> None:
         error="Approved on the terminal, but the POS did not record it: gone",
     )
     assert describe_session(unrecorded, None).tone == "warning"
+
+
+def test_session_words_come_from_the_codes_and_unknown_codes_show_as_sent() -> None:
+    view = describe_session(update("SomethingNew", notifications=("BlinkTwice",)), None)
+    assert (view.headline, view.detail) == ("BlinkTwice", "SomethingNew")  # an open set (§5.5)
+    for status in [*TerminalSessionStatus, "SomethingNew"]:
+        for final in (False, True):
+            shown = describe_session(update(status, final=final, notifications=("EnterPin",)), ORDER_LABEL)
+            assert NOT_SHOWN not in (shown.headline, shown.detail, shown.outcome)
 
 
 # --- sale ---------------------------------------------------------------------------------------------
@@ -160,10 +172,10 @@ def test_open_orders_are_listed_with_what_is_outstanding(start_gui: Callable[...
     panel = open_terminal_tab(gui, qtbot)
     assert order_row(panel) == [ORDER_LABEL, "T12", "£36.56", "£0.00", "£36.56"]
     assert order_row(panel, "7")[3:] == ["£20.00", "£78.21"]
-    assert panel.orders_model.row_of("1") is None  # finalized orders are not open
-    assert not panel.take_payment_button.isEnabled()  # nothing selected yet
-    panel.select_order(ORDER)
-    assert panel.take_payment_button.isEnabled()
+    assert panel.orders.orders_model.row_of("1") is None  # finalized orders are not open
+    assert not panel.orders.take_payment_button.isEnabled()  # nothing selected yet
+    panel.orders.select_order(ORDER)
+    assert panel.orders.take_payment_button.isEnabled()
 
 
 def test_a_sale_through_the_dialog_is_approved_and_recorded_once(
@@ -193,11 +205,11 @@ def test_a_sale_through_the_dialog_is_approved_and_recorded_once(
     assert paid(venue) == OUTSTANDING
 
     # The payment log shows it once, as a counter payment; the order list catches up.
-    model = gui.window.payment_model
+    model = gui.window.payments_tab.payment_model
     qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=5000)
     assert [model.data(model.index(0, c)) for c in (1, 2, 3, 7)] == [ORDER_LABEL, "T12", "£36.56", "PayAtCounter"]
     qtbot.waitUntil(lambda: order_row(panel_of(gui))[3:] == ["£36.56", "£0.00"], timeout=5000)
-    assert not panel_of(gui).take_payment_button.isEnabled()  # nothing left to pay on it
+    assert not panel_of(gui).orders.take_payment_button.isEnabled()  # nothing left to pay on it
     qtbot.wait(300)
     assert paid(venue) == OUTSTANDING
     assert model.rowCount() == 1
@@ -234,7 +246,7 @@ def test_a_decline_is_shown_and_records_nothing(
     assert session.outcome_label.text() == "Nothing was recorded"
     assert not session.cancel_button.isEnabled()
     assert paid(venue) == 0 and all_payments(venue) == before
-    assert gui.window.payment_model.rowCount() == 0
+    assert gui.window.payments_tab.payment_model.rowCount() == 0
 
 
 @pytest.mark.parametrize(("accept", "recorded"), [(True, OUTSTANDING), (False, 0)])
@@ -289,7 +301,7 @@ def test_cancel_while_waiting_for_the_card(
         qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(session.cancel_button.isEnabled, timeout=5000)
     assert session.headline_label.text() == "Present card"
-    assert not panel.take_payment_button.isEnabled()  # one session at a time on this panel
+    assert not panel.orders.take_payment_button.isEnabled()  # one session at a time on this panel
     with qtbot.wait_signal(session.finished, timeout=5000) as finished:
         qtbot.mouseClick(session.cancel_button, Qt.MouseButton.LeftButton)
         assert not session.cancel_button.isEnabled()
@@ -329,15 +341,15 @@ def test_a_matched_refund_from_the_payment_log_stops_the_payment_counting(
     start_and_finish(gui, qtbot, open_sale_dialog(gui, qtbot))
     assert paid(venue) == OUTSTANDING
     window = gui.window
-    qtbot.waitUntil(lambda: window.payment_model.rowCount() == 1, timeout=5000)
+    qtbot.waitUntil(lambda: window.payments_tab.payment_model.rowCount() == 1, timeout=5000)
 
     window.show_tab(TAB_PAYMENTS)
-    assert not window.refund_button.isEnabled()
-    window.payment_view.selectRow(0)
-    assert window.refund_button.isEnabled()
+    assert not window.payments_tab.refund_button.isEnabled()
+    window.payments_tab.payment_view.selectRow(0)
+    assert window.payments_tab.refund_button.isEnabled()
     panel = panel_of(gui)
     with qtbot.wait_signal(panel.dialog_opened, timeout=2000) as opened:
-        qtbot.mouseClick(window.refund_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(window.payments_tab.refund_button, Qt.MouseButton.LeftButton)
     dialog: TakePaymentDialog = opened.args[0]
     assert dialog.windowTitle() == "Refund card payment"
     assert dialog.amount_edit.text() == "36.56" and dialog.amount_edit.isReadOnly()
@@ -348,10 +360,13 @@ def test_a_matched_refund_from_the_payment_log_stops_the_payment_counting(
     assert final.kind == "MatchedRefund" and final.succeeded and final.recorded
     assert panel.session_panel.outcome_label.text() == f"Refunded: the payment no longer counts on {ORDER_LABEL}"
     assert paid(venue) == 0
-    qtbot.waitUntil(lambda: window.payment_model.data(window.payment_model.index(0, 6)) == "Refunded", timeout=5000)
+    qtbot.waitUntil(
+        lambda: window.payments_tab.payment_model.data(window.payments_tab.payment_model.index(0, 6)) == "Refunded",
+        timeout=5000,
+    )
     window.show_tab(TAB_PAYMENTS)
-    window.payment_view.selectRow(0)
-    assert not window.refund_button.isEnabled()  # refunded once is enough
+    window.payments_tab.payment_view.selectRow(0)
+    assert not window.payments_tab.refund_button.isEnabled()  # refunded once is enough
 
 
 def test_an_unlinked_refund_takes_an_amount_and_touches_no_order(
@@ -362,7 +377,7 @@ def test_an_unlinked_refund_takes_an_amount_and_touches_no_order(
     before = all_payments(venue)
     panel = open_terminal_tab(gui, qtbot)
     with qtbot.wait_signal(panel.dialog_opened, timeout=2000) as opened:
-        qtbot.mouseClick(panel.unlinked_refund_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(panel.orders.unlinked_refund_button, Qt.MouseButton.LeftButton)
     dialog: TakePaymentDialog = opened.args[0]
     qtbot.waitUntil(lambda: dialog.chosen_terminal() is not None, timeout=5000)
     assert dialog.amount_edit.text() == "" and not dialog.start_button.isEnabled()
@@ -388,17 +403,17 @@ def test_the_payment_flow_works_from_the_keyboard(start_gui: Callable[..., Gui],
     panel = open_terminal_tab(gui, qtbot)
     gui.window.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is gui.window, timeout=3000)
-    panel.select_order(ORDER)
-    panel.orders_view.setFocus()
+    panel.orders.select_order(ORDER)
+    panel.orders.orders_view.setFocus()
     with qtbot.wait_signal(panel.dialog_opened, timeout=2000) as opened:
-        qtbot.keyClick(panel.orders_view, Qt.Key.Key_Return)
+        qtbot.keyClick(panel.orders.orders_view, Qt.Key.Key_Return)
     dialog: TakePaymentDialog = opened.args[0]
     qtbot.waitUntil(lambda: dialog.chosen_terminal() is not None, timeout=5000)
     qtbot.keyClick(dialog, Qt.Key.Key_Escape)
     assert not dialog.isVisible() and paid(venue) == 0
 
     with qtbot.wait_signal(panel.dialog_opened, timeout=2000) as opened:
-        qtbot.keyClick(panel.orders_view, Qt.Key.Key_Return)
+        qtbot.keyClick(panel.orders.orders_view, Qt.Key.Key_Return)
     dialog = opened.args[0]
     qtbot.waitUntil(lambda: dialog.chosen_terminal() is not None and dialog.start_button.isEnabled(), timeout=5000)
     with qtbot.wait_signal(panel.session_panel.finished, timeout=10_000):
@@ -423,21 +438,21 @@ def test_the_outbox_depth_and_delivery_problem_are_live(
     gui = start_gui()
     window = gui.window
     window.show_tab(TAB_CONNECTION)
-    assert window.outbox_depth_label.text() == "0"  # shown after "POS events waiting:"
-    assert window.outbox_error_label.text() == "none"
+    assert window.connection_tab.outbox_depth_label.text() == "0"  # shown after "POS events waiting:"
+    assert window.connection_tab.outbox_error_label.text() == "none"
 
     simulator.rest.fail_events(503)
     run(relay_reading(gui.bridge))  # an edit before the relay's starting position is history
     with sqlite3.connect(venue / "demo-venue.db") as conn:  # the till edits an order
         conn.execute("UPDATE orders SET note = 'no onions' WHERE id = ?", [ORDER])
-    qtbot.waitUntil(lambda: window.outbox_depth_label.text().startswith("1 "), timeout=10_000)
-    qtbot.waitUntil(lambda: window.outbox_error_label.text() != "none", timeout=10_000)
-    assert "503" in window.outbox_error_label.text()
-    assert window.outbox_error_label.text().endswith("the bridge keeps retrying; nothing is lost")
+    qtbot.waitUntil(lambda: window.connection_tab.outbox_depth_label.text().startswith("1 "), timeout=10_000)
+    qtbot.waitUntil(lambda: window.connection_tab.outbox_error_label.text() != "none", timeout=10_000)
+    assert "503" in window.connection_tab.outbox_error_label.text()
+    assert window.connection_tab.outbox_error_label.text().endswith("the bridge keeps retrying; nothing is lost")
 
     simulator.rest.restore_events()
-    qtbot.waitUntil(lambda: window.outbox_depth_label.text() == "0", timeout=15_000)
-    assert window.outbox_error_label.text() == "none"
+    qtbot.waitUntil(lambda: window.connection_tab.outbox_depth_label.text() == "0", timeout=15_000)
+    assert window.connection_tab.outbox_error_label.text() == "none"
     assert simulator.rest.events[-1] == {"eventType": "OrderUpdated", "event": {"orderId": ORDER}}
 
 

@@ -29,13 +29,8 @@ from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID, Dojo
 from epos_bridge.state.payment_log import CSV_COLUMNS
 from epos_bridge.ui.gui import GuiParts, run_gui
 from epos_bridge.ui.icons import IconLibrary
-from epos_bridge.ui.status_window import (
-    TAB_CONNECTION,
-    TAB_LOCKS,
-    TAB_PAYMENTS,
-    TAB_TERMINAL,
-    TERMINAL_EMPTY_TEXT,
-)
+from epos_bridge.ui.session_panel import TERMINAL_EMPTY_TEXT
+from epos_bridge.ui.status_window import TAB_CONNECTION, TAB_LOCKS, TAB_PAYMENTS, TAB_TERMINAL
 from tests.ui.conftest import Gui, Run
 
 pytestmark = pytest.mark.timeout(60)
@@ -78,12 +73,12 @@ def test_connected_after_start_in_no_tray_mode(start_gui: Callable[..., Gui], qt
     assert gui.tray.mode == "window"
     assert gui.window.main_window and gui.window.isVisible()
     assert gui.window.icon_key == "connected"
-    assert gui.window.state_label.text() == "Connected — card payments work"
+    assert gui.window.connection_tab.state_label.text() == "Connected — card payments work"
     assert re.fullmatch(r"Card payments: connected since \d\d:\d\d · sandbox", gui.tray.tooltip)
-    assert gui.window.gateway_label.text() == gui.bridge.settings.ws_url
-    assert gui.window.software_house_label.text() == DEMO_SOFTWARE_HOUSE_ID
-    assert gui.window.environment_label.text().startswith("Sandbox")
-    qtbot.waitUntil(lambda: gui.window.capabilities_label.text().startswith("In sync"), timeout=5000)
+    assert gui.window.connection_tab.gateway_label.text() == gui.bridge.settings.ws_url
+    assert gui.window.connection_tab.software_house_label.text() == DEMO_SOFTWARE_HOUSE_ID
+    assert gui.window.connection_tab.environment_label.text().startswith("Sandbox")
+    qtbot.waitUntil(lambda: gui.window.connection_tab.capabilities_label.text().startswith("In sync"), timeout=5000)
 
 
 def test_icon_follows_drops_and_an_unreachable_gateway(
@@ -98,10 +93,10 @@ def test_icon_follows_drops_and_an_unreachable_gateway(
     qtbot.waitUntil(lambda: gui.tray.icon_key == "connected", timeout=10_000)
 
     run(simulator.gateway.stop())
-    qtbot.waitUntil(lambda: gui.window.state_label.text().startswith("Reconnecting in"), timeout=10_000)
-    assert re.fullmatch(r"Reconnecting in \d+ s \(attempt \d+\)", gui.window.state_label.text())
+    qtbot.waitUntil(lambda: gui.window.connection_tab.state_label.text().startswith("Reconnecting in"), timeout=10_000)
+    assert re.fullmatch(r"Reconnecting in \d+ s \(attempt \d+\)", gui.window.connection_tab.state_label.text())
     assert gui.tray.icon_key.startswith("disconnected")
-    assert gui.window.last_error_label.text() != "None"
+    assert gui.window.connection_tab.last_error_label.text() != "None"
     assert "not connected" in gui.tray.tooltip
 
 
@@ -109,9 +104,9 @@ def test_icon_follows_drops_and_an_unreachable_gateway(
 def test_rejected_key_shows_auth_failed_with_badge_and_notifies(start_gui: Callable[..., Gui], qtbot: QtBot) -> None:
     gui = start_gui(api_key="sk_sandbox_not_the_right_key", wait_connected=False)
     qtbot.waitUntil(lambda: gui.tray.icon_key == "auth_failed+attention", timeout=10_000)
-    assert gui.window.state_label.text() == "Dojo rejected the API key — open Settings"
+    assert gui.window.connection_tab.state_label.text() == "Dojo rejected the API key — open Settings"
     assert gui.window.icon_key == "auth_failed+attention"
-    assert "401" in gui.window.last_error_label.text()
+    assert "401" in gui.window.connection_tab.last_error_label.text()
     # No tray offscreen: the notice lands in the window's status bar.
     qtbot.waitUntil(lambda: "Dojo rejected the API key" in gui.window.statusBar().currentMessage(), timeout=5000)
 
@@ -119,7 +114,7 @@ def test_rejected_key_shows_auth_failed_with_badge_and_notifies(start_gui: Calla
 def test_reconnect_button_reconnects(start_gui: Callable[..., Gui], simulator: DojoSimulator, qtbot: QtBot) -> None:
     gui = start_gui()
     opened = simulator.gateway.connections_opened
-    qtbot.mouseClick(gui.window.reconnect_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(gui.window.connection_tab.reconnect_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: simulator.gateway.connections_opened > opened, timeout=10_000)
     qtbot.waitUntil(lambda: gui.state is ConnectionState.CONNECTED, timeout=10_000)
     assert gui.tray.icon_key == "connected"
@@ -132,7 +127,7 @@ def test_pay_at_table_payment_appears_live(
     start_gui: Callable[..., Gui], simulator: DojoSimulator, run: Run, qtbot: QtBot
 ) -> None:
     gui = start_gui()
-    model = gui.window.payment_model
+    model = gui.window.payments_tab.payment_model
     assert model.rowCount() == 0
     report = run(flows.pay_at_table(simulator.send, table_id="T12"))
     assert report.ok, report.error
@@ -172,20 +167,20 @@ def test_today_all_and_search_filter_rows(start_gui: Callable[..., Gui], run: Ru
     record(gui, run, "pi_today_t12", now - timedelta(seconds=1), "T12")
     record(gui, run, "pi_old_t12", now - timedelta(days=3), "T12")
 
-    with qtbot.wait_signal(window.payments_loaded, timeout=5000) as loaded:
-        window.reload_payments()
+    with qtbot.wait_signal(window.payments_tab.loaded, timeout=5000) as loaded:
+        window.payments_tab.reload()
     assert loaded.args == [2]
-    assert table_texts(window.payment_model, 5) == ["pi_today_t12", "pi_today_t1"]
+    assert table_texts(window.payments_tab.payment_model, 5) == ["pi_today_t12", "pi_today_t1"]
 
-    with qtbot.wait_signal(window.payments_loaded, timeout=5000) as loaded:
-        window.period_combo.setCurrentIndex(1)  # All
+    with qtbot.wait_signal(window.payments_tab.loaded, timeout=5000) as loaded:
+        window.payments_tab.period_combo.setCurrentIndex(1)  # All
     assert loaded.args == [3]
 
-    with qtbot.wait_signal(window.payments_loaded, timeout=5000) as loaded:
-        qtbot.keyClicks(window.search_edit, "T12")  # debounced: one query after typing stops
+    with qtbot.wait_signal(window.payments_tab.loaded, timeout=5000) as loaded:
+        qtbot.keyClicks(window.payments_tab.search_edit, "T12")  # debounced: one query after typing stops
     assert loaded.args == [2]
-    assert set(table_texts(window.payment_model, 5)) == {"pi_today_t12", "pi_old_t12"}
-    assert window.payment_count_label.text() == '2 payments in the log matching "T12"'
+    assert set(table_texts(window.payments_tab.payment_model, 5)) == {"pi_today_t12", "pi_old_t12"}
+    assert window.payments_tab.payment_count_label.text() == '2 payments in the log matching "T12"'
 
 
 def test_export_csv_writes_header_and_rows(
@@ -195,14 +190,14 @@ def test_export_csv_writes_header_and_rows(
     now = datetime.now(UTC)
     record(gui, run, "pi_export_1", now - timedelta(seconds=2), "T1", 4000)
     record(gui, run, "pi_export_2", now - timedelta(seconds=1), "T12", 1999)
-    with qtbot.wait_signal(gui.window.payments_loaded, timeout=5000):
-        gui.window.reload_payments()
+    with qtbot.wait_signal(gui.window.payments_tab.loaded, timeout=5000):
+        gui.window.payments_tab.reload()
     target = tmp_path / "exports" / "till-payments"
     target.parent.mkdir()
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(target), "CSV files (*.csv)"))
 
-    with qtbot.wait_signal(gui.window.exported, timeout=5000) as exported:
-        qtbot.mouseClick(gui.window.export_button, Qt.MouseButton.LeftButton)
+    with qtbot.wait_signal(gui.window.payments_tab.exported, timeout=5000) as exported:
+        qtbot.mouseClick(gui.window.payments_tab.export_button, Qt.MouseButton.LeftButton)
 
     written = target.with_name("till-payments.csv")
     assert exported.args == [2, str(written)]
@@ -219,8 +214,8 @@ def test_export_cancelled_writes_nothing(
 ) -> None:
     gui = start_gui()
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: ("", ""))
-    with qtbot.assert_not_emitted(gui.window.exported, wait=200):
-        gui.window.export_csv()
+    with qtbot.assert_not_emitted(gui.window.payments_tab.exported, wait=200):
+        gui.window.payments_tab.export_csv()
 
 
 # --- locks --------------------------------------------------------------------------------------
@@ -236,19 +231,19 @@ def test_lock_shows_with_countdown_and_disappears_when_released(
 
     answer = run(simulator.send("CreateOrderLockV1", {**lock, "expiry": in_utc(90)}))
     assert "result" in answer, answer
-    qtbot.waitUntil(lambda: window.lock_model.rowCount() == 1, timeout=5000)
-    assert table_texts(window.lock_model, 1) == ["T12"]
-    assert table_texts(window.lock_model, 2) == ["lock_ui_test"]
-    assert table_texts(window.lock_model, 3) == ["PayAtTable · ui-test-terminal · W2"]
-    assert re.fullmatch(r"1:[23]\d", table_texts(window.lock_model, 4)[0])
-    assert not window.locks_empty_label.isVisibleTo(window)
-    assert "created" in window.lock_history.item(0).text()
+    qtbot.waitUntil(lambda: window.locks_tab.lock_model.rowCount() == 1, timeout=5000)
+    assert table_texts(window.locks_tab.lock_model, 1) == ["T12"]
+    assert table_texts(window.locks_tab.lock_model, 2) == ["lock_ui_test"]
+    assert table_texts(window.locks_tab.lock_model, 3) == ["PayAtTable · ui-test-terminal · W2"]
+    assert re.fullmatch(r"1:[23]\d", table_texts(window.locks_tab.lock_model, 4)[0])
+    assert not window.locks_tab.locks_empty_label.isVisibleTo(window)
+    assert "created" in window.locks_tab.lock_history.item(0).text()
 
     answer = run(simulator.send("DeleteOrderLockV1", lock))
     assert "result" in answer, answer
-    qtbot.waitUntil(lambda: window.lock_model.rowCount() == 0, timeout=5000)
-    assert "released" in window.lock_history.item(0).text()
-    assert "lock_ui_test" in window.lock_history.item(0).text()
+    qtbot.waitUntil(lambda: window.locks_tab.lock_model.rowCount() == 0, timeout=5000)
+    assert "released" in window.locks_tab.lock_history.item(0).text()
+    assert "lock_ui_test" in window.locks_tab.lock_history.item(0).text()
 
 
 def test_expired_lock_leaves_the_table_on_the_timer(
@@ -258,9 +253,9 @@ def test_expired_lock_leaves_the_table_on_the_timer(
     order = run(t12_order(simulator))
     lock = {"headers": HEADERS, "orderId": order["id"], "lockId": "lock_short", "expiry": in_utc(1.5)}
     assert "result" in run(simulator.send("CreateOrderLockV1", lock))
-    qtbot.waitUntil(lambda: gui.window.lock_model.rowCount() == 1, timeout=5000)
-    qtbot.waitUntil(lambda: gui.window.lock_model.rowCount() == 0, timeout=5000)
-    assert "expired" in gui.window.lock_history.item(0).text()
+    qtbot.waitUntil(lambda: gui.window.locks_tab.lock_model.rowCount() == 1, timeout=5000)
+    qtbot.waitUntil(lambda: gui.window.locks_tab.lock_model.rowCount() == 0, timeout=5000)
+    assert "expired" in gui.window.locks_tab.lock_history.item(0).text()
 
 
 def test_lock_conflict_badges_until_the_locks_tab_is_seen(
@@ -275,7 +270,7 @@ def test_lock_conflict_badges_until_the_locks_tab_is_seen(
     assert "error" in refused
     assert told.args[0].title == "Order could not be locked"
     qtbot.waitUntil(lambda: gui.tray.icon_key == "connected+attention", timeout=3000)
-    assert "conflict" in gui.window.lock_history.item(0).text()
+    assert "conflict" in gui.window.locks_tab.lock_history.item(0).text()
 
     gui.window.show_tab(TAB_LOCKS)
     qtbot.waitUntil(lambda: gui.tray.icon_key == "connected", timeout=3000)
@@ -297,12 +292,12 @@ def test_tabs_are_reachable_by_keyboard(start_gui: Callable[..., Gui], qtbot: Qt
     assert window.tabs.currentIndex() == TAB_LOCKS
     qtbot.keyClick(window, Qt.Key.Key_4, Qt.KeyboardModifier.ControlModifier)
     assert window.tabs.currentIndex() == TAB_TERMINAL
-    assert window.terminal_empty_label.text() == TERMINAL_EMPTY_TEXT
+    assert window.terminal_panel.session_panel.empty_label.text() == TERMINAL_EMPTY_TEXT
     qtbot.keyClick(window, Qt.Key.Key_Tab, Qt.KeyboardModifier.ControlModifier)
     assert window.tabs.currentIndex() == TAB_CONNECTION
     qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
     assert window.tabs.currentIndex() == TAB_PAYMENTS
-    assert window.search_edit.hasFocus()
+    assert window.payments_tab.search_edit.hasFocus()
     # The menu bar carries the tray's actions, with mnemonics and shortcuts.
     assert [a.text() for a in window.menuBar().actions()] == ["&Bridge", "&View"]
     assert window.quit_action.shortcut().toString() == "Ctrl+Q"
@@ -392,7 +387,7 @@ def test_run_gui_serves_and_quits_cleanly(qapp: QApplication, tmp_path: Path) ->
             async with asyncio.timeout(10):
                 await connected.wait()
             seen["icon"] = parts.tray.icon_key
-            seen["label"] = parts.window.state_label.text()
+            seen["label"] = parts.window.connection_tab.state_label.text()
             parts.quit()
 
         seen["task"] = asyncio.get_running_loop().create_task(connected_then_quit())

@@ -35,7 +35,7 @@ def open_from_the_connection_tab(gui: Gui, qtbot: QtBot, **options: Any) -> Veri
     """As the tray app wires it (``ui/gui.py``): the button asks, ``open_verify`` answers."""
     gui.window.verify_requested.connect(lambda: open_verify(gui.window, gui.bridge, **options))
     gui.window.show()
-    qtbot.mouseClick(gui.window.verify_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(gui.window.connection_tab.verify_button, Qt.MouseButton.LeftButton)
     dialog = gui.window.findChild(VerifyDialog)
     assert isinstance(dialog, VerifyDialog)
     return dialog
@@ -271,7 +271,7 @@ def test_a_production_key_explains_why_verifying_is_off_and_asks_dojo_nothing(
 def test_a_second_click_brings_the_open_dialog_forward(start_gui: Callable[..., Gui], qtbot: QtBot) -> None:
     gui = start_gui()
     first = loaded(gui, qtbot)
-    qtbot.mouseClick(gui.window.verify_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(gui.window.connection_tab.verify_button, Qt.MouseButton.LeftButton)
     assert gui.window.findChildren(VerifyDialog) == [first]
     first.close()
 
@@ -320,7 +320,7 @@ def test_the_demo_verifies_against_its_simulator_from_the_tray_app(qapp: QApplic
                 async with asyncio.timeout(30):
                     await until(lambda: parts.signals.status.state is ConnectionState.CONNECTED)
                     await until(lambda: parts.bridge.registration.at is not None)
-                    parts.window.verify_button.click()
+                    parts.window.connection_tab.verify_button.click()
                     dialog = parts.window.findChild(VerifyDialog)
                     assert isinstance(dialog, VerifyDialog)
                     await until(lambda: dialog.run_button.isEnabled())
