@@ -37,7 +37,7 @@ from epos_bridge.instance import (
     new_raise_channel,
 )
 from epos_bridge.logs import configure_logging
-from epos_bridge.ports import CallContext, PosAdapter
+from epos_bridge.ports import AdapterFactory, CallContext, PosAdapter
 from epos_bridge.private_files import private_dir, private_file
 from epos_bridge.protocol.dojo import redact
 from epos_bridge.protocol.jsonrpc import printable_id
@@ -66,14 +66,20 @@ DEMO_TESTER_PAUSE_S = 0.2
 """The demo's EPOS tester tool pauses between steps, so they can be watched arriving."""
 
 
-def open_adapter(settings: BridgeSettings) -> PosAdapter:
-    """The configured POS adapter (built-in or installed through the ``epos_bridge.adapters``
-    entry point); a bad choice is a ConfigError naming the setting and what is installed."""
+def adapter_factory(settings: BridgeSettings) -> AdapterFactory:
+    """The configured kind of POS storage (built-in or installed through the
+    ``epos_bridge.adapters`` entry point); a bad choice is a ConfigError naming the setting."""
     adapters = installed_adapters()
     factory = adapters.get(settings.adapter)
     if factory is None:
         installed = ", ".join(adapters)
         raise ConfigError([(ENV_VARS["adapter"], f"unknown adapter {settings.adapter!r}; installed: {installed}")])
+    return factory
+
+
+def open_adapter(settings: BridgeSettings) -> PosAdapter:
+    """The configured POS adapter, opened on the configured database."""
+    factory = adapter_factory(settings)
     if settings.db_path is None:
         raise ConfigError([(ENV_VARS["db_path"], "the POS database path is not set")])
     return factory.open(settings.db_path)
@@ -164,7 +170,9 @@ class Bridge:
         self._stopped = False
 
     def _connection(self, settings: BridgeSettings) -> PosConnection:
-        return PosConnection(open_adapter(settings), publish=self.events.publish, name=settings.adapter)
+        adapter = open_adapter(settings)
+        changes = adapter_factory(settings).change_source(adapter)
+        return PosConnection(adapter, changes=changes, publish=self.events.publish, name=settings.adapter)
 
     # --- what the UI reads and subscribes to ---------------------------------------------------
 

@@ -8,7 +8,6 @@ import io
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,9 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--demo", action="store_true", help="seed a believable demo venue into a new database")
     init.add_argument(
         "--adapter",
-        choices=("sqlite", "jsonfile"),
-        default="sqlite",
-        help="sqlite: a reference database file (default); jsonfile: a folder of JSON files (docs/file-database.md)",
+        default="sqlite",  # the settings default (config.BridgeSettings.adapter); config loads lazily
+        help="an installed adapter (epos-bridge capabilities lists them); sqlite, the default, is a reference "
+        "database file; jsonfile a folder of JSON files (docs/file-database.md)",
     )
     init.set_defaults(handler=_db_init)
 
@@ -280,44 +279,22 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _db_init(args: argparse.Namespace) -> int:
-    if args.adapter == "jsonfile":
-        return _folder_init(args)
-    from epos_bridge.adapters.sqlite.setup import DatabaseInitError, init_database
+    """Whatever the adapter: its factory creates (or upgrades) its own storage."""
+    from epos_bridge.adapters.registry import installed_adapters
+    from epos_bridge.ports import AdapterInitError
 
+    adapters = installed_adapters()
+    factory = adapters.get(args.adapter)
+    if factory is None:
+        print(f"epos-bridge: unknown adapter {args.adapter!r}; installed: {', '.join(adapters)}", file=sys.stderr)
+        return 2
     try:
-        report = init_database(args.path, demo=args.demo, now=datetime.now(UTC))
-    except DatabaseInitError as exc:
+        lines = factory.init(args.path, demo=args.demo)
+    except AdapterInitError as exc:
         print(f"epos-bridge: {exc}", file=sys.stderr)
         return 1
-    if report.from_version == report.to_version:
-        print(f"{report.path}: reference schema v{report.to_version}, already current")
-    else:
-        print(f"{report.path}: reference schema v{report.from_version} -> v{report.to_version}")
-    if report.demo is not None:
-        d = report.demo
-        print(
-            f"demo venue: {d.areas} areas, {d.tables} tables, {d.open_orders} open orders, "
-            f"{d.seated_parties} seated parties, {d.reservations} reservations"
-        )
-    return 0
-
-
-def _folder_init(args: argparse.Namespace) -> int:
-    from epos_bridge.adapters.jsonfile.setup import FolderInitError, init_folder
-
-    try:
-        report = init_folder(args.path, demo=args.demo, now=datetime.now(UTC))
-    except FolderInitError as exc:
-        print(f"epos-bridge: {exc}", file=sys.stderr)
-        return 1
-    state = "created" if report.created else "already a file database"
-    print(f"{report.path}: file database {state}")
-    if report.demo is not None:
-        d = report.demo
-        print(
-            f"demo venue: {d.areas} areas, {d.tables} tables, {d.open_orders} open orders, "
-            f"{d.seated_parties} seated parties, {d.reservations} reservations"
-        )
+    for line in lines:
+        print(line)
     return 0
 
 

@@ -513,6 +513,13 @@ class DemoSummary:
     reservations: int
     payments: int
 
+    def words(self) -> str:
+        """``demo venue: 2 areas, 6 tables, …`` for ``epos-bridge db init --demo``."""
+        return (
+            f"demo venue: {self.areas} areas, {self.tables} tables, {self.open_orders} open orders, "
+            f"{self.seated_parties} seated parties, {self.reservations} reservations"
+        )
+
 
 class DemoSeedRefused(Exception):
     """The storage is not fresh and empty: demo data only goes into an empty POS."""

@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 from epos_bridge.domain.events import DomainEvent
@@ -275,3 +276,52 @@ class CounterSessionStore(Protocol):
     async def set_status(self, session_id: str, status: str, *, outcome_recorded: bool = False) -> None: ...
 
     async def unfinished(self) -> list[CounterSession]: ...
+
+
+# --- kinds of POS storage (adapters/registry.py collects them) ---------------------------------
+
+LocationKind = Literal["file", "folder"]
+
+
+class AdapterInitError(Exception):
+    """``AdapterFactory.init`` could not create or upgrade the storage; the message says why."""
+
+
+@runtime_checkable
+class AdapterFactory(Protocol):
+    """Everything the rest of the bridge needs to know about one kind of POS storage, so that no
+    CLI command, settings check, dialog or ``doctor`` branches on an adapter's name.
+
+    ``open`` must not block: an adapter does its I/O later, on a worker thread.
+    """
+
+    @property
+    def description(self) -> str:
+        """One line for ``epos-bridge capabilities``: what storage, what EPOS_BRIDGE_DB names."""
+        ...
+
+    @property
+    def location(self) -> LocationKind:
+        """Whether EPOS_BRIDGE_DB names a file or a folder (Settings' Browse… picks accordingly)."""
+        ...
+
+    def init(self, location: Path, *, demo: bool) -> list[str]:
+        """Create (or upgrade) the storage, with a demo venue if asked; lines saying what was done.
+        Raises :class:`AdapterInitError`."""
+        ...
+
+    async def problem(self, location: Path) -> str | None:
+        """A sentence naming what is wrong with ``location`` for this adapter, or ``None``.
+        Changes nothing: no file is created, migrated or written."""
+        ...
+
+    def open(self, location: Path) -> PosAdapter: ...
+
+    async def check_writable(self, adapter: PosAdapter) -> None:
+        """Raise :class:`epos_bridge.domain.errors.PosUnavailable` unless ``adapter`` (opened by
+        this factory) can write: payments and locks need it, reads alone do not prove it."""
+        ...
+
+    def change_source(self, adapter: PosAdapter) -> ChangeSource | None:
+        """The change log behind POS events (contract §5.2), or ``None`` if this storage has none."""
+        ...

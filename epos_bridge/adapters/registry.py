@@ -5,7 +5,9 @@ A third-party adapter package declares, in its ``pyproject.toml``::
     [project.entry-points."epos_bridge.adapters"]
     mypos = "mypos_bridge:factory"
 
-where ``factory`` is an :class:`AdapterFactory` (or a zero-argument callable returning one).
+where ``factory`` is an :class:`epos_bridge.ports.AdapterFactory` (or a zero-argument callable
+returning one). An older factory with only ``description`` and ``open`` still works, as a
+:class:`MinimalFactory`.
 ``EPOS_BRIDGE_ADAPTER=mypos`` then selects it. The built-ins (``sqlite``, ``jsonfile``) are
 always present, installed or not, so a source checkout works; an entry point cannot replace a
 built-in name (a package must not silently take over where payments are recorded).
@@ -14,62 +16,78 @@ built-in name (a package must not silently take over where payments are recorded
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
-from epos_bridge.ports import PosAdapter
+from epos_bridge.domain.errors import EposFailure
+from epos_bridge.ports import AdapterFactory, AdapterInitError, CallContext, ChangeSource, LocationKind, PosAdapter
+from epos_bridge.protocol.params import SearchTablesParams
+
+__all__ = ["BUILT_IN", "AdapterFactory", "BrokenAdapter", "MinimalFactory", "installed_adapters", "load_factory"]
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "epos_bridge.adapters"
 
 
-@runtime_checkable
-class AdapterFactory(Protocol):
-    """Opens one kind of POS storage. ``open`` must not block: do I/O later, on a worker thread."""
+class OpenOnly(Protocol):
+    """What an older adapter package's factory offers: a description and ``open``."""
 
     @property
-    def description(self) -> str:
-        """One line for ``epos-bridge capabilities``: what storage, what EPOS_BRIDGE_DB names."""
-        ...
+    def description(self) -> str: ...
 
     def open(self, location: Path) -> PosAdapter: ...
 
 
-@dataclass(frozen=True)
-class SimpleFactory:
-    """An :class:`AdapterFactory` from a description and an ``open`` function."""
+class MinimalFactory:
+    """A whole :class:`AdapterFactory` around one that only describes and opens: it cannot create
+    its storage, checks it by reading, cannot prove it writable and sends no POS events."""
 
-    description: str
-    opener: Callable[[Path], PosAdapter]
+    location: LocationKind = "file"
+
+    def __init__(self, inner: OpenOnly) -> None:
+        self._inner = inner
+
+    @property
+    def description(self) -> str:
+        return self._inner.description
+
+    def init(self, location: Path, *, demo: bool) -> list[str]:
+        raise AdapterInitError("this adapter cannot create its database; use the POS's own tools")
+
+    async def problem(self, location: Path) -> str | None:
+        try:
+            adapter = self.open(location)
+            try:
+                await adapter.search_tables(SearchTablesParams(), CallContext(trace_id="settings-check"))
+            finally:
+                await adapter.close()
+        except EposFailure as exc:
+            return exc.message
+        except Exception as exc:
+            return f"The POS database {location} could not be opened: {exc}"
+        return None
 
     def open(self, location: Path) -> PosAdapter:
-        return self.opener(location)
+        return self._inner.open(location)
+
+    async def check_writable(self, adapter: PosAdapter) -> None:
+        return None
+
+    def change_source(self, adapter: PosAdapter) -> ChangeSource | None:
+        return None
 
 
-def _open_sqlite(location: Path) -> PosAdapter:
-    from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
+def _builtins() -> dict[str, AdapterFactory]:
+    from epos_bridge.adapters.jsonfile.factory import JsonFileFactory
+    from epos_bridge.adapters.sqlite.factory import SqliteFactory
 
-    return SqlitePosAdapter.open(location)
-
-
-def _open_jsonfile(location: Path) -> PosAdapter:
-    from epos_bridge.adapters.jsonfile.adapter import JsonFilePosAdapter
-
-    return JsonFilePosAdapter.open(location)
+    return {"sqlite": SqliteFactory(), "jsonfile": JsonFileFactory()}
 
 
-BUILT_IN: dict[str, AdapterFactory] = {
-    "sqlite": SimpleFactory(
-        "the reference SQLite schema (docs/reference-schema.md); EPOS_BRIDGE_DB is the file", _open_sqlite
-    ),
-    "jsonfile": SimpleFactory(
-        "a folder of JSON files (docs/file-database.md); EPOS_BRIDGE_DB is the folder", _open_jsonfile
-    ),
-}
+BUILT_IN: dict[str, AdapterFactory] = _builtins()
 
 
 class BrokenAdapter(Exception):
@@ -97,7 +115,7 @@ def installed_adapters(*, include_broken: bool = False) -> dict[str, AdapterFact
         except BrokenAdapter as exc:
             log.warning("%s", exc)
             if include_broken:
-                found[entry.name] = SimpleFactory(f"cannot be loaded: {exc}", _raiser(exc))
+                found[entry.name] = MinimalFactory(_Broken(f"cannot be loaded: {exc}", exc))
     return found
 
 
@@ -108,28 +126,36 @@ def load_factory(entry: EntryPoint) -> AdapterFactory:
     except Exception as exc:
         raise BrokenAdapter(f"adapter {entry.name!r} ({entry.value}) failed to import: {exc}") from exc
     factory = target
-    if not isinstance(factory, AdapterFactory) and callable(target):
+    if not _opens(factory) and callable(target):
         try:
             factory = target()
         except Exception as exc:
             raise BrokenAdapter(f"adapter {entry.name!r} ({entry.value}) failed to start: {exc}") from exc
-    if not isinstance(factory, AdapterFactory):
-        raise BrokenAdapter(
-            f"adapter {entry.name!r} ({entry.value}) is not an adapter factory: it needs a 'description' "
-            "and an 'open(location)' method"
-        )
-    return factory
+    if isinstance(factory, AdapterFactory):
+        return factory
+    if _opens(factory):
+        return MinimalFactory(factory)
+    raise BrokenAdapter(
+        f"adapter {entry.name!r} ({entry.value}) is not an adapter factory: it needs at least a 'description' "
+        "and an 'open(location)' method (docs/writing-an-adapter.md)"
+    )
+
+
+def _opens(candidate: object) -> bool:
+    return isinstance(getattr(candidate, "description", None), str) and callable(getattr(candidate, "open", None))
 
 
 def _builtin_target(name: str) -> str:
     return f"epos_bridge.adapters.registry:BUILT_IN_{name.upper()}"
 
 
-def _raiser(exc: BrokenAdapter) -> Callable[[Path], PosAdapter]:
-    def open_broken(location: Path) -> PosAdapter:
-        raise exc
+@dataclass(frozen=True)
+class _Broken:
+    description: str
+    error: BrokenAdapter
 
-    return open_broken
+    def open(self, location: Path) -> PosAdapter:
+        raise self.error
 
 
 BUILT_IN_SQLITE = BUILT_IN["sqlite"]

@@ -32,10 +32,14 @@ class PosConnection:
         self,
         adapter: PosAdapter,
         *,
+        changes: ChangeSource | None = None,
         publish: Callable[[DomainEvent], None] = lambda event: None,
         name: str = "POS",
     ) -> None:
+        """``changes``: the adapter's change log (``AdapterFactory.change_source``); without one
+        the connection sends no POS events."""
         self.adapter = adapter
+        self._changes = changes
         self.name = name
         self.dispatcher = Dispatcher(adapter, publish=publish)
         self.relay: PosEventRelay | None = None
@@ -70,11 +74,10 @@ class PosConnection:
         on_status: Callable[[RelayStatus], None] | None = None,
     ) -> None:
         """POS events need the adapter's change log; an adapter without one sends none."""
-        source = getattr(self.adapter, "changes", None)
-        if not isinstance(source, ChangeSource):
+        if self._changes is None:
             log.info("the %s adapter has no change log: POS events are not sent", self.name)
             return
-        self.relay = PosEventRelay(source, source_key, outbox, send, on_status=on_status)
+        self.relay = PosEventRelay(self._changes, source_key, outbox, send, on_status=on_status)
         self._relay_task = asyncio.create_task(self.relay.run(), name=f"pos-events:{self.name}")
 
     async def stop_relay(self) -> None:

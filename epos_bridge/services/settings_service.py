@@ -18,8 +18,6 @@ Promises:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -30,9 +28,8 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 from pydantic import SecretStr
 
 from epos_bridge.domain.errors import EposFailure
-from epos_bridge.ports import CallContext, PosAdapter
+from epos_bridge.ports import AdapterFactory, LocationKind
 from epos_bridge.protocol.dojo import environment_of, redact
-from epos_bridge.protocol.params import SearchTablesParams
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +111,6 @@ class IntegrationsReader(Protocol):
 
 DojoFactory = Callable[[S, str], AbstractAsyncContextManager[IntegrationsReader]]
 """(draft settings, API key) → a Dojo client for them, its HTTP client closed on exit."""
-AdapterOpener = Callable[[Path], PosAdapter]
 Apply = Callable[[S], Awaitable[list[str]]]
 """``Bridge.apply_settings``: reconnect/re-register now; returns what changed, in words."""
 
@@ -141,12 +137,12 @@ class SettingsService(Generic[S]):
         settings_file: SettingsFile[S],
         *,
         dojo: DojoFactory[S],
-        adapters: Mapping[str, AdapterOpener],
+        adapters: Mapping[str, AdapterFactory],
         apply: Apply[S] | None = None,
         environ: Mapping[str, str] | None = None,
         env_vars: Mapping[str, str] | None = None,
     ) -> None:
-        """``adapters`` maps each installed adapter name to a read-only opener of its database.
+        """``adapters`` maps each installed adapter name to its factory (``adapters.registry``).
         ``environ``/``env_vars`` (``config.ENV_VARS``) tell which values came from the environment."""
         self._keystore = keystore
         self._file = settings_file
@@ -159,6 +155,11 @@ class SettingsService(Generic[S]):
     @property
     def installed_adapters(self) -> list[str]:
         return sorted(self._adapters)
+
+    def location_of(self, adapter: str) -> LocationKind:
+        """Whether the adapter's database is a file or a folder (what Browse… picks)."""
+        factory = self._adapters.get(adapter)
+        return factory.location if factory is not None else "file"
 
     @property
     def settings_path(self) -> Path:
@@ -203,33 +204,20 @@ class SettingsService(Generic[S]):
     async def check_database(self, adapter: str, path: Path | None) -> str | None:
         """``None`` when ``path`` can be served by ``adapter``, else a sentence naming the problem.
 
-        Opens the database through the adapter's own code (a SearchTables call), without
-        creating or migrating anything.
+        The adapter's own check (``AdapterFactory.problem``), which creates and migrates nothing.
         """
+        factory = self._adapters.get(adapter)
         if path is None or not str(path).strip():
-            return "Choose the POS database file."
-        opener = self._adapters.get(adapter)
-        if opener is None:
+            return f"Choose the POS database {factory.location if factory is not None else 'file'}."
+        if factory is None:
             installed = ", ".join(self.installed_adapters) or "none"
             return f"The {adapter} adapter is not installed (installed: {installed})."
-        path = Path(path)  # BridgeSettings already expanded "~"
-        found = await asyncio.to_thread(_file_problem, path)  # a network share can be slow to stat
-        if found is not None:
-            return found
         try:
-            pos = opener(path)
+            return await factory.problem(Path(path))  # BridgeSettings already expanded "~"
         except EposFailure as exc:
             return exc.message
         except Exception as exc:
             return f"The POS database {path} could not be opened: {exc}"
-        try:
-            await pos.search_tables(SearchTablesParams(), CallContext(trace_id="settings-check"))
-        except EposFailure as exc:
-            return exc.message
-        finally:
-            with contextlib.suppress(Exception):
-                await pos.close()
-        return None
 
     # --- Save ------------------------------------------------------------------------------------
 
@@ -293,16 +281,6 @@ class SettingsService(Generic[S]):
         if insecure and not stored.allow_insecure:
             updates["allow_insecure"] = new.allow_insecure  # else the file could not be loaded back
         return stored.model_copy(update=updates), notes
-
-
-def _file_problem(path: Path) -> str | None:
-    """What the adapter would not say as plainly: an empty file (SQLite would silently make it a
-    database on open) or a folder."""
-    if path.is_dir():
-        return f"{path} is a folder; choose the POS database file inside it."
-    if path.is_file() and path.stat().st_size == 0:
-        return f"{path} is empty: it is not a reference POS database."
-    return None
 
 
 def _same(value: Any, raw: str) -> bool:

@@ -32,6 +32,8 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from epos_bridge.config import ConfigError, KeyStore, default_settings_path
+from epos_bridge.crash import CrashHandler
+from epos_bridge.protocol.redaction import KnownSecrets
 from epos_bridge.ui.bridge_signals import BridgeLike, BridgeSignals
 from epos_bridge.ui.garbage import GuiThreadGarbageCollector
 from epos_bridge.ui.icons import IconLibrary
@@ -50,6 +52,10 @@ APP_NAME = "EPOS Bridge"
 
 
 class RunnableBridge(VerifiableBridge, BridgeLike, Protocol):
+    @property
+    def crashes(self) -> CrashHandler: ...
+    @property
+    def secrets(self) -> KnownSecrets: ...
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
 
@@ -141,18 +147,20 @@ class _Support(QObject):
 
 
 def _wire_support(
-    bridge: Any, signals: BridgeSignals, window: StatusWindow, tray: TrayController, raise_channel: str | None
+    bridge: RunnableBridge,
+    signals: BridgeSignals,
+    window: StatusWindow,
+    tray: TrayController,
+    raise_channel: str | None,
 ) -> _Support:
     """Logs folder, diagnostics, About, crash reports, network changes and the second-launch doorbell."""
     support = _Support(
         RaiseServer(raise_channel, window.bring_to_front) if raise_channel else None,
         NetworkWatch(signals.network_changed),
     )
-    crashes = getattr(bridge, "crashes", None)
-    if crashes is not None:
-        crashes.install(asyncio.get_running_loop())
-        support.crashed.connect(tray.show_problem)
-        crashes.set_notify(support.crashed.emit)
+    bridge.crashes.install(asyncio.get_running_loop())
+    support.crashed.connect(tray.show_problem)
+    bridge.crashes.set_notify(support.crashed.emit)
     tray.logs_requested.connect(lambda: open_logs_folder(bridge.settings.log_dir, bridge.secrets))
     tray.about_requested.connect(lambda: show_about(window, bridge.settings.environment))
 

@@ -43,12 +43,11 @@ from PySide6.QtWidgets import (
 )
 
 from epos_bridge import config
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
-from epos_bridge.adapters.sqlite.connection import PosDatabase
+from epos_bridge.adapters.registry import installed_adapters
 from epos_bridge.config import ENV_API_KEY, ENV_VARS, BridgeSettings, ConfigError, KeyStore
 from epos_bridge.dojo_api import DojoClient
 from epos_bridge.domain.verification import verification_refusal
-from epos_bridge.ports import PosAdapter
+from epos_bridge.ports import AdapterFactory, LocationKind
 from epos_bridge.protocol.dojo import environment_of
 from epos_bridge.services.settings_service import Apply, IntegrationsReader, SettingsService, TestResult
 from epos_bridge.tls import dojo_http_client
@@ -70,6 +69,8 @@ class SettingsServiceLike(Protocol):
     async def test_key(self, draft: BridgeSettings, api_key: str | None) -> TestResult: ...
 
     async def check_database(self, adapter: str, path: Path | None) -> str | None: ...
+
+    def location_of(self, adapter: str) -> LocationKind: ...
 
     async def save(self, new: BridgeSettings, api_key: str | None) -> list[str]: ...
 
@@ -107,7 +108,7 @@ class SettingsDialog(QDialog):
         self._tested_environment = "unknown"
         self._original = settings.model_copy(deep=True)
         self._service = service
-        self._adapters = list(installed_adapters or ["sqlite"])
+        self._adapters = list(installed_adapters or [BridgeSettings.model_fields["adapter"].default])
         self._tasks = WidgetTasks(log, "a settings-dialog task")
         self._busy = 0
         self._saving = False
@@ -445,7 +446,7 @@ class SettingsDialog(QDialog):
 
     def browse_database(self) -> None:
         start = self.db_path_edit.text().strip() or str(Path.home())
-        if self.adapter_combo.currentText() in FOLDER_ADAPTERS:
+        if self._service.location_of(self.adapter_combo.currentText()) == "folder":
             chosen = QFileDialog.getExistingDirectory(self, "Choose the POS database folder", start)
         else:
             chosen, _ = QFileDialog.getOpenFileName(self, "Choose the POS database", start, DATABASE_FILTER)
@@ -549,24 +550,6 @@ def _default_http(settings: BridgeSettings) -> httpx.AsyncClient:
     return dojo_http_client(settings.api_url, settings.proxy)
 
 
-def open_pos_read_only(path: Path) -> PosAdapter:
-    """The SQLite adapter over ``path`` without migration: the check must not change the file."""
-    return SqlitePosAdapter(PosDatabase(path, workers=1, migrate_on_open=False))
-
-
-FOLDER_ADAPTERS = frozenset({"jsonfile"})
-"""Adapters whose database is a folder, so Browse… picks a folder (docs/file-database.md)."""
-
-
-def _installed_openers() -> dict[str, Callable[[Path], PosAdapter]]:
-    """Every installed adapter (built-ins and entry points); SQLite is checked without migrating."""
-    from epos_bridge.adapters.registry import installed_adapters
-
-    openers: dict[str, Callable[[Path], PosAdapter]] = {name: f.open for name, f in installed_adapters().items()}
-    openers["sqlite"] = open_pos_read_only
-    return openers
-
-
 def build_settings_service(
     keystore: KeyStore,
     settings_path: Path,
@@ -574,9 +557,9 @@ def build_settings_service(
     apply: Apply[BridgeSettings] | None = None,
     http_factory: Callable[[BridgeSettings], httpx.AsyncClient] | None = None,
     environ: Mapping[str, str] | None = None,
-    adapters: Mapping[str, Callable[[Path], PosAdapter]] | None = None,
+    adapters: Mapping[str, AdapterFactory] | None = None,
 ) -> SettingsService[BridgeSettings]:
-    """The real service: the OS keyring, ``config.save``, a Dojo client per test, the SQLite adapter.
+    """The real service: the OS keyring, ``config.save``, a Dojo client per test, the installed adapters.
 
     Pass ``apply=bridge.apply_settings`` (and ``http_factory=app.http_client``) from the composition
     root; tests point the settings at the simulator and pass a real keyring backend.
@@ -600,7 +583,7 @@ def build_settings_service(
         keystore,
         ConfigSettingsFile(settings_path),
         dojo=dojo,
-        adapters=adapters if adapters is not None else _installed_openers(),
+        adapters=adapters if adapters is not None else installed_adapters(),
         apply=apply,
         environ=os.environ if environ is None else environ,
         env_vars=ENV_VARS,

@@ -23,11 +23,11 @@ from typing import Any
 import httpx
 import pytest
 
-from epos_bridge.adapters.registry import installed_adapters
+from epos_bridge.adapters.registry import MinimalFactory, installed_adapters
 from epos_bridge.app import open_adapter
 from epos_bridge.config import BridgeSettings
 from epos_bridge.dojo_api import DojoClient
-from epos_bridge.ports import PosAdapter
+from epos_bridge.ports import AdapterFactory, PosAdapter
 from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.protocol.entities import Area, OrderStatus, Table
 from epos_bridge.testing.contract_suite import AdapterContract, Seeder, StandardVenue
@@ -108,6 +108,14 @@ class TestSampleAdapterContract(AdapterContract):
 
 
 @pytest.mark.usefixtures("sample_installed")
+def test_the_sample_describes_itself_as_a_whole_factory() -> None:
+    factory = installed_adapters()["sample"]
+
+    assert not isinstance(factory, MinimalFactory), "it offers every member, so it is used as it is"
+    assert isinstance(factory, AdapterFactory)
+    assert factory.location == "file"
+
+
 def test_the_registry_finds_the_sample_beside_the_built_ins() -> None:
     adapters = installed_adapters()
 
@@ -166,7 +174,7 @@ def test_the_example_package_builds_and_registers_its_entry_point_with_pip(tmp_p
     )
     assert build.returncode == 0, build.stdout + build.stderr
     probe = (
-        "import json; from epos_bridge.adapters.registry import installed_adapters; "
+        "import json; from epos_bridge.adapters.registry import MinimalFactory, installed_adapters; "
         "a = installed_adapters()['sample'].open(__import__('pathlib').Path('v')); "
         "print(json.dumps(sorted(c.value for c in a.implemented_capabilities())))"
     )

@@ -28,6 +28,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QLineEdit
 from pytestqt.qtbot import QtBot
 
+from epos_bridge.adapters.jsonfile.setup import init_folder
 from epos_bridge.adapters.sqlite.setup import init_database
 from epos_bridge.app import Bridge, demo_settings
 from epos_bridge.config import BridgeSettings, KeyStore
@@ -345,3 +346,44 @@ def test_every_label_shows_its_text_as_text(
     labels = dialog.findChildren(QLabel)
     assert dialog.field_errors["ws_url"] in labels and dialog.test_result in labels
     assert [label.text() for label in labels if label.textFormat() != Qt.TextFormat.PlainText] == []
+
+
+def test_a_file_database_folder_is_checked_and_saved_through_the_real_dialog(
+    qtbot: QtBot,
+    run_qt_async: Callable[[Callable[[], Awaitable[None]]], None],
+    real_keyring: RealKeyring,
+    settings_path: Path,
+    tmp_path: Path,
+) -> None:
+    """The bug this guards: the database check refused every folder, so a jsonfile POS could not
+    be saved at all. Every check stays on; the folder is a real file database."""
+    folder = tmp_path / "pos-folder"
+    init_folder(folder, demo=True, now=datetime.now(UTC))
+
+    async def scenario() -> None:
+        service = build_settings_service(KeyStore(real_keyring.backend), settings_path, environ={})
+        dialog = SettingsDialog(base_settings(tmp_path), service, service.installed_adapters)
+        qtbot.addWidget(dialog)
+        dialog.show()
+        dialog.adapter_combo.setCurrentText("jsonfile")
+        retype(qtbot, dialog.db_path_edit, str(folder))
+        qtbot.keyClicks(dialog.api_key_edit, f"sk_sandbox_fake_{uuid.uuid4().hex}")
+        await until(lambda: not dialog.busy and dialog.save_button.isEnabled(), "the folder to be checked")
+        assert dialog.db_path_edit.accessibleDescription() == ""
+        with qtbot.wait_signal(dialog.saved, timeout=20_000) as saved:
+            dialog.save_button.click()
+            await until(lambda: saved.signal_triggered, "the saved signal", timeout=20)
+        new = saved.args[0]
+        assert (new.adapter, new.db_path) == ("jsonfile", folder)
+        stored = json.loads(await asyncio.to_thread(settings_path.read_text, encoding="utf-8"))
+        assert (stored["adapter"], stored["db_path"]) == ("jsonfile", str(folder))
+
+        # A file where the folder should be is named, in words.
+        wrong = tmp_path / "not-a-folder.db"
+        wrong.write_bytes(b"x")
+        assert await service.check_database("jsonfile", wrong) == (
+            f"{wrong} is a file; the file database is the folder that holds format.json."
+        )
+        assert await service.check_database("jsonfile", None) == "Choose the POS database folder."
+
+    run_qt_async(scenario)

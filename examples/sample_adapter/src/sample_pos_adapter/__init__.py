@@ -18,7 +18,7 @@ from epos_bridge.domain.errors import InvalidRequest, NotFound
 from epos_bridge.domain.locks import HeldLock
 from epos_bridge.domain.orders import StoredPayment, summarise_payments
 from epos_bridge.domain.pagination import page_bounds, page_of, read_cursor
-from epos_bridge.ports import CallContext, PosAdapter
+from epos_bridge.ports import CallContext, ChangeSource, LocationKind, PosAdapter
 from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.protocol.entities import (
     Area,
@@ -260,12 +260,30 @@ class SamplePosAdapter:
 
 @dataclass(frozen=True)
 class SampleFactory:
-    """What the ``epos_bridge.adapters`` entry point names: a description and ``open``."""
+    """What the ``epos_bridge.adapters`` entry point names: an :class:`epos_bridge.ports.AdapterFactory`.
+
+    Everything the bridge needs to know about this kind of storage lives here, so the CLI, the
+    Settings dialog and ``doctor`` never need to know this adapter by name.
+    """
 
     description: str = "an in-memory example till (examples/sample_adapter); EPOS_BRIDGE_DB names the venue"
+    location: LocationKind = "file"
+
+    def init(self, location: Path, *, demo: bool) -> list[str]:
+        venue_at(location)
+        return [f"{location}: an in-memory example till (nothing is written to disk)"]
+
+    async def problem(self, location: Path) -> str | None:
+        return None  # any name is a venue of this example till
 
     def open(self, location: Path) -> PosAdapter:
         return SamplePosAdapter(venue_at(location))
+
+    async def check_writable(self, adapter: PosAdapter) -> None:
+        return None  # memory is always writable
+
+    def change_source(self, adapter: PosAdapter) -> ChangeSource | None:
+        return None  # this till keeps no change log: it sends no POS events
 
 
 factory = SampleFactory()

@@ -1,0 +1,69 @@
+"""The reference SQLite schema as a kind of POS storage (:class:`epos_bridge.ports.AdapterFactory`)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+from epos_bridge.adapters.sqlite.adapter import SqliteChangeLog, SqlitePosAdapter
+from epos_bridge.adapters.sqlite.connection import PosDatabase
+from epos_bridge.adapters.sqlite.setup import DatabaseInitError, init_database
+from epos_bridge.domain.errors import EposFailure
+from epos_bridge.ports import AdapterInitError, CallContext, ChangeSource, LocationKind, PosAdapter
+from epos_bridge.protocol.params import SearchTablesParams
+
+
+class SqliteFactory:
+    description = "the reference SQLite schema (docs/reference-schema.md); EPOS_BRIDGE_DB is the file"
+    location: LocationKind = "file"
+
+    def init(self, location: Path, *, demo: bool) -> list[str]:
+        try:
+            report = init_database(location, demo=demo, now=datetime.now(UTC))
+        except DatabaseInitError as exc:
+            raise AdapterInitError(str(exc)) from exc
+        if report.from_version == report.to_version:
+            lines = [f"{report.path}: reference schema v{report.to_version}, already current"]
+        else:
+            lines = [f"{report.path}: reference schema v{report.from_version} -> v{report.to_version}"]
+        return lines + ([report.demo.words()] if report.demo is not None else [])
+
+    async def problem(self, location: Path) -> str | None:
+        """Read-only: no migration, and what SQLite would not say plainly (a folder; an empty file,
+        which SQLite would silently turn into a database)."""
+        found = await asyncio.to_thread(_file_problem, location)  # a network share can be slow to stat
+        if found is not None:
+            return found
+        adapter = SqlitePosAdapter(PosDatabase(location, workers=1, migrate_on_open=False))
+        try:
+            await adapter.search_tables(SearchTablesParams(), CallContext(trace_id="settings-check"))
+        except EposFailure as exc:
+            return exc.message
+        finally:
+            await adapter.close()
+        return None
+
+    def open(self, location: Path) -> PosAdapter:
+        return SqlitePosAdapter.open(location)
+
+    async def check_writable(self, adapter: PosAdapter) -> None:
+        await _own(adapter).check_writable()
+
+    def change_source(self, adapter: PosAdapter) -> ChangeSource | None:
+        changes: SqliteChangeLog = _own(adapter).changes
+        return changes
+
+
+def _file_problem(location: Path) -> str | None:
+    if location.is_dir():
+        return f"{location} is a folder; choose the POS database file inside it."
+    if location.is_file() and location.stat().st_size == 0:
+        return f"{location} is empty: it is not a reference POS database."
+    return None
+
+
+def _own(adapter: PosAdapter) -> SqlitePosAdapter:
+    if not isinstance(adapter, SqlitePosAdapter):
+        raise TypeError(f"not an adapter this factory opened: {type(adapter).__name__}")
+    return adapter
