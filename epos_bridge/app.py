@@ -261,7 +261,7 @@ class Bridge:
         self._stopped = True
         await self.session.stop()
         await self.registrar.stop()
-        await self._tasks.cancel()
+        await self._tasks.stop()
         await self.counter.stop()
         await self.connections.close()  # the relay stops before the outbox closes; work in flight ends
         await self.events.flush()

@@ -51,7 +51,7 @@ class SessionFollower:
         self._tasks.spawn(self._until_done(record, work(record)), name=f"terminal-{record.session_id}")
 
     async def stop(self) -> None:
-        await self._tasks.cancel()
+        await self._tasks.stop()
         self._following.clear()
 
     async def _until_done(self, record: CounterSession, work: Coroutine[Any, Any, None]) -> None:

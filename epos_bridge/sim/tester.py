@@ -52,6 +52,7 @@ from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.capabilities import Capability, WireMethod, canonical_capability, capabilities_of
 from epos_bridge.protocol.entities import Area, Order, OrderBill, Party, Reservation
 from epos_bridge.protocol.params import PagedOrders, PagedParties, PagedReservations, PagedTables
+from epos_bridge.services.tasks import TaskSet
 from epos_bridge.sim.gateway import GatewaySimulator, SimulatorError
 from epos_bridge.sim.rest import JSON_BODY, problem_response
 
@@ -930,7 +931,7 @@ class TesterToolSimulator:
         """Every flow started, by id (tests read them)."""
         self.refusing: int | None = None
         """When set (401, 403, 404), every endpoint answers it: the account has no access."""
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("tester flow", logger=log)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -948,9 +949,7 @@ class TesterToolSimulator:
         return bool(self._tasks)
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.stop()
 
     def registered_capabilities(self) -> frozenset[Capability]:
         names = (canonical_capability(str(entry.get("name"))) for entry in self._registered())
@@ -1009,9 +1008,7 @@ class TesterToolSimulator:
         for old in list(self.records)[:-KEEP_RECORDS]:  # a simulator left running all day stays small
             if self.records[old].done.is_set():
                 del self.records[old]
-        task = asyncio.get_running_loop().create_task(self._play(flow, record), name=f"tester-{flow.name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._play(flow, record), name=f"tester-{flow.name}")
         return web.json_response(record.id)  # a bare JSON string (§5.7)
 
     async def _result(self, request: web.Request) -> web.Response:

@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 from epos_bridge.protocol.capabilities import WireMethod
 from epos_bridge.protocol.jsonrpc import IncomingRequest, encode, printable_id
 from epos_bridge.services.dispatcher import Served, read_request
+from epos_bridge.services.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +277,7 @@ class IdempotentServe:
         # One entry per request being served; duplicates await the future. It resolves to the
         # reusable answer, or None when the first attempt produced nothing worth reusing.
         self._in_flight: dict[tuple[str, str, str], asyncio.Future[Served | None]] = {}
-        self._storing: set[asyncio.Task[None]] = set()
+        self._storing = TaskSet("storing an answer", logger=log)
 
     async def __call__(self, text: str | bytes) -> Served | None:
         request = read_request(text)
@@ -300,8 +301,7 @@ class IdempotentServe:
 
     async def flush(self) -> None:
         """Wait for answers still being stored (before the store closes)."""
-        if self._storing:
-            await asyncio.gather(*self._storing, return_exceptions=True)
+        await self._storing.wait()
 
     async def _serve_once(self, request: IncomingRequest, key: tuple[str, str, str], started: float) -> Served | None:
         method, _, digest = key
@@ -345,9 +345,7 @@ class IdempotentServe:
 
     async def _remember(self, method: str, request_id: Any, digest: str, served: Served) -> None:
         answer = StoredAnswer(served.response_text, served.outcome, served.trace_id, served.debug_message, digest)
-        task = asyncio.get_running_loop().create_task(self._put(method, request_id, answer, served.trace_id))
-        self._storing.add(task)
-        task.add_done_callback(self._storing.discard)
+        task = self._storing.spawn(self._put(method, request_id, answer, served.trace_id))
         done, _ = await asyncio.wait({task}, timeout=self._store_wait_s)
         if not done:
             log.warning(
