@@ -33,7 +33,7 @@ from benchmarks.common import percentile, rss_bytes
 from epos_bridge.app import Bridge
 from epos_bridge.config import BridgeSettings
 from epos_bridge.gateway.connection_state import ConnectionState
-from epos_bridge.logs import configure_logging
+from epos_bridge.host.logs import configure_logging
 from epos_bridge.ui.gui import GuiParts, run_gui
 
 TICK_MS = 10

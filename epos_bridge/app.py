@@ -23,22 +23,23 @@ import httpx
 from epos_bridge.adapters.registry import installed_adapters
 from epos_bridge.adapters.sqlite.setup import init_database
 from epos_bridge.config import ENV_API_KEY, ENV_VARS, BridgeSettings, ConfigError, settings_secrets
-from epos_bridge.crash import CrashHandler
-from epos_bridge.diagnostics import RecentRequests
 from epos_bridge.dojo_api import DojoClient, RegistrationState
 from epos_bridge.domain.events import DomainEvent
 from epos_bridge.gateway.connection_state import ConnectionStatus
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
-from epos_bridge.instance import (
+from epos_bridge.host.crash import CrashHandler
+from epos_bridge.host.diagnostics import RecentRequests
+from epos_bridge.host.instance import (
     EXIT_ALREADY_SERVING,
     AlreadyServing,
     InstanceLock,
     clear_stale_channels,
     new_raise_channel,
 )
-from epos_bridge.logs import configure_logging
+from epos_bridge.host.logs import configure_logging
+from epos_bridge.host.private_files import private_dir, private_file
+from epos_bridge.host.tls import dojo_http_client
 from epos_bridge.ports import AdapterFactory, CallContext, PosAdapter
-from epos_bridge.private_files import private_dir, private_file
 from epos_bridge.protocol.dojo import redact
 from epos_bridge.protocol.jsonrpc import printable_id
 from epos_bridge.protocol.params import PagedOrders, SearchOrdersParams
@@ -56,7 +57,6 @@ from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
 from epos_bridge.state.outbox import OutboxStore
 from epos_bridge.state.payment_log import PaymentLogStore
 from epos_bridge.state.terminal_sessions import TerminalSessionStore
-from epos_bridge.tls import dojo_http_client
 
 log = logging.getLogger(__name__)
 request_log = logging.getLogger("epos_bridge.requests")
@@ -98,7 +98,7 @@ def gateway_settings(settings: BridgeSettings) -> GatewaySettings:
 
 
 def http_client(settings: BridgeSettings) -> httpx.AsyncClient:
-    """The REST half's HTTP client: the OS trust store, as the WebSocket uses (epos_bridge/tls.py)."""
+    """The REST half's HTTP client: the OS trust store, as the WebSocket uses (epos_bridge/host/tls.py)."""
     return dojo_http_client(settings.api_url, settings.proxy)
 
 

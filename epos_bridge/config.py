@@ -34,7 +34,7 @@ from keyring.backend import KeyringBackend
 from platformdirs import user_config_dir, user_data_dir, user_log_dir
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
-from epos_bridge.private_files import private_dir
+from epos_bridge.host.private_files import private_dir
 from epos_bridge.protocol.dojo import DEFAULT_API_URL, DEFAULT_WS_URL, environment_of
 from epos_bridge.protocol.endpoints import ENV_ALLOW_INSECURE as ENV_ALLOW_INSECURE
 from epos_bridge.protocol.endpoints import plain_text_refusal

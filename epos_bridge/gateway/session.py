@@ -19,7 +19,7 @@ Choices the caller may rely on:
 * Handshake (contract §1.1): ``Authorization: Basic <raw key>`` (never base64),
   ``software-house-id``, and ``reseller-id`` only when set, all from
   :func:`epos_bridge.protocol.dojo.dojo_headers`. websockets' client speaks HTTP/1.1 only.
-* TLS: ``wss://`` uses :func:`epos_bridge.tls.client_context` (the OS trust store, the same
+* TLS: ``wss://`` uses :func:`epos_bridge.host.tls.client_context` (the OS trust store, the same
   as the REST client; certificate and host name verified), built off the event loop. There
   is deliberately no switch to turn verification off. ``ws://`` is refused unless
   ``allow_insecure``, and even then to loopback hosts only (the local simulator;
@@ -71,12 +71,12 @@ from epos_bridge.gateway.policy import (
     Verdict,
     classify,
 )
+from epos_bridge.host.tls import client_context
 from epos_bridge.protocol.dojo import DEFAULT_WS_URL, dojo_headers, redact
 from epos_bridge.protocol.endpoints import plain_text_refusal
 from epos_bridge.services.dispatcher import Served
 from epos_bridge.services.listeners import Listeners
 from epos_bridge.services.tasks import TaskSet
-from epos_bridge.tls import client_context
 
 log = logging.getLogger(__name__)
 

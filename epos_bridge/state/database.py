@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from epos_bridge.private_files import private_dir, private_file
+from epos_bridge.host.private_files import private_dir, private_file
 
 T = TypeVar("T")
 

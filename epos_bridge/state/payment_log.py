@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from epos_bridge.private_files import open_private
+from epos_bridge.host.private_files import open_private
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.services.activity import PaymentLogEntry
 from epos_bridge.state.database import StateStore

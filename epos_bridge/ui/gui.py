@@ -32,7 +32,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from epos_bridge.config import ConfigError, KeyStore, default_settings_path
-from epos_bridge.crash import CrashHandler
+from epos_bridge.host.crash import CrashHandler
 from epos_bridge.protocol.redaction import KnownSecrets
 from epos_bridge.ui.bridge_signals import BridgeLike, BridgeSignals
 from epos_bridge.ui.garbage import GuiThreadGarbageCollector
@@ -263,7 +263,7 @@ async def _settings_before_start(problem: str, keystore: KeyStore, settings_path
 
 def _after_save(window: StatusWindow, new: Any) -> None:
     """Start at login follows the saved setting (the OS entry is written or removed now)."""
-    from epos_bridge import autostart
+    from epos_bridge.host import autostart
 
     try:
         autostart.apply(bool(new.start_at_login))

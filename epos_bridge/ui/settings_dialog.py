@@ -47,10 +47,10 @@ from epos_bridge.adapters.registry import installed_adapters
 from epos_bridge.config import ENV_API_KEY, ENV_VARS, BridgeSettings, ConfigError, KeyStore
 from epos_bridge.dojo_api import DojoClient
 from epos_bridge.domain.verification import verification_refusal
+from epos_bridge.host.tls import dojo_http_client
 from epos_bridge.ports import AdapterFactory, LocationKind
 from epos_bridge.protocol.dojo import environment_of
 from epos_bridge.services.settings_service import Apply, IntegrationsReader, SettingsService, TestResult
-from epos_bridge.tls import dojo_http_client
 from epos_bridge.ui.tasks import WidgetTasks
 from epos_bridge.ui.text import PlainLabel, plain_tooltip
 

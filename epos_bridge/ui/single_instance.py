@@ -1,6 +1,6 @@
 """The tray app's half of "one instance per user": a second launch brings the running window
-forward and exits. The data-folder lock (:mod:`epos_bridge.instance`) decides who runs; this is
-only the doorbell, a QLocalServer at :func:`epos_bridge.instance.new_raise_channel` (a socket in
+forward and exits. The data-folder lock (:mod:`epos_bridge.host.instance`) decides who runs; this is
+only the doorbell, a QLocalServer at :func:`epos_bridge.host.instance.new_raise_channel` (a socket in
 a ``0700`` folder of this user, or a pipe with a random name and a this-user-only ACL)."""
 
 from __future__ import annotations

@@ -22,9 +22,9 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
-from epos_bridge.crash import CrashReport
 from epos_bridge.domain.events import DomainEvent, OrderFacts
 from epos_bridge.gateway.connection_state import ConnectionStatus
+from epos_bridge.host.crash import CrashReport
 from epos_bridge.services.activity import PaymentLogEntry
 from epos_bridge.services.notifications import Notice, NotificationRules
 from epos_bridge.ui.bridge_signals import BridgeSignals

@@ -26,11 +26,11 @@ VERSION=$("$PY" -c "import sys; sys.path.insert(0, 'installer'); import build_as
 ARCH=$(uname -m)
 
 cp installer/build/epos-bridge.png "$BUNDLE/epos-bridge.png"
-# The same desktop-entry writer the app uses for start at login (epos_bridge/autostart.py).
+# The same desktop-entry writer the app uses for start at login (epos_bridge/host/autostart.py).
 "$PY" - "$BUNDLE/epos-bridge.desktop" <<'PYEOF'
 import sys
 from pathlib import Path
-from epos_bridge.autostart import desktop_entry
+from epos_bridge.host.autostart import desktop_entry
 Path(sys.argv[1]).write_text(desktop_entry(["epos-bridge", "run"], autostart=False), encoding="utf-8")
 PYEOF
 

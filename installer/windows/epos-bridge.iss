@@ -67,7 +67,7 @@ Name: "{group}\{#AppName} command prompt (doctor)"; Filename: "{cmd}"; Parameter
 Name: "{group}\Uninstall {#AppName}"; Filename: "{uninstallexe}"
 
 [Registry]
-; The same value epos_bridge/autostart.py writes from Settings -> Start at login (keep in step).
+; The same value epos_bridge/host/autostart.py writes from Settings -> Start at login (keep in step).
 Root: HKCU; Subkey: "Software\Microsoft\Windows\CurrentVersion\Run"; ValueType: string; ValueName: "{#RunValueName}"; ValueData: """{app}\{#AppExe}"" run"; Flags: uninsdeletevalue; Tasks: startatlogin
 
 [Run]

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from epos_bridge import autostart, config
+from epos_bridge import config
 from epos_bridge.app import Bridge
 from epos_bridge.config import BridgeSettings
-from epos_bridge.diagnostics import build_diagnostics, gather
-from epos_bridge.instance import InstanceLock
+from epos_bridge.host import autostart
+from epos_bridge.host.diagnostics import build_diagnostics, gather
+from epos_bridge.host.instance import InstanceLock
 from epos_bridge.sim import flows
 from epos_bridge.sim.simulator import DojoSimulator
 from tests.helpers.logging_setup import bridge_logging
@@ -125,7 +126,7 @@ async def test_the_wal_and_shared_memory_files_are_owner_only_while_the_bridge_r
 def test_a_data_folder_of_another_user_is_refused(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("making a folder another user owns needs root")
-    from epos_bridge.private_files import NotOurFolder, private_dir
+    from epos_bridge.host.private_files import NotOurFolder, private_dir
 
     foreign = tmp_path / "foreign"
     foreign.mkdir()

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from epos_bridge.instance import OWNER_FILE_NAME
+from epos_bridge.host.instance import OWNER_FILE_NAME
 from epos_bridge.sim.simulator import DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
 from epos_bridge.testing.processes import bridge_env as process_env
 from tests.e2e.conftest import CliProcess, run_cli

@@ -1,4 +1,4 @@
-"""The bridge's own logging set-up (``epos_bridge.logs.configure_logging``) for one test, undone
+"""The bridge's own logging set-up (``epos_bridge.host.logs.configure_logging``) for one test, undone
 afterwards so later tests see pytest's logging only."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from epos_bridge.logs import RedactingFilter, configure_logging
+from epos_bridge.host.logs import RedactingFilter, configure_logging
 from epos_bridge.protocol.redaction import KnownSecrets
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from epos_bridge.instance import EXIT_ALREADY_SERVING
+from epos_bridge.host.instance import EXIT_ALREADY_SERVING
 from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
 from epos_bridge.testing.processes import isolated_env
 

@@ -1,4 +1,4 @@
-"""Both halves of the link trust the same store: the OS's (epos_bridge/tls.py, via truststore).
+"""Both halves of the link trust the same store: the OS's (epos_bridge/host/tls.py, via truststore).
 
 A local TLS gateway and a local TLS REST API present certificates from a CA made here. That CA
 is trusted only through the configured store: on Linux truststore uses OpenSSL's default verify
@@ -27,10 +27,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from epos_bridge import tls
 from epos_bridge.dojo_api import DojoClient
 from epos_bridge.gateway.connection_state import ConnectionState
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
+from epos_bridge.host import tls
 from epos_bridge.protocol.dojo_errors import NetworkError
 from epos_bridge.sim.gateway import GatewaySimulator
 from epos_bridge.sim.rest import RestSimulator

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from epos_bridge import autostart
-from epos_bridge.autostart import (
+from epos_bridge.host import autostart
+from epos_bridge.host.autostart import (
     RUN_VALUE_NAME,
     WindowsAutostart,
     desktop_entry,

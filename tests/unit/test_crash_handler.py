@@ -13,7 +13,7 @@ from types import TracebackType
 
 import pytest
 
-from epos_bridge.crash import CrashHandler, CrashReport
+from epos_bridge.host.crash import CrashHandler, CrashReport
 
 KEY = "sk_sandbox_CrashTestSecret0123456789"
 
@@ -52,7 +52,7 @@ async def test_callback_error_is_reported_and_the_loop_keeps_serving(
         raise RuntimeError(f"listener failed with key {KEY}")
 
     serving = asyncio.create_task(keep_serving())
-    with caplog.at_level(logging.ERROR, logger="epos_bridge.crash"):
+    with caplog.at_level(logging.ERROR, logger="epos_bridge.host.crash"):
         loop.call_soon(broken_callback)
         await serving
 
@@ -74,7 +74,7 @@ async def test_task_error_nobody_awaited_is_reported(
     async def failing_work() -> None:
         raise ValueError(f"payment log write failed for {KEY}")
 
-    with caplog.at_level(logging.ERROR, logger="epos_bridge.crash"):
+    with caplog.at_level(logging.ERROR, logger="epos_bridge.host.crash"):
         task = asyncio.get_running_loop().create_task(failing_work(), name="payment-log")
         await asyncio.sleep(0.01)
         del task
@@ -96,7 +96,7 @@ def test_thread_error_is_reported(
     def work() -> None:
         raise OSError(f"disk full near {KEY}")
 
-    with caplog.at_level(logging.ERROR, logger="epos_bridge.crash"):
+    with caplog.at_level(logging.ERROR, logger="epos_bridge.host.crash"):
         thread = threading.Thread(target=work, name="export")
         thread.start()
         thread.join()
@@ -134,7 +134,7 @@ def test_a_failing_notifier_is_logged_not_raised(caplog: pytest.LogCaptureFixtur
         raise RuntimeError("the tray is gone")
 
     crash = CrashHandler(notify=notifier)
-    with caplog.at_level(logging.ERROR, logger="epos_bridge.crash"):
+    with caplog.at_level(logging.ERROR, logger="epos_bridge.host.crash"):
         report = crash.report("main thread", ZeroDivisionError("division by zero"))
     assert report.summary == "ZeroDivisionError: division by zero"
     assert any("the error notifier itself failed" in r.getMessage() for r in caplog.records)
@@ -143,11 +143,11 @@ def test_a_failing_notifier_is_logged_not_raised(caplog: pytest.LogCaptureFixtur
 
 def test_recent_reports_are_bounded() -> None:
     crash = CrashHandler()
-    logging.getLogger("epos_bridge.crash").disabled = True
+    logging.getLogger("epos_bridge.host.crash").disabled = True
     try:
         for n in range(50):
             crash.report("main thread", ValueError(str(n)))
     finally:
-        logging.getLogger("epos_bridge.crash").disabled = False
+        logging.getLogger("epos_bridge.host.crash").disabled = False
     assert len(crash.recent) == 20
     assert crash.recent[-1].summary == "ValueError: 49"

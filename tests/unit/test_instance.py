@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from epos_bridge.instance import (
+from epos_bridge.host.instance import (
     AlreadyServing,
     InstanceLock,
     InstanceOwner,
@@ -64,7 +64,7 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
             textwrap.dedent(
                 f"""
                 import sys, time
-                from epos_bridge.instance import InstanceLock
+                from epos_bridge.host.instance import InstanceLock
                 InstanceLock({str(tmp_path)!r}).acquire(role="headless")
                 print("held", flush=True)
                 time.sleep(60)

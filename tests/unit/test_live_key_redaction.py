@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from epos_bridge.crash import CrashHandler
-from epos_bridge.logs import RedactingFilter
+from epos_bridge.host.crash import CrashHandler
+from epos_bridge.host.logs import RedactingFilter
 from epos_bridge.protocol.redaction import REDACTED, KnownSecrets
 
 OLD = "sk_sandbox_OLD_fake_key_0123456789"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from epos_bridge.private_files import PrivateRotatingFileHandler, open_private, private_dir, private_file
+from epos_bridge.host.private_files import PrivateRotatingFileHandler, open_private, private_dir, private_file
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX modes")
 

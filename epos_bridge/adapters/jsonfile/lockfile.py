@@ -1,6 +1,6 @@
 """The folder lock every writer of a file database takes: the bridge, the POS, a support tool.
 
-The operating-system primitives live in :mod:`epos_bridge.filelock` (``fcntl.flock`` on POSIX,
+The operating-system primitives live in :mod:`epos_bridge.host.filelock` (``fcntl.flock`` on POSIX,
 shared or exclusive; ``msvcrt.locking`` on Windows, always exclusive, so readers there simply wait
 their turn). Both are advisory between programs that
 agree to take them, which is exactly the agreement ``docs/file-database.md`` asks of the POS.
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from epos_bridge.filelock import try_lock, unlock
+from epos_bridge.host.filelock import try_lock, unlock
 
 LOCK_FILE_NAME = ".lock"
 DEFAULT_LOCK_TIMEOUT_S = 5.0

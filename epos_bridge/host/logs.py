@@ -2,7 +2,7 @@
 secrets (every form of them, :mod:`epos_bridge.protocol.redaction`) never reach a log line,
 whoever formats the message. The filter reads a shared :class:`KnownSecrets`, so a key changed in
 Settings is redacted from the moment the bridge learns it. Log files and their folder are
-readable by the bridge's user alone (:mod:`epos_bridge.private_files`)."""
+readable by the bridge's user alone (:mod:`epos_bridge.host.private_files`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from epos_bridge.private_files import PrivateRotatingFileHandler, private_dir
+from epos_bridge.host.private_files import PrivateRotatingFileHandler, private_dir
 from epos_bridge.protocol.redaction import KnownSecrets
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"

@@ -37,8 +37,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from epos_bridge import __version__
 from epos_bridge.config import BridgeSettings, settings_secrets
-from epos_bridge.crash import CrashReport
 from epos_bridge.gateway.connection_state import ConnectionStatus
+from epos_bridge.host.crash import CrashReport
 from epos_bridge.protocol.dojo import REDACTED, redact
 from epos_bridge.protocol.dojo_rest import RegistrationState
 from epos_bridge.services.dispatcher import Served

@@ -17,10 +17,10 @@ from epos_bridge.dojo_api import AuthRejected, DojoApiError, DojoClient
 from epos_bridge.domain.errors import EposFailure
 from epos_bridge.gateway.policy import GatewayConfigError
 from epos_bridge.gateway.session import GatewaySettings
+from epos_bridge.host.tls import client_context, dojo_http_client
 from epos_bridge.ports import CallContext
 from epos_bridge.protocol.dojo import redact
 from epos_bridge.protocol.params import SearchTablesParams
-from epos_bridge.tls import client_context, dojo_http_client
 
 
 @dataclass(frozen=True)

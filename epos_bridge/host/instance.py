@@ -4,7 +4,7 @@ Dojo routes a venue's EPOS Data traffic to one WebSocket connection per deployme
 bridge for the same venue would open a second connection, and which of the two gets Dojo's
 requests is not ours to choose. The data folder is the bridge's identity for a venue (its
 idempotency store and payment log live there), so the lock lives there too:
-``<data dir>/instance.lock``, held with an OS file lock (:mod:`epos_bridge.filelock`) for the
+``<data dir>/instance.lock``, held with an OS file lock (:mod:`epos_bridge.host.filelock`) for the
 whole life of the process and released by the OS even if the process is killed.
 
 Who holds it is written next to it in ``instance-owner.json`` (pid, user, role, and for the tray
@@ -23,7 +23,7 @@ How callers use it:
 
 What another local user can do about it (the lock and the doorbell are a local attack surface):
 
-* The data folder is ``0700`` and the lock file ``0600`` (:mod:`epos_bridge.private_files`), so
+* The data folder is ``0700`` and the lock file ``0600`` (:mod:`epos_bridge.host.private_files`), so
   nobody else can take the lock first, replace the owner record or read it.
 * The doorbell is a fresh, unguessable name each run, found through the owner record, never a
   predictable name in a shared temporary folder. On Linux and macOS it is a socket file in a
@@ -51,8 +51,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from epos_bridge.filelock import open_lock_file, try_lock, unlock
-from epos_bridge.private_files import FILE_MODE, POSIX, private_dir, tighten
+from epos_bridge.host.filelock import open_lock_file, try_lock, unlock
+from epos_bridge.host.private_files import FILE_MODE, POSIX, private_dir, tighten
 
 LOCK_FILE_NAME = "instance.lock"
 OWNER_FILE_NAME = "instance-owner.json"

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from epos_bridge.private_files import open_private
+from epos_bridge.host.private_files import open_private
 
 APP_ID = "epos-bridge"
 DISPLAY_NAME = "EPOS Bridge"

@@ -32,7 +32,7 @@ from typing import Any
 
 from epos_bridge.protocol.redaction import KnownSecrets
 
-log = logging.getLogger("epos_bridge.crash")
+log = logging.getLogger("epos_bridge.host.crash")
 
 RECENT_REPORTS = 20
 

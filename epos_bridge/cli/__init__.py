@@ -206,7 +206,7 @@ def _doctor(args: argparse.Namespace) -> int:
         return 2
     import asyncio
 
-    from epos_bridge.doctor import run_checks
+    from epos_bridge.cli.doctor import run_checks
 
     checks = asyncio.run(run_checks(settings))
     for check in checks:
@@ -253,7 +253,7 @@ def _simulate(args: argparse.Namespace) -> int:
     import contextlib
     import signal
 
-    from epos_bridge.logs import configure_logging
+    from epos_bridge.host.logs import configure_logging
     from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
 
     configure_logging([DEMO_API_KEY])

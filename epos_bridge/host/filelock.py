@@ -1,5 +1,5 @@
 """Advisory file locks across platforms, for whoever needs one: the single-instance lock
-(:mod:`epos_bridge.instance`) and the file database's folder lock can share these primitives.
+(:mod:`epos_bridge.host.instance`) and the file database's folder lock can share these primitives.
 
 ``fcntl.flock`` on POSIX (shared or exclusive) and ``msvcrt.locking`` on Windows (always
 exclusive, on the first byte: Windows byte-range locks have no shared mode). Both are released by
@@ -7,7 +7,7 @@ the operating system when the descriptor is closed or the process dies, so a cra
 a stale lock behind. Neither blocks: callers that want to wait poll with their own timeout.
 
 On Windows a locked byte cannot be read by another process, so never keep data a rival must read
-in the first byte of a lock file; :mod:`epos_bridge.instance` keeps its owner record in a
+in the first byte of a lock file; :mod:`epos_bridge.host.instance` keeps its owner record in a
 separate file for this reason.
 """
 
