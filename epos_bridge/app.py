@@ -74,7 +74,13 @@ def adapter_factory(settings: BridgeSettings) -> AdapterFactory:
     if factory is None:
         installed = ", ".join(adapters)
         raise ConfigError([(ENV_VARS["adapter"], f"unknown adapter {settings.adapter!r}; installed: {installed}")])
-    return factory
+    if factory.mappings is not None and settings.mapping is None:
+        shipped = f"one shipped with it ({', '.join(factory.mappings)})" if factory.mappings else "a file"
+        raise ConfigError([(ENV_VARS["mapping"], f"the {settings.adapter} adapter needs a mapping: a file, or {shipped}")])
+    try:
+        return factory.with_mapping(settings.mapping)
+    except ValueError as exc:
+        raise ConfigError([(ENV_VARS["mapping"], str(exc))]) from exc
 
 
 def open_adapter(settings: BridgeSettings) -> PosAdapter:
@@ -111,7 +117,7 @@ CONNECTION_FIELDS = (
     "proxy",
     "max_frame_bytes",
 )
-POS_FIELDS = ("adapter", "db_path")
+POS_FIELDS = ("adapter", "db_path", "mapping")
 
 
 def dojo_client(settings: BridgeSettings, http: httpx.AsyncClient) -> DojoClient:

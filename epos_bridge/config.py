@@ -54,6 +54,7 @@ ENV_VARS: dict[str, str] = {
     "api_url": "EPOS_BRIDGE_API_URL",
     "adapter": "EPOS_BRIDGE_ADAPTER",
     "db_path": "EPOS_BRIDGE_DB",
+    "mapping": "EPOS_BRIDGE_MAPPING",
     "data_dir": "EPOS_BRIDGE_DATA_DIR",
     "allow_insecure": ENV_ALLOW_INSECURE,
     "max_frame_bytes": "EPOS_BRIDGE_MAX_FRAME_BYTES",
@@ -148,6 +149,9 @@ class BridgeSettings(BaseModel):
     api_url: str = DEFAULT_API_URL
     adapter: str = Field(default="sqlite", min_length=1, pattern=r"^[a-z][a-z0-9_.-]*$")
     db_path: Path | None = None
+    mapping: str | None = None
+    """For an adapter that reads the POS through a mapping file (``sqlmap``): a path, or the name
+    of a mapping shipped with it (``floreant``); other adapters ignore it."""
     data_dir: Path = Field(default_factory=default_data_dir)
     proxy: str | None = None
     max_frame_bytes: int = Field(default=MAX_FRAME_BYTES, ge=MIN_FRAME_BYTES, le=MAX_FRAME_BYTES_CEILING)
@@ -161,6 +165,11 @@ class BridgeSettings(BaseModel):
     api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
     """From the environment or the keyring; excluded from every dump and from ``repr``."""
     api_key_source: Literal["environment", "keyring"] | None = Field(default=None, exclude=True, repr=False)
+
+    @field_validator("mapping")
+    @classmethod
+    def _blank_mapping_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
 
     @field_validator("software_house_id", "reseller_id", "proxy")
     @classmethod

@@ -317,6 +317,19 @@ class AdapterFactory(Protocol):
 
     def open(self, location: Path) -> PosAdapter: ...
 
+    @property
+    def mappings(self) -> tuple[str, ...] | None:
+        """``None`` when this storage needs no mapping file. Otherwise it needs one (the setting
+        ``mapping``, ``EPOS_BRIDGE_MAPPING``): a path, or one of the names given here, which ship
+        with the adapter (Settings offers them)."""
+        ...
+
+    def with_mapping(self, mapping: str | None) -> AdapterFactory:
+        """This kind of storage read through ``mapping`` (``None``: none chosen yet); a factory that
+        needs no mapping returns itself. Raises ``ValueError`` with a sentence naming what is wrong
+        with the mapping (no such file or name, a bad key)."""
+        ...
+
     async def check_writable(self, adapter: PosAdapter) -> None:
         """Raise :class:`epos_bridge.domain.errors.PosUnavailable` unless ``adapter`` (opened by
         this factory) can write: payments and locks need it, reads alone do not prove it."""

@@ -7,7 +7,7 @@ A third-party adapter package declares, in its ``pyproject.toml``::
 
 where ``factory`` is an :class:`epos_bridge.ports.AdapterFactory` (or a zero-argument callable
 returning one). An older factory with only ``description`` and ``open`` still works, as a
-:class:`MinimalFactory`.
+:class:`MinimalFactory`; one written before mappings, as a :class:`NeedsNoMapping`.
 ``EPOS_BRIDGE_ADAPTER=mypos`` then selects it. The built-ins (``sqlite``, ``jsonfile``) are
 always present, installed or not, so a source checkout works; an entry point cannot replace a
 built-in name (a package must not silently take over where payments are recorded).
@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from epos_bridge.domain.errors import EposFailure
 from epos_bridge.ports import AdapterFactory, AdapterInitError, CallContext, ChangeSource, LocationKind, PosAdapter
@@ -46,6 +46,10 @@ class MinimalFactory:
     its storage, checks it by reading, cannot prove it writable and sends no POS events."""
 
     location: LocationKind = "file"
+    mappings: tuple[str, ...] | None = None
+
+    def with_mapping(self, mapping: str | None) -> AdapterFactory:
+        return self
 
     def __init__(self, inner: OpenOnly) -> None:
         self._inner = inner
@@ -78,6 +82,62 @@ class MinimalFactory:
 
     def change_source(self, adapter: PosAdapter) -> ChangeSource | None:
         return None
+
+
+@runtime_checkable
+class FactoryBeforeMappings(Protocol):
+    """A whole factory as the port was before mappings (an installed package written then)."""
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def location(self) -> LocationKind: ...
+
+    def init(self, location: Path, *, demo: bool) -> list[str]: ...
+
+    async def problem(self, location: Path) -> str | None: ...
+
+    def open(self, location: Path) -> PosAdapter: ...
+
+    async def check_writable(self, adapter: PosAdapter) -> None: ...
+
+    def change_source(self, adapter: PosAdapter) -> ChangeSource | None: ...
+
+
+class NeedsNoMapping:
+    """A :class:`FactoryBeforeMappings` as a whole :class:`AdapterFactory`: it needs no mapping."""
+
+    mappings: tuple[str, ...] | None = None
+
+    def __init__(self, inner: FactoryBeforeMappings) -> None:
+        self._inner = inner
+
+    @property
+    def description(self) -> str:
+        return self._inner.description
+
+    @property
+    def location(self) -> LocationKind:
+        return self._inner.location
+
+    def with_mapping(self, mapping: str | None) -> AdapterFactory:
+        return self
+
+    def init(self, location: Path, *, demo: bool) -> list[str]:
+        return self._inner.init(location, demo=demo)
+
+    async def problem(self, location: Path) -> str | None:
+        return await self._inner.problem(location)
+
+    def open(self, location: Path) -> PosAdapter:
+        return self._inner.open(location)
+
+    async def check_writable(self, adapter: PosAdapter) -> None:
+        await self._inner.check_writable(adapter)
+
+    def change_source(self, adapter: PosAdapter) -> ChangeSource | None:
+        return self._inner.change_source(adapter)
 
 
 def _builtins() -> dict[str, AdapterFactory]:
@@ -133,6 +193,8 @@ def load_factory(entry: EntryPoint) -> AdapterFactory:
             raise BrokenAdapter(f"adapter {entry.name!r} ({entry.value}) failed to start: {exc}") from exc
     if isinstance(factory, AdapterFactory):
         return factory
+    if isinstance(factory, FactoryBeforeMappings):
+        return NeedsNoMapping(factory)
     if _opens(factory):
         return MinimalFactory(factory)
     raise BrokenAdapter(

@@ -13,13 +13,17 @@ from epos_bridge.adapters.jsonfile.adapter import JsonFilePosAdapter
 from epos_bridge.adapters.jsonfile.changes import JsonFileChangeLog
 from epos_bridge.adapters.jsonfile.setup import FolderInitError, init_folder
 from epos_bridge.domain.errors import EposFailure, PosUnavailable
-from epos_bridge.ports import AdapterInitError, CallContext, ChangeSource, LocationKind, PosAdapter
+from epos_bridge.ports import AdapterFactory, AdapterInitError, CallContext, ChangeSource, LocationKind, PosAdapter
 from epos_bridge.protocol.params import SearchTablesParams
 
 
 class JsonFileFactory:
     description = "a folder of JSON files (docs/file-database.md); EPOS_BRIDGE_DB is the folder"
     location: LocationKind = "folder"
+    mappings: tuple[str, ...] | None = None  # its layout is fixed: no mapping file
+
+    def with_mapping(self, mapping: str | None) -> AdapterFactory:
+        return self
 
     def init(self, location: Path, *, demo: bool) -> list[str]:
         try:

@@ -10,13 +10,17 @@ from epos_bridge.adapters.sqlite.adapter import SqliteChangeLog, SqlitePosAdapte
 from epos_bridge.adapters.sqlite.connection import PosDatabase
 from epos_bridge.adapters.sqlite.setup import DatabaseInitError, init_database
 from epos_bridge.domain.errors import EposFailure
-from epos_bridge.ports import AdapterInitError, CallContext, ChangeSource, LocationKind, PosAdapter
+from epos_bridge.ports import AdapterFactory, AdapterInitError, CallContext, ChangeSource, LocationKind, PosAdapter
 from epos_bridge.protocol.params import SearchTablesParams
 
 
 class SqliteFactory:
     description = "the reference SQLite schema (docs/reference-schema.md); EPOS_BRIDGE_DB is the file"
     location: LocationKind = "file"
+    mappings: tuple[str, ...] | None = None  # its layout is fixed: no mapping file
+
+    def with_mapping(self, mapping: str | None) -> AdapterFactory:
+        return self
 
     def init(self, location: Path, *, demo: bool) -> list[str]:
         try:
