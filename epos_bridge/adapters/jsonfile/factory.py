@@ -11,9 +11,9 @@ from pathlib import Path
 
 from epos_bridge.adapters.jsonfile.adapter import JsonFilePosAdapter
 from epos_bridge.adapters.jsonfile.changes import JsonFileChangeLog
-from epos_bridge.adapters.jsonfile.setup import FolderInitError, init_folder
+from epos_bridge.adapters.jsonfile.setup import init_folder
 from epos_bridge.domain.errors import PosUnavailable
-from epos_bridge.ports import AdapterInitError, ChangeSource, LocationKind, PosAdapter, opened_by, read_problem
+from epos_bridge.ports import ChangeSource, LocationKind, PosAdapter, opened_by, read_problem
 
 
 class JsonFileFactory:
@@ -21,10 +21,7 @@ class JsonFileFactory:
     location: LocationKind = "folder"
 
     def init(self, location: Path, *, demo: bool) -> list[str]:
-        try:
-            report = init_folder(location, demo=demo, now=datetime.now(UTC))
-        except FolderInitError as exc:
-            raise AdapterInitError(str(exc)) from exc
+        report = init_folder(location, demo=demo, now=datetime.now(UTC))  # FolderInitError is an AdapterInitError
         lines = [f"{report.path}: file database {'created' if report.created else 'already a file database'}"]
         return lines + ([report.demo.words()] if report.demo is not None else [])
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from epos_bridge.adapters.sqlite.adapter import SqliteChangeLog, SqlitePosAdapter
 from epos_bridge.adapters.sqlite.connection import PosDatabase
-from epos_bridge.adapters.sqlite.setup import DatabaseInitError, init_database
-from epos_bridge.ports import AdapterInitError, ChangeSource, LocationKind, PosAdapter, opened_by, read_problem
+from epos_bridge.adapters.sqlite.setup import init_database
+from epos_bridge.ports import ChangeSource, LocationKind, PosAdapter, opened_by, read_problem
 
 
 class SqliteFactory:
@@ -17,10 +17,7 @@ class SqliteFactory:
     location: LocationKind = "file"
 
     def init(self, location: Path, *, demo: bool) -> list[str]:
-        try:
-            report = init_database(location, demo=demo, now=datetime.now(UTC))
-        except DatabaseInitError as exc:
-            raise AdapterInitError(str(exc)) from exc
+        report = init_database(location, demo=demo, now=datetime.now(UTC))  # DatabaseInitError is an AdapterInitError
         if report.from_version == report.to_version:
             lines = [f"{report.path}: reference schema v{report.to_version}, already current"]
         else:
