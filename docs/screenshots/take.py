@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -207,7 +207,9 @@ async def shoot(parts: GuiParts) -> None:
     await settle()
 
 
-def main() -> int:
+def take(shoot: Callable[[GuiParts], Awaitable[None]], flow_interval_s: float) -> int:
+    """Run the demo GUI (product flows every ``flow_interval_s``) and ``shoot`` once it has started;
+    the exit code: 2 without an X screen, 1 when ``shoot`` failed. ``take_verify.py`` uses it too."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not os.environ.get("DISPLAY"):
         print("Run under an X screen: Xvfb :93 -screen 0 1366x768x24 & DISPLAY=:93 …", file=sys.stderr)
@@ -231,7 +233,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="epos-bridge-screenshots-") as tmp:
         folder = Path(tmp)
         code = run_gui(
-            lambda: bridge_app._demo_bridge(folder, FLOW_INTERVAL_S, KnownSecrets([simulator_module.DEMO_API_KEY])),
+            lambda: bridge_app._demo_bridge(folder, flow_interval_s, KnownSecrets([simulator_module.DEMO_API_KEY])),
             demo=True,
             keystore=KeyStore(keyring.backends.fail.Keyring()),  # type: ignore[no-untyped-call]
             settings_path=folder / "settings.json",
@@ -241,6 +243,10 @@ def main() -> int:
     if outcome["error"] is not None:
         return 1
     return code
+
+
+def main() -> int:
+    return take(shoot, FLOW_INTERVAL_S)
 
 
 if __name__ == "__main__":
