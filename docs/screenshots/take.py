@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import keyring.backends.fail
-from PySide6.QtCore import QPoint
+from PySide6.QtCore import QPoint, QRect
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QWidget
 
@@ -108,15 +108,23 @@ async def choose_order(panel: TerminalPanel, preferred: str) -> str:
     return best.order_id
 
 
-async def shoot(parts: GuiParts) -> None:
-    window, signals, tray = parts.window, parts.signals, parts.tray
-    simulator = RecordingSimulator.instances[-1]
+async def connected_window(parts: GuiParts) -> QRect:
+    """The status window at its documented size, centred, once the demo bridge is connected and
+    registered; returns the screen's free area (``take_verify.py`` centres its dialog on it)."""
+    window, signals = parts.window, parts.signals
     window.resize(*WINDOW_SIZE)
     screen = QGuiApplication.primaryScreen().availableGeometry()
     window.move(screen.center() - window.rect().center())
     window.bring_to_front()
     await until(lambda: signals.status.state is ConnectionState.CONNECTED, "the connection to the simulator")
     await until(lambda: signals.registration.report is not None, "the capability registration")
+    return screen
+
+
+async def shoot(parts: GuiParts) -> None:
+    window, signals, tray = parts.window, parts.signals, parts.tray
+    simulator = RecordingSimulator.instances[-1]
+    await connected_window(parts)
     log.info("letting the simulated products play for %.0f s", WARM_UP_S)
     await asyncio.sleep(WARM_UP_S)
 

@@ -19,11 +19,9 @@ import logging
 import sys
 from typing import Any
 
-from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QTextBrowser
-from take import RecordingSimulator, save, settle, take, until  # the sibling script's helpers
+from take import RecordingSimulator, connected_window, save, settle, take, until  # the sibling script's helpers
 
-from epos_bridge.gateway.connection_state import ConnectionState
 from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.services.verification_report import render_html
 from epos_bridge.ui.gui import GuiParts
@@ -35,7 +33,6 @@ log = logging.getLogger("screenshots")
 
 NO_PRODUCT_FLOWS_S = 3600.0
 """The demo's own product flows stay quiet, so the tester's flows are all that run."""
-WINDOW_SIZE = (1180, 680)
 DIALOG_SIZE = (1180, 660)
 
 
@@ -47,12 +44,7 @@ def select(dialog: VerifyDialog, name: str) -> None:
 async def shoot(parts: GuiParts) -> None:
     window, signals = parts.window, parts.signals
     simulator = RecordingSimulator.instances[-1]
-    window.resize(*WINDOW_SIZE)
-    screen = QGuiApplication.primaryScreen().availableGeometry()
-    window.move(screen.center() - window.rect().center())
-    window.bring_to_front()
-    await until(lambda: signals.status.state is ConnectionState.CONNECTED, "the connection to the simulator")
-    await until(lambda: signals.registration.report is not None, "the capability registration")
+    screen = await connected_window(parts)
     window.show_tab(TAB_CONNECTION)
     await until(lambda: window.connection_tab.capabilities_label.text().startswith("In sync"), "the capabilities shown")
     await settle()
