@@ -122,7 +122,7 @@ async def connected_window(parts: GuiParts) -> QRect:
 
 
 async def shoot(parts: GuiParts) -> None:
-    window, signals, tray = parts.window, parts.signals, parts.tray
+    window, tray = parts.window, parts.tray
     simulator = RecordingSimulator.instances[-1]
     await connected_window(parts)
     log.info("letting the simulated products play for %.0f s", WARM_UP_S)

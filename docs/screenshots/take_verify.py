@@ -42,7 +42,7 @@ def select(dialog: VerifyDialog, name: str) -> None:
 
 
 async def shoot(parts: GuiParts) -> None:
-    window, signals = parts.window, parts.signals
+    window = parts.window
     simulator = RecordingSimulator.instances[-1]
     screen = await connected_window(parts)
     window.show_tab(TAB_CONNECTION)
