@@ -76,7 +76,8 @@ def adapter_factory(settings: BridgeSettings) -> AdapterFactory:
         raise ConfigError([(ENV_VARS["adapter"], f"unknown adapter {settings.adapter!r}; installed: {installed}")])
     if factory.mappings is not None and settings.mapping is None:
         shipped = f"one shipped with it ({', '.join(factory.mappings)})" if factory.mappings else "a file"
-        raise ConfigError([(ENV_VARS["mapping"], f"the {settings.adapter} adapter needs a mapping: a file, or {shipped}")])
+        needs = f"the {settings.adapter} adapter needs a mapping: a file, or {shipped}"
+        raise ConfigError([(ENV_VARS["mapping"], needs)])
     try:
         return factory.with_mapping(settings.mapping)
     except ValueError as exc:
