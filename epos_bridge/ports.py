@@ -341,6 +341,22 @@ class AdapterFactory(Protocol):
         ...
 
 
+@runtime_checkable
+class AttachableFactory(Protocol):
+    """A kind of storage that is a POS's own database, to which the bridge adds tables of its own
+    (order locks, payment de-duplication, the change log). ``db attach`` and ``db detach`` use it;
+    a factory without it keeps nothing of the bridge's in the POS's storage."""
+
+    def attach(self, location: Path, *, dry_run: bool) -> list[str]:
+        """Add the bridge's tables; lines saying what was done, or with ``dry_run`` the SQL that
+        would run (nothing is changed). Raises :class:`AdapterInitError`."""
+        ...
+
+    def detach(self, location: Path, *, dry_run: bool) -> list[str]:
+        """Remove everything :meth:`attach` added. Raises :class:`AdapterInitError`."""
+        ...
+
+
 async def read_problem(adapter: PosAdapter) -> str | None:
     """The check every factory's :meth:`AdapterFactory.problem` ends with: one real read
     (SearchTables, which needs no write access) of an adapter just opened, which is then closed.

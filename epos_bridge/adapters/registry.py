@@ -8,7 +8,7 @@ A third-party adapter package declares, in its ``pyproject.toml``::
 where ``factory`` is an :class:`epos_bridge.ports.AdapterFactory` (or a zero-argument callable
 returning one). An older factory with only ``description`` and ``open`` still works, as a
 :class:`MinimalFactory`; one written before mappings, as a :class:`NeedsNoMapping`.
-``EPOS_BRIDGE_ADAPTER=mypos`` then selects it. The built-ins (``sqlite``, ``jsonfile``) are
+``EPOS_BRIDGE_ADAPTER=mypos`` then selects it. The built-ins (``sqlite``, ``jsonfile``, ``sqlmap``) are
 always present, installed or not, so a source checkout works; an entry point cannot replace a
 built-in name (a package must not silently take over where payments are recorded).
 """
@@ -137,8 +137,9 @@ class NeedsNoMapping:
 def _builtins() -> dict[str, AdapterFactory]:
     from epos_bridge.adapters.jsonfile.factory import JsonFileFactory
     from epos_bridge.adapters.sqlite.factory import SqliteFactory
+    from epos_bridge.adapters.sqlmap.factory import SqlMapFactory
 
-    return {"sqlite": SqliteFactory(), "jsonfile": JsonFileFactory()}
+    return {"sqlite": SqliteFactory(), "jsonfile": JsonFileFactory(), "sqlmap": SqlMapFactory()}
 
 
 BUILT_IN: dict[str, AdapterFactory] = _builtins()
@@ -216,3 +217,4 @@ class _Broken:
 
 BUILT_IN_SQLITE = BUILT_IN["sqlite"]
 BUILT_IN_JSONFILE = BUILT_IN["jsonfile"]
+BUILT_IN_SQLMAP = BUILT_IN["sqlmap"]

@@ -7,7 +7,7 @@ import argparse
 import io
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +15,7 @@ from epos_bridge import __version__
 
 if TYPE_CHECKING:
     from epos_bridge.config import BridgeSettings
+    from epos_bridge.ports import AdapterFactory, AttachableFactory
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"epos-bridge {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    db = commands.add_parser("db", help="manage the reference POS database")
+    db = commands.add_parser("db", help="create a POS database, or attach the bridge's tables to one")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     init = db_commands.add_parser("init", help="create or migrate a reference database")
     init.add_argument("path", type=Path, help="the database file to create or migrate")
@@ -36,7 +37,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="an installed adapter (epos-bridge capabilities lists them); sqlite, the default, is a reference "
         "database file; jsonfile a folder of JSON files (docs/file-database.md)",
     )
+    init.add_argument(
+        "--mapping", help="for an adapter that reads through a mapping (sqlmap): a file or a shipped name"
+    )
     init.set_defaults(handler=_db_init)
+    attach = db_commands.add_parser(
+        "attach", help="add the bridge's own tables (locks, payment de-duplication, change log) to a POS's database"
+    )
+    attach.add_argument("path", type=Path, help="the POS's database file")
+    attach.add_argument("--mapping", required=True, help="the mapping the bridge reads it through: a file or a name")
+    attach.add_argument("--adapter", default="sqlmap", help="an installed adapter that attaches (default: sqlmap)")
+    attach.add_argument("--dry-run", action="store_true", help="print the SQL it would run and change nothing")
+    attach.set_defaults(handler=_db_attach)
+    detach = db_commands.add_parser("detach", help="remove everything `db attach` added to a POS's database")
+    detach.add_argument("path", type=Path, help="the POS's database file")
+    detach.add_argument("--adapter", default="sqlmap", help="an installed adapter that attaches (default: sqlmap)")
+    detach.add_argument("--dry-run", action="store_true", help="print the SQL it would run and change nothing")
+    detach.set_defaults(handler=_db_detach)
 
     run = commands.add_parser("run", help="serve Dojo's requests with the saved settings")
     run.add_argument("--headless", action="store_true", help="no tray icon: log one line per request to stderr")
@@ -95,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 OVERRIDES = {
     "db": "db_path",
     "adapter": "adapter",
+    "mapping": "mapping",
     "ws_url": "ws_url",
     "api_url": "api_url",
     "data_dir": "data_dir",
@@ -106,6 +124,7 @@ OVERRIDES = {
 def _add_overrides(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", help="the POS database (overrides EPOS_BRIDGE_DB)")
     parser.add_argument("--adapter", help="the POS adapter (overrides EPOS_BRIDGE_ADAPTER)")
+    parser.add_argument("--mapping", help="the mapping file or name, for sqlmap (overrides EPOS_BRIDGE_MAPPING)")
     parser.add_argument("--ws-url", help="the EPOS Data gateway URL (overrides EPOS_BRIDGE_WS_URL)")
     parser.add_argument("--api-url", help="the Dojo API URL (overrides EPOS_BRIDGE_API_URL)")
     parser.add_argument("--data-dir", help="the bridge's own state and logs (overrides EPOS_BRIDGE_DATA_DIR)")
@@ -278,24 +297,70 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _db_init(args: argparse.Namespace) -> int:
-    """Whatever the adapter: its factory creates (or upgrades) its own storage."""
+def _db_factory(args: argparse.Namespace) -> AdapterFactory | None:
+    """The adapter named, bound to ``--mapping`` when given (printing why not, if it cannot be)."""
     from epos_bridge.adapters.registry import installed_adapters
-    from epos_bridge.ports import AdapterInitError
 
     adapters = installed_adapters()
     factory = adapters.get(args.adapter)
     if factory is None:
         print(f"epos-bridge: unknown adapter {args.adapter!r}; installed: {', '.join(adapters)}", file=sys.stderr)
-        return 2
+        return None
     try:
-        lines = factory.init(args.path, demo=args.demo)
-    except AdapterInitError as exc:
+        return factory.with_mapping(getattr(args, "mapping", None))
+    except ValueError as exc:
+        print(f"epos-bridge: {exc}", file=sys.stderr)
+        return None
+
+
+def _print_lines(work: Callable[[], list[str]]) -> int:
+    from epos_bridge.ports import AdapterInitError
+
+    try:
+        lines = work()
+    except (AdapterInitError, ValueError) as exc:
         print(f"epos-bridge: {exc}", file=sys.stderr)
         return 1
     for line in lines:
         print(line)
     return 0
+
+
+def _db_init(args: argparse.Namespace) -> int:
+    """Whatever the adapter: its factory creates (or upgrades) its own storage."""
+    factory = _db_factory(args)
+    if factory is None:
+        return 2
+    return _print_lines(lambda: factory.init(args.path, demo=args.demo))
+
+
+def _attachable(args: argparse.Namespace) -> AttachableFactory | None:
+    from epos_bridge.ports import AttachableFactory
+
+    factory = _db_factory(args)
+    if factory is None:
+        return None
+    if not isinstance(factory, AttachableFactory):
+        print(
+            f"epos-bridge: the {args.adapter} adapter keeps nothing of the bridge's in the POS database",
+            file=sys.stderr,
+        )
+        return None
+    return factory
+
+
+def _db_attach(args: argparse.Namespace) -> int:
+    factory = _attachable(args)
+    if factory is None:
+        return 2
+    return _print_lines(lambda: factory.attach(args.path, dry_run=args.dry_run))
+
+
+def _db_detach(args: argparse.Namespace) -> int:
+    factory = _attachable(args)
+    if factory is None:
+        return 2
+    return _print_lines(lambda: factory.detach(args.path, dry_run=args.dry_run))
 
 
 def _print_installed_adapters(configured: str) -> None:

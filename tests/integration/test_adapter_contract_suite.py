@@ -1,4 +1,4 @@
-"""The shipped adapter contract suite (epos_bridge.testing.contract_suite) against both built-in adapters.
+"""The shipped adapter contract suite (epos_bridge.testing.contract_suite) against the built-in adapters.
 
 Each adapter gets a seeder that acts as its POS: SQL on the reference file for SQLite, locked
 atomic file writes for the file database (the way docs/file-database.md tells a POS to write).
@@ -21,11 +21,22 @@ from epos_bridge.adapters.jsonfile.setup import init_folder
 from epos_bridge.adapters.sqlite import writes
 from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.adapters.sqlite.schema import migrate
+from epos_bridge.adapters.sqlmap.adapter import SqlMapPosAdapter
 from epos_bridge.domain.bill import VenueDetails
 from epos_bridge.ports import PosAdapter
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.entities import Area, Table
-from epos_bridge.testing.contract_suite import AdapterContract, Seeder, StandardVenue
+from epos_bridge.testing.contract_suite import (
+    AdapterContract,
+    Rpc,
+    Seeder,
+    StandardVenue,
+    failed,
+    money,
+    ok,
+    order_params,
+)
+from tests.helpers.floreant import FloreantTill, floreant
 
 
 class SqliteSeeder:
@@ -190,3 +201,56 @@ class TestJsonFileAdapterContract(AdapterContract):
     @pytest.fixture
     def epos_adapter_factory(self, tmp_path: Path) -> Callable[[], PosAdapter]:
         return lambda: JsonFilePosAdapter.open(tmp_path / "pos")
+
+
+class TestSqlMapFloreantContract(AdapterContract):
+    """The mapped-SQL adapter over a Floreant-shaped database, through the shipped ``floreant`` mapping."""
+
+    @pytest.fixture
+    def epos_venue_seeder(self, tmp_path: Path) -> Seeder:
+        return FloreantTill(tmp_path / "floreant.db")
+
+    @pytest.fixture
+    def epos_adapter_factory(self, tmp_path: Path) -> Callable[[], PosAdapter]:
+        return lambda: SqlMapPosAdapter.open(tmp_path / "floreant.db", floreant())
+
+    async def test_create_order_round_trips_and_is_idempotent_on_dojo_order_id(self, epos_rpc: Rpc) -> None:
+        """Floreant's TICKET_ITEM has no parent line, so sub-items have nowhere to go: the suite's
+        order (which has one) is refused, storing nothing, as any order that cannot be stored
+        faithfully is; the same order without it round-trips exactly as the suite asks."""
+        request = order_params(
+            "dojo-1",
+            total=3000,
+            note="birthday",
+            customer={"name": "Grace Hopper", "phoneNumber": "07700"},
+            discounts=[{"name": "Happy hour", "amountTotal": money(300)}],
+            taxLines=[{"amountTotal": money(500), "name": "VAT 20%", "amountPercentage": 2000}],
+            serviceChargeAmount=money(300),
+            reference="TAB-77",
+            displayName="Table 1 - Grace",
+        )
+        burger = {
+            "name": "Burger",
+            "plu": "BURG",
+            "quantity": 2,
+            "amountPerItem": money(1000),
+            "modifiers": [{"name": "Cheese", "plu": "CHS", "quantity": 1, "amountPerModifier": money(150)}],
+        }
+        cola = {"name": "Cola", "plu": "COLA", "quantity": 1, "amountPerItem": money(300)}
+        with_sub_item = {
+            **burger,
+            "subItems": [{"name": "Fries", "plu": "FRY", "quantity": 1, "amountPerItem": money(0)}],
+        }
+        error = failed(await epos_rpc("CreateOrderV1", {**request, "items": [with_sub_item, cola]}), "InvalidRequest")
+        assert "subItems" in error["debugMessage"]
+        assert ok(await epos_rpc("SearchOrdersV1", {}))["data"] == []
+        request["items"] = [burger, cola]
+        created = ok(await epos_rpc("CreateOrderV1", request))
+        again = ok(await epos_rpc("CreateOrderV1", order_params("dojo-1", total=99)))
+        fetched = ok(await epos_rpc("GetOrderByIdV1", {"orderId": created["id"]}))
+        assert again == created == fetched
+        for key in ("items", "note", "customer", "discounts", "taxLines", "serviceChargeAmount", "reference"):
+            assert fetched[key] == request[key], key
+        assert (fetched["status"], fetched["payable"]) == ("New", True)
+        other = ok(await epos_rpc("CreateOrderV1", order_params("dojo-2")))
+        assert other["id"] != created["id"]

@@ -42,9 +42,12 @@ def declared(monkeypatch: pytest.MonkeyPatch) -> list[EntryPoint]:
 def test_built_ins_are_there_without_any_installation(declared: list[EntryPoint]) -> None:
     adapters = installed_adapters()
 
-    assert list(adapters) == ["sqlite", "jsonfile"]
+    assert list(adapters) == ["sqlite", "jsonfile", "sqlmap"]
     assert "SQLite" in adapters["sqlite"].description
     assert "JSON" in adapters["jsonfile"].description
+    assert "mapping" in adapters["sqlmap"].description
+    assert adapters["sqlmap"].mappings == ("floreant",)
+    assert adapters["sqlite"].mappings is None
 
 
 def test_an_entry_point_adds_an_adapter_from_an_object_or_a_factory_function(declared: list[EntryPoint]) -> None:
@@ -95,7 +98,7 @@ def test_open_adapter_names_the_setting_and_what_is_installed_for_an_unknown_ada
 
     text = str(raised.value)
     assert "EPOS_BRIDGE_ADAPTER" in text
-    assert "installed: sqlite, jsonfile" in text
+    assert "installed: sqlite, jsonfile, sqlmap" in text
 
 
 async def test_open_adapter_opens_the_file_database_adapter(declared: list[EntryPoint], tmp_path: Path) -> None:

@@ -1,0 +1,361 @@
+"""The mapped-SQL POS adapter: any POS schema, read and written through a mapping file.
+
+The same shape as the reference adapter (``adapters/sqlite/adapter.py``): every rule lives in
+:mod:`epos_bridge.domain`; each call reads the facts the rule needs in one transaction, through
+the mapping's statements (:mod:`.rows`), and stores what the rule decided in the same
+transaction, which owns the answer's deadline (:mod:`epos_bridge.adapters.sqlitedb`). What the
+POS schema lacks (locks, paymentIntentId de-duplication, the change log) lives in the bridge's
+tables inside the same file (:mod:`.bridge`). It implements exactly the capabilities whose
+statements the mapping has (:func:`.mapping.capabilities`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+from epos_bridge.adapters.sqlmap import rows, writes
+from epos_bridge.adapters.sqlmap.database import MappedDatabase
+from epos_bridge.adapters.sqlmap.mapping import Mapping, capabilities
+from epos_bridge.domain import bill, intents, locks, orders, payments, records
+from epos_bridge.domain.errors import InvalidRequest
+from epos_bridge.domain.pagination import page_bounds, page_of, read_cursor
+from epos_bridge.ports import CallContext, Clock, PosChange, SystemClock
+from epos_bridge.protocol import params as wire
+from epos_bridge.protocol.base import format_utc
+from epos_bridge.protocol.capabilities import Capability
+from epos_bridge.protocol.entities import Area, Order, OrderBill, PaymentIntentEvent
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+C = Capability
+
+LockDecision = Callable[
+    [locks.LockableOrder, locks.HeldLock | None, str, datetime, datetime, wire.RequestHeaders], locks.LockChange
+]
+
+
+class SqlMapPosAdapter:
+    """Implements :class:`epos_bridge.ports.PosAdapter` over a POS's own tables, through a mapping."""
+
+    def __init__(self, database: MappedDatabase, clock: Clock | None = None) -> None:
+        self._db = database
+        self._map: Mapping = database.mapping
+        self._clock = clock or SystemClock()
+        self._capabilities = capabilities(self._map)
+
+    @classmethod
+    def open(cls, path: Path, mapping: Mapping, clock: Clock | None = None) -> SqlMapPosAdapter:
+        return cls(MappedDatabase(path, mapping), clock)
+
+    @property
+    def path(self) -> Path:
+        return self._db.path
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether the mapping names POS tables whose changes become POS events."""
+        return bool(self._map.changes)
+
+    @property
+    def changes(self) -> MappedChangeLog:
+        return MappedChangeLog(self._db)
+
+    def implemented_capabilities(self) -> frozenset[Capability]:
+        return self._capabilities
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def check_writable(self) -> None:
+        """A real, harmless write to the bridge's own table: raises PosUnavailable when read-only."""
+        await self._db.write(lambda db: db.execute("UPDATE EPOS_BRIDGE_META SET VALUE = VALUE WHERE KEY = 'version'"))
+
+    def _needs(self, capability: Capability) -> None:
+        if capability not in self._capabilities:
+            raise InvalidRequest(f"this POS's mapping ({self._map.name}) has no statements for {capability.value}")
+
+    def _now(self) -> datetime:
+        return self._clock.now()
+
+    async def _read(self, ctx: CallContext, work: Callable[[sqlite_utils.Database], T]) -> T:
+        return await self._db.read(work, ctx.deadline)
+
+    async def _write(self, ctx: CallContext, work: Callable[[sqlite_utils.Database], T]) -> T:
+        return await ctx.transaction(self._db.write, work)
+
+    # --- orders ---------------------------------------------------------------------------
+
+    async def search_orders(self, params: wire.SearchOrdersParams, ctx: CallContext) -> wire.PagedOrders:
+        self._needs(C.SEARCH_ORDERS)
+        request = read_cursor(params.cursor, "orders")
+        wanted = orders.order_filter(params)
+
+        def work(db: sqlite_utils.Database) -> wire.PagedOrders:
+            headers = {
+                int(r["id"]): r
+                for r in rows.query(db, self._map, "orders.search")
+                if wanted.matches(rows.SearchedHeader(r, db, self._map))
+            }
+            keys, more_before, more_after = page_of(sorted(headers), request)
+            bounds = page_bounds("orders", list(keys), more_before, more_after)
+            data = [rows.load_order(db, self._map, headers[k]) for k in keys]
+            return wire.PagedOrders(data=data, before=bounds.before, after=bounds.after)
+
+        return await self._read(ctx, work)
+
+    async def get_order(self, params: wire.OrderIdParams, ctx: CallContext) -> Order:
+        self._needs(C.GET_ORDER_BY_ID)
+        return await self._read(
+            ctx, lambda db: rows.load_order(db, self._map, rows.header(db, self._map, params.order_id))
+        )
+
+    async def get_order_bill(self, params: wire.OrderIdParams, ctx: CallContext) -> OrderBill:
+        self._needs(C.GET_ORDER_BILL_BY_ID)
+
+        def work(db: sqlite_utils.Database) -> OrderBill:
+            now = self._now()
+            order = rows.load_order(db, self._map, rows.header(db, self._map, params.order_id))
+            venue = rows.venue_details(db, self._map)
+            if venue is None:
+                log.warning("the POS database has no venue row: the bill prints without a merchant header")
+            table_id = bill.table_of(order)
+            tables = rows.load_tables(db, self._map) if table_id and self._map.has("floor.tables") else {}
+            table = tables.get(table_id) if table_id else None
+            return bill.build_bill(order, venue, table.name if table else None, now)
+
+        return await self._read(ctx, work)
+
+    async def cancel_order(self, params: wire.OrderIdParams, ctx: CallContext) -> Order:
+        self._needs(C.CANCEL_ORDER_BY_ID)
+
+        def work(db: sqlite_utils.Database) -> Order:
+            now = self._now()  # after the write lock is held: never older than the POS's edits
+            row = rows.header(db, self._map, params.order_id)
+            key = int(row["id"])
+            paid = orders.paid_value(rows.stored_payments(db, self._map, key))
+            lock = locks.active_lock(rows.held_lock(db, key), now)
+            if orders.check_cancellable(
+                params.order_id, rows.status_of(row), paid, lock is not None, row.get("open_at_till")
+            ):
+                rows.run(db, self._map, "orders.cancel", order_id=key, now=format_utc(now))
+            return rows.load_by_key(db, self._map, key)
+
+        return await self._write(ctx, work)
+
+    async def create_order(self, params: wire.CreateOrderParams, ctx: CallContext) -> Order:
+        self._needs(C.CREATE_ORDER)
+        self._check_storable(params)
+
+        def work(db: sqlite_utils.Database) -> Order:
+            now = self._now()  # after the write lock is held: never older than the POS's edits
+            existing = records.replay_of(
+                records.ORDER, params.dojo_order_id, rows.order_of_dojo_id(db, params.dojo_order_id)
+            )
+            if existing is not None:
+                return rows.load_by_key(db, self._map, existing)
+            known = set(rows.load_tables(db, self._map))
+            record = orders.decide_new_order(params, known, now)
+            key = writes.insert_order(db, self._map, record)
+            return rows.load_by_key(db, self._map, key)
+
+        return await self._write(ctx, work)
+
+    def _check_storable(self, params: wire.CreateOrderParams) -> None:
+        """Refuse, storing nothing, what this POS's mapping has no place for: an order must read
+        back as it was sent. A mapping stores at most one discount and one tax line per order."""
+        lacking = [
+            ("subItems", any(i.sub_items for i in params.items), False),
+            ("modifiers", any(i.modifiers for i in params.items), self._map.has("orders.create_modifier")),
+            ("discounts", len(params.discounts or []) > 1, False),
+            ("discounts", bool(params.discounts), self._map.has("orders.discounts")),
+            ("taxLines", len(params.tax_lines or []) > 1, False),
+            ("taxLines", bool(params.tax_lines), self._map.has("orders.tax_lines")),
+            ("payments", bool(params.payments), self._map.has("payments.insert")),
+        ]
+        for name, sent, storable in lacking:
+            if sent and not storable:
+                raise InvalidRequest(f"{name}: this POS (mapping {self._map.name}) has nowhere to store them")
+
+    async def record_order_payment(self, params: wire.RecordOrderPaymentParams, ctx: CallContext) -> Order:
+        self._needs(C.RECORD_ORDER_PAYMENT_BY_ID)
+
+        def work(db: sqlite_utils.Database) -> Order:
+            now = self._now()  # after the write lock is held: never older than the POS's edits
+            row = rows.header(db, self._map, params.order_id)
+            key = int(row["id"])
+            order = payments.PayableOrder(
+                order_id=params.order_id,
+                status=rows.status_of(row),
+                currency=rows.currency_of(row, self._map),
+                total_value=int(row["total_amount"]),
+                payments=rows.stored_payments(db, self._map, key),
+                open_at_till=row.get("open_at_till"),
+                facts=rows.order_facts(row),
+            )
+            decision = payments.decide_payment(
+                order,
+                rows.held_lock(db, key),
+                params,
+                intents.newest_status(rows.intent_events(db, params.payment_intent_id)),
+                now,
+                recorded=rows.recorded_intent(db, params.payment_intent_id),
+            )
+            if decision.warning:
+                log.warning("%s", decision.warning)
+            if decision.payment is not None:
+                writes.insert_payment(
+                    db, self._map, key, orders.PaymentRecord.taken(decision.payment, now, params.headers)
+                )
+            ctx.record(*decision.events)
+            return rows.load_by_key(db, self._map, key)
+
+        return await self._write(ctx, work)
+
+    # --- order locks ----------------------------------------------------------------------
+
+    async def create_order_lock(self, params: wire.CreateOrderLockParams, ctx: CallContext) -> Order:
+        self._needs(C.CREATE_ORDER_LOCK)
+        return await self._change_lock(params, ctx, locks.decide_create)
+
+    async def extend_order_lock(self, params: wire.ExtendOrderLockParams, ctx: CallContext) -> None:
+        self._needs(C.EXTEND_ORDER_LOCK)
+        await self._change_lock(params, ctx, locks.decide_extend)
+
+    async def _change_lock(self, params: wire.CreateOrderLockParams, ctx: CallContext, decide: LockDecision) -> Order:
+        def work(db: sqlite_utils.Database) -> Order:
+            now = self._now()  # after the write lock is held: never older than the POS's edits
+            row = rows.header(db, self._map, params.order_id)
+            key = int(row["id"])
+            lockable = locks.LockableOrder(
+                order_id=params.order_id,
+                status=rows.status_of(row),
+                updated_at=rows.time_of(row, "updated_at"),
+                open_at_till=row.get("open_at_till"),
+                facts=rows.order_facts(row),
+            )
+            change = decide(lockable, rows.held_lock(db, key), params.lock_id, params.expiry, now, params.headers)
+            rows.apply_lock_change(db, key, change)
+            ctx.record(*change.events)
+            return rows.load_order(db, self._map, row)
+
+        return await self._write(ctx, work)
+
+    async def delete_order_lock(self, params: wire.DeleteOrderLockParams, ctx: CallContext) -> Order:
+        self._needs(C.DELETE_ORDER_LOCK)
+
+        def work(db: sqlite_utils.Database) -> Order:
+            now = self._now()  # after the write lock is held: never older than the POS's edits
+            row = rows.header(db, self._map, params.order_id)
+            key = int(row["id"])
+            change = locks.decide_delete(params.order_id, rows.held_lock(db, key), params.lock_id, now)
+            rows.apply_lock_change(db, key, change)
+            ctx.record(*change.events)
+            return rows.load_order(db, self._map, row)
+
+        return await self._write(ctx, work)
+
+    # --- tables and areas -----------------------------------------------------------------
+
+    async def list_areas(self, params: wire.WithHeaders, ctx: CallContext) -> list[Area]:
+        self._needs(C.LIST_AREAS)
+        return await self._read(ctx, lambda db: rows.load_areas(db, self._map))
+
+    async def search_tables(self, params: wire.SearchTablesParams, ctx: CallContext) -> wire.PagedTables:
+        self._needs(C.SEARCH_TABLES)
+        request = read_cursor(params.cursor, "tables", str)
+
+        def work(db: sqlite_utils.Database) -> wire.PagedTables:
+            found = {
+                i: t
+                for i, t in rows.load_tables(db, self._map).items()
+                if params.area_id in (None, t.area_id)
+                and (params.waiter_id is None or params.waiter_id in (t.waiter_ids or []))
+            }
+            keys, more_before, more_after = page_of(sorted(found), request)
+            bounds = page_bounds("tables", list(keys), more_before, more_after)
+            return wire.PagedTables(data=[found[k] for k in keys], before=bounds.before, after=bounds.after)
+
+        return await self._read(ctx, work)
+
+    # --- parties and reservations: no mapping statements for them yet ----------------------
+
+    async def _unsupported(self, *args: object) -> Any:
+        """Never called through the bridge: these capabilities are never registered."""
+        raise InvalidRequest(f"this POS's mapping ({self._map.name}) has no statements for parties or reservations")
+
+    create_party = get_party = update_party = delete_party = search_parties = _unsupported
+    create_reservation = get_reservation = update_reservation = delete_reservation = _unsupported
+    search_reservations = _unsupported
+
+    # --- events from Dojo -----------------------------------------------------------------
+
+    async def handle_payment_intent_event(
+        self, params: wire.HandleEventParams, event: PaymentIntentEvent, ctx: CallContext
+    ) -> None:
+        self._needs(C.HANDLE_PAYMENT_INTENT_STATUS_UPDATED)
+
+        def work(db: sqlite_utils.Database) -> None:
+            now = self._now()  # after the write lock is held: never older than the POS's edits
+            recorded = rows.recorded_intent(db, event.payment_intent_id)
+            history = rows.intent_events(db, event.payment_intent_id, params.id)
+            decision = intents.decide_intent_event(params, event, history, recorded, now)
+            if decision.store is None:
+                return  # contract §3.22: at-least-once delivery; a replay changes nothing (and writes nothing).
+            db.execute(
+                "INSERT INTO EPOS_BRIDGE_INTENT_EVENTS (EVENT_ID, ACCOUNT_ID, EVENT, PAYMENT_INTENT_ID,"
+                " PAYMENT_STATUS, CAPTURE_MODE, CREATED_AT, RECEIVED_AT) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    params.id,
+                    params.account_id,
+                    params.event,
+                    event.payment_intent_id,
+                    event.payment_status.value,
+                    event.capture_mode.value,
+                    format_utc(params.created_at),
+                    format_utc(now),
+                ],
+            )
+            if decision.payment_status is not None and recorded is not None:
+                db.execute(
+                    "UPDATE EPOS_BRIDGE_PAYMENTS SET STATUS = ? WHERE PAYMENT_INTENT_ID = ?",
+                    [decision.payment_status.value, event.payment_intent_id],
+                )
+                writes.order_paid(db, self._map, int(recorded.order_id), now)
+            ctx.record(*decision.events)
+
+        await self._write(ctx, work)
+
+
+# --- change capture (ports.ChangeSource) ----------------------------------------------------
+
+
+class MappedChangeLog:
+    """Reads ``EPOS_BRIDGE_CHANGES``, filled by the triggers ``db attach`` put on the POS's tables."""
+
+    def __init__(self, database: MappedDatabase) -> None:
+        self._db = database
+
+    async def latest_change(self) -> int:
+        return await self._db.read(
+            lambda db: int(db.execute("SELECT COALESCE(MAX(SEQ), 0) FROM EPOS_BRIDGE_CHANGES").fetchone()[0])
+        )
+
+    async def changes_after(self, seq: int, limit: int) -> list[PosChange]:
+        def work(db: sqlite_utils.Database) -> list[PosChange]:
+            found = db.execute(
+                "SELECT SEQ, ENTITY, ENTITY_ID, CHANGE FROM EPOS_BRIDGE_CHANGES WHERE SEQ > ? ORDER BY SEQ LIMIT ?",
+                [seq, limit],
+            ).fetchall()
+            return [PosChange(int(r[0]), r[1], str(r[2]), r[3]) for r in found]
+
+        return await self._db.read(work)
+
+    async def forget_changes_through(self, seq: int) -> None:
+        await self._db.write(lambda db: db.execute("DELETE FROM EPOS_BRIDGE_CHANGES WHERE SEQ <= ?", [seq]))

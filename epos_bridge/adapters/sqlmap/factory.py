@@ -1,0 +1,98 @@
+"""A POS's own SQLite database read through a mapping, as a kind of POS storage
+(:class:`epos_bridge.ports.AdapterFactory` and :class:`epos_bridge.ports.AttachableFactory`)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+from epos_bridge.adapters.sqlmap import setup
+from epos_bridge.adapters.sqlmap.adapter import SqlMapPosAdapter
+from epos_bridge.adapters.sqlmap.database import MappedDatabase
+from epos_bridge.adapters.sqlmap.mapping import Mapping, MappingError, load, shipped_names
+from epos_bridge.domain.errors import EposFailure
+from epos_bridge.ports import AdapterFactory, ChangeSource, LocationKind, PosAdapter, opened_by
+
+
+class SqlMapFactory:
+    location: LocationKind = "file"
+
+    def __init__(self, mapping: Mapping | None = None) -> None:
+        self._mapping = mapping
+
+    @property
+    def description(self) -> str:
+        if self._mapping is None:
+            return "a POS's own SQLite database, through a mapping (docs/mapping-a-pos.md); EPOS_BRIDGE_DB is the file"
+        return f"{self._mapping.description} through the mapping {self._mapping.name}; EPOS_BRIDGE_DB is the file"
+
+    @property
+    def mappings(self) -> tuple[str, ...]:
+        return shipped_names()
+
+    def with_mapping(self, mapping: str | None) -> AdapterFactory:
+        return self if mapping is None else SqlMapFactory(load(mapping))
+
+    def _bound(self) -> Mapping:
+        if self._mapping is None:
+            raise MappingError(
+                "the sqlmap adapter needs a mapping (EPOS_BRIDGE_MAPPING): a file, or one of "
+                + ", ".join(shipped_names())
+            )
+        return self._mapping
+
+    def init(self, location: Path, *, demo: bool) -> list[str]:
+        try:
+            mapping = self._bound()
+        except MappingError as exc:
+            raise setup.AttachError(str(exc)) from exc
+        return setup.init(location, mapping, demo=demo, now=datetime.now(UTC))
+
+    def attach(self, location: Path, *, dry_run: bool) -> list[str]:
+        try:
+            mapping = self._bound()
+        except MappingError as exc:
+            raise setup.AttachError(str(exc)) from exc
+        return setup.attach(location, mapping, dry_run=dry_run)
+
+    def detach(self, location: Path, *, dry_run: bool) -> list[str]:
+        return setup.detach(location, dry_run=dry_run)
+
+    async def problem(self, location: Path) -> str | None:
+        """Read-only: the file is attached and every statement of the mapping prepares against it."""
+        try:
+            mapping = self._bound()
+        except MappingError as exc:
+            return str(exc)
+        found = await asyncio.to_thread(_file_problem, location)
+        if found is not None:
+            return found
+        database = MappedDatabase(location, mapping, workers=1)
+        try:
+            await database.read(lambda db: None)
+        except EposFailure as exc:
+            return exc.message
+        finally:
+            await database.close()
+        return None
+
+    def open(self, location: Path) -> PosAdapter:
+        return SqlMapPosAdapter.open(location, self._bound())
+
+    async def check_writable(self, adapter: PosAdapter) -> None:
+        await opened_by(adapter, SqlMapPosAdapter).check_writable()
+
+    def change_source(self, adapter: PosAdapter) -> ChangeSource | None:
+        if not opened_by(adapter, SqlMapPosAdapter).has_changes:
+            return None
+        changes: ChangeSource = opened_by(adapter, SqlMapPosAdapter).changes
+        return changes
+
+
+def _file_problem(location: Path) -> str | None:
+    if location.is_dir():
+        return f"{location} is a folder; choose the POS database file inside it."
+    if location.is_file() and location.stat().st_size == 0:
+        return f"{location} is empty: it is not a POS database."
+    return None

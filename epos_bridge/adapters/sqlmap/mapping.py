@@ -1,0 +1,342 @@
+"""A mapping file: the SQL that reads and writes one POS's own tables, per capability.
+
+The file is TOML (``tomllib``), checked against the pydantic models below: an unknown key, a
+missing one or a statement that uses a parameter it is not given is an error that names the key.
+Every statement is trusted installer configuration, but values are always bound as named
+parameters (``:order_id``), never formatted into the text. :func:`statement_problems` then
+prepares each statement against the database (``EXPLAIN``) and names the capability, the
+statement and what SQLite could not find.
+
+What each statement is given and must return is documented in ``docs/mapping-a-pos.md``; the
+parameter names are :data:`PARAMETERS`, the column aliases :data:`REQUIRED_COLUMNS`.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from epos_bridge.protocol.capabilities import Capability
+
+SHIPPED = Path(__file__).with_name("mappings")
+"""Mappings shipped with the bridge, chosen by name (``floreant``)."""
+
+
+class MappingError(ValueError):
+    """The mapping file cannot be used; the message names the key or statement."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OrderStatements(_Section):
+    get: str | None = None
+    """One order's header row; given ``:order_id``."""
+    search: str | None = None
+    """Every order a search may return, header rows in ascending ``id`` order; given nothing."""
+    items: str | None = None
+    """The order's lines; given ``:order_id``; ``item_key`` joins them to their modifiers."""
+    modifiers: str | None = None
+    """The modifiers of every line of the order; given ``:order_id``, returns ``item_key``."""
+    discounts: str | None = None
+    """The order's discounts; given ``:order_id``. With it, a new order may carry one discount."""
+    tax_lines: str | None = None
+    """The order's tax lines; given ``:order_id``. With it, a new order may carry one tax line."""
+    payments: str | None = None
+    """Every payment row of the order (any tender); given ``:order_id``."""
+    cancel: str | None = None
+    """Mark the order canceled; given ``:order_id`` and ``:now``."""
+    create: str | None = None
+    """Insert an order Dojo creates; its row id is the new order's key."""
+    create_item: str | None = None
+    """Insert one line of a new order; its row id is the line's key."""
+    create_modifier: str | None = None
+    """Insert one modifier of a new order's line."""
+
+
+class PaymentStatements(_Section):
+    insert: str | None = None
+    """Insert one payment row into the POS's payment table; its row id is kept by the bridge."""
+    order_paid: str | None = None
+    """Update the order's paid and due columns after its payments changed."""
+
+
+class VenueStatements(_Section):
+    get: str | None = None
+    """The venue's details for the printed bill (one row)."""
+
+
+class FloorStatements(_Section):
+    tables: str | None = None
+    """Every table, in ascending ``id`` order."""
+    areas: str | None = None
+    """Every area."""
+
+
+class ChangeTrigger(_Section):
+    """A POS table whose rows change an order: a trigger writes each change to the bridge's log."""
+
+    table: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    order_key: str = Field(min_length=1)
+    """SQL naming the order a row belongs to, over the row as ``R`` (``R.TICKET_ID``)."""
+    own: bool = False
+    """``true`` for the order table itself (its inserts and deletes are the order's)."""
+
+
+class DemoStatements(_Section):
+    """How ``db init --demo`` writes the demo venue's floor and venue (orders go through ``orders.create``)."""
+
+    schema_file: str | None = None
+    """DDL (next to the mapping) creating the POS's tables in an empty file, for a demo."""
+    venue: str | None = None
+    area: str | None = None
+    table: str | None = None
+
+
+class Mapping(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = Field(min_length=1)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    """The currency of every amount the POS stores (it stores plain numbers)."""
+    order_key: Literal["integer"] = "integer"
+    """Order ids are the POS's integer keys, written in canonical decimal on the wire."""
+    lock_view: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """A view ``db attach`` creates so the POS can see which orders Dojo holds."""
+    orders: OrderStatements = OrderStatements()
+    payments: PaymentStatements = PaymentStatements()
+    venue: VenueStatements = VenueStatements()
+    floor: FloorStatements = FloorStatements()
+    changes: tuple[ChangeTrigger, ...] = ()
+    demo: DemoStatements = DemoStatements()
+    source: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _get_from_search(cls, data: Any) -> Any:
+        """``orders.get`` left out is ``orders.search`` narrowed to ``:order_id``."""
+        if isinstance(data, dict) and isinstance(data.get("orders"), dict):
+            section = data["orders"]
+            if section.get("get") is None and isinstance(section.get("search"), str):
+                narrowed = f"SELECT * FROM ({section['search']}) WHERE id = :order_id"  # noqa: S608 - installer SQL
+                data = {**data, "orders": {**section, "get": narrowed}}
+        return data
+
+    @field_validator("changes")
+    @classmethod
+    def _one_trigger_per_table(cls, value: tuple[ChangeTrigger, ...]) -> tuple[ChangeTrigger, ...]:
+        tables = [c.table.upper() for c in value]
+        if len(set(tables)) != len(tables):
+            raise ValueError("each table may appear once")
+        return value
+
+    def statements(self) -> Iterator[tuple[str, str]]:
+        """Every statement present, as ``(key, sql)``; ``key`` is ``section.name``."""
+        for section in ("orders", "payments", "venue", "floor", "demo"):
+            for name, sql in getattr(self, section).model_dump().items():
+                if sql is not None and name != "schema_file":
+                    yield f"{section}.{name}", sql
+
+    def has(self, key: str) -> bool:
+        section, name = key.split(".")
+        return getattr(getattr(self, section), name) is not None
+
+    def sql(self, key: str) -> str:
+        section, name = key.split(".")
+        found: str | None = getattr(getattr(self, section), name)
+        if found is None:
+            raise MappingError(f"the mapping {self.name} has no {key} statement")
+        return found
+
+
+_ORDER_ROW = ("order_id", "now")
+_PAYMENT = (
+    "order_id",
+    "paid_amount",
+    "tips_amount",
+    "payment_intent_id",
+    "tender",
+    "recorded_at",
+    "dojo_requesting_product",
+    "device_id",
+    "waiter_id",
+)
+_NEW_ORDER = (
+    "now",
+    "table_id",
+    "waiter_id",
+    "total_amount",
+    "service_charge_amount",
+    "order_type",
+    "status",
+    "note",
+    "reference",
+    "display_name",
+    "customer_name",
+    "customer_email",
+    "customer_phone",
+    "tax_amount",
+    "discount_amount",
+)
+PARAMETERS: dict[str, tuple[str, ...]] = {
+    "orders.get": ("order_id",),
+    "orders.search": (),
+    "orders.items": ("order_id",),
+    "orders.modifiers": ("order_id",),
+    "orders.discounts": ("order_id",),
+    "orders.tax_lines": ("order_id",),
+    "orders.payments": ("order_id",),
+    "orders.cancel": _ORDER_ROW,
+    "orders.create": _NEW_ORDER,
+    "orders.create_item": ("order_id", "now", "position", "name", "plu", "quantity", "amount_per_item", "note"),
+    "orders.create_modifier": ("order_id", "item_key", "position", "name", "plu", "quantity", "amount_per_modifier"),
+    "payments.insert": _PAYMENT,
+    "payments.order_paid": ("order_id", "now", "paid_value", "tips_value", "due_value", "fully_paid"),
+    "venue.get": (),
+    "floor.tables": (),
+    "floor.areas": (),
+    "demo.venue": ("name", "address_line1", "address_line2", "address_line3", "telephone", "footer_text"),
+    "demo.area": ("name",),
+    "demo.table": ("number", "area_key"),
+}
+"""The named parameters each statement may use."""
+
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "orders.get": ("id", "status", "total_amount", "updated_at"),
+    "orders.search": ("id", "status", "total_amount", "updated_at"),
+    "orders.items": ("item_key", "name", "plu", "quantity", "amount_per_item"),
+    "orders.modifiers": ("item_key", "name", "plu", "quantity", "amount_per_modifier"),
+    "orders.discounts": ("name", "amount_total"),
+    "orders.tax_lines": ("amount_total",),
+    "orders.payments": ("paid_amount", "status"),
+    "venue.get": ("name",),
+    "floor.tables": ("id", "name"),
+    "floor.areas": ("id", "name"),
+}
+"""The column aliases a read statement must return (others are optional: docs/mapping-a-pos.md)."""
+
+CAPABILITY_NEEDS: dict[Capability, tuple[str, ...]] = {
+    Capability.GET_ORDER_BY_ID: ("orders.get",),
+    Capability.SEARCH_ORDERS: ("orders.get", "orders.search"),
+    Capability.GET_ORDER_BILL_BY_ID: ("orders.get", "venue.get"),
+    Capability.CANCEL_ORDER_BY_ID: ("orders.get", "orders.cancel"),
+    Capability.CREATE_ORDER: ("orders.get", "orders.create", "orders.create_item", "floor.tables"),
+    Capability.RECORD_ORDER_PAYMENT_BY_ID: ("orders.get", "orders.payments", "payments.insert"),
+    Capability.CREATE_ORDER_LOCK: ("orders.get",),
+    Capability.EXTEND_ORDER_LOCK: ("orders.get",),
+    Capability.DELETE_ORDER_LOCK: ("orders.get",),
+    Capability.HANDLE_PAYMENT_INTENT_CREATED: ("orders.get", "orders.payments", "payments.insert"),
+    Capability.HANDLE_PAYMENT_INTENT_STATUS_UPDATED: ("orders.get", "orders.payments", "payments.insert"),
+    Capability.SEARCH_TABLES: ("floor.tables",),
+    Capability.LIST_AREAS: ("floor.areas",),
+}
+"""A capability is implemented exactly when every statement it needs is in the mapping."""
+
+
+def capabilities(mapping: Mapping) -> frozenset[Capability]:
+    return frozenset(c for c, needs in CAPABILITY_NEEDS.items() if all(mapping.has(k) for k in needs))
+
+
+def capabilities_of(key: str) -> list[Capability]:
+    """The capabilities a statement serves (for error messages)."""
+    return [c for c, needs in CAPABILITY_NEEDS.items() if key in needs]
+
+
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+
+
+def parameters_in(sql: str) -> set[str]:
+    """The named parameters a statement uses (text inside quotes is not a parameter)."""
+    return set(_PARAMETER.findall(_QUOTED.sub("''", sql)))
+
+
+def resolve(mapping: str) -> Path:
+    """A path, or the name of a shipped mapping; ``MappingError`` naming what was tried."""
+    candidate = Path(mapping).expanduser()
+    if candidate.suffix == ".toml" or candidate.is_file() or "/" in mapping or "\\" in mapping:
+        if not candidate.is_file():
+            raise MappingError(f"the mapping file {candidate} does not exist")
+        return candidate
+    shipped = SHIPPED / f"{mapping}.toml"
+    if not shipped.is_file():
+        raise MappingError(f"no mapping named {mapping!r}; shipped: {', '.join(shipped_names()) or 'none'}")
+    return shipped
+
+
+def shipped_names() -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in SHIPPED.glob("*.toml")))
+
+
+def load(mapping: str) -> Mapping:
+    """Read and check a mapping file (path or shipped name)."""
+    path = resolve(mapping)
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeError) as exc:
+        raise MappingError(f"the mapping file {path} cannot be read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise MappingError(f"the mapping file {path} is not valid TOML: {exc}") from exc
+    try:
+        loaded = Mapping.model_validate({**document, "source": path})
+    except ValidationError as exc:
+        raise MappingError(f"the mapping file {path}: {_first_error(exc)}") from exc
+    for key, sql in loaded.statements():
+        unknown = parameters_in(sql) - set(PARAMETERS[key])
+        if unknown:
+            raise MappingError(
+                f"the mapping file {path}: {key} uses {', '.join(':' + u for u in sorted(unknown))}, which it is not "
+                f"given (it is given {', '.join(':' + p for p in PARAMETERS[key]) or 'nothing'})"
+            )
+    return loaded
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"unknown key {where}"
+    if error["type"] == "missing":
+        return f"missing key {where}"
+    return f"{where}: {error['msg']}"
+
+
+@dataclass(frozen=True)
+class StatementProblem:
+    key: str
+    message: str
+
+    def words(self) -> str:
+        served = ", ".join(c.value for c in capabilities_of(self.key))
+        serving = f" (for {served})" if served else ""
+        return f"statement {self.key}{serving}: {self.message}"
+
+
+def statement_problems(mapping: Mapping, conn: sqlite3.Connection) -> list[StatementProblem]:
+    """Prepare every statement against the database without running it, and check each read
+    statement returns the columns the bridge needs. Runs inside a transaction that is rolled back."""
+    problems: list[StatementProblem] = []
+    for key, sql in mapping.statements():
+        if key.startswith("demo."):
+            continue
+        blanks = dict.fromkeys(parameters_in(sql))
+        try:
+            conn.execute(f"EXPLAIN {sql}", blanks).fetchall()
+        except sqlite3.Error as exc:
+            problems.append(StatementProblem(key, str(exc)))
+            continue
+        needed = REQUIRED_COLUMNS.get(key)
+        if needed:
+            cursor = conn.execute(f"SELECT * FROM ({sql}) LIMIT 0", blanks)  # noqa: S608 - installer SQL
+            returned = {d[0] for d in cursor.description or ()}
+            missing = [c for c in needed if c not in returned]
+            if missing:
+                problems.append(StatementProblem(key, f"returns no column named {', '.join(missing)}"))
+    return problems

@@ -1,0 +1,398 @@
+"""Running a mapping's statements and reading their rows into the domain's records and wire
+models. Runs on a worker thread inside a transaction.
+
+Column aliases name entity fields (``total_amount``, ``item_key``; docs/mapping-a-pos.md);
+amounts are integers in minor units; times are ISO 8601 text. The bridge's own tables
+(:mod:`.bridge`) are read and written here with constant SQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping as ReadOnly
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from epos_bridge.adapters.sqlmap.mapping import Mapping
+from epos_bridge.domain.bill import VenueDetails
+from epos_bridge.domain.errors import NotFound, PosUnavailable
+from epos_bridge.domain.events import OrderFacts
+from epos_bridge.domain.intents import StoredIntentEvent
+from epos_bridge.domain.locks import HeldLock, LockChange, stored_lock
+from epos_bridge.domain.orders import (
+    RECORDED,
+    StoredPayment,
+    display_reference,
+    order_details,
+    paid_value,
+    summarise_payments,
+)
+from epos_bridge.domain.payments import RecordedIntent
+from epos_bridge.domain.records import StoredRecord
+from epos_bridge.protocol import entities as wire
+from epos_bridge.protocol.base import format_utc
+from epos_bridge.protocol.ids import canonical_int_id
+from epos_bridge.protocol.params import RequestHeaders
+from epos_bridge.protocol.times import LONG_AGO, stored_time
+
+Row = dict[str, Any]
+
+
+def query(db: sqlite_utils.Database, mapping: Mapping, key: str, **values: Any) -> list[Row]:
+    """Run a mapping's read statement; every value is bound, never formatted in."""
+    cursor = db.conn.execute(mapping.sql(key), values)
+    names = [d[0] for d in cursor.description or ()]
+    return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+
+
+def run(db: sqlite_utils.Database, mapping: Mapping, key: str, **values: Any) -> int | None:
+    """Run a mapping's write statement; returns the row id of an insert."""
+    return db.conn.execute(mapping.sql(key), values).lastrowid
+
+
+def order_key(order_id: str) -> int | None:
+    """The integer key a wire id names: only the canonical decimal form names a row."""
+    return canonical_int_id(order_id)
+
+
+def header(db: sqlite_utils.Database, mapping: Mapping, order_id: str) -> Row:
+    """The order's header row; ``NotFound`` for an id the POS never issued."""
+    key = order_key(order_id)
+    found = query(db, mapping, "orders.get", order_id=key) if key is not None else []
+    if not found:
+        raise NotFound(f"order {order_id!r} does not exist")
+    return found[0]
+
+
+def currency_of(row: Row, mapping: Mapping) -> str:
+    return str(row.get("currency_code") or mapping.currency)
+
+
+def status_of(row: Row) -> wire.OrderStatus:
+    try:
+        return wire.OrderStatus(row["status"])
+    except ValueError:
+        raise PosUnavailable(
+            f"order {row['id']}: the mapping's orders statement gives status {row['status']!r}, not one of Dojo's"
+        ) from None
+
+
+def time_of(row: Row, column: str) -> datetime | None:
+    return stored_time(row.get(column), f"{column} of order {row.get('id')}")
+
+
+def order_facts(row: Row) -> OrderFacts:
+    return OrderFacts(
+        reference=display_reference(row.get("reference"), row["id"]),
+        display_name=row.get("display_name"),
+        table_id=row.get("table_id"),
+    )
+
+
+def stored_payments(db: sqlite_utils.Database, mapping: Mapping, key: int) -> tuple[StoredPayment, ...]:
+    if not mapping.has("orders.payments"):
+        return ()
+    return tuple(
+        StoredPayment(
+            paid_value=int(r["paid_amount"]),
+            tips_value=int(r["tips_amount"]) if r.get("tips_amount") else None,
+            payment_intent_id=r.get("payment_intent_id"),
+            status=str(r["status"] or RECORDED),
+        )
+        for r in query(db, mapping, "orders.payments", order_id=key)
+    )
+
+
+# --- whole orders ---------------------------------------------------------------------------
+
+
+def _children(db: sqlite_utils.Database, mapping: Mapping, key: str, order: int) -> list[Row]:
+    return query(db, mapping, key, order_id=order) if mapping.has(key) else []
+
+
+def load_order(db: sqlite_utils.Database, mapping: Mapping, row: Row) -> wire.Order:
+    """The whole order of a header row: its lines, modifiers, discounts, tax lines, payments."""
+    key = int(row["id"])
+    currency = currency_of(row, mapping)
+    modifiers: dict[Any, list[wire.Modifier]] = defaultdict(list)
+    for m in _children(db, mapping, "orders.modifiers", key):
+        modifiers[m["item_key"]].append(
+            wire.Modifier(
+                name=m["name"],
+                plu=str(m["plu"]),
+                quantity=int(m["quantity"]),
+                amount_per_modifier=_money(m["amount_per_modifier"], currency),
+            )
+        )
+    items = [
+        wire.OrderItem(
+            name=i["name"],
+            plu=str(i["plu"]),
+            quantity=int(i["quantity"]),
+            amount_per_item=_money(i["amount_per_item"], currency),
+            note=i.get("note"),
+            modifiers=modifiers.get(i["item_key"]) or None,
+        )
+        for i in _children(db, mapping, "orders.items", key)
+    ]
+    discounts = [
+        wire.Discount(
+            name=d["name"],
+            amount_total=_money(d["amount_total"], currency),
+            affected_plu=d.get("affected_plu"),
+            discount_reference=d.get("discount_reference"),
+            code=d.get("code"),
+            amount_percentage=d.get("amount_percentage"),
+        )
+        for d in _children(db, mapping, "orders.discounts", key)
+    ]
+    taxes = [
+        wire.TaxLine(
+            amount_total=_money(t["amount_total"], currency),
+            id=t.get("tax_id"),
+            name=t.get("name"),
+            affected_plu=t.get("affected_plu"),
+            amount_percentage=t.get("amount_percentage"),
+        )
+        for t in _children(db, mapping, "orders.tax_lines", key)
+    ]
+    status = status_of(row)
+    summary = summarise_payments(status, int(row["total_amount"]), currency, stored_payments(db, mapping, key))
+    service = row.get("service_charge_amount")
+    return wire.Order(
+        id=str(key),
+        status=status,
+        details=order_details(
+            row.get("order_type"),
+            wire.DineInDetails(
+                table_id=row.get("table_id"),
+                waiter_id=row.get("waiter_id"),
+                party_id=row.get("party_id"),
+                reservation_id=row.get("reservation_id"),
+            ),
+            wire.CollectionDetails(),
+        ),
+        items=items,
+        note=row.get("note"),
+        customer=_customer(row),
+        discounts=discounts,
+        tax_lines=taxes,
+        created_at=time_of(row, "created_at"),
+        updated_at=time_of(row, "updated_at"),
+        total_amount=_money(row["total_amount"], currency),
+        payments=summary.payments,
+        payable=summary.payable,
+        paid_amount=summary.paid_amount,
+        service_charge_amount=_money(service, currency) if service else None,
+        reference=display_reference(row.get("reference"), key),
+        tips_amount=summary.tips_amount,
+        display_name=row.get("display_name"),
+    )
+
+
+def load_by_key(db: sqlite_utils.Database, mapping: Mapping, key: int) -> wire.Order:
+    return load_order(db, mapping, header(db, mapping, str(key)))
+
+
+def _money(value: Any, currency: str) -> wire.Money:
+    return wire.Money(value=int(value), currency_code=currency)
+
+
+def _customer(row: Row) -> wire.Customer | None:
+    fields = {
+        "id": row.get("customer_id"),
+        "name": row.get("customer_name"),
+        "email_address": row.get("customer_email"),
+        "phone_number": row.get("customer_phone"),
+    }
+    return wire.Customer(**fields) if any(v is not None for v in fields.values()) else None
+
+
+@dataclass
+class SearchedHeader:
+    """A header row as :class:`epos_bridge.domain.orders.SearchedOrder`; payments read only if asked."""
+
+    row: Row
+    db: sqlite_utils.Database
+    mapping: Mapping
+    _paid: int | None = field(default=None, repr=False)
+
+    @property
+    def status(self) -> wire.OrderStatus:
+        return status_of(self.row)
+
+    @property
+    def dine_in(self) -> ReadOnly[str, object]:
+        if self.row.get("order_type") == wire.OrderType.COLLECTION.value:
+            return {}
+        names = ("table_id", "waiter_id", "party_id", "reservation_id")
+        return {n: self.row.get(n) for n in names if self.row.get(n) is not None}
+
+    @property
+    def total_value(self) -> int:
+        return int(self.row["total_amount"])
+
+    @property
+    def paid_value(self) -> int:
+        if self._paid is None:
+            self._paid = paid_value(stored_payments(self.db, self.mapping, int(self.row["id"])))
+        return self._paid
+
+
+# --- venue and floor --------------------------------------------------------------------------
+
+
+def venue_details(db: sqlite_utils.Database, mapping: Mapping) -> VenueDetails | None:
+    found = query(db, mapping, "venue.get") if mapping.has("venue.get") else []
+    if not found:
+        return None
+    row = found[0]
+    lines = tuple(str(row[c]) for c in ("address_line1", "address_line2", "address_line3") if row.get(c))
+    return VenueDetails(
+        name=row["name"],
+        address_lines=lines,
+        postcode=row.get("postcode") or "",
+        phone_number=row.get("phone_number"),
+        email_address=row.get("email_address"),
+        vat_number=row.get("vat_number"),
+        website_url=row.get("website_url"),
+        website_caption=row.get("website_caption"),
+        footer_text=row.get("footer_text"),
+    )
+
+
+def _waiters(value: Any) -> list[str]:
+    """``waiter_ids``: a JSON array (or ``NULL``)."""
+    if value in (None, ""):
+        return []
+    try:
+        listed = json.loads(value)
+    except (TypeError, ValueError):
+        listed = None
+    if not isinstance(listed, list):
+        raise PosUnavailable(f"waiter_ids must be a JSON array of ids, not {value!r:.60}")
+    return [str(w) for w in listed]
+
+
+def load_tables(db: sqlite_utils.Database, mapping: Mapping) -> dict[str, wire.Table]:
+    """Every table by its wire id."""
+    return {
+        str(r["id"]): wire.Table(
+            id=str(r["id"]),
+            name=str(r["name"]),
+            max_covers=int(r["max_covers"]) if r.get("max_covers") is not None else None,
+            area_id=str(r["area_id"]) if r.get("area_id") is not None else None,
+            waiter_ids=_waiters(r.get("waiter_ids")),
+        )
+        for r in query(db, mapping, "floor.tables")
+    }
+
+
+def load_areas(db: sqlite_utils.Database, mapping: Mapping) -> list[wire.Area]:
+    areas = [
+        wire.Area(id=str(r["id"]), name=str(r["name"]), waiter_ids=_waiters(r.get("waiter_ids")))
+        for r in query(db, mapping, "floor.areas")
+    ]
+    return sorted(areas, key=lambda a: (a.name, a.id))
+
+
+# --- the bridge's own tables ------------------------------------------------------------------
+
+
+def one(db: sqlite_utils.Database, sql: str, args: Sequence[Any] = ()) -> Row | None:
+    return next(iter(db.query(sql, args)), None)
+
+
+def recorded_intent(db: sqlite_utils.Database, payment_intent_id: str) -> RecordedIntent | None:
+    """Where a paymentIntentId is already recorded, on any order (exact string match)."""
+    row = one(
+        db,
+        "SELECT ORDER_KEY, PAID_AMOUNT, TIPS_AMOUNT, STATUS FROM EPOS_BRIDGE_PAYMENTS WHERE PAYMENT_INTENT_ID = ?",
+        [payment_intent_id],
+    )
+    if row is None:
+        return None
+    return RecordedIntent(str(row["ORDER_KEY"]), row["PAID_AMOUNT"], row["TIPS_AMOUNT"], row["STATUS"])
+
+
+def held_lock(db: sqlite_utils.Database, key: int) -> HeldLock | None:
+    row = one(db, "SELECT * FROM EPOS_BRIDGE_ORDER_LOCKS WHERE ORDER_KEY = ?", [key])
+    if row is None:
+        return None
+    where = f"the lock on order {key}"
+    return stored_lock(
+        row["LOCK_ID"],
+        stored_time(row["EXPIRES_AT"], f"the expiry of {where}"),
+        stored_time(row["LOCKED_AT"], f"the start of {where}"),
+        RequestHeaders(
+            dojo_requesting_product=row["DOJO_REQUESTING_PRODUCT"],
+            device_id=row["DEVICE_ID"],
+            device_type=row["DEVICE_TYPE"],
+            waiter_id=row["WAITER_ID"],
+        ),
+    )
+
+
+def apply_lock_change(db: sqlite_utils.Database, key: int, change: LockChange) -> None:
+    if change.remove:
+        db.execute("DELETE FROM EPOS_BRIDGE_ORDER_LOCKS WHERE ORDER_KEY = ?", [key])
+    elif change.store is not None:
+        lock = change.store
+        db.execute(
+            "INSERT INTO EPOS_BRIDGE_ORDER_LOCKS (ORDER_KEY, LOCK_ID, EXPIRES_AT, LOCKED_AT, DOJO_REQUESTING_PRODUCT,"
+            " DEVICE_ID, DEVICE_TYPE, WAITER_ID) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ORDER_KEY) DO UPDATE SET"
+            " LOCK_ID = excluded.LOCK_ID, EXPIRES_AT = excluded.EXPIRES_AT, LOCKED_AT = excluded.LOCKED_AT,"
+            " DOJO_REQUESTING_PRODUCT = excluded.DOJO_REQUESTING_PRODUCT, DEVICE_ID = excluded.DEVICE_ID,"
+            " DEVICE_TYPE = excluded.DEVICE_TYPE, WAITER_ID = excluded.WAITER_ID",
+            [
+                key,
+                lock.lock_id,
+                format_utc(lock.expires_at),
+                format_utc(lock.locked_at),
+                lock.requester.dojo_requesting_product,
+                lock.requester.device_id,
+                lock.requester.device_type,
+                lock.requester.waiter_id,
+            ],
+        )
+
+
+def intent_events(
+    db: sqlite_utils.Database, payment_intent_id: str, event_id: str | None = None
+) -> list[StoredIntentEvent]:
+    rows = db.query(
+        "SELECT EVENT_ID, PAYMENT_STATUS, CREATED_AT, RECEIVED_AT FROM EPOS_BRIDGE_INTENT_EVENTS "
+        "WHERE PAYMENT_INTENT_ID = ? OR EVENT_ID = ? ORDER BY rowid",
+        [payment_intent_id, event_id],
+    )
+    return [
+        StoredIntentEvent(
+            r["EVENT_ID"],
+            wire.PaymentIntentStatus(r["PAYMENT_STATUS"]),
+            stored_time(r["CREATED_AT"], "createdAt of a payment-intent event") or LONG_AGO,
+            stored_time(r["RECEIVED_AT"], "receivedAt of a payment-intent event") or LONG_AGO,
+        )
+        for r in rows
+    ]
+
+
+def order_of_dojo_id(db: sqlite_utils.Database, dojo_order_id: str) -> StoredRecord[int] | None:
+    """The order holding Dojo's order id (a fact the bridge keeps: the POS has no column for it)."""
+    row = one(
+        db,
+        "SELECT POS_KEY FROM EPOS_BRIDGE_FACTS WHERE KIND = 'order' AND FIELD = 'dojo_order_id' AND VALUE = ?",
+        [dojo_order_id],
+    )
+    return StoredRecord(int(row["POS_KEY"]), dojo_order_id, False) if row is not None else None
+
+
+def keep_facts(db: sqlite_utils.Database, kind: str, pos_key: object, facts: ReadOnly[str, object]) -> None:
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO EPOS_BRIDGE_FACTS (KIND, POS_KEY, FIELD, VALUE) VALUES (?, ?, ?, ?)",
+        [(kind, str(pos_key), name, value) for name, value in facts.items() if value is not None],
+    )
