@@ -9,15 +9,19 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
 from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
+from epos_bridge.adapters.sqlmap import setup as sqlmap_setup
+from epos_bridge.adapters.sqlmap.adapter import SqlMapPosAdapter
+from epos_bridge.adapters.sqlmap.mapping import load as load_mapping
 from epos_bridge.dojo_api import DojoApiError, DojoClient
 from epos_bridge.domain.events import DomainEvent, LockCreated, LockReleased, PaymentRecorded
-from epos_bridge.ports import CallContext
+from epos_bridge.ports import CallContext, PosAdapter
 from epos_bridge.protocol.entities import Money
 from epos_bridge.protocol.params import OrderIdParams, RecordOrderPaymentParams
 from epos_bridge.services.counter import CounterPayments, SaleRefused, SessionUpdate
@@ -45,6 +49,7 @@ class Rig:
         busy_timeout_s: float = 5.0,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        adapter: PosAdapter | None = None,
     ) -> None:
         self.http = httpx.AsyncClient(trust_env=False)
         self.client = DojoClient(
@@ -54,7 +59,7 @@ class Rig:
             base_url=rest.base_url,
             allow_insecure=True,
         )
-        self.adapter = SqlitePosAdapter.open(demo_db, busy_timeout_s=busy_timeout_s)
+        self.adapter = adapter or SqlitePosAdapter.open(demo_db, busy_timeout_s=busy_timeout_s)
         connection = PosConnection(self.adapter)
         self.pos = lambda: connection
         self.store = TerminalSessionStore(state, clock=wall_clock)
@@ -127,6 +132,32 @@ async def test_a_sale_ends_captured_and_the_order_is_paid_once(
         # The final status seen a second time (a second follower) records nothing more.
         await rig.counter.resume()
         assert paid(demo_db) == amount.value
+
+
+async def test_a_sale_on_a_floreant_ticket_ends_captured_and_lands_in_its_transactions_once(
+    rest: RestSimulator, tmp_path: Path
+) -> None:
+    """Pay at counter through the mapped-SQL adapter: the Floreant demo venue's first open ticket."""
+    floreant = load_mapping("floreant")
+    path = tmp_path / "floreant.db"
+    sqlmap_setup.init(path, floreant, demo=True, now=datetime.now(UTC))
+    async with Rig(rest, path, tmp_path / "state.db", adapter=SqlMapPosAdapter.open(path, floreant)) as rig:
+        order = "1"
+        amount = await rig.counter.outstanding(order)
+        assert amount.value > 0
+        session = await rig.counter.start_sale(order, await available_terminal(rig), amount)
+        final = await rig.finished(session)
+        assert final.succeeded and final.recorded and final.status == "Captured"
+        assert [type(e) for e in rig.events] == [LockCreated, PaymentRecorded, LockReleased]
+        await rig.counter.resume()
+        with sqlite3.connect(path) as conn:
+            cards = conn.execute(
+                "SELECT ROUND(tr.AMOUNT * 100), b.STATUS FROM TRANSACTIONS tr JOIN EPOS_BRIDGE_PAYMENTS b"
+                " ON b.POS_PAYMENT_ID = tr.ID WHERE tr.TICKET_ID = 1"
+            ).fetchall()
+            (due,) = conn.execute("SELECT DUE_AMOUNT FROM TICKET WHERE ID = 1").fetchone()
+        assert cards == [(amount.value, "Recorded")]  # as the reference adapter: no intent event came
+        assert due == 0
 
 
 async def test_a_restart_mid_session_resumes_and_records_once(
