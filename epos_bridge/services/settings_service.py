@@ -40,6 +40,7 @@ DIALOG_FIELDS = (
     "api_url",
     "adapter",
     "db_path",
+    "mapping",
     "start_at_login",
     "notifications_enabled",
     "notify_each_payment",
@@ -53,6 +54,7 @@ FIELD_WORDS = {
     "api_url": "API URL",
     "adapter": "POS adapter",
     "db_path": "POS database",
+    "mapping": "POS mapping",
     "start_at_login": "start at login",
     "notifications_enabled": "notifications",
     "notify_each_payment": "notify on each payment",
@@ -73,6 +75,7 @@ class EditableSettings(Protocol):
     api_url: str
     adapter: str
     db_path: Path | None
+    mapping: str | None
     allow_insecure: bool
     api_key: SecretStr | None
 
@@ -201,10 +204,17 @@ class SettingsService(Generic[S]):
 
     # --- database --------------------------------------------------------------------------------
 
-    async def check_database(self, adapter: str, path: Path | None) -> str | None:
-        """``None`` when ``path`` can be served by ``adapter``, else a sentence naming the problem.
+    def mappings_of(self, adapter: str) -> tuple[str, ...] | None:
+        """``None`` when the adapter needs no mapping; else the mappings shipped with it."""
+        factory = self._adapters.get(adapter)
+        return factory.mappings if factory is not None else None
 
-        The adapter's own check (``AdapterFactory.problem``), which creates and migrates nothing.
+    async def check_database(self, adapter: str, path: Path | None, mapping: str | None = None) -> str | None:
+        """``None`` when ``path`` can be served by ``adapter`` (through ``mapping``, for one that
+        needs it), else a sentence naming the problem.
+
+        The adapter's own check (``AdapterFactory.problem``), which creates and migrates nothing;
+        for a mapping, that every statement prepares against the database.
         """
         factory = self._adapters.get(adapter)
         if path is None or not str(path).strip():
@@ -212,6 +222,13 @@ class SettingsService(Generic[S]):
         if factory is None:
             installed = ", ".join(self.installed_adapters) or "none"
             return f"The {adapter} adapter is not installed (installed: {installed})."
+        if factory.mappings is not None and not (mapping or "").strip():
+            shipped = ", ".join(factory.mappings) or "none"
+            return f"Choose the mapping the {adapter} adapter reads the POS through (shipped: {shipped}), or a file."
+        try:
+            factory = factory.with_mapping(mapping)
+        except ValueError as exc:
+            return str(exc)
         try:
             return await factory.problem(Path(path))  # BridgeSettings already expanded "~"
         except EposFailure as exc:

@@ -68,9 +68,11 @@ class SettingsServiceLike(Protocol):
 
     async def test_key(self, draft: BridgeSettings, api_key: str | None) -> TestResult: ...
 
-    async def check_database(self, adapter: str, path: Path | None) -> str | None: ...
+    async def check_database(self, adapter: str, path: Path | None, mapping: str | None = None) -> str | None: ...
 
     def location_of(self, adapter: str) -> LocationKind: ...
+
+    def mappings_of(self, adapter: str) -> tuple[str, ...] | None: ...
 
     async def save(self, new: BridgeSettings, api_key: str | None) -> list[str]: ...
 
@@ -115,7 +117,7 @@ class SettingsDialog(QDialog):
         self._draft: BridgeSettings | None = self._original
         self._errors: dict[str, str] = {}
         self._db_problem: str | None = None
-        self._db_checked: tuple[str, str] | None = None
+        self._db_checked: tuple[str, str, str] | None = None
         self.result_settings: BridgeSettings | None = None
         """The saved settings once Save succeeded (``None`` after Cancel)."""
         self.save_report: list[str] = []
@@ -181,6 +183,12 @@ class SettingsDialog(QDialog):
         db_row.addWidget(self.db_path_edit, 1)
         db_row.addWidget(self.browse_button)
         self._add_row(pos_form, "Data&base:", "db_path", self.db_path_edit, db_row)
+        self.mapping_combo = QComboBox()
+        self.mapping_combo.setEditable(True)  # a shipped mapping's name, or the path of one's own
+        self.mapping_combo.setToolTip("the mapping file the adapter reads the POS through: a shipped name or a path")
+        self._add_row(pos_form, "Ma&pping:", "mapping", self.mapping_combo)
+        self._pos_form = pos_form
+        self._mapping_row = pos_form.rowCount() - 1
 
         this_till = QGroupBox("This computer")
         till_box = QVBoxLayout(this_till)
@@ -226,6 +234,7 @@ class SettingsDialog(QDialog):
             self.adapter_combo,
             self.db_path_edit,
             self.browse_button,
+            self.mapping_combo,
             self.start_at_login_check,
             self.notifications_check,
             self.each_payment_check,
@@ -276,6 +285,7 @@ class SettingsDialog(QDialog):
         self.adapter_combo.addItems(adapters)
         self.adapter_combo.setCurrentText(settings.adapter)
         self.db_path_edit.setText(str(settings.db_path) if settings.db_path else "")
+        self._offer_mappings(settings.mapping or "")
         self.start_at_login_check.setChecked(settings.start_at_login)
         self.notifications_check.setChecked(settings.notifications_enabled)
         self.each_payment_check.setChecked(settings.notify_each_payment)
@@ -287,7 +297,12 @@ class SettingsDialog(QDialog):
         self.api_url_edit.textChanged.connect(self._validate)
         self.db_path_edit.textChanged.connect(self._database_edited)
         self.db_path_edit.editingFinished.connect(self._check_database_soon)
-        self.adapter_combo.currentTextChanged.connect(self._database_edited)
+        self.adapter_combo.currentTextChanged.connect(self._adapter_changed)
+        self.mapping_combo.currentTextChanged.connect(self._database_edited)
+        mapping_line = self.mapping_combo.lineEdit()
+        assert mapping_line is not None  # the combo is editable
+        mapping_line.editingFinished.connect(self._check_database_soon)
+        self.mapping_combo.activated.connect(self._check_database_soon)
         for box in (self.start_at_login_check, self.notifications_check, self.each_payment_check):
             box.toggled.connect(self._validate)
         self.notifications_check.toggled.connect(self.each_payment_check.setEnabled)
@@ -312,6 +327,7 @@ class SettingsDialog(QDialog):
             "api_url": self.api_url_edit.text(),
             "adapter": self.adapter_combo.currentText(),
             "db_path": self.db_path_edit.text().strip() or None,
+            "mapping": self._chosen_mapping(),
             "start_at_login": self.start_at_login_check.isChecked(),
             "notifications_enabled": self.notifications_check.isChecked(),
             "notify_each_payment": self.each_payment_check.isChecked(),
@@ -379,6 +395,29 @@ class SettingsDialog(QDialog):
         self.api_key_edit.setEchoMode(mode)
         self.show_key_button.setText("&Hide" if shown else "S&how")
 
+    def needs_mapping(self) -> bool:
+        """Whether the chosen adapter reads the POS through a mapping (its factory says so)."""
+        return self._service.mappings_of(self.adapter_combo.currentText()) is not None
+
+    def _offer_mappings(self, current: str) -> None:
+        """The mapping row, shown only for an adapter that needs one, offering what it ships."""
+        shipped = self._service.mappings_of(self.adapter_combo.currentText())
+        self._pos_form.setRowVisible(self._mapping_row, shipped is not None)
+        self.mapping_combo.blockSignals(True)
+        self.mapping_combo.clear()
+        self.mapping_combo.addItems(list(shipped or ()))
+        self.mapping_combo.setCurrentText(current)
+        self.mapping_combo.blockSignals(False)
+
+    def _chosen_mapping(self) -> str | None:
+        if not self.needs_mapping():
+            return self._original.mapping  # other adapters ignore it: keep what the file says
+        return self.mapping_combo.currentText().strip() or None
+
+    def _adapter_changed(self) -> None:
+        self._offer_mappings(self.mapping_combo.currentText())
+        self._database_edited()
+
     def _database_edited(self) -> None:
         self._db_problem = None
         self._db_checked = None
@@ -411,6 +450,7 @@ class SettingsDialog(QDialog):
         self.test_result.setStyleSheet("")
         self.test_result.setText("Testing…")
         self._spawn(self._test_key(draft, self.typed_key()), busy=True)
+        self._check_database_soon()  # Test also checks the POS database (and its mapping's statements)
 
     async def _test_key(self, draft: BridgeSettings, key: str | None) -> None:
         try:
@@ -458,20 +498,20 @@ class SettingsDialog(QDialog):
         draft = self._draft
         if draft is None or draft.db_path is None:
             return
-        target = (draft.adapter, str(draft.db_path))
+        target = (draft.adapter, str(draft.db_path), draft.mapping or "")
         if target == self._db_checked:
             return
         self._spawn(self._check_database(draft))
 
     async def _check_database(self, draft: BridgeSettings) -> bool:
-        target = (draft.adapter, str(draft.db_path or ""))
+        target = (draft.adapter, str(draft.db_path or ""), draft.mapping or "")
         self._set_busy(+1)
         try:
-            problem = await self._service.check_database(draft.adapter, draft.db_path)
+            problem = await self._service.check_database(draft.adapter, draft.db_path, draft.mapping)
         finally:
             self._set_busy(-1)
         now = self._draft
-        if now is None or (now.adapter, str(now.db_path or "")) != target:
+        if now is None or (now.adapter, str(now.db_path or ""), now.mapping or "") != target:
             return False  # edited meanwhile: the new value gets its own check
         self._db_problem = problem
         self._db_checked = target

@@ -30,6 +30,9 @@ from pytestqt.qtbot import QtBot
 
 from epos_bridge.adapters.jsonfile.setup import init_folder
 from epos_bridge.adapters.sqlite.setup import init_database
+from epos_bridge.adapters.sqlmap import setup as sqlmap_setup
+from epos_bridge.adapters.sqlmap.mapping import SHIPPED
+from epos_bridge.adapters.sqlmap.mapping import load as load_mapping
 from epos_bridge.app import Bridge, demo_settings
 from epos_bridge.config import BridgeSettings, KeyStore
 from epos_bridge.protocol.dojo import HEADER_SOFTWARE_HOUSE_ID
@@ -373,5 +376,51 @@ def test_a_file_database_folder_is_checked_and_saved_through_the_real_dialog(
             f"{wrong} is a file; the file database is the folder that holds format.json."
         )
         assert await service.check_database("jsonfile", None) == "Choose the POS database folder."
+
+    run_qt_async(scenario)
+
+
+def test_the_mapping_row_follows_the_adapter_and_a_typo_in_a_mapping_is_shown_before_save(
+    qtbot: QtBot,
+    run_qt_async: Callable[[Callable[[], Awaitable[None]]], None],
+    real_keyring: RealKeyring,
+    settings_path: Path,
+    tmp_path: Path,
+) -> None:
+    """The row appears because the sqlmap factory says it needs a mapping (no name checks), offers
+    the shipped ones, and the database check prepares every statement: a typo is named, the
+    shipped mapping passes, and Save stores the mapping."""
+    pos = tmp_path / "floreant.db"
+    sqlmap_setup.init(pos, load_mapping("floreant"), demo=True, now=datetime.now(UTC))
+    typo = tmp_path / "typo.toml"
+    shipped = (SHIPPED / "floreant.toml").read_text(encoding="utf-8")
+    typo.write_text(shipped.replace("f.NAME AS name", "f.NAMEE AS name"), encoding="utf-8")
+
+    async def scenario() -> None:
+        service = build_settings_service(KeyStore(real_keyring.backend), settings_path, environ={})
+        dialog = SettingsDialog(base_settings(tmp_path), service, service.installed_adapters)
+        qtbot.addWidget(dialog)
+        dialog.show()
+        assert not dialog.mapping_combo.isVisible()
+        dialog.adapter_combo.setCurrentText("sqlmap")
+        assert dialog.mapping_combo.isVisible()
+        assert [dialog.mapping_combo.itemText(i) for i in range(dialog.mapping_combo.count())] == ["floreant"]
+        retype(qtbot, dialog.db_path_edit, str(pos))
+        dialog.mapping_combo.setEditText(str(typo))
+        dialog.test_button.click()
+        await until(lambda: not dialog.busy, "the database check")
+        shown = dialog.field_errors["db_path"].text()
+        assert "floor.areas (for ListAreas)" in shown and "no such column: f.NAMEE" in shown
+        dialog.mapping_combo.setCurrentText("floreant")
+        qtbot.keyClicks(dialog.api_key_edit, f"sk_sandbox_fake_{uuid.uuid4().hex}")
+        with qtbot.wait_signal(dialog.saved, timeout=20_000) as saved:
+            dialog.save_button.click()
+            await until(lambda: saved.signal_triggered, "the saved signal", timeout=20)
+        new = saved.args[0]
+        assert (new.adapter, new.db_path, new.mapping) == ("sqlmap", pos, "floreant")
+        stored = json.loads(await asyncio.to_thread(settings_path.read_text, encoding="utf-8"))
+        assert (stored["adapter"], stored["mapping"]) == ("sqlmap", "floreant")
+        dialog.adapter_combo.setCurrentText("sqlite")
+        assert not dialog.mapping_combo.isVisible()
 
     run_qt_async(scenario)
