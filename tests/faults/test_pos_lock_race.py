@@ -32,11 +32,15 @@ import pytest
 from epos_bridge.adapters.jsonfile import JsonFilePosAdapter
 from epos_bridge.adapters.jsonfile.setup import init_folder
 from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
+from epos_bridge.adapters.sqlmap.adapter import SqlMapPosAdapter
+from epos_bridge.adapters.sqlmap.mapping import load as load_mapping
 from epos_bridge.ports import PosAdapter
 from epos_bridge.services.dispatcher import DEFAULT_DEADLINE_S, Dispatcher
 from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
+from epos_bridge.testing.contract_suite import STANDARD_VENUE
 from tests.faults.helpers import HEADERS, venue_with_orders
 from tests.helpers.contract import assert_valid_response
+from tests.helpers.floreant import FloreantTill
 from tests.helpers.pos_writer import PosProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -84,6 +88,28 @@ def sqlite_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
                  payments_of), orders  # fmt: skip
 
 
+def floreant_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
+    """The mapped-SQL adapter on a Floreant-shaped database, held by Floreant saving a ticket."""
+    db = tmp_path / "floreant.db"
+    till = FloreantTill(db)
+    till.seed(STANDARD_VENUE)
+    orders = [till.add_open_order("T1", ORDER_TOTAL, "GBP") for _ in range(ORDERS)]
+
+    def payments_of() -> dict[str, int]:
+        conn = sqlite3.connect(db)
+        try:
+            rows = conn.execute(
+                "SELECT b.PAYMENT_INTENT_ID, COUNT(*) FROM TRANSACTIONS tr JOIN EPOS_BRIDGE_PAYMENTS b"
+                " ON b.POS_PAYMENT_ID = tr.ID WHERE b.PAYMENT_INTENT_ID LIKE 'pi_race_%' GROUP BY b.PAYMENT_INTENT_ID"
+            ).fetchall()
+        finally:
+            conn.close()
+        return dict(rows)
+
+    hold = ("hold", str(db), "--floreant", "--order", orders[-1], "--max-seconds", str(HOLD_S))
+    return Venue(SqlMapPosAdapter.open(db, load_mapping("floreant")), hold, payments_of), orders
+
+
 def folder_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
     folder = tmp_path / "pos"
     init_folder(folder, demo=True, now=datetime.now(UTC))
@@ -109,7 +135,9 @@ def folder_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
     return Venue(adapter, ("hold-folder", str(folder), "--max-seconds", str(HOLD_S)), payments_of), orders
 
 
-@pytest.mark.parametrize("make_venue", [sqlite_venue, folder_venue], ids=["sqlite", "jsonfile"])
+@pytest.mark.parametrize(
+    "make_venue", [sqlite_venue, folder_venue, floreant_venue], ids=["sqlite", "jsonfile", "sqlmap-floreant"]
+)
 async def test_every_answer_agrees_with_the_database_while_the_pos_holds_it_past_the_deadline(
     tmp_path: Path, make_venue: Callable[[Path], tuple[Venue, list[str]]]
 ) -> None:

@@ -196,12 +196,17 @@ def hold(args: argparse.Namespace) -> int:
     say("READY")
     conn.execute("BEGIN IMMEDIATE")
     at = stamp()
-    conn.execute("UPDATE orders SET note = 'held by the POS', updated_at = ? WHERE id = ?", [at, args.order])
+    if args.floreant:  # Floreant saves a ticket by bumping its MODIFIED_TIME (Hibernate's version)
+        touch = "UPDATE TICKET SET MODIFIED_TIME = strftime('%Y-%m-%d %H:%M:%f', ?) WHERE ID = ?"
+        conn.execute(touch, [at, args.order])
+    else:
+        touch = "UPDATE orders SET updated_at = ? WHERE id = ?"
+        conn.execute("UPDATE orders SET note = 'held by the POS', updated_at = ? WHERE id = ?", [at, args.order])
     say("LOCKED")
     stop.wait(args.max_seconds)
     # The till saves its last change just before it commits: the order's newest timestamp.
     at = stamp()
-    conn.execute("UPDATE orders SET updated_at = ? WHERE id = ?", [at, args.order])
+    conn.execute(touch, [at, args.order])
     conn.execute("COMMIT")
     say("RELEASED " + at)
     conn.close()
@@ -281,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     hold_p.add_argument("--order", type=int, required=True)
     hold_p.add_argument("--max-seconds", type=float, default=5.0)
     hold_p.add_argument("--busy-timeout-ms", type=int, default=5000)
+    hold_p.add_argument(
+        "--floreant", action="store_true", help="the database is Floreant's (TICKET), not the reference"
+    )
     hold_p.set_defaults(run=hold)
     folder_p = sub.add_parser("hold-folder", help="hold a file database's folder lock")
     folder_p.add_argument("folder")

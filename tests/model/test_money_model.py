@@ -1,7 +1,8 @@
 """Exactly once, proved against a model: what Dojo is told about money is what the till holds.
 
 A hypothesis state machine drives the real dispatcher, the real idempotency store and a real POS
-database — the reference SQLite adapter and, in a second machine, the file-database adapter —
+database — the reference SQLite adapter and, in further machines, the file-database adapter and
+the mapped-SQL adapter on a Floreant-shaped database —
 through random interleavings of what a busy evening brings:
 
 * new payments, with and without tips and lock ids; payments that exceed what is owed;
@@ -56,11 +57,15 @@ from epos_bridge.adapters.jsonfile import JsonFilePosAdapter
 from epos_bridge.adapters.jsonfile.setup import init_folder
 from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.adapters.sqlite.setup import init_database
+from epos_bridge.adapters.sqlmap.adapter import SqlMapPosAdapter
+from epos_bridge.adapters.sqlmap.database import MappedDatabase
+from epos_bridge.adapters.sqlmap.mapping import load as load_mapping
 from epos_bridge.ports import PosAdapter
 from epos_bridge.protocol.times import format_utc
 from epos_bridge.services.dispatcher import Dispatcher
 from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
 from tests.helpers.contract import assert_valid_response
+from tests.helpers.floreant import create_floreant_database, floreant_time
 from tests.helpers.pos_writer import PosProcess
 
 EXAMPLES = int(os.environ.get("EPOS_BRIDGE_MODEL_EXAMPLES", "12"))
@@ -213,6 +218,58 @@ class FolderVenue(Venue):
         document = json.loads((self.path / "orders" / f"{order}.json").read_text())
         lock = document.get("lock")
         return lock["lockId"] if lock else None
+
+
+class FloreantVenue(Venue):
+    """A Floreant-shaped database through the mapped-SQL adapter and the shipped ``floreant`` mapping."""
+
+    kind = "sqlmap"
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        self.path = folder / "floreant.db"
+        create_floreant_database(self.path)
+        stamp = floreant_time(datetime.now(UTC) - timedelta(minutes=5))
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            conn.execute("INSERT INTO SHOP_TABLE (NUMBER) VALUES (1)")
+            self.orders = []
+            for total in ORDER_TOTALS:
+                key = conn.execute(
+                    "INSERT INTO TICKET (STATUS, TICKET_TYPE, TABLE_NUMBER, TOTAL_PRICE, PAID_AMOUNT, DUE_AMOUNT,"
+                    " PAID, VOIDED, SETTLED, CREATE_DATE, MODIFIED_TIME) VALUES ('Submitted', 'DINE_IN', 1, ?, 0, ?,"
+                    " 0, 0, 0, ?, ?)",
+                    [total / 100, total / 100, stamp, stamp],
+                ).lastrowid
+                self.orders.append(str(key))
+        finally:
+            conn.close()
+
+    def open_adapter(self) -> PosAdapter:
+        return SqlMapPosAdapter(MappedDatabase(self.path, load_mapping("floreant"), busy_timeout_s=BUSY_S))
+
+    def lock_target(self) -> tuple[str, ...]:
+        return ("control", str(self.path), "--kind", "sqlite")
+
+    def payment_rows(self) -> list[tuple[str, str, int, int, str]]:
+        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = conn.execute(
+                "SELECT b.PAYMENT_INTENT_ID, tr.TICKET_ID, CAST(ROUND(tr.AMOUNT * 100) AS INTEGER),"
+                " CAST(ROUND(COALESCE(tr.ADDITIONAL_AMOUNT, 0) * 100) AS INTEGER), b.STATUS"
+                " FROM EPOS_BRIDGE_PAYMENTS b JOIN TRANSACTIONS tr ON tr.ID = b.POS_PAYMENT_ID"
+            ).fetchall()
+        finally:
+            conn.close()
+        return [(r[0], str(r[1]), r[2], r[3], r[4]) for r in rows]
+
+    def lock_of(self, order: str) -> str | None:
+        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT LOCK_ID FROM DOJO_TICKET_LOCKS WHERE ORDER_KEY = ?", [int(order)]).fetchone()
+        finally:
+            conn.close()
+        return row[0] if row else None
 
 
 class MoneyMachine(RuleBasedStateMachine):
@@ -563,6 +620,10 @@ class FolderMoneyMachine(MoneyMachine):
     venue_kind = FolderVenue
 
 
+class FloreantMoneyMachine(MoneyMachine):
+    venue_kind = FloreantVenue
+
+
 MODEL_SETTINGS = settings(
     max_examples=EXAMPLES,
     stateful_step_count=STEPS,
@@ -576,7 +637,9 @@ MODEL_SETTINGS = settings(
 @pytest.mark.logs_warnings("reused ids and differing replays are logged")
 @pytest.mark.slow
 @pytest.mark.timeout(900 + SOAK_MINUTES * 60)
-@pytest.mark.parametrize("machine", [MoneyMachine, FolderMoneyMachine], ids=["sqlite", "jsonfile"])
+@pytest.mark.parametrize(
+    "machine", [MoneyMachine, FolderMoneyMachine, FloreantMoneyMachine], ids=["sqlite", "jsonfile", "sqlmap-floreant"]
+)
 def test_what_dojo_is_told_is_what_the_till_holds(machine: type[MoneyMachine]) -> None:
     if SOAK_MINUTES > 0:
         until = time.monotonic() + SOAK_MINUTES * 60 / 2
