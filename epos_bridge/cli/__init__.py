@@ -382,6 +382,8 @@ def _implemented_by(factory: object) -> str:
     from epos_bridge.adapters.registry import AdapterFactory
 
     assert isinstance(factory, AdapterFactory)
+    if factory.mappings is not None:
+        return f"what its mapping declares (shipped: {', '.join(factory.mappings) or 'none'})"
     try:
         with tempfile.TemporaryDirectory() as scratch:
             adapter = factory.open(Path(scratch) / "not-opened")

@@ -100,7 +100,7 @@ class SqlMapPosAdapter:
         def work(db: sqlite_utils.Database) -> wire.PagedOrders:
             headers = {
                 int(r["id"]): r
-                for r in rows.query(db, self._map, "orders.search")
+                for r in rows.searched_headers(db, self._map, wanted.left_out)
                 if wanted.matches(rows.SearchedHeader(r, db, self._map))
             }
             keys, more_before, more_after = page_of(sorted(headers), request)

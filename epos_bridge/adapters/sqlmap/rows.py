@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from collections.abc import Mapping as ReadOnly
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -45,7 +45,20 @@ Row = dict[str, Any]
 
 def query(db: sqlite_utils.Database, mapping: Mapping, key: str, **values: Any) -> list[Row]:
     """Run a mapping's read statement; every value is bound, never formatted in."""
-    cursor = db.conn.execute(mapping.sql(key), values)
+    return _rows(db, mapping.sql(key), values)
+
+
+def searched_headers(db: sqlite_utils.Database, mapping: Mapping, left_out: Iterable[wire.OrderStatus]) -> list[Row]:
+    """``orders.search`` without the statuses a search always leaves out (the domain's
+    ``OrderFilter.left_out``), filtered in SQL so the rest of a closed order's columns are never
+    computed; every other filter is the domain's, in Python."""
+    statuses = sorted(s.value for s in left_out)
+    sql = f"SELECT * FROM ({mapping.sql('orders.search')}) WHERE status NOT IN ({', '.join('?' * len(statuses))})"  # noqa: S608 - installer SQL
+    return _rows(db, sql, statuses)
+
+
+def _rows(db: sqlite_utils.Database, sql: str, values: Any) -> list[Row]:
+    cursor = db.conn.execute(sql, values)
     names = [d[0] for d in cursor.description or ()]
     return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
 
