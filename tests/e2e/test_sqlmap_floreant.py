@@ -88,6 +88,7 @@ async def test_pay_at_table_settles_a_floreant_ticket_through_the_gateway(
     await started(bridge, simulator)
     registered = {c["name"] for c in simulator.rest.registered}
     assert {"SearchOrders", "RecordOrderPaymentById", "CreateOrderLock", "ListAreas"} <= registered
+    assert {"CreateReservation", "SearchReservations"} <= registered
     assert "CreateParty" not in registered
 
     report = await flows.pay_at_table(simulator.send, rng=random.Random(5), parts=2)

@@ -22,14 +22,14 @@ import sqlite_utils
 from epos_bridge.adapters.sqlmap import rows, writes
 from epos_bridge.adapters.sqlmap.database import MappedDatabase
 from epos_bridge.adapters.sqlmap.mapping import Mapping, capabilities
-from epos_bridge.domain import bill, intents, locks, orders, payments, records
-from epos_bridge.domain.errors import InvalidRequest
+from epos_bridge.domain import bill, bookings, intents, locks, orders, payments, records
+from epos_bridge.domain.errors import InvalidRequest, PosUnavailable
 from epos_bridge.domain.pagination import page_bounds, page_of, read_cursor
 from epos_bridge.ports import CallContext, Clock, PosChange, SystemClock
 from epos_bridge.protocol import params as wire
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.capabilities import Capability
-from epos_bridge.protocol.entities import Area, Order, OrderBill, PaymentIntentEvent
+from epos_bridge.protocol.entities import Area, Order, OrderBill, PaymentIntentEvent, Reservation
 
 log = logging.getLogger(__name__)
 
@@ -284,15 +284,93 @@ class SqlMapPosAdapter:
 
         return await self._read(ctx, work)
 
-    # --- parties and reservations: no mapping statements for them yet ----------------------
+    # --- reservations ---------------------------------------------------------------------
+
+    async def create_reservation(self, params: wire.CreateReservationParams, ctx: CallContext) -> Reservation:
+        self._needs(C.CREATE_RESERVATION)
+        reservation = bookings.reservation_record(params)
+
+        def work(db: sqlite_utils.Database) -> Reservation:
+            now = self._now()  # after the write lock is held: never older than the POS's edits
+            found = rows.reservation_of_dojo_id(db, params.dojo_reservation_id)
+            existing = records.replay_of(records.RESERVATION, params.dojo_reservation_id, found)
+            if existing is None:
+                records.check_tables(params.table_ids, set(rows.load_tables(db, self._map)))
+                existing = writes.store_reservation(db, self._map, reservation, now)
+            return self._reservation(db, existing)
+
+        return await self._write(ctx, work)
+
+    async def get_reservation(self, params: wire.ReservationIdParams, ctx: CallContext) -> Reservation:
+        self._needs(C.GET_RESERVATION_BY_ID)
+
+        def work(db: sqlite_utils.Database) -> Reservation:
+            found = rows.reservation_record(db, self._map, params.reservation_id)
+            return self._reservation(db, records.live(records.RESERVATION, params.reservation_id, found))
+
+        return await self._read(ctx, work)
+
+    async def update_reservation(self, params: wire.UpdateReservationParams, ctx: CallContext) -> Reservation:
+        self._needs(C.UPDATE_RESERVATION)
+        reservation = bookings.reservation_record(params)
+
+        def work(db: sqlite_utils.Database) -> Reservation:
+            now = self._now()  # after the write lock is held: never older than the POS's edits
+            found = rows.reservation_record(db, self._map, params.id)
+            known = set(rows.load_tables(db, self._map))
+            key = records.decide_update(
+                records.RESERVATION, params.id, found, params.dojo_reservation_id, params.table_ids, known
+            )
+            writes.store_reservation(db, self._map, reservation, now, key)
+            return self._reservation(db, key)
+
+        return await self._write(ctx, work)
+
+    async def delete_reservation(self, params: wire.ReservationIdParams, ctx: CallContext) -> None:
+        self._needs(C.DELETE_RESERVATION_BY_ID)
+
+        def work(db: sqlite_utils.Database) -> None:
+            now = self._now()  # after the write lock is held: never older than the POS's edits
+            found = rows.reservation_record(db, self._map, params.reservation_id)
+            key = records.decide_soft_delete(records.RESERVATION, params.reservation_id, found)
+            if key is not None:
+                writes.delete_reservation(db, self._map, key, now)
+
+        await self._write(ctx, work)
+
+    async def search_reservations(
+        self, params: wire.SearchReservationsParams, ctx: CallContext
+    ) -> wire.PagedReservations:
+        self._needs(C.SEARCH_RESERVATIONS)
+        request = read_cursor(params.cursor, "reservations")
+        wanted = bookings.reservation_filter(params)
+
+        def work(db: sqlite_utils.Database) -> wire.PagedReservations:
+            found = {
+                int(r["id"]): r
+                for r in rows.query(db, self._map, "reservations.search")
+                if wanted.matches(rows.SearchedBooking(r, db, self._map))
+            }
+            keys, more_before, more_after = page_of(sorted(found), request)
+            bounds = page_bounds("reservations", list(keys), more_before, more_after)
+            data = [rows.load_reservation(db, self._map, found[k]) for k in keys]
+            return wire.PagedReservations(data=data, before=bounds.before, after=bounds.after)
+
+        return await self._read(ctx, work)
+
+    def _reservation(self, db: sqlite_utils.Database, key: int) -> Reservation:
+        row = rows.reservation_row(db, self._map, str(key))
+        if row is None:
+            raise PosUnavailable(f"reservation {key} was written but the mapping's reservations.get does not find it")
+        return rows.load_reservation(db, self._map, row)
+
+    # --- parties: no mapping statements for them yet ----------------------------------------
 
     async def _unsupported(self, *args: object) -> Any:
         """Never called through the bridge: these capabilities are never registered."""
-        raise InvalidRequest(f"this POS's mapping ({self._map.name}) has no statements for parties or reservations")
+        raise InvalidRequest(f"this POS's mapping ({self._map.name}) has no statements for parties")
 
     create_party = get_party = update_party = delete_party = search_parties = _unsupported
-    create_reservation = get_reservation = update_reservation = delete_reservation = _unsupported
-    search_reservations = _unsupported
 
     # --- events from Dojo -----------------------------------------------------------------
 

@@ -84,7 +84,7 @@ def _triggers(mapping: Mapping) -> list[str]:
             statements.append(  # the mapping's own SQL (trusted installer configuration), no values
                 f"CREATE TRIGGER {_trigger_name(change, operation)} AFTER {operation} ON {change.table} "  # noqa: S608
                 f"WHEN ({key}) IS NOT NULL BEGIN INSERT INTO EPOS_BRIDGE_CHANGES (ENTITY, ENTITY_ID, CHANGE) "
-                f"VALUES ('order', CAST(({key}) AS TEXT), '{kind}'); END"
+                f"VALUES ('{change.entity}', CAST(({key}) AS TEXT), '{kind}'); END"
             )
     return statements
 

@@ -1,11 +1,11 @@
 """The demo venue (:mod:`epos_bridge.demo_venue`) written into a POS's own tables through its
 mapping: the floor through the mapping's ``demo`` statements, the open orders through the same
-``orders.create`` path the adapter uses for CreateOrder (:mod:`.writes`).
+``orders.create`` path the adapter uses for CreateOrder, the reservations through the path
+CreateReservation uses (:mod:`.writes`).
 
-Only what the POS can hold faithfully is written: an open order with lines the mapping cannot
-store (sub-items, discounts, tax lines) is left out, and so are closed history, parties and
-reservations (the mapping has no statements for them).
-A mapping without discount or tax-line statements should not get those either; the shipped ones have them.
+Only what the POS can hold faithfully is written: an open order with sub-items, or more than one
+discount or tax line, is left out, and so are closed history and parties (no statements for
+them); reservations go in when the mapping has their statements.
 """
 
 from __future__ import annotations
@@ -69,6 +69,9 @@ def seed_demo(conn: sqlite3.Connection, mapping: Mapping, now: datetime) -> Demo
             rows.keep_facts(db, "table", table_key, {**facts, "waiter_ids": json.dumps(table.waiter_ids or [])})
         for record in orders:
             writes.insert_order(db, mapping, record)
+        reservations = [r.record for r in venue.reservations] if mapping.has("reservations.create") else []
+        for reservation in reservations:
+            writes.store_reservation(db, mapping, reservation, now)
         conn.execute("DELETE FROM EPOS_BRIDGE_CHANGES")  # the demo being written is no POS event
     except BaseException:
         conn.execute("ROLLBACK")
@@ -82,6 +85,6 @@ def seed_demo(conn: sqlite3.Connection, mapping: Mapping, now: datetime) -> Demo
         closed_orders=0,
         seated_parties=0,
         departed_parties=0,
-        reservations=0,
+        reservations=len(reservations),
         payments=sum(len(r.payments) for r in orders),
     )

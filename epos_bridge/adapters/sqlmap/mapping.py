@@ -69,6 +69,23 @@ class PaymentStatements(_Section):
     """Update the order's paid and due columns after its payments changed."""
 
 
+class ReservationStatements(_Section):
+    get: str | None = None
+    """One reservation's row; given ``:reservation_id`` (left out: ``search`` narrowed to it)."""
+    search: str | None = None
+    """Every reservation, ascending ``id``; given nothing."""
+    tables: str | None = None
+    """The tables of a reservation, in order; given ``:reservation_id``, returns ``table_id``."""
+    create: str | None = None
+    """Insert a reservation Dojo creates; its row id is the reservation's key."""
+    update: str | None = None
+    """Replace a reservation's fields (replace semantics); given ``:reservation_id`` and its fields."""
+    delete: str | None = None
+    """Mark it deleted (or canceled) on the POS, if the POS can; the bridge keeps the deletion too."""
+    clear_tables: str | None = None
+    add_table: str | None = None
+
+
 class VenueStatements(_Section):
     get: str | None = None
     """The venue's details for the printed bill (one row)."""
@@ -82,13 +99,15 @@ class FloorStatements(_Section):
 
 
 class ChangeTrigger(_Section):
-    """A POS table whose rows change an order: a trigger writes each change to the bridge's log."""
+    """A POS table whose rows change an order or reservation: a trigger writes each change to the bridge's log."""
 
     table: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    entity: Literal["order", "reservation"] = "order"
+    """What the row's changes are a change of (a POS event: OrderUpdated, ReservationUpdated)."""
     order_key: str = Field(min_length=1)
-    """SQL naming the order a row belongs to, over the row as ``R`` (``R.TICKET_ID``)."""
+    """SQL naming the order (or reservation) a row belongs to, over the row as ``R`` (``R.TICKET_ID``)."""
     own: bool = False
-    """``true`` for the order table itself (its inserts and deletes are the order's)."""
+    """``true`` for the entity's own table (its inserts and deletes are the entity's)."""
 
 
 class DemoStatements(_Section):
@@ -112,6 +131,7 @@ class Mapping(_Section):
     """A view ``db attach`` creates so the POS can see which orders Dojo holds."""
     orders: OrderStatements = OrderStatements()
     payments: PaymentStatements = PaymentStatements()
+    reservations: ReservationStatements = ReservationStatements()
     venue: VenueStatements = VenueStatements()
     floor: FloorStatements = FloorStatements()
     changes: tuple[ChangeTrigger, ...] = ()
@@ -121,12 +141,12 @@ class Mapping(_Section):
     @model_validator(mode="before")
     @classmethod
     def _get_from_search(cls, data: Any) -> Any:
-        """``orders.get`` left out is ``orders.search`` narrowed to ``:order_id``."""
-        if isinstance(data, dict) and isinstance(data.get("orders"), dict):
-            section = data["orders"]
-            if section.get("get") is None and isinstance(section.get("search"), str):
-                narrowed = f"SELECT * FROM ({section['search']}) WHERE id = :order_id"  # noqa: S608 - installer SQL
-                data = {**data, "orders": {**section, "get": narrowed}}
+        """``orders.get`` left out is ``orders.search`` narrowed to ``:order_id`` (and so for reservations)."""
+        for name, key in (("orders", ":order_id"), ("reservations", ":reservation_id")):
+            section = data.get(name) if isinstance(data, dict) else None
+            if isinstance(section, dict) and section.get("get") is None and isinstance(section.get("search"), str):
+                narrowed = f"SELECT * FROM ({section['search']}) WHERE id = {key}"  # noqa: S608 - installer SQL
+                data = {**data, name: {**section, "get": narrowed}}
         return data
 
     @field_validator("changes")
@@ -139,7 +159,7 @@ class Mapping(_Section):
 
     def statements(self) -> Iterator[tuple[str, str]]:
         """Every statement present, as ``(key, sql)``; ``key`` is ``section.name``."""
-        for section in ("orders", "payments", "venue", "floor", "demo"):
+        for section in ("orders", "payments", "reservations", "venue", "floor", "demo"):
             for name, sql in getattr(self, section).model_dump().items():
                 if sql is not None and name != "schema_file":
                     yield f"{section}.{name}", sql
@@ -185,6 +205,7 @@ _NEW_ORDER = (
     "tax_amount",
     "discount_amount",
 )
+_BOOKING = ("now", "name", "covers", "start_time", "end_time", "host_notes", "guest_requests")
 PARAMETERS: dict[str, tuple[str, ...]] = {
     "orders.get": ("order_id",),
     "orders.search": (),
@@ -199,6 +220,14 @@ PARAMETERS: dict[str, tuple[str, ...]] = {
     "orders.create_modifier": ("order_id", "item_key", "position", "name", "plu", "quantity", "amount_per_modifier"),
     "payments.insert": _PAYMENT,
     "payments.order_paid": ("order_id", "now", "paid_value", "tips_value", "due_value", "fully_paid"),
+    "reservations.get": ("reservation_id",),
+    "reservations.search": (),
+    "reservations.tables": ("reservation_id",),
+    "reservations.create": _BOOKING,
+    "reservations.update": ("reservation_id", *_BOOKING),
+    "reservations.delete": ("reservation_id", "now"),
+    "reservations.clear_tables": ("reservation_id",),
+    "reservations.add_table": ("reservation_id", "table_id", "position"),
     "venue.get": (),
     "floor.tables": (),
     "floor.areas": (),
@@ -216,12 +245,17 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "orders.discounts": ("name", "amount_total"),
     "orders.tax_lines": ("amount_total",),
     "orders.payments": ("paid_amount", "status"),
+    "reservations.get": ("id", "name", "covers", "start_time", "end_time"),
+    "reservations.search": ("id", "name", "covers", "start_time", "end_time"),
+    "reservations.tables": ("table_id",),
     "venue.get": ("name",),
     "floor.tables": ("id", "name"),
     "floor.areas": ("id", "name"),
 }
 """The column aliases a read statement must return (others are optional: docs/mapping-a-pos.md)."""
 
+_RESERVATION_READ = ("reservations.get", "reservations.tables")
+_RESERVATION_WRITE = (*_RESERVATION_READ, "reservations.add_table", "floor.tables")
 CAPABILITY_NEEDS: dict[Capability, tuple[str, ...]] = {
     Capability.GET_ORDER_BY_ID: ("orders.get",),
     Capability.SEARCH_ORDERS: ("orders.get", "orders.search"),
@@ -234,6 +268,16 @@ CAPABILITY_NEEDS: dict[Capability, tuple[str, ...]] = {
     Capability.DELETE_ORDER_LOCK: ("orders.get",),
     Capability.HANDLE_PAYMENT_INTENT_CREATED: ("orders.get", "orders.payments", "payments.insert"),
     Capability.HANDLE_PAYMENT_INTENT_STATUS_UPDATED: ("orders.get", "orders.payments", "payments.insert"),
+    Capability.CREATE_RESERVATION: (
+        *_RESERVATION_READ,
+        "reservations.create",
+        "reservations.add_table",
+        "floor.tables",
+    ),
+    Capability.GET_RESERVATION_BY_ID: _RESERVATION_READ,
+    Capability.UPDATE_RESERVATION: (*_RESERVATION_WRITE, "reservations.update", "reservations.clear_tables"),
+    Capability.DELETE_RESERVATION_BY_ID: _RESERVATION_READ,
+    Capability.SEARCH_RESERVATIONS: ("reservations.search", "reservations.tables"),
     Capability.SEARCH_TABLES: ("floor.tables",),
     Capability.LIST_AREAS: ("floor.areas",),
 }

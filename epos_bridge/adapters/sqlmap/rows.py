@@ -409,3 +409,100 @@ def keep_facts(db: sqlite_utils.Database, kind: str, pos_key: object, facts: Rea
         "INSERT OR REPLACE INTO EPOS_BRIDGE_FACTS (KIND, POS_KEY, FIELD, VALUE) VALUES (?, ?, ?, ?)",
         [(kind, str(pos_key), name, value) for name, value in facts.items() if value is not None],
     )
+
+
+# --- reservations -----------------------------------------------------------------------------
+
+
+def _fact(db: sqlite_utils.Database, kind: str, pos_key: object, field_name: str) -> str | None:
+    row = one(
+        db,
+        "SELECT VALUE FROM EPOS_BRIDGE_FACTS WHERE KIND = ? AND POS_KEY = ? AND FIELD = ?",
+        [kind, str(pos_key), field_name],
+    )
+    return None if row is None else row["VALUE"]
+
+
+def reservation_row(db: sqlite_utils.Database, mapping: Mapping, wire_id: str) -> Row | None:
+    key = canonical_int_id(wire_id)
+    found = query(db, mapping, "reservations.get", reservation_id=key) if key is not None else []
+    return found[0] if found else None
+
+
+def reservation_deleted(db: sqlite_utils.Database, row: Row) -> bool:
+    """Deleted through Dojo (a fact the bridge keeps), or on the POS (the mapping's ``deleted``)."""
+    return bool(row.get("deleted")) or _fact(db, "reservation", row["id"], "deleted_at") is not None
+
+
+def reservation_record(db: sqlite_utils.Database, mapping: Mapping, wire_id: str) -> StoredRecord[int] | None:
+    """The reservation a wire id names, deleted or not; ``None`` for an id never issued."""
+    row = reservation_row(db, mapping, wire_id)
+    if row is None:
+        return None
+    key = int(row["id"])
+    return StoredRecord(key, _fact(db, "reservation", key, "dojo_reservation_id"), reservation_deleted(db, row))
+
+
+def reservation_of_dojo_id(db: sqlite_utils.Database, dojo_reservation_id: str) -> StoredRecord[int] | None:
+    row = one(
+        db,
+        "SELECT POS_KEY FROM EPOS_BRIDGE_FACTS WHERE KIND = 'reservation' AND FIELD = 'dojo_reservation_id'"
+        " AND VALUE = ?",
+        [dojo_reservation_id],
+    )
+    if row is None:
+        return None
+    key = int(row["POS_KEY"])
+    return StoredRecord(key, dojo_reservation_id, _fact(db, "reservation", key, "deleted_at") is not None)
+
+
+def reservation_tables(db: sqlite_utils.Database, mapping: Mapping, key: int) -> list[str]:
+    return [str(r["table_id"]) for r in query(db, mapping, "reservations.tables", reservation_id=key)]
+
+
+def _required_time(row: Row, column: str) -> datetime:
+    moment = stored_time(row.get(column), f"{column} of reservation {row.get('id')}")
+    if moment is None:
+        raise PosUnavailable(
+            f"{column} of reservation {row.get('id')} in the POS database cannot be read ({row.get(column)!r:.60})"
+        )
+    return moment
+
+
+def load_reservation(db: sqlite_utils.Database, mapping: Mapping, row: Row) -> wire.Reservation:
+    key = int(row["id"])
+    return wire.Reservation(
+        id=str(key),
+        name=str(row["name"] or ""),
+        covers=int(row["covers"]),
+        start_time=_required_time(row, "start_time"),
+        end_time=_required_time(row, "end_time"),
+        table_ids=reservation_tables(db, mapping, key),
+        host_notes=row.get("host_notes"),
+        guest_requests=row.get("guest_requests"),
+    )
+
+
+@dataclass
+class SearchedBooking:
+    """A reservation row as :class:`epos_bridge.domain.bookings.SearchedReservation`."""
+
+    row: Row
+    db: sqlite_utils.Database
+    mapping: Mapping
+
+    @property
+    def deleted(self) -> bool:
+        return reservation_deleted(self.db, self.row)
+
+    @property
+    def table_ids(self) -> list[str]:
+        return reservation_tables(self.db, self.mapping, int(self.row["id"]))
+
+    @property
+    def start_time(self) -> datetime:
+        return _required_time(self.row, "start_time")
+
+    @property
+    def end_time(self) -> datetime:
+        return _required_time(self.row, "end_time")

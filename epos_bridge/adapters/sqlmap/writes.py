@@ -13,6 +13,7 @@ import sqlite_utils
 from epos_bridge.adapters.sqlmap import rows
 from epos_bridge.adapters.sqlmap.mapping import Mapping
 from epos_bridge.domain import orders
+from epos_bridge.domain.bookings import ReservationRecord
 from epos_bridge.protocol.base import format_utc
 
 
@@ -159,3 +160,47 @@ def order_paid(db: sqlite_utils.Database, mapping: Mapping, key: int, now: datet
         due_value=summary.outstanding_value,
         fully_paid=int(summary.outstanding_value == 0),
     )
+
+
+def store_reservation(
+    db: sqlite_utils.Database, mapping: Mapping, record: ReservationRecord, now: datetime, key: int | None = None
+) -> int:
+    """A new reservation (``key`` ``None``) or a replaced one, with its tables; Dojo's id is a fact."""
+    fields = {
+        "now": format_utc(now),
+        "name": record.name,
+        "covers": record.covers,
+        "start_time": format_utc(record.start_time),
+        "end_time": format_utc(record.end_time),
+        "host_notes": record.host_notes,
+        "guest_requests": record.guest_requests,
+    }
+    if key is None:
+        created = rows.run(db, mapping, "reservations.create", **fields)
+        assert created is not None
+        key = created
+    else:
+        rows.run(db, mapping, "reservations.update", reservation_id=key, **fields)
+        rows.run(db, mapping, "reservations.clear_tables", reservation_id=key)
+    for position, table_id in enumerate(record.table_ids):
+        rows.run(db, mapping, "reservations.add_table", reservation_id=key, table_id=table_id, position=position)
+    rows.keep_facts(db, "reservation", key, {"dojo_reservation_id": record.dojo_reservation_id})
+    # Replace semantics: a field the update leaves out is gone, here as on the POS.
+    for name in ("host_notes", "guest_requests", "name"):
+        db.execute(
+            "DELETE FROM EPOS_BRIDGE_FACTS WHERE KIND = 'reservation' AND POS_KEY = ? AND FIELD = ?", [str(key), name]
+        )
+    rows.keep_facts(
+        db,
+        "reservation",
+        key,
+        {"name": record.name, "host_notes": record.host_notes, "guest_requests": record.guest_requests},
+    )
+    return key
+
+
+def delete_reservation(db: sqlite_utils.Database, mapping: Mapping, key: int, now: datetime) -> None:
+    """Soft delete: the bridge keeps the deletion (its id is never reused); the POS is told if it can be."""
+    rows.keep_facts(db, "reservation", key, {"deleted_at": format_utc(now)})
+    if mapping.has("reservations.delete"):
+        rows.run(db, mapping, "reservations.delete", reservation_id=key, now=format_utc(now))
