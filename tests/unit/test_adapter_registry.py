@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 
 from epos_bridge.adapters import registry
-from epos_bridge.adapters.registry import BrokenAdapter, MinimalFactory, installed_adapters, load_factory
-from epos_bridge.app import open_adapter
+from epos_bridge.adapters.registry import (
+    BrokenAdapter,
+    MinimalFactory,
+    NeedsNoMapping,
+    installed_adapters,
+    load_factory,
+)
+from epos_bridge.app import adapter_factory, open_adapter
 from epos_bridge.config import BridgeSettings, ConfigError
 from epos_bridge.ports import AdapterFactory, AdapterInitError, PosAdapter
 
@@ -106,3 +112,56 @@ async def test_open_adapter_opens_the_file_database_adapter(declared: list[Entry
 
     assert type(adapter).__name__ == "JsonFilePosAdapter"
     await adapter.close()
+
+
+class WholeFactoryBeforeMappings:
+    """A factory written against the port before ``mappings``/``with_mapping`` existed."""
+
+    description = "an older whole factory"
+    location = "folder"
+
+    def init(self, location: Path, *, demo: bool) -> list[str]:
+        return [f"made {location} demo={demo}"]
+
+    async def problem(self, location: Path) -> str | None:
+        return f"no POS at {location}"
+
+    def open(self, location: Path) -> PosAdapter:
+        raise AssertionError("not opened in these tests")
+
+    async def check_writable(self, adapter: PosAdapter) -> None:
+        return None
+
+    def change_source(self, adapter: PosAdapter) -> None:
+        return None
+
+
+WHOLE = WholeFactoryBeforeMappings()
+
+
+async def test_a_whole_factory_from_before_mappings_still_loads_and_needs_no_mapping(
+    declared: list[EntryPoint],
+) -> None:
+    declared.append(entry("older", f"{__name__}:WHOLE"))
+
+    factory = installed_adapters()["older"]
+
+    assert isinstance(factory, NeedsNoMapping) and isinstance(factory, AdapterFactory)
+    assert (factory.description, factory.location, factory.mappings) == ("an older whole factory", "folder", None)
+    assert factory.with_mapping("anything") is factory
+    assert factory.init(Path("p"), demo=True) == ["made p demo=True"]
+    assert await factory.problem(Path("p")) == "no POS at p"
+
+
+def test_a_mapped_adapter_without_a_mapping_or_with_a_wrong_one_names_the_setting(
+    declared: list[EntryPoint],
+) -> None:
+    with pytest.raises(ConfigError) as missing:
+        adapter_factory(BridgeSettings(adapter="sqlmap", db_path=Path("x")))
+    assert "EPOS_BRIDGE_MAPPING" in str(missing.value) and "floreant" in str(missing.value)
+    with pytest.raises(ConfigError) as wrong:
+        adapter_factory(BridgeSettings(adapter="sqlmap", db_path=Path("x"), mapping="aloha"))
+    assert "EPOS_BRIDGE_MAPPING" in str(wrong.value) and "no mapping named 'aloha'" in str(wrong.value)
+    bound = adapter_factory(BridgeSettings(adapter="sqlmap", db_path=Path("x"), mapping="floreant"))
+    assert "through the mapping floreant" in bound.description
+    assert adapter_factory(BridgeSettings(adapter="sqlite", mapping="floreant")) is registry.BUILT_IN_SQLITE
