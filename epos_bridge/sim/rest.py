@@ -30,6 +30,7 @@ from aiohttp import web
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.capabilities import canonical_capability
 from epos_bridge.protocol.dojo import HEADER_AUTHORIZATION, HEADER_SOFTWARE_HOUSE_ID, HEADER_VERSION
+from epos_bridge.sim.serving import LocalServer
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +289,7 @@ _PAYMENT_INTENT_KEYS = frozenset(
 )
 
 
-class RestSimulator:
+class RestSimulator(LocalServer):
     """Dojo's REST API, small and scripted. ``await start()``, use ``base_url``, ``await stop()``."""
 
     def __init__(
@@ -378,13 +379,6 @@ class RestSimulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> RestSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     def add_routes(self, routes: list[web.RouteDef]) -> None:
         """More endpoints behind the same recording and key check (the EPOS tester tool,

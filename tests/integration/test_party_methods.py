@@ -19,6 +19,7 @@ from tests.helpers.builders import (
     forged_cursor,
     money,
     ok,
+    page_ids_both_ways,
     parse_time,
     party_id_params,
     scalar,
@@ -27,8 +28,6 @@ from tests.helpers.builders import (
     search_tables_params,
     sql,
     update_party_params,
-    walk_back,
-    walk_forward,
 )
 
 DEPOSIT = {"totalAmount": money(2000), "paymentIntentIds": ["pi_dep_1"], "description": "Booking deposit"}
@@ -349,13 +348,10 @@ async def test_search_parties_returns_whole_parties(rpc: Rpc, dining_room: dict[
 async def test_search_parties_pages_through_every_party_once_each_way(rpc: Rpc) -> None:
     ids = [(await new_party(rpc, f"dojo-p{n}"))["id"] for n in range(7)]
 
-    forward = await walk_forward(rpc, "SearchPartiesV1", search_parties_params, limit=3)
-    backward = await walk_back(rpc, "SearchPartiesV1", search_parties_params, 3, forward[-1])
+    forward, backward = await page_ids_both_ways(rpc, "SearchPartiesV1", search_parties_params, 3)
 
-    assert [[p["id"] for p in page["data"]] for page in forward] == [ids[0:3], ids[3:6], ids[6:]]
-    assert [[p["id"] for p in page["data"]] for page in backward] == [ids[3:6], ids[0:3]]
-    assert "before" not in forward[0] and "after" not in forward[-1]
-    assert "before" not in backward[-1]
+    assert forward == [ids[0:3], ids[3:6], ids[6:]]
+    assert backward == [ids[3:6], ids[0:3]]
 
 
 @pytest.mark.parametrize(

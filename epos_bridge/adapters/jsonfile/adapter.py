@@ -176,27 +176,26 @@ class JsonFilePosAdapter:
     # --- order locks ----------------------------------------------------------------------
 
     async def create_order_lock(self, params: wire.CreateOrderLockParams, ctx: CallContext) -> Order:
+        return await self._change_lock(params, ctx, locks.decide_create)
+
+    async def extend_order_lock(self, params: wire.ExtendOrderLockParams, ctx: CallContext) -> None:
+        await self._change_lock(params, ctx, locks.decide_extend)
+
+    async def _change_lock(
+        self, params: wire.CreateOrderLockParams, ctx: CallContext, decide: locks.LockDecision
+    ) -> Order:
+        """Create and extend share one shape: read order and lock, let the rule decide, store it."""
+
         def work(snap: Snapshot) -> Order:
             now = self._now()
             key, document = _order(snap, params.order_id, fresh=True)
             order, current = _lock_facts(key, params.order_id, document)
-            change = locks.decide_create(order, current, params.lock_id, params.expiry, now, params.headers)
+            change = decide(order, current, params.lock_id, params.expiry, now, params.headers)
             document = _apply_lock_change(snap, key, document, change)
             ctx.record(*change.events)
             return _wire_order(key, document)
 
         return await self._write(ctx, work)
-
-    async def extend_order_lock(self, params: wire.ExtendOrderLockParams, ctx: CallContext) -> None:
-        def work(snap: Snapshot) -> None:
-            now = self._now()
-            key, document = _order(snap, params.order_id, fresh=True)
-            order, current = _lock_facts(key, params.order_id, document)
-            change = locks.decide_extend(order, current, params.lock_id, params.expiry, now, params.headers)
-            _apply_lock_change(snap, key, document, change)
-            ctx.record(*change.events)
-
-        await self._write(ctx, work)
 
     async def delete_order_lock(self, params: wire.DeleteOrderLockParams, ctx: CallContext) -> Order:
         def work(snap: Snapshot) -> Order:

@@ -29,10 +29,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-LockDecision = Callable[
-    [locks.LockableOrder, locks.HeldLock | None, str, datetime, datetime, wire.RequestHeaders], locks.LockChange
-]
-
 
 class SqlitePosAdapter:
     """Implements :class:`epos_bridge.ports.PosAdapter` over the reference schema."""
@@ -171,7 +167,9 @@ class SqlitePosAdapter:
     async def extend_order_lock(self, params: wire.ExtendOrderLockParams, ctx: CallContext) -> None:
         await self._change_lock(params, ctx, locks.decide_extend)
 
-    async def _change_lock(self, params: wire.CreateOrderLockParams, ctx: CallContext, decide: LockDecision) -> Order:
+    async def _change_lock(
+        self, params: wire.CreateOrderLockParams, ctx: CallContext, decide: locks.LockDecision
+    ) -> Order:
         """Create and extend share one shape: read order and lock, let the rule decide, store it."""
 
         def work(db: sqlite_utils.Database) -> Order:
