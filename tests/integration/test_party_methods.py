@@ -31,6 +31,13 @@ from tests.helpers.builders import (
 )
 
 DEPOSIT = {"totalAmount": money(2000), "paymentIntentIds": ["pi_dep_1"], "description": "Booking deposit"}
+ADA: dict[str, Any] = {
+    "name": "Ada",
+    "expectedEndTime": "2025-03-14T21:00:00.000Z",
+    "guestRequests": "no nuts",
+    "deposit": DEPOSIT,
+}
+"""The party fields most tests fill in, besides covers and notes."""
 
 
 async def new_party(rpc: Rpc, dojo_party_id: str, **kwargs: Any) -> dict[str, Any]:
@@ -55,12 +62,9 @@ async def test_create_party_stores_every_field_and_defaults_the_status_to_seated
     request = create_party_params(
         "dojo-p1",
         table_ids=["T1", "T2"],
-        name="Ada",
         covers=5,
-        expectedEndTime="2025-03-14T21:00:00.000Z",
         hostNotes="window seat",
-        guestRequests="no nuts",
-        deposit=DEPOSIT,
+        **ADA,
     )
 
     created = ok(await rpc("CreatePartyV1", request))
@@ -167,13 +171,10 @@ async def test_update_party_replaces_it_clearing_omitted_fields_but_keeping_the_
     party = await new_party(
         rpc,
         "dojo-p1",
-        name="Ada",
         covers=4,
         hostNotes="VIP",
-        guestRequests="no nuts",
-        expectedEndTime="2025-03-14T21:00:00.000Z",
-        deposit=DEPOSIT,
         dojoReservationId="dojo-r1",
+        **ADA,
     )
 
     updated = ok(
