@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +24,7 @@ from epos_bridge.sim import flows
 from epos_bridge.sim.simulator import DojoSimulator
 from epos_bridge.testing.processes import isolated_env, simulator_env
 from tests.e2e.conftest import CliProcess
+from tests.helpers.builders import read_only
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -64,17 +64,9 @@ async def started(bridge: Bridge, simulator: DojoSimulator) -> None:
     )
 
 
-def query(path: Path, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
-
-
 def card_transactions(path: Path, intent: str) -> list[tuple[Any, ...]]:
     """Floreant's own record of a Dojo payment: a CREDIT_CARD transaction, joined to the bridge's row."""
-    return query(
+    return read_only(
         path,
         "SELECT tr.TICKET_ID, ROUND(tr.AMOUNT * 100), b.STATUS FROM TRANSACTIONS tr "
         "JOIN EPOS_BRIDGE_PAYMENTS b ON b.POS_PAYMENT_ID = tr.ID WHERE b.PAYMENT_INTENT_ID = ?",
@@ -97,12 +89,12 @@ async def test_pay_at_table_settles_a_floreant_ticket_through_the_gateway(
     order_id = report.payments[0][0]
     for _, intent, paid, _ in report.payments:
         assert card_transactions(floreant_db, intent) == [(int(order_id), paid, "Captured")]
-    ((paid_flag, due, total, paid_amount),) = query(
+    ((paid_flag, due, total, paid_amount),) = read_only(
         floreant_db, "SELECT PAID, DUE_AMOUNT, TOTAL_PRICE, PAID_AMOUNT FROM TICKET WHERE ID = ?", (int(order_id),)
     )
     assert (paid_flag, due) == (1, 0)
     assert paid_amount == pytest.approx(total)
-    assert query(floreant_db, "SELECT COUNT(*) FROM DOJO_TICKET_LOCKS") == [(0,)]
+    assert read_only(floreant_db, "SELECT COUNT(*) FROM DOJO_TICKET_LOCKS") == [(0,)]
 
 
 async def test_order_and_pay_creates_a_floreant_ticket_that_pay_at_table_settles(
@@ -175,13 +167,13 @@ async def test_floreant_editing_tickets_while_payments_arrive_loses_nothing_and_
 
     for order in orders:
         key = int(order["id"])
-        extras = query(
+        extras = read_only(
             floreant_db, "SELECT COUNT(*) FROM TICKET_ITEM WHERE TICKET_ID = ? AND ITEM_NAME = 'Extra chips'", (key,)
         )
-        cash = query(
+        cash = read_only(
             floreant_db, "SELECT COUNT(*) FROM TRANSACTIONS WHERE TICKET_ID = ? AND TRANSACTION_TYPE = 'CASH'", (key,)
         )
-        cards = query(
+        cards = read_only(
             floreant_db,
             "SELECT COUNT(*) FROM EPOS_BRIDGE_PAYMENTS WHERE ORDER_KEY = ? AND PAYMENT_INTENT_ID LIKE 'pi_floreant_%'",
             (key,),
@@ -190,7 +182,7 @@ async def test_floreant_editing_tickets_while_payments_arrive_loses_nothing_and_
         assert cash[0][0] >= 10
         fetched = (await simulator.send("GetOrderByIdV1", {"headers": {}, "orderId": order["id"]}))["result"]
         assert fetched["totalAmount"]["value"] == order["totalAmount"]["value"] + 10 * 395
-        ((total, paid_amount, due),) = query(
+        ((total, paid_amount, due),) = read_only(
             floreant_db, "SELECT TOTAL_PRICE, PAID_AMOUNT, DUE_AMOUNT FROM TICKET WHERE ID = ?", (key,)
         )
         assert fetched["paidAmount"]["value"] == round(paid_amount * 100)

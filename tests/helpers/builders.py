@@ -346,6 +346,13 @@ def sql(path: Path, statement: str, args: Sequence[Any] = ()) -> list[sqlite3.Ro
         return rows
 
 
+def read_only(path: Path, statement: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Read the POS file through a connection of its own that cannot write: what another program
+    sees committed, whatever the bridge holds open."""
+    with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+        return conn.execute(statement, list(args)).fetchall()
+
+
 def scalar(path: Path, statement: str, args: Sequence[Any] = ()) -> Any:
     rows = sql(path, statement, args)
     assert len(rows) == 1, f"expected one row from {statement!r}, got {len(rows)}"

@@ -28,6 +28,7 @@ from epos_bridge.adapters.sqlite.connection import DEFAULT_BUSY_TIMEOUT_S
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.services.dispatcher import Dispatcher
 from tests.conftest import Rpc, money
+from tests.helpers.builders import read_only
 from tests.helpers.contract import assert_valid_response
 from tests.helpers.pos_writer import PosProcess, csv
 from tests.helpers.sqlite_trace import trace_bridge_statements
@@ -73,14 +74,6 @@ def seed_orders(path: Path, count: int) -> list[int]:
     finally:
         conn.close()
     return keys
-
-
-def query(path: Path, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 @dataclass(frozen=True)
@@ -198,7 +191,7 @@ async def test_payments_and_locks_stay_correct_while_the_pos_process_keeps_editi
 
     # The POS's commits stamped between the bridge's first and last card payment (both processes
     # read the same clock; the journal is what the POS saw committed, whenever the test read it).
-    ((first_card, last_card),) = query(
+    ((first_card, last_card),) = read_only(
         pos_db_path, "SELECT MIN(recorded_at), MAX(recorded_at) FROM payments WHERE tender = 'card'"
     )
     edits_during = sum(1 for entry in pos.journal if first_card < entry["at"] < last_card)
@@ -230,7 +223,7 @@ async def test_payments_and_locks_stay_correct_while_the_pos_process_keeps_editi
             answered_ok[call.intent] = call
     assert len(answered_ok) == CARD_ORDERS * NEW_INTENTS_PER_ORDER
 
-    stored = query(
+    stored = read_only(
         pos_db_path, "SELECT payment_intent_id, order_id, paid_amount, tender FROM payments WHERE tender = 'card'"
     )
     per_intent = Counter(intent for intent, *_ in stored)
@@ -243,7 +236,9 @@ async def test_payments_and_locks_stay_correct_while_the_pos_process_keeps_editi
     for call in answered_ok.values():
         paid_per_order[call.order] += call.amount
     stored_per_order = dict(
-        query(pos_db_path, "SELECT order_id, SUM(paid_amount) FROM payments WHERE tender = 'card' GROUP BY order_id")
+        read_only(
+            pos_db_path, "SELECT order_id, SUM(paid_amount) FROM payments WHERE tender = 'card' GROUP BY order_id"
+        )
     )
     assert stored_per_order == paid_per_order
 
@@ -253,8 +248,8 @@ async def test_payments_and_locks_stay_correct_while_the_pos_process_keeps_editi
             assert response["result"]["paidAmount"]["value"] <= paid_per_order[call.order]
 
     assert_pos_edits_survived(pos_db_path, pos.journal, card_orders)
-    assert query(pos_db_path, "SELECT COUNT(*) FROM order_locks") == [(0,)]
-    assert query(pos_db_path, "PRAGMA integrity_check") == [("ok",)]
+    assert read_only(pos_db_path, "SELECT COUNT(*) FROM order_locks") == [(0,)]
+    assert read_only(pos_db_path, "PRAGMA integrity_check") == [("ok",)]
 
 
 def assert_pos_edits_survived(path: Path, journal: list[dict[str, Any]], card_orders: list[int]) -> None:
@@ -278,19 +273,19 @@ def assert_pos_edits_survived(path: Path, journal: list[dict[str, Any]], card_or
             extra_total[order] += entry["price"]
         elif kind == "cash":
             cash[entry["payment"]] = (order, entry["amount"])
-    orders = {row[0]: row[1:] for row in query(path, "SELECT id, note, total_amount FROM orders")}
+    orders = {row[0]: row[1:] for row in read_only(path, "SELECT id, note, total_amount FROM orders")}
     for order in card_orders:
         note, total = orders[order]
         assert note == last_note.get(order), f"order {order}: the POS's last note was lost"
         assert total == ORDER_TOTAL + extra_total[order], f"order {order}: a POS change to the total was lost"
         # updated_at ordering is covered by the dedicated test below.
-    quantities = dict(query(path, "SELECT id, quantity FROM order_items"))
+    quantities = dict(read_only(path, "SELECT id, quantity FROM order_items"))
     for item, extra in extra_quantity.items():
         assert quantities[item] == 1 + extra, f"item {item}: a POS quantity change was lost"
     assert added_items <= set(quantities), "an item the POS added is missing"
     stored_cash = {
         row[0]: (row[1], row[2])
-        for row in query(path, "SELECT id, order_id, paid_amount FROM payments WHERE tender = 'cash'")
+        for row in read_only(path, "SELECT id, order_id, paid_amount FROM payments WHERE tender = 'cash'")
     }
     assert stored_cash == cash, "cash payments must be exactly those the POS committed"
 
@@ -314,7 +309,7 @@ async def test_a_pos_holding_the_write_lock_gets_a_quick_busy_error_then_normal_
         # Waits its own 0.5 s busy timeout: not the adapter's 5 s default, let alone the 10 s deadline.
         assert 400 <= served.elapsed_ms < DEFAULT_BUSY_TIMEOUT_S * 1000, "waits the configured busy timeout"
         assert pos.running, "the POS was still holding its lock when the bridge answered"
-        assert query(pos_db_path, "SELECT COUNT(*) FROM payments") == [(0,)]
+        assert read_only(pos_db_path, "SELECT COUNT(*) FROM payments") == [(0,)]
 
         await pos.send("release")
         await pos.expect("RELEASED")
@@ -328,8 +323,8 @@ async def test_a_pos_holding_the_write_lock_gets_a_quick_busy_error_then_normal_
         await pos.kill()
         await adapter.close()
 
-    assert query(pos_db_path, "SELECT payment_intent_id, paid_amount FROM payments") == [("pi_while_busy", 2_500)]
-    assert query(pos_db_path, "SELECT note FROM orders WHERE id = ?", (order,)) == [("held by the POS",)]
+    assert read_only(pos_db_path, "SELECT payment_intent_id, paid_amount FROM payments") == [("pi_while_busy", 2_500)]
+    assert read_only(pos_db_path, "SELECT note FROM orders WHERE id = ?", (order,)) == [("held by the POS",)]
 
 
 async def test_a_payment_that_waited_for_the_pos_does_not_move_updated_at_back(
@@ -359,5 +354,5 @@ async def test_a_payment_that_waited_for_the_pos_does_not_move_updated_at_back(
     finally:
         await pos.kill()
 
-    ((updated_at,),) = query(pos_db_path, "SELECT updated_at FROM orders WHERE id = ?", (order,))
+    ((updated_at,),) = read_only(pos_db_path, "SELECT updated_at FROM orders WHERE id = ?", (order,))
     assert updated_at >= pos_saved_at

@@ -64,6 +64,7 @@ from epos_bridge.ports import PosAdapter
 from epos_bridge.protocol.times import format_utc
 from epos_bridge.services.dispatcher import Dispatcher
 from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
+from tests.helpers.builders import read_only
 from tests.helpers.contract import assert_valid_response
 from tests.helpers.floreant import create_floreant_database, floreant_time
 from tests.helpers.pos_writer import PosProcess
@@ -131,7 +132,27 @@ class Venue:
         raise NotImplementedError
 
 
-class SqliteVenue(Venue):
+class SqliteFileVenue(Venue):
+    """A venue in one SQLite file: read back through the two statements a subclass names."""
+
+    PAYMENT_ROWS = ""
+    """(intent, order, paid, tips, status) of every card payment row."""
+    LOCK_ID = ""
+    """The lock id held on the order given as its one parameter."""
+    path: Path
+
+    def lock_target(self) -> tuple[str, ...]:
+        return ("control", str(self.path), "--kind", "sqlite")
+
+    def payment_rows(self) -> list[tuple[str, str, int, int, str]]:
+        return [(r[0], str(r[1]), r[2], r[3], r[4]) for r in read_only(self.path, self.PAYMENT_ROWS)]
+
+    def lock_of(self, order: str) -> str | None:
+        rows = read_only(self.path, self.LOCK_ID, [int(order)])
+        return rows[0][0] if rows else None
+
+
+class SqliteVenue(SqliteFileVenue):
     kind = "sqlite"
 
     def __init__(self, folder: Path) -> None:
@@ -156,27 +177,11 @@ class SqliteVenue(Venue):
     def open_adapter(self) -> PosAdapter:
         return SqlitePosAdapter.open(self.path, busy_timeout_s=BUSY_S)
 
-    def lock_target(self) -> tuple[str, ...]:
-        return ("control", str(self.path), "--kind", "sqlite")
-
-    def payment_rows(self) -> list[tuple[str, str, int, int, str]]:
-        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            rows = conn.execute(
-                "SELECT payment_intent_id, order_id, paid_amount, COALESCE(tips_amount, 0), status FROM payments"
-                " WHERE payment_intent_id IS NOT NULL"
-            ).fetchall()
-        finally:
-            conn.close()
-        return [(r[0], str(r[1]), r[2], r[3], r[4]) for r in rows]
-
-    def lock_of(self, order: str) -> str | None:
-        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT lock_id FROM order_locks WHERE order_id = ?", [int(order)]).fetchone()
-        finally:
-            conn.close()
-        return row[0] if row else None
+    PAYMENT_ROWS = (
+        "SELECT payment_intent_id, order_id, paid_amount, COALESCE(tips_amount, 0), status FROM payments"
+        " WHERE payment_intent_id IS NOT NULL"
+    )
+    LOCK_ID = "SELECT lock_id FROM order_locks WHERE order_id = ?"
 
 
 class FolderVenue(Venue):
@@ -220,7 +225,7 @@ class FolderVenue(Venue):
         return lock["lockId"] if lock else None
 
 
-class FloreantVenue(Venue):
+class FloreantVenue(SqliteFileVenue):
     """A Floreant-shaped database through the mapped-SQL adapter and the shipped ``floreant`` mapping."""
 
     kind = "sqlmap"
@@ -248,28 +253,12 @@ class FloreantVenue(Venue):
     def open_adapter(self) -> PosAdapter:
         return SqlMapPosAdapter(MappedDatabase(self.path, load_mapping("floreant"), busy_timeout_s=BUSY_S))
 
-    def lock_target(self) -> tuple[str, ...]:
-        return ("control", str(self.path), "--kind", "sqlite")
-
-    def payment_rows(self) -> list[tuple[str, str, int, int, str]]:
-        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            rows = conn.execute(
-                "SELECT b.PAYMENT_INTENT_ID, tr.TICKET_ID, CAST(ROUND(tr.AMOUNT * 100) AS INTEGER),"
-                " CAST(ROUND(COALESCE(tr.ADDITIONAL_AMOUNT, 0) * 100) AS INTEGER), b.STATUS"
-                " FROM EPOS_BRIDGE_PAYMENTS b JOIN TRANSACTIONS tr ON tr.ID = b.POS_PAYMENT_ID"
-            ).fetchall()
-        finally:
-            conn.close()
-        return [(r[0], str(r[1]), r[2], r[3], r[4]) for r in rows]
-
-    def lock_of(self, order: str) -> str | None:
-        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT LOCK_ID FROM DOJO_TICKET_LOCKS WHERE ORDER_KEY = ?", [int(order)]).fetchone()
-        finally:
-            conn.close()
-        return row[0] if row else None
+    PAYMENT_ROWS = (
+        "SELECT b.PAYMENT_INTENT_ID, tr.TICKET_ID, CAST(ROUND(tr.AMOUNT * 100) AS INTEGER),"
+        " CAST(ROUND(COALESCE(tr.ADDITIONAL_AMOUNT, 0) * 100) AS INTEGER), b.STATUS"
+        " FROM EPOS_BRIDGE_PAYMENTS b JOIN TRANSACTIONS tr ON tr.ID = b.POS_PAYMENT_ID"
+    )
+    LOCK_ID = "SELECT LOCK_ID FROM DOJO_TICKET_LOCKS WHERE ORDER_KEY = ?"
 
 
 class MoneyMachine(RuleBasedStateMachine):

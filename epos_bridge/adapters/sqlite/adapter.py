@@ -14,14 +14,15 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
+from epos_bridge.adapters import kept_rows
 from epos_bridge.adapters.sqlite import rows, writes
 from epos_bridge.adapters.sqlite.connection import PosDatabase
+from epos_bridge.adapters.sqlite.schema import KEPT
 from epos_bridge.adapters.transactional import StoreBackedAdapter
 from epos_bridge.domain import bill, bookings, intents, locks, orders, payments, records
 from epos_bridge.domain.pagination import PageBounds, PageRequest, page_bounds, read_cursor
 from epos_bridge.ports import CallContext, Clock, PosChange
 from epos_bridge.protocol import params as wire
-from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.entities import Area, Order, OrderBill, OrderStatus, Party, PaymentIntentEvent, Reservation
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class SqlitePosAdapter(StoreBackedAdapter[sqlite_utils.Database]):
             now = self._now()  # after the write lock is held: never older than the POS's edits
             row = rows.order_row(db, params.order_id)
             paid = orders.paid_value(rows.stored_payments(db, row["id"]))
-            lock = locks.active_lock(rows.held_lock(db, row["id"]), now)
+            lock = locks.active_lock(kept_rows.held_lock(db, KEPT, row["id"]), now)
             if orders.check_cancellable(
                 params.order_id, OrderStatus(row["status"]), paid, lock is not None, row["open_at_till"]
             ):
@@ -124,11 +125,11 @@ class SqlitePosAdapter(StoreBackedAdapter[sqlite_utils.Database]):
             )
             decision = payments.decide_payment(
                 order,
-                rows.held_lock(db, row["id"]),
+                kept_rows.held_lock(db, KEPT, row["id"]),
                 params,
-                intents.newest_status(rows.intent_events(db, params.payment_intent_id)),
+                intents.newest_status(kept_rows.intent_events(db, KEPT, params.payment_intent_id)),
                 now,
-                recorded=rows.recorded_intent(db, params.payment_intent_id),
+                recorded=kept_rows.recorded_intent(db, KEPT, params.payment_intent_id),
             )
             if decision.warning:
                 log.warning("%s", decision.warning)
@@ -148,11 +149,11 @@ class SqlitePosAdapter(StoreBackedAdapter[sqlite_utils.Database]):
         def work(db: sqlite_utils.Database) -> Order:
             now = self._now()  # after the write lock is held: never older than the POS's edits
             row = rows.order_row(db, params.order_id)
-            current = rows.held_lock(db, row["id"])
+            current = kept_rows.held_lock(db, KEPT, row["id"])
             change = decide(
                 _lockable(row, params.order_id), current, params.lock_id, params.expiry, now, params.headers
             )
-            writes.apply_lock_change(db, row["id"], change)
+            kept_rows.apply_lock_change(db, KEPT, row["id"], change)
             ctx.record(*change.events)
             return rows.load_orders(db, [row["id"]])[0]
 
@@ -163,8 +164,8 @@ class SqlitePosAdapter(StoreBackedAdapter[sqlite_utils.Database]):
         def work(db: sqlite_utils.Database) -> Order:
             now = self._now()  # after the write lock is held: never older than the POS's edits
             row = rows.order_row(db, params.order_id)
-            change = locks.decide_delete(params.order_id, rows.held_lock(db, row["id"]), params.lock_id, now)
-            writes.apply_lock_change(db, row["id"], change)
+            change = locks.decide_delete(params.order_id, kept_rows.held_lock(db, KEPT, row["id"]), params.lock_id, now)
+            kept_rows.apply_lock_change(db, KEPT, row["id"], change)
             ctx.record(*change.events)
             return rows.load_orders(db, [row["id"]])[0]
 
@@ -329,25 +330,12 @@ class SqlitePosAdapter(StoreBackedAdapter[sqlite_utils.Database]):
 
         def work(db: sqlite_utils.Database) -> None:
             now = self._now()  # after the write lock is held: never older than the POS's edits
-            recorded = rows.recorded_intent(db, event.payment_intent_id)
-            history = rows.intent_events(db, event.payment_intent_id, params.id)
+            recorded = kept_rows.recorded_intent(db, KEPT, event.payment_intent_id)
+            history = kept_rows.intent_events(db, KEPT, event.payment_intent_id, params.id)
             decision = intents.decide_intent_event(params, event, history, recorded, now)
             if decision.store is None:
                 return  # contract §3.22: at-least-once delivery; a replay changes nothing (and writes nothing).
-            db.execute(
-                "INSERT INTO payment_intent_events (event_id, account_id, event, payment_intent_id, "
-                "payment_status, capture_mode, created_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    params.id,
-                    params.account_id,
-                    params.event,
-                    event.payment_intent_id,
-                    event.payment_status.value,
-                    event.capture_mode.value,
-                    format_utc(params.created_at),
-                    format_utc(now),
-                ],
-            )
+            kept_rows.keep_intent_event(db, KEPT, params, event, now)
             if decision.payment_status is not None and recorded is not None:
                 status = decision.payment_status.value
                 writes.set_payment_status(db, event.payment_intent_id, int(recorded.order_id), status, now)

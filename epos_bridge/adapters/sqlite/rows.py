@@ -18,8 +18,6 @@ from epos_bridge.domain.bill import VenueDetails
 from epos_bridge.domain.bookings import PartyFilter, ReservationFilter
 from epos_bridge.domain.errors import NotFound, PosUnavailable
 from epos_bridge.domain.events import OrderFacts
-from epos_bridge.domain.intents import StoredIntentEvent
-from epos_bridge.domain.locks import HeldLock, stored_lock
 from epos_bridge.domain.orders import (
     NON_COUNTING_PAYMENT_STATUSES,
     NOT_PAYABLE_STATUSES,
@@ -30,13 +28,11 @@ from epos_bridge.domain.orders import (
     summarise_payments,
 )
 from epos_bridge.domain.pagination import PageRequest, SortKey
-from epos_bridge.domain.payments import RecordedIntent
 from epos_bridge.domain.records import StoredRecord
 from epos_bridge.protocol import entities as wire
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.ids import canonical_int_id
-from epos_bridge.protocol.params import RequestHeaders
-from epos_bridge.protocol.times import LONG_AGO, stored_time
+from epos_bridge.protocol.times import stored_time
 
 Row = dict[str, Any]
 
@@ -232,58 +228,6 @@ def _stored_payment(row: Row) -> StoredPayment:
         payment_intent_id=row["payment_intent_id"],
         status=row["status"],
     )
-
-
-def recorded_intent(db: sqlite_utils.Database, payment_intent_id: str) -> RecordedIntent | None:
-    """Where a paymentIntentId is already recorded, on any order (exact string match)."""
-    row = one(
-        db,
-        "SELECT order_id, paid_amount, tips_amount, status FROM payments WHERE payment_intent_id = ? "
-        "ORDER BY id LIMIT 1",
-        [payment_intent_id],
-    )
-    if row is None:
-        return None
-    return RecordedIntent(str(row["order_id"]), row["paid_amount"], row["tips_amount"], row["status"])
-
-
-def held_lock(db: sqlite_utils.Database, order_key: int) -> HeldLock | None:
-    row = one(db, "SELECT * FROM order_locks WHERE order_id = ?", [order_key])
-    if row is None:
-        return None
-    where = f"the lock on order {order_key}"
-    return stored_lock(
-        row["lock_id"],
-        stored_time(row["expires_at"], f"the expiry of {where}"),
-        stored_time(row["locked_at"], f"the start of {where}"),
-        RequestHeaders(
-            dojo_requesting_product=row["dojo_requesting_product"],
-            device_id=row["device_id"],
-            device_type=row["device_type"],
-            waiter_id=row["waiter_id"],
-        ),
-    )
-
-
-def intent_events(
-    db: sqlite_utils.Database, payment_intent_id: str, event_id: str | None = None
-) -> list[StoredIntentEvent]:
-    """The events kept for an intent, in the order they arrived, and the one holding ``event_id``
-    (the key is global in this schema), if another intent holds it."""
-    rows = db.query(
-        "SELECT event_id, payment_status, created_at, received_at FROM payment_intent_events "
-        "WHERE payment_intent_id = ? OR event_id = ? ORDER BY rowid",
-        [payment_intent_id, event_id],
-    )
-    return [
-        StoredIntentEvent(
-            r["event_id"],
-            wire.PaymentIntentStatus(r["payment_status"]),
-            stored_time(r["created_at"], "createdAt of a payment-intent event") or LONG_AGO,
-            stored_time(r["received_at"], "receivedAt of a payment-intent event") or LONG_AGO,
-        )
-        for r in rows
-    ]
 
 
 def load_orders(db: sqlite_utils.Database, keys: Sequence[int]) -> list[wire.Order]:

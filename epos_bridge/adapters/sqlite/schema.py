@@ -10,6 +10,8 @@ import sqlite3
 
 import sqlite_utils
 
+from epos_bridge.adapters.kept_rows import KeptTables
+
 # --- change capture -------------------------------------------------------------------------
 # Which row change means which entity changed. Frozen: migration 2 is built from it, so edit
 # only by adding a new migration.
@@ -325,6 +327,15 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+KEPT = KeptTables(
+    locks="order_locks",
+    lock_order="order_id",
+    events="payment_intent_events",
+    payments="payments",
+    payment_order="order_id",
+)
+"""The tables above that every SQLite adapter reads and writes the same way (``adapters/kept_rows.py``)."""
 
 
 class SchemaTooNew(Exception):

@@ -3,7 +3,7 @@
 Runs inside a write transaction, through the ``db`` handle only: a transaction body may run
 twice (a snapshot attempt under ``PRAGMA query_only``, then under the write lock), so nothing
 here keeps state of its own. Plain SQL and ``insert``; never sqlite_utils' ``upsert`` (see
-:func:`apply_lock_change`). The demo seeder writes the demo venue through the same functions.
+``adapters/kept_rows.py`` ``apply_lock_change``). The demo seeder writes the demo venue through the same functions.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import sqlite_utils
 
 from epos_bridge.domain.bill import VenueDetails
 from epos_bridge.domain.bookings import NewParty, PartyRecord, ReservationRecord
-from epos_bridge.domain.locks import LockChange
 from epos_bridge.domain.orders import OrderRecord, PaymentRecord
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.entities import Area, Modifier, OrderItem, OrderStatus, Table
@@ -228,34 +227,6 @@ def _insert_modifiers(
 
 
 # --- order locks ----------------------------------------------------------------------------
-
-
-def apply_lock_change(db: sqlite_utils.Database, order_key: int, change: LockChange) -> None:
-    if change.remove:
-        db.execute("DELETE FROM order_locks WHERE order_id = ?", [order_key])
-    elif change.store is not None:
-        lock = change.store
-        # Plain SQL, not sqlite_utils' upsert: that one probes the database for ON CONFLICT
-        # support by creating a table, and when the probe cannot write (the snapshot attempt
-        # runs with query_only) it falls back for good to INSERT OR IGNORE + UPDATE, which
-        # silently stores nothing for a table with NOT NULL columns.
-        db.execute(
-            "INSERT INTO order_locks (order_id, lock_id, expires_at, locked_at, dojo_requesting_product, device_id,"
-            " device_type, waiter_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO UPDATE SET"
-            " lock_id = excluded.lock_id, expires_at = excluded.expires_at, locked_at = excluded.locked_at,"
-            " dojo_requesting_product = excluded.dojo_requesting_product, device_id = excluded.device_id,"
-            " device_type = excluded.device_type, waiter_id = excluded.waiter_id",
-            [
-                order_key,
-                lock.lock_id,
-                format_utc(lock.expires_at),
-                format_utc(lock.locked_at),
-                lock.requester.dojo_requesting_product,
-                lock.requester.device_id,
-                lock.requester.device_type,
-                lock.requester.waiter_id,
-            ],
-        )
 
 
 # --- parties and reservations ---------------------------------------------------------------

@@ -19,7 +19,9 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
+from epos_bridge.adapters import kept_rows
 from epos_bridge.adapters.sqlmap import rows, writes
+from epos_bridge.adapters.sqlmap.bridge import KEPT
 from epos_bridge.adapters.sqlmap.database import MappedDatabase
 from epos_bridge.adapters.sqlmap.mapping import Mapping, capabilities
 from epos_bridge.domain import bill, bookings, intents, locks, orders, payments, records
@@ -140,7 +142,7 @@ class SqlMapPosAdapter:
             row = rows.header(db, self._map, params.order_id)
             key = int(row["id"])
             paid = orders.paid_value(rows.stored_payments(db, self._map, key))
-            lock = locks.active_lock(rows.held_lock(db, key), now)
+            lock = locks.active_lock(kept_rows.held_lock(db, KEPT, key), now)
             if orders.check_cancellable(
                 params.order_id, rows.status_of(row), paid, lock is not None, row.get("open_at_till")
             ):
@@ -201,11 +203,11 @@ class SqlMapPosAdapter:
             )
             decision = payments.decide_payment(
                 order,
-                rows.held_lock(db, key),
+                kept_rows.held_lock(db, KEPT, key),
                 params,
-                intents.newest_status(rows.intent_events(db, params.payment_intent_id)),
+                intents.newest_status(kept_rows.intent_events(db, KEPT, params.payment_intent_id)),
                 now,
-                recorded=rows.recorded_intent(db, params.payment_intent_id),
+                recorded=kept_rows.recorded_intent(db, KEPT, params.payment_intent_id),
             )
             if decision.warning:
                 log.warning("%s", decision.warning)
@@ -240,8 +242,10 @@ class SqlMapPosAdapter:
                 open_at_till=row.get("open_at_till"),
                 facts=rows.order_facts(row),
             )
-            change = decide(lockable, rows.held_lock(db, key), params.lock_id, params.expiry, now, params.headers)
-            rows.apply_lock_change(db, key, change)
+            change = decide(
+                lockable, kept_rows.held_lock(db, KEPT, key), params.lock_id, params.expiry, now, params.headers
+            )
+            kept_rows.apply_lock_change(db, KEPT, key, change)
             ctx.record(*change.events)
             return rows.load_order(db, self._map, row)
 
@@ -254,8 +258,8 @@ class SqlMapPosAdapter:
             now = self._now()  # after the write lock is held: never older than the POS's edits
             row = rows.header(db, self._map, params.order_id)
             key = int(row["id"])
-            change = locks.decide_delete(params.order_id, rows.held_lock(db, key), params.lock_id, now)
-            rows.apply_lock_change(db, key, change)
+            change = locks.decide_delete(params.order_id, kept_rows.held_lock(db, KEPT, key), params.lock_id, now)
+            kept_rows.apply_lock_change(db, KEPT, key, change)
             ctx.record(*change.events)
             return rows.load_order(db, self._map, row)
 
@@ -381,25 +385,12 @@ class SqlMapPosAdapter:
 
         def work(db: sqlite_utils.Database) -> None:
             now = self._now()  # after the write lock is held: never older than the POS's edits
-            recorded = rows.recorded_intent(db, event.payment_intent_id)
-            history = rows.intent_events(db, event.payment_intent_id, params.id)
+            recorded = kept_rows.recorded_intent(db, KEPT, event.payment_intent_id)
+            history = kept_rows.intent_events(db, KEPT, event.payment_intent_id, params.id)
             decision = intents.decide_intent_event(params, event, history, recorded, now)
             if decision.store is None:
                 return  # contract §3.22: at-least-once delivery; a replay changes nothing (and writes nothing).
-            db.execute(
-                "INSERT INTO EPOS_BRIDGE_INTENT_EVENTS (EVENT_ID, ACCOUNT_ID, EVENT, PAYMENT_INTENT_ID,"
-                " PAYMENT_STATUS, CAPTURE_MODE, CREATED_AT, RECEIVED_AT) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    params.id,
-                    params.account_id,
-                    params.event,
-                    event.payment_intent_id,
-                    event.payment_status.value,
-                    event.capture_mode.value,
-                    format_utc(params.created_at),
-                    format_utc(now),
-                ],
-            )
+            kept_rows.keep_intent_event(db, KEPT, params, event, now)
             if decision.payment_status is not None and recorded is not None:
                 db.execute(
                     "UPDATE EPOS_BRIDGE_PAYMENTS SET STATUS = ? WHERE PAYMENT_INTENT_ID = ?",

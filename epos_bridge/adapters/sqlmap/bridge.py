@@ -20,9 +20,19 @@ from __future__ import annotations
 
 import sqlite3
 
+from epos_bridge.adapters.kept_rows import KeptTables
 from epos_bridge.adapters.sqlmap.mapping import ChangeTrigger, Mapping
 
 VERSION = 1
+
+KEPT = KeptTables(
+    locks="EPOS_BRIDGE_ORDER_LOCKS",
+    lock_order="ORDER_KEY",
+    events="EPOS_BRIDGE_INTENT_EVENTS",
+    payments="EPOS_BRIDGE_PAYMENTS",
+    payment_order="ORDER_KEY",
+)
+"""The tables below that every SQLite adapter reads and writes the same way (``adapters/kept_rows.py``)."""
 META = "EPOS_BRIDGE_META"
 
 TABLES: tuple[tuple[str, str], ...] = (

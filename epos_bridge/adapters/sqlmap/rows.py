@@ -22,8 +22,6 @@ from epos_bridge.adapters.sqlmap.mapping import Mapping
 from epos_bridge.domain.bill import VenueDetails
 from epos_bridge.domain.errors import NotFound, PosUnavailable
 from epos_bridge.domain.events import OrderFacts
-from epos_bridge.domain.intents import StoredIntentEvent
-from epos_bridge.domain.locks import HeldLock, LockChange, stored_lock
 from epos_bridge.domain.orders import (
     RECORDED,
     StoredPayment,
@@ -32,13 +30,10 @@ from epos_bridge.domain.orders import (
     paid_value,
     summarise_payments,
 )
-from epos_bridge.domain.payments import RecordedIntent
 from epos_bridge.domain.records import StoredRecord
 from epos_bridge.protocol import entities as wire
-from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.ids import canonical_int_id
-from epos_bridge.protocol.params import RequestHeaders
-from epos_bridge.protocol.times import LONG_AGO, stored_time
+from epos_bridge.protocol.times import stored_time
 
 Row = dict[str, Any]
 
@@ -319,79 +314,6 @@ def load_areas(db: sqlite_utils.Database, mapping: Mapping) -> list[wire.Area]:
 
 def one(db: sqlite_utils.Database, sql: str, args: Sequence[Any] = ()) -> Row | None:
     return next(iter(db.query(sql, args)), None)
-
-
-def recorded_intent(db: sqlite_utils.Database, payment_intent_id: str) -> RecordedIntent | None:
-    """Where a paymentIntentId is already recorded, on any order (exact string match)."""
-    row = one(
-        db,
-        "SELECT ORDER_KEY, PAID_AMOUNT, TIPS_AMOUNT, STATUS FROM EPOS_BRIDGE_PAYMENTS WHERE PAYMENT_INTENT_ID = ?",
-        [payment_intent_id],
-    )
-    if row is None:
-        return None
-    return RecordedIntent(str(row["ORDER_KEY"]), row["PAID_AMOUNT"], row["TIPS_AMOUNT"], row["STATUS"])
-
-
-def held_lock(db: sqlite_utils.Database, key: int) -> HeldLock | None:
-    row = one(db, "SELECT * FROM EPOS_BRIDGE_ORDER_LOCKS WHERE ORDER_KEY = ?", [key])
-    if row is None:
-        return None
-    where = f"the lock on order {key}"
-    return stored_lock(
-        row["LOCK_ID"],
-        stored_time(row["EXPIRES_AT"], f"the expiry of {where}"),
-        stored_time(row["LOCKED_AT"], f"the start of {where}"),
-        RequestHeaders(
-            dojo_requesting_product=row["DOJO_REQUESTING_PRODUCT"],
-            device_id=row["DEVICE_ID"],
-            device_type=row["DEVICE_TYPE"],
-            waiter_id=row["WAITER_ID"],
-        ),
-    )
-
-
-def apply_lock_change(db: sqlite_utils.Database, key: int, change: LockChange) -> None:
-    if change.remove:
-        db.execute("DELETE FROM EPOS_BRIDGE_ORDER_LOCKS WHERE ORDER_KEY = ?", [key])
-    elif change.store is not None:
-        lock = change.store
-        db.execute(
-            "INSERT INTO EPOS_BRIDGE_ORDER_LOCKS (ORDER_KEY, LOCK_ID, EXPIRES_AT, LOCKED_AT, DOJO_REQUESTING_PRODUCT,"
-            " DEVICE_ID, DEVICE_TYPE, WAITER_ID) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ORDER_KEY) DO UPDATE SET"
-            " LOCK_ID = excluded.LOCK_ID, EXPIRES_AT = excluded.EXPIRES_AT, LOCKED_AT = excluded.LOCKED_AT,"
-            " DOJO_REQUESTING_PRODUCT = excluded.DOJO_REQUESTING_PRODUCT, DEVICE_ID = excluded.DEVICE_ID,"
-            " DEVICE_TYPE = excluded.DEVICE_TYPE, WAITER_ID = excluded.WAITER_ID",
-            [
-                key,
-                lock.lock_id,
-                format_utc(lock.expires_at),
-                format_utc(lock.locked_at),
-                lock.requester.dojo_requesting_product,
-                lock.requester.device_id,
-                lock.requester.device_type,
-                lock.requester.waiter_id,
-            ],
-        )
-
-
-def intent_events(
-    db: sqlite_utils.Database, payment_intent_id: str, event_id: str | None = None
-) -> list[StoredIntentEvent]:
-    rows = db.query(
-        "SELECT EVENT_ID, PAYMENT_STATUS, CREATED_AT, RECEIVED_AT FROM EPOS_BRIDGE_INTENT_EVENTS "
-        "WHERE PAYMENT_INTENT_ID = ? OR EVENT_ID = ? ORDER BY rowid",
-        [payment_intent_id, event_id],
-    )
-    return [
-        StoredIntentEvent(
-            r["EVENT_ID"],
-            wire.PaymentIntentStatus(r["PAYMENT_STATUS"]),
-            stored_time(r["CREATED_AT"], "createdAt of a payment-intent event") or LONG_AGO,
-            stored_time(r["RECEIVED_AT"], "receivedAt of a payment-intent event") or LONG_AGO,
-        )
-        for r in rows
-    ]
 
 
 def order_of_dojo_id(db: sqlite_utils.Database, dojo_order_id: str) -> StoredRecord[int] | None:
