@@ -19,9 +19,12 @@ from typing import Any
 
 import sqlite_utils
 
-from epos_bridge.domain.intents import StoredIntentEvent
+from epos_bridge.adapters.transactional import TransactionalStore
+from epos_bridge.domain import intents
+from epos_bridge.domain.intents import IntentEventDecision, StoredIntentEvent
 from epos_bridge.domain.locks import HeldLock, LockChange, stored_lock
 from epos_bridge.domain.payments import RecordedIntent
+from epos_bridge.ports import PosChange
 from epos_bridge.protocol import entities as wire
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.params import HandleEventParams, RequestHeaders
@@ -42,6 +45,8 @@ class KeptTables:
     """One row per recorded Dojo payment: order key, paid and tip amounts, status."""
     payment_order: str
     """The payments table's column holding the order's key."""
+    changes: str
+    """The change log behind POS events (seq, entity, entity_id, change), filled by triggers."""
 
 
 def _one(db: sqlite_utils.Database, sql: str, args: Sequence[Any]) -> dict[str, Any] | None:
@@ -52,7 +57,7 @@ def recorded_intent(db: sqlite_utils.Database, kept: KeptTables, payment_intent_
     """Where a paymentIntentId is already recorded, on any order (exact string match)."""
     row = _one(
         db,
-        f"SELECT {kept.payment_order} AS order_key, paid_amount AS paid_amount, tips_amount AS tips_amount,"
+        f"SELECT {kept.payment_order} AS order_key, paid_amount AS paid_amount, tips_amount AS tips_amount,"  # noqa: S608 - names from KeptTables
         f" status AS status FROM {kept.payments}"
         " WHERE payment_intent_id = ? ORDER BY rowid LIMIT 1",
         [payment_intent_id],
@@ -65,7 +70,7 @@ def recorded_intent(db: sqlite_utils.Database, kept: KeptTables, payment_intent_
 def held_lock(db: sqlite_utils.Database, kept: KeptTables, order_key: int) -> HeldLock | None:
     row = _one(
         db,
-        f"SELECT lock_id AS lock_id, expires_at AS expires_at, locked_at AS locked_at,"
+        f"SELECT lock_id AS lock_id, expires_at AS expires_at, locked_at AS locked_at,"  # noqa: S608 - names from KeptTables
         " dojo_requesting_product AS dojo_requesting_product, device_id AS device_id,"
         " device_type AS device_type, waiter_id AS waiter_id"
         f" FROM {kept.locks} WHERE {kept.lock_order} = ?",
@@ -123,7 +128,7 @@ def intent_events(
     """The events kept for an intent, in the order they arrived, and the one holding ``event_id``
     (the key is global), if another intent holds it."""
     rows = db.query(
-        f"SELECT event_id AS event_id, payment_status AS payment_status, created_at AS created_at,"
+        f"SELECT event_id AS event_id, payment_status AS payment_status, created_at AS created_at,"  # noqa: S608 - names from KeptTables
         f" received_at AS received_at FROM {kept.events}"
         " WHERE payment_intent_id = ? OR event_id = ? ORDER BY rowid",
         [payment_intent_id, event_id],
@@ -137,6 +142,25 @@ def intent_events(
         )
         for r in rows
     ]
+
+
+def receive_intent_event(
+    db: sqlite_utils.Database,
+    kept: KeptTables,
+    params: HandleEventParams,
+    event: wire.PaymentIntentEvent,
+    now: datetime,
+) -> tuple[IntentEventDecision, RecordedIntent | None] | None:
+    """Inside the write: read what is kept of the intent, let ``domain.intents`` decide, and keep
+    the event if it says so. ``None`` for a redelivery (contract §3.22: at-least-once; nothing is
+    written); otherwise the decision and the recorded payment, whose status the adapter updates."""
+    recorded = recorded_intent(db, kept, event.payment_intent_id)
+    history = intent_events(db, kept, event.payment_intent_id, params.id)
+    decision = intents.decide_intent_event(params, event, history, recorded, now)
+    if decision.store is None:
+        return None
+    keep_intent_event(db, kept, params, event, now)
+    return decision, recorded
 
 
 def keep_intent_event(
@@ -161,3 +185,28 @@ def keep_intent_event(
             format_utc(received_at),
         ],
     )
+
+
+class KeptChangeLog:
+    """``ports.ChangeSource`` over the change-log table the triggers fill, for the POS-event relay."""
+
+    def __init__(self, store: TransactionalStore[sqlite_utils.Database], kept: KeptTables) -> None:
+        self._store = store
+        self._table = kept.changes
+
+    async def latest_change(self) -> int:
+        sql = f"SELECT COALESCE(MAX(seq), 0) FROM {self._table}"  # noqa: S608 - names from KeptTables
+        return await self._store.read(lambda db: int(db.execute(sql).fetchone()[0]))
+
+    async def changes_after(self, seq: int, limit: int) -> list[PosChange]:
+        sql = f"SELECT seq, entity, entity_id, change FROM {self._table} WHERE seq > ? ORDER BY seq LIMIT ?"  # noqa: S608
+
+        def work(db: sqlite_utils.Database) -> list[PosChange]:
+            found = db.execute(sql, [seq, limit]).fetchall()
+            return [PosChange(int(r[0]), r[1], str(r[2]), r[3]) for r in found]
+
+        return await self._store.read(work)
+
+    async def forget_changes_through(self, seq: int) -> None:
+        sql = f"DELETE FROM {self._table} WHERE seq <= ?"  # noqa: S608 - names from KeptTables
+        await self._store.write(lambda db: db.execute(sql, [seq]))

@@ -15,13 +15,14 @@ from typing import Any, TypeVar
 import sqlite_utils
 
 from epos_bridge.adapters import kept_rows
+from epos_bridge.adapters.kept_rows import KeptChangeLog
 from epos_bridge.adapters.sqlite import rows, writes
 from epos_bridge.adapters.sqlite.connection import PosDatabase
 from epos_bridge.adapters.sqlite.schema import KEPT
 from epos_bridge.adapters.transactional import StoreBackedAdapter
 from epos_bridge.domain import bill, bookings, intents, locks, orders, payments, records
 from epos_bridge.domain.pagination import PageBounds, PageRequest, page_bounds, read_cursor
-from epos_bridge.ports import CallContext, Clock, PosChange
+from epos_bridge.ports import CallContext, Clock
 from epos_bridge.protocol import params as wire
 from epos_bridge.protocol.entities import Area, Order, OrderBill, OrderStatus, Party, PaymentIntentEvent, Reservation
 
@@ -42,9 +43,9 @@ class SqlitePosAdapter(StoreBackedAdapter[sqlite_utils.Database]):
         return cls(PosDatabase(path, busy_timeout_s=busy_timeout_s), clock)
 
     @property
-    def changes(self) -> SqliteChangeLog:
+    def changes(self) -> KeptChangeLog:
         """The change log the POS-event relay reads (ports.ChangeSource)."""
-        return SqliteChangeLog(self._db)
+        return KeptChangeLog(self._db, KEPT)
 
     async def check_writable(self) -> None:
         """A real, harmless write (the schema version rewritten as it is): raises PosUnavailable
@@ -330,12 +331,10 @@ class SqlitePosAdapter(StoreBackedAdapter[sqlite_utils.Database]):
 
         def work(db: sqlite_utils.Database) -> None:
             now = self._now()  # after the write lock is held: never older than the POS's edits
-            recorded = kept_rows.recorded_intent(db, KEPT, event.payment_intent_id)
-            history = kept_rows.intent_events(db, KEPT, event.payment_intent_id, params.id)
-            decision = intents.decide_intent_event(params, event, history, recorded, now)
-            if decision.store is None:
-                return  # contract §3.22: at-least-once delivery; a replay changes nothing (and writes nothing).
-            kept_rows.keep_intent_event(db, KEPT, params, event, now)
+            received = kept_rows.receive_intent_event(db, KEPT, params, event, now)
+            if received is None:
+                return  # a redelivery: nothing written
+            decision, recorded = received
             if decision.payment_status is not None and recorded is not None:
                 status = decision.payment_status.value
                 writes.set_payment_status(db, event.payment_intent_id, int(recorded.order_id), status, now)
@@ -358,32 +357,3 @@ def _lockable(row: rows.Row, order_id: str) -> locks.LockableOrder:
 
 
 # --- change capture (ports.ChangeSource) ----------------------------------------------------
-
-
-async def _latest_change(database: PosDatabase) -> int:
-    return await database.read(
-        lambda db: int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM pos_changes").fetchone()[0])
-    )
-
-
-class SqliteChangeLog:
-    """Reads the ``pos_changes`` table the schema's triggers fill (docs/reference-schema.md)."""
-
-    def __init__(self, database: PosDatabase) -> None:
-        self._db = database
-
-    async def latest_change(self) -> int:
-        return await _latest_change(self._db)
-
-    async def changes_after(self, seq: int, limit: int) -> list[PosChange]:
-        def work(db: sqlite_utils.Database) -> list[PosChange]:
-            rows_ = db.execute(
-                "SELECT seq, entity, entity_id, change FROM pos_changes WHERE seq > ? ORDER BY seq LIMIT ?",
-                [seq, limit],
-            ).fetchall()
-            return [PosChange(int(r[0]), r[1], str(r[2]), r[3]) for r in rows_]
-
-        return await self._db.read(work)
-
-    async def forget_changes_through(self, seq: int) -> None:
-        await self._db.write(lambda db: db.execute("DELETE FROM pos_changes WHERE seq <= ?", [seq]))

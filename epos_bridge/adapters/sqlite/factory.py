@@ -6,7 +6,8 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
-from epos_bridge.adapters.sqlite.adapter import SqliteChangeLog, SqlitePosAdapter
+from epos_bridge.adapters.kept_rows import KeptChangeLog
+from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.adapters.sqlite.connection import PosDatabase
 from epos_bridge.adapters.sqlite.setup import init_database
 from epos_bridge.ports import AdapterFactory, ChangeSource, LocationKind, PosAdapter, opened_by, read_problem
@@ -44,7 +45,7 @@ class SqliteFactory:
         await opened_by(adapter, SqlitePosAdapter).check_writable()
 
     def change_source(self, adapter: PosAdapter) -> ChangeSource | None:
-        changes: SqliteChangeLog = opened_by(adapter, SqlitePosAdapter).changes
+        changes: KeptChangeLog = opened_by(adapter, SqlitePosAdapter).changes
         return changes
 
 

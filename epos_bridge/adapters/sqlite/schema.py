@@ -334,6 +334,7 @@ KEPT = KeptTables(
     events="payment_intent_events",
     payments="payments",
     payment_order="order_id",
+    changes="pos_changes",
 )
 """The tables above that every SQLite adapter reads and writes the same way (``adapters/kept_rows.py``)."""
 

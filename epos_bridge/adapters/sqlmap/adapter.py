@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import sqlite_utils
 
 from epos_bridge.adapters import kept_rows
+from epos_bridge.adapters.kept_rows import KeptChangeLog
 from epos_bridge.adapters.sqlmap import rows, writes
 from epos_bridge.adapters.sqlmap.bridge import KEPT
 from epos_bridge.adapters.sqlmap.database import MappedDatabase
@@ -27,7 +28,7 @@ from epos_bridge.adapters.sqlmap.mapping import Mapping, capabilities
 from epos_bridge.domain import bill, bookings, intents, locks, orders, payments, records
 from epos_bridge.domain.errors import InvalidRequest, PosUnavailable
 from epos_bridge.domain.pagination import page_bounds, page_of, read_cursor
-from epos_bridge.ports import CallContext, Clock, PosChange, SystemClock
+from epos_bridge.ports import CallContext, Clock, SystemClock
 from epos_bridge.protocol import params as wire
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.capabilities import Capability
@@ -66,8 +67,8 @@ class SqlMapPosAdapter:
         return bool(self._map.changes)
 
     @property
-    def changes(self) -> MappedChangeLog:
-        return MappedChangeLog(self._db)
+    def changes(self) -> KeptChangeLog:
+        return KeptChangeLog(self._db, KEPT)
 
     def implemented_capabilities(self) -> frozenset[Capability]:
         return self._capabilities
@@ -385,12 +386,10 @@ class SqlMapPosAdapter:
 
         def work(db: sqlite_utils.Database) -> None:
             now = self._now()  # after the write lock is held: never older than the POS's edits
-            recorded = kept_rows.recorded_intent(db, KEPT, event.payment_intent_id)
-            history = kept_rows.intent_events(db, KEPT, event.payment_intent_id, params.id)
-            decision = intents.decide_intent_event(params, event, history, recorded, now)
-            if decision.store is None:
-                return  # contract §3.22: at-least-once delivery; a replay changes nothing (and writes nothing).
-            kept_rows.keep_intent_event(db, KEPT, params, event, now)
+            received = kept_rows.receive_intent_event(db, KEPT, params, event, now)
+            if received is None:
+                return  # a redelivery: nothing written
+            decision, recorded = received
             if decision.payment_status is not None and recorded is not None:
                 db.execute(
                     "UPDATE EPOS_BRIDGE_PAYMENTS SET STATUS = ? WHERE PAYMENT_INTENT_ID = ?",
@@ -403,28 +402,3 @@ class SqlMapPosAdapter:
 
 
 # --- change capture (ports.ChangeSource) ----------------------------------------------------
-
-
-class MappedChangeLog:
-    """Reads ``EPOS_BRIDGE_CHANGES``, filled by the triggers ``db attach`` put on the POS's tables."""
-
-    def __init__(self, database: MappedDatabase) -> None:
-        self._db = database
-
-    async def latest_change(self) -> int:
-        return await self._db.read(
-            lambda db: int(db.execute("SELECT COALESCE(MAX(SEQ), 0) FROM EPOS_BRIDGE_CHANGES").fetchone()[0])
-        )
-
-    async def changes_after(self, seq: int, limit: int) -> list[PosChange]:
-        def work(db: sqlite_utils.Database) -> list[PosChange]:
-            found = db.execute(
-                "SELECT SEQ, ENTITY, ENTITY_ID, CHANGE FROM EPOS_BRIDGE_CHANGES WHERE SEQ > ? ORDER BY SEQ LIMIT ?",
-                [seq, limit],
-            ).fetchall()
-            return [PosChange(int(r[0]), r[1], str(r[2]), r[3]) for r in found]
-
-        return await self._db.read(work)
-
-    async def forget_changes_through(self, seq: int) -> None:
-        await self._db.write(lambda db: db.execute("DELETE FROM EPOS_BRIDGE_CHANGES WHERE SEQ <= ?", [seq]))

@@ -31,6 +31,7 @@ KEPT = KeptTables(
     events="EPOS_BRIDGE_INTENT_EVENTS",
     payments="EPOS_BRIDGE_PAYMENTS",
     payment_order="ORDER_KEY",
+    changes="EPOS_BRIDGE_CHANGES",
 )
 """The tables below that every SQLite adapter reads and writes the same way (``adapters/kept_rows.py``)."""
 META = "EPOS_BRIDGE_META"
