@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Latency, cpu_seconds, rss_bytes
-from epos_bridge.adapters.sqlite.setup import init_database
+from epos_bridge.protocol.times import format_utc
 from epos_bridge.sim.gateway import GatewaySimulator
 from epos_bridge.sim.simulator import DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
-from epos_bridge.testing.processes import isolated_env
+from epos_bridge.testing.processes import isolated_env, simulator_env, stop_process
+from epos_bridge.testing.venues import venue_with_open_orders
 
 RequestFactory = Callable[[int], tuple[str, dict[str, Any]]]
 BENCH_API_KEY = "sk_sandbox_benchmark_key_0001"
@@ -49,29 +50,15 @@ def clean_env(folder: Path) -> dict[str, str]:
 def build_venue(path: Path, bench_orders: int) -> list[str]:
     """The demo venue plus ``bench_orders`` open orders owing :data:`BIG_TOTAL` (one item each),
     and :data:`FULL_ORDERS` full orders on table :data:`FULL_TABLE` (:func:`add_full_orders`)."""
-    now = datetime.now(UTC)
-    init_database(path, demo=True, now=now)
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    ids = venue_with_open_orders(path, bench_orders, BIG_TOTAL, reference_prefix="BENCH", item=("Bench tab", "BENCH"))
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("BEGIN IMMEDIATE")
-        (first,) = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM orders").fetchone()
-        ids = list(range(first, first + bench_orders))
-        conn.executemany(
-            "INSERT INTO orders (id, reference, status, order_type, currency_code, total_amount, created_at,"
-            " updated_at) VALUES (?, ?, 'Submitted', 'DineIn', 'GBP', ?, ?, ?)",
-            [(i, f"BENCH-{i}", BIG_TOTAL, stamp, stamp) for i in ids],
-        )
-        conn.executemany(
-            "INSERT INTO order_items (order_id, position, name, plu, quantity, amount_per_item)"
-            " VALUES (?, 0, 'Bench tab', 'BENCH', 1, ?)",
-            [(i, BIG_TOTAL) for i in ids],
-        )
-        add_full_orders(conn, stamp)
+        add_full_orders(conn, format_utc(datetime.now(UTC)))
         conn.execute("COMMIT")
     finally:
         conn.close()
-    return [str(i) for i in ids]
+    return ids
 
 
 def add_full_orders(conn: sqlite3.Connection, stamp: str) -> None:
@@ -156,13 +143,7 @@ class Peer:
         return [float(m["s"]) for m in RETRY_LINE.finditer(self.log_path.read_bytes())]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self._log.close()
 
 
@@ -173,32 +154,14 @@ def start_echo_peer(sim: DojoSimulator, env: dict[str, str], folder: Path) -> Pe
 
 
 def start_bridge(sim: DojoSimulator, env: dict[str, str], folder: Path, db: Path) -> Peer:
-    bridge_env = dict(env)
-    bridge_env.update(
-        EPOS_BRIDGE_API_KEY=BENCH_API_KEY,
-        EPOS_BRIDGE_SOFTWARE_HOUSE_ID=DEMO_SOFTWARE_HOUSE_ID,
-        EPOS_BRIDGE_WS_URL=sim.ws_url,
-        EPOS_BRIDGE_API_URL=sim.api_url,
-        EPOS_BRIDGE_ALLOW_INSECURE="1",
-        EPOS_BRIDGE_DB=str(db),
-        EPOS_BRIDGE_DATA_DIR=str(folder / "bridge-data"),
-    )
+    # ``env`` is clean_env(folder): the same user folders again, plus its PYTHONPATH.
+    bridge_env = {**env, **simulator_env(folder, sim, api_key=BENCH_API_KEY, db=db, data_dir=folder / "bridge-data")}
     return Peer(["-m", "epos_bridge", "run", "--headless"], bridge_env, folder / "bridge.log")
 
 
 def start_tray(sim: DojoSimulator, env: dict[str, str], folder: Path, db: Path) -> Peer:
     """The tray app as a till's autostart runs it (``python -m epos_bridge run``), offscreen Qt."""
-    tray_env = dict(env)
-    tray_env.update(
-        EPOS_BRIDGE_API_KEY=BENCH_API_KEY,
-        EPOS_BRIDGE_SOFTWARE_HOUSE_ID=DEMO_SOFTWARE_HOUSE_ID,
-        EPOS_BRIDGE_WS_URL=sim.ws_url,
-        EPOS_BRIDGE_API_URL=sim.api_url,
-        EPOS_BRIDGE_ALLOW_INSECURE="1",
-        EPOS_BRIDGE_DB=str(db),
-        EPOS_BRIDGE_DATA_DIR=str(folder / "tray-data"),
-        QT_QPA_PLATFORM="offscreen",
-    )
+    tray_env = {**env, **simulator_env(folder, sim, api_key=BENCH_API_KEY, db=db, data_dir=folder / "tray-data")}
     return Peer(["-m", "epos_bridge", "run"], tray_env, folder / "tray.log")
 
 

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol, TypeVar, runtime_checkable
 
+from epos_bridge.domain.errors import EposFailure
 from epos_bridge.domain.events import DomainEvent
 from epos_bridge.domain.terminal_sessions import CounterSession
 from epos_bridge.protocol.capabilities import Capability
@@ -325,3 +326,27 @@ class AdapterFactory(Protocol):
     def change_source(self, adapter: PosAdapter) -> ChangeSource | None:
         """The change log behind POS events (contract §5.2), or ``None`` if this storage has none."""
         ...
+
+
+async def read_problem(adapter: PosAdapter) -> str | None:
+    """The check every factory's :meth:`AdapterFactory.problem` ends with: one real read
+    (SearchTables, which needs no write access) of an adapter just opened, which is then closed.
+    The failure's message, or ``None`` when it reads."""
+    try:
+        await adapter.search_tables(SearchTablesParams(), CallContext(trace_id="settings-check"))
+    except EposFailure as exc:
+        return exc.message
+    finally:
+        await adapter.close()
+    return None
+
+
+A = TypeVar("A")
+
+
+def opened_by(adapter: PosAdapter, kind: type[A]) -> A:
+    """``adapter`` as ``kind``, the class a factory opens; a :class:`TypeError` for an adapter
+    another factory opened (a programming error, never a POS failure)."""
+    if not isinstance(adapter, kind):
+        raise TypeError(f"not an adapter this factory opened: {type(adapter).__name__}")
+    return adapter

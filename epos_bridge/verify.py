@@ -18,11 +18,9 @@ import asyncio
 import contextlib
 import json
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from epos_bridge import __version__
 from epos_bridge.app import dojo_client, http_client, open_adapter
 from epos_bridge.config import BridgeSettings, ConfigError
 from epos_bridge.dojo_api import DojoApiError, DojoClient
@@ -50,8 +48,8 @@ from epos_bridge.services.verification_report import (
     ReportFacts,
     VerificationReport,
     render_html,
+    report_facts,
     runs_to_json,
-    standard_versions,
 )
 
 log = logging.getLogger(__name__)
@@ -253,19 +251,7 @@ async def _facts(
         registered = tuple(sorted(c.value for c in integrations.registered_capabilities))
     if venue is None:
         venue = await verification.venue_name()
-    return ReportFacts(
-        generated_at=datetime.now(UTC),
-        bridge_version=__version__,
-        venue=venue,
-        software_house_id=settings.software_house_id,
-        reseller_id=settings.reseller_id,
-        environment=settings.environment,
-        api_url=settings.api_url,
-        gateway_url=settings.ws_url,
-        adapter=settings.adapter,
-        registered_capabilities=registered,
-        versions=standard_versions(),
-    )
+    return report_facts(settings, venue, registered)
 
 
 async def _write_report(path: Path, report: VerificationReport, err: TextIO) -> bool:

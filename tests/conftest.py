@@ -21,6 +21,7 @@ from epos_bridge.adapters.sqlite.schema import migrate
 from epos_bridge.domain.events import DomainEvent
 from epos_bridge.services.dispatcher import Dispatcher
 from tests.helpers.contract import assert_valid_response
+from tests.helpers.keyring_backend import RealKeyring, open_real_keyring
 
 Rpc = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -109,6 +110,32 @@ def rpc(dispatcher: Dispatcher) -> Rpc:
 
 def money(value: int, currency: str = "GBP") -> dict[str, Any]:
     return {"value": value, "currencyCode": currency}
+
+
+# --- the till's settings, its keyring and its files --------------------------------------------
+
+
+@pytest.fixture
+def settings_path(tmp_path: Path) -> Path:
+    return tmp_path / "config" / "settings.json"
+
+
+@pytest.fixture
+def real_keyring(tmp_path: Path) -> Iterator[RealKeyring]:
+    """A real keyring backend in ``tmp_path`` (``tests/helpers/keyring_backend.py`` says which)."""
+    with open_real_keyring(tmp_path / "keyring") as backend:
+        print(f"keyring backend: {backend.kind} ({backend.why})")
+        yield backend
+
+
+@pytest.fixture
+def permissive_umask() -> Iterator[None]:
+    """A umask that would leave new files readable by others: what the bridge must not rely on."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 # --- a test that logs an unexpected warning or error fails (as qutebrowser's logfail does) -------

@@ -19,13 +19,13 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
 import keyring.backends.fail
-from PySide6.QtCore import QPoint
+from PySide6.QtCore import QPoint, QRect
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QWidget
 
@@ -108,15 +108,23 @@ async def choose_order(panel: TerminalPanel, preferred: str) -> str:
     return best.order_id
 
 
-async def shoot(parts: GuiParts) -> None:
-    window, signals, tray = parts.window, parts.signals, parts.tray
-    simulator = RecordingSimulator.instances[-1]
+async def connected_window(parts: GuiParts) -> QRect:
+    """The status window at its documented size, centred, once the demo bridge is connected and
+    registered; returns the screen's free area (``take_verify.py`` centres its dialog on it)."""
+    window, signals = parts.window, parts.signals
     window.resize(*WINDOW_SIZE)
     screen = QGuiApplication.primaryScreen().availableGeometry()
     window.move(screen.center() - window.rect().center())
     window.bring_to_front()
     await until(lambda: signals.status.state is ConnectionState.CONNECTED, "the connection to the simulator")
     await until(lambda: signals.registration.report is not None, "the capability registration")
+    return screen
+
+
+async def shoot(parts: GuiParts) -> None:
+    window, tray = parts.window, parts.tray
+    simulator = RecordingSimulator.instances[-1]
+    await connected_window(parts)
     log.info("letting the simulated products play for %.0f s", WARM_UP_S)
     await asyncio.sleep(WARM_UP_S)
 
@@ -207,7 +215,9 @@ async def shoot(parts: GuiParts) -> None:
     await settle()
 
 
-def main() -> int:
+def take(shoot: Callable[[GuiParts], Awaitable[None]], flow_interval_s: float) -> int:
+    """Run the demo GUI (product flows every ``flow_interval_s``) and ``shoot`` once it has started;
+    the exit code: 2 without an X screen, 1 when ``shoot`` failed. ``take_verify.py`` uses it too."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not os.environ.get("DISPLAY"):
         print("Run under an X screen: Xvfb :93 -screen 0 1366x768x24 & DISPLAY=:93 …", file=sys.stderr)
@@ -231,7 +241,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="epos-bridge-screenshots-") as tmp:
         folder = Path(tmp)
         code = run_gui(
-            lambda: bridge_app._demo_bridge(folder, FLOW_INTERVAL_S, KnownSecrets([simulator_module.DEMO_API_KEY])),
+            lambda: bridge_app._demo_bridge(folder, flow_interval_s, KnownSecrets([simulator_module.DEMO_API_KEY])),
             demo=True,
             keystore=KeyStore(keyring.backends.fail.Keyring()),  # type: ignore[no-untyped-call]
             settings_path=folder / "settings.json",
@@ -241,6 +251,10 @@ def main() -> int:
     if outcome["error"] is not None:
         return 1
     return code
+
+
+def main() -> int:
+    return take(shoot, FLOW_INTERVAL_S)
 
 
 if __name__ == "__main__":

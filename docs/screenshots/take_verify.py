@@ -16,25 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
-import keyring.backends.fail
-from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QTextBrowser
-from take import RecordingSimulator, save, settle, until  # the sibling script's helpers
+from take import RecordingSimulator, connected_window, save, settle, take, until  # the sibling script's helpers
 
-from epos_bridge import app as bridge_app
-from epos_bridge.config import KeyStore
-from epos_bridge.gateway.connection_state import ConnectionState
 from epos_bridge.protocol.capabilities import Capability
-from epos_bridge.protocol.redaction import KnownSecrets
 from epos_bridge.services.verification_report import render_html
-from epos_bridge.sim import simulator as simulator_module
-from epos_bridge.ui.gui import GuiParts, run_gui
+from epos_bridge.ui.gui import GuiParts
 from epos_bridge.ui.settings_dialog import SettingsDialog
 from epos_bridge.ui.status_window import TAB_CONNECTION
 from epos_bridge.ui.verify_dialog import VerifyDialog
@@ -43,7 +33,6 @@ log = logging.getLogger("screenshots")
 
 NO_PRODUCT_FLOWS_S = 3600.0
 """The demo's own product flows stay quiet, so the tester's flows are all that run."""
-WINDOW_SIZE = (1180, 680)
 DIALOG_SIZE = (1180, 660)
 
 
@@ -53,14 +42,9 @@ def select(dialog: VerifyDialog, name: str) -> None:
 
 
 async def shoot(parts: GuiParts) -> None:
-    window, signals = parts.window, parts.signals
+    window = parts.window
     simulator = RecordingSimulator.instances[-1]
-    window.resize(*WINDOW_SIZE)
-    screen = QGuiApplication.primaryScreen().availableGeometry()
-    window.move(screen.center() - window.rect().center())
-    window.bring_to_front()
-    await until(lambda: signals.status.state is ConnectionState.CONNECTED, "the connection to the simulator")
-    await until(lambda: signals.registration.report is not None, "the capability registration")
+    screen = await connected_window(parts)
     window.show_tab(TAB_CONNECTION)
     await until(lambda: window.connection_tab.capabilities_label.text().startswith("In sync"), "the capabilities shown")
     await settle()
@@ -148,39 +132,7 @@ async def shoot(parts: GuiParts) -> None:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if not os.environ.get("DISPLAY"):
-        print("Run under an X screen: Xvfb :93 -screen 0 1366x768x24 & DISPLAY=:93 …", file=sys.stderr)
-        return 2
-    simulator_module.DojoSimulator = RecordingSimulator  # type: ignore[misc]
-    outcome: dict[str, BaseException | None] = {"error": None}
-    tasks: list[asyncio.Task[None]] = []
-
-    def started(parts: GuiParts) -> None:
-        async def run() -> None:
-            try:
-                await shoot(parts)
-            except BaseException as exc:
-                outcome["error"] = exc
-                log.exception("taking the screenshots failed")
-            finally:
-                parts.quit()
-
-        tasks.append(asyncio.get_running_loop().create_task(run()))
-
-    with tempfile.TemporaryDirectory(prefix="epos-bridge-screenshots-") as tmp:
-        folder = Path(tmp)
-        code = run_gui(
-            lambda: bridge_app._demo_bridge(folder, NO_PRODUCT_FLOWS_S, KnownSecrets([simulator_module.DEMO_API_KEY])),
-            demo=True,
-            keystore=KeyStore(keyring.backends.fail.Keyring()),  # type: ignore[no-untyped-call]
-            settings_path=folder / "settings.json",
-            on_started=started,
-            argv=[sys.argv[0], "-platform", "xcb"],
-        )
-    if outcome["error"] is not None:
-        return 1
-    return code
+    return take(shoot, NO_PRODUCT_FLOWS_S)
 
 
 if __name__ == "__main__":

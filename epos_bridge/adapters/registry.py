@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from epos_bridge.domain.errors import EposFailure
-from epos_bridge.ports import AdapterFactory, AdapterInitError, CallContext, ChangeSource, LocationKind, PosAdapter
-from epos_bridge.protocol.params import SearchTablesParams
+from epos_bridge.ports import AdapterFactory, AdapterInitError, ChangeSource, LocationKind, PosAdapter, read_problem
 
 __all__ = ["BUILT_IN", "AdapterFactory", "BrokenAdapter", "MinimalFactory", "installed_adapters", "load_factory"]
 
@@ -59,16 +58,11 @@ class MinimalFactory:
 
     async def problem(self, location: Path) -> str | None:
         try:
-            adapter = self.open(location)
-            try:
-                await adapter.search_tables(SearchTablesParams(), CallContext(trace_id="settings-check"))
-            finally:
-                await adapter.close()
+            return await read_problem(self.open(location))
         except EposFailure as exc:
             return exc.message
         except Exception as exc:
             return f"The POS database {location} could not be opened: {exc}"
-        return None
 
     def open(self, location: Path) -> PosAdapter:
         return self._inner.open(location)

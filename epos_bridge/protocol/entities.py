@@ -43,19 +43,19 @@ class OrderType(WireEnum):
     COLLECTION = "Collection"
 
 
-class DineInDetails(WireModel):
-    table_id: str | None = None
-    waiter_id: str | None = None
-    party_id: str | None = None
-    reservation_id: str | None = None
-    ready_at: UtcDateTime | None = None
-
-
 class SearchDineInDetails(WireModel):
+    """The ids a dine-in order carries; a search matches on them (contract §3.1)."""
+
     table_id: str | None = None
     waiter_id: str | None = None
     party_id: str | None = None
     reservation_id: str | None = None
+
+
+class DineInDetails(SearchDineInDetails):
+    """An order's dine-in ids plus when it will be ready."""
+
+    ready_at: UtcDateTime | None = None
 
 
 class CollectionDetails(WireModel):
@@ -132,25 +132,30 @@ class Customer(WireModel):
     name: str | None = None
 
 
-class Order(WireModel):
-    status: OrderStatus = OrderStatus.NEW
+class OrderFields(WireModel):
+    """What an ``Order`` shares with ``CreateOrderRequest``, with the same names and flags."""
+
     details: OrderDetails
-    id: str | None = None
-    items: list[OrderItem] | None = None
     note: str | None = None
     customer: Customer | None = None
     discounts: list[Discount] | None = None
     tax_lines: list[TaxLine] | None = None
+    service_charge_amount: Money | None = None
+    reference: str | None = None
+    display_name: str | None = None
+
+
+class Order(OrderFields):
+    status: OrderStatus = OrderStatus.NEW
+    id: str | None = None
+    items: list[OrderItem] | None = None
     created_at: UtcDateTime | None = None
     updated_at: UtcDateTime | None = None
     total_amount: Money | None = None
     payments: list[Payment] | None = None
     payable: bool | None = None
     paid_amount: Money | None = None
-    service_charge_amount: Money | None = None
-    reference: str | None = None
     tips_amount: Money | None = None
-    display_name: str | None = None
 
 
 # --- bills ------------------------------------------------------------------------------
@@ -292,30 +297,43 @@ class PartyDeposit(WireModel):
     description: str | None = None
 
 
-class Party(WireModel):
-    id: str
+class PartyFields(WireModel):
+    """What a ``Party`` shares with ``CreatePartyRequest`` and ``UpdatePartyRequest``."""
+
     start_time: UtcDateTime
-    status: Annotated[str, Field(min_length=1)]
+    # contract §6 C1: the schema's minLength has no effect on an array in the requests; we require
+    # one table ourselves because a Party must always carry at least one (Party.tableIds minItems 1).
     table_ids: Annotated[list[str], Field(min_length=1)]
     name: str | None = None
     covers: int | None = None
     expected_end_time: UtcDateTime | None = None
-    end_time: UtcDateTime | None = None
     host_notes: str | None = None
     guest_requests: str | None = None
-    reservation_id: str | None = None
     deposit: PartyDeposit | None = None
 
 
-class Reservation(WireModel):
+class Party(PartyFields):
     id: str
+    status: Annotated[str, Field(min_length=1)]
+    end_time: UtcDateTime | None = None
+    reservation_id: str | None = None
+
+
+class ReservationFields(WireModel):
+    """What a ``Reservation`` shares with ``CreateReservationRequest`` and ``UpdateReservationRequest``
+    (``tableIds`` aside: the requests require a table, a stored reservation need not show one)."""
+
     name: str
     covers: int
     start_time: UtcDateTime
     end_time: UtcDateTime
-    table_ids: list[str]
     host_notes: str | None = None
     guest_requests: str | None = None
+
+
+class Reservation(ReservationFields):
+    id: str
+    table_ids: list[str]
 
 
 class Table(WireModel):

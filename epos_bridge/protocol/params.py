@@ -13,19 +13,17 @@ from pydantic import Field, model_validator
 from epos_bridge.protocol.base import UtcDateTime, WireModel
 from epos_bridge.protocol.entities import (
     Area,
-    Customer,
-    Discount,
     Money,
     Order,
-    OrderDetails,
+    OrderFields,
     OrderItem,
     Party,
-    PartyDeposit,
+    PartyFields,
     Payment,
     Reservation,
+    ReservationFields,
     SearchDineInDetails,
     Table,
-    TaxLine,
 )
 
 MAX_PAGE_SIZE = 100
@@ -74,19 +72,11 @@ class OrderIdParams(WithHeaders):
     order_id: str
 
 
-class CreateOrderParams(WithHeaders):
+class CreateOrderParams(WithHeaders, OrderFields):
     items: list[OrderItem]
     total_amount: Money
     dojo_order_id: str
     payments: list[Payment]
-    details: OrderDetails
-    note: str | None = None
-    customer: Customer | None = None
-    discounts: list[Discount] | None = None
-    tax_lines: list[TaxLine] | None = None
-    service_charge_amount: Money | None = None
-    reference: str | None = None
-    display_name: str | None = None
 
 
 class CreateOrderLockParams(WithHeaders):
@@ -123,20 +113,10 @@ class SearchTablesParams(SearchParams):
 # --- parties ----------------------------------------------------------------------------
 
 
-class CreatePartyParams(WithHeaders):
-    start_time: UtcDateTime
-    # contract §6 C1: the schema's minLength has no effect on an array; we require one
-    # table ourselves because a Party must always carry at least one (Party.tableIds minItems 1).
-    table_ids: Annotated[list[str], Field(min_length=1)]
+class CreatePartyParams(WithHeaders, PartyFields):
     dojo_party_id: str
-    name: str | None = None
-    covers: int | None = None
     status: str | None = None
-    expected_end_time: UtcDateTime | None = None
-    host_notes: str | None = None
-    guest_requests: str | None = None
     reservation_id: str | None = None
-    deposit: PartyDeposit | None = None
     dojo_reservation_id: str | None = None
 
 
@@ -144,19 +124,11 @@ class PartyIdParams(WithHeaders):
     party_id: str
 
 
-class UpdatePartyParams(WithHeaders):
+class UpdatePartyParams(WithHeaders, PartyFields):
     id: str
     dojo_party_id: str
-    start_time: UtcDateTime
     status: Annotated[str, Field(min_length=1)]
-    table_ids: Annotated[list[str], Field(min_length=1)]
-    name: str | None = None
-    covers: int | None = None
-    expected_end_time: UtcDateTime | None = None
     end_time: UtcDateTime | None = None
-    host_notes: str | None = None
-    guest_requests: str | None = None
-    deposit: PartyDeposit | None = None
 
 
 class SearchPartiesParams(SearchParams):
@@ -167,33 +139,25 @@ class SearchPartiesParams(SearchParams):
 # --- reservations -----------------------------------------------------------------------
 
 
-class CreateReservationParams(WithHeaders):
+class ReservationRequest(WithHeaders, ReservationFields):
+    """The fields CreateReservation and UpdateReservation both send."""
+
     dojo_reservation_id: str
-    name: str
-    covers: int
-    start_time: UtcDateTime
-    end_time: UtcDateTime
     # contract §6 C1: an empty list is accepted by the schema; the reference POS rejects it
     # with InvalidRequest because a reservation there always holds a table.
     table_ids: Annotated[list[str], Field(min_length=1)]
-    host_notes: str | None = None
-    guest_requests: str | None = None
+
+
+class CreateReservationParams(ReservationRequest):
+    """Exactly the shared fields: Dojo's id, no POS id yet."""
 
 
 class ReservationIdParams(WithHeaders):
     reservation_id: str
 
 
-class UpdateReservationParams(WithHeaders):
+class UpdateReservationParams(ReservationRequest):
     id: str
-    dojo_reservation_id: str
-    name: str
-    covers: int
-    start_time: UtcDateTime
-    end_time: UtcDateTime
-    table_ids: Annotated[list[str], Field(min_length=1)]
-    host_notes: str | None = None
-    guest_requests: str | None = None
 
 
 class SearchReservationsParams(SearchParams):

@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from epos_bridge.domain.errors import EposFailure
 from epos_bridge.domain.verification import (
@@ -59,8 +59,11 @@ from epos_bridge.protocol.params import (
 )
 from epos_bridge.services.listeners import Listeners
 from epos_bridge.services.notifications import format_money
+from epos_bridge.services.paging import Paged, every_page
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 Sleep = Callable[[float], Awaitable[None]]
 Monotonic = Callable[[], float]
@@ -338,28 +341,15 @@ class Verification:
     # --- POS reads ---------------------------------------------------------------------------------
 
     async def _open_orders(self) -> list[Order]:
-        assert self._pos is not None
-        orders: list[Order] = []
-        after: str | None = None
-        for _ in range(MAX_PAGES):
-            page = await self._pos.search_orders(SearchOrdersParams(cursor=Cursor(limit=PAGE, after=after)), _ctx())
-            orders.extend(page.data)
-            if page.after is None or not page.data:
-                break
-            after = page.after
-        return orders
+        return await self._every_page(lambda pos, cursor: pos.search_orders(SearchOrdersParams(cursor=cursor), _ctx()))
 
     async def _tables(self) -> list[Table]:
-        assert self._pos is not None
-        tables: list[Table] = []
-        after: str | None = None
-        for _ in range(MAX_PAGES):
-            page = await self._pos.search_tables(SearchTablesParams(cursor=Cursor(limit=PAGE, after=after)), _ctx())
-            tables.extend(page.data)
-            if page.after is None or not page.data:
-                break
-            after = page.after
-        return tables
+        return await self._every_page(lambda pos, cursor: pos.search_tables(SearchTablesParams(cursor=cursor), _ctx()))
+
+    async def _every_page(self, search: Callable[[PosReader, Cursor], Awaitable[Paged[T]]]) -> list[T]:
+        pos = self._pos
+        assert pos is not None
+        return await every_page(lambda cursor: search(pos, cursor), page_size=PAGE, max_pages=MAX_PAGES)
 
 
 def _needs_pos_value(param: FlowParam, values: Mapping[str, str]) -> bool:

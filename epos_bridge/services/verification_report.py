@@ -13,9 +13,10 @@ import html
 import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
+from epos_bridge import __version__
 from epos_bridge.domain.verification import FlowResult, FlowRun, FlowStatus, StepResult, run_succeeded
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.capabilities import CAPABILITY_VERSION
@@ -52,6 +53,43 @@ class ReportFacts:
     registered_capabilities: tuple[str, ...] = ()
     versions: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     """Other versions worth writing down (API version, Python, Qt), as (what, version)."""
+
+
+class ReportedSettings(Protocol):
+    """What a report writes down of the bridge's settings (``config.BridgeSettings``)."""
+
+    software_house_id: str | None
+    reseller_id: str | None
+    api_url: str
+    ws_url: str
+    adapter: str
+
+    @property
+    def environment(self) -> str: ...
+
+
+def report_facts(
+    settings: ReportedSettings,
+    venue: str | None,
+    registered_capabilities: Sequence[str],
+    more_versions: Sequence[tuple[str, str]] = (),
+) -> ReportFacts:
+    """The facts of a report made now, the same from ``verify`` and from the Verify dialog.
+
+    ``more_versions`` follow the :func:`standard_versions` (the dialog adds Qt's)."""
+    return ReportFacts(
+        generated_at=datetime.now(UTC),
+        bridge_version=__version__,
+        venue=venue,
+        software_house_id=settings.software_house_id,
+        reseller_id=settings.reseller_id,
+        environment=settings.environment,
+        api_url=settings.api_url,
+        gateway_url=settings.ws_url,
+        adapter=settings.adapter,
+        registered_capabilities=tuple(registered_capabilities),
+        versions=(*standard_versions(), *more_versions),
+    )
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,12 @@ folders: HOME, XDG folders and TMPDIR live under ``folder``, and the keyring is 
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
+from typing import Protocol
 
 from epos_bridge.config import ENV_ALLOW_INSECURE, ENV_API_KEY, ENV_VARS
+from epos_bridge.sim.simulator import DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
 
 USER_FOLDERS = ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "TMPDIR")
 
@@ -55,3 +58,38 @@ def bridge_env(
         }
     )
     return env
+
+
+def simulator_env(folder: Path, sim: DojoSimulator, *, api_key: str, db: Path, data_dir: Path) -> dict[str, str]:
+    """:func:`bridge_env` pointed at a running simulator, serving as its demo software house."""
+    return bridge_env(
+        folder,
+        ws_url=sim.ws_url,
+        api_url=sim.api_url,
+        api_key=api_key,
+        software_house_id=DEMO_SOFTWARE_HOUSE_ID,
+        db=db,
+        data_dir=data_dir,
+    )
+
+
+class Child(Protocol):
+    """What :func:`stop_process` uses of a started child (a ``Popen``): nothing in the
+    package starts one (tests/unit/test_child_processes.py), the tests and benchmarks do."""
+
+    def poll(self) -> int | None: ...
+    def terminate(self) -> None: ...
+    def kill(self) -> None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+def stop_process(process: Child, timeout_s: float = 15) -> None:
+    """Ask a child to stop (SIGTERM) and kill it if it has not exited within ``timeout_s``."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -30,10 +30,11 @@ from epos_bridge.dojo_api import RegistrationState, Terminal
 from epos_bridge.domain.events import DomainEvent
 from epos_bridge.gateway.connection_state import ConnectionStatus
 from epos_bridge.protocol.entities import Money, Order
-from epos_bridge.protocol.params import Cursor, PagedOrders, SearchOrdersParams
+from epos_bridge.protocol.params import PagedOrders, SearchOrdersParams
 from epos_bridge.services.activity import HeldLockView, LockBoard, PaymentLogEntry
 from epos_bridge.services.counter import SessionUpdate
 from epos_bridge.services.dispatcher import Served
+from epos_bridge.services.paging import every_page
 from epos_bridge.services.pos_events import RelayStatus
 
 log = logging.getLogger(__name__)
@@ -211,17 +212,11 @@ class BridgeSignals(QObject):
     async def open_orders(self) -> list[Order]:
         """The till's open orders (not finalized or cancelled), read through the bridge's adapter
         (asynchronously; the adapter does its disk work off the GUI thread)."""
-        orders: list[Order] = []
-        after: str | None = None
-        for _ in range(OPEN_ORDERS_MAX_PAGES):
-            page = await self._bridge.search_orders(
-                SearchOrdersParams(cursor=Cursor(limit=OPEN_ORDERS_PAGE, after=after))
-            )
-            orders.extend(page.data)
-            if page.after is None or not page.data:
-                break
-            after = page.after
-        return orders
+        return await every_page(
+            lambda cursor: self._bridge.search_orders(SearchOrdersParams(cursor=cursor)),
+            page_size=OPEN_ORDERS_PAGE,
+            max_pages=OPEN_ORDERS_MAX_PAGES,
+        )
 
     async def terminals(self) -> list[Terminal]:
         return await self._bridge.counter.terminals()

@@ -47,7 +47,6 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
-from epos_bridge import __version__
 from epos_bridge.config import BridgeSettings
 from epos_bridge.dojo_api import RegistrationState
 from epos_bridge.domain.errors import EposFailure
@@ -69,7 +68,7 @@ from epos_bridge.services.verification_report import (
     VerificationReport,
     local_stamp,
     render_html,
-    standard_versions,
+    report_facts,
 )
 from epos_bridge.ui.styles import ERROR_STYLE, HINT_STYLE
 from epos_bridge.ui.tasks import WidgetTasks
@@ -749,19 +748,7 @@ def facts_for(bridge: VerifiableBridge) -> FactsFor:
         settings = bridge.settings
         report = bridge.registration.report
         registered = sorted(c.value for c in report.matching | report.extra_at_dojo) if report is not None else []
-        return ReportFacts(
-            generated_at=datetime.now(UTC),
-            bridge_version=__version__,
-            venue=venue,
-            software_house_id=settings.software_house_id,
-            reseller_id=settings.reseller_id,
-            environment=settings.environment,
-            api_url=settings.api_url,
-            gateway_url=settings.ws_url,
-            adapter=settings.adapter,
-            registered_capabilities=tuple(registered),
-            versions=(*standard_versions(), ("Qt", qVersion())),
-        )
+        return report_facts(settings, venue, registered, [("Qt", qVersion())])
 
     return build
 

@@ -24,8 +24,7 @@ from pydantic import SecretStr
 
 from epos_bridge.config import BridgeSettings
 from epos_bridge.sim.simulator import DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
-from epos_bridge.testing.processes import bridge_env as process_env
-from epos_bridge.testing.processes import isolated_env
+from epos_bridge.testing.processes import isolated_env, simulator_env
 
 REQUEST_LINE = re.compile(r"(?P<method>\w+V1) id=(?P<id>\S+) (?P<outcome>\S+) (?P<ms>\d+\.\d) ms")
 """One request-log line as written by ``Bridge._served``: method, id, outcome, milliseconds."""
@@ -72,15 +71,7 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def bridge_env(tmp_path: Path, simulator: DojoSimulator, demo_db: Path, api_key: str, data_dir: Path) -> dict[str, str]:
     """The environment for ``python -m epos_bridge`` pointed at ``simulator`` and ``demo_db``."""
-    return process_env(
-        tmp_path,
-        ws_url=simulator.ws_url,
-        api_url=simulator.api_url,
-        api_key=api_key,
-        software_house_id=DEMO_SOFTWARE_HOUSE_ID,
-        db=demo_db,
-        data_dir=data_dir,
-    )
+    return simulator_env(tmp_path, simulator, api_key=api_key, db=demo_db, data_dir=data_dir)
 
 
 @pytest.fixture

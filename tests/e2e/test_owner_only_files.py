@@ -13,7 +13,7 @@ import os
 import random
 import stat
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,15 +29,6 @@ from epos_bridge.sim.simulator import DojoSimulator
 from tests.helpers.logging_setup import bridge_logging
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="POSIX modes; Windows uses the installer's ACL")
-
-
-@pytest.fixture
-def permissive_umask() -> Iterator[None]:
-    previous = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(previous)
 
 
 def modes_under(folder: Path) -> dict[str, int]:

@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 
 from epos_bridge.host.instance import OWNER_FILE_NAME
-from epos_bridge.sim.simulator import DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
-from epos_bridge.testing.processes import bridge_env as process_env
+from epos_bridge.sim.simulator import DojoSimulator
+from epos_bridge.testing.processes import simulator_env
 from tests.e2e.conftest import CliProcess, run_cli
 
 pytestmark = [
@@ -150,15 +150,7 @@ async def test_another_user_can_neither_squat_nor_command_the_bridge(
     data_dir = shared_base / "data"
     runtime = shared_base / "run-user"
     runtime.mkdir(mode=0o700)  # what logind makes of /run/user/<uid>
-    env = process_env(
-        shared_base / "home",
-        ws_url=simulator.ws_url,
-        api_url=simulator.api_url,
-        api_key=api_key,
-        software_house_id=DEMO_SOFTWARE_HOUSE_ID,
-        db=demo_db,
-        data_dir=data_dir,
-    )
+    env = simulator_env(shared_base / "home", simulator, api_key=api_key, db=demo_db, data_dir=data_dir)
     (shared_base / "home").chmod(0o755)
     env.update({"QT_QPA_PLATFORM": "offscreen", "XDG_RUNTIME_DIR": str(runtime), "TMPDIR": "/tmp"})
     squat = old_predictable_name(data_dir)

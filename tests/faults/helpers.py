@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from epos_bridge.adapters.sqlite.setup import init_database
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.sim.gateway import GatewaySimulator
-from epos_bridge.sim.simulator import DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
-from epos_bridge.testing.processes import bridge_env as process_env
+from epos_bridge.sim.simulator import DojoSimulator
+from epos_bridge.testing.processes import simulator_env, stop_process
+from epos_bridge.testing.venues import venue_with_open_orders
 
 HEADERS = {"dojoRequestingProduct": "PayAtTable", "deviceId": "fault-terminal", "deviceType": "terminal"}
 ORDER_TOTAL = 1_000_000
@@ -26,26 +26,7 @@ ORDER_TOTAL = 1_000_000
 
 def venue_with_orders(path: Path, count: int, total: int = ORDER_TOTAL) -> list[str]:
     """A demo venue plus ``count`` open, unpaid orders owing ``total`` each; returns their ids."""
-    now = datetime.now(UTC)
-    init_database(path, demo=True, now=now)
-    stamp = format_utc(now - timedelta(minutes=5))
-    with sqlite3.connect(path, isolation_level=None) as conn:
-        conn.execute("BEGIN IMMEDIATE")
-        (first,) = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM orders").fetchone()
-        ids = list(range(first, first + count))
-        conn.executemany(
-            "INSERT INTO orders (id, reference, status, order_type, currency_code, total_amount, created_at,"
-            " updated_at) VALUES (?, ?, 'Submitted', 'DineIn', 'GBP', ?, ?, ?)",
-            [(i, f"FAULT-{i}", total, stamp, stamp) for i in ids],
-        )
-        conn.executemany(
-            "INSERT INTO order_items (order_id, position, name, plu, quantity, amount_per_item)"
-            " VALUES (?, 0, 'Tab', 'TAB', 1, ?)",
-            [(i, total) for i in ids],
-        )
-        conn.execute("COMMIT")
-    conn.close()
-    return [str(i) for i in ids]
+    return venue_with_open_orders(path, count, total, reference_prefix="FAULT")
 
 
 def expiry(minutes: int = 30) -> str:
@@ -93,15 +74,7 @@ async def call_until_answered(
 
 
 def bridge_env(tmp_path: Path, sim: DojoSimulator, api_key: str, db: Path, data_dir: Path) -> dict[str, str]:
-    return process_env(
-        tmp_path,
-        ws_url=sim.ws_url,
-        api_url=sim.api_url,
-        api_key=api_key,
-        software_house_id=DEMO_SOFTWARE_HOUSE_ID,
-        db=db,
-        data_dir=data_dir,
-    )
+    return simulator_env(tmp_path, sim, api_key=api_key, db=db, data_dir=data_dir)
 
 
 class BridgeProcess:
@@ -130,13 +103,8 @@ class BridgeProcess:
         self.kills += 1
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process)
 
     @property
     def log(self) -> str:

@@ -97,6 +97,23 @@ class PaymentCall:
             "headers": {"dojoRequestingProduct": "PayAtTable", "deviceId": f"terminal-{self.order % 3}"},
         }
 
+    def frame(self, request_id: str) -> str:
+        """The whole RecordOrderPaymentById request as Dojo sends it."""
+        return json.dumps(
+            {"jsonrpc": "2.0", "id": request_id, "method": "RecordOrderPaymentByIdV1", "params": self.params()}
+        )
+
+
+async def pos_holding_its_write_lock(path: Path, order: int) -> PosProcess:
+    """A POS process that holds its write transaction on ``order`` until told ``release``."""
+    pos = await PosProcess.start("hold", str(path), "--order", str(order), "--max-seconds", POS_LIMIT_S)
+    try:
+        await pos.expect("LOCKED")
+    except BaseException:
+        await pos.kill()
+        raise
+    return pos
+
 
 def payment_plan(orders: list[int]) -> list[PaymentCall]:
     calls: list[PaymentCall] = []
@@ -283,13 +300,9 @@ async def test_a_pos_holding_the_write_lock_gets_a_quick_busy_error_then_normal_
     (order,) = seed_orders(pos_db_path, 1)
     adapter = SqlitePosAdapter.open(pos_db_path, busy_timeout_s=0.5)
     dispatcher = Dispatcher(adapter)
-    payment = PaymentCall(order, "pi_while_busy", 2_500)
-    request = json.dumps(
-        {"jsonrpc": "2.0", "id": "busy-1", "method": "RecordOrderPaymentByIdV1", "params": payment.params()}
-    )
-    pos = await PosProcess.start("hold", str(pos_db_path), "--order", str(order), "--max-seconds", POS_LIMIT_S)
+    request = PaymentCall(order, "pi_while_busy", 2_500).frame("busy-1")
+    pos = await pos_holding_its_write_lock(pos_db_path, order)
     try:
-        await pos.expect("LOCKED")
         served = await dispatcher.handle_text(request)
         assert served is not None
         response = json.loads(served.response_text)
@@ -326,13 +339,9 @@ async def test_a_payment_that_waited_for_the_pos_does_not_move_updated_at_back(
     statements = trace_bridge_statements(monkeypatch)
     (order,) = seed_orders(pos_db_path, 1)
     dispatcher = Dispatcher(adapter)
-    payment = PaymentCall(order, "pi_after_wait", 1_000)
-    request = json.dumps(
-        {"jsonrpc": "2.0", "id": "wait-1", "method": "RecordOrderPaymentByIdV1", "params": payment.params()}
-    )
-    pos = await PosProcess.start("hold", str(pos_db_path), "--order", str(order), "--max-seconds", POS_LIMIT_S)
+    request = PaymentCall(order, "pi_after_wait", 1_000).frame("wait-1")
+    pos = await pos_holding_its_write_lock(pos_db_path, order)
     try:
-        await pos.expect("LOCKED")
         waiting = asyncio.create_task(dispatcher.handle_text(request))
         await statements.wait_for("BEGIN IMMEDIATE")  # the request is in, waiting on the POS's write lock
         assert not waiting.done()

@@ -39,6 +39,16 @@ Call = Callable[..., Awaitable[dict[str, Any]]]
 START = datetime(2030, 6, 1, 19, 0, tzinfo=UTC)
 """Fixed times keep the requests valid without depending on the clock."""
 
+RESERVATION: dict[str, Any] = {
+    "dojoReservationId": "res-1",
+    "name": "Ada",
+    "covers": 2,
+    "startTime": format_utc(START),
+    "endTime": format_utc(START + timedelta(hours=2)),
+    "tableIds": ["T1"],
+}
+"""What CreateReservation sends, and UpdateReservation with the POS id."""
+
 VALID_PARAMS: dict[WireMethod, dict[str, Any]] = {
     WireMethod.SEARCH_ORDERS: {},
     WireMethod.GET_ORDER_BY_ID: {"orderId": "1"},
@@ -68,24 +78,9 @@ VALID_PARAMS: dict[WireMethod, dict[str, Any]] = {
     },
     WireMethod.DELETE_PARTY_BY_ID: {"partyId": "1"},
     WireMethod.SEARCH_PARTIES: {},
-    WireMethod.CREATE_RESERVATION: {
-        "dojoReservationId": "res-1",
-        "name": "Ada",
-        "covers": 2,
-        "startTime": format_utc(START),
-        "endTime": format_utc(START + timedelta(hours=2)),
-        "tableIds": ["T1"],
-    },
+    WireMethod.CREATE_RESERVATION: RESERVATION,
     WireMethod.GET_RESERVATION_BY_ID: {"reservationId": "1"},
-    WireMethod.UPDATE_RESERVATION: {
-        "id": "1",
-        "dojoReservationId": "res-1",
-        "name": "Ada",
-        "covers": 2,
-        "startTime": format_utc(START),
-        "endTime": format_utc(START + timedelta(hours=2)),
-        "tableIds": ["T1"],
-    },
+    WireMethod.UPDATE_RESERVATION: {"id": "1", **RESERVATION},
     WireMethod.DELETE_RESERVATION_BY_ID: {"reservationId": "1"},
     WireMethod.SEARCH_RESERVATIONS: {},
     WireMethod.HANDLE_EVENT: {
@@ -148,6 +143,30 @@ def remove(path: Path) -> None:
     path.unlink()
 
 
+@pytest.fixture
+async def backed_up_order(rpc: Rpc, pos_db_path: Path, tmp_path: Path) -> tuple[str, Path]:
+    """An order created, then a backup of the database that holds it: (order id, backup)."""
+    order_id = (await rpc("CreateOrderV1", NEW_ORDER))["result"]["id"]
+    saved = tmp_path / "backup.db"
+    backup(pos_db_path, saved)
+    return order_id, saved
+
+
+def payment(order_id: str, intent: str) -> dict[str, Any]:
+    return {"orderId": order_id, "paymentIntentId": intent, "paidAmount": money(400)}
+
+
+async def assert_reads_and_payments_fail(rpc: Rpc, order_id: str, intent: str, saying: str) -> None:
+    """Both a read of ``order_id`` and a payment to it answer UnexpectedError, ``saying`` why."""
+    for method, params in [
+        ("GetOrderByIdV1", {"orderId": order_id}),
+        ("RecordOrderPaymentByIdV1", payment(order_id, intent)),
+    ]:
+        error = error_of(await rpc(method, params))
+        assert error["errorType"] == "UnexpectedError"
+        assert saying in error["debugMessage"]
+
+
 def error_of(response: dict[str, Any]) -> dict[str, Any]:
     assert "error" in response, response
     error: dict[str, Any] = response["error"]
@@ -178,26 +197,16 @@ async def test_a_missing_database_answers_every_method_with_an_error_naming_the_
 
 @pytest.mark.logs_warnings("a missing database and its stale -wal set aside are logged")
 async def test_a_database_deleted_while_open_errors_clearly_and_serves_again_once_restored(
-    rpc: Rpc, pos_db_path: Path, tmp_path: Path
+    rpc: Rpc, pos_db_path: Path, backed_up_order: tuple[str, Path]
 ) -> None:
-    order_id = (await rpc("CreateOrderV1", NEW_ORDER))["result"]["id"]
-    saved = tmp_path / "backup.db"
-    backup(pos_db_path, saved)
+    order_id, saved = backed_up_order
 
     remove(pos_db_path)
-    for method, params in [
-        ("GetOrderByIdV1", {"orderId": order_id}),
-        ("RecordOrderPaymentByIdV1", {"orderId": order_id, "paymentIntentId": "pi_gone", "paidAmount": money(400)}),
-    ]:
-        error = error_of(await rpc(method, params))
-        assert error["errorType"] == "UnexpectedError"
-        assert f"{pos_db_path} is missing" in error["debugMessage"]
+    await assert_reads_and_payments_fail(rpc, order_id, "pi_gone", f"{pos_db_path} is missing")
 
     shutil.copy(saved, pos_db_path)
     assert (await rpc("GetOrderByIdV1", {"orderId": order_id}))["result"]["paidAmount"] == money(0)
-    paid = await rpc(
-        "RecordOrderPaymentByIdV1", {"orderId": order_id, "paymentIntentId": "pi_back", "paidAmount": money(400)}
-    )
+    paid = await rpc("RecordOrderPaymentByIdV1", payment(order_id, "pi_back"))
     assert paid["result"]["paidAmount"] == money(400)
 
 
@@ -221,27 +230,17 @@ async def test_a_restored_backup_is_served_as_it_was_backed_up(rpc: Rpc, pos_db_
 
 @pytest.mark.logs_warnings("a replaced database file is logged")
 async def test_a_database_replaced_by_garbage_is_reported_unusable_then_recovers(
-    rpc: Rpc, pos_db_path: Path, tmp_path: Path
+    rpc: Rpc, pos_db_path: Path, tmp_path: Path, backed_up_order: tuple[str, Path]
 ) -> None:
-    order_id = (await rpc("CreateOrderV1", NEW_ORDER))["result"]["id"]
-    saved = tmp_path / "backup.db"
-    backup(pos_db_path, saved)
+    order_id, saved = backed_up_order
 
     junk = tmp_path / "junk.tmp"
     junk.write_bytes(bytes(range(256)) * 64)
     os.replace(junk, pos_db_path)  # a new file at the path, as a sync tool or a bad restore leaves it
-    for method, params in [
-        ("GetOrderByIdV1", {"orderId": order_id}),
-        ("RecordOrderPaymentByIdV1", {"orderId": order_id, "paymentIntentId": "pi_junk", "paidAmount": money(400)}),
-    ]:
-        error = error_of(await rpc(method, params))
-        assert error["errorType"] == "UnexpectedError"
-        assert f"{pos_db_path} is not a usable SQLite database" in error["debugMessage"]
+    await assert_reads_and_payments_fail(rpc, order_id, "pi_junk", f"{pos_db_path} is not a usable SQLite database")
 
     shutil.copy(saved, pos_db_path)
-    paid = await rpc(
-        "RecordOrderPaymentByIdV1", {"orderId": order_id, "paymentIntentId": "pi_junk", "paidAmount": money(400)}
-    )
+    paid = await rpc("RecordOrderPaymentByIdV1", payment(order_id, "pi_junk"))
     assert paid["result"]["paidAmount"] == money(400)
 
 

@@ -29,18 +29,11 @@ from epos_bridge.dojo_api import (
 from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.sim.rest import RestSimulator
 from tests.helpers.contract import contract_dir
+from tests.helpers.fakes import Sleeps
 
 API_KEY = "sk_sandbox_fake_SimIntegrationKey_77"
 HOUSE = "sh_epos_bridge_tests"
 GBP_12_50 = Money(value=1250, currency_code="GBP")
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
 
 
 @pytest.fixture

@@ -259,32 +259,20 @@ def test_no_proxy_means_a_direct_connection_and_system_opts_in() -> None:
 
 def self_signed_context(tmp_path: Path) -> ssl.SSLContext:
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
+    from tests.helpers.certificates import server_context_for, valid_for_a_day
+
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
+        valid_for_a_day(name, name, key.public_key())
         .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
-    return context
+    return server_context_for(cert, key, tmp_path)
 
 
 async def test_tls_certificates_are_verified(tmp_path: Path, pos: FakePos) -> None:
@@ -540,21 +528,28 @@ class ClockedSleep:
         await asyncio.sleep(0)
 
 
+def session_on_fake_time(
+    sim: GatewaySimulator, pos: FakePos, *, block_after: int
+) -> tuple[GatewaySession, ClockedSleep]:
+    """A session whose pauses move a fake monotonic clock (see :class:`ClockedSleep`)."""
+    sleep = ClockedSleep(FakeClock(), block_after=block_after)
+    session = GatewaySession(
+        settings_for(sim),
+        dispatcher_for(pos).handle_text,
+        sleep=sleep,
+        clock=sleep.clock,
+        random=lambda: 0.5,
+        wake_check_s=3600,  # the fake clock leaps; the wake watchdog must not take that for a sleep
+    )
+    return session, sleep
+
+
 @pytest.mark.logs_warnings("a rejected key is logged")
 async def test_a_rejected_key_follows_the_backoff_for_five_minutes_then_every_five(
     sim: GatewaySimulator, pos: FakePos
 ) -> None:
     sim.reject_next(1000, status=401)
-    clock = FakeClock()
-    sleep = ClockedSleep(clock, block_after=16)
-    session = GatewaySession(
-        settings_for(sim),
-        dispatcher_for(pos).handle_text,
-        sleep=sleep,
-        clock=clock,
-        random=lambda: 0.5,
-        wake_check_s=3600,  # the fake clock leaps; the wake watchdog must not take that for a sleep
-    )
+    session, sleep = session_on_fake_time(sim, pos, block_after=16)
     seen: list[ConnectionState] = []
     session.subscribe(lambda status: seen.append(status.state))
 
@@ -572,16 +567,7 @@ async def test_a_rejected_key_follows_the_backoff_for_five_minutes_then_every_fi
 @pytest.mark.logs_warnings("a rejected key is logged")
 async def test_reconnect_now_cuts_a_five_minute_auth_retry_short(sim: GatewaySimulator, pos: FakePos) -> None:
     sim.reject_next(15, status=403)
-    clock = FakeClock()
-    sleep = ClockedSleep(clock, block_after=14)
-    session = GatewaySession(
-        settings_for(sim),
-        dispatcher_for(pos).handle_text,
-        sleep=sleep,
-        clock=clock,
-        random=lambda: 0.5,
-        wake_check_s=3600,  # the fake clock leaps; the wake watchdog must not take that for a sleep
-    )
+    session, sleep = session_on_fake_time(sim, pos, block_after=14)
 
     async with running(session):
         await sim.wait_until(lambda: len(sleep.delays) == 15)

@@ -67,6 +67,23 @@ def frame(method: str, request_id: Any, **params: Any) -> str:
     return json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": {"headers": {}, **params}})
 
 
+def held_serve(store: IdempotencyStore, *outcomes: str) -> tuple[CountingServe, IdempotentServe]:
+    """A serve that holds every request at its gate until the test opens it, behind the store."""
+    serve = CountingServe()
+    serve.gate = asyncio.Event()
+    serve.outcomes = list(outcomes)
+    return serve, IdempotentServe(store, serve)
+
+
+def the_same_request_twice(
+    idempotent: IdempotentServe,
+) -> tuple[asyncio.Task[Served | None], asyncio.Task[Served | None]]:
+    """One CreateOrder request and its duplicate (the same id), both sent at once."""
+    first = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-1")))
+    second = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-1")))
+    return first, second
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -222,44 +239,33 @@ async def test_numeric_ids_stay_numbers_in_the_replay(store: IdempotencyStore) -
     assert '"id":17' in replay.response_text
 
 
-async def test_unexpected_errors_are_not_remembered(store: IdempotencyStore) -> None:
-    serve = CountingServe()
-    serve.outcomes = ["UnexpectedError", "ok"]
-    idempotent = IdempotentServe(store, serve)
-
-    failed = await idempotent(frame("CreateOrderLockV1", "lock-1"))
-    retried = await idempotent(frame("CreateOrderLockV1", "lock-1"))
-    replayed = await idempotent(frame("CreateOrderLockV1", "lock-1"))
-
-    assert failed is not None and failed.outcome == "UnexpectedError"
-    assert retried is not None and retried.outcome == "ok"
-    assert replayed is not None and replayed.response_text == retried.response_text
-    assert len(serve.calls) == 2
-
-
-async def test_contract_errors_are_served_again_because_they_wrote_nothing(store: IdempotencyStore) -> None:
+@pytest.mark.parametrize(
+    ("error", "method", "request_id"),
+    [("UnexpectedError", "CreateOrderLockV1", "lock-1"), ("Conflict", "RecordOrderPaymentByIdV1", "pay-9")],
+)
+async def test_error_answers_are_not_remembered_because_they_wrote_nothing(
+    store: IdempotencyStore, error: str, method: str, request_id: str
+) -> None:
     # An error answer wrote nothing, so a repeat is served afresh and tells the truth as it is now
     # (a stored Conflict replayed after the payment landed under another id would make Dojo reverse it).
     serve = CountingServe()
-    serve.outcomes = ["Conflict", "ok"]
+    serve.outcomes = [error, "ok"]
     idempotent = IdempotentServe(store, serve)
 
-    first = await idempotent(frame("RecordOrderPaymentByIdV1", "pay-9"))
-    again = await idempotent(frame("RecordOrderPaymentByIdV1", "pay-9"))
+    failed = await idempotent(frame(method, request_id))
+    retried = await idempotent(frame(method, request_id))
+    replayed = await idempotent(frame(method, request_id))
 
-    assert first is not None and first.outcome == "Conflict"
-    assert again is not None and again.outcome == "ok"
+    assert failed is not None and failed.outcome == error
+    assert retried is not None and retried.outcome == "ok"
+    assert replayed is not None and replayed.response_text == retried.response_text
     assert len(serve.calls) == 2
     assert await store.count() == 1
 
 
 async def test_a_duplicate_in_flight_waits_for_the_first_answer(store: IdempotencyStore) -> None:
-    serve = CountingServe()
-    serve.gate = asyncio.Event()
-    idempotent = IdempotentServe(store, serve)
-
-    first = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-1")))
-    second = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-1")))
+    serve, idempotent = held_serve(store)
+    first, second = the_same_request_twice(idempotent)
     third = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-2")))
     await until(lambda: len(serve.calls) >= 2, "the first and the third request being served")
     assert serve.calls == [("CreateOrderV1", "o-1"), ("CreateOrderV1", "o-2")], "the duplicate did not wait"
@@ -274,13 +280,8 @@ async def test_a_duplicate_in_flight_waits_for_the_first_answer(store: Idempoten
 
 
 async def test_a_duplicate_reexecutes_when_the_first_failed_transiently(store: IdempotencyStore) -> None:
-    serve = CountingServe()
-    serve.gate = asyncio.Event()
-    serve.outcomes = ["UnexpectedError", "ok"]
-    idempotent = IdempotentServe(store, serve)
-
-    first = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-1")))
-    second = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-1")))
+    serve, idempotent = held_serve(store, "UnexpectedError", "ok")
+    first, second = the_same_request_twice(idempotent)
     await until(lambda: len(serve.calls) >= 1, "the first request being served")
     assert len(serve.calls) == 1 and not second.done(), "the duplicate did not wait for the first"
     serve.gate.set()
@@ -292,12 +293,8 @@ async def test_a_duplicate_reexecutes_when_the_first_failed_transiently(store: I
 
 
 async def test_a_cancelled_first_request_lets_the_duplicate_run(store: IdempotencyStore) -> None:
-    serve = CountingServe()
-    serve.gate = asyncio.Event()
-    idempotent = IdempotentServe(store, serve)
-
-    first = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-1")))
-    second = asyncio.create_task(idempotent(frame("CreateOrderV1", "o-1")))
+    serve, idempotent = held_serve(store)
+    first, second = the_same_request_twice(idempotent)
     await until(lambda: len(serve.calls) >= 1, "the first request being served")
     assert len(serve.calls) == 1, "the duplicate did not wait for the first"
     first.cancel()

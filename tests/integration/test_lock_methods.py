@@ -39,6 +39,13 @@ def held_lock(path: Path, order_id: str) -> dict[str, Any] | None:
     return dict(rows[0]) if rows else None
 
 
+def the_lock(path: Path, order_id: str) -> tuple[str, datetime]:
+    """(lock id, expiry) of the lock ``order_id`` holds; fails the test when it holds none."""
+    lock = held_lock(path, order_id)
+    assert lock is not None, f"order {order_id} holds no lock"
+    return lock["lock_id"], parse_time(lock["expires_at"])
+
+
 def of_type(published: list[DomainEvent], kind: type[DomainEvent]) -> list[Any]:
     return [event for event in published if isinstance(event, kind)]
 
@@ -129,11 +136,8 @@ async def test_create_lock_stores_the_lock_and_who_asked(
 
     ok(await rpc("CreateOrderLockV1", lock_params(order["id"], "lock-1", expiry)))
 
-    lock = held_lock(pos_db_path, order["id"])
-    assert lock is not None
-    assert lock["lock_id"] == "lock-1"
-    assert parse_time(lock["expires_at"]) == parse_time(expiry)
-    assert lock["dojo_requesting_product"] == "PayAtTable"
+    assert the_lock(pos_db_path, order["id"]) == ("lock-1", parse_time(expiry))
+    assert (held_lock(pos_db_path, order["id"]) or {}).get("dojo_requesting_product") == "PayAtTable"
     [created] = of_type(published, LockCreated)
     assert (created.order_id, created.lock_id) == (order["id"], "lock-1")
     assert created.expires_at == parse_time(expiry)
@@ -148,8 +152,7 @@ async def test_create_lock_while_another_lock_holds_the_order_is_a_conflict(
     error = failed(await rpc("CreateOrderLockV1", lock_params(order["id"], "lock-2", minutes_from_now(10))), "Conflict")
 
     assert "lock-1" in error["debugMessage"]
-    lock = held_lock(pos_db_path, order["id"])
-    assert lock is not None and lock["lock_id"] == "lock-1"
+    assert the_lock(pos_db_path, order["id"])[0] == "lock-1"
     [refused] = of_type(published, LockRefused)
     assert (refused.order_id, refused.lock_id) == (order["id"], "lock-2")
     assert len(of_type(published, LockCreated)) == 1
@@ -164,10 +167,7 @@ async def test_create_lock_again_with_the_same_lock_id_is_success(
     again = ok(await rpc("CreateOrderLockV1", lock_params(order["id"], "lock-1", later)))
 
     assert again == first
-    lock = held_lock(pos_db_path, order["id"])
-    assert lock is not None
-    assert lock["lock_id"] == "lock-1"
-    assert parse_time(lock["expires_at"]) == parse_time(later), "a repeat keeps the later expiry"
+    assert the_lock(pos_db_path, order["id"]) == ("lock-1", parse_time(later)), "a repeat keeps the later expiry"
     assert len(of_type(published, LockCreated)) == 1
     assert of_type(published, LockRefused) == []
 
@@ -180,10 +180,7 @@ async def test_an_expired_lock_counts_as_released_so_another_lock_id_can_take_th
 
     ok(await rpc("CreateOrderLockV1", lock_params(order["id"], "lock-new", expiry)))
 
-    lock = held_lock(pos_db_path, order["id"])
-    assert lock is not None
-    assert lock["lock_id"] == "lock-new"
-    assert parse_time(lock["expires_at"]) == parse_time(expiry)
+    assert the_lock(pos_db_path, order["id"]) == ("lock-new", parse_time(expiry))
     [expired] = of_type(published, LockExpired)
     assert (expired.order_id, expired.lock_id) == (order["id"], "lock-stale")
     assert [e.lock_id for e in of_type(published, LockCreated)] == ["lock-stale", "lock-new"]
@@ -197,8 +194,7 @@ async def test_create_lock_after_release_is_allowed_for_another_lock_id(
 
     ok(await rpc("CreateOrderLockV1", lock_params(order["id"], "lock-2", minutes_from_now(10))))
 
-    lock = held_lock(pos_db_path, order["id"])
-    assert lock is not None and lock["lock_id"] == "lock-2"
+    assert the_lock(pos_db_path, order["id"])[0] == "lock-2"
 
 
 @pytest.mark.parametrize(
@@ -254,10 +250,7 @@ async def test_extend_lock_moves_the_expiry_and_returns_an_empty_object(
     result = ok(await rpc("ExtendOrderLockV1", extend_params(order["id"], "lock-1", new_expiry)))
 
     assert result == {}, "the schema returns {} (contract §6 A4)"
-    lock = held_lock(pos_db_path, order["id"])
-    assert lock is not None
-    assert lock["lock_id"] == "lock-1"
-    assert parse_time(lock["expires_at"]) == parse_time(new_expiry)
+    assert the_lock(pos_db_path, order["id"]) == ("lock-1", parse_time(new_expiry))
     [extended] = of_type(published, LockExtended)
     assert (extended.order_id, extended.lock_id, extended.expires_at) == (
         order["id"],
@@ -274,9 +267,7 @@ async def test_extend_with_another_lock_id_is_a_conflict(
 
     failed(await rpc("ExtendOrderLockV1", extend_params(order["id"], "lock-2", minutes_from_now(30))), "Conflict")
 
-    lock = held_lock(pos_db_path, order["id"])
-    assert lock is not None
-    assert (lock["lock_id"], parse_time(lock["expires_at"])) == ("lock-1", parse_time(expiry))
+    assert the_lock(pos_db_path, order["id"]) == ("lock-1", parse_time(expiry))
     [refused] = of_type(published, LockRefused)
     assert (refused.order_id, refused.lock_id) == (order["id"], "lock-2")
 
@@ -296,9 +287,7 @@ async def test_extend_an_expired_lock_on_an_untouched_order_retakes_it(
 
     assert ok(await rpc("ExtendOrderLockV1", extend_params(order["id"], "lock-1", new_expiry))) == {}
 
-    lock = held_lock(pos_db_path, order["id"])
-    assert lock is not None
-    assert (lock["lock_id"], parse_time(lock["expires_at"])) == ("lock-1", parse_time(new_expiry))
+    assert the_lock(pos_db_path, order["id"]) == ("lock-1", parse_time(new_expiry))
     assert [e.lock_id for e in of_type(published, LockExtended)] == ["lock-1"]
     failed(await rpc("CreateOrderLockV1", lock_params(order["id"], "lock-2", minutes_from_now(5))), "Conflict")
 
@@ -343,8 +332,7 @@ async def test_extend_an_expired_lock_once_another_lock_took_the_order_is_a_conf
 
     failed(await rpc("ExtendOrderLockV1", extend_params(order["id"], "lock-1", minutes_from_now(5))), "Conflict")
 
-    lock = held_lock(pos_db_path, order["id"])
-    assert lock is not None and lock["lock_id"] == "lock-2"
+    assert the_lock(pos_db_path, order["id"])[0] == "lock-2"
 
 
 async def test_extend_an_expired_lock_on_an_order_now_open_at_a_till_is_a_conflict(
@@ -402,9 +390,7 @@ async def test_delete_an_unknown_lock_id_is_success_and_leaves_the_holder_alone(
     result = ok(await rpc("DeleteOrderLockV1", unlock_params(order["id"], "lock-someone-else")))
 
     assert result == await get_order(rpc, order["id"])
-    lock = held_lock(pos_db_path, order["id"])
-    assert lock is not None
-    assert (lock["lock_id"], parse_time(lock["expires_at"])) == ("lock-1", parse_time(expiry))
+    assert the_lock(pos_db_path, order["id"]) == ("lock-1", parse_time(expiry))
     assert of_type(published, LockReleased) == []
     failed(await rpc("CreateOrderLockV1", lock_params(order["id"], "lock-2", minutes_from_now(10))), "Conflict")
 

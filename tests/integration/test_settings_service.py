@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,6 @@ from epos_bridge.sim.rest import RestSimulator
 from epos_bridge.ui.settings_dialog import build_settings_service
 from tests.helpers.keyring_backend import (
     RealKeyring,
-    open_real_keyring,
     run_under_secret_service,
     secret_service_tools,
 )
@@ -36,18 +35,6 @@ def api_key() -> str:
 async def rest(api_key: str) -> AsyncIterator[RestSimulator]:
     async with RestSimulator(api_key, HOUSE) as simulator:
         yield simulator
-
-
-@pytest.fixture
-def real_keyring(tmp_path: Path) -> Iterator[RealKeyring]:
-    with open_real_keyring(tmp_path / "keyring") as backend:
-        print(f"keyring backend: {backend.kind} ({backend.why})")
-        yield backend
-
-
-@pytest.fixture
-def settings_path(tmp_path: Path) -> Path:
-    return tmp_path / "config" / "settings.json"
 
 
 class Applied:

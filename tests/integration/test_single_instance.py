@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from epos_bridge.host.instance import EXIT_ALREADY_SERVING
-from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
-from epos_bridge.testing.processes import isolated_env
+from epos_bridge.sim.simulator import DEMO_API_KEY, DojoSimulator
+from epos_bridge.testing.processes import isolated_env, simulator_env
 
 pytestmark = [
     pytest.mark.slow,
@@ -87,16 +87,7 @@ def env(tmp_path: Path, simulator: DojoSimulator, data_dir: Path) -> dict[str, s
         check=False,
     )
     assert init.returncode == 0, init.stderr
-    env.update(
-        EPOS_BRIDGE_API_KEY=DEMO_API_KEY,
-        EPOS_BRIDGE_SOFTWARE_HOUSE_ID=DEMO_SOFTWARE_HOUSE_ID,
-        EPOS_BRIDGE_WS_URL=simulator.ws_url,
-        EPOS_BRIDGE_API_URL=simulator.api_url,
-        EPOS_BRIDGE_ALLOW_INSECURE="1",
-        EPOS_BRIDGE_DB=str(db),
-        EPOS_BRIDGE_DATA_DIR=str(data_dir),
-    )
-    return env
+    return simulator_env(tmp_path, simulator, api_key=DEMO_API_KEY, db=db, data_dir=data_dir)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ is refused too: the trust came from the store, not from anywhere else (certifi, 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import ipaddress
 import ssl
 import sys
@@ -34,6 +33,7 @@ from epos_bridge.host import tls
 from epos_bridge.protocol.dojo_errors import NetworkError
 from epos_bridge.sim.gateway import GatewaySimulator
 from epos_bridge.sim.rest import RestSimulator
+from tests.helpers.certificates import server_context_for, valid_for_a_day
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the store is configured through OpenSSL's paths")
 
@@ -53,15 +53,8 @@ class Authority:
 def make_ca(name: str) -> Authority:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
+        valid_for_a_day(subject, subject, key.public_key())
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -86,29 +79,16 @@ def make_ca(name: str) -> Authority:
 def server_context(ca: Authority, folder: Path) -> ssl.SSLContext:
     """A TLS server context for 127.0.0.1 whose certificate ``ca`` signed."""
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
+        valid_for_a_day(
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]), ca.cert.subject, key.public_key()
+        )
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
         .sign(ca.key, hashes.SHA256())
     )
-    folder.mkdir(parents=True, exist_ok=True)
-    cert_file, key_file = folder / "server.pem", folder / "server.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
-    return context
+    return server_context_for(cert, key, folder)
 
 
 @pytest.fixture

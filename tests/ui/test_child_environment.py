@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import os
-import stat
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from pytestqt.qtbot import QtBot
 from epos_bridge.protocol.redaction import KnownSecrets, Redactor, proxy_secrets
 from epos_bridge.ui.launch import open_link
 from epos_bridge.ui.support import open_logs_folder
+from tests.helpers.fake_opener import install_fake_opener
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="xdg-open is the Linux desktop's opener")
 
@@ -26,15 +26,7 @@ PROXY = "http://till:Fake-Proxy-Pass-42@proxy.venue.example:3128"
 
 @pytest.fixture
 def fake_opener(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "bin"
-    folder.mkdir()
-    dump = tmp_path / "opened.env"
-    script = folder / "xdg-open"
-    script.write_text(
-        f'#!/bin/sh\n/usr/bin/env -0 > "{dump}.part"\nprintf "%s" "$1" > "{dump}.arg"\nmv "{dump}.part" "{dump}"\n'
-    )
-    script.chmod(stat.S_IRWXU)
-    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    dump = install_fake_opener(tmp_path, monkeypatch, "opened.env", keep_argument=True)
     monkeypatch.setenv("EPOS_BRIDGE_API_KEY", KEY)
     monkeypatch.setenv("HTTPS_PROXY", PROXY)
     monkeypatch.setenv("SOME_TOOL_TOKEN", base64.b64encode(f"Basic {KEY}".encode()).decode())

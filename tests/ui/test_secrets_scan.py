@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import os
-import stat
 import sys
 import uuid
 import zipfile
@@ -37,6 +35,7 @@ from epos_bridge.ui.bridge_signals import BridgeSignals
 from epos_bridge.ui.icons import IconLibrary
 from epos_bridge.ui.status_window import StatusWindow
 from epos_bridge.ui.tray import TrayController
+from tests.helpers.fake_opener import install_fake_opener
 from tests.helpers.logging_setup import bridge_logging
 from tests.ui.conftest import Run
 
@@ -82,14 +81,7 @@ def test_the_scan_finds_what_it_looks_for() -> None:
 
 @pytest.fixture
 def fake_opener(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "bin"
-    folder.mkdir()
-    dump = tmp_path / "child.env"
-    script = folder / "xdg-open"
-    script.write_text(f'#!/bin/sh\n/usr/bin/env -0 > "{dump}.part"\nmv "{dump}.part" "{dump}"\n')
-    script.chmod(stat.S_IRWXU)
-    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
-    return dump
+    return install_fake_opener(tmp_path, monkeypatch, "child.env")
 
 
 @pytest.mark.logs_warnings("rejected keys are logged (redacted)")

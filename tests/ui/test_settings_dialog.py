@@ -36,7 +36,7 @@ from epos_bridge.protocol.dojo import HEADER_SOFTWARE_HOUSE_ID
 from epos_bridge.sim.rest import RestSimulator
 from epos_bridge.sim.simulator import DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
 from epos_bridge.ui.settings_dialog import STORED_KEY_TEXT, SettingsDialog, build_settings_service
-from tests.helpers.keyring_backend import RealKeyring, open_real_keyring
+from tests.helpers.keyring_backend import RealKeyring
 
 # See tests/integration/test_settings_service.py: the simulator's str request key warns once.
 
@@ -75,18 +75,6 @@ def run_qt_async(qapp: QApplication) -> Iterator[Callable[[Callable[[], Awaitabl
         loop.close()
         asyncio.set_event_loop(None)
         qapp.setQuitOnLastWindowClosed(quit_on_close)
-
-
-@pytest.fixture
-def real_keyring(tmp_path: Path) -> Iterator[RealKeyring]:
-    with open_real_keyring(tmp_path / "keyring") as backend:
-        print(f"keyring backend: {backend.kind} ({backend.why})")
-        yield backend
-
-
-@pytest.fixture
-def settings_path(tmp_path: Path) -> Path:
-    return tmp_path / "config" / "settings.json"
 
 
 @pytest.fixture

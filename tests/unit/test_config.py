@@ -44,11 +44,6 @@ def keystore(file_keyring: PlaintextKeyring) -> KeyStore:
     return KeyStore(file_keyring)
 
 
-@pytest.fixture
-def settings_path(tmp_path: Path) -> Path:
-    return tmp_path / "config" / "settings.json"
-
-
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data), encoding="utf-8")

@@ -33,6 +33,7 @@ from epos_bridge.dojo_api import (
 from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.protocol.entities import Money as WireMoney
 from tests.helpers.contract import contract_dir
+from tests.helpers.fakes import Sleeps
 
 API_KEY = "sk_sandbox_UnitTestKey_4f1c2e"
 BASE = "https://api.dojo.tech"
@@ -67,16 +68,6 @@ class Recorder:
 
     def body(self, index: int = -1) -> Any:
         return json.loads(self.requests[index].content)
-
-
-class Sleeps:
-    """Injected sleep: records the backoff delays instead of waiting."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
 
 
 @pytest.fixture

@@ -5,23 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from epos_bridge.host.private_files import PrivateRotatingFileHandler, open_private, private_dir, private_file
 
-pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX modes")
-
-
-@pytest.fixture(autouse=True)
-def permissive_umask() -> Iterator[None]:
-    previous = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(previous)
+pytestmark = [pytest.mark.skipif(os.name != "posix", reason="POSIX modes"), pytest.mark.usefixtures("permissive_umask")]
 
 
 def mode(path: Path) -> int:

@@ -11,10 +11,9 @@ from pathlib import Path
 
 from epos_bridge.adapters.jsonfile.adapter import JsonFilePosAdapter
 from epos_bridge.adapters.jsonfile.changes import JsonFileChangeLog
-from epos_bridge.adapters.jsonfile.setup import FolderInitError, init_folder
-from epos_bridge.domain.errors import EposFailure, PosUnavailable
-from epos_bridge.ports import AdapterInitError, CallContext, ChangeSource, LocationKind, PosAdapter
-from epos_bridge.protocol.params import SearchTablesParams
+from epos_bridge.adapters.jsonfile.setup import init_folder
+from epos_bridge.domain.errors import PosUnavailable
+from epos_bridge.ports import ChangeSource, LocationKind, PosAdapter, opened_by, read_problem
 
 
 class JsonFileFactory:
@@ -22,10 +21,7 @@ class JsonFileFactory:
     location: LocationKind = "folder"
 
     def init(self, location: Path, *, demo: bool) -> list[str]:
-        try:
-            report = init_folder(location, demo=demo, now=datetime.now(UTC))
-        except FolderInitError as exc:
-            raise AdapterInitError(str(exc)) from exc
+        report = init_folder(location, demo=demo, now=datetime.now(UTC))  # FolderInitError is an AdapterInitError
         lines = [f"{report.path}: file database {'created' if report.created else 'already a file database'}"]
         return lines + ([report.demo.words()] if report.demo is not None else [])
 
@@ -34,23 +30,17 @@ class JsonFileFactory:
         if await asyncio.to_thread(location.is_file):
             return f"{location} is a file; the file database is the folder that holds format.json."
         adapter = JsonFilePosAdapter.open(location)
-        try:
-            await adapter.search_tables(SearchTablesParams(), CallContext(trace_id="settings-check"))
-        except EposFailure as exc:
-            return exc.message
-        finally:
-            await adapter.close()
-        return None
+        return await read_problem(adapter)
 
     def open(self, location: Path) -> PosAdapter:
         return JsonFilePosAdapter.open(location)
 
     async def check_writable(self, adapter: PosAdapter) -> None:
         """A real, harmless write: a temporary file created in the folder and removed again."""
-        await asyncio.to_thread(_write_and_remove, _own(adapter).path)
+        await asyncio.to_thread(_write_and_remove, opened_by(adapter, JsonFilePosAdapter).path)
 
     def change_source(self, adapter: PosAdapter) -> ChangeSource | None:
-        changes: JsonFileChangeLog = _own(adapter).changes
+        changes: JsonFileChangeLog = opened_by(adapter, JsonFilePosAdapter).changes
         return changes
 
 
@@ -65,9 +55,3 @@ def _write_and_remove(folder: Path) -> None:
     os.close(fd)
     with contextlib.suppress(OSError):
         os.unlink(name)
-
-
-def _own(adapter: PosAdapter) -> JsonFilePosAdapter:
-    if not isinstance(adapter, JsonFilePosAdapter):
-        raise TypeError(f"not an adapter this factory opened: {type(adapter).__name__}")
-    return adapter

@@ -16,10 +16,11 @@ from epos_bridge.adapters.jsonfile import documents as docs
 from epos_bridge.adapters.jsonfile.lockfile import FolderLock, LockTimeout
 from epos_bridge.adapters.jsonfile.store import FORMAT_FILE, FORMAT_NAME, FORMAT_VERSION, JsonFolder, write_json_atomic
 from epos_bridge.demo_venue import DemoSeedRefused, DemoSummary, DemoVenue, demo_venue
+from epos_bridge.ports import AdapterInitError
 from epos_bridge.protocol.base import to_wire
 
 
-class FolderInitError(Exception):
+class FolderInitError(AdapterInitError):
     """Why the folder could not be created or seeded, in words for the installer."""
 
 

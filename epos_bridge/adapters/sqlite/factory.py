@@ -8,10 +8,8 @@ from pathlib import Path
 
 from epos_bridge.adapters.sqlite.adapter import SqliteChangeLog, SqlitePosAdapter
 from epos_bridge.adapters.sqlite.connection import PosDatabase
-from epos_bridge.adapters.sqlite.setup import DatabaseInitError, init_database
-from epos_bridge.domain.errors import EposFailure
-from epos_bridge.ports import AdapterInitError, CallContext, ChangeSource, LocationKind, PosAdapter
-from epos_bridge.protocol.params import SearchTablesParams
+from epos_bridge.adapters.sqlite.setup import init_database
+from epos_bridge.ports import ChangeSource, LocationKind, PosAdapter, opened_by, read_problem
 
 
 class SqliteFactory:
@@ -19,10 +17,7 @@ class SqliteFactory:
     location: LocationKind = "file"
 
     def init(self, location: Path, *, demo: bool) -> list[str]:
-        try:
-            report = init_database(location, demo=demo, now=datetime.now(UTC))
-        except DatabaseInitError as exc:
-            raise AdapterInitError(str(exc)) from exc
+        report = init_database(location, demo=demo, now=datetime.now(UTC))  # DatabaseInitError is an AdapterInitError
         if report.from_version == report.to_version:
             lines = [f"{report.path}: reference schema v{report.to_version}, already current"]
         else:
@@ -36,22 +31,16 @@ class SqliteFactory:
         if found is not None:
             return found
         adapter = SqlitePosAdapter(PosDatabase(location, workers=1, migrate_on_open=False))
-        try:
-            await adapter.search_tables(SearchTablesParams(), CallContext(trace_id="settings-check"))
-        except EposFailure as exc:
-            return exc.message
-        finally:
-            await adapter.close()
-        return None
+        return await read_problem(adapter)
 
     def open(self, location: Path) -> PosAdapter:
         return SqlitePosAdapter.open(location)
 
     async def check_writable(self, adapter: PosAdapter) -> None:
-        await _own(adapter).check_writable()
+        await opened_by(adapter, SqlitePosAdapter).check_writable()
 
     def change_source(self, adapter: PosAdapter) -> ChangeSource | None:
-        changes: SqliteChangeLog = _own(adapter).changes
+        changes: SqliteChangeLog = opened_by(adapter, SqlitePosAdapter).changes
         return changes
 
 
@@ -61,9 +50,3 @@ def _file_problem(location: Path) -> str | None:
     if location.is_file() and location.stat().st_size == 0:
         return f"{location} is empty: it is not a reference POS database."
     return None
-
-
-def _own(adapter: PosAdapter) -> SqlitePosAdapter:
-    if not isinstance(adapter, SqlitePosAdapter):
-        raise TypeError(f"not an adapter this factory opened: {type(adapter).__name__}")
-    return adapter

@@ -12,9 +12,10 @@ import sqlite_utils
 from epos_bridge.adapters.sqlite.connection import connect, enable_wal, explain
 from epos_bridge.adapters.sqlite.demo import DemoSeedRefused, DemoSummary, seed_demo
 from epos_bridge.adapters.sqlite.schema import SchemaTooNew, migrate, schema_version
+from epos_bridge.ports import AdapterInitError
 
 
-class DatabaseInitError(Exception):
+class DatabaseInitError(AdapterInitError):
     """Why the database could not be created, migrated or seeded, in words for the installer."""
 
 
