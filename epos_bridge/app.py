@@ -237,9 +237,16 @@ class Bridge:
         await self.client.post_event(event_type, field, entity_id)
 
     def _served(self, served: Served) -> None:
-        request_log.info("%s id=%s %s %.1f ms%s", served.method, printable_id(served.request_id), served.outcome,
-                         served.elapsed_ms,
-                         f" ({served.debug_message})" if served.debug_message and not served.ok else "")  # fmt: skip
+        if request_log.isEnabledFor(logging.INFO):  # the one line per request: nothing built when off
+            failed = f" ({served.debug_message})" if served.debug_message and not served.ok else ""
+            request_log.info(
+                "%s id=%s %s %.1f ms%s",
+                served.method,
+                printable_id(served.request_id),
+                served.outcome,
+                served.elapsed_ms,
+                failed,
+            )
         self._served_listeners.emit(served)
 
     # --- lifecycle ------------------------------------------------------------------------
