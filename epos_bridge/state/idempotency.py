@@ -69,6 +69,23 @@ MUTATING_METHODS: frozenset[str] = frozenset(
 )
 """Methods with side effects on the POS; reads are simply served again."""
 
+SYNCHRONOUS = "NORMAL"
+"""WAL without an fsync per answer, for this table only (the POS write stays ``FULL``).
+
+* kill -9, a crash, a Windows update restart: nothing is lost. A commit is in the WAL file (the
+  OS page cache) before :meth:`IdempotencyStore.put` returns; only the OS or power failing can
+  drop it.
+* Power loss: the last answers committed before it may be rolled back (never a torn table:
+  WAL with NORMAL stays consistent). A retry of one of them finds no stored answer and is
+  served again, and the adapter answers it from the POS's own durable record: the payment's
+  paymentIntentId is already recorded (``domain/payments.decide_payment`` replays it, no second
+  payment), a lock by its lockId, a created order by its Dojo id. That is the path every retry
+  already takes when the bridge dies between the POS commit and this table, which FULL never
+  closed. So FULL here bought no money guarantee, only an fsync per mutating request.
+* The outbox and the payment log keep ``FULL`` (state/database.py): the outbox's cursor lets the
+  relay forget POS changes, and must not be rolled back behind a forget.
+"""
+
 DEFAULT_LIFETIME_S = 24 * 3600.0
 DEFAULT_PRUNE_EVERY_S = 3600.0
 STORE_WAIT_S = 1.0
@@ -189,7 +206,7 @@ class IdempotencyStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+        db.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
         db.executescript(_SCHEMA)
         columns = {row[1] for row in db.execute("PRAGMA table_info(answered_requests)")}
         if "params_digest" not in columns:

@@ -7,6 +7,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -333,3 +334,28 @@ async def test_a_broken_store_still_serves(tmp_path: Path) -> None:
     answer = await idempotent(frame("CreateOrderV1", "o-1"))
 
     assert answer is not None and answer.outcome == "ok"
+
+
+async def test_only_the_bridges_own_answers_skip_the_fsync_the_pos_write_keeps_it(tmp_path: Path) -> None:
+    """state/idempotency.py SYNCHRONOUS says why NORMAL is safe for this table (a lost answer is
+    re-derived from the POS's durable record); the POS connection itself stays FULL (2)."""
+    from epos_bridge.adapters.sqlite.connection import connect
+    from epos_bridge.adapters.sqlite.setup import init_database
+    from epos_bridge.state.outbox import OutboxStore
+
+    store = IdempotencyStore(tmp_path / "state.db")
+    outbox = OutboxStore(tmp_path / "state.db")
+    await store.open()
+    await outbox.open()
+    try:
+        assert await store._run(lambda: store._conn().execute("PRAGMA synchronous").fetchone()[0]) == 1
+        assert await outbox._run(lambda: outbox._db().execute("PRAGMA synchronous").fetchone()[0]) == 2
+    finally:
+        await outbox.close()
+        await store.close()
+    init_database(tmp_path / "pos.db", demo=False, now=datetime.now(UTC))
+    pos = connect(tmp_path / "pos.db")
+    try:
+        assert pos.execute("PRAGMA synchronous").fetchone()[0] == 2
+    finally:
+        pos.close()
