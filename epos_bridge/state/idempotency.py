@@ -142,6 +142,12 @@ class IdempotencyStore:
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None  # used only on the executor's one thread
         self._next_prune = 0.0
+        self._stored: set[tuple[str, str]] = set()
+        """Every (method, key) the table may hold: read at open and at each prune, added to
+        before each put (only this process writes the table: one bridge per data folder). A
+        request not in it, nearly every one, is looked up without a trip to the worker thread;
+        one in it is looked up in the table as before."""
+        self._added_meanwhile: set[tuple[str, str]] | None = None
 
     async def open(self) -> None:
         """Create the table if needed and drop expired entries."""
@@ -172,6 +178,8 @@ class IdempotencyStore:
     async def get(self, method: str, request_id: Any) -> StoredAnswer | None:
         """The stored answer, or ``None`` if never answered (or expired)."""
         key = request_key(request_id)
+        if self._executor is not None and (method, key) not in self._stored:
+            return None
         oldest = self._clock() - self.lifetime_s
         return await self._run(lambda: self._get_sync(method, key, oldest))
 
@@ -183,13 +191,35 @@ class IdempotencyStore:
         if now >= self._next_prune:
             self._next_prune = now + self.prune_every_s
             prune_before = now - self.lifetime_s
+        self._remember_key(method, key)
         await self._run(lambda: self._put_sync(method, key, answer, now, prune_before))
+        if prune_before is not None:
+            await self._forget_pruned_keys()
 
     async def prune(self) -> int:
         """Delete expired entries; returns how many went."""
         now = self._clock()
         self._next_prune = now + self.prune_every_s
-        return await self._run(lambda: self._prune_sync(now - self.lifetime_s))
+        pruned = await self._run(lambda: self._prune_sync(now - self.lifetime_s))
+        await self._forget_pruned_keys()
+        return pruned
+
+    def _remember_key(self, method: str, key: str) -> None:
+        self._stored.add((method, key))
+        if self._added_meanwhile is not None:
+            self._added_meanwhile.add((method, key))
+
+    async def _forget_pruned_keys(self) -> None:
+        """Shrink :attr:`_stored` to the table's keys. The worker reads them after every put
+        queued before (one thread, in order); a put queued while it reads is added back."""
+        if self._added_meanwhile is not None:
+            return  # a shrink is already under way; a superset is always safe
+        self._added_meanwhile = set()
+        try:
+            keys = await self._run(self._keys_sync)
+            self._stored = keys | self._added_meanwhile
+        finally:
+            self._added_meanwhile = None
 
     async def count(self) -> int:
         """Entries currently stored, expired or not (for diagnostics and tests)."""
@@ -212,6 +242,12 @@ class IdempotencyStore:
         if "params_digest" not in columns:
             db.execute(_ADD_DIGEST)
         self._db = db
+        self._stored = self._keys_sync()
+
+    def _keys_sync(self) -> set[tuple[str, str]]:
+        return {
+            (method, key) for method, key in self._conn().execute("SELECT method, request_key FROM answered_requests")
+        }
 
     def _close_sync(self) -> None:
         if self._db is not None:
@@ -262,7 +298,7 @@ class IdempotencyStore:
                 db.execute("DELETE FROM answered_requests WHERE answered_at <= ?", (prune_before,))
 
     def _prune_sync(self, before: float) -> int:
-        return self._conn().execute("DELETE FROM answered_requests WHERE answered_at <= ?", (before,)).rowcount
+        return int(self._conn().execute("DELETE FROM answered_requests WHERE answered_at <= ?", (before,)).rowcount)
 
     def _count_sync(self) -> int:
         (count,) = self._conn().execute("SELECT count(*) FROM answered_requests").fetchone()
