@@ -107,10 +107,12 @@ class PosEventRelay:
         if not changes:
             return 0
         through = changes[-1].seq
-        await self._outbox.enqueue(self._source_key, changes, through, self._clock() + self._coalesce_s)
+        forget = self._unforgotten + len(changes) >= FORGET_AFTER
+        # Durable before the POS may forget these changes: the outbox skips the fsync otherwise.
+        await self._outbox.enqueue(self._source_key, changes, through, self._clock() + self._coalesce_s, durable=forget)
         self._cursor = through
         self._unforgotten += len(changes)
-        if self._unforgotten >= FORGET_AFTER:
+        if forget:
             await self._source.forget_changes_through(through)
             self._unforgotten = 0
         await self._publish()

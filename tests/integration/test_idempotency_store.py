@@ -339,20 +339,20 @@ async def test_a_broken_store_still_serves(tmp_path: Path) -> None:
 
 async def test_only_the_bridges_own_answers_skip_the_fsync_the_pos_write_keeps_it(tmp_path: Path) -> None:
     """state/idempotency.py SYNCHRONOUS says why NORMAL is safe for this table (a lost answer is
-    re-derived from the POS's durable record); the POS connection itself stays FULL (2)."""
+    re-derived from the POS's durable record); the payment log and the POS connection itself stay FULL (2)."""
     from epos_bridge.adapters.sqlite.connection import connect
     from epos_bridge.adapters.sqlite.setup import init_database
-    from epos_bridge.state.outbox import OutboxStore
+    from epos_bridge.state.payment_log import PaymentLogStore
 
     store = IdempotencyStore(tmp_path / "state.db")
-    outbox = OutboxStore(tmp_path / "state.db")
+    payment_log = PaymentLogStore(tmp_path / "state.db")
     await store.open()
-    await outbox.open()
+    await payment_log.open()
     try:
         assert await store._run(lambda: store._conn().execute("PRAGMA synchronous").fetchone()[0]) == 1
-        assert await outbox._run(lambda: outbox._db().execute("PRAGMA synchronous").fetchone()[0]) == 2
+        assert await payment_log._run(lambda: payment_log._db().execute("PRAGMA synchronous").fetchone()[0]) == 2
     finally:
-        await outbox.close()
+        await payment_log.close()
         await store.close()
     init_database(tmp_path / "pos.db", demo=False, now=datetime.now(UTC))
     pos = connect(tmp_path / "pos.db")
