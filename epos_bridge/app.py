@@ -29,6 +29,7 @@ from epos_bridge.gateway.connection_state import ConnectionStatus
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
 from epos_bridge.host.crash import CrashHandler
 from epos_bridge.host.diagnostics import RecentRequests
+from epos_bridge.host.garbage import tune_for_serving
 from epos_bridge.host.instance import (
     EXIT_ALREADY_SERVING,
     AlreadyServing,
@@ -345,6 +346,7 @@ def run_headless(settings: BridgeSettings) -> int:
         except (ConfigError, ValueError) as exc:
             log.error("%s", redact(str(exc), secret or ""))
             return 2
+        tune_for_serving()
         asyncio.run(serve_until_signalled(bridge))
         return 0
     finally:
