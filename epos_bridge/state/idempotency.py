@@ -155,7 +155,7 @@ class IdempotencyStore:
             return
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="idempotency-store")
         await self._run(self._open_sync)
-        await self.prune()
+        await self.prune()  # and reads the keys that are left (_forget_pruned_keys)
 
     async def close(self) -> None:
         if self._executor is None:
@@ -241,8 +241,7 @@ class IdempotencyStore:
         columns = {row[1] for row in db.execute("PRAGMA table_info(answered_requests)")}
         if "params_digest" not in columns:
             db.execute(_ADD_DIGEST)
-        self._db = db
-        self._stored = self._keys_sync()
+        self._db = db  # the keys it holds are read by the prune that follows (open)
 
     def _keys_sync(self) -> set[tuple[str, str]]:
         return {
