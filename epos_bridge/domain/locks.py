@@ -7,6 +7,7 @@ returns what to write plus the events to publish; it raises the contract error o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -126,6 +127,10 @@ def decide_extend(
     if holder is not None:
         raise _refused(order, lock_id, f"the order is held by another lock ({holder.lock_id})", requester, now)
     raise _refused(order, lock_id, f"lock {lock_id} is not held on this order", requester, now)
+
+
+LockDecision = Callable[[LockableOrder, HeldLock | None, str, datetime, datetime, RequestHeaders], LockChange]
+""":func:`decide_create` or :func:`decide_extend`: adapters run either through one write path."""
 
 
 def decide_delete(order_id: str, current: HeldLock | None, lock_id: str, now: datetime) -> LockChange:

@@ -39,6 +39,7 @@ from websockets.http11 import Request, Response
 
 from epos_bridge.gateway.session import RedactingLogger
 from epos_bridge.protocol.dojo import HEADER_AUTHORIZATION, HEADER_RESELLER_ID, HEADER_SOFTWARE_HOUSE_ID
+from epos_bridge.sim.serving import LocalServer
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class SimulatorError(Exception):
     """The simulator could not do what the test asked (no bridge connected, no answer in time)."""
 
 
-class GatewaySimulator:
+class GatewaySimulator(LocalServer):
     """A local EPOS Data gateway. ``await start()``, point the bridge at :attr:`url`."""
 
     def __init__(
@@ -136,13 +137,6 @@ class GatewaySimulator:
                 if not future.done():
                     future.set_exception(SimulatorError("the simulator stopped"))
         self._pending.clear()
-
-    async def __aenter__(self) -> GatewaySimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     @property
     def url(self) -> str:

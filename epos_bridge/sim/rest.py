@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import re
 import ssl
 import time
@@ -29,6 +30,9 @@ from aiohttp import web
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.capabilities import canonical_capability
 from epos_bridge.protocol.dojo import HEADER_AUTHORIZATION, HEADER_SOFTWARE_HOUSE_ID, HEADER_VERSION
+from epos_bridge.sim.serving import LocalServer
+
+log = logging.getLogger(__name__)
 
 JSON_BODY: web.RequestKey[Any] = web.RequestKey("json_body", object)
 """The parsed request body, stashed by the middleware for the handlers."""
@@ -285,7 +289,7 @@ _PAYMENT_INTENT_KEYS = frozenset(
 )
 
 
-class RestSimulator:
+class RestSimulator(LocalServer):
     """Dojo's REST API, small and scripted. ``await start()``, use ``base_url``, ``await stop()``."""
 
     def __init__(
@@ -311,6 +315,10 @@ class RestSimulator:
         self._ids = itertools.count(1)
 
         self.requests: list[RecordedRequest] = []
+        self.requests_begun = 0
+        """Requests whose headers arrived (the body may still be on its way)."""
+        self.requests_abandoned = 0
+        """Requests whose client went away before its body arrived."""
         self.events: list[dict[str, Any]] = []
         """Every POS event accepted by ``POST /epos/events``, in order."""
         self.registered: list[dict[str, Any]] = []
@@ -371,13 +379,6 @@ class RestSimulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> RestSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     def add_routes(self, routes: list[web.RouteDef]) -> None:
         """More endpoints behind the same recording and key check (the EPOS tester tool,
@@ -447,7 +448,15 @@ class RestSimulator:
 
     @web.middleware
     async def _record_and_authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        raw = await request.read()
+        self.requests_begun += 1
+        try:
+            raw = await request.read()
+        except ConnectionResetError:
+            self.requests_abandoned += 1
+            # The client gave up mid-body (a bridge cancelling a call when its settings change):
+            # what Dojo sees as a dropped connection, not a server fault; nothing to answer.
+            log.debug("%s %s: the client went away before its body arrived", request.method, request.path)
+            return web.Response(status=HTTPStatus.BAD_REQUEST, text="the connection was lost")
         try:
             body = json.loads(raw) if raw else None
         except ValueError:

@@ -18,6 +18,7 @@ from typing import Any
 from epos_bridge.sim import flows
 from epos_bridge.sim.gateway import GatewaySimulator, SimulatorError
 from epos_bridge.sim.rest import RestSimulator
+from epos_bridge.sim.serving import LocalServer
 from epos_bridge.sim.tester import TesterToolSimulator
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ DEMO_API_KEY = "sk_sandbox_epos_bridge_demo_key"
 DEMO_SOFTWARE_HOUSE_ID = "demo-software-house"
 
 
-class DojoSimulator:
+class DojoSimulator(LocalServer):
     def __init__(
         self,
         *,
@@ -63,13 +64,6 @@ class DojoSimulator:
         await self.tester.stop()
         await self.rest.stop()
         await self.gateway.stop()
-
-    async def __aenter__(self) -> DojoSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     @property
     def ws_url(self) -> str:

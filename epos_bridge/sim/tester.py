@@ -168,33 +168,23 @@ def not_registered_words(capability: Capability) -> tuple[str, str]:
 Check = Callable[[Any], list[str]]
 
 
+@dataclass(kw_only=True)
 class FlowContext:
     """What a flow script uses: one call to the bridge per step, reported as it happens."""
 
-    def __init__(
-        self,
-        record: FlowRecord,
-        gateway: GatewaySimulator,
-        registered: Callable[[], frozenset[Capability]],
-        *,
-        product: str,
-        step_pause: float,
-        step_timeout: float,
-        now: Now,
-    ) -> None:
-        self.record = record
-        self._gateway = gateway
-        self._registered = registered
-        self._product = product
-        self._step_pause = step_pause
-        self._step_timeout = step_timeout
-        self.now = now
+    record: FlowRecord
+    gateway: GatewaySimulator
+    registered: Callable[[], frozenset[Capability]]
+    product: str
+    step_pause: float
+    step_timeout: float
+    now: Now
 
     def has(self, capability: Capability) -> bool:
-        return capability in self._registered()
+        return capability in self.registered()
 
     def headers(self) -> dict[str, Any]:
-        return {"dojoRequestingProduct": self._product, "deviceId": DEVICE_ID, "deviceType": "tester"}
+        return {"dojoRequestingProduct": self.product, "deviceId": DEVICE_ID, "deviceType": "tester"}
 
     def note(self, name: str, *lines: str) -> None:
         """A step that calls nothing (a decision the flow took), successful by definition."""
@@ -214,15 +204,15 @@ class FlowContext:
     ) -> Any:
         """One step: ``method`` with ``params`` (headers added). Returns the result (or the error
         object when ``expect_error`` was expected); raises :class:`FlowStopped` otherwise."""
-        if self.record.steps and self._step_pause > 0:
-            await asyncio.sleep(self._step_pause)
+        if self.record.steps and self.step_pause > 0:
+            await asyncio.sleep(self.step_pause)
         step = StepRecord(name, self.now())
         self.record.steps.append(step)
         needed = capability or _capability_of(method)
         if not self.has(needed):
             step.finish("FAILURE", self.now(), *not_registered_words(needed))
             raise FlowStopped()
-        if not self._gateway.connected:
+        if not self.gateway.connected:
             step.finish(
                 "FAILURE",
                 self.now(),
@@ -231,15 +221,15 @@ class FlowContext:
             )
             raise FlowStopped()
         try:
-            response = await self._gateway.request(
-                method.value, {"headers": self.headers(), **params}, timeout=self._step_timeout
+            response = await self.gateway.request(
+                method.value, {"headers": self.headers(), **params}, timeout=self.step_timeout
             )
         except SimulatorError as exc:
             timed_out = "no answer" in str(exc)
             step.finish(
                 "TIMED_OUT" if timed_out else "FAILURE",
                 self.now(),
-                f"The EPOS did not answer {method.value} within {self._step_timeout:g} s"
+                f"The EPOS did not answer {method.value} within {self.step_timeout:g} s"
                 if timed_out
                 else f"{method.value} could not be sent: {exc}",
             )
@@ -1022,9 +1012,9 @@ class TesterToolSimulator:
 
     async def _play(self, flow: SimFlow, record: FlowRecord) -> None:
         context = FlowContext(
-            record,
-            self._gateway,
-            self.registered_capabilities,
+            record=record,
+            gateway=self._gateway,
+            registered=self.registered_capabilities,
             product=flow.product,
             step_pause=self.step_pause,
             step_timeout=self.step_timeout,

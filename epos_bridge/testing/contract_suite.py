@@ -523,6 +523,7 @@ class AdapterContract:
             ({"partyId": "P1"}, ["a"]),
             ({"reservationId": "R1"}, ["d"]),
             ({"tableId": "T1", "waiterId": "w1"}, ["a", "d"]),
+            ({"tableId": "T2", "partyId": "P1"}, []),
             ({"tableId": "B1"}, []),
             ({}, ["a", "b", "c", "d"]),
         ],

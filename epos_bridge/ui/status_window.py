@@ -15,14 +15,13 @@ it gets a :class:`BridgeSignals` (state and commands) and an :class:`IconLibrary
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from PySide6.QtCore import Qt, QTimer, Signal, SignalInstance
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
 from epos_bridge.domain.events import DomainEvent, LockRefused
 from epos_bridge.gateway.connection_state import ConnectionStatus
+from epos_bridge.ui.actions import make_action
 from epos_bridge.ui.alerts import CaptureAlertBanner
 from epos_bridge.ui.bridge_signals import BridgeSignals
 from epos_bridge.ui.clock import Clock, utc_now
@@ -114,35 +113,29 @@ class StatusWindow(QMainWindow):
         self._show_status(signals.status)
 
     def _build_menus(self) -> None:
-        def action(
-            name: str, shortcut: str, slot: Callable[..., object] | SignalInstance, *, to: QWidget | None = None
-        ) -> QAction:
-            made = QAction(name, self)
-            made.setShortcut(QKeySequence(shortcut))
-            made.triggered.connect(slot)
-            if to is not None:
-                to.addAction(made)
-            return made
-
         bridge = self.menuBar().addMenu("&Bridge")
-        self.settings_action = action("&Settings…", "Ctrl+,", self.settings_requested)
-        self.reconnect_action = action("&Reconnect", "Ctrl+R", self._reconnect)
-        self.export_action = action("&Export payments as CSV…", "Ctrl+E", self.payments_tab.export_csv)
+        self.settings_action = make_action(self, "&Settings…", self.settings_requested, shortcut="Ctrl+,")
+        self.reconnect_action = make_action(self, "&Reconnect", self._reconnect, shortcut="Ctrl+R")
+        self.export_action = make_action(
+            self, "&Export payments as CSV…", self.payments_tab.export_csv, shortcut="Ctrl+E"
+        )
         # Ctrl+Q: StandardKey.Quit is empty on some desktops.
-        self.quit_action = action("&Quit", "Ctrl+Q", self.quit_requested)
+        self.quit_action = make_action(self, "&Quit", self.quit_requested, shortcut="Ctrl+Q")
         bridge.addActions([self.settings_action, self.reconnect_action, self.export_action])
         bridge.addSeparator()
         bridge.addAction(self.quit_action)
 
         view = self.menuBar().addMenu("&View")
         self.tab_actions = [
-            action(name, f"Ctrl+{number + 1}", lambda _=False, tab=number: self.show_tab(tab), to=view)
+            make_action(
+                self, name, lambda _=False, tab=number: self.show_tab(tab), shortcut=f"Ctrl+{number + 1}", to=view
+            )
             for number, name in enumerate(TAB_NAMES)
         ]
-        action("&Find payment", "Ctrl+F", self._focus_search, to=view)
+        make_action(self, "&Find payment", self._focus_search, shortcut="Ctrl+F", to=view)
         # Ctrl+Tab / Ctrl+Shift+Tab work from anywhere in the window, not only inside the tabs.
-        action("Next tab", "Ctrl+Tab", lambda: self._step_tab(1), to=self)
-        action("Previous tab", "Ctrl+Shift+Tab", lambda: self._step_tab(-1), to=self)
+        make_action(self, "Next tab", lambda: self._step_tab(1), shortcut="Ctrl+Tab", to=self)
+        make_action(self, "Previous tab", lambda: self._step_tab(-1), shortcut="Ctrl+Shift+Tab", to=self)
 
     # --- the state at a glance --------------------------------------------------------------------
 

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from epos_bridge.domain.events import DomainEvent, OrderFacts
@@ -27,6 +26,7 @@ from epos_bridge.gateway.connection_state import ConnectionStatus
 from epos_bridge.host.crash import CrashReport
 from epos_bridge.services.activity import PaymentLogEntry
 from epos_bridge.services.notifications import Notice, NotificationRules
+from epos_bridge.ui.actions import make_action
 from epos_bridge.ui.bridge_signals import BridgeSignals
 from epos_bridge.ui.clock import Clock, utc_now
 from epos_bridge.ui.icons import IconLibrary, icon_key
@@ -104,29 +104,16 @@ class TrayController(QObject):
         self._tasks = WidgetTasks(log, "reading the last payment", level=logging.WARNING)
 
         self.menu = QMenu()
-        self.open_action = QAction("&Open status window", self)
-        self.open_action.triggered.connect(self.open_window)
-        self.settings_action = QAction("&Settings…", self)
-        self.settings_action.triggered.connect(self.settings_requested)
-        self.reconnect_action = QAction("&Reconnect", self)
-        self.reconnect_action.triggered.connect(signals.reconnect)
-        self.quit_action = QAction("&Quit", self)
-        self.quit_action.triggered.connect(self.quit_requested)
-        self.logs_action = QAction("Open &logs folder", self)
-        self.logs_action.triggered.connect(self.logs_requested)
-        self.diagnostics_action = QAction("Export &diagnostics…", self)
-        self.diagnostics_action.triggered.connect(self.diagnostics_requested)
-        self.about_action = QAction("&About epos-bridge", self)
-        self.about_action.triggered.connect(self.about_requested)
-        self.menu.addAction(self.open_action)
-        self.menu.addAction(self.settings_action)
-        self.menu.addAction(self.reconnect_action)
-        self.menu.addSeparator()
-        self.menu.addAction(self.logs_action)
-        self.menu.addAction(self.diagnostics_action)
-        self.menu.addAction(self.about_action)
-        self.menu.addSeparator()
-        self.menu.addAction(self.quit_action)
+        menu = self.menu
+        self.open_action = make_action(self, "&Open status window", self.open_window, to=menu)
+        self.settings_action = make_action(self, "&Settings…", self.settings_requested, to=menu)
+        self.reconnect_action = make_action(self, "&Reconnect", signals.reconnect, to=menu)
+        menu.addSeparator()
+        self.logs_action = make_action(self, "Open &logs folder", self.logs_requested, to=menu)
+        self.diagnostics_action = make_action(self, "Export &diagnostics…", self.diagnostics_requested, to=menu)
+        self.about_action = make_action(self, "&About epos-bridge", self.about_requested, to=menu)
+        menu.addSeparator()
+        self.quit_action = make_action(self, "&Quit", self.quit_requested, to=menu)
         self.menu.setDefaultAction(self.open_action)
 
         window.settings_requested.connect(self.settings_requested)

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -25,6 +23,9 @@ from pydantic import SecretStr
 from epos_bridge.config import BridgeSettings
 from epos_bridge.sim.simulator import DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
 from epos_bridge.testing.processes import isolated_env, simulator_env
+from tests.helpers.child import THIS_PYTHON, CliProcess, init_demo_venue
+
+__all__ = ["REQUEST_LINE", "CliProcess", "posix_signals", "run_cli"]  # what the e2e tests import from here
 
 REQUEST_LINE = re.compile(r"(?P<method>\w+V1) id=(?P<id>\S+) (?P<outcome>\S+) (?P<ms>\d+\.\d) ms")
 """One request-log line as written by ``Bridge._served``: method, id, outcome, milliseconds."""
@@ -50,17 +51,7 @@ async def simulator(api_key: str) -> AsyncIterator[DojoSimulator]:
 @pytest.fixture
 def demo_db(tmp_path: Path) -> Path:
     """A demo venue created through the real CLI (``epos-bridge db init --demo``)."""
-    path = tmp_path / "venue" / "demo-venue.db"
-    result = subprocess.run(
-        [sys.executable, "-m", "epos_bridge", "db", "init", str(path), "--demo"],
-        env=isolated_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return path
+    return init_demo_venue(tmp_path / "venue" / "demo-venue.db", isolated_env(tmp_path))
 
 
 @pytest.fixture
@@ -100,65 +91,6 @@ def make_settings(
 # --- subprocesses -------------------------------------------------------------------------
 
 
-class CliProcess:
-    """``python -m epos_bridge ARGS`` with stdout and stderr going to files in ``folder``.
-
-    Files rather than pipes: nothing can block on a full pipe, and the test's event loop (which
-    runs the simulator) is never blocked waiting on the child.
-    """
-
-    def __init__(self, args: list[str], env: dict[str, str], folder: Path, name: str) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.stdout_path = folder / f"{name}.stdout"
-        self.stderr_path = folder / f"{name}.stderr"
-        self._stdout = self.stdout_path.open("wb")
-        self._stderr = self.stderr_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "epos_bridge", *args],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._stdout,
-            stderr=self._stderr,
-        )
-
-    @property
-    def stdout(self) -> str:
-        return self.stdout_path.read_text(encoding="utf-8", errors="replace")
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
-
-    async def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:  # noqa: ASYNC109
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"the process exited ({self.process.returncode}) while waiting for {what}\n"
-                    f"stdout:\n{self.stdout}\nstderr:\n{self.stderr}"
-                )
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}\nstderr:\n{self.stderr}")
-            await asyncio.sleep(0.02)
-
-    async def terminate(self, timeout: float = 10.0) -> tuple[int, float]:  # noqa: ASYNC109
-        """SIGTERM, then wait; returns (exit code, seconds from the signal to the exit)."""
-        sent = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
-        while self.process.poll() is None:
-            if time.monotonic() - sent > timeout:
-                raise AssertionError(f"no exit within {timeout} s of SIGTERM\nstderr:\n{self.stderr}")
-            await asyncio.sleep(0.01)
-        return self.process.returncode, time.monotonic() - sent
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self._stdout.close()
-        self._stderr.close()
-
-
 @pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[Callable[..., CliProcess]]:
     """Start CLI processes; every one is killed (if still running) and reaped after the test."""
@@ -178,7 +110,7 @@ async def run_cli(args: list[str], env: dict[str, str], timeout: float = 60) -> 
     """Run a short CLI command to completion without blocking the loop the simulator runs on."""
     return await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "epos_bridge", *args],
+        [*THIS_PYTHON, *args],
         env=env,
         capture_output=True,
         text=True,

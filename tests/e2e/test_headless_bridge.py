@@ -45,6 +45,14 @@ async def bridge(make_settings: Callable[..., BridgeSettings]) -> AsyncIterator[
         await stop_once(running)
 
 
+@pytest.fixture
+def published(bridge: Bridge) -> list[DomainEvent]:
+    """Every domain event ``bridge`` publishes, in order."""
+    events: list[DomainEvent] = []
+    bridge.on_domain_event(events.append)
+    return events
+
+
 async def started(bridge: Bridge, simulator: DojoSimulator) -> None:
     """Start ``bridge`` and wait until it is connected and its registration has finished."""
     await bridge.start()
@@ -138,10 +146,8 @@ async def test_start_registers_every_implemented_capability_once_then_reads_it_b
 
 
 async def test_pay_at_table_through_the_gateway_lands_in_the_pos_file_and_reaches_listeners(
-    bridge: Bridge, simulator: DojoSimulator, demo_db: Path
+    bridge: Bridge, simulator: DojoSimulator, demo_db: Path, published: list[DomainEvent]
 ) -> None:
-    events: list[DomainEvent] = []
-    bridge.on_domain_event(events.append)
     await started(bridge, simulator)
 
     report = await flows.pay_at_table(simulator.send, rng=random.Random(7), parts=2)
@@ -150,20 +156,18 @@ async def test_pay_at_table_through_the_gateway_lands_in_the_pos_file_and_reache
     assert len(report.payments) == 2
     for order_id, intent, paid, tip in report.payments:
         assert payments_for(demo_db, intent) == [(int(order_id), paid, tip, "Captured")]
-    recorded = [e for e in events if isinstance(e, PaymentRecorded)]
+    recorded = [e for e in published if isinstance(e, PaymentRecorded)]
     assert sorted(e.payment_intent_id for e in recorded) == sorted(p[1] for p in report.payments)
-    created = [e for e in events if isinstance(e, LockCreated)]
-    released = [e for e in events if isinstance(e, LockReleased)]
+    created = [e for e in published if isinstance(e, LockCreated)]
+    released = [e for e in published if isinstance(e, LockReleased)]
     assert len(created) == 1 and len(released) == 1
     assert created[0].lock_id == released[0].lock_id
     assert created[0].order_id == released[0].order_id == report.payments[0][0]
 
 
 async def test_a_payment_repeated_with_the_same_id_after_a_reconnect_is_applied_once(
-    bridge: Bridge, simulator: DojoSimulator, demo_db: Path
+    bridge: Bridge, simulator: DojoSimulator, demo_db: Path, published: list[DomainEvent]
 ) -> None:
-    events: list[DomainEvent] = []
-    bridge.on_domain_event(events.append)
     await started(bridge, simulator)
     order = await a_payable_order(simulator)
     params = payment_params(order, "pi_e2e_repeat_1")
@@ -182,7 +186,7 @@ async def test_a_payment_repeated_with_the_same_id_after_a_reconnect_is_applied_
 
     assert repeat == first
     assert len(payments_for(demo_db, "pi_e2e_repeat_1")) == 1
-    assert [e.payment_intent_id for e in events if isinstance(e, PaymentRecorded)] == ["pi_e2e_repeat_1"]
+    assert [e.payment_intent_id for e in published if isinstance(e, PaymentRecorded)] == ["pi_e2e_repeat_1"]
 
     # Contract §1.2 (rec): a retry under a new id is still one payment (business key).
     await simulator.gateway.request("RecordOrderPaymentByIdV1", params, id="dojo-pay-1-retry", timeout=10)

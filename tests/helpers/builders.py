@@ -114,10 +114,16 @@ async def new_order(rpc: Rpc, dojo_order_id: str, **kwargs: Any) -> dict[str, An
     return order
 
 
-def order_id_params(order_id: str) -> Params:
-    params: Params = {"headers": {}, "orderId": order_id}
-    assert_valid_params("GetOrderByIdV1", params)
+def checked_params(method: str, headers: Params | None = None, **fields: Any) -> Params:
+    """``method``'s params: the headers and every field given a value (``None`` leaves it out, as
+    an optional field is left out on the wire), checked against the contract's schema."""
+    params: Params = {"headers": headers or {}, **{name: value for name, value in fields.items() if value is not None}}
+    assert_valid_params(method, params)
     return params
+
+
+def order_id_params(order_id: str) -> Params:
+    return checked_params("GetOrderByIdV1", orderId=order_id)
 
 
 async def get_order(rpc: Rpc, order_id: str) -> dict[str, Any]:
@@ -128,15 +134,7 @@ async def get_order(rpc: Rpc, order_id: str) -> dict[str, Any]:
 def search_orders_params(
     *, dine_in: Params | None = None, payable_only: bool | None = None, cursor: Params | None = None
 ) -> Params:
-    params: Params = {"headers": {}}
-    if dine_in is not None:
-        params["dineIn"] = dine_in
-    if payable_only is not None:
-        params["payableOnly"] = payable_only
-    if cursor is not None:
-        params["cursor"] = cursor
-    assert_valid_params("SearchOrdersV1", params)
-    return params
+    return checked_params("SearchOrdersV1", dineIn=dine_in, payableOnly=payable_only, cursor=cursor)
 
 
 async def search_order_ids(rpc: Rpc, **kwargs: Any) -> list[str]:
@@ -148,14 +146,9 @@ async def search_order_ids(rpc: Rpc, **kwargs: Any) -> list[str]:
 
 
 def lock_params(order_id: str, lock_id: str, expiry: str, method: str = "CreateOrderLockV1") -> Params:
-    params: Params = {
-        "headers": {"dojoRequestingProduct": "PayAtTable"},
-        "orderId": order_id,
-        "lockId": lock_id,
-        "expiry": expiry,
-    }
-    assert_valid_params(method, params)
-    return params
+    return checked_params(
+        method, {"dojoRequestingProduct": "PayAtTable"}, orderId=order_id, lockId=lock_id, expiry=expiry
+    )
 
 
 def extend_params(order_id: str, lock_id: str, expiry: str) -> Params:
@@ -163,9 +156,7 @@ def extend_params(order_id: str, lock_id: str, expiry: str) -> Params:
 
 
 def unlock_params(order_id: str, lock_id: str) -> Params:
-    params: Params = {"headers": {}, "orderId": order_id, "lockId": lock_id}
-    assert_valid_params("DeleteOrderLockV1", params)
-    return params
+    return checked_params("DeleteOrderLockV1", orderId=order_id, lockId=lock_id)
 
 
 # --- payments and events ---------------------------------------------------------------
@@ -180,18 +171,15 @@ def payment_params(
     lock_id: str | None = None,
     currency: str = "GBP",
 ) -> Params:
-    params: Params = {
-        "headers": {"dojoRequestingProduct": "PayAtTable", "deviceId": "term-1"},
-        "orderId": order_id,
-        "paymentIntentId": payment_intent_id,
-        "paidAmount": money(paid, currency),
-    }
-    if tips is not None:
-        params["tipsAmount"] = money(tips, currency)
-    if lock_id is not None:
-        params["lockId"] = lock_id
-    assert_valid_params("RecordOrderPaymentByIdV1", params)
-    return params
+    return checked_params(
+        "RecordOrderPaymentByIdV1",
+        {"dojoRequestingProduct": "PayAtTable", "deviceId": "term-1"},
+        orderId=order_id,
+        paymentIntentId=payment_intent_id,
+        paidAmount=money(paid, currency),
+        tipsAmount=None if tips is None else money(tips, currency),
+        lockId=lock_id,
+    )
 
 
 def event_params(
@@ -247,23 +235,13 @@ def update_party_params(
 
 
 def party_id_params(party_id: str, method: str = "GetPartyByIdV1") -> Params:
-    params: Params = {"headers": {}, "partyId": party_id}
-    assert_valid_params(method, params)
-    return params
+    return checked_params(method, partyId=party_id)
 
 
 def search_parties_params(
     *, table_id: str | None = None, completed_only: bool | None = None, cursor: Params | None = None
 ) -> Params:
-    params: Params = {"headers": {}}
-    if table_id is not None:
-        params["tableId"] = table_id
-    if completed_only is not None:
-        params["completedOnly"] = completed_only
-    if cursor is not None:
-        params["cursor"] = cursor
-    assert_valid_params("SearchPartiesV1", params)
-    return params
+    return checked_params("SearchPartiesV1", tableId=table_id, completedOnly=completed_only, cursor=cursor)
 
 
 def create_reservation_params(
@@ -298,9 +276,7 @@ def update_reservation_params(reservation_id: str, dojo_reservation_id: str, **k
 
 
 def reservation_id_params(reservation_id: str, method: str = "GetReservationByIdV1") -> Params:
-    params: Params = {"headers": {}, "reservationId": reservation_id}
-    assert_valid_params(method, params)
-    return params
+    return checked_params(method, reservationId=reservation_id)
 
 
 def search_reservations_params(
@@ -310,23 +286,13 @@ def search_reservations_params(
     to_time: str | None = None,
     cursor: Params | None = None,
 ) -> Params:
-    params: Params = {"headers": {}}
-    for key, value in (("tableId", table_id), ("fromTime", from_time), ("toTime", to_time), ("cursor", cursor)):
-        if value is not None:
-            params[key] = value
-    assert_valid_params("SearchReservationsV1", params)
-    return params
+    return checked_params("SearchReservationsV1", tableId=table_id, fromTime=from_time, toTime=to_time, cursor=cursor)
 
 
 def search_tables_params(
     *, area_id: str | None = None, waiter_id: str | None = None, cursor: Params | None = None
 ) -> Params:
-    params: Params = {"headers": {}}
-    for key, value in (("areaId", area_id), ("waiterId", waiter_id), ("cursor", cursor)):
-        if value is not None:
-            params[key] = value
-    assert_valid_params("SearchTablesV1", params)
-    return params
+    return checked_params("SearchTablesV1", areaId=area_id, waiterId=waiter_id, cursor=cursor)
 
 
 # --- pagination ------------------------------------------------------------------------
@@ -349,6 +315,18 @@ async def walk_back(rpc: Rpc, method: str, build: Callable[..., Params], limit: 
         pages.append(page)
         assert len(pages) < 100, "pagination does not terminate"
     return pages
+
+
+async def page_ids_both_ways(
+    rpc: Rpc, method: str, build: Callable[..., Params], limit: int
+) -> tuple[list[list[str]], list[list[str]]]:
+    """The ids on every page walking forward from the first, then back from the last (nearest
+    first); checks the two ends omit the cursor that would lead off the list."""
+    forward = await walk_forward(rpc, method, build, limit)
+    backward = await walk_back(rpc, method, build, limit, forward[-1])
+    assert "before" not in forward[0] and "after" not in forward[-1]
+    assert not backward or "before" not in backward[-1]
+    return [[e["id"] for e in page["data"]] for page in forward], [[e["id"] for e in page["data"]] for page in backward]
 
 
 def forged_cursor(document: Any) -> str:

@@ -26,6 +26,8 @@ from epos_bridge.protocol.base import format_utc, to_wire
 NOW = datetime(2025, 3, 14, 12, 7, 30, 250_000, tzinfo=UTC)
 OPEN = "status NOT IN ('Finalized', 'Canceled')"
 COUNTING = "status NOT IN ('Reversed', 'Refunded', 'Canceled')"
+PAID = f"(SELECT coalesce(sum(paid_amount), 0) FROM payments p WHERE p.order_id = o.id AND p.{COUNTING})"
+"""What order ``o`` has been paid, counting the payments that count (an SQL expression)."""
 
 
 def _fresh(path: Path) -> sqlite_utils.Database:
@@ -157,11 +159,7 @@ def test_vat_is_the_inclusive_part_of_the_total(db: sqlite_utils.Database) -> No
 
 
 def test_payments_never_exceed_the_total(db: sqlite_utils.Database) -> None:
-    rows = db.execute(
-        f"SELECT o.id, o.status, o.total_amount,"
-        f" (SELECT coalesce(sum(paid_amount), 0) FROM payments p WHERE p.order_id = o.id AND p.{COUNTING})"
-        f" FROM orders o"
-    ).fetchall()
+    rows = db.execute(f"SELECT o.id, o.status, o.total_amount, {PAID} FROM orders o").fetchall()
     for order_id, status, total, paid in rows:
         assert paid <= total, f"order {order_id}"
         if status == "Finalized":
@@ -173,8 +171,7 @@ def test_payments_never_exceed_the_total(db: sqlite_utils.Database) -> None:
     assert count(db, "SELECT count(*) FROM payments WHERE payment_intent_id LIKE 'pi_demo_%' AND status = 'Captured'")
     partly_paid = count(
         db,
-        f"SELECT count(*) FROM orders o WHERE {OPEN} AND (SELECT coalesce(sum(paid_amount), 0) FROM payments p"
-        f" WHERE p.order_id = o.id AND p.{COUNTING}) BETWEEN 1 AND o.total_amount - 1",
+        f"SELECT count(*) FROM orders o WHERE {OPEN} AND {PAID} BETWEEN 1 AND o.total_amount - 1",
     )
     assert partly_paid >= 2
 
@@ -239,8 +236,7 @@ def test_the_interesting_cases_are_present(db: sqlite_utils.Database) -> None:
 
 def test_table_12_has_two_open_orders_one_with_a_balance(db: sqlite_utils.Database) -> None:
     rows = db.execute(
-        f"SELECT o.id, o.total_amount - (SELECT coalesce(sum(paid_amount), 0) FROM payments p"
-        f" WHERE p.order_id = o.id AND p.{COUNTING}) FROM orders o"
+        f"SELECT o.id, o.total_amount - {PAID} FROM orders o"
         f" WHERE table_id = 'T12' AND order_type = 'DineIn' AND {OPEN} ORDER BY id"
     ).fetchall()
     assert len(rows) >= 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from functools import cache
@@ -30,6 +31,7 @@ from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.sim.rest import RestSimulator
 from tests.helpers.contract import contract_dir
 from tests.helpers.fakes import Sleeps
+from tests.helpers.waiting import until
 
 API_KEY = "sk_sandbox_fake_SimIntegrationKey_77"
 HOUSE = "sh_epos_bridge_tests"
@@ -80,6 +82,23 @@ async def poll_until_final_or(client: DojoClient, session_id: str, stop_at: str 
 async def test_simulator_listens_on_loopback(sim: RestSimulator) -> None:
     assert sim.base_url.startswith("http://127.0.0.1:")
     assert not sim.base_url.endswith(":0")
+
+
+async def test_a_client_that_goes_away_mid_body_is_not_a_server_error(sim: RestSimulator) -> None:
+    """A bridge cancelling a call (its settings saved mid-registration) drops the connection before
+    its body is sent: the simulator must take that quietly, or the suite's log check fails whichever
+    test happened to cancel at that moment."""
+    url = httpx.URL(sim.base_url)
+    _, writer = await asyncio.open_connection(url.host, url.port)
+    writer.write(
+        b"PUT /epos/integrations/ws HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 1000\r\n\r\n{"partial":'
+    )
+    await writer.drain()
+    await until(lambda: sim.requests_begun == 1, "the simulator to start reading the body")
+    writer.transport.abort()
+    await until(lambda: sim.requests_abandoned == 1, "the simulator to see the client go away")
+    assert sim.requests == []
 
 
 async def test_register_then_read_back_and_compare(client: DojoClient, sim: RestSimulator) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import json
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from epos_bridge.state.idempotency import (
     StoredAnswer,
     request_key,
 )
+from tests.helpers.waiting import until
 
 
 class FakeClock:
@@ -52,16 +53,6 @@ class CountingServe:
         else:
             body["error"] = {"errorType": outcome, "traceId": f"t{len(self.calls)}"}
         return Served(request.id, request.method, outcome, 1.0, encode(body), f"t{len(self.calls)}")
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Let the tasks run until ``condition`` holds; the timeout is a failure guard only."""
-    try:
-        async with asyncio.timeout(10):
-            while not condition():  # noqa: ASYNC110 - the fake serve's call list has no event to wait on
-                await asyncio.sleep(0.001)
-    except TimeoutError:
-        raise AssertionError(f"never happened: {what}") from None
 
 
 def frame(method: str, request_id: Any, **params: Any) -> str:

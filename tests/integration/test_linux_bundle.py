@@ -22,6 +22,7 @@ import pytest
 
 from epos_bridge import __version__
 from epos_bridge.testing.processes import isolated_env
+from tests.helpers.child import init_demo_venue
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILT = ROOT / "dist" / "epos-bridge" / "epos-bridge"
@@ -82,16 +83,7 @@ def test_version(bundle: Path, clean_env: dict[str, str]) -> None:
 def test_doctor_prints_its_check_lines(bundle: Path, clean_env: dict[str, str], tmp_path: Path) -> None:
     """With a venue database made by the bundle itself and a Dojo that is not there, doctor fails —
     but it must run, pass what works, and say what to fix, one line per check."""
-    db = tmp_path / "venue" / "demo-venue.db"
-    init = subprocess.run(
-        [str(bundle), "db", "init", str(db), "--demo"],
-        env=clean_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert init.returncode == 0, init.stderr
+    db = init_demo_venue(tmp_path / "venue" / "demo-venue.db", clean_env, [str(bundle)], timeout=120)
     env = dict(
         clean_env,
         EPOS_BRIDGE_API_KEY="sk_sandbox_bundle_doctor_0123456789",

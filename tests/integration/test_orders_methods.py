@@ -68,27 +68,6 @@ async def floor(rpc: Rpc) -> dict[str, str]:
     return {name: (await new_order(rpc, f"dojo-{name}", **spec))["id"] for name, spec in specs.items()}
 
 
-@pytest.mark.parametrize(
-    ("dine_in", "expected"),
-    [
-        ({"tableId": "T1"}, ["t1_w1_party", "t1_w2", "t1_w1_reservation"]),
-        ({"waiterId": "w1"}, ["t1_w1_party", "t2_w1", "t1_w1_reservation"]),
-        ({"partyId": "P1"}, ["t1_w1_party"]),
-        ({"reservationId": "R1"}, ["t1_w1_reservation"]),
-        ({"tableId": "T1", "waiterId": "w1"}, ["t1_w1_party", "t1_w1_reservation"]),
-        ({"tableId": "T2", "partyId": "P1"}, []),
-        ({"tableId": "B1"}, []),
-        ({}, ["t1_w1_party", "t1_w2", "t2_w1", "t1_w1_reservation"]),
-    ],
-)
-async def test_search_orders_filters_combine_with_and(
-    rpc: Rpc, floor: dict[str, str], dine_in: dict[str, str], expected: list[str]
-) -> None:
-    found = await search_order_ids(rpc, dine_in=dine_in)
-
-    assert found == [floor[name] for name in expected]
-
-
 async def test_search_orders_returns_whole_orders_matching_the_filter(rpc: Rpc, floor: dict[str, str]) -> None:
     page = ok(await rpc("SearchOrdersV1", search_orders_params(dine_in={"partyId": "P1"})))
 

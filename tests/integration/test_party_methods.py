@@ -19,6 +19,7 @@ from tests.helpers.builders import (
     forged_cursor,
     money,
     ok,
+    page_ids_both_ways,
     parse_time,
     party_id_params,
     scalar,
@@ -27,11 +28,16 @@ from tests.helpers.builders import (
     search_tables_params,
     sql,
     update_party_params,
-    walk_back,
-    walk_forward,
 )
 
 DEPOSIT = {"totalAmount": money(2000), "paymentIntentIds": ["pi_dep_1"], "description": "Booking deposit"}
+ADA: dict[str, Any] = {
+    "name": "Ada",
+    "expectedEndTime": "2025-03-14T21:00:00.000Z",
+    "guestRequests": "no nuts",
+    "deposit": DEPOSIT,
+}
+"""The party fields most tests fill in, besides covers and notes."""
 
 
 async def new_party(rpc: Rpc, dojo_party_id: str, **kwargs: Any) -> dict[str, Any]:
@@ -56,12 +62,9 @@ async def test_create_party_stores_every_field_and_defaults_the_status_to_seated
     request = create_party_params(
         "dojo-p1",
         table_ids=["T1", "T2"],
-        name="Ada",
         covers=5,
-        expectedEndTime="2025-03-14T21:00:00.000Z",
         hostNotes="window seat",
-        guestRequests="no nuts",
-        deposit=DEPOSIT,
+        **ADA,
     )
 
     created = ok(await rpc("CreatePartyV1", request))
@@ -168,13 +171,10 @@ async def test_update_party_replaces_it_clearing_omitted_fields_but_keeping_the_
     party = await new_party(
         rpc,
         "dojo-p1",
-        name="Ada",
         covers=4,
         hostNotes="VIP",
-        guestRequests="no nuts",
-        expectedEndTime="2025-03-14T21:00:00.000Z",
-        deposit=DEPOSIT,
         dojoReservationId="dojo-r1",
+        **ADA,
     )
 
     updated = ok(
@@ -349,13 +349,10 @@ async def test_search_parties_returns_whole_parties(rpc: Rpc, dining_room: dict[
 async def test_search_parties_pages_through_every_party_once_each_way(rpc: Rpc) -> None:
     ids = [(await new_party(rpc, f"dojo-p{n}"))["id"] for n in range(7)]
 
-    forward = await walk_forward(rpc, "SearchPartiesV1", search_parties_params, limit=3)
-    backward = await walk_back(rpc, "SearchPartiesV1", search_parties_params, 3, forward[-1])
+    forward, backward = await page_ids_both_ways(rpc, "SearchPartiesV1", search_parties_params, 3)
 
-    assert [[p["id"] for p in page["data"]] for page in forward] == [ids[0:3], ids[3:6], ids[6:]]
-    assert [[p["id"] for p in page["data"]] for page in backward] == [ids[3:6], ids[0:3]]
-    assert "before" not in forward[0] and "after" not in forward[-1]
-    assert "before" not in backward[-1]
+    assert forward == [ids[0:3], ids[3:6], ids[6:]]
+    assert backward == [ids[3:6], ids[0:3]]
 
 
 @pytest.mark.parametrize(

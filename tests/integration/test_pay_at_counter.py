@@ -91,6 +91,12 @@ class Rig:
                     return matching[-1]
                 await asyncio.sleep(0.01)
 
+    async def sale(self, pence: int) -> str:
+        """A counter sale of ``pence`` (GBP) for :data:`ORDER` on the first available terminal."""
+        return await self.counter.start_sale(
+            ORDER, await available_terminal(self), Money(value=pence, currency_code="GBP")
+        )
+
     async def finished(self, session_id: str) -> SessionUpdate:
         return await self.until(lambda u: u.session_id == session_id and u.final)
 
@@ -136,9 +142,7 @@ async def test_a_restart_mid_session_resumes_and_records_once(
     async with Rig(rest, demo_db, state) as first:
         first.counter = CounterPayments(first.client, first.pos, first.store, poll_s=60)  # never gets past step one
         first.counter.on_update(first.updates.append)
-        session = await first.counter.start_sale(
-            ORDER, await available_terminal(first), Money(value=1000, currency_code="GBP")
-        )
+        session = await first.sale(1000)
         await first.until(lambda u: u.session_id == session)  # it followed the session to its first step
     assert paid(demo_db) == 0
     async with Rig(rest, demo_db, state) as second:
@@ -156,9 +160,7 @@ async def test_unsuccessful_sessions_record_nothing(
 ) -> None:
     rest.next_session_script(script)
     async with Rig(rest, demo_db, tmp_path / "state.db") as rig:
-        session = await rig.counter.start_sale(
-            ORDER, await available_terminal(rig), Money(value=500, currency_code="GBP")
-        )
+        session = await rig.sale(500)
         final = await rig.finished(session)
         assert (final.status, final.succeeded, final.recorded) == (status, False, False)
     assert paid(demo_db) == 0
@@ -170,9 +172,7 @@ async def test_a_signature_check_is_answered_and_only_acceptance_records(
 ) -> None:
     rest.next_session_script("signature")
     async with Rig(rest, demo_db, tmp_path / "state.db") as rig:
-        session = await rig.counter.start_sale(
-            ORDER, await available_terminal(rig), Money(value=700, currency_code="GBP")
-        )
+        session = await rig.sale(700)
         await rig.until(lambda u: u.awaiting_signature)
         await rig.counter.answer_signature(session, accepted)
         final = await rig.finished(session)
@@ -192,9 +192,7 @@ async def test_a_session_can_be_cancelled_while_waiting_for_the_card(
         await asyncio.sleep(seconds)
 
     async with Rig(rest, demo_db, tmp_path / "state.db", sleep=waiting_for_the_card) as rig:
-        session = await rig.counter.start_sale(
-            ORDER, await available_terminal(rig), Money(value=500, currency_code="GBP")
-        )
+        session = await rig.sale(500)
         await rig.until(lambda u: u.cancellable)
         await rig.counter.cancel(session)
         cancelled.set()
@@ -299,9 +297,7 @@ async def test_a_capture_not_yet_recorded_lands_once_after_a_restart(
     state = tmp_path / "state.db"
     pos = HeldPos(demo_db)
     async with Rig(rest, demo_db, state, busy_timeout_s=0.1) as first:
-        session = await first.counter.start_sale(
-            ORDER, await available_terminal(first), Money(value=1234, currency_code="GBP")
-        )
+        session = await first.sale(1234)
         pos.hold()
         await first.until(lambda u: u.session_id == session and u.unrecorded_capture)
     assert locks_on(demo_db) != [], "the bridge stopped with the card taken: the order stays locked"
@@ -321,9 +317,7 @@ async def test_a_terminal_session_post_that_times_out_is_followed_until_the_card
 ) -> None:
     rest.lose_next_session_answer(504, create=True)
     async with Rig(rest, demo_db, tmp_path / "state.db") as rig:
-        session = await rig.counter.start_sale(
-            ORDER, await available_terminal(rig), Money(value=2500, currency_code="GBP")
-        )
+        session = await rig.sale(2500)
         assert session.startswith("pending:")
         assert locks_on(demo_db) != [], "a session may be capturing: the order stays locked"
         final = await rig.finished(session)
@@ -339,9 +333,7 @@ async def test_a_session_that_never_started_lets_the_lock_go_only_when_none_can_
     rest.lose_next_session_answer(504, create=False)
     wall = [1_000_000.0]
     async with Rig(rest, demo_db, tmp_path / "state.db", wall_clock=lambda: wall[0]) as rig:
-        session = await rig.counter.start_sale(
-            ORDER, await available_terminal(rig), Money(value=2500, currency_code="GBP")
-        )
+        session = await rig.sale(2500)
         await rig.until(lambda u: u.session_id == session and u.status == "CreatingSession")
         await asyncio.sleep(0.1)
         assert locks_on(demo_db) != [], "still within the time a session could capture"
@@ -358,7 +350,7 @@ async def test_a_terminal_session_refused_outright_releases_the_lock_at_once(
     rest.lose_next_session_answer(400, create=False)
     async with Rig(rest, demo_db, tmp_path / "state.db") as rig:
         with pytest.raises(DojoApiError):
-            await rig.counter.start_sale(ORDER, await available_terminal(rig), Money(value=100, currency_code="GBP"))
+            await rig.sale(100)
         assert await rig.counter.resume() == 0
     assert locks_on(demo_db) == []
 

@@ -198,18 +198,15 @@ async def test_payment_on_a_canceled_order_is_a_conflict(rpc: Rpc, pos_db_path: 
     assert payment_rows(pos_db_path, "pi_1") == 0
 
 
-async def test_payment_on_a_finalized_order_is_a_conflict(rpc: Rpc, pos_db_path: Path, order: dict[str, Any]) -> None:
-    sql(pos_db_path, "UPDATE orders SET status = 'Finalized' WHERE id = ?", [order["id"]])
-
-    failed(await rpc("RecordOrderPaymentByIdV1", payment_params(order["id"], "pi_1", 2500)), "Conflict")
-
-    assert payment_rows(pos_db_path, "pi_1") == 0
-
-
-async def test_payment_on_an_order_open_at_a_till_is_a_conflict(
-    rpc: Rpc, pos_db_path: Path, order: dict[str, Any]
+@pytest.mark.parametrize(
+    "pos_edit",
+    ["UPDATE orders SET status = 'Finalized' WHERE id = ?", "UPDATE orders SET open_at_till = 'till-1' WHERE id = ?"],
+    ids=["finalized", "open-at-a-till"],
+)
+async def test_payment_on_an_order_the_till_has_closed_or_holds_is_a_conflict(
+    rpc: Rpc, pos_db_path: Path, order: dict[str, Any], pos_edit: str
 ) -> None:
-    sql(pos_db_path, "UPDATE orders SET open_at_till = 'till-1' WHERE id = ?", [order["id"]])
+    sql(pos_db_path, pos_edit, [order["id"]])
 
     failed(await rpc("RecordOrderPaymentByIdV1", payment_params(order["id"], "pi_1", 2500)), "Conflict")
 

@@ -18,12 +18,12 @@ from tests.helpers.builders import (
     failed,
     forged_cursor,
     ok,
+    page_ids_both_ways,
     parse_time,
     reservation_id_params,
     scalar,
     search_reservations_params,
     update_reservation_params,
-    walk_back,
     walk_forward,
 )
 
@@ -337,13 +337,10 @@ async def test_search_reservations_returns_whole_reservations(rpc: Rpc, evening:
 async def test_search_reservations_pages_through_every_reservation_once_each_way(rpc: Rpc) -> None:
     ids = [(await new_reservation(rpc, f"dojo-r{n}"))["id"] for n in range(5)]
 
-    forward = await walk_forward(rpc, "SearchReservationsV1", search_reservations_params, limit=2)
-    backward = await walk_back(rpc, "SearchReservationsV1", search_reservations_params, 2, forward[-1])
+    forward, backward = await page_ids_both_ways(rpc, "SearchReservationsV1", search_reservations_params, 2)
 
-    assert [[r["id"] for r in page["data"]] for page in forward] == [ids[0:2], ids[2:4], ids[4:]]
-    assert [[r["id"] for r in page["data"]] for page in backward] == [ids[2:4], ids[0:2]]
-    assert "before" not in forward[0] and "after" not in forward[-1]
-    assert "before" not in backward[-1]
+    assert forward == [ids[0:2], ids[2:4], ids[4:]]
+    assert backward == [ids[2:4], ids[0:2]]
 
 
 async def test_search_reservations_pages_within_the_window(rpc: Rpc, evening: dict[str, str]) -> None:

@@ -21,11 +21,11 @@ from tests.helpers.builders import (
     forged_cursor,
     new_order,
     ok,
+    page_ids_both_ways,
     scalar,
     search_orders_params,
     search_tables_params,
     sql,
-    walk_back,
     walk_forward,
 )
 from tests.helpers.contract import assert_valid_response
@@ -69,12 +69,10 @@ async def test_search_tables_filters_by_area_and_waiter(rpc: Rpc, filters: dict[
 
 
 async def test_search_tables_pages_by_string_key_both_ways(rpc: Rpc) -> None:
-    forward = await walk_forward(rpc, "SearchTablesV1", search_tables_params, limit=2)
-    backward = await walk_back(rpc, "SearchTablesV1", search_tables_params, 2, forward[-1])
+    forward, backward = await page_ids_both_ways(rpc, "SearchTablesV1", search_tables_params, 2)
 
-    assert [[t["id"] for t in page["data"]] for page in forward] == [["B1", "T1"], ["T12", "T2"]]
-    assert [[t["id"] for t in page["data"]] for page in backward] == [["B1", "T1"]]
-    assert "before" not in forward[0] and "after" not in forward[-1]
+    assert forward == [["B1", "T1"], ["T12", "T2"]]
+    assert backward == [["B1", "T1"]]
 
 
 async def test_search_tables_pages_within_an_area(rpc: Rpc) -> None:

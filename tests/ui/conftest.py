@@ -151,14 +151,14 @@ def make_settings(venue: Path, simulator: DojoSimulator) -> Callable[..., Bridge
     return build
 
 
+@dataclasses.dataclass(frozen=True)
 class Gui:
     """One running bridge with its signals, status window and tray controller."""
 
-    def __init__(self, bridge: Bridge, signals: BridgeSignals, window: StatusWindow, tray: TrayController) -> None:
-        self.bridge = bridge
-        self.signals = signals
-        self.window = window
-        self.tray = tray
+    bridge: Bridge
+    signals: BridgeSignals
+    window: StatusWindow
+    tray: TrayController
 
     @property
     def state(self) -> ConnectionState:

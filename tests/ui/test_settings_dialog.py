@@ -37,6 +37,7 @@ from epos_bridge.sim.rest import RestSimulator
 from epos_bridge.sim.simulator import DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
 from epos_bridge.ui.settings_dialog import STORED_KEY_TEXT, SettingsDialog, build_settings_service
 from tests.helpers.keyring_backend import RealKeyring
+from tests.helpers.waiting import until
 
 # See tests/integration/test_settings_service.py: the simulator's str request key warns once.
 
@@ -101,14 +102,6 @@ def make_dialog(
 def retype(qtbot: QtBot, edit: QLineEdit, text: str) -> None:
     edit.clear()
     qtbot.keyClicks(edit, text)
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-    """Let Qt and asyncio run until ``condition`` holds."""
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110 - Qt widget state has no asyncio.Event to wait on
-            await asyncio.sleep(0.02)
-    assert condition(), what
 
 
 # --- validation next to the field (no loop needed) ---------------------------------------------

@@ -26,14 +26,14 @@ from epos_bridge.adapters.jsonfile import documents as docs
 from epos_bridge.adapters.jsonfile.changes import JsonFileChangeLog
 from epos_bridge.adapters.jsonfile.lockfile import DEFAULT_LOCK_TIMEOUT_S
 from epos_bridge.adapters.jsonfile.store import Document, JsonFolder, Snapshot
+from epos_bridge.adapters.transactional import StoreBackedAdapter
 from epos_bridge.domain import bill, bookings, intents, locks, orders, payments, records
 from epos_bridge.domain.errors import NotFound
 from epos_bridge.domain.orders import RECORDED
 from epos_bridge.domain.pagination import PageBounds, PageRequest, page_bounds, page_of, read_cursor
-from epos_bridge.ports import CallContext, Clock, SystemClock
+from epos_bridge.ports import CallContext, Clock
 from epos_bridge.protocol import params as wire
 from epos_bridge.protocol.base import format_utc
-from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.protocol.entities import Area, Order, OrderBill, OrderStatus, Party, PaymentIntentEvent, Reservation
 
 log = logging.getLogger(__name__)
@@ -43,12 +43,12 @@ K = TypeVar("K", int, str)
 V = TypeVar("V")
 
 
-class JsonFilePosAdapter:
+class JsonFilePosAdapter(StoreBackedAdapter[Snapshot]):
     """Implements :class:`epos_bridge.ports.PosAdapter` over a file database (docs/file-database.md)."""
 
     def __init__(self, folder: JsonFolder, clock: Clock | None = None) -> None:
+        super().__init__(folder, clock)
         self._folder = folder
-        self._clock = clock or SystemClock()
 
     @classmethod
     def open(
@@ -57,28 +57,9 @@ class JsonFilePosAdapter:
         return cls(JsonFolder(path, lock_timeout_s=lock_timeout_s), clock)
 
     @property
-    def path(self) -> Path:
-        return self._folder.path
-
-    @property
     def changes(self) -> JsonFileChangeLog:
         """The change log the POS-event relay reads (ports.ChangeSource)."""
         return JsonFileChangeLog(self._folder)
-
-    def implemented_capabilities(self) -> frozenset[Capability]:
-        return frozenset(Capability)
-
-    async def close(self) -> None:
-        await self._folder.close()
-
-    def _now(self) -> datetime:
-        return self._clock.now()
-
-    async def _read(self, ctx: CallContext, work: Callable[[Snapshot], T]) -> T:
-        return await self._folder.read(work, ctx.deadline)
-
-    async def _write(self, ctx: CallContext, work: Callable[[Snapshot], T]) -> T:
-        return await ctx.transaction(self._folder.write, work)
 
     # --- orders ---------------------------------------------------------------------------
 
@@ -175,28 +156,20 @@ class JsonFilePosAdapter:
 
     # --- order locks ----------------------------------------------------------------------
 
-    async def create_order_lock(self, params: wire.CreateOrderLockParams, ctx: CallContext) -> Order:
+    async def _change_lock(
+        self, params: wire.CreateOrderLockParams, ctx: CallContext, decide: locks.LockDecision
+    ) -> Order:
+
         def work(snap: Snapshot) -> Order:
             now = self._now()
             key, document = _order(snap, params.order_id, fresh=True)
             order, current = _lock_facts(key, params.order_id, document)
-            change = locks.decide_create(order, current, params.lock_id, params.expiry, now, params.headers)
+            change = decide(order, current, params.lock_id, params.expiry, now, params.headers)
             document = _apply_lock_change(snap, key, document, change)
             ctx.record(*change.events)
             return _wire_order(key, document)
 
         return await self._write(ctx, work)
-
-    async def extend_order_lock(self, params: wire.ExtendOrderLockParams, ctx: CallContext) -> None:
-        def work(snap: Snapshot) -> None:
-            now = self._now()
-            key, document = _order(snap, params.order_id, fresh=True)
-            order, current = _lock_facts(key, params.order_id, document)
-            change = locks.decide_extend(order, current, params.lock_id, params.expiry, now, params.headers)
-            _apply_lock_change(snap, key, document, change)
-            ctx.record(*change.events)
-
-        await self._write(ctx, work)
 
     async def delete_order_lock(self, params: wire.DeleteOrderLockParams, ctx: CallContext) -> Order:
         def work(snap: Snapshot) -> Order:

@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -135,6 +135,7 @@ class _WantsToWrite(Exception):
     """A snapshot attempt reached a write: the call must wait for the lock and decide again."""
 
 
+@dataclass(eq=False)
 class Snapshot:
     """What one call may read and write, valid only inside :meth:`JsonFolder.read`/``write``.
 
@@ -142,26 +143,24 @@ class Snapshot:
     first file replacement, the commit point of the call.
     """
 
-    def __init__(
-        self, folder: JsonFolder, *, writable: bool, probing: bool = False, deadline: Deadline | None = None
-    ) -> None:
-        self._folder = folder
-        self._writable = writable
-        self._probing = probing
-        self._deadline = deadline
-        self._written = False
+    folder: JsonFolder
+    _: KW_ONLY
+    writable: bool
+    probing: bool = False
+    deadline: Deadline | None = None
+    written: bool = field(default=False, init=False)
 
     @property
     def root(self) -> Path:
-        return self._folder.path
+        return self.folder.path
 
     def load(self, relative: str, *, fresh: bool = False) -> Any | None:
         """The parsed file, or ``None`` if it does not exist. ``fresh`` skips the cache."""
-        return self._folder.load(self._folder.path / relative, fresh=fresh)
+        return self.folder.load(self.folder.path / relative, fresh=fresh)
 
     def load_all(self, directory: str) -> Iterator[tuple[str, Document]]:
         """``(stem, document)`` for every ``*.json`` in ``directory``, in no particular order."""
-        base = self._folder.path / directory
+        base = self.folder.path / directory
         try:
             names = os.listdir(base)
         except FileNotFoundError:
@@ -169,7 +168,7 @@ class Snapshot:
         for name in names:
             if name.startswith(".") or not name.endswith(".json"):
                 continue  # temporary files of a write in progress
-            document = self._folder.load(base / name)
+            document = self.folder.load(base / name)
             if document is None:
                 continue  # removed between listing and reading
             if not isinstance(document, dict):
@@ -177,20 +176,20 @@ class Snapshot:
             yield name[: -len(".json")], document
 
     def save(self, relative: str, document: Any) -> None:
-        if self._probing:
+        if self.probing:
             raise _WantsToWrite
-        if not self._writable:
+        if not self.writable:
             raise RuntimeError("a read snapshot cannot write")  # a bug in the adapter, not the POS
-        if not self._written and self._deadline is not None and self._deadline.passed():
+        if not self.written and self.deadline is not None and self.deadline.passed():
             raise PosUnavailable(
-                f"Writing to the POS folder {self._folder.path.name} took longer than the answer allows; "
+                f"Writing to the POS folder {self.folder.path.name} took longer than the answer allows; "
                 "nothing was written."
             )
-        self._written = True
-        path = self._folder.path / relative
+        self.written = True
+        path = self.folder.path / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, document)
-        self._folder.cache.forget(path)
+        self.folder.cache.forget(path)
 
 
 class JsonFolder:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,48 +16,34 @@ import sqlite_utils
 
 from epos_bridge.adapters.sqlite import rows, writes
 from epos_bridge.adapters.sqlite.connection import PosDatabase
+from epos_bridge.adapters.transactional import StoreBackedAdapter
 from epos_bridge.domain import bill, bookings, intents, locks, orders, payments, records
 from epos_bridge.domain.pagination import PageBounds, PageRequest, page_bounds, read_cursor
-from epos_bridge.ports import CallContext, Clock, PosChange, SystemClock
+from epos_bridge.ports import CallContext, Clock, PosChange
 from epos_bridge.protocol import params as wire
 from epos_bridge.protocol.base import format_utc
-from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.protocol.entities import Area, Order, OrderBill, OrderStatus, Party, PaymentIntentEvent, Reservation
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-LockDecision = Callable[
-    [locks.LockableOrder, locks.HeldLock | None, str, datetime, datetime, wire.RequestHeaders], locks.LockChange
-]
 
-
-class SqlitePosAdapter:
+class SqlitePosAdapter(StoreBackedAdapter[sqlite_utils.Database]):
     """Implements :class:`epos_bridge.ports.PosAdapter` over the reference schema."""
 
     def __init__(self, database: PosDatabase, clock: Clock | None = None) -> None:
+        super().__init__(database, clock)
         self._db = database
-        self._clock = clock or SystemClock()
 
     @classmethod
     def open(cls, path: Path, clock: Clock | None = None, *, busy_timeout_s: float = 5.0) -> SqlitePosAdapter:
         return cls(PosDatabase(path, busy_timeout_s=busy_timeout_s), clock)
 
     @property
-    def path(self) -> Path:
-        return self._db.path
-
-    @property
     def changes(self) -> SqliteChangeLog:
         """The change log the POS-event relay reads (ports.ChangeSource)."""
         return SqliteChangeLog(self._db)
-
-    def implemented_capabilities(self) -> frozenset[Capability]:
-        return frozenset(Capability)
-
-    async def close(self) -> None:
-        await self._db.close()
 
     async def check_writable(self) -> None:
         """A real, harmless write (the schema version rewritten as it is): raises PosUnavailable
@@ -69,15 +54,6 @@ class SqlitePosAdapter:
             db.execute(f"PRAGMA user_version = {version}")
 
         await self._db.write(work)
-
-    def _now(self) -> datetime:
-        return self._clock.now()
-
-    async def _read(self, ctx: CallContext, work: Callable[[sqlite_utils.Database], T]) -> T:
-        return await self._db.read(work, ctx.deadline)
-
-    async def _write(self, ctx: CallContext, work: Callable[[sqlite_utils.Database], T]) -> T:
-        return await ctx.transaction(self._db.write, work)
 
     # --- orders ---------------------------------------------------------------------------
 
@@ -165,14 +141,9 @@ class SqlitePosAdapter:
 
     # --- order locks ----------------------------------------------------------------------
 
-    async def create_order_lock(self, params: wire.CreateOrderLockParams, ctx: CallContext) -> Order:
-        return await self._change_lock(params, ctx, locks.decide_create)
-
-    async def extend_order_lock(self, params: wire.ExtendOrderLockParams, ctx: CallContext) -> None:
-        await self._change_lock(params, ctx, locks.decide_extend)
-
-    async def _change_lock(self, params: wire.CreateOrderLockParams, ctx: CallContext, decide: LockDecision) -> Order:
-        """Create and extend share one shape: read order and lock, let the rule decide, store it."""
+    async def _change_lock(
+        self, params: wire.CreateOrderLockParams, ctx: CallContext, decide: locks.LockDecision
+    ) -> Order:
 
         def work(db: sqlite_utils.Database) -> Order:
             now = self._now()  # after the write lock is held: never older than the POS's edits
