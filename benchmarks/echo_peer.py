@@ -1,15 +1,17 @@
-"""The baseline's far end: a bare websockets asyncio client that echoes every frame it receives.
+"""The baseline's far end: a bare websockets asyncio client that answers every request ``{}``.
 
 Run as its own process (``python -m benchmarks.echo_peer URL API_KEY SOFTWARE_HOUSE_ID``), in
 place of the bridge: it connects to the same gateway simulator with the same handshake headers
-and websockets options the bridge uses, and sends each request frame straight back. The
-simulator matches the echo by its ``id`` exactly as it matches a bridge's answer, so the
+and websockets options the bridge uses, parses each request frame (stdlib ``json``) and answers
+it with ``{"jsonrpc": "2.0", "id": …, "method": …, "result": {}}``: the least any JSON-RPC peer
+can do. The simulator matches the answer by its ``id`` exactly as it matches a bridge's, so the
 driver code is identical for baseline and bridge; the difference is only the far end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 
 from websockets.asyncio.client import connect
@@ -28,7 +30,9 @@ async def echo(url: str, api_key: str, software_house_id: str) -> None:
     ) as connection:
         try:
             async for frame in connection:
-                await connection.send(frame)
+                request = json.loads(frame)
+                answer = {"jsonrpc": "2.0", "id": request["id"], "method": request["method"], "result": {}}
+                await connection.send(json.dumps(answer))
         except ConnectionClosed:
             pass
 

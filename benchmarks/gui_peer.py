@@ -106,9 +106,17 @@ async def measure(parts: GuiParts, args: argparse.Namespace) -> None:
     wall, cpu = time.monotonic(), time.process_time()
     say("DRIVE")
     await asyncio.sleep(args.drive_s)
-    loaded_cpu = (time.process_time() - cpu) / (time.monotonic() - wall)
+    elapsed = time.monotonic() - wall
+    loaded_cpu = (time.process_time() - cpu) / elapsed
     loaded = probe.stop()
-    say("LOADED", cpu_percent=loaded_cpu * 100, served=served, rss_bytes=rss_bytes(), **loaded)
+    say(
+        "LOADED",
+        cpu_percent=loaded_cpu * 100,
+        seconds=elapsed,
+        served=served,
+        rss_bytes=rss_bytes(),
+        **loaded,
+    )
     parts.quit()
 
 

@@ -29,6 +29,7 @@ from epos_bridge.gateway.connection_state import ConnectionStatus
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
 from epos_bridge.host.crash import CrashHandler
 from epos_bridge.host.diagnostics import RecentRequests
+from epos_bridge.host.garbage import tune_for_serving
 from epos_bridge.host.instance import (
     EXIT_ALREADY_SERVING,
     AlreadyServing,
@@ -244,9 +245,16 @@ class Bridge:
         await self.client.post_event(event_type, field, entity_id)
 
     def _served(self, served: Served) -> None:
-        request_log.info("%s id=%s %s %.1f ms%s", served.method, printable_id(served.request_id), served.outcome,
-                         served.elapsed_ms,
-                         f" ({served.debug_message})" if served.debug_message and not served.ok else "")  # fmt: skip
+        if request_log.isEnabledFor(logging.INFO):  # the one line per request: nothing built when off
+            failed = f" ({served.debug_message})" if served.debug_message and not served.ok else ""
+            request_log.info(
+                "%s id=%s %s %.1f ms%s",
+                served.method,
+                printable_id(served.request_id),
+                served.outcome,
+                served.elapsed_ms,
+                failed,
+            )
         self._served_listeners.emit(served)
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -345,6 +353,7 @@ def run_headless(settings: BridgeSettings) -> int:
         except (ConfigError, ValueError) as exc:
             log.error("%s", redact(str(exc), secret or ""))
             return 2
+        tune_for_serving()
         asyncio.run(serve_until_signalled(bridge))
         return 0
     finally:

@@ -222,7 +222,11 @@ class Outbox(Protocol):
 
     async def cursor(self, source: str) -> int | None: ...
 
-    async def enqueue(self, source: str, changes: list[PosChange], through_seq: int, due_at: float) -> None: ...
+    async def enqueue(
+        self, source: str, changes: list[PosChange], through_seq: int, due_at: float, *, durable: bool = False
+    ) -> None:
+        """Queue ``changes`` and move the cursor, in one transaction; ``durable``: on disk before
+        this returns (the relay asks for it before the POS may forget those changes)."""
 
     async def due(self, now: float, limit: int = 50) -> list[QueuedEvent]: ...
 

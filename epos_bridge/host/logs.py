@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -30,8 +31,9 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         redactor = self.secrets.redactor
-        if not redactor:
-            return True
+        if not redactor or getattr(record, "_epos_redacted", False):
+            return True  # the second handler meets the record the first one already redacted
+        record._epos_redacted = True
         message = record.getMessage()
         record.msg = redactor.redact(message)
         record.args = None
@@ -44,6 +46,33 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redactor.redact(record.stack_info)
         return True
+
+
+class LineFormatter(logging.Formatter):
+    """:data:`LOG_FORMAT`, formatted once per record for every handler (stderr and the file),
+    the date part of the time stamp rendered once per second instead of a ``strftime`` per line.
+
+    A per-request log line is the one line the bridge writes at full load; this keeps it cheap.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(LOG_FORMAT)
+        self._stamp: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        second = int(record.created)
+        cached_second, text = self._stamp  # one tuple: threads may race, never mix two seconds
+        if second != cached_second:
+            text = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second))
+            self._stamp = (second, text)
+        return f"{text},{int(record.msecs):03d}"
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: str | None = getattr(record, "_epos_line", None)
+        if line is None:
+            line = super().format(record)
+            record._epos_line = line
+        return line
 
 
 def configure_logging(
@@ -62,8 +91,9 @@ def configure_logging(
         handlers.append(
             PrivateRotatingFileHandler(log_dir / "epos-bridge.log", maxBytes=5_000_000, backupCount=5, encoding="utf-8")
         )
+    formatter = LineFormatter()
     for handler in handlers:
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.setFormatter(formatter)
         handler.addFilter(redactor)
         handler._epos_bridge = True  # type: ignore[attr-defined]
         root.addHandler(handler)

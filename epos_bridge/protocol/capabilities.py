@@ -82,7 +82,13 @@ def wire_method_of(capability: Capability) -> WireMethod:
 
 def capabilities_of(method: WireMethod) -> frozenset[Capability]:
     """The capabilities whose registration routes ``method`` to us."""
-    return frozenset(c for c in Capability if wire_method_of(c) is method)
+    return _CAPABILITIES_OF[method]
+
+
+_CAPABILITIES_OF: dict[WireMethod, frozenset[Capability]] = {
+    method: frozenset(c for c in Capability if wire_method_of(c) is method) for method in WireMethod
+}
+"""Worked out once: the dispatcher asks for every request (it walked every capability each time)."""
 
 
 def canonical_capability(name: str) -> Capability | None:

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from epos_bridge.protocol.base import WireEnum, WireModel, to_wire
 
@@ -57,7 +60,7 @@ class UnreadableFrame(Exception):
 def peek_request(text: str) -> IncomingRequest:
     """Parse a frame's JSON once; params are validated per method later."""
     try:
-        document = json.loads(text)
+        document = _loads(text)
     except RecursionError as exc:
         raise UnreadableFrame("JSON nested too deeply") from exc
     except ValueError as exc:
@@ -70,6 +73,23 @@ def peek_request(text: str) -> IncomingRequest:
         params=document.get("params"),
         has_id="id" in document and document["id"] is not None,
     )
+
+
+_LONG_NUMBER = re.compile(r"\d{19}")
+"""19 digits in a row: a number orjson may read as a float (it reads integers past 64 bits so)."""
+
+
+def _loads(text: str) -> Any:
+    """orjson (Rust) for the frames Dojo really sends; the standard library for the rest, so
+    every edge keeps its meaning: an integer past 64 bits (orjson makes it a float, and an id
+    must be echoed as sent), a lone surrogate in an id, NaN, nesting past orjson's limit, and
+    the error messages (orjson refuses those; json decides)."""
+    if _LONG_NUMBER.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
 
 
 def printable_id(request_id: Any, limit: int = 80) -> str:
@@ -96,6 +116,38 @@ def success_response(
 def error_response(request_id: Any, method: Any, error: EPOSError) -> dict[str, Any]:
     """On error ``result`` is omitted: JSON-RPC 2.0 forbids both (contract §6 A3 (rec))."""
     return {"jsonrpc": JSONRPC_VERSION, "id": request_id, "method": method, "error": to_wire(error)}
+
+
+def encode_success(request_id: Any, method: Any, result: WireModel | list[WireModel] | dict[str, Any]) -> str:
+    """:func:`encode` of :func:`success_response`, the result serialised by pydantic-core in
+    Rust (``model_dump_json``) instead of ``model_dump`` + ``json.dumps``: same names, same
+    values, same order, ``None`` omitted; then escaped to ASCII as :func:`encode` is."""
+    if isinstance(result, WireModel):
+        payload = result.model_dump_json(by_alias=True, exclude_none=True)
+    elif isinstance(result, list):
+        payload = "[" + ",".join(item.model_dump_json(by_alias=True, exclude_none=True) for item in result) + "]"
+    else:
+        payload = json.dumps(result, separators=(",", ":"), ensure_ascii=True)
+    id_text = json.dumps(request_id, separators=(",", ":"), ensure_ascii=True)
+    method_text = json.dumps(method, separators=(",", ":"), ensure_ascii=True)
+    return f'{{"jsonrpc":"{JSONRPC_VERSION}","id":{id_text},"method":{method_text},"result":{ascii_json(payload)}}}'
+
+
+_NON_ASCII = re.compile("[^\x00-\x7f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def ascii_json(text: str) -> str:
+    """JSON text with every non-ASCII character written as a ``\\u`` escape (a surrogate pair
+    beyond the BMP), as ``json.dumps(..., ensure_ascii=True)`` writes it."""
+    return text if text.isascii() else _NON_ASCII.sub(_escape, text)
 
 
 def encode(response: dict[str, Any]) -> str:

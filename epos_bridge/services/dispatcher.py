@@ -44,10 +44,10 @@ from epos_bridge.protocol.jsonrpc import (
     IncomingRequest,
     UnreadableFrame,
     encode,
+    encode_success,
     error_response,
     peek_request,
     printable_id,
-    success_response,
 )
 from epos_bridge.protocol.methods import PARAMS_MODEL
 from epos_bridge.protocol.params import (
@@ -265,17 +265,21 @@ class Dispatcher:
         ctx = CallContext(trace_id=trace_id, deadline=Deadline.after(self._deadline_s))
         try:
             result = await self._serve(request, ctx)
-            response = success_response(request.id, request.method, result)
+            response_text = encode_success(request.id, request.method, result)
             outcome, message = "ok", None
         except EposFailure as failure:
             ctx.record(*failure.events)
             outcome, message = failure.error_type.value, failure.message
-            response = error_response(request.id, request.method, self._error(failure.error_type, message, trace_id))
+            response_text = encode(
+                error_response(request.id, request.method, self._error(failure.error_type, message, trace_id))
+            )
         except Exception:
             log.exception("unexpected failure serving %a (trace %s)", str(request.method)[:80], trace_id)
             outcome, message = EPOSErrorType.UNEXPECTED_ERROR.value, f"internal error in the bridge (trace {trace_id})"
-            response = error_response(
-                request.id, request.method, self._error(EPOSErrorType.UNEXPECTED_ERROR, message, trace_id)
+            response_text = encode(
+                error_response(
+                    request.id, request.method, self._error(EPOSErrorType.UNEXPECTED_ERROR, message, trace_id)
+                )
             )
         self._publish_all(ctx)
         return Served(
@@ -283,7 +287,7 @@ class Dispatcher:
             method=str(request.method),
             outcome=outcome,
             elapsed_ms=(time.perf_counter() - started) * 1000,
-            response_text=encode(response),
+            response_text=response_text,
             trace_id=trace_id,
             debug_message=message,
         )

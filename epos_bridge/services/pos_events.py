@@ -76,6 +76,9 @@ class PosEventRelay:
         self._on_status = on_status
         self.status = RelayStatus()
         self._unforgotten = 0
+        self._cursor: int | None = None
+        """How far the change log was queued: read from the outbox once, then kept here (this
+        relay is the cursor's only writer), so an idle poll asks the state database nothing."""
 
     async def run(self) -> None:
         """Poll and deliver until cancelled; a failing POS database or API only delays."""
@@ -92,19 +95,24 @@ class PosEventRelay:
 
     async def capture_once(self) -> int:
         """Queue what changed since the last read. Returns how many changes were read."""
-        cursor = await self._outbox.cursor(self._source_key)
+        cursor = self._cursor if self._cursor is not None else await self._outbox.cursor(self._source_key)
         if cursor is None:
             # First run on this database: start from now, do not replay its whole history.
             latest = await self._source.latest_change()
             await self._outbox.enqueue(self._source_key, [], latest, self._clock())
+            self._cursor = latest
             return 0
+        self._cursor = cursor
         changes = await self._source.changes_after(cursor, READ_BATCH)
         if not changes:
             return 0
         through = changes[-1].seq
-        await self._outbox.enqueue(self._source_key, changes, through, self._clock() + self._coalesce_s)
+        forget = self._unforgotten + len(changes) >= FORGET_AFTER
+        # Durable before the POS may forget these changes: the outbox skips the fsync otherwise.
+        await self._outbox.enqueue(self._source_key, changes, through, self._clock() + self._coalesce_s, durable=forget)
+        self._cursor = through
         self._unforgotten += len(changes)
-        if self._unforgotten >= FORGET_AFTER:
+        if forget:
             await self._source.forget_changes_through(through)
             self._unforgotten = 0
         await self._publish()
@@ -113,7 +121,10 @@ class PosEventRelay:
     async def deliver_once(self) -> int:
         """Send every due event once. Returns how many were delivered."""
         delivered = 0
-        for event in await self._outbox.due(self._clock()):
+        due = await self._outbox.due(self._clock())
+        if not due:
+            return 0  # nothing was due, so depth and last error are as last published
+        for event in due:
             event_type, field = EVENT_OF_ENTITY[event.entity]
             try:
                 await self._send(event_type, field, event.entity_id)

@@ -22,6 +22,8 @@ T = TypeVar("T")
 class StateStore:
     schema: str = ""
     """DDL run at open (``CREATE … IF NOT EXISTS``)."""
+    synchronous: str = "FULL"
+    """FULL unless a store says why less is safe for what it keeps (state/outbox.py)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -48,7 +50,7 @@ class StateStore:
         conn = sqlite3.connect(self.path, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 5000")
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.executescript(self.schema)
         self._conn = conn
 

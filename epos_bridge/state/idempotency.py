@@ -69,6 +69,23 @@ MUTATING_METHODS: frozenset[str] = frozenset(
 )
 """Methods with side effects on the POS; reads are simply served again."""
 
+SYNCHRONOUS = "NORMAL"
+"""WAL without an fsync per answer, for this table only (the POS write stays ``FULL``).
+
+* kill -9, a crash, a Windows update restart: nothing is lost. A commit is in the WAL file (the
+  OS page cache) before :meth:`IdempotencyStore.put` returns; only the OS or power failing can
+  drop it.
+* Power loss: the last answers committed before it may be rolled back (never a torn table:
+  WAL with NORMAL stays consistent). A retry of one of them finds no stored answer and is
+  served again, and the adapter answers it from the POS's own durable record: the payment's
+  paymentIntentId is already recorded (``domain/payments.decide_payment`` replays it, no second
+  payment), a lock by its lockId, a created order by its Dojo id. That is the path every retry
+  already takes when the bridge dies between the POS commit and this table, which FULL never
+  closed. So FULL here bought no money guarantee, only an fsync per mutating request.
+* The outbox and the payment log keep ``FULL`` (state/database.py): the outbox's cursor lets the
+  relay forget POS changes, and must not be rolled back behind a forget.
+"""
+
 DEFAULT_LIFETIME_S = 24 * 3600.0
 DEFAULT_PRUNE_EVERY_S = 3600.0
 STORE_WAIT_S = 1.0
@@ -125,6 +142,12 @@ class IdempotencyStore:
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None  # used only on the executor's one thread
         self._next_prune = 0.0
+        self._stored: set[tuple[str, str]] = set()
+        """Every (method, key) the table may hold: read at open and at each prune, added to
+        before each put (only this process writes the table: one bridge per data folder). A
+        request not in it, nearly every one, is looked up without a trip to the worker thread;
+        one in it is looked up in the table as before."""
+        self._added_meanwhile: set[tuple[str, str]] | None = None
 
     async def open(self) -> None:
         """Create the table if needed and drop expired entries."""
@@ -132,7 +155,7 @@ class IdempotencyStore:
             return
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="idempotency-store")
         await self._run(self._open_sync)
-        await self.prune()
+        await self.prune()  # and reads the keys that are left (_forget_pruned_keys)
 
     async def close(self) -> None:
         if self._executor is None:
@@ -155,6 +178,8 @@ class IdempotencyStore:
     async def get(self, method: str, request_id: Any) -> StoredAnswer | None:
         """The stored answer, or ``None`` if never answered (or expired)."""
         key = request_key(request_id)
+        if self._executor is not None and (method, key) not in self._stored:
+            return None
         oldest = self._clock() - self.lifetime_s
         return await self._run(lambda: self._get_sync(method, key, oldest))
 
@@ -166,13 +191,35 @@ class IdempotencyStore:
         if now >= self._next_prune:
             self._next_prune = now + self.prune_every_s
             prune_before = now - self.lifetime_s
+        self._remember_key(method, key)
         await self._run(lambda: self._put_sync(method, key, answer, now, prune_before))
+        if prune_before is not None:
+            await self._forget_pruned_keys()
 
     async def prune(self) -> int:
         """Delete expired entries; returns how many went."""
         now = self._clock()
         self._next_prune = now + self.prune_every_s
-        return await self._run(lambda: self._prune_sync(now - self.lifetime_s))
+        pruned = await self._run(lambda: self._prune_sync(now - self.lifetime_s))
+        await self._forget_pruned_keys()
+        return pruned
+
+    def _remember_key(self, method: str, key: str) -> None:
+        self._stored.add((method, key))
+        if self._added_meanwhile is not None:
+            self._added_meanwhile.add((method, key))
+
+    async def _forget_pruned_keys(self) -> None:
+        """Shrink :attr:`_stored` to the table's keys. The worker reads them after every put
+        queued before (one thread, in order); a put queued while it reads is added back."""
+        if self._added_meanwhile is not None:
+            return  # a shrink is already under way; a superset is always safe
+        self._added_meanwhile = set()
+        try:
+            keys = await self._run(self._keys_sync)
+            self._stored = keys | self._added_meanwhile
+        finally:
+            self._added_meanwhile = None
 
     async def count(self) -> int:
         """Entries currently stored, expired or not (for diagnostics and tests)."""
@@ -189,12 +236,17 @@ class IdempotencyStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+        db.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
         db.executescript(_SCHEMA)
         columns = {row[1] for row in db.execute("PRAGMA table_info(answered_requests)")}
         if "params_digest" not in columns:
             db.execute(_ADD_DIGEST)
-        self._db = db
+        self._db = db  # the keys it holds are read by the prune that follows (open)
+
+    def _keys_sync(self) -> set[tuple[str, str]]:
+        return {
+            (method, key) for method, key in self._conn().execute("SELECT method, request_key FROM answered_requests")
+        }
 
     def _close_sync(self) -> None:
         if self._db is not None:
@@ -245,7 +297,7 @@ class IdempotencyStore:
                 db.execute("DELETE FROM answered_requests WHERE answered_at <= ?", (prune_before,))
 
     def _prune_sync(self, before: float) -> int:
-        return self._conn().execute("DELETE FROM answered_requests WHERE answered_at <= ?", (before,)).rowcount
+        return int(self._conn().execute("DELETE FROM answered_requests WHERE answered_at <= ?", (before,)).rowcount)
 
     def _count_sync(self) -> int:
         (count,) = self._conn().execute("SELECT count(*) FROM answered_requests").fetchone()

@@ -8,6 +8,7 @@ event; ``version`` tells a delivery that raced with a newer change not to delete
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 
 from epos_bridge.ports import PosChange, QueuedEvent
@@ -34,6 +35,13 @@ CREATE TABLE IF NOT EXISTS pos_change_cursor (
 
 class OutboxStore(StateStore):
     schema = SCHEMA
+    synchronous = "NORMAL"
+    """No fsync per queued or delivered event. After a power loss (kill -9 loses nothing: the WAL
+    is in the OS's cache) the last commits may be rolled back, and each way is safe: a delivered
+    event comes back and is sent again (OrderUpdated says "read it again", twice is harmless); a
+    queued batch goes with the cursor that covered it, so the relay reads those changes from the
+    POS's change log again. The one thing that must not happen, the POS forgetting changes
+    whose queueing was rolled back, cannot: the enqueue before a forget is ``durable`` (FULL)."""
 
     async def cursor(self, source: str) -> int | None:
         def work() -> int | None:
@@ -42,24 +50,39 @@ class OutboxStore(StateStore):
 
         return await self._run(work)
 
-    async def enqueue(self, source: str, changes: Sequence[PosChange], through_seq: int, due_at: float) -> None:
-        """Queue the changes and move the cursor in one transaction."""
+    async def enqueue(
+        self, source: str, changes: Sequence[PosChange], through_seq: int, due_at: float, *, durable: bool = False
+    ) -> None:
+        """Queue the changes and move the cursor in one transaction; ``durable``: with an fsync,
+        which also makes every earlier commit of this WAL durable."""
 
         def work() -> None:
             db = self._db()
-            with db:
-                db.executemany(
-                    "INSERT INTO pos_event_outbox (entity, entity_id, first_queued_at, next_attempt_at) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT (entity, entity_id) DO UPDATE SET version = version + 1",
-                    [(c.entity, c.entity_id, due_at, due_at) for c in changes],
-                )
-                db.execute(
-                    "INSERT INTO pos_change_cursor (source, seq) VALUES (?, ?) "
-                    "ON CONFLICT (source) DO UPDATE SET seq = excluded.seq",
-                    (source, through_seq),
-                )
+            if durable:
+                db.execute("PRAGMA synchronous = FULL")
+            try:
+                self._enqueue_sync(db, changes, through_seq, due_at, source)
+            finally:
+                if durable:
+                    db.execute(f"PRAGMA synchronous = {self.synchronous}")
 
         await self._run(work)
+
+    @staticmethod
+    def _enqueue_sync(
+        db: sqlite3.Connection, changes: Sequence[PosChange], through_seq: int, due_at: float, source: str
+    ) -> None:
+        with db:
+            db.executemany(
+                "INSERT INTO pos_event_outbox (entity, entity_id, first_queued_at, next_attempt_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (entity, entity_id) DO UPDATE SET version = version + 1",
+                [(c.entity, c.entity_id, due_at, due_at) for c in changes],
+            )
+            db.execute(
+                "INSERT INTO pos_change_cursor (source, seq) VALUES (?, ?) "
+                "ON CONFLICT (source) DO UPDATE SET seq = excluded.seq",
+                (source, through_seq),
+            )
 
     async def due(self, now: float, limit: int = 50) -> list[QueuedEvent]:
         def work() -> list[QueuedEvent]:

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from epos_bridge.config import ConfigError, KeyStore, default_settings_path
 from epos_bridge.host.crash import CrashHandler
+from epos_bridge.host.garbage import tune_for_serving, untune
 from epos_bridge.protocol.redaction import KnownSecrets
 from epos_bridge.ui.bridge_signals import BridgeLike, BridgeSignals
 from epos_bridge.ui.garbage import GuiThreadGarbageCollector
@@ -106,6 +107,7 @@ def run_gui(
     app.setWindowIcon(icons.app_icon())
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
+    collector_before = tune_for_serving()  # before the GUI-thread collector copies the thresholds
     collector = GuiThreadGarbageCollector()
     collector.start()
     try:
@@ -125,6 +127,7 @@ def run_gui(
             )
     finally:
         collector.stop()
+        untune(collector_before)
         asyncio.set_event_loop(None)
 
 

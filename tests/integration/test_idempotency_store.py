@@ -7,6 +7,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,7 @@ async def test_sqlite_work_runs_off_the_event_loop_thread(store: IdempotencyStor
         return original(*args)
 
     monkeypatch.setattr(store, "_get_sync", spy)
+    await store.put("CreateOrderV1", 1, StoredAnswer("{}", "ok", "t"))
     await store.get("CreateOrderV1", 1)
 
     assert seen
@@ -324,3 +326,62 @@ async def test_a_broken_store_still_serves(tmp_path: Path) -> None:
     answer = await idempotent(frame("CreateOrderV1", "o-1"))
 
     assert answer is not None and answer.outcome == "ok"
+
+
+async def test_only_the_bridges_own_answers_skip_the_fsync_the_pos_write_keeps_it(tmp_path: Path) -> None:
+    """state/idempotency.py SYNCHRONOUS says why NORMAL is safe for this table (a lost answer is
+    re-derived from the POS's durable record); the payment log and the POS connection itself stay FULL (2)."""
+    from epos_bridge.adapters.sqlite.connection import connect
+    from epos_bridge.adapters.sqlite.setup import init_database
+    from epos_bridge.state.payment_log import PaymentLogStore
+
+    store = IdempotencyStore(tmp_path / "state.db")
+    payment_log = PaymentLogStore(tmp_path / "state.db")
+    await store.open()
+    await payment_log.open()
+    try:
+        assert await store._run(lambda: store._conn().execute("PRAGMA synchronous").fetchone()[0]) == 1
+        assert await payment_log._run(lambda: payment_log._db().execute("PRAGMA synchronous").fetchone()[0]) == 2
+    finally:
+        await payment_log.close()
+        await store.close()
+    init_database(tmp_path / "pos.db", demo=False, now=datetime.now(UTC))
+    pos = connect(tmp_path / "pos.db")
+    try:
+        assert pos.execute("PRAGMA synchronous").fetchone()[0] == 2
+    finally:
+        pos.close()
+
+
+async def test_a_request_never_stored_is_looked_up_without_the_worker_thread_and_pruning_forgets_keys(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    clock = FakeClock()
+    store = IdempotencyStore(tmp_path / "state.db", lifetime_s=10, clock=clock)
+    await store.open()
+    try:
+        await store.put("CreateOrderV1", "old", StoredAnswer("{}", "ok", "t1"))
+        calls: list[tuple[Any, ...]] = []
+        original = store._get_sync
+        monkeypatch.setattr(store, "_get_sync", lambda *args: calls.append(args) or original(*args))
+
+        assert await store.get("CreateOrderV1", "never") is None
+        assert calls == []
+        assert (await store.get("CreateOrderV1", "old")) is not None
+        assert len(calls) == 1
+
+        clock.now += 11
+        await store.put("CreateOrderV1", "new", StoredAnswer("{}", "ok", "t2"))
+        assert await store.prune() == 1
+        assert await store.get("CreateOrderV1", "old") is None
+        assert (await store.get("CreateOrderV1", "new")) is not None
+        assert ("CreateOrderV1", request_key("old")) not in store._stored
+    finally:
+        await store.close()
+
+    reopened = IdempotencyStore(tmp_path / "state.db", lifetime_s=10, clock=clock)
+    await reopened.open()
+    try:
+        assert (await reopened.get("CreateOrderV1", "new")) is not None, "a stored answer outlives a restart"
+    finally:
+        await reopened.close()

@@ -15,13 +15,21 @@ import textwrap
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.app import Bridge, demo_settings
 from epos_bridge.ports import PosChange
-from epos_bridge.services.pos_events import COALESCE_S, POLL_S, PosEventRelay, retry_delay
+from epos_bridge.services.pos_events import (
+    COALESCE_S,
+    FORGET_AFTER,
+    POLL_S,
+    READ_BATCH,
+    PosEventRelay,
+    retry_delay,
+)
 from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
 from epos_bridge.state.outbox import OutboxStore
 from tests.helpers.relay import relay_reading
@@ -264,3 +272,49 @@ async def test_a_bridge_restart_keeps_the_queue_and_the_simulator_gets_it_after_
         await wait_for(lambda: ("OrderUpdated", "10") in received(simulator), 30)  # failure guards only
     finally:
         await again.stop()
+
+
+class ForgetfulSource:
+    """A change log with more than FORGET_AFTER changes waiting, that records what it forgets."""
+
+    def __init__(self, count: int) -> None:
+        self.changes = [PosChange(seq, "order", str(seq % 7), "update") for seq in range(1, count + 1)]
+        self.forgotten: list[int] = []
+
+    async def latest_change(self) -> int:
+        return 0
+
+    async def changes_after(self, seq: int, limit: int) -> list[PosChange]:
+        return [c for c in self.changes if c.seq > seq][:limit]
+
+    async def forget_changes_through(self, seq: int) -> None:
+        self.forgotten.append(seq)
+
+
+async def test_the_pos_forgets_changes_only_after_their_queueing_is_on_disk(tmp_path: Path) -> None:
+    """The outbox commits without an fsync (state/outbox.py says why that is safe); the one
+    commit that must survive a power cut, the one before the POS forgets, is durable."""
+    outbox = OutboxStore(tmp_path / "state.db")
+    await outbox.open()
+    durable: list[tuple[int, bool]] = []
+    enqueue = outbox.enqueue
+
+    async def recording(*args: Any, durable: bool = False) -> None:
+        calls.append((args[2], durable))
+        await enqueue(*args, durable=durable)
+
+    calls = durable
+    outbox.enqueue = recording  # type: ignore[method-assign]
+    source = ForgetfulSource(FORGET_AFTER + READ_BATCH)
+    relay = PosEventRelay(source, "src", outbox, lambda *args: asyncio.sleep(0))
+    try:
+        await outbox.enqueue("src", [], 0, 0.0)  # the cursor at the start of the log
+        while await relay.capture_once():
+            pass
+        assert source.forgotten, "the relay asked the POS to forget what it queued"
+        forgot_through = source.forgotten[0]
+        assert (forgot_through, True) in durable, durable
+        assert all(not flag for through, flag in durable if through < forgot_through), durable
+        assert await outbox._run(lambda: outbox._db().execute("PRAGMA synchronous").fetchone()[0]) == 1
+    finally:
+        await outbox.close()

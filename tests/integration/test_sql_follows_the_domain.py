@@ -15,7 +15,10 @@ from typing import Any
 
 import pytest
 
+from epos_bridge.adapters.sqlite import rows
 from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
+from epos_bridge.adapters.sqlite.schema import OPEN_ORDERS_SQL
+from epos_bridge.adapters.sqlite.setup import init_database
 from epos_bridge.domain import bookings, orders
 from epos_bridge.domain.orders import StoredPayment
 from epos_bridge.ports import CallContext
@@ -258,3 +261,35 @@ async def test_search_reservations_in_sql_keeps_what_the_reservation_filter_keep
     assert await every_id(path, "search_reservations", params) == [
         key for key, r in enumerate(reservations, start=1) if wanted.matches(r)
     ]
+
+
+# --- the searches use the open-order indexes ------------------------------------------------
+# SQLite uses a partial index only when the query carries the index's WHERE word for word; a
+# reordered status list once made every search on a big venue walk all of its closed orders.
+
+
+def test_the_open_order_condition_is_the_partial_indexes_own_text() -> None:
+    conditions, _ = rows.order_conditions(orders.order_filter(SearchOrdersParams()))
+    assert conditions[0] == OPEN_ORDERS_SQL
+
+
+@pytest.mark.parametrize(
+    ("filters", "index"),
+    [
+        ({}, "orders_open_v4"),
+        ({"dine_in": {"table_id": "T1"}}, "orders_open_by_table_v4"),
+        ({"dine_in": {"waiter_id": "w1"}}, "orders_open_by_waiter_v4"),
+        ({"payable_only": True}, "orders_open_v4"),
+        ({"dine_in": {"table_id": "T1"}, "payable_only": True}, "orders_open_by_table_v4"),
+    ],
+)
+def test_order_searches_read_only_open_orders_through_their_index(
+    tmp_path: Path, filters: dict[str, Any], index: str
+) -> None:
+    path = tmp_path / "pos.db"
+    init_database(path, demo=False, now=NOW)
+    conditions, args = rows.order_conditions(orders.order_filter(SearchOrdersParams(**filters)))
+    sql = f"SELECT id FROM orders WHERE {' AND '.join(conditions)} ORDER BY id LIMIT 10"
+    with closing(sqlite3.connect(path)) as conn:
+        plan = " / ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args))
+    assert f"USING INDEX {index}" in plan, plan
