@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from epos_bridge import config
 from epos_bridge.adapters.registry import installed_adapters
@@ -432,6 +433,8 @@ class SettingsDialog(QDialog):
             task.add_done_callback(lambda _: self._set_busy(-1))
 
     def _set_busy(self, delta: int) -> None:
+        if not isValid(self.save_button):
+            return  # a check cancelled by closing the dialog ends after Qt deleted its widgets
         was = bool(self._busy)
         self._busy += delta
         self._update_buttons()

@@ -623,15 +623,16 @@ MODEL_SETTINGS = settings(
 )
 
 
+MACHINES = (MoneyMachine, FolderMoneyMachine, FloreantMoneyMachine)
+
+
 @pytest.mark.logs_warnings("reused ids and differing replays are logged")
 @pytest.mark.slow
 @pytest.mark.timeout(900 + SOAK_MINUTES * 60)
-@pytest.mark.parametrize(
-    "machine", [MoneyMachine, FolderMoneyMachine, FloreantMoneyMachine], ids=["sqlite", "jsonfile", "sqlmap-floreant"]
-)
+@pytest.mark.parametrize("machine", MACHINES, ids=["sqlite", "jsonfile", "sqlmap-floreant"])
 def test_what_dojo_is_told_is_what_the_till_holds(machine: type[MoneyMachine]) -> None:
     if SOAK_MINUTES > 0:
-        until = time.monotonic() + SOAK_MINUTES * 60 / 2
+        until = time.monotonic() + SOAK_MINUTES * 60 / len(MACHINES)  # the soak's minutes, shared
         rounds = 0
         while time.monotonic() < until:
             run_state_machine_as_test(machine, settings=MODEL_SETTINGS)

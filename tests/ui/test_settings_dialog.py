@@ -27,6 +27,7 @@ from pydantic import SecretStr
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QLineEdit
 from pytestqt.qtbot import QtBot
+from shiboken6 import isValid
 
 from epos_bridge.adapters.jsonfile.setup import init_folder
 from epos_bridge.adapters.sqlite.setup import init_database
@@ -199,6 +200,39 @@ def test_a_garbage_database_is_named_and_save_is_refused(
 
     run_qt_async(scenario)
     assert not settings_path.exists()
+
+
+def test_closing_the_dialog_while_its_database_check_runs_logs_nothing(
+    qtbot: QtBot,
+    run_qt_async: Callable[[Callable[[], Awaitable[None]]], None],
+    real_keyring: RealKeyring,
+    settings_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A check still waiting on the POS file (locked, slow disk) when the installer closes the
+    dialog is cancelled; it must not touch the dialog's widgets on the way out, which Qt may
+    already have deleted (that failed as "Internal C++ object already deleted")."""
+    dialog = make_dialog(qtbot, base_settings(tmp_path), real_keyring, settings_path)
+    never = asyncio.Event()
+
+    async def still_checking(*_: object) -> str | None:
+        await never.wait()
+        return None
+
+    monkeypatch.setattr(dialog._service, "check_database", still_checking)
+
+    async def scenario() -> None:
+        retype(qtbot, dialog.db_path_edit, str(tmp_path / "other.db"))
+        dialog.db_path_edit.editingFinished.emit()  # as leaving the field does
+        await until(lambda: dialog.busy, "the database check to start")
+        tasks = dialog._tasks
+        dialog.close()
+        dialog.deleteLater()
+        await until(lambda: not isValid(dialog), "Qt to delete the dialog")
+        await until(lambda: not tasks, "the cancelled check to finish")
+
+    run_qt_async(scenario)
 
 
 # --- the Test button against the real REST simulator --------------------------------------------
