@@ -12,8 +12,6 @@ statements the mapping has (:func:`.mapping.capabilities`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,10 +23,11 @@ from epos_bridge.adapters.sqlmap import rows, writes
 from epos_bridge.adapters.sqlmap.bridge import KEPT
 from epos_bridge.adapters.sqlmap.database import MappedDatabase
 from epos_bridge.adapters.sqlmap.mapping import Mapping, capabilities
+from epos_bridge.adapters.transactional import StoreBackedAdapter
 from epos_bridge.domain import bill, bookings, intents, locks, orders, payments, records
 from epos_bridge.domain.errors import InvalidRequest, PosUnavailable
 from epos_bridge.domain.pagination import page_bounds, page_of, read_cursor
-from epos_bridge.ports import CallContext, Clock, SystemClock
+from epos_bridge.ports import CallContext, Clock
 from epos_bridge.protocol import params as wire
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.capabilities import Capability
@@ -39,27 +38,19 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 C = Capability
 
-LockDecision = Callable[
-    [locks.LockableOrder, locks.HeldLock | None, str, datetime, datetime, wire.RequestHeaders], locks.LockChange
-]
 
-
-class SqlMapPosAdapter:
+class SqlMapPosAdapter(StoreBackedAdapter[sqlite_utils.Database]):
     """Implements :class:`epos_bridge.ports.PosAdapter` over a POS's own tables, through a mapping."""
 
     def __init__(self, database: MappedDatabase, clock: Clock | None = None) -> None:
+        super().__init__(database, clock)
         self._db = database
         self._map: Mapping = database.mapping
-        self._clock = clock or SystemClock()
         self._capabilities = capabilities(self._map)
 
     @classmethod
     def open(cls, path: Path, mapping: Mapping, clock: Clock | None = None) -> SqlMapPosAdapter:
         return cls(MappedDatabase(path, mapping), clock)
-
-    @property
-    def path(self) -> Path:
-        return self._db.path
 
     @property
     def has_changes(self) -> bool:
@@ -73,9 +64,6 @@ class SqlMapPosAdapter:
     def implemented_capabilities(self) -> frozenset[Capability]:
         return self._capabilities
 
-    async def close(self) -> None:
-        await self._db.close()
-
     async def check_writable(self) -> None:
         """A real, harmless write to the bridge's own table: raises PosUnavailable when read-only."""
         await self._db.write(lambda db: db.execute("UPDATE EPOS_BRIDGE_META SET VALUE = VALUE WHERE KEY = 'version'"))
@@ -83,15 +71,6 @@ class SqlMapPosAdapter:
     def _needs(self, capability: Capability) -> None:
         if capability not in self._capabilities:
             raise InvalidRequest(f"this POS's mapping ({self._map.name}) has no statements for {capability.value}")
-
-    def _now(self) -> datetime:
-        return self._clock.now()
-
-    async def _read(self, ctx: CallContext, work: Callable[[sqlite_utils.Database], T]) -> T:
-        return await self._db.read(work, ctx.deadline)
-
-    async def _write(self, ctx: CallContext, work: Callable[[sqlite_utils.Database], T]) -> T:
-        return await ctx.transaction(self._db.write, work)
 
     # --- orders ---------------------------------------------------------------------------
 
@@ -225,13 +204,15 @@ class SqlMapPosAdapter:
 
     async def create_order_lock(self, params: wire.CreateOrderLockParams, ctx: CallContext) -> Order:
         self._needs(C.CREATE_ORDER_LOCK)
-        return await self._change_lock(params, ctx, locks.decide_create)
+        return await super().create_order_lock(params, ctx)
 
     async def extend_order_lock(self, params: wire.ExtendOrderLockParams, ctx: CallContext) -> None:
         self._needs(C.EXTEND_ORDER_LOCK)
-        await self._change_lock(params, ctx, locks.decide_extend)
+        await super().extend_order_lock(params, ctx)
 
-    async def _change_lock(self, params: wire.CreateOrderLockParams, ctx: CallContext, decide: LockDecision) -> Order:
+    async def _change_lock(
+        self, params: wire.CreateOrderLockParams, ctx: CallContext, decide: locks.LockDecision
+    ) -> Order:
         def work(db: sqlite_utils.Database) -> Order:
             now = self._now()  # after the write lock is held: never older than the POS's edits
             row = rows.header(db, self._map, params.order_id)
