@@ -20,14 +20,14 @@ from typing import Any
 import sqlite_utils
 
 from epos_bridge.adapters.transactional import TransactionalStore
-from epos_bridge.domain import intents
+from epos_bridge.domain import intents, payments
 from epos_bridge.domain.intents import IntentEventDecision, StoredIntentEvent
 from epos_bridge.domain.locks import HeldLock, LockChange, stored_lock
 from epos_bridge.domain.payments import RecordedIntent
 from epos_bridge.ports import PosChange
 from epos_bridge.protocol import entities as wire
 from epos_bridge.protocol.base import format_utc
-from epos_bridge.protocol.params import HandleEventParams, RequestHeaders
+from epos_bridge.protocol.params import HandleEventParams, RecordOrderPaymentParams, RequestHeaders
 from epos_bridge.protocol.times import LONG_AGO, stored_time
 
 
@@ -142,6 +142,26 @@ def intent_events(
         )
         for r in rows
     ]
+
+
+def decide_payment(
+    db: sqlite_utils.Database,
+    kept: KeptTables,
+    order: payments.PayableOrder,
+    order_key: int,
+    params: RecordOrderPaymentParams,
+    now: datetime,
+) -> payments.PaymentDecision:
+    """Inside the write: read what the bridge keeps of the order's lock and of the intent (its
+    events, where it is already recorded) and let ``domain.payments`` decide."""
+    return payments.decide_payment(
+        order,
+        held_lock(db, kept, order_key),
+        params,
+        intents.newest_status(intent_events(db, kept, params.payment_intent_id)),
+        now,
+        recorded=recorded_intent(db, kept, params.payment_intent_id),
+    )
 
 
 def receive_intent_event(

@@ -20,7 +20,7 @@ from epos_bridge.adapters.sqlite import rows, writes
 from epos_bridge.adapters.sqlite.connection import PosDatabase
 from epos_bridge.adapters.sqlite.schema import KEPT
 from epos_bridge.adapters.transactional import StoreBackedAdapter
-from epos_bridge.domain import bill, bookings, intents, locks, orders, payments, records
+from epos_bridge.domain import bill, bookings, locks, orders, payments, records
 from epos_bridge.domain.pagination import PageBounds, PageRequest, page_bounds, read_cursor
 from epos_bridge.ports import CallContext, Clock
 from epos_bridge.protocol import params as wire
@@ -124,14 +124,7 @@ class SqlitePosAdapter(StoreBackedAdapter[sqlite_utils.Database]):
                 open_at_till=row["open_at_till"],
                 facts=rows.order_facts(row),
             )
-            decision = payments.decide_payment(
-                order,
-                kept_rows.held_lock(db, KEPT, row["id"]),
-                params,
-                intents.newest_status(kept_rows.intent_events(db, KEPT, params.payment_intent_id)),
-                now,
-                recorded=kept_rows.recorded_intent(db, KEPT, params.payment_intent_id),
-            )
+            decision = kept_rows.decide_payment(db, KEPT, order, row["id"], params, now)
             if decision.warning:
                 log.warning("%s", decision.warning)
             if decision.payment is not None:

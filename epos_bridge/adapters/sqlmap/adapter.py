@@ -24,7 +24,7 @@ from epos_bridge.adapters.sqlmap.bridge import KEPT
 from epos_bridge.adapters.sqlmap.database import MappedDatabase
 from epos_bridge.adapters.sqlmap.mapping import Mapping, capabilities
 from epos_bridge.adapters.transactional import StoreBackedAdapter
-from epos_bridge.domain import bill, bookings, intents, locks, orders, payments, records
+from epos_bridge.domain import bill, bookings, locks, orders, payments, records
 from epos_bridge.domain.errors import InvalidRequest, PosUnavailable
 from epos_bridge.domain.pagination import page_bounds, page_of, read_cursor
 from epos_bridge.ports import CallContext, Clock
@@ -181,14 +181,7 @@ class SqlMapPosAdapter(StoreBackedAdapter[sqlite_utils.Database]):
                 open_at_till=row.get("open_at_till"),
                 facts=rows.order_facts(row),
             )
-            decision = payments.decide_payment(
-                order,
-                kept_rows.held_lock(db, KEPT, key),
-                params,
-                intents.newest_status(kept_rows.intent_events(db, KEPT, params.payment_intent_id)),
-                now,
-                recorded=kept_rows.recorded_intent(db, KEPT, params.payment_intent_id),
-            )
+            decision = kept_rows.decide_payment(db, KEPT, order, key, params, now)
             if decision.warning:
                 log.warning("%s", decision.warning)
             if decision.payment is not None:
