@@ -484,7 +484,17 @@ class AdapterContract:
             },
             {"name": "Cola", "plu": "COLA", "quantity": 1, "amountPerItem": money(300)},
         ]
-        created = ok(await epos_rpc("CreateOrderV1", request))
+        answer = await epos_rpc("CreateOrderV1", request)
+        if "error" in answer:
+            # A POS with no parent line for an item (Floreant, for one) may refuse sub-items, as it
+            # refuses anything it cannot store faithfully: storing nothing. The same order without
+            # them must then round-trip exactly.
+            assert "subItems" in failed(answer, "InvalidRequest")["debugMessage"]
+            assert ok(await epos_rpc("SearchOrdersV1", {}))["data"] == []
+            burger = {k: v for k, v in request["items"][0].items() if k != "subItems"}
+            request = {**request, "items": [burger, request["items"][1]], "totalAmount": money(3000)}
+            answer = await epos_rpc("CreateOrderV1", request)
+        created = ok(answer)
         again = ok(await epos_rpc("CreateOrderV1", order_params("dojo-1", total=99)))
         fetched = ok(await epos_rpc("GetOrderByIdV1", {"orderId": created["id"]}))
         assert again == created == fetched

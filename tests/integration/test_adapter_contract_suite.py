@@ -28,13 +28,8 @@ from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.entities import Area, Table
 from epos_bridge.testing.contract_suite import (
     AdapterContract,
-    Rpc,
     Seeder,
     StandardVenue,
-    failed,
-    money,
-    ok,
-    order_params,
 )
 from tests.helpers.floreant import FloreantTill, floreant
 
@@ -213,44 +208,3 @@ class TestSqlMapFloreantContract(AdapterContract):
     @pytest.fixture
     def epos_adapter_factory(self, tmp_path: Path) -> Callable[[], PosAdapter]:
         return lambda: SqlMapPosAdapter.open(tmp_path / "floreant.db", floreant())
-
-    async def test_create_order_round_trips_and_is_idempotent_on_dojo_order_id(self, epos_rpc: Rpc) -> None:
-        """Floreant's TICKET_ITEM has no parent line, so sub-items have nowhere to go: the suite's
-        order (which has one) is refused, storing nothing, as any order that cannot be stored
-        faithfully is; the same order without it round-trips exactly as the suite asks."""
-        request = order_params(
-            "dojo-1",
-            total=3000,
-            note="birthday",
-            customer={"name": "Grace Hopper", "phoneNumber": "07700"},
-            discounts=[{"name": "Happy hour", "amountTotal": money(300)}],
-            taxLines=[{"amountTotal": money(500), "name": "VAT 20%", "amountPercentage": 2000}],
-            serviceChargeAmount=money(300),
-            reference="TAB-77",
-            displayName="Table 1 - Grace",
-        )
-        burger = {
-            "name": "Burger",
-            "plu": "BURG",
-            "quantity": 2,
-            "amountPerItem": money(1000),
-            "modifiers": [{"name": "Cheese", "plu": "CHS", "quantity": 1, "amountPerModifier": money(150)}],
-        }
-        cola = {"name": "Cola", "plu": "COLA", "quantity": 1, "amountPerItem": money(300)}
-        with_sub_item = {
-            **burger,
-            "subItems": [{"name": "Fries", "plu": "FRY", "quantity": 1, "amountPerItem": money(0)}],
-        }
-        error = failed(await epos_rpc("CreateOrderV1", {**request, "items": [with_sub_item, cola]}), "InvalidRequest")
-        assert "subItems" in error["debugMessage"]
-        assert ok(await epos_rpc("SearchOrdersV1", {}))["data"] == []
-        request["items"] = [burger, cola]
-        created = ok(await epos_rpc("CreateOrderV1", request))
-        again = ok(await epos_rpc("CreateOrderV1", order_params("dojo-1", total=99)))
-        fetched = ok(await epos_rpc("GetOrderByIdV1", {"orderId": created["id"]}))
-        assert again == created == fetched
-        for key in ("items", "note", "customer", "discounts", "taxLines", "serviceChargeAmount", "reference"):
-            assert fetched[key] == request[key], key
-        assert (fetched["status"], fetched["payable"]) == ("New", True)
-        other = ok(await epos_rpc("CreateOrderV1", order_params("dojo-2")))
-        assert other["id"] != created["id"]
