@@ -26,7 +26,14 @@ from epos_bridge.domain.errors import EposFailure
 from epos_bridge.domain.events import DomainEvent
 from epos_bridge.domain.terminal_sessions import CounterSession
 from epos_bridge.protocol.capabilities import Capability
-from epos_bridge.protocol.dojo_rest import MoneyLike, PaymentIntent, SessionDetails, Terminal, TerminalSession
+from epos_bridge.protocol.dojo_rest import (
+    MoneyLike,
+    PaymentIntent,
+    Reversal,
+    SessionDetails,
+    Terminal,
+    TerminalSession,
+)
 from epos_bridge.protocol.entities import Area, Order, OrderBill, Party, PaymentIntentEvent, Reservation
 from epos_bridge.protocol.params import (
     CreateOrderLockParams,
@@ -258,6 +265,10 @@ class CounterDojo(Protocol):
     ) -> PaymentIntent: ...
 
     async def get_payment_intent(self, payment_intent_id: str, *, return_canceled: bool = False) -> PaymentIntent: ...
+
+    async def reverse_payment_intent(self, payment_intent_id: str) -> Reversal:
+        """Give a captured card back (a capture the POS refused, contract §5.4); never retried."""
+        ...
 
     async def create_terminal_session(self, terminal_id: str, details: SessionDetails) -> TerminalSession: ...
 

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from epos_bridge.domain.captures import locks_may_refuse
 from epos_bridge.domain.errors import Conflict, InvalidRequest
 from epos_bridge.domain.events import DomainEvent, LockRefused, OrderFacts, PaymentRecorded
 from epos_bridge.domain.locks import HeldLock, active_lock
@@ -87,13 +88,14 @@ def decide_payment(
     tips = params.tips_amount
     if order.status in CLOSED_ORDER_STATUSES:
         raise Conflict(f"order {order.order_id} is {order.status.value} and cannot take a payment")
-    if order.open_at_till:
-        raise _held(order, params, now, f"the order is open on till {order.open_at_till}")
-    holder = active_lock(current_lock, now)
-    # Only a lockId that names a *different* active lock is a conflict. Dojo may omit lockId
-    # even while holding the lock, and a wrong Conflict reverses a real payment.
-    if holder is not None and params.lock_id is not None and holder.lock_id != params.lock_id:
-        raise _held(order, params, now, f"the order is held by another lock ({holder.lock_id})")
+    if locks_may_refuse(params):  # not a card already captured at the counter (domain/captures.py)
+        if order.open_at_till:
+            raise _held(order, params, now, f"the order is open on till {order.open_at_till}")
+        holder = active_lock(current_lock, now)
+        # Only a lockId that names a *different* active lock is a conflict. Dojo may omit lockId
+        # even while holding the lock, and a wrong Conflict reverses a real payment.
+        if holder is not None and params.lock_id is not None and holder.lock_id != params.lock_id:
+            raise _held(order, params, now, f"the order is held by another lock ({holder.lock_id})")
     outstanding = order.total_value - order.paid_value
     if amount.value > outstanding:
         raise Conflict(

@@ -84,11 +84,19 @@ def outstanding(order: Order) -> Money:
     return Money(value=max(0, total - paid), currency_code=currency)
 
 
-def check_sale(order_id: str, amount: Money, unrecorded_orders: set[str]) -> None:
+def check_sale(
+    order_id: str, amount: Money, unrecorded_orders: set[str], not_on_till_orders: set[str] | None = None
+) -> None:
     """Refuse a sale before anything is locked or charged: nothing, or an order whose card
-    payment is already taken but not yet on the till (it would be charged twice)."""
+    payment is already taken but not yet on the till (it would be charged twice), or one whose
+    captured card the POS refused and staff have not refunded yet."""
     if amount.value <= 0:
         raise SaleRefused("The amount must be more than zero.")
+    if order_id in (not_on_till_orders or set()):
+        raise SaleRefused(
+            "A card payment taken on this order is not on the till: the POS refused it. Refund it from the "
+            "alert first, or record it on the till by hand; do not charge it again."
+        )
     if order_id in unrecorded_orders:
         raise SaleRefused(
             "A card payment already taken on this order is not on the till yet. Do not charge it again: "

@@ -13,7 +13,10 @@ state database and followed again on start). Declined, canceled, expired and rej
 record nothing. A card captured on the terminal is a fact whatever the POS is doing
 (:mod:`epos_bridge.services.counter_following`); a ``POST /terminal-sessions`` whose outcome is
 unknown is stored as pending *before* it is sent; a matched refund returns the whole payment,
-tip included, because the whole payment stops counting on the order.
+tip included, because the whole payment stops counting on the order. A captured card the POS
+refuses for good (the till closed the order meanwhile) is kept as "captured, not on the till"
+until staff refund it with one click (:meth:`CounterPayments.refund_not_on_till`: Dojo's
+reversal of the intent); :meth:`CounterPayments.on_not_on_till` hears every change.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+from epos_bridge.domain.captures import NOT_ON_TILL, REVERSED, CaptureNotOnTill
 from epos_bridge.domain.errors import EposFailure
 from epos_bridge.domain.events import DomainEvent
 from epos_bridge.domain.terminal_sessions import (
@@ -40,9 +44,16 @@ from epos_bridge.domain.terminal_sessions import (
     whole_payment,
 )
 from epos_bridge.ports import Clock, CounterDojo, CounterSessionStore, SystemClock
-from epos_bridge.protocol.dojo_errors import DojoApiError, NetworkError, ServerError, UnexpectedResponseError
+from epos_bridge.protocol.dojo_errors import (
+    ConflictError,
+    DojoApiError,
+    NetworkError,
+    ServerError,
+    UnexpectedResponseError,
+)
 from epos_bridge.protocol.dojo_rest import (
     MatchedRefundDetails,
+    PaymentIntentStatus,
     SaleDetails,
     SessionDetails,
     Terminal,
@@ -100,6 +111,43 @@ class CounterPayments:
         """Orders whose captured card payment is not on the till yet (order id -> session id)."""
         return dict(self._desk.unrecorded)
 
+    def captures_not_on_till(self) -> tuple[CaptureNotOnTill, ...]:
+        """Captured cards the POS refused, oldest first: the money is taken, the till does not
+        show it. Each stays until :meth:`refund_not_on_till` (or it lands after a restart)."""
+        return tuple(self._desk.not_on_till.values())
+
+    def on_not_on_till(self, listener: Callable[[tuple[CaptureNotOnTill, ...]], None]) -> Callable[[], None]:
+        """Hear the whole set of :meth:`captures_not_on_till` each time it changes (an empty
+        tuple: none left). Returns its unsubscribe."""
+        return self._desk.alerts.add(listener)
+
+    async def refund_not_on_till(self, session_id: str) -> None:
+        """Give back a captured card the POS refused: Dojo reverses its payment intent (contract
+        §5.4, ``POST /payment-intents/{id}/reversal``), then it is settled as ``Reversed``.
+
+        Raises :class:`SaleRefused` (in words) when there is no such capture (none, already
+        settled, or being tried on the till once more after a restart), or when Dojo will not
+        reverse it. Once the intent is
+        reversed (by this call, or already before it) the capture is settled.
+        """
+        desk = self._desk
+        capture = desk.not_on_till.get(session_id)
+        if capture is None:
+            raise SaleRefused("This card payment is no longer waiting for a refund.")
+        try:
+            await desk.client.reverse_payment_intent(capture.payment_intent_id)
+        except ConflictError as refused:
+            intent = await desk.client.get_payment_intent(capture.payment_intent_id, return_canceled=True)
+            if intent.status not in (PaymentIntentStatus.REVERSED, PaymentIntentStatus.REFUNDED):
+                raise SaleRefused(
+                    f"Dojo would not reverse this card payment ({intent.status}). Refund it on the terminal "
+                    "from the payment log instead."
+                ) from refused
+        log.info("captured card %s on order %s, not on the till, was reversed", capture.payment_intent_id,
+                 capture.order_id)  # fmt: skip
+        await desk.store.set_status(session_id, REVERSED, outcome_recorded=True)
+        desk.settle(session_id, capture.payment_intent_id, capture.order_id, REVERSED)
+
     async def terminals(self) -> list[Terminal]:
         found = await self._desk.client.list_terminals()
         self._desk.terminal_names.update({t.id: t.tid for t in found if t.tid})
@@ -123,7 +171,7 @@ class CounterPayments:
         ``pending:`` id that is followed like any session.
         """
         desk = self._desk
-        check_sale(order_id, amount, set(desk.unrecorded))
+        check_sale(order_id, amount, set(desk.unrecorded), {c.order_id for c in desk.not_on_till.values()})
         lock_id = f"counter-{uuid.uuid4().hex}"
         try:
             order = await desk.lock(order_id, lock_id)
@@ -204,6 +252,8 @@ class CounterPayments:
         for session in sessions:
             if session.kind == SessionKind.SALE and session.status in SUCCESS and session.order_id:
                 self._desk.unrecorded[session.order_id] = session.session_id  # captured before the restart
+            if session.status == NOT_ON_TILL and session.order_id:
+                self._desk.unrecorded[session.order_id] = session.session_id  # tried once more, then alerted
             self._follower.follow(session)
         return len(sessions)
 

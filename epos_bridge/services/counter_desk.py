@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from epos_bridge.domain.captures import NOT_ON_TILL, CapturedCardPayment, CaptureNotOnTill, CaptureSettled
 from epos_bridge.domain.errors import EposFailure
 from epos_bridge.domain.events import DomainEvent
 from epos_bridge.domain.terminal_sessions import (
@@ -31,7 +32,6 @@ from epos_bridge.protocol.params import (
     DeleteOrderLockParams,
     ExtendOrderLockParams,
     OrderIdParams,
-    RecordOrderPaymentParams,
     RequestHeaders,
 )
 from epos_bridge.services.dispatcher import new_trace_id
@@ -68,6 +68,10 @@ class SessionUpdate:
     unrecorded_capture: bool = False
     """The card was captured but the POS does not hold the payment yet: alert staff, do not
     charge it again. Stays true in every update until it lands (or is refused, ``error``)."""
+    not_on_till: bool = False
+    """The card was captured and the POS refused it for good (``error`` says why): the bridge
+    keeps it as "captured, not on the till" until staff refund it (see
+    :meth:`epos_bridge.services.counter.CounterPayments.captures_not_on_till`)."""
 
 
 @dataclass
@@ -86,6 +90,10 @@ class CounterDesk:
     unrecorded: dict[str, str] = field(default_factory=dict)
     """Orders holding a captured card not yet on the till: order id -> session id."""
     terminal_names: dict[str, str] = field(default_factory=dict)
+    not_on_till: dict[str, CaptureNotOnTill] = field(default_factory=dict)
+    """Captured cards the POS refused, by session id, until refunded or landed."""
+    alerts: Listeners[tuple[CaptureNotOnTill, ...]] = field(default_factory=lambda: Listeners("captured-not-on-till"))
+    """Hears every change of :attr:`not_on_till`, the whole current set each time."""
 
     # --- the POS -------------------------------------------------------------------------
 
@@ -149,7 +157,8 @@ class CounterDesk:
         assert record.order_id is not None
         assert record.payment_intent_id is not None
         ctx = self.context(record.terminal_id)
-        params = RecordOrderPaymentParams(
+        # Captured: recorded whatever lock is on the order now, ours or another's (domain/captures.py).
+        params = CapturedCardPayment(
             headers=ctx.headers,
             order_id=record.order_id,
             payment_intent_id=record.payment_intent_id,
@@ -161,6 +170,28 @@ class CounterDesk:
                 await self.keep_locked(adapter, record)
             await adapter.record_order_payment(params, ctx)
         self.publish(ctx)
+
+    async def keep_not_on_till(self, record: CounterSession, reason: str) -> CaptureNotOnTill:
+        """The POS refused a captured card for good: keep it (durably first, as the session's
+        status; the session stays unfinished), tell the payment log and alert staff."""
+        assert record.order_id is not None
+        assert record.payment_intent_id is not None
+        await self.store.set_status(record.session_id, NOT_ON_TILL)
+        capture = CaptureNotOnTill(
+            record.order_id, self.clock.now(), record.session_id, record.payment_intent_id, record.amount, reason,
+            record.terminal_id,
+        )  # fmt: skip
+        self.not_on_till[record.session_id] = capture
+        self.publish_event(capture)
+        self.alerts.emit(tuple(self.not_on_till.values()))
+        return capture
+
+    def settle(self, session_id: str, payment_intent_id: str, order_id: str, status: str) -> None:
+        """A capture that was not on the till is refunded or landed: the payment log says so and
+        the alert goes."""
+        self.not_on_till.pop(session_id, None)
+        self.publish_event(CaptureSettled(order_id, self.clock.now(), session_id, payment_intent_id, status))
+        self.alerts.emit(tuple(self.not_on_till.values()))
 
     async def record_refund(self, record: CounterSession) -> None:
         """The refunded payment stops counting on the order (domain: ``refund_as_event``)."""
@@ -182,6 +213,7 @@ class CounterDesk:
         recorded: bool = False,
         error: str | None = None,
         unrecorded_capture: bool = False,
+        not_on_till: bool = False,
     ) -> None:
         self.listeners.emit(
             SessionUpdate(
@@ -200,5 +232,6 @@ class CounterDesk:
                 terminal_id=record.terminal_id,
                 terminal_name=self.terminal_names.get(record.terminal_id, record.terminal_id),
                 unrecorded_capture=unrecorded_capture,
+                not_on_till=not_on_till,
             )
         )

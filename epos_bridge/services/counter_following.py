@@ -1,9 +1,13 @@
 """Following a counter session to its end, and putting its outcome on the POS exactly once.
 
-A card captured on the terminal is a fact: if the POS cannot be written, the recording is retried
-with backoff (and after a restart) until it lands, the order kept locked meanwhile. A sale whose
-``POST /terminal-sessions`` never answered is followed through its payment intent, the lock kept
-while a session may still capture. Only then is the lock released.
+A card captured on the terminal is a fact (:mod:`epos_bridge.domain.captures`): it is recorded
+against its order whatever lock is on it by then, ours or another's. If the POS cannot be
+written, the recording is retried with backoff (and after a restart) until it lands, the order
+kept locked meanwhile. If the POS refuses it for good (the order closed or gone meanwhile), it is
+kept as "captured, not on the till": the session stays unfinished, the payment log shows it and
+staff are alerted until they refund it. A sale whose ``POST /terminal-sessions`` never answered
+is followed through its payment intent, the lock kept while a session may still capture. Only
+then is the lock released.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
 
+from epos_bridge.domain.captures import NOT_ON_TILL, RECORDED, Landing, landing_after
 from epos_bridge.domain.errors import EposFailure
 from epos_bridge.domain.terminal_sessions import (
     CREATING,
@@ -23,7 +28,7 @@ from epos_bridge.domain.terminal_sessions import (
     outcome_of_unknown_session,
 )
 from epos_bridge.protocol.dojo_errors import DojoApiError
-from epos_bridge.protocol.jsonrpc import EPOSErrorType
+from epos_bridge.protocol.dojo_rest import TerminalSessionStatus
 from epos_bridge.services.counter_desk import CounterDesk
 from epos_bridge.services.retry import BackoffPolicy
 from epos_bridge.services.tasks import TaskSet
@@ -47,7 +52,10 @@ class SessionFollower:
 
     def follow(self, record: CounterSession) -> None:
         self._following.add(record.session_id)
-        work = self._resolve_unknown if record.pending else self._poll
+        if record.status == NOT_ON_TILL:
+            work = self._land_again
+        else:
+            work = self._resolve_unknown if record.pending else self._poll
         self._tasks.spawn(self._until_done(record, work(record)), name=f"terminal-{record.session_id}")
 
     async def stop(self) -> None:
@@ -101,23 +109,33 @@ class SessionFollower:
             desk.tell(record, CREATING)
             await desk.sleep(desk.poll_s)
 
+    async def _land_again(self, record: CounterSession) -> None:
+        """A capture a previous run kept as not on the till: the card is taken, so try the POS
+        once more (the order may take it now) before alerting again."""
+        await self._finish(record, TerminalSessionStatus.CAPTURED, ())
+
     async def _finish(self, record: CounterSession, status: str, notifications: tuple[str, ...]) -> None:
-        """Apply a final outcome to the POS once, then let the lock go (not before)."""
+        """Apply a final outcome to the POS once, then let the lock go (not before).
+
+        A captured sale the POS refused is not marked done: it stays unfinished as
+        :data:`NOT_ON_TILL` (set by ``keep_not_on_till``) until staff refund it."""
         desk = self._desk
-        recorded, error = False, None
+        recorded, error, not_on_till = False, None, False
         if status in SUCCESS and record.kind == SessionKind.SALE:
             recorded, error = await self._land_sale(record, status, notifications)
+            not_on_till = record.session_id in desk.not_on_till
         elif status in SUCCESS and record.kind == SessionKind.MATCHED_REFUND and record.payment_intent_id:
             recorded, error = await self._land_refund(record)
         await desk.unlock(record.order_id, record.lock_id)
-        await desk.store.set_status(record.session_id, status, outcome_recorded=True)
-        desk.tell(record, status, notifications, recorded=recorded, error=error)
+        if not not_on_till:
+            await desk.store.set_status(record.session_id, status, outcome_recorded=True)
+        desk.tell(record, status, notifications, recorded=recorded, error=error, not_on_till=not_on_till)
 
     async def _land_sale(
         self, record: CounterSession, status: str, notifications: tuple[str, ...]
     ) -> tuple[bool, str | None]:
-        """Retry while the POS cannot be written; an error only for a refusal retrying cannot
-        change (the till closed or changed the order), which staff must resolve by hand."""
+        """Retry while the POS cannot be written; for a refusal retrying cannot change (the
+        till closed the order, or it is gone), keep it as not on the till and say why."""
         desk = self._desk
         if not record.order_id or not record.payment_intent_id:
             return False, None
@@ -126,13 +144,16 @@ class SessionFollower:
             try:
                 await desk.record_sale(record, retrying=attempt > 0)
             except EposFailure as failure:
-                if failure.error_type is not EPOSErrorType.UNEXPECTED_ERROR:
+                if landing_after(failure) is Landing.NOT_ON_TILL:
                     desk.unrecorded.pop(record.order_id, None)
-                    log.error("terminal session %s captured %s but the POS refused it: %s",
-                              record.session_id, record.payment_intent_id, failure.message)  # fmt: skip
+                    log.error("terminal session %s captured %s for order %s but the POS refused it: %s; kept as "
+                              "captured, not on the till", record.session_id, record.payment_intent_id,
+                              record.order_id, failure.message)  # fmt: skip
+                    await desk.keep_not_on_till(record, failure.message)
                     return False, (
                         f"Approved on the terminal, but the POS refused it: {failure.message} "
-                        "Record it on the till by hand, or refund it."
+                        "The card payment is kept in the payment log as not on the till: refund it, "
+                        "or record it on the till by hand."
                     )
                 attempt += 1
                 desk.unrecorded[record.order_id] = record.session_id
@@ -143,6 +164,8 @@ class SessionFollower:
                 await desk.sleep(delay)
                 continue
             desk.unrecorded.pop(record.order_id, None)
+            if record.status == NOT_ON_TILL:  # kept as not on the till before a restart: it landed after all
+                desk.settle(record.session_id, record.payment_intent_id, record.order_id, RECORDED)
             return True, None
 
     async def _land_refund(self, record: CounterSession) -> tuple[bool, str | None]:

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from epos_bridge.domain.captures import NOT_ON_TILL, CaptureNotOnTill, CaptureSettled
 from epos_bridge.domain.events import DomainEvent, PaymentRecorded, PaymentStatusChanged
+from epos_bridge.domain.terminal_sessions import PAY_AT_COUNTER
 from epos_bridge.services.activity import LockBoard, PaymentLogEntry, payment_entry
 from epos_bridge.services.listeners import Listeners
 from epos_bridge.services.tasks import TaskSet
@@ -47,14 +49,37 @@ class EventRouter:
             self._writes.spawn(self._payment_log.record(entry))
             self._payments.emit(entry)
         elif isinstance(event, PaymentStatusChanged):
-            self._writes.spawn(self._status_changed(event))
+            self._writes.spawn(self._status_changed(event.payment_intent_id, event.status.value))
+        elif isinstance(event, CaptureNotOnTill):  # a line of its own, worded "not on the till"
+            self._writes.spawn(self._not_on_till(event))
+        elif isinstance(event, CaptureSettled):
+            self._writes.spawn(self._status_changed(event.payment_intent_id, event.status))
         self._events.emit(event)
 
     async def flush(self) -> None:
         """Let the payment-log writes in progress finish (before the log closes)."""
         await self._writes.wait()
 
-    async def _status_changed(self, event: PaymentStatusChanged) -> None:
-        entry = await self._payment_log.set_status(event.payment_intent_id, event.status.value)
+    async def _status_changed(self, payment_intent_id: str, status: str) -> None:
+        entry = await self._payment_log.set_status(payment_intent_id, status)
         if entry is not None:
             self._payments.emit(entry)
+
+    async def _not_on_till(self, event: CaptureNotOnTill) -> None:
+        """Shown again after a restart (the counter re-publishes it): a line that exists gets
+        the status back, the line is never doubled (one per paymentIntentId)."""
+        await self._payment_log.record(not_on_till_entry(event))
+        await self._status_changed(event.payment_intent_id, NOT_ON_TILL)
+
+
+def not_on_till_entry(event: CaptureNotOnTill) -> PaymentLogEntry:
+    return PaymentLogEntry(
+        at=event.at,
+        order_id=event.order_id,
+        payment_intent_id=event.payment_intent_id,
+        amount_value=event.amount.value,
+        currency=event.amount.currency_code,
+        status=NOT_ON_TILL,
+        product=PAY_AT_COUNTER,
+        device_id=event.terminal_id,
+    )
