@@ -9,7 +9,7 @@ selected payment on (``refund_requested``): the Terminal tab takes it from there
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,6 @@ from PySide6.QtCore import QModelIndex, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QLineEdit,
     QMenu,
@@ -30,7 +29,10 @@ from PySide6.QtWidgets import (
 
 from epos_bridge.services.activity import PaymentLogEntry
 from epos_bridge.ui.bridge_signals import BridgeSignals
+from epos_bridge.ui.captured_alert import payment_status_words
 from epos_bridge.ui.clock import Clock, utc_now
+from epos_bridge.ui.dialogs import FileDialog as FileDialog  # re-exported for the status window
+from epos_bridge.ui.dialogs import FileQuestion, ask_file
 from epos_bridge.ui.table_model import RIGHT_ALIGNED, ModelIndex, RowTableModel, configure_table
 from epos_bridge.ui.tasks import WidgetTasks
 from epos_bridge.ui.text import PlainLabel, plain_tooltip
@@ -41,8 +43,6 @@ log = logging.getLogger(__name__)
 SEARCH_DEBOUNCE_MS = 250
 REFUNDABLE = frozenset({"Recorded", "Captured"})
 """Payment-log statuses a matched refund can start from (not Refunded, Reversed, Canceled…)."""
-
-FileDialog = Callable[[QWidget, str, str, str], tuple[str, str]]
 
 
 def start_of_today(now: datetime) -> datetime:
@@ -104,7 +104,7 @@ class PaymentTableModel(RowTableModel[PaymentLogEntry]):
             case 5:
                 return entry.payment_intent_id
             case 6:
-                return entry.status
+                return payment_status_words(entry.status)
             case 7:
                 return entry.product or ""
             case _:
@@ -163,8 +163,8 @@ class PaymentsTab(QWidget):
         super().__init__(parent)
         self._signals = signals
         self._clock = clock
-        # Looked up at call time so a test's monkeypatch of QFileDialog.getSaveFileName applies.
-        self._file_dialog = file_dialog
+        self.file_dialog: FileDialog = file_dialog or ask_file
+        """Asks where to export, without a nested event loop (tests may replace it)."""
         self._tasks = WidgetTasks(log, "a payment-log task", on_error=self._failed)
         self._load_generation = 0
         self._arrived_while_loading: dict[str, PaymentLogEntry] | None = None
@@ -307,10 +307,12 @@ class PaymentsTab(QWidget):
     # --- export -----------------------------------------------------------------------------------
 
     def export_csv(self) -> None:
-        """Ask where to save, then write the payments shown (the current filter) as CSV."""
-        ask = self._file_dialog or QFileDialog.getSaveFileName
+        """Ask where to save (the chooser answers later, the loop keeps serving), then write the
+        payments shown (the current filter) as CSV."""
         name = f"payments-{local_date(self._clock())}.csv"
-        path, _ = ask(self, "Export payments", name, "CSV files (*.csv)")
+        self.file_dialog(self, FileQuestion("Export payments", name, "CSV files (*.csv)"), self._export_to)
+
+    def _export_to(self, path: str, _filter: str = "") -> None:
         if not path:
             return
         destination = Path(path)

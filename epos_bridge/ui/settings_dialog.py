@@ -30,7 +30,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -52,6 +51,7 @@ from epos_bridge.host.tls import dojo_http_client
 from epos_bridge.ports import AdapterFactory, LocationKind
 from epos_bridge.protocol.dojo import environment_of
 from epos_bridge.services.settings_service import Apply, IntegrationsReader, SettingsService, TestResult
+from epos_bridge.ui.dialogs import FileDialog, FileQuestion, ask_file
 from epos_bridge.ui.tasks import WidgetTasks
 from epos_bridge.ui.text import PlainLabel, plain_tooltip
 
@@ -105,8 +105,11 @@ class SettingsDialog(QDialog):
         parent: QWidget | None = None,
         *,
         can_verify: bool = False,
+        file_dialog: FileDialog = ask_file,
     ) -> None:
         super().__init__(parent)
+        self.file_dialog = file_dialog
+        """Browse…'s chooser, answered by callback (never a nested loop); tests may replace it."""
         self._can_verify = can_verify
         self._tested_environment = "unknown"
         self._original = settings.model_copy(deep=True)
@@ -488,12 +491,16 @@ class SettingsDialog(QDialog):
         self.reject()
 
     def browse_database(self) -> None:
+        """Open a chooser for the database file (or folder); the answer fills the field later."""
         start = self.db_path_edit.text().strip() or str(Path.home())
         if self._service.location_of(self.adapter_combo.currentText()) == "folder":
-            chosen = QFileDialog.getExistingDirectory(self, "Choose the POS database folder", start)
+            question = FileQuestion("Choose the POS database folder", start, mode="folder")
         else:
-            chosen, _ = QFileDialog.getOpenFileName(self, "Choose the POS database", start, DATABASE_FILTER)
-        if chosen:
+            question = FileQuestion("Choose the POS database", start, DATABASE_FILTER, mode="open")
+        self.file_dialog(self, question, self._database_chosen)
+
+    def _database_chosen(self, chosen: str, _filter: str = "") -> None:
+        if chosen and isValid(self.db_path_edit):
             self.db_path_edit.setText(chosen)
             self._check_database_soon()
 

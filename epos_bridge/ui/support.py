@@ -12,12 +12,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QMessageBox, QWidget
+from shiboken6 import isValid
 
 from epos_bridge import __version__
 from epos_bridge.host.diagnostics import build_diagnostics, default_zip_name, gather
 from epos_bridge.host.private_files import private_dir
 from epos_bridge.protocol.redaction import KnownSecrets
+from epos_bridge.ui.dialogs import FileDialog, FileQuestion, ask_file, inform
 from epos_bridge.ui.launch import open_folder
 
 log = logging.getLogger(__name__)
@@ -32,10 +34,28 @@ def open_logs_folder(log_dir: Path, secrets: KnownSecrets) -> bool:
     return open_folder(log_dir, secrets)
 
 
-async def export_diagnostics(parent: QWidget, bridge: Any) -> Path | None:
+async def ask(parent: QWidget, question: FileQuestion, file_dialog: FileDialog = ask_file) -> str:
+    """Await a file chooser's answer (``""`` when cancelled) without a nested event loop: the
+    task waits on a future the dialog's callback resolves (see :mod:`epos_bridge.ui.dialogs`)."""
+    answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def answered(path: str, _filter: str) -> None:
+        if not answer.done():
+            answer.set_result(path)
+
+    dialog = file_dialog(parent, question, answered)
+    try:
+        return await answer
+    finally:
+        if isinstance(dialog, QWidget) and not answer.done() and isValid(dialog):
+            dialog.close()  # the task was cancelled (Quit): the question goes with it
+
+
+async def export_diagnostics(parent: QWidget, bridge: Any, *, file_dialog: FileDialog = ask_file) -> Path | None:
     """Ask where, gather, write; returns the zip's path (``None`` when cancelled)."""
     suggested = str(Path.home() / default_zip_name())
-    chosen, _ = QFileDialog.getSaveFileName(parent, "Export diagnostics", suggested, "Zip archives (*.zip)")
+    question = FileQuestion("Export diagnostics", suggested, "Zip archives (*.zip)")
+    chosen = await ask(parent, question, file_dialog)
     if not chosen:
         return None
     sources = await gather(
@@ -50,8 +70,9 @@ async def export_diagnostics(parent: QWidget, bridge: Any) -> Path | None:
     return path
 
 
-def show_about(parent: QWidget, environment: str) -> None:
-    QMessageBox.about(
+def show_about(parent: QWidget, environment: str) -> QMessageBox:
+    """The About box, opened without a nested loop (``QMessageBox.about`` would run one)."""
+    return inform(
         parent,
         "About epos-bridge",
         f"<h3>epos-bridge {__version__}</h3>"
@@ -59,4 +80,5 @@ def show_about(parent: QWidget, environment: str) -> None:
         f"<p>Connected to Dojo's <b>{html.escape(environment)}</b> environment.</p>"
         f"<p>Dojo developer documentation: {DOJO_DOCS}<br>"
         "Support: use <i>Export diagnostics…</i> in the tray menu and send the zip to your installer.</p>",
+        rich=True,
     )

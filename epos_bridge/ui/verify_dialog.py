@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QDialog,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -70,14 +69,14 @@ from epos_bridge.services.verification_report import (
     render_html,
     report_facts,
 )
+from epos_bridge.ui.dialogs import FileDialog, FileQuestion, ask_file
 from epos_bridge.ui.styles import ERROR_STYLE, HINT_STYLE
 from epos_bridge.ui.tasks import WidgetTasks
-from epos_bridge.ui.text import PlainLabel
+from epos_bridge.ui.text import PlainLabel, plain_tooltip
 from epos_bridge.ui.words import local_date, local_time
 
 log = logging.getLogger(__name__)
 
-FileDialog = Callable[[QWidget, str, str, str], tuple[str, str]]
 FactsFor = Callable[[str | None], ReportFacts]
 """(venue typed in the dialog) → the facts the report starts with (ids, versions, time)."""
 
@@ -96,6 +95,7 @@ STATUS_COLOURS = {
 }
 STEP_HEADERS = ("#", "Step", "Status", "Started", "Took", "Information")
 PDF_FILTER = "PDF (*.pdf)"
+OK_STYLE = "color: #1b7f3b;"
 HTML_FILTER = "HTML (*.html)"
 
 
@@ -164,7 +164,7 @@ class ParamField:
             self.edit.setPlaceholderText(param.description)
             self.widget = self.edit
         self.widget.setAccessibleName(param.name)
-        self.widget.setToolTip(param.description)
+        self.widget.setToolTip(plain_tooltip(param.description))  # Dojo's words, shown literally
 
     @property
     def text(self) -> str:
@@ -314,7 +314,8 @@ class VerifyDialog(QDialog):
         self._signals = signals
         self._verification = signals.verification
         self._facts_for = facts_for
-        self._file_dialog = file_dialog
+        self.file_dialog: FileDialog = file_dialog or ask_file
+        """Save report…'s chooser, answered by callback (never a nested loop); tests may replace it."""
         self._tasks = WidgetTasks(log, "a verification task", on_error=self._task_failed)
         self._forms: dict[str, FlowForm] = {}
         self._flows: list[FlowDescription] = []
@@ -567,7 +568,7 @@ class VerifyDialog(QDialog):
         status = run.status if run is not None else None
         item.setText(f"{name}\n    {STATUS_WORDS[status]}")
         item.setForeground(QColor(STATUS_COLOURS[status]) if status is not None else self.palette().text().color())
-        item.setToolTip((run.why_not() or "") if run is not None else "")
+        item.setToolTip(plain_tooltip(run.why_not() or "") if run is not None else "")
 
     def _show_flow(self, row: int) -> None:
         if not 0 <= row < len(self._flows):
@@ -646,14 +647,13 @@ class VerifyDialog(QDialog):
         venue = self.venue_edit.text().strip()
         stamp = local_date(datetime.now(UTC))
         slug = "-".join(venue.lower().split())[:40] if venue else "venue"
-        ask = self._file_dialog or QFileDialog.getSaveFileName
-        path, chosen = ask(
-            self,
-            "Save the verification report",
-            f"dojo-verification-{slug}-{stamp}.html",
-            f"{HTML_FILTER};;{PDF_FILTER}",
+        question = FileQuestion(
+            "Save the verification report", f"dojo-verification-{slug}-{stamp}.html", f"{HTML_FILTER};;{PDF_FILTER}"
         )
-        if not path:
+        self.file_dialog(self, question, self._save_to)
+
+    def _save_to(self, path: str, chosen: str) -> None:
+        if not path or not isValid(self):
             return
         destination = Path(path)
         as_pdf = destination.suffix.lower() == ".pdf" or (chosen == PDF_FILTER and not destination.suffix)
@@ -671,7 +671,7 @@ class VerifyDialog(QDialog):
         except OSError as exc:
             self._report_failed(destination, exc)
             return
-        self.report_saved.emit(str(destination))
+        self._report_written(destination)
 
     def _write_pdf(self, destination: Path, page: str) -> None:
         """Qt prints the same page to PDF (``QTextDocument`` must live on the GUI thread)."""
@@ -694,6 +694,11 @@ class VerifyDialog(QDialog):
         if not destination.is_file() or destination.stat().st_size == 0:
             self._report_failed(destination, OSError("the PDF could not be written"))
             return
+        self._report_written(destination)
+
+    def _report_written(self, destination: Path) -> None:
+        self._set_banner(f"Report saved to {destination}")
+        self.banner.setStyleSheet(OK_STYLE)
         self.report_saved.emit(str(destination))
 
     def _report_failed(self, destination: Path, exc: OSError) -> None:

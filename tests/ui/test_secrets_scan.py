@@ -103,7 +103,6 @@ def test_no_form_of_any_key_survives_a_session_of_changes_401s_crashes_and_an_ex
     settings = settings.model_copy(update={"proxy": PROXY})
     secrets = KnownSecrets(settings_secrets(settings))
     zip_path = tmp_path / "support" / "diagnostics.zip"
-    monkeypatch.setattr(support.QFileDialog, "getSaveFileName", lambda *a, **k: (str(zip_path), ""))
 
     with bridge_logging(secrets, settings.log_dir):
         bridge = Bridge(settings, secrets=secrets)
@@ -131,7 +130,11 @@ def test_no_form_of_any_key_survives_a_session_of_changes_401s_crashes_and_an_ex
                     "a careless line: %s %s %s…", new_key, quote(new_key), new_key[:16]
                 )
 
-            run(support.export_diagnostics(window, bridge))
+            run(
+                support.export_diagnostics(
+                    window, bridge, file_dialog=lambda _p, _q, answered: answered(str(zip_path), "")
+                )
+            )
             assert support.open_logs_folder(settings.log_dir, bridge.secrets)
             qtbot.waitUntil(fake_opener.exists, timeout=10_000)
         finally:

@@ -39,6 +39,7 @@ from epos_bridge.config import BridgeSettings, KeyStore
 from epos_bridge.protocol.dojo import HEADER_SOFTWARE_HOUSE_ID
 from epos_bridge.sim.rest import RestSimulator
 from epos_bridge.sim.simulator import DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
+from epos_bridge.ui.dialogs import FileQuestion
 from epos_bridge.ui.settings_dialog import STORED_KEY_TEXT, SettingsDialog, build_settings_service
 from tests.helpers.keyring_backend import RealKeyring
 from tests.helpers.waiting import until
@@ -333,14 +334,14 @@ def test_save_stores_the_key_in_the_keyring_and_reconnects_the_running_bridge(
 def test_browse_picks_a_folder_for_a_folder_database_and_a_file_otherwise(
     qtbot: QtBot, real_keyring: RealKeyring, settings_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from PySide6.QtWidgets import QFileDialog
-
     asked: list[str] = []
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: asked.append("folder") or str(tmp_path))
-    monkeypatch.setattr(
-        QFileDialog, "getOpenFileName", lambda *a, **k: (asked.append("file") or str(tmp_path / "pos.db"), "")
-    )
+
+    def choose(_parent: object, question: FileQuestion, answered: Callable[[str, str], None]) -> None:
+        asked.append(question.mode)
+        answered(str(tmp_path) if question.mode == "folder" else str(tmp_path / "pos.db"), "")
+
     dialog = make_dialog(qtbot, base_settings(tmp_path), real_keyring, settings_path)
+    dialog.file_dialog = choose
     # Only which picker opens is under test here; the database check after it is tested above.
     monkeypatch.setattr(dialog, "_check_database_soon", lambda: None)
     dialog.adapter_combo.addItems(["jsonfile"])  # present whatever the installed list says
@@ -348,7 +349,7 @@ def test_browse_picks_a_folder_for_a_folder_database_and_a_file_otherwise(
     dialog.browse_database()
     dialog.adapter_combo.setCurrentText("sqlite")
     dialog.browse_database()
-    assert asked == ["folder", "file"]
+    assert asked == ["folder", "open"]
 
 
 def test_every_label_shows_its_text_as_text(

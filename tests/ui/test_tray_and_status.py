@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QFileDialog
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from epos_bridge.adapters.sqlite.setup import init_database
@@ -194,7 +194,7 @@ def test_export_csv_writes_header_and_rows(
         gui.window.payments_tab.reload()
     target = tmp_path / "exports" / "till-payments"
     target.parent.mkdir()
-    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(target), "CSV files (*.csv)"))
+    gui.window.payments_tab.file_dialog = lambda _parent, _question, answered: answered(str(target), "")
 
     with qtbot.wait_signal(gui.window.payments_tab.exported, timeout=5000) as exported:
         qtbot.mouseClick(gui.window.payments_tab.export_button, Qt.MouseButton.LeftButton)
@@ -213,7 +213,7 @@ def test_export_cancelled_writes_nothing(
     start_gui: Callable[..., Gui], qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gui = start_gui()
-    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: ("", ""))
+    gui.window.payments_tab.file_dialog = lambda _parent, _question, answered: answered("", "")
     with qtbot.assert_not_emitted(gui.window.payments_tab.exported, wait=200):
         gui.window.payments_tab.export_csv()
 

@@ -23,6 +23,7 @@ from epos_bridge.protocol.capabilities import Capability, WireMethod
 from epos_bridge.protocol.redaction import KnownSecrets
 from epos_bridge.sim.simulator import DojoSimulator
 from epos_bridge.sim.tester import CheckFailed, FlowContext, SimFlow
+from epos_bridge.ui.dialogs import FileQuestion
 from epos_bridge.ui.gui import GuiParts, run_gui
 from epos_bridge.ui.settings_dialog import SettingsDialog, build_settings_service
 from epos_bridge.ui.verify_dialog import VerifyDialog, open_verify
@@ -153,9 +154,9 @@ def test_run_all_then_save_the_report_as_html_and_pdf(
     answers = iter([(str(tmp_path / "kettle.html"), "HTML (*.html)"), (str(tmp_path / "kettle"), "PDF (*.pdf)")])
     asked: list[str] = []
 
-    def choose(_parent: object, _title: str, suggested: str, _filters: str) -> tuple[str, str]:
-        asked.append(suggested)
-        return next(answers)
+    def choose(_parent: object, question: FileQuestion, answered: Callable[[str, str], None]) -> None:
+        asked.append(question.start)
+        answered(*next(answers))
 
     dialog = loaded(gui, qtbot, file_dialog=choose)
     with qtbot.wait_signal(dialog.run_finished, timeout=60_000) as finished:
