@@ -82,6 +82,9 @@ class CaptureNotOnTill(DomainEvent):
     amount: Money
     reason: str
     terminal_id: str | None = None
+    order_reference: str | None = None
+    """What the till calls the order (``T12-0008``), when the POS could still read it."""
+    display_name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -177,9 +177,13 @@ class CounterDesk:
         assert record.order_id is not None
         assert record.payment_intent_id is not None
         await self.store.set_status(record.session_id, NOT_ON_TILL)
+        reference = display_name = None
+        with contextlib.suppress(EposFailure):  # how the till names it, if it still can (never needed)
+            order = await self.order(record.order_id)
+            reference, display_name = order.reference, order.display_name
         capture = CaptureNotOnTill(
             record.order_id, self.clock.now(), record.session_id, record.payment_intent_id, record.amount, reason,
-            record.terminal_id,
+            record.terminal_id, reference, display_name,
         )  # fmt: skip
         self.not_on_till[record.session_id] = capture
         self.publish_event(capture)

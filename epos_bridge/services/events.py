@@ -80,6 +80,8 @@ def not_on_till_entry(event: CaptureNotOnTill) -> PaymentLogEntry:
         amount_value=event.amount.value,
         currency=event.amount.currency_code,
         status=NOT_ON_TILL,
+        order_reference=event.order_reference,
+        display_name=event.display_name,
         product=PAY_AT_COUNTER,
         device_id=event.terminal_id,
     )

@@ -27,6 +27,7 @@ from PySide6.QtCore import QObject, Signal, SignalInstance
 
 from epos_bridge.config import BridgeSettings
 from epos_bridge.dojo_api import RegistrationState, Terminal
+from epos_bridge.domain.captures import CaptureNotOnTill
 from epos_bridge.domain.events import DomainEvent
 from epos_bridge.gateway.connection_state import ConnectionStatus
 from epos_bridge.protocol.entities import Money, Order
@@ -71,6 +72,9 @@ class CounterLike(Protocol):
     async def start_unlinked_refund(self, terminal_id: str, amount: Money) -> str: ...
     async def cancel(self, session_id: str) -> None: ...
     async def answer_signature(self, session_id: str, accepted: bool) -> None: ...
+    def captures_not_on_till(self) -> tuple[CaptureNotOnTill, ...]: ...
+    def on_not_on_till(self, listener: Callable[[tuple[CaptureNotOnTill, ...]], None]) -> Callable[[], None]: ...
+    async def refund_not_on_till(self, session_id: str) -> None: ...
 
 
 class BridgeLike(Protocol):
@@ -105,7 +109,9 @@ class BridgeSignals(QObject):
     ``payment(PaymentLogEntry)`` (a new line, or one whose status changed),
     ``domain_event(DomainEvent)``, ``served(Served)``, ``registration_changed(RegistrationState)``,
     ``settings_changed(BridgeSettings)`` (after :meth:`apply_settings`),
-    ``counter_update(SessionUpdate)`` (a terminal session moved) and
+    ``counter_update(SessionUpdate)`` (a terminal session moved),
+    ``captures_not_on_till(tuple[CaptureNotOnTill, ...])`` (the captured cards the POS refused,
+    all of them, each time the set changes; empty once none is left) and
     ``outbox_changed(RelayStatus)`` (the POS-event queue's depth or last error changed; a copy,
     so a receiver may keep it).
     """
@@ -117,6 +123,7 @@ class BridgeSignals(QObject):
     registration_changed = Signal(object)
     settings_changed = Signal(object)
     counter_update = Signal(object)
+    captures_not_on_till = Signal(object)
     outbox_changed = Signal(object)
 
     def __init__(self, bridge: BridgeLike, parent: QObject | None = None) -> None:
@@ -128,6 +135,7 @@ class BridgeSignals(QObject):
         bridge.on_domain_event(self._relay(self.domain_event))
         bridge.on_served(self._relay(self.served))
         bridge.counter.on_update(self._relay(self.counter_update))
+        self._unsubscribe_captures = bridge.counter.on_not_on_till(self._relay(self.captures_not_on_till))
         # Nothing is queued until the relay says otherwise: it reports every change from zero.
         self._outbox = RelayStatus()
         bridge.on_outbox(self._outbox_changed)
@@ -152,6 +160,7 @@ class BridgeSignals(QObject):
         self._attached = False
         self._unsubscribe_status()
         self._unsubscribe_registration()
+        self._unsubscribe_captures()
 
     # --- snapshots --------------------------------------------------------------------------
 
@@ -251,3 +260,12 @@ class BridgeSignals(QObject):
     async def answer_signature(self, session_id: str, accepted: bool) -> None:
         log.info("signature %s for terminal session %s", "accepted" if accepted else "rejected", session_id)
         await self._bridge.counter.answer_signature(session_id, accepted)
+
+    def not_on_till(self) -> tuple[CaptureNotOnTill, ...]:
+        """The captured cards the POS refused, now (the alert's first rendering)."""
+        return self._bridge.counter.captures_not_on_till()
+
+    async def refund_not_on_till(self, session_id: str) -> None:
+        """The alert's one click: Dojo reverses the card payment; ``captures_not_on_till`` follows."""
+        log.info("refund of the captured card not on the till (terminal session %s) requested", session_id)
+        await self._bridge.counter.refund_not_on_till(session_id)

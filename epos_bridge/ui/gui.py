@@ -36,6 +36,7 @@ from epos_bridge.host.crash import CrashHandler
 from epos_bridge.host.garbage import tune_for_serving, untune
 from epos_bridge.protocol.redaction import KnownSecrets
 from epos_bridge.ui.bridge_signals import BridgeLike, BridgeSignals
+from epos_bridge.ui.captured_alert import CapturedAlert
 from epos_bridge.ui.garbage import GuiThreadGarbageCollector
 from epos_bridge.ui.icons import IconLibrary
 from epos_bridge.ui.network_watch import NetworkWatch
@@ -203,6 +204,7 @@ async def _serve(
                 if demo:
                     window.setWindowTitle(window.windowTitle() + " (demo with the Dojo simulator)")
                 tray = TrayController(signals, window, icons)
+                captured_alert = CapturedAlert(signals, parent=window)  # before start: a resumed capture shows
                 tray.quit_requested.connect(quit_requested.set)
                 verify = functools.partial(open_verify, window, bridge)
                 window.verify_requested.connect(verify)
@@ -222,6 +224,7 @@ async def _serve(
                 tray.shutdown()
                 for dialog in window.findChildren(VerifyDialog):
                     dialog.close()  # stops following flows before the bridge stops
+                captured_alert.shutdown()
                 window.shutdown()
                 window.hide()
                 await bridge.stop()
