@@ -24,6 +24,9 @@ class ConnectionState(StrEnum):
     CONNECTING = "connecting"
     # The handshake was accepted; Dojo's requests are being served.
     CONNECTED = "connected"
+    # Connected, but not serving: a request went unanswered too long or the event loop froze
+    # (gateway/watchdog.py). Card payments do not work; the session is reconnecting.
+    STALLED = "stalled"
     # Dojo refused the handshake with 401/403 (API key or ids wrong, or a blip at Dojo). Retried on
     # the normal backoff for 5 minutes, then every 5 minutes; the state stays here while retrying.
     AUTH_FAILED = "auth_failed"

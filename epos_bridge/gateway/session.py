@@ -32,9 +32,13 @@ Choices the caller may rely on:
 * Keepalive: websockets pings every ``ping_interval_s`` and drops the link when no pong comes
   within ``ping_timeout_s`` (contract §1.2 asks for a ping at least every 30 s). Dojo's pings are
   answered by websockets' protocol layer as soon as the frame is read.
-* Backpressure: at most ``max_in_flight`` requests are served at once; the slot is taken
-  *before* reading the next frame, so when full the session stops reading and websockets
-  stops reading the socket once its small queue fills.
+* Backpressure: at most ``max_in_flight`` requests of a connection are served at once; the slot
+  is taken *before* reading the next frame, so when full the session stops reading and
+  websockets stops reading the socket once its small queue fills. Slots belong to one
+  connection: a request stuck on an old link cannot starve the next one.
+* "Connected" means "serving" (:mod:`epos_bridge.gateway.watchdog`): a request unanswered for
+  ``answer_within_s`` or a frozen event loop turns the state ``stalled`` and the session
+  reconnects; a loop frozen for good has its socket shut down by the freeze guard's thread.
 * Requests in flight when the link drops keep running (their side effects are completed and
   remembered by ``IdempotentServe``); their answers are lost and Dojo retries (contract §1.2).
 * The API key never appears in logs or in ``last_error``: every error text goes through
@@ -44,8 +48,10 @@ Choices the caller may rely on:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random as random_module
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -71,6 +77,7 @@ from epos_bridge.gateway.policy import (
     Verdict,
     classify,
 )
+from epos_bridge.gateway.watchdog import FreezeGuard, Unanswered, WatchdogPolicy
 from epos_bridge.host.tls import client_context
 from epos_bridge.protocol.dojo import DEFAULT_WS_URL, dojo_headers, redact
 from epos_bridge.protocol.endpoints import plain_text_refusal
@@ -183,6 +190,7 @@ class GatewaySession:
         wake_check_s: float = 5.0,
         wake_jump_s: float = 15.0,
         tls_context: Callable[[], ssl.SSLContext] = client_context,
+        watchdog: WatchdogPolicy | None = None,
     ) -> None:
         self._settings = settings
         self._serve = serve
@@ -196,6 +204,11 @@ class GatewaySession:
         self._wake_check_s = wake_check_s
         self._wake_jump_s = wake_jump_s
         self._tls_context = tls_context
+        self._watchdog = watchdog or WatchdogPolicy()
+        self._freeze_guard = FreezeGuard(self._watchdog.frozen_after_s, self._drop_frozen_link)
+        self._unanswered = Unanswered(self._watchdog.answer_within_s)
+        self._frozen_for_s: float | None = None
+        """Set by the freeze guard's thread when it dropped the link of a frozen loop."""
         self._observers: Listeners[ConnectionStatus] = Listeners("connection-status")
         self._status = ConnectionStatus(ConnectionState.DISCONNECTED, self._now())
         self._attempts = 0
@@ -205,7 +218,6 @@ class GatewaySession:
         self._stop_requested = False
         self._stop_deadline_at = 0.0
         self._connection: ClientConnection | None = None
-        self._slots: asyncio.Semaphore | None = None
         self._tasks = TaskSet("gateway request")
 
     # --- what the app and the UI use ----------------------------------------------------
@@ -279,8 +291,9 @@ class GatewaySession:
             raise RuntimeError("GatewaySession.run() is already running")
         self._running = True
         self._stopped.clear()
-        self._slots = asyncio.Semaphore(self._settings.max_in_flight)
-        watchdog = asyncio.create_task(self._watch_for_wake())
+        self._max_in_flight = self._settings.max_in_flight
+        self._freeze_guard.start()
+        watchers = [asyncio.create_task(self._watch_for_wake()), asyncio.create_task(self._watch_serving())]
         try:
             while not self._stop_requested:
                 ended = await self._attempt(self._settings)
@@ -294,8 +307,10 @@ class GatewaySession:
                     continue
                 await self._pause_before_retry(ended)
         finally:
-            watchdog.cancel()
-            await asyncio.gather(watchdog, return_exceptions=True)
+            for watcher in watchers:
+                watcher.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
+            await asyncio.to_thread(self._freeze_guard.stop)
             await self._drain(set(self._tasks))
             self._set_state(ConnectionState.DISCONNECTED, last_error=self._status.last_error)
             self._running = False
@@ -355,7 +370,9 @@ class GatewaySession:
     async def _serve_connection(self, connection: ClientConnection, settings: GatewaySettings) -> _Ended:
         started = self._clock()
         mine: set[asyncio.Task[None]] = set()
-        reader = asyncio.create_task(self._read_frames(connection, mine))
+        self._unanswered = Unanswered(self._watchdog.answer_within_s)
+        self._frozen_for_s = None
+        reader = asyncio.create_task(self._read_frames(connection, mine, self._unanswered))
         if await self._interrupted_before(reader):
             await self._leave(connection, mine, settings)
             self._connection_ended(self._clock() - started)
@@ -365,6 +382,12 @@ class GatewaySession:
         if exc is None:  # pragma: no cover - the reader only ends by raising
             exc = ConnectionError("the reader stopped")
         error = describe_error(exc, settings)
+        if self._frozen_for_s is not None:
+            error = (
+                f"The bridge was frozen for {self._frozen_for_s:.0f} s; its link to Dojo was dropped so"
+                " card machines saw the till offline."
+            )
+            log.warning("%s Reconnecting to Dojo.", error)
         if not isinstance(exc, ConnectionClosed):
             log.error("reading from the gateway failed: %s", error)
         elif _too_big(exc):
@@ -376,21 +399,46 @@ class GatewaySession:
         if connected_for_s >= self._backoff.policy.healthy_after_s:
             self._attempts = 0
 
-    async def _read_frames(self, connection: ClientConnection, mine: set[asyncio.Task[None]]) -> None:
-        """Take a slot, then read: when ``max_in_flight`` requests run, the socket is not read."""
-        assert self._slots is not None
+    async def _read_frames(
+        self, connection: ClientConnection, mine: set[asyncio.Task[None]], unanswered: Unanswered
+    ) -> None:
+        """Take a slot, then read: when ``max_in_flight`` requests run, the socket is not read.
+
+        Waiting for a slot also ends when the link closes (a keepalive timeout), so a session
+        whose slots are all taken still notices that its connection is gone."""
+        slots = asyncio.Semaphore(self._max_in_flight)
         while True:
-            await self._slots.acquire()
+            await self._slot_or_closed(slots, connection)
             try:
                 frame = await connection.recv()
             except BaseException:
-                self._slots.release()
+                slots.release()
                 raise
-            task = self._tasks.spawn(self._serve_frame(connection, frame))
+            task = self._tasks.spawn(self._serve_frame(connection, frame, slots, unanswered))
+            unanswered.read(task, asyncio.get_running_loop().time())
             mine.add(task)
             task.add_done_callback(mine.discard)
 
-    async def _serve_frame(self, connection: ClientConnection, frame: str | bytes) -> None:
+    @staticmethod
+    async def _slot_or_closed(slots: asyncio.Semaphore, connection: ClientConnection) -> None:
+        if not slots.locked():
+            await slots.acquire()
+            return
+        acquiring = asyncio.create_task(slots.acquire())
+        closing = asyncio.create_task(connection.wait_closed())
+        try:
+            await asyncio.wait({acquiring, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+            if not acquiring.done():
+                acquiring.cancel()
+        if acquiring.cancelled() or not acquiring.done():
+            raise connection.protocol.close_exc
+        # The slot came with (or just before) the close: keep it, recv() reports the close.
+
+    async def _serve_frame(
+        self, connection: ClientConnection, frame: str | bytes, slots: asyncio.Semaphore, unanswered: Unanswered
+    ) -> None:
         try:
             served = await self._serve(frame)
             if served is None:
@@ -412,8 +460,10 @@ class GatewaySession:
             # serve() (the dispatcher) answers every failure itself; this is a last-resort guard.
             log.exception("serving a frame failed")
         finally:
-            assert self._slots is not None
-            self._slots.release()
+            current = asyncio.current_task()
+            if current is not None:
+                unanswered.answered(current)
+            slots.release()
 
     async def _leave(
         self, connection: ClientConnection, mine: set[asyncio.Task[None]], settings: GatewaySettings
@@ -508,6 +558,46 @@ class GatewaySession:
             wall, mono = new_wall, new_mono
             if drift > self._wake_jump_s or late > self._wake_jump_s:
                 self.wake()
+
+    async def _watch_serving(self) -> None:
+        """The watch tick: beat for the freeze guard; notice a frozen loop or a stuck request.
+
+        It runs on the loop's own clock (real time, whatever clock the backoff is given), and
+        as a task: when tasks cannot run, it does not beat either.
+        """
+        loop = asyncio.get_running_loop()
+        tick = self._watchdog.tick_s
+        before = loop.time()
+        while True:
+            await asyncio.sleep(tick)
+            self._freeze_guard.beat()
+            now = loop.time()
+            late, before = now - before - tick, now
+            if late >= self._watchdog.stalled_after_s:
+                self._not_serving(f"The bridge was frozen for {late:.0f} s and could not answer Dojo.")
+            overdue = self._unanswered.newly_overdue(now)
+            if overdue:
+                self._not_serving(f"{len(overdue)} request(s) from Dojo went unanswered for {overdue[0]:.0f} s.")
+
+    def _not_serving(self, reason: str) -> None:
+        """Connected but not serving: say so (the state turns red) and start a new connection."""
+        if self._connection is None or self._stop_requested:
+            return
+        log.warning("%s Reconnecting to Dojo.", reason)
+        self._set_state(ConnectionState.STALLED, last_error=reason)
+        self._backoff.reset()
+        self._kick.set()
+
+    def _drop_frozen_link(self, frozen_for_s: float) -> None:
+        """On the freeze guard's thread: shut the socket down so Dojo stops sending into it."""
+        connection = self._connection
+        if connection is None:
+            return
+        self._frozen_for_s = frozen_for_s
+        sock = connection.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     # --- status --------------------------------------------------------------------------
 

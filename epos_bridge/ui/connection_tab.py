@@ -132,7 +132,7 @@ class ConnectionTab(QWidget):
 
     def show_status(self, status: ConnectionStatus) -> None:
         self.state_label.setText(describe_status(status, self._clock()))
-        self.since_label.setText(describe_since(status))
+        self.since_label.setText(describe_since(status, self._clock()))
         self.last_error_label.setText(status.last_error or "none")
 
     def show_state_icon(self, icon: QIcon) -> None:
@@ -153,7 +153,7 @@ class ConnectionTab(QWidget):
         self.outbox_error_label.setStyleSheet(ERROR_STYLE if status.last_error else "")
 
     def tick(self) -> None:
-        """Once a second: the "Reconnecting in N s" countdown."""
+        """Once a second: the "next try in N s" countdown under the headline."""
         status = self._signals.status
         if status.next_retry_at is not None:
-            self.state_label.setText(describe_status(status, self._clock()))
+            self.since_label.setText(describe_since(status, self._clock()))

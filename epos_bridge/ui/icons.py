@@ -30,6 +30,7 @@ STATE_ICONS: dict[ConnectionState, str] = {
     ConnectionState.CONNECTING: "connecting",
     ConnectionState.DISCONNECTED: "disconnected",
     ConnectionState.AUTH_FAILED: "auth_failed",
+    ConnectionState.STALLED: "disconnected",  # connected but not answering: payments do not work
     ConnectionState.STOPPING: "disconnected",  # quitting: payments stop working, like disconnected
 }
 

@@ -37,6 +37,7 @@ STATE_NAMES = {
     ConnectionState.DISCONNECTED: "not connected",
     ConnectionState.AUTH_FAILED: "API key rejected",
     ConnectionState.STOPPING: "stopping",
+    ConnectionState.STALLED: "not answering",
 }
 """The connection state in a word or two: ``Card payments: connected since 14:02``."""
 
@@ -48,18 +49,24 @@ def describe_status(status: ConnectionStatus, now: datetime) -> str:
         return "Connected — card payments work"
     if state is ConnectionState.AUTH_FAILED:
         return "Dojo rejected the API key — open Settings"
+    if state is ConnectionState.STALLED:
+        return "Card payments are down — the bridge stopped answering Dojo; reconnecting"
     if state is ConnectionState.STOPPING:
         return "Stopping — finishing requests in progress"
     if state is ConnectionState.CONNECTING:
         return f"Connecting to Dojo (attempt {status.attempt})" if status.attempt > 1 else "Connecting to Dojo…"
     if status.next_retry_at is not None:
-        seconds = max(0, round((status.next_retry_at - now).total_seconds()))
-        return f"Reconnecting in {seconds} s (attempt {status.attempt + 1})"
-    return "Not connected — card payments do not work"
+        return f"Card payments are down — reconnecting to Dojo (attempt {status.attempt + 1})"
+    return "Card payments are down — not connected to Dojo"
 
 
-def describe_since(status: ConnectionStatus) -> str:
-    return f"since {local_time(status.since)}"
+def describe_since(status: ConnectionStatus, now: datetime | None = None) -> str:
+    """``since 14:02``, and while waiting to retry ``since 14:02 · next try in 4 s``."""
+    since = f"since {local_time(status.since)}"
+    if status.next_retry_at is None or now is None:
+        return since
+    seconds = max(0, round((status.next_retry_at - now).total_seconds()))
+    return f"{since} · next try in {seconds} s"
 
 
 def describe_registration(registration: RegistrationState) -> str:

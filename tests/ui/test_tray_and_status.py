@@ -93,8 +93,10 @@ def test_icon_follows_drops_and_an_unreachable_gateway(
     qtbot.waitUntil(lambda: gui.tray.icon_key == "connected", timeout=10_000)
 
     run(simulator.gateway.stop())
-    qtbot.waitUntil(lambda: gui.window.connection_tab.state_label.text().startswith("Reconnecting in"), timeout=10_000)
-    assert re.fullmatch(r"Reconnecting in \d+ s \(attempt \d+\)", gui.window.connection_tab.state_label.text())
+    tab = gui.window.connection_tab
+    qtbot.waitUntil(lambda: tab.state_label.text().startswith("Card payments are down"), timeout=10_000)
+    assert re.fullmatch(r"Card payments are down — reconnecting to Dojo \(attempt \d+\)", tab.state_label.text())
+    qtbot.waitUntil(lambda: re.search(r"next try in \d+ s$", tab.since_label.text()) is not None, timeout=10_000)
     assert gui.tray.icon_key.startswith("disconnected")
     assert gui.window.connection_tab.last_error_label.text() != "None"
     assert "not connected" in gui.tray.tooltip

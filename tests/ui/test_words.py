@@ -9,6 +9,7 @@ from epos_bridge.domain.terminal_sessions import CREATING
 from epos_bridge.gateway.connection_state import ConnectionState, ConnectionStatus
 from epos_bridge.services import notifications
 from epos_bridge.ui import words
+from epos_bridge.ui.icons import state_icon_name
 
 
 def test_every_connection_state_has_a_name_and_a_sentence() -> None:
@@ -17,7 +18,12 @@ def test_every_connection_state_has_a_name_and_a_sentence() -> None:
     for state in ConnectionState:
         assert words.describe_status(ConnectionStatus(state, now), now)
     retrying = ConnectionStatus(ConnectionState.DISCONNECTED, now, attempt=2, next_retry_at=now + timedelta(seconds=4))
-    assert words.describe_status(retrying, now) == "Reconnecting in 4 s (attempt 3)"
+    # The headline says what staff need to know; the countdown is the detail under it.
+    assert words.describe_status(retrying, now) == "Card payments are down — reconnecting to Dojo (attempt 3)"
+    assert words.describe_since(retrying, now).endswith("· next try in 4 s")
+    stalled = ConnectionStatus(ConnectionState.STALLED, now, last_error="1 request(s) went unanswered for 30 s.")
+    assert words.describe_status(stalled, now).startswith("Card payments are down")
+    assert state_icon_name(ConnectionState.STALLED) == state_icon_name(ConnectionState.DISCONNECTED)  # red
 
 
 def test_every_terminal_session_status_has_words_and_unknown_ones_show_as_sent() -> None:

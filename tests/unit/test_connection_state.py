@@ -19,6 +19,7 @@ def test_states_have_stable_string_values() -> None:
         "disconnected",
         "connecting",
         "connected",
+        "stalled",
         "auth_failed",
         "stopping",
     ]
