@@ -34,6 +34,8 @@ from epos_bridge.host.instance import (
     EXIT_ALREADY_SERVING,
     AlreadyServing,
     InstanceLock,
+    Venue,
+    VenueLockError,
     clear_stale_channels,
     new_raise_channel,
 )
@@ -337,13 +339,17 @@ def run_headless(settings: BridgeSettings) -> int:
     secret = settings.api_key.get_secret_value() if settings.api_key else None
     secrets = KnownSecrets(settings_secrets(settings))
     configure_logging(secrets, log_dir=settings.log_dir)
-    # One bridge per data folder, decided before anything opens the state database or a WebSocket.
-    instance = InstanceLock(settings.data_dir)
+    # One bridge per venue (data folder, POS database, API key), decided before anything opens
+    # the state database or a WebSocket.
+    instance = InstanceLock(settings.data_dir, Venue(settings.db_path, secret))
     try:
         instance.acquire(role="headless")
     except AlreadyServing as exc:
         log.error("%s", exc)
         return EXIT_ALREADY_SERVING
+    except VenueLockError as exc:
+        log.error("%s", exc)
+        return 2
     except OSError as exc:
         log.error("cannot use the data folder %s: %s", settings.data_dir, exc)
         return 2
@@ -445,11 +451,14 @@ def run_tray(cli_overrides: dict[str, Any] | None = None) -> int:
         secret = KeyStore().get_api_key()
     secrets = KnownSecrets([secret, os.environ.get(ENV_API_KEY)])
     configure_logging(secrets, log_dir=default_log_dir())
+    venue: Venue | None = None
     try:
-        data_dir = load(cli_overrides=cli_overrides).data_dir
+        saved = load(cli_overrides=cli_overrides)
+        data_dir = saved.data_dir
+        venue = Venue(saved.db_path, saved.api_key.get_secret_value() if saved.api_key else secret)
     except ConfigError:
         data_dir = default_data_dir()  # the first-run Settings dialog will fix the rest
-    instance = InstanceLock(data_dir)
+    instance = InstanceLock(data_dir, venue)
     try:
         channel = new_raise_channel(data_dir)  # fresh and unguessable, in a folder of this user's
         instance.acquire(role="gui", raise_channel=channel)
@@ -459,6 +468,9 @@ def run_tray(cli_overrides: dict[str, Any] | None = None) -> int:
             return 0
         log.error("%s", exc)
         return EXIT_ALREADY_SERVING
+    except VenueLockError as exc:
+        log.error("%s", exc)
+        return 2
     except OSError as exc:
         log.error("cannot use the data folder %s: %s", data_dir, exc)
         return 2

@@ -1,15 +1,30 @@
-"""One bridge per data folder: the single-instance lock.
+"""One bridge per venue: the single-instance lock.
 
 Dojo routes a venue's EPOS Data traffic to one WebSocket connection per deployment; a second
 bridge for the same venue would open a second connection, and which of the two gets Dojo's
-requests is not ours to choose. The data folder is the bridge's identity for a venue (its
-idempotency store and payment log live there), so the lock lives there too:
-``<data dir>/instance.lock``, held with an OS file lock (:mod:`epos_bridge.host.filelock`) for the
-whole life of the process and released by the OS even if the process is killed.
+requests is not ours to choose. A venue is known three ways, and the lock takes all three, each
+with an OS file lock (:mod:`epos_bridge.host.filelock`) held for the whole life of the process and
+released by the OS even if the process is killed:
 
-Who holds it is written next to it in ``instance-owner.json`` (pid, user, role, and for the tray
-app the name of its "raise the window" channel), because on Windows the locked byte cannot be
-read by a rival. The record is advisory: the lock decides, the record only explains.
+* the **data folder** (its idempotency store and payment log): ``<data dir>/instance.lock``;
+* the **POS database** (:class:`Venue`), by its resolved path, so every spelling of it (a
+  symlink, ``..``) is one venue: ``.<name>.epos-bridge-instance.lock`` beside a database file, or
+  ``.epos-bridge-instance.lock`` inside a database folder (the file adapter's). It lives next to
+  the POS because that is the one place every bridge serving it can see, whatever its data
+  folder or OS user; ``db detach`` takes the same lock (:func:`database_lock`), so it refuses
+  while a bridge serves the database and no bridge starts while it runs;
+* the **Dojo account**, by a fingerprint of its API key (a truncated SHA-256 of the key, never
+  the key itself, in a file name or a file): ``key-<fingerprint>.lock`` in this user's own
+  ``0700`` folder (``<platform user data folder>/venues``), so two data folders of one user with
+  one key cannot both connect. (Another OS user's bridge with the same key is kept out by the POS
+  database's lock, or on a shared till by the shared data folder: docs/single-instance.md.)
+
+A bridge that meets any of the three held gets :class:`AlreadyServing` and takes none of them.
+
+Who holds each lock is written next to it (``instance-owner.json`` and the like: pid, user, role,
+the data folder, and for the tray app the name of its "raise the window" channel), because on
+Windows the locked byte cannot be read by a rival. The record is advisory: the lock decides, the
+record only explains.
 
 How callers use it:
 
@@ -24,7 +39,11 @@ How callers use it:
 What another local user can do about it (the lock and the doorbell are a local attack surface):
 
 * The data folder is ``0700`` and the lock file ``0600`` (:mod:`epos_bridge.host.private_files`), so
-  nobody else can take the lock first, replace the owner record or read it.
+  nobody else can take the lock first, replace the owner record or read it. The key's lock is in
+  this user's ``0700`` folder too. The POS database's lock file is empty and left readable
+  (``0644``), so that another user's bridge for the same database can lock it too; its owner
+  record is ``0600``. Whoever may create files beside the POS database could squat that lock, but
+  they could equally damage the database itself.
 * The doorbell is a fresh, unguessable name each run, found through the owner record, never a
   predictable name in a shared temporary folder. On Linux and macOS it is a socket file in a
   ``0700`` folder of this user (``$XDG_RUNTIME_DIR/epos-bridge``, else ``<data dir>/run``), so
@@ -40,43 +59,89 @@ import contextlib
 import getpass
 import hashlib
 import json
+import logging
 import os
 import secrets
 import socket
 import stat
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from platformdirs import user_data_dir
+
 from epos_bridge.host.filelock import open_lock_file, try_lock, unlock
 from epos_bridge.host.private_files import FILE_MODE, POSIX, private_dir, tighten
 
+log = logging.getLogger(__name__)
+
 LOCK_FILE_NAME = "instance.lock"
 OWNER_FILE_NAME = "instance-owner.json"
+DATABASE_LOCK_SUFFIX = ".epos-bridge-instance.lock"
+DATABASE_OWNER_SUFFIX = ".epos-bridge-instance-owner.json"
+DATABASE_LOCK_MODE = 0o644
+"""The POS database's lock file is empty; readable, so another OS user's bridge can lock it too."""
+KEY_LOCK_FOLDER = "venues"
 RUNTIME_FOLDER = "epos-bridge"
 SOCKET_SUFFIX = ".sock"
 MAX_SOCKET_PATH = 100
 """Bytes: ``sockaddr_un`` holds 108 on Linux and 104 on macOS, with the terminating NUL."""
 EXIT_ALREADY_SERVING = 3
-"""Exit status of ``epos-bridge run`` when another bridge serves the same data folder."""
+"""Exit status of ``epos-bridge run`` when another bridge serves the same venue."""
+DETACH_ROLE = "db detach"
+"""The role :func:`database_lock` records: ``epos-bridge db detach`` is changing the database."""
+
+
+@dataclass(frozen=True)
+class Venue:
+    """What a bridge serves besides its data folder: the POS database (a file, or the file
+    adapter's folder) and the Dojo account, known by its API key. Either may be unknown yet
+    (a first run before Settings): what is unknown is not locked."""
+
+    database: Path | None = None
+    api_key: str | None = field(default=None, repr=False)
+
+
+def key_fingerprint(api_key: str) -> str:
+    """64 bits of a SHA-256 of the key: tells two keys apart, says nothing about either."""
+    return hashlib.sha256(b"epos-bridge instance lock\0" + api_key.encode("utf-8")).hexdigest()[:16]
+
+
+def database_lock_paths(database: Path) -> tuple[Path, Path]:
+    """The lock file and owner record of a POS database, beside its resolved path (inside it,
+    for a folder), so every spelling of the database is one lock."""
+    resolved = Path(database).expanduser().resolve()
+    if resolved.is_dir():
+        return resolved / DATABASE_LOCK_SUFFIX, resolved / DATABASE_OWNER_SUFFIX
+    return (
+        resolved.parent / f".{resolved.name}{DATABASE_LOCK_SUFFIX}",
+        resolved.parent / f".{resolved.name}{DATABASE_OWNER_SUFFIX}",
+    )
+
+
+def key_lock_folder() -> Path:
+    """This user's own folder for the key's lock, whatever data folder a bridge uses."""
+    return Path(user_data_dir("epos-bridge", appauthor=False)) / KEY_LOCK_FOLDER
 
 
 @dataclass(frozen=True)
 class InstanceOwner:
-    """Who holds a data folder: enough to tell the user which process to look for."""
+    """Who holds a lock: enough to tell the user which process to look for."""
 
     pid: int
     user: str
     host: str
     role: str
-    """``headless`` or ``gui``."""
+    """``headless`` or ``gui`` (or :data:`DETACH_ROLE`)."""
     started_at: str
     """ISO 8601, UTC."""
     raise_channel: str | None = None
     """The tray app's ``QLocalServer`` name; a second launch asks it to show the window."""
+    data_dir: str | None = None
+    """The data folder it serves from (a rival with another data folder is told where)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -93,21 +158,28 @@ class InstanceOwner:
                 role=str(data["role"]),
                 started_at=str(data["started_at"]),
                 raise_channel=None if data.get("raise_channel") is None else str(data["raise_channel"]),
+                data_dir=None if data.get("data_dir") is None else str(data["data_dir"]),
             )
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, AttributeError):
             return None
 
 
 class AlreadyServing(Exception):
-    """Another bridge holds this data folder. ``owner`` is ``None`` when its record is unreadable."""
+    """Another bridge holds this venue. ``owner`` is ``None`` when its record is unreadable;
+    ``shared`` names what the two have in common when it is not the data folder."""
 
-    def __init__(self, data_dir: Path, owner: InstanceOwner | None) -> None:
+    def __init__(self, data_dir: Path, owner: InstanceOwner | None, shared: str | None = None) -> None:
         self.data_dir = data_dir
         self.owner = owner
-        super().__init__(already_serving_message(data_dir, owner))
+        self.shared = shared
+        super().__init__(already_serving_message(data_dir, owner, shared))
 
 
-def already_serving_message(data_dir: Path, owner: InstanceOwner | None) -> str:
+class VenueLockError(OSError):
+    """The venue's lock cannot be taken at all (not: it is held); the message says where and why."""
+
+
+def already_serving_message(data_dir: Path, owner: InstanceOwner | None, shared: str | None = None) -> str:
     """The words every front end shows (stderr, a message box), so they cannot drift apart."""
     if owner is None:
         who = "pid unknown"
@@ -115,8 +187,17 @@ def already_serving_message(data_dir: Path, owner: InstanceOwner | None) -> str:
         who = f"pid {owner.pid}"
         if owner.user != current_user():
             who += f", user {owner.user}"
+    if shared is None:
+        where = f"from {data_dir}"
+    else:
+        where = f"({shared}) from {owner.data_dir if owner and owner.data_dir else 'another data folder'}"
+    if owner is not None and owner.role == DETACH_ROLE:
+        return (
+            f"`epos-bridge db detach` is removing the bridge's tables from this venue's POS database ({who}); "
+            "start the bridge again once it has finished (and the database is attached again)."
+        )
     return (
-        f"another epos-bridge is already serving this venue from {data_dir} ({who}); "
+        f"another epos-bridge is already serving this venue {where} ({who}); "
         "only one connection per deployment gets Dojo's traffic. "
         "Use the running one (its tray icon or service), or stop it before starting another."
     )
@@ -187,49 +268,37 @@ def clear_stale_channels(data_dir: Path, keep: str | None = None) -> int:
     return removed
 
 
-class InstanceLock:
-    """The data folder's lock. Not re-entrant: a second :meth:`acquire` on a held folder fails,
-    even from the same process (each lock opens its own descriptor)."""
+class _OneLock:
+    """One lock file and the owner record beside it."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = Path(data_dir)
-        self.lock_path = self.data_dir / LOCK_FILE_NAME
-        self.owner_path = self.data_dir / OWNER_FILE_NAME
-        self._fd: int | None = None
-        self.owner: InstanceOwner | None = None
+    def __init__(self, lock_path: Path, owner_path: Path, *, shared: str | None, mode: int = FILE_MODE) -> None:
+        self.lock_path = lock_path
+        self.owner_path = owner_path
+        self.shared = shared
+        """What a rival has in common with us when this lock refuses it (``None``: the data folder)."""
+        self.mode = mode
+        self.fd: int | None = None
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
-    def acquire(self, *, role: str, raise_channel: str | None = None) -> InstanceOwner:
-        """Take the folder or raise :class:`AlreadyServing`; never waits."""
-        if self._fd is not None:
-            raise RuntimeError("this InstanceLock is already held")
-        private_dir(self.data_dir)
-        fd = open_lock_file(self.lock_path, FILE_MODE)
-        tighten(self.lock_path)
-        if not try_lock(fd):
+    def take(self, data_dir: Path) -> None:
+        """Lock without waiting, or raise :class:`AlreadyServing` naming who holds it."""
+        fd = open_lock_file(self.lock_path, self.mode)
+        try:
+            if self.mode == FILE_MODE:
+                tighten(self.lock_path)
+            else:
+                _loosen(self.lock_path, self.mode)
+            locked = try_lock(fd)
+        except BaseException:
             os.close(fd)
-            raise AlreadyServing(self.data_dir, self.read_owner())
-        self._fd = fd
-        owner = InstanceOwner(
-            pid=os.getpid(),
-            user=current_user(),
-            host=socket.gethostname(),
-            role=role,
-            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            raise_channel=raise_channel,
-        )
-        # The record only explains; the lock is what keeps a second bridge out.
-        with contextlib.suppress(OSError):
-            self._write_owner(owner)
-        self.owner = owner
-        return owner
+            raise
+        if not locked:
+            os.close(fd)
+            raise AlreadyServing(data_dir, self.read_owner(), self.shared)
+        self.fd = fd
 
     def release(self) -> None:
         """Idempotent. The record goes first, so a rival never reads ours after we let go."""
-        fd, self._fd = self._fd, None
+        fd, self.fd = self.fd, None
         if fd is None:
             return
         with contextlib.suppress(OSError):
@@ -239,6 +308,146 @@ class InstanceLock:
                 unlock(fd)
         finally:
             os.close(fd)
+
+    def read_owner(self) -> InstanceOwner | None:
+        try:
+            return InstanceOwner.from_json(self.owner_path.read_text(encoding="utf-8"))
+        except OSError:
+            return None
+
+    def write_owner(self, owner: InstanceOwner) -> None:
+        folder = self.owner_path.parent
+        fd, temp_name = tempfile.mkstemp(prefix=f".{self.owner_path.name}.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(owner.to_json())
+            os.replace(temp_name, self.owner_path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp_name)
+            raise
+
+
+def _loosen(path: Path, mode: int) -> None:
+    """The POS database's (empty) lock file of ours gets exactly ``mode``, whatever the umask."""
+    if not POSIX:
+        return
+    with contextlib.suppress(FileNotFoundError):
+        info = os.stat(path)
+        if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != mode:
+            os.chmod(path, mode)
+
+
+def _database_lock(database: Path) -> _OneLock | None:
+    """The POS database's part of the venue lock; ``None`` when its folder does not exist (there
+    is no database there to serve yet; a bridge says so itself)."""
+    lock_path, owner_path = database_lock_paths(database)
+    if not lock_path.parent.is_dir():
+        log.warning("the POS database's folder %s does not exist; it is not locked for this bridge", lock_path.parent)
+        return None
+    return _OneLock(lock_path, owner_path, shared=f"the POS database {database}", mode=DATABASE_LOCK_MODE)
+
+
+def _key_lock(api_key: str) -> _OneLock:
+    folder = private_dir(key_lock_folder())
+    name = f"key-{key_fingerprint(api_key)}"
+    return _OneLock(folder / f"{name}.lock", folder / f"{name}.owner.json", shared="the same Dojo API key")
+
+
+def _new_owner(role: str, raise_channel: str | None, data_dir: Path | None) -> InstanceOwner:
+    return InstanceOwner(
+        pid=os.getpid(),
+        user=current_user(),
+        host=socket.gethostname(),
+        role=role,
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        raise_channel=raise_channel,
+        data_dir=None if data_dir is None else str(data_dir),
+    )
+
+
+def _take_all(locks: list[_OneLock], data_dir: Path, owner: InstanceOwner) -> None:
+    """Every lock or none: a bridge refused by one lets go of those it took."""
+    taken: list[_OneLock] = []
+    try:
+        for lock in locks:
+            try:
+                lock.take(data_dir)
+            except AlreadyServing:
+                raise
+            except OSError as exc:
+                if lock.shared is None:
+                    raise
+                raise VenueLockError(
+                    f"cannot lock {lock.shared} for this bridge at {lock.lock_path}: {exc.strerror or exc}"
+                ) from exc
+            taken.append(lock)
+    except BaseException:
+        for lock in reversed(taken):
+            lock.release()
+        raise
+    # The records only explain; the locks are what keep a second bridge out.
+    for lock in taken:
+        with contextlib.suppress(OSError):
+            lock.write_owner(owner)
+
+
+@contextlib.contextmanager
+def database_lock(database: Path, *, role: str = DETACH_ROLE) -> Iterator[InstanceOwner]:
+    """Hold the POS database's part of the venue lock, or raise :class:`AlreadyServing` (with
+    the serving bridge's record) when a bridge serves it. ``db detach`` holds it while it runs."""
+    lock_path, owner_path = database_lock_paths(database)
+    lock = _OneLock(lock_path, owner_path, shared=f"the POS database {database}", mode=DATABASE_LOCK_MODE)
+    owner = _new_owner(role, None, None)
+    _take_all([lock], Path(database), owner)
+    try:
+        yield owner
+    finally:
+        lock.release()
+
+
+class InstanceLock:
+    """The venue's lock: the data folder, and with a :class:`Venue` its POS database and API key.
+    Not re-entrant: a second :meth:`acquire` on a held venue fails, even from the same process
+    (each lock opens its own descriptor)."""
+
+    def __init__(self, data_dir: Path, venue: Venue | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.venue = venue
+        self.lock_path = self.data_dir / LOCK_FILE_NAME
+        self.owner_path = self.data_dir / OWNER_FILE_NAME
+        self._locks: list[_OneLock] = []
+        self.owner: InstanceOwner | None = None
+
+    @property
+    def held(self) -> bool:
+        return bool(self._locks)
+
+    def acquire(self, *, role: str, raise_channel: str | None = None) -> InstanceOwner:
+        """Take the data folder and the venue, or raise :class:`AlreadyServing` (taking none);
+        never waits. :class:`VenueLockError` when the venue's lock cannot be made at all."""
+        if self._locks:
+            raise RuntimeError("this InstanceLock is already held")
+        private_dir(self.data_dir)
+        locks = [_OneLock(self.lock_path, self.owner_path, shared=None)]
+        venue = self.venue or Venue()
+        if venue.database is not None:
+            database = _database_lock(venue.database)
+            if database is not None:
+                locks.append(database)
+        if venue.api_key:
+            locks.append(_key_lock(venue.api_key))
+        owner = _new_owner(role, raise_channel, self.data_dir)
+        _take_all(locks, self.data_dir, owner)
+        self._locks = locks
+        self.owner = owner
+        return owner
+
+    def release(self) -> None:
+        """Idempotent; the venue's locks go first, the data folder's last."""
+        locks, self._locks = self._locks, []
+        for lock in reversed(locks):
+            lock.release()
         self.owner = None
 
     @contextlib.contextmanager
@@ -250,19 +459,5 @@ class InstanceLock:
             self.release()
 
     def read_owner(self) -> InstanceOwner | None:
-        """Who holds the folder, as they recorded it (``None`` when there is no readable record)."""
-        try:
-            return InstanceOwner.from_json(self.owner_path.read_text(encoding="utf-8"))
-        except OSError:
-            return None
-
-    def _write_owner(self, owner: InstanceOwner) -> None:
-        fd, temp_name = tempfile.mkstemp(prefix=".instance-owner.", suffix=".tmp", dir=self.data_dir)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(owner.to_json())
-            os.replace(temp_name, self.owner_path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp_name)
-            raise
+        """Who holds the data folder, as they recorded it (``None`` when there is no readable record)."""
+        return _OneLock(self.lock_path, self.owner_path, shared=None).read_owner()

@@ -83,3 +83,29 @@ async def test_second_bridge_on_the_same_data_folder_exits_without_connecting(
     assert third.process.poll() is None, third.stderr
     assert (await third.terminate(20))[0] == 0, third.stderr
     assert simulator.gateway.connections_opened == 2
+
+
+async def test_a_second_bridge_on_the_same_pos_database_with_its_own_data_folder_exits_without_connecting(
+    simulator: DojoSimulator, tmp_path: Path, env: dict[str, str], data_dir: Path
+) -> None:
+    """The lock is the venue's: another data folder does not make a second connection for the same POS."""
+    folder = tmp_path / "output"
+    folder.mkdir(exist_ok=True)
+    first = CliProcess(["run", "--headless"], env, folder, "first")
+    second: CliProcess | None = None
+    try:
+        await simulator.gateway.wait_connected(timeout=30)
+        second_env = {**env, "EPOS_BRIDGE_DATA_DIR": str(tmp_path / "another-data-folder")}
+        second = CliProcess(["run", "--headless"], second_env, folder, "second")
+        code = await second.exited(timeout=30)
+        assert code == EXIT_ALREADY_SERVING, second.stderr
+        assert "another epos-bridge is already serving this venue" in second.stderr
+        assert f"(pid {first.process.pid})" in second.stderr
+        assert str(data_dir) in second.stderr  # where the first one serves it from
+        await asyncio.sleep(1.0)
+        assert simulator.gateway.connections_opened == 1
+        assert first.process.poll() is None, "the first bridge must keep serving"
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
