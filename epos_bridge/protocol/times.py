@@ -13,6 +13,8 @@ Three functions, and every method and adapter uses them:
 * :func:`parse_stored_time` reads one *back from a database* that other programs write too
   (the POS, an older bridge). It is lenient about the form and returns ``None`` for a value it
   cannot read, so that one bad cell is logged and worked around, never a bricked order.
+  :func:`required_stored_time` is the same for a time the wire requires (a booking's start): it
+  raises :class:`UnreadableTime`, and the caller decides (a search leaves that booking out).
 """
 
 from __future__ import annotations
@@ -110,4 +112,27 @@ def stored_time(value: object, what: str) -> datetime | None:
     moment = parse_stored_time(value)
     if moment is None and value not in (None, ""):
         log.warning("ignored %s: %.60r is not a date-time the bridge can read", what, value)
+    return moment
+
+
+class UnreadableTime(Exception):
+    """A stored time the wire requires cannot be read: the record it belongs to cannot be sent.
+
+    Deliberately not a ``ValueError``: it is about one record, not the shape of a whole document,
+    and whoever reads the record decides (a search leaves it out, a get answers an error).
+    """
+
+    def __init__(self, field: str, value: object) -> None:
+        super().__init__(f"its {field} ({value!r:.60}) is not a date-time the bridge can read")
+        self.field = field
+        self.value = value
+
+
+def required_stored_time(value: object, field: str) -> datetime:
+    """:func:`parse_stored_time` for a time the wire requires; :class:`UnreadableTime` naming the
+    wire ``field`` when it cannot be read (not logged here: the caller logs it once, by the
+    record's key)."""
+    moment = parse_stored_time(value)
+    if moment is None:
+        raise UnreadableTime(field, value)
     return moment

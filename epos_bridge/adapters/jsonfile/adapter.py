@@ -68,7 +68,7 @@ class JsonFilePosAdapter(StoreBackedAdapter[Snapshot]):
         wanted = orders.order_filter(params)
 
         def work(snap: Snapshot) -> wire.PagedOrders:
-            found = _matching(snap, docs.ORDERS, lambda d: wanted.matches(docs.SearchedOrderDocument(d)))
+            found = _matching(snap, docs.ORDERS, lambda _, d: wanted.matches(docs.SearchedOrderDocument(d)))
             data, bounds = _page(found, request, "orders", _wire_order)
             return wire.PagedOrders(data=data, before=bounds.before, after=bounds.after)
 
@@ -238,8 +238,8 @@ class JsonFilePosAdapter(StoreBackedAdapter[Snapshot]):
         wanted = bookings.party_filter(params)
 
         def work(snap: Snapshot) -> wire.PagedParties:
-            found = _matching(snap, docs.PARTIES, lambda d: wanted.matches(docs.SearchedPartyDocument(d)))
-            data, bounds = _page(found, request, "parties", _wire_party)
+            found = _matching(snap, docs.PARTIES, lambda _, d: wanted.matches(docs.SearchedPartyDocument(d)))
+            data, bounds = _bookings_page(found, request, "parties", "party", _party_of)
             return wire.PagedParties(data=data, before=bounds.before, after=bounds.after)
 
         return await self._read(ctx, work)
@@ -279,8 +279,14 @@ class JsonFilePosAdapter(StoreBackedAdapter[Snapshot]):
         wanted = bookings.reservation_filter(params)
 
         def work(snap: Snapshot) -> wire.PagedReservations:
-            found = _matching(snap, docs.RESERVATIONS, lambda d: wanted.matches(docs.SearchedReservationDocument(d)))
-            data, bounds = _page(found, request, "reservations", _wire_reservation)
+            found = _matching(
+                snap,
+                docs.RESERVATIONS,
+                lambda key, d: bookings.searched(
+                    "reservation", key, partial(wanted.matches, docs.SearchedReservationDocument(d))
+                ),
+            )
+            data, bounds = _bookings_page(found, request, "reservations", "reservation", _reservation_of)
             return wire.PagedReservations(data=data, before=bounds.before, after=bounds.after)
 
         return await self._read(ctx, work)
@@ -397,12 +403,23 @@ def _wire_order(key: int, document: Document) -> Order:
     return docs.checked(_order_file(key), lambda: docs.to_order(str(key), document))
 
 
-def _wire_party(key: int, document: Document) -> Party:
+def _party_of(key: int, document: Document) -> Party:
+    """May raise :class:`~epos_bridge.protocol.times.UnreadableTime`: read it through
+    :mod:`epos_bridge.domain.bookings`."""
     return docs.checked(_file(docs.PARTIES, key), lambda: docs.to_party(str(key), document))
 
 
-def _wire_reservation(key: int, document: Document) -> Reservation:
+def _reservation_of(key: int, document: Document) -> Reservation:
+    """As :func:`_party_of`."""
     return docs.checked(_file(docs.RESERVATIONS, key), lambda: docs.to_reservation(str(key), document))
+
+
+def _wire_party(key: int, document: Document) -> Party:
+    return bookings.read_booking("party", key, partial(_party_of, key, document))
+
+
+def _wire_reservation(key: int, document: Document) -> Reservation:
+    return bookings.read_booking("reservation", key, partial(_reservation_of, key, document))
 
 
 def _lock_facts(key: int, order_id: str, document: Document) -> tuple[locks.LockableOrder, locks.HeldLock | None]:
@@ -500,18 +517,29 @@ def _store_new(
     return key, document
 
 
-def _matching(snap: Snapshot, directory: str, keep: Callable[[Document], bool]) -> dict[int, Document]:
-    """The documents a search keeps; a document the filter cannot read is reported naming its file."""
+def _matching(snap: Snapshot, directory: str, keep: Callable[[int, Document], bool | None]) -> dict[int, Document]:
+    """The documents a search keeps (``keep(key, document)``); a document the filter cannot read
+    is reported naming its file."""
     return {
         key: document
         for key, document in _documents(snap, directory)
-        if docs.checked(_file(directory, key), partial(keep, document))
+        if docs.checked(_file(directory, key), partial(keep, key, document))
     }
 
 
 def _page(found: dict[K, V], request: PageRequest, scope: str, wire: Callable[[K, V], T]) -> tuple[list[T], PageBounds]:
     keys, more_before, more_after = page_of(sorted(found), request)
     return [wire(key, found[key]) for key in keys], page_bounds(scope, list(keys), more_before, more_after)
+
+
+def _bookings_page(
+    found: dict[int, Document], request: PageRequest, scope: str, noun: str, read: Callable[[int, Document], T]
+) -> tuple[list[T], PageBounds]:
+    """:func:`_page` of parties or reservations: one whose required time cannot be read is left
+    out (logged by its key); the cursors still follow the keys, so paging goes on past it."""
+    keys, more_before, more_after = page_of(sorted(found), request)
+    reads = [(key, partial(read, key, found[key])) for key in keys]
+    return bookings.read_bookings(noun, reads, searching=True), page_bounds(scope, list(keys), more_before, more_after)
 
 
 def _reservation_of_dojo_id(snap: Snapshot, dojo_reservation_id: str | None) -> str | None:

@@ -40,7 +40,7 @@ from epos_bridge.protocol import entities as wire
 from epos_bridge.protocol.base import format_utc, to_wire
 from epos_bridge.protocol.ids import canonical_int_id
 from epos_bridge.protocol.params import RequestHeaders
-from epos_bridge.protocol.times import LONG_AGO, stored_time
+from epos_bridge.protocol.times import LONG_AGO, required_stored_time, stored_time
 
 T = TypeVar("T")
 
@@ -98,13 +98,11 @@ def parse_time(text: Any, what: str = "a stored time") -> datetime | None:
     return stored_time(text, what)
 
 
-def required_time(text: Any, what: str = "a required time") -> datetime:
-    """A time the wire requires; one that cannot be read makes the document's shape wrong
-    (reported by :func:`checked` naming the file)."""
-    moment = stored_time(text, what)
-    if moment is None:
-        raise ValueError(f"{what} {text!r:.60} is not a readable date-time")
-    return moment
+def required_time(text: Any, field: str) -> datetime:
+    """A time the wire requires (a booking's start): :class:`~epos_bridge.protocol.times.UnreadableTime` naming the wire
+    ``field`` when it cannot be read, which :func:`checked` lets through so that a search can
+    leave that one booking out (:mod:`epos_bridge.domain.bookings`)."""
+    return required_stored_time(text, field)
 
 
 def headers_doc(headers: RequestHeaders) -> Document:
@@ -314,13 +312,13 @@ def to_party(party_id: str, document: Document) -> wire.Party:
     deposit = document.get("deposit")
     return wire.Party(
         id=party_id,
-        start_time=required_time(document["startTime"]),
+        start_time=required_time(document["startTime"], "startTime"),
         status=str(document["status"]),
         table_ids=list(document["tableIds"]),
         name=document.get("name"),
         covers=document.get("covers"),
-        expected_end_time=parse_time(document.get("expectedEndTime")),
-        end_time=parse_time(document.get("endTime")),
+        expected_end_time=parse_time(document.get("expectedEndTime"), f"expectedEndTime of party {party_id}"),
+        end_time=parse_time(document.get("endTime"), f"endTime of party {party_id}"),
         host_notes=document.get("hostNotes"),
         guest_requests=document.get("guestRequests"),
         reservation_id=document.get("reservationId"),
@@ -333,8 +331,8 @@ def to_reservation(reservation_id: str, document: Document) -> wire.Reservation:
         id=reservation_id,
         name=str(document["name"]),
         covers=int(document["covers"]),
-        start_time=required_time(document["startTime"]),
-        end_time=required_time(document["endTime"]),
+        start_time=required_time(document["startTime"], "startTime"),
+        end_time=required_time(document["endTime"], "endTime"),
         table_ids=list(document.get("tableIds") or []),
         host_notes=document.get("hostNotes"),
         guest_requests=document.get("guestRequests"),
@@ -487,12 +485,12 @@ class SearchedPartyDocument(_SearchedBooking):
 
 class SearchedReservationDocument(_SearchedBooking):
     """A reservation file as :class:`epos_bridge.domain.bookings.SearchedReservation`; a time
-    that cannot be read makes the file's shape wrong (reported naming it)."""
+    that cannot be read raises :class:`~epos_bridge.protocol.times.UnreadableTime` (the search leaves that file out)."""
 
     @property
     def start_time(self) -> datetime:
-        return required_time(self._document["startTime"])
+        return required_time(self._document["startTime"], "startTime")
 
     @property
     def end_time(self) -> datetime:
-        return required_time(self._document["endTime"])
+        return required_time(self._document["endTime"], "endTime")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -212,7 +213,7 @@ class SqlitePosAdapter(StoreBackedAdapter[sqlite_utils.Database]):
     async def search_parties(self, params: wire.SearchPartiesParams, ctx: CallContext) -> wire.PagedParties:
         where = rows.party_conditions(bookings.party_filter(params))
         data, bounds = await self._search(
-            ctx, "parties", read_cursor(params.cursor, "parties"), where, rows.load_parties
+            ctx, "parties", read_cursor(params.cursor, "parties"), where, partial(rows.load_parties, searching=True)
         )
         return wire.PagedParties(data=data, before=bounds.before, after=bounds.after)
 
@@ -256,7 +257,11 @@ class SqlitePosAdapter(StoreBackedAdapter[sqlite_utils.Database]):
     ) -> wire.PagedReservations:
         where = rows.reservation_conditions(bookings.reservation_filter(params))
         data, bounds = await self._search(
-            ctx, "reservations", read_cursor(params.cursor, "reservations"), where, rows.load_reservations
+            ctx,
+            "reservations",
+            read_cursor(params.cursor, "reservations"),
+            where,
+            partial(rows.load_reservations, searching=True),
         )
         return wire.PagedReservations(data=data, before=bounds.before, after=bounds.after)
 

@@ -11,13 +11,14 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import sqlite_utils
 
 from epos_bridge.domain.bill import VenueDetails
-from epos_bridge.domain.bookings import PartyFilter, ReservationFilter
-from epos_bridge.domain.errors import NotFound, PosUnavailable
+from epos_bridge.domain.bookings import PartyFilter, ReservationFilter, read_bookings
+from epos_bridge.domain.errors import NotFound
 from epos_bridge.domain.events import OrderFacts
 from epos_bridge.domain.orders import (
     NON_COUNTING_PAYMENT_STATUSES,
@@ -33,7 +34,7 @@ from epos_bridge.domain.records import StoredRecord
 from epos_bridge.protocol import entities as wire
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.ids import canonical_int_id
-from epos_bridge.protocol.times import stored_time
+from epos_bridge.protocol.times import required_stored_time, stored_time
 
 Row = dict[str, Any]
 
@@ -45,15 +46,6 @@ def placeholders(count: int) -> str:
 def parse_time(text: str | None, what: str = "a stored time") -> datetime | None:
     """An optional stored time; one the bridge cannot read is logged and left out."""
     return stored_time(text, what)
-
-
-def required_time(text: str, what: str) -> datetime:
-    """A time the wire requires (a party's start): one that cannot be read is a clear error
-    about that row, not a crash of the whole search."""
-    moment = stored_time(text, what)
-    if moment is None:
-        raise PosUnavailable(f"{what} in the POS database cannot be read ({text!r:.60}); correct it on the POS")
-    return moment
 
 
 def one(db: sqlite_utils.Database, sql: str, args: Sequence[Any] = ()) -> Row | None:
@@ -511,9 +503,12 @@ def reservation_of_dojo_id(db: sqlite_utils.Database, dojo_reservation_id: str |
 # --- parties and reservations ------------------------------------------------------------
 
 
-def load_parties(db: sqlite_utils.Database, keys: Sequence[int]) -> list[wire.Party]:
+def load_parties(db: sqlite_utils.Database, keys: Sequence[int], *, searching: bool = False) -> list[wire.Party]:
+    """The parties of ``keys``; one whose start cannot be read is left out of a search
+    (:func:`epos_bridge.domain.bookings.read_bookings`), an error otherwise."""
     links = _with_links(db, "parties", "party_tables", "party_id", keys, "position, table_id")
-    return [_party(row, [t["table_id"] for t in tables]) for row, tables in links]
+    reads = [(row["id"], partial(_party, row, [t["table_id"] for t in tables])) for row, tables in links]
+    return read_bookings("party", reads, searching=searching)
 
 
 def _party(row: Row, table_ids: list[str]) -> wire.Party:
@@ -526,7 +521,7 @@ def _party(row: Row, table_ids: list[str]) -> wire.Party:
         )
     return wire.Party(
         id=str(row["id"]),
-        start_time=required_time(row["start_time"], f"startTime of party {row['id']}"),
+        start_time=required_stored_time(row["start_time"], "startTime"),
         status=row["status"],
         table_ids=table_ids,
         name=row["name"],
@@ -540,18 +535,24 @@ def _party(row: Row, table_ids: list[str]) -> wire.Party:
     )
 
 
-def load_reservations(db: sqlite_utils.Database, keys: Sequence[int]) -> list[wire.Reservation]:
+def load_reservations(
+    db: sqlite_utils.Database, keys: Sequence[int], *, searching: bool = False
+) -> list[wire.Reservation]:
+    """The reservations of ``keys``; one whose start or end cannot be read is left out of a
+    search (:func:`epos_bridge.domain.bookings.read_bookings`), an error otherwise."""
     links = _with_links(db, "reservations", "reservation_tables", "reservation_id", keys, "position, table_id")
-    return [
-        wire.Reservation(
-            id=str(row["id"]),
-            name=row["name"],
-            covers=row["covers"],
-            start_time=required_time(row["start_time"], f"startTime of reservation {row['id']}"),
-            end_time=required_time(row["end_time"], f"endTime of reservation {row['id']}"),
-            table_ids=[t["table_id"] for t in tables],
-            host_notes=row["host_notes"],
-            guest_requests=row["guest_requests"],
-        )
-        for row, tables in links
-    ]
+    reads = [(row["id"], partial(_reservation, row, [t["table_id"] for t in tables])) for row, tables in links]
+    return read_bookings("reservation", reads, searching=searching)
+
+
+def _reservation(row: Row, table_ids: list[str]) -> wire.Reservation:
+    return wire.Reservation(
+        id=str(row["id"]),
+        name=row["name"],
+        covers=row["covers"],
+        start_time=required_stored_time(row["start_time"], "startTime"),
+        end_time=required_stored_time(row["end_time"], "endTime"),
+        table_ids=table_ids,
+        host_notes=row["host_notes"],
+        guest_requests=row["guest_requests"],
+    )

@@ -12,6 +12,7 @@ statements the mapping has (:func:`.mapping.capabilities`).
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -328,11 +329,22 @@ class SqlMapPosAdapter(StoreBackedAdapter[sqlite_utils.Database]):
             found = {
                 int(r["id"]): r
                 for r in rows.query(db, self._map, "reservations.search")
-                if wanted.matches(rows.SearchedBooking(r, db, self._map))
+                if bookings.searched(
+                    "reservation", r["id"], partial(wanted.matches, rows.SearchedBooking(r, db, self._map))
+                )
             }
             keys, more_before, more_after = page_of(sorted(found), request)
             bounds = page_bounds("reservations", list(keys), more_before, more_after)
-            data = [rows.load_reservation(db, self._map, found[k]) for k in keys]
+            data = [
+                reservation
+                for k in keys
+                if (
+                    reservation := bookings.searched(
+                        "reservation", k, partial(rows.load_reservation, db, self._map, found[k])
+                    )
+                )
+                is not None
+            ]
             return wire.PagedReservations(data=data, before=bounds.before, after=bounds.after)
 
         return await self._read(ctx, work)
@@ -341,7 +353,7 @@ class SqlMapPosAdapter(StoreBackedAdapter[sqlite_utils.Database]):
         row = rows.reservation_row(db, self._map, str(key))
         if row is None:
             raise PosUnavailable(f"reservation {key} was written but the mapping's reservations.get does not find it")
-        return rows.load_reservation(db, self._map, row)
+        return bookings.read_booking("reservation", key, partial(rows.load_reservation, db, self._map, row))
 
     # --- parties: no mapping statements for them yet ----------------------------------------
 

@@ -33,7 +33,7 @@ from epos_bridge.domain.orders import (
 from epos_bridge.domain.records import StoredRecord
 from epos_bridge.protocol import entities as wire
 from epos_bridge.protocol.ids import canonical_int_id
-from epos_bridge.protocol.times import stored_time
+from epos_bridge.protocol.times import required_stored_time, stored_time
 
 Row = dict[str, Any]
 
@@ -382,16 +382,18 @@ def reservation_tables(db: sqlite_utils.Database, mapping: Mapping, key: int) ->
     return [str(r["table_id"]) for r in query(db, mapping, "reservations.tables", reservation_id=key)]
 
 
+_WIRE_TIME = {"start_time": "startTime", "end_time": "endTime"}
+
+
 def _required_time(row: Row, column: str) -> datetime:
-    moment = stored_time(row.get(column), f"{column} of reservation {row.get('id')}")
-    if moment is None:
-        raise PosUnavailable(
-            f"{column} of reservation {row.get('id')} in the POS database cannot be read ({row.get(column)!r:.60})"
-        )
-    return moment
+    """A reservation's start or end (the mapping's text, often NULL from ``strftime`` of text it
+    cannot read): :class:`~epos_bridge.protocol.times.UnreadableTime` naming the wire field."""
+    return required_stored_time(row.get(column), _WIRE_TIME[column])
 
 
 def load_reservation(db: sqlite_utils.Database, mapping: Mapping, row: Row) -> wire.Reservation:
+    """One reservation row; read it through :mod:`epos_bridge.domain.bookings` (``searched`` or
+    ``read_booking``), which decide about a time that cannot be read."""
     key = int(row["id"])
     return wire.Reservation(
         id=str(key),
