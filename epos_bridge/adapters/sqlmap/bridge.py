@@ -18,7 +18,10 @@ written in ONE transaction: a paymentIntentId is recorded exactly once, or not a
 
 from __future__ import annotations
 
+import re
 import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from epos_bridge.adapters.kept_rows import KeptTables
 from epos_bridge.adapters.sqlmap.mapping import ChangeTrigger, Mapping
@@ -72,58 +75,209 @@ TABLES: tuple[tuple[str, str], ...] = (
         " VALUE TEXT, PRIMARY KEY (KIND, POS_KEY, FIELD))",
     ),
 )
-INDEXES = (
-    "CREATE INDEX EPOS_BRIDGE_PAYMENTS_BY_ORDER ON EPOS_BRIDGE_PAYMENTS (ORDER_KEY)",
-    "CREATE INDEX EPOS_BRIDGE_INTENT_EVENTS_BY_INTENT ON EPOS_BRIDGE_INTENT_EVENTS (PAYMENT_INTENT_ID)",
-    "CREATE INDEX EPOS_BRIDGE_FACTS_BY_VALUE ON EPOS_BRIDGE_FACTS (KIND, FIELD, VALUE)",
+INDEXES: tuple[tuple[str, str], ...] = (
+    (
+        "EPOS_BRIDGE_PAYMENTS_BY_ORDER",
+        "CREATE INDEX EPOS_BRIDGE_PAYMENTS_BY_ORDER ON EPOS_BRIDGE_PAYMENTS (ORDER_KEY)",
+    ),
+    (
+        "EPOS_BRIDGE_INTENT_EVENTS_BY_INTENT",
+        "CREATE INDEX EPOS_BRIDGE_INTENT_EVENTS_BY_INTENT ON EPOS_BRIDGE_INTENT_EVENTS (PAYMENT_INTENT_ID)",
+    ),
+    (
+        "EPOS_BRIDGE_FACTS_BY_VALUE",
+        "CREATE INDEX EPOS_BRIDGE_FACTS_BY_VALUE ON EPOS_BRIDGE_FACTS (KIND, FIELD, VALUE)",
+    ),
 )
 TABLE_NAMES = tuple(name for name, _ in TABLES)
+INDEX_NAMES = tuple(name for name, _ in INDEXES)
+OPERATIONS = ("INSERT", "UPDATE", "DELETE")
+CREATED = "created "
+"""META keys ``created <type> <name>``: one row per object ``attach`` created (value: its type)."""
+JOURNAL_MODE = "journal_mode"
+"""The META key holding the journal mode ``attach`` found, which ``detach`` puts back."""
+DROP_ORDER = {"trigger": 0, "view": 1, "index": 2, "table": 3}
+
+
+@dataclass(frozen=True)
+class Created:
+    """One object ``attach`` creates: its type and name (what the record in META names), its SQL,
+    and the mapping entry it comes from (named when the POS's database refuses it)."""
+
+    kind: str
+    name: str
+    sql: str
+    entry: str
 
 
 def _trigger_name(change: ChangeTrigger, operation: str) -> str:
     return f"EPOS_BRIDGE_{change.table.upper()}_{operation}"
 
 
-def _triggers(mapping: Mapping) -> list[str]:
+def _triggers(mapping: Mapping) -> list[Created]:
     """One trigger per table and operation; each only INSERTs into the change log, so it cannot
     fail the POS's own write, and a row naming no order records nothing."""
     statements = []
-    for change in mapping.changes:
+    for number, change in enumerate(mapping.changes):
         for operation, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
             kind = operation.lower() if change.own else "update"
             key = change.order_key.replace("R.", f"{row}.")
-            statements.append(  # the mapping's own SQL (trusted installer configuration), no values
-                f"CREATE TRIGGER {_trigger_name(change, operation)} AFTER {operation} ON {change.table} "  # noqa: S608
+            name = _trigger_name(change, operation)
+            sql = (  # the mapping's own SQL (trusted installer configuration), no values
+                f"CREATE TRIGGER {name} AFTER {operation} ON {change.table} "  # noqa: S608
                 f"WHEN ({key}) IS NOT NULL BEGIN INSERT INTO EPOS_BRIDGE_CHANGES (ENTITY, ENTITY_ID, CHANGE) "
                 f"VALUES ('{change.entity}', CAST(({key}) AS TEXT), '{kind}'); END"
             )
+            statements.append(Created("trigger", name, sql, f"changes[{number}] (table {change.table}, on {kind})"))
     return statements
 
 
-def attach_sql(mapping: Mapping) -> list[str]:
-    """Every statement ``db attach`` runs, in order (``--dry-run`` prints them)."""
-    statements = [sql for _, sql in TABLES] + list(INDEXES) + _triggers(mapping)
+def _lock_view_sql(name: str) -> str:
+    return (
+        f"CREATE VIEW {name} AS SELECT ORDER_KEY, LOCK_ID, EXPIRES_AT, DEVICE_ID, WAITER_ID "  # noqa: S608 - a validated identifier
+        "FROM EPOS_BRIDGE_ORDER_LOCKS"
+    )
+
+
+def planned(mapping: Mapping) -> list[Created]:
+    """Everything ``db attach`` creates for ``mapping``, in order."""
+    objects = [Created("table", name, sql, "the bridge's tables") for name, sql in TABLES]
+    objects += [Created("index", name, sql, "the bridge's tables") for name, sql in INDEXES]
+    objects += _triggers(mapping)
     if mapping.lock_view:
-        statements.append(
-            f"CREATE VIEW {mapping.lock_view} AS SELECT ORDER_KEY, LOCK_ID, EXPIRES_AT, DEVICE_ID, WAITER_ID "  # noqa: S608 - a validated identifier
-            "FROM EPOS_BRIDGE_ORDER_LOCKS"
+        objects.append(Created("view", mapping.lock_view, _lock_view_sql(mapping.lock_view), "lock_view"))
+    return objects
+
+
+def _text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def record_sql(mapping: Mapping, objects: Sequence[Created], journal_mode: str | None) -> list[str]:
+    """The rows of META saying what attach created (so that detach removes exactly that), the
+    journal mode it found, and the version and mapping of the tables."""
+    rows = [("version", str(VERSION)), ("mapping", mapping.name)]
+    rows += [(f"{CREATED}{o.kind} {o.name}", o.kind) for o in objects]
+    if journal_mode is not None:
+        rows.append((JOURNAL_MODE, journal_mode))
+    values = ", ".join(f"({_text(key)}, {_text(value)})" for key, value in rows)
+    return [f"INSERT OR REPLACE INTO {META} (KEY, VALUE) VALUES {values}"]  # noqa: S608 - quoted literals
+
+
+def attach_sql(mapping: Mapping, journal_mode: str | None = None) -> list[str]:
+    """Every statement ``db attach`` runs, in order (``--dry-run`` prints them)."""
+    objects = planned(mapping)
+    return [o.sql for o in objects] + record_sql(mapping, objects, journal_mode)
+
+
+def _schema(conn: sqlite3.Connection) -> list[tuple[str, str, str, str | None]]:
+    return [
+        (str(kind), str(name), str(table), sql)
+        for kind, name, table, sql in conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE type IN ('table', 'index', 'trigger', 'view')"
         )
-    # The mapping's name is validated as a plain identifier (mapping.Mapping.name).
-    meta = f"INSERT INTO {META} (KEY, VALUE) VALUES ('version', '{VERSION}'), ('mapping', '{mapping.name}')"  # noqa: S608
-    statements.append(meta)
-    return statements
+    ]
 
 
-def detach_sql(conn: sqlite3.Connection) -> list[str]:
-    """Every statement ``db detach`` runs: whatever ``attach`` created that is still there."""
-    found = conn.execute(
-        "SELECT type, name FROM sqlite_master WHERE name LIKE 'EPOS_BRIDGE_%' AND type IN ('trigger', 'view', 'table')"
-    ).fetchall()
-    views = conn.execute("SELECT name FROM sqlite_master WHERE type = 'view' AND sql LIKE '%EPOS_BRIDGE_ORDER_LOCKS%'")
-    order = {"trigger": 0, "view": 1, "table": 2}
-    drops = [(order[kind], f"DROP {kind.upper()} {name}") for kind, name in found]
-    drops += [(1, f"DROP VIEW {name}") for (name,) in views if not name.upper().startswith("EPOS_BRIDGE_")]
-    return [sql for _, sql in sorted(drops)]
+def _has_meta(conn: sqlite3.Connection) -> bool:
+    # Exact name: a POS table "epos_bridge_meta" would have made attach fail, so it is never the POS's.
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [META]).fetchone()
+    return row is not None
+
+
+def recorded(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """What attach created that is still there, as ``(type, name)``; empty when not attached.
+
+    From the record in META; a file attached before the record existed is read by the bridge's
+    exact names and shapes instead (:func:`_by_exact_shape`), never by a pattern.
+    """
+    if not _has_meta(conn):
+        return []
+    present = {(kind, name) for kind, name, _, _ in _schema(conn)}
+    keys = [str(k) for (k,) in conn.execute(f"SELECT KEY FROM {META} WHERE KEY LIKE 'created %'")]  # noqa: S608
+    if not keys:
+        return [found for found in _by_exact_shape(conn) if found in present]
+    named = [tuple(key[len(CREATED) :].split(" ", 1)) for key in keys if key.startswith(CREATED)]
+    return [(kind, name) for kind, name in named if (kind, name) in present]
+
+
+def _by_exact_shape(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """What an attach without a record created: the bridge's tables and indexes by their exact
+    (case-sensitive) names, its triggers by name, table and body, its lock view by its exact SQL."""
+    return [(kind, name) for kind, name, table, sql in _schema(conn) if _shaped_like_ours(kind, name, table, sql or "")]
+
+
+def _shaped_like_ours(kind: str, name: str, table: str, sql: str) -> bool:
+    if kind == "table":
+        return name in TABLE_NAMES
+    if kind == "index":
+        return name in INDEX_NAMES
+    if kind == "trigger":
+        return _is_change_trigger(name, table, sql)
+    return kind == "view" and sql == _lock_view_sql(name)
+
+
+def _is_change_trigger(name: str, table: str, sql: str) -> bool:
+    return any(
+        name == f"EPOS_BRIDGE_{table.upper()}_{operation}"
+        and sql.startswith(f"CREATE TRIGGER {name} AFTER {operation} ON {table} ")
+        and " BEGIN INSERT INTO EPOS_BRIDGE_CHANGES (ENTITY, ENTITY_ID, CHANGE) " in sql
+        for operation in OPERATIONS
+    )
+
+
+_LITERAL = re.compile(r"'(?:[^']|'')*'")
+_IDENTIFIER = re.compile(r'"((?:[^"]|"")*)"|`((?:[^`]|``)*)`|\[([^\]]*)\]|([A-Za-z_][A-Za-z0-9_$]*)')
+
+
+def _names_in(sql: str) -> set[str]:
+    """Every identifier in ``sql``, upper case (SQLite compares names without case)."""
+    found = set()
+    for match in _IDENTIFIER.finditer(_LITERAL.sub("''", sql)):
+        quoted, backticked, bracketed, bare = match.groups()
+        name = bare or bracketed or (quoted or "").replace('""', '"') or (backticked or "").replace("``", "`")
+        found.add(name.upper())
+    return found
+
+
+def dependents(conn: sqlite3.Connection, dropping: Sequence[tuple[str, str]]) -> list[str]:
+    """The POS's own objects that would be lost or left dangling if ``dropping`` went: triggers
+    and indexes on them (SQLite drops those silently), and triggers and views whose SQL names
+    them (which would fail on the POS's next write or read). Each named, with what it uses."""
+    ours = set(dropping)
+    names = {name.upper(): name for _, name in dropping}
+    found = []
+    for kind, name, table, sql in _schema(conn):
+        if (kind, name) in ours or name.startswith("sqlite_"):
+            continue
+        if kind != "table" and table.upper() in names and table.upper() != name.upper():
+            found.append(f"{kind} {name} (on {names[table.upper()]})")
+        elif kind in ("trigger", "view"):
+            used = sorted(names[n] for n in _names_in(sql or "") & names.keys())
+            if used:
+                found.append(f"{kind} {name} (uses {', '.join(used)})")
+    return found
+
+
+def detach_sql(dropping: Sequence[tuple[str, str]]) -> list[str]:
+    """``DROP`` statements for exactly ``dropping``: triggers, views, indexes, then tables."""
+    ordered = sorted(dropping, key=lambda found: (DROP_ORDER[found[0]], found[1]))
+    return [f"DROP {kind.upper()} {_identifier(name)}" for kind, name in ordered]
+
+
+def _identifier(name: str) -> str:
+    """A name read back from the database, as SQL: bare when plain, else quoted."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def recorded_journal_mode(conn: sqlite3.Connection) -> str | None:
+    """The journal mode attach found (``None``: attached before the record existed, or not attached)."""
+    if not _has_meta(conn):
+        return None
+    row = conn.execute(f"SELECT VALUE FROM {META} WHERE KEY = ?", [JOURNAL_MODE]).fetchone()  # noqa: S608
+    return str(row[0]) if row else None
 
 
 def attached_version(conn: sqlite3.Connection) -> int | None:
@@ -137,9 +291,4 @@ def attached_version(conn: sqlite3.Connection) -> int | None:
 def missing_triggers(mapping: Mapping, conn: sqlite3.Connection) -> list[str]:
     """The change triggers the mapping names that the database lacks (the mapping changed since attach)."""
     present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
-    return [
-        _trigger_name(c, op)
-        for c in mapping.changes
-        for op in ("INSERT", "UPDATE", "DELETE")
-        if _trigger_name(c, op) not in present
-    ]
+    return [_trigger_name(c, op) for c in mapping.changes for op in OPERATIONS if _trigger_name(c, op) not in present]

@@ -51,19 +51,25 @@ def _in_one_transaction(conn: sqlite3.Connection, statements: Sequence[str]) -> 
 def attach(path: Path, mapping: Mapping, *, dry_run: bool = False) -> list[str]:
     """Add the bridge's tables and the mapping's change triggers; lines saying what was done
     (with ``dry_run``, the SQL that would run, and nothing is opened)."""
-    statements = bridge.attach_sql(mapping)
     if dry_run:
-        return [f"{sql};" for sql in statements]
+        return [f"{sql};" for sql in bridge.attach_sql(mapping)]
     with closing(_open(path)) as conn:
-        _attach(conn, path, mapping, statements)
+        _attach(conn, path, mapping)
         enable_wal(conn)
     return [f"{path}: attached for the mapping {mapping.name} ({len(mapping.changes)} tables send POS events)"]
 
 
-def _attach(conn: sqlite3.Connection, path: Path, mapping: Mapping, statements: Sequence[str]) -> None:
+def _journal_mode(conn: sqlite3.Connection) -> str:
+    return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+
+
+def _attach(conn: sqlite3.Connection, path: Path, mapping: Mapping) -> None:
+    """Create what the mapping needs and record in META exactly what was created and the
+    journal mode found, in one transaction, so that detach can remove exactly that."""
     try:
         if bridge.attached_version(conn) is not None:
             raise AttachError(f"{path} is already attached; `epos-bridge db detach {path}` first to attach it again")
+        statements = bridge.attach_sql(mapping, _journal_mode(conn))
         conn.execute("BEGIN IMMEDIATE")
         try:
             for sql in statements:
@@ -80,18 +86,51 @@ def _attach(conn: sqlite3.Connection, path: Path, mapping: Mapping, statements: 
 
 
 def detach(path: Path, *, dry_run: bool = False) -> list[str]:
-    """Remove everything ``attach`` added (locks, de-duplication rows and the change log go with it)."""
+    """Remove exactly what ``attach`` created (by the record it kept in META), and put the
+    journal mode back as attach found it. Nothing of the POS's is touched: a table whose name
+    only looks like the bridge's stays, and when the POS's own triggers, views or indexes use
+    what would go (the lock view, say), detach refuses and names them rather than drop them
+    with it or leave them failing on the POS's next write."""
     with closing(_open(path)) as conn:
         try:
-            statements = bridge.detach_sql(conn)
-            if dry_run:
-                return [f"{sql};" for sql in statements]
-            if not statements:
+            dropping = bridge.recorded(conn)
+            if not dropping:
                 return [f"{path}: not attached; nothing to remove"]
+            using = bridge.dependents(conn, dropping)
+            if using:
+                raise AttachError(
+                    f"{path} cannot be detached (nothing was changed): the POS's own "
+                    f"{'; '.join(using)} would be lost or fail without it; drop or change "
+                    f"{'it' if len(using) == 1 else 'them'} first"
+                )
+            statements = bridge.detach_sql(dropping)
+            journal = bridge.recorded_journal_mode(conn)
+            if dry_run:
+                restore = [f"PRAGMA journal_mode = {journal.upper()};"] if journal else []
+                return [f"{sql};" for sql in statements] + restore
             _in_one_transaction(conn, statements)
         except sqlite3.Error as exc:
             raise AttachError(f"{path} could not be detached (nothing was changed): {exc}") from exc
-    return [f"{path}: detached ({len(statements)} tables, views and triggers removed)"]
+        lines = [f"{path}: detached ({len(statements)} tables, indexes, views and triggers removed)"]
+        lines.append(_restore_journal_mode(conn, journal))
+    return lines
+
+
+def _restore_journal_mode(conn: sqlite3.Connection, journal: str | None) -> str:
+    if journal is None:
+        return f"the journal mode stays {_journal_mode(conn)} (attached by a bridge that did not record what it found)"
+    if journal == _journal_mode(conn):
+        return f"the journal mode is {journal}, as attach found it"
+    try:
+        now = str(conn.execute(f"PRAGMA journal_mode = {journal}").fetchone()[0]).lower()
+    except sqlite3.Error as exc:
+        now = f"{_journal_mode(conn)} ({exc})"
+    if now == journal:
+        return f"the journal mode is {journal} again, as attach found it"
+    return (
+        f"the journal mode could not be put back to {journal} (another program has the database open?): it is {now}; "
+        f"run `PRAGMA journal_mode = {journal.upper()}` once the POS is closed"
+    )
 
 
 def init(path: Path, mapping: Mapping, *, demo: bool, now: datetime) -> list[str]:
@@ -114,7 +153,7 @@ def init(path: Path, mapping: Mapping, *, demo: bool, now: datetime) -> list[str
             conn.executescript(ddl)
         except sqlite3.Error as exc:
             raise AttachError(f"the demo schema {schema} does not run: {exc}") from exc
-        _attach(conn, path, mapping, bridge.attach_sql(mapping))
+        _attach(conn, path, mapping)
         enable_wal(conn)
         try:
             summary = seed_demo(conn, mapping, now)
