@@ -9,6 +9,8 @@ Every wire model derives from :class:`WireModel`:
   once; the two exceptions are deliberate: an enum field takes its wire text
   (:class:`WireEnum`), and a date-time takes RFC 3339 text read by the one parser
   (:func:`epos_bridge.protocol.times.parse_wire_time`);
+* every integer is an :data:`Int64`, whatever the field: one outside the range is refused at
+  validation (``InvalidRequest`` naming the field), never stored or sent on;
 * :func:`to_wire` omits ``None`` so optional fields we have no value for are left out.
 """
 
@@ -18,13 +20,22 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, cast
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, GetCoreSchemaHandler, PlainSerializer
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, GetCoreSchemaHandler, PlainSerializer
 from pydantic.alias_generators import to_camel
 from pydantic_core import CoreSchema
 
 from epos_bridge.protocol.times import format_utc, parse_wire_time
 
-__all__ = ["UtcDateTime", "WireEnum", "WireModel", "format_utc", "to_wire"]
+__all__ = ["INT64_MAX", "INT64_MIN", "Int64", "UtcDateTime", "WireEnum", "WireModel", "format_utc", "to_wire"]
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+"""Every integer of the wire models. Contract §4.1: ``Money.value`` is int64; the schema's other
+integers (``covers``, quantities, percentages, ``cursor.limit``) say no more, and every store the
+bridge writes them to holds 64 bits. Out of range is the sender's error (``InvalidRequest``), not a
+database driver's ``OverflowError`` answered as ``UnexpectedError``."""
 
 
 def _wire_time(value: object) -> object:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from epos_bridge.protocol.base import UtcDateTime, WireEnum, WireModel
+from epos_bridge.protocol.base import Int64, UtcDateTime, WireEnum, WireModel
 
 # --- money ------------------------------------------------------------------------------
 
@@ -14,7 +14,7 @@ from epos_bridge.protocol.base import UtcDateTime, WireEnum, WireModel
 class Money(WireModel):
     """Integer minor units plus ISO 4217 code (100 = 1.00)."""
 
-    value: int
+    value: Int64
     currency_code: Annotated[str, Field(min_length=1, max_length=10)]
 
 
@@ -79,14 +79,14 @@ class OrderDetails(WireModel):
 class Modifier(WireModel):
     name: str
     plu: str
-    quantity: int
+    quantity: Int64
     amount_per_modifier: Money
 
 
 class OrderSubItem(WireModel):
     name: str
     plu: str
-    quantity: int
+    quantity: Int64
     amount_per_item: Money
     note: str | None = None
     modifiers: list[Modifier] | None = None
@@ -95,7 +95,7 @@ class OrderSubItem(WireModel):
 class OrderItem(WireModel):
     name: str
     plu: str
-    quantity: int
+    quantity: Int64
     amount_per_item: Money
     note: str | None = None
     sub_items: list[OrderSubItem] | None = None
@@ -108,7 +108,7 @@ class Discount(WireModel):
     affected_plu: str | None = None
     discount_reference: str | None = None
     code: str | None = None
-    amount_percentage: int | None = None
+    amount_percentage: Int64 | None = None
 
 
 class TaxLine(WireModel):
@@ -116,7 +116,7 @@ class TaxLine(WireModel):
     id: Annotated[str, Field(max_length=60)] | None = None
     name: Annotated[str, Field(max_length=100)] | None = None
     affected_plu: str | None = None
-    amount_percentage: int | None = None
+    amount_percentage: Int64 | None = None
 
 
 class Payment(WireModel):
@@ -305,7 +305,7 @@ class PartyFields(WireModel):
     # one table ourselves because a Party must always carry at least one (Party.tableIds minItems 1).
     table_ids: Annotated[list[str], Field(min_length=1)]
     name: str | None = None
-    covers: int | None = None
+    covers: Int64 | None = None
     expected_end_time: UtcDateTime | None = None
     host_notes: str | None = None
     guest_requests: str | None = None
@@ -324,7 +324,7 @@ class ReservationFields(WireModel):
     (``tableIds`` aside: the requests require a table, a stored reservation need not show one)."""
 
     name: str
-    covers: int
+    covers: Int64
     start_time: UtcDateTime
     end_time: UtcDateTime
     host_notes: str | None = None
@@ -339,7 +339,7 @@ class Reservation(ReservationFields):
 class Table(WireModel):
     id: str
     name: str
-    max_covers: int | None = None
+    max_covers: Int64 | None = None
     area_id: str | None = None
     waiter_ids: list[str] | None = None
 

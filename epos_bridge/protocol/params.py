@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from epos_bridge.protocol.base import UtcDateTime, WireModel
+from epos_bridge.protocol.base import Int64, UtcDateTime, WireModel
 from epos_bridge.protocol.entities import (
     Area,
     Money,
@@ -43,7 +43,7 @@ class WithHeaders(WireModel):
 
 
 class Cursor(WireModel):
-    limit: int | None = None
+    limit: Int64 | None = None
     before: str | None = None
     after: str | None = None
 
