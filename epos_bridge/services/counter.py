@@ -180,6 +180,7 @@ class CounterPayments:
         try:
             check_within(amount, outstanding(order))
             reference = (order.reference or f"Order {order_id}")[:60]
+            desk.order_labels[order_id] = (order.display_name or reference)[:60]
             intent = await desk.client.create_payment_intent(
                 amount,
                 reference,

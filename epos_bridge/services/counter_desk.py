@@ -65,6 +65,8 @@ class SessionUpdate:
     terminal_id: str | None = None
     terminal_name: str | None = None
     """The terminal's short id (``tid``) when known, else its Dojo id: how staff name it."""
+    order_label: str | None = None
+    """How the till names the order (``Table 12``, ``T12-0008``) when known."""
     unrecorded_capture: bool = False
     """The card was captured but the POS does not hold the payment yet: alert staff, do not
     charge it again. Stays true in every update until it lands (or is refused, ``error``)."""
@@ -90,6 +92,9 @@ class CounterDesk:
     unrecorded: dict[str, str] = field(default_factory=dict)
     """Orders holding a captured card not yet on the till: order id -> session id."""
     terminal_names: dict[str, str] = field(default_factory=dict)
+    order_labels: dict[str, str] = field(default_factory=dict)
+    """How the till names each order a sale was started for (its display name or reference), by
+    order id: staff are told "£40.00 for Table 12", never a terminal number."""
     not_on_till: dict[str, CaptureNotOnTill] = field(default_factory=dict)
     """Captured cards the POS refused, by session id, until refunded or landed."""
     alerts: Listeners[tuple[CaptureNotOnTill, ...]] = field(default_factory=lambda: Listeners("captured-not-on-till"))
@@ -235,6 +240,7 @@ class CounterDesk:
                 error=error,
                 terminal_id=record.terminal_id,
                 terminal_name=self.terminal_names.get(record.terminal_id, record.terminal_id),
+                order_label=self.order_labels.get(record.order_id) if record.order_id else None,
                 unrecorded_capture=unrecorded_capture,
                 not_on_till=not_on_till,
             )

@@ -10,7 +10,10 @@ domain events, payment-log entries) and a timer tick; each call answers with the
   settings are applied (the session keeps retrying; each retry must not notify again).
 * **Each payment** — only when ``notify_each_payment`` is on; once per payment intent even if
   both the domain event and the payment-log entry arrive.
-* **Lock conflict** — a card machine could not lock an order (e.g. open on a till).
+* **Lock conflict** — a card machine could not lock an order (e.g. open on a till): once per
+  order per 5 minutes (a card machine retrying every few seconds tells it once), and at most one
+  notice per 30 s for the venue (the next one says how many more were held back). None while
+  Verify runs: the EPOS tester locks orders on purpose.
 * **A captured card not on the till** — at once, once per terminal session, critical, and
   :attr:`NotificationRules.attention` stays on until it lands; then a notice that it did.
 * ``notifications_enabled`` off silences everything; the state is still followed, so
@@ -33,6 +36,9 @@ Clock = Callable[[], datetime]
 
 OFFLINE_GRACE = timedelta(seconds=30)
 """contract-free house rule: shorter outages are reconnects staff need not hear about."""
+LOCK_NOTICE_PER_ORDER = timedelta(minutes=5)
+LOCK_NOTICE_SPACING = timedelta(seconds=30)
+"""House rules: a lock storm (a card machine retrying, a busy evening) is told once, not per retry."""
 
 _REMEMBERED_PAYMENTS = 1000
 _REMEMBERED_ORDERS = 500
@@ -131,14 +137,21 @@ class CaptureReport(Protocol):
     def amount(self) -> Any: ...  # a Money, or None
 
     @property
-    def terminal_name(self) -> str | None: ...
+    def order_id(self) -> str | None: ...
+
+    @property
+    def order_label(self) -> str | None: ...
 
 
-def capture_not_on_till_words(amount_value: int, currency: str, terminal_name: str | None) -> str:
-    """``£79.83 taken on T8-0012 is not on the till yet — do not charge it again.``"""
-    where = f" on {terminal_name}" if terminal_name else ""
+def capture_not_on_till_words(update: CaptureReport) -> str:
+    """``£79.83 for Table 12 is not on the till yet — do not charge it again.`` Staff find the
+    order by how the till names it, never by a terminal number."""
+    amount = update.amount
+    money = format_money(amount.value, amount.currency_code) if amount is not None else "A card payment"
+    order = update.order_label or (f"order {update.order_id}" if update.order_id else None)
+    for_order = f" for {order}" if order else ""
     return (
-        f"{format_money(amount_value, currency)} taken{where} is not on the till yet — do not charge it again. "
+        f"{money}{for_order} is not on the till yet — do not charge it again. "
         "It is added as soon as the POS database can be written."
     )
 
@@ -185,6 +198,10 @@ class NotificationRules:
         self._announced_payments: OrderedDict[str, None] = OrderedDict()
         self._facts: OrderedDict[str, OrderFacts] = OrderedDict()
         self._captures_off_till: set[str] = set()
+        self._verifying = 0
+        self._conflicts_told: OrderedDict[str, datetime] = OrderedDict()
+        self._last_conflict_notice: datetime | None = None
+        self._conflicts_held_back = 0
 
     # --- settings ---------------------------------------------------------------------------
 
@@ -257,6 +274,10 @@ class NotificationRules:
 
     # --- domain events and payments ----------------------------------------------------------
 
+    def verification_running(self, running: bool) -> None:
+        """Verify opened (True) or closed (False): its flows' lock conflicts are not staff's business."""
+        self._verifying = max(0, self._verifying + (1 if running else -1))
+
     def on_domain_event(self, event: DomainEvent) -> Notice | None:
         """A lock conflict always counts for :attr:`attention`; a recorded payment may notify."""
         if isinstance(event, LockCreated):
@@ -265,16 +286,33 @@ class NotificationRules:
             self._remember(event.order_id, event.order)
             return self._payment(event.payment_intent_id, payment_entry(event))
         elif isinstance(event, LockRefused):
-            self._unseen_conflicts += 1
-            if not self._enabled:
-                return None
-            label = _order_label(event.order_id, self._facts_of(event.order_id))
-            return Notice(
-                "Order could not be locked",
-                f"{label}: Dojo could not lock the order — {_conflict_reason(event.reason)}",
-                "warning",
-            )
+            return self._lock_refused(event)
         return None
+
+    def _lock_refused(self, event: LockRefused) -> Notice | None:
+        if self._verifying:
+            return None
+        self._unseen_conflicts += 1
+        if not self._enabled:
+            return None
+        now = self._clock()
+        told = self._conflicts_told.get(event.order_id)
+        if told is not None and now - told < LOCK_NOTICE_PER_ORDER:
+            return None
+        self._conflicts_told[event.order_id] = now
+        self._conflicts_told.move_to_end(event.order_id)
+        while len(self._conflicts_told) > _REMEMBERED_ORDERS:
+            self._conflicts_told.popitem(last=False)
+        if self._last_conflict_notice is not None and now - self._last_conflict_notice < LOCK_NOTICE_SPACING:
+            self._conflicts_held_back += 1
+            return None
+        self._last_conflict_notice = now
+        label = _order_label(event.order_id, self._facts_of(event.order_id))
+        message = f"{label}: Dojo could not lock the order — {_conflict_reason(event.reason)}"
+        if self._conflicts_held_back:
+            message += f" (and {self._conflicts_held_back} more order(s) since the last notice: see the Locks tab)"
+            self._conflicts_held_back = 0
+        return Notice("Order could not be locked", message, "warning")
 
     def on_payment(self, entry: PaymentLogEntry) -> Notice | None:
         """A payment-log line (new, or a status change of one already told: not told again)."""
@@ -313,10 +351,7 @@ class NotificationRules:
             if update.session_id in self._captures_off_till:
                 return None
             self._captures_off_till.add(update.session_id)
-            amount = update.amount
-            words = capture_not_on_till_words(
-                amount.value if amount else 0, amount.currency_code if amount else "GBP", update.terminal_name
-            )
+            words = capture_not_on_till_words(update)
             # Not silenced by notifications_enabled: money may otherwise be taken twice.
             return Notice("Card payment not on the till yet", words, "critical")
         if update.session_id in self._captures_off_till and update.final:

@@ -35,10 +35,7 @@ class CaptureAlertBanner(PlainLabel):
 
     def show_update(self, update: Any) -> None:
         if update.unrecorded_capture:
-            amount = update.amount
-            self._lines[update.session_id] = capture_not_on_till_words(
-                amount.value if amount else 0, amount.currency_code if amount else "GBP", update.terminal_name
-            )
+            self._lines[update.session_id] = capture_not_on_till_words(update)
         elif update.final:
             self._lines.pop(update.session_id, None)
         else:

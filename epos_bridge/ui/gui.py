@@ -206,7 +206,7 @@ async def _serve(
                 tray = TrayController(signals, window, icons)
                 captured_alert = CapturedAlert(signals, parent=window)  # before start: a resumed capture shows
                 tray.quit_requested.connect(quit_requested.set)
-                verify = functools.partial(open_verify, window, bridge)
+                verify = functools.partial(_open_verify_quietly, window, bridge, tray)
                 window.verify_requested.connect(verify)
                 tray.settings_requested.connect(
                     functools.partial(
@@ -237,6 +237,17 @@ async def _serve(
             # First run, or a setting that went bad: the installer fixes it here, not in a file.
             if not await _settings_before_start(str(exc), keystore or KeyStore(), settings_path, icons):
                 return 2
+
+
+def _open_verify_quietly(window: StatusWindow, bridge: Any, tray: TrayController) -> VerifyDialog:
+    """Open Verify; while it is open its flows' lock conflicts (the EPOS tester locks orders on
+    purpose) raise no notices for staff."""
+    already_open = window.findChild(VerifyDialog)
+    dialog = open_verify(window, bridge)
+    if dialog is not already_open:
+        tray.rules.verification_running(True)
+        dialog.destroyed.connect(lambda: tray.rules.verification_running(False))
+    return dialog
 
 
 async def _settings_before_start(problem: str, keystore: KeyStore, settings_path: Path, icons: IconLibrary) -> bool:

@@ -1,6 +1,8 @@
 """The left half of the Terminal tab: the till's open orders, and the buttons that start a session.
 
-The orders (reference, table, total, paid, outstanding) are read through
+Only orders that still owe are listed, newest first (the bill staff are about to take is usually
+the latest), and a search box narrows them by order or table as staff type. The orders
+(reference, table, total, paid, outstanding) are read through
 :meth:`BridgeSignals.open_orders` off the GUI thread: on demand (Refresh, F5), when the tab is
 shown, soon after a payment arrives and when a session ends. "Take card payment…" and "Unlinked
 refund…" leave as signals; the Terminal tab opens the dialogs.
@@ -11,12 +13,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QPushButton, QTableView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLineEdit, QPushButton, QTableView, QVBoxLayout, QWidget
 
+from epos_bridge.domain.terminal_sessions import outstanding
 from epos_bridge.protocol.entities import Money, Order
 from epos_bridge.services.activity import PaymentLogEntry
 from epos_bridge.ui.bridge_signals import BridgeSignals
@@ -44,10 +48,18 @@ class OpenOrder:
     total: int
     paid: int
     currency: str
+    owed: int = 0
+    """What the order still owes (the domain's rule, :func:`~epos_bridge.domain.terminal_sessions.outstanding`)."""
+    opened_at: datetime | None = None
 
     @property
     def outstanding(self) -> int:
-        return max(0, self.total - self.paid)
+        return self.owed
+
+    def matches(self, text: str) -> bool:
+        """Does the search text (any case, any part) name this order or its table?"""
+        wanted = text.strip().casefold()
+        return not wanted or any(wanted in field.casefold() for field in (self.reference, self.table, self.order_id))
 
     @property
     def label(self) -> str:
@@ -68,14 +80,31 @@ def open_order(order: Order) -> OpenOrder:
         total=order.total_amount.value if order.total_amount else 0,
         paid=order.paid_amount.value if order.paid_amount else 0,
         currency=(order.total_amount.currency_code if order.total_amount else "GBP"),
+        owed=outstanding(order).value,
+        opened_at=order.created_at,
     )
 
 
+_LONG_AGO = datetime.min.replace(tzinfo=UTC)
+
+
+def orders_to_take(orders: Sequence[Order]) -> list[OpenOrder]:
+    """The rows the Terminal tab lists: orders that still owe, newest first."""
+    rows = [open_order(order) for order in orders if order.id]
+    owing = [row for row in rows if row.outstanding > 0]
+    return sorted(owing, key=lambda row: row.opened_at or _LONG_AGO, reverse=True)
+
+
 class OrderTableModel(RowTableModel[OpenOrder]):
-    """Open orders, oldest first (as the POS numbers them)."""
+    """Open orders that still owe, newest first, narrowed by the search text."""
 
     HEADERS = ("Order", "Table", "Total", "Paid", "Outstanding")
     MONEY_COLUMNS = (2, 3, 4)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._all: list[OpenOrder] = []
+        self._search = ""
 
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
@@ -110,8 +139,19 @@ class OrderTableModel(RowTableModel[OpenOrder]):
         return next((i for i, o in enumerate(self._rows) if o.order_id == order_id), None)
 
     def set_orders(self, orders: Sequence[OpenOrder]) -> None:
+        self._all = list(orders)
+        self._show()
+
+    def set_search(self, text: str) -> None:
+        self._search = text
+        self._show()
+
+    def total_count(self) -> int:
+        return len(self._all)
+
+    def _show(self) -> None:
         self.beginResetModel()
-        self._rows = list(orders)
+        self._rows = [row for row in self._all if row.matches(self._search)]
         self.endResetModel()
 
 
@@ -130,6 +170,7 @@ class OpenOrdersBox(QGroupBox):
         self._tasks = WidgetTasks(log, "reading the open orders")
         self._load_generation = 0
         self._busy = False
+        self._read_at = ""
 
         self.orders_model = OrderTableModel(self)
         self.orders_view = QTableView()
@@ -138,6 +179,10 @@ class OpenOrdersBox(QGroupBox):
         self.orders_view.setFont(scaled_font(self.font(), 1.1))
         self.orders_view.verticalHeader().setDefaultSectionSize(int(self.orders_view.fontMetrics().height() * 1.9))
         self.orders_view.setMinimumWidth(360)
+        self.search_edit = QLineEdit()
+        self.search_edit.setClearButtonEnabled(True)
+        self.search_edit.setPlaceholderText("Find an order or a table")
+        self.search_edit.setAccessibleName("Find an open order")
         self.refresh_button = QPushButton("&Refresh")
         self.refresh_button.setToolTip("Read the open orders from the POS again (F5)")
         self.orders_status = PlainLabel("Loading open orders…")
@@ -160,6 +205,7 @@ class OpenOrdersBox(QGroupBox):
         bottom.addWidget(self.unlinked_refund_button, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.search_edit)
         layout.addWidget(self.orders_view, 1)
         layout.addLayout(bottom)
 
@@ -169,6 +215,7 @@ class OpenOrdersBox(QGroupBox):
         self._refresh_timer.timeout.connect(self.reload)
 
         self.refresh_button.clicked.connect(self.reload)
+        self.search_edit.textChanged.connect(self._search_changed)
         self.take_payment_button.clicked.connect(self.take_payment_requested)
         self.unlinked_refund_button.clicked.connect(self.unlinked_refund_requested)
         self.orders_view.activated.connect(lambda _index: self.take_payment_requested.emit())
@@ -210,16 +257,31 @@ class OpenOrdersBox(QGroupBox):
         if generation != self._load_generation:
             return
         selected = self.selected_order()
-        rows = [open_order(order) for order in orders if order.id]
+        rows = orders_to_take(orders)
         self.orders_model.set_orders(rows)
         if selected is not None:
             self.select_order(selected.order_id)
         self.refresh_button.setEnabled(True)
-        stamp = local_time(self._clock(), seconds=True)
-        self.orders_status.setText(f"{plural(len(rows), 'open order')} · read at {stamp}")
+        self._read_at = local_time(self._clock(), seconds=True)
+        self._show_count()
         self.orders_status.setStyleSheet(TONE_STYLES["idle"])
         self._update_buttons()
         self.loaded.emit(len(rows))
+
+    def _show_count(self) -> None:
+        shown, owing = self.orders_model.rowCount(), self.orders_model.total_count()
+        count = plural(owing, "order") + " to pay" if shown == owing else f"{shown} of {owing} orders to pay"
+        self.orders_status.setText(f"{count} · read at {self._read_at}")
+
+    def _search_changed(self, text: str) -> None:
+        selected = self.selected_order()
+        self.orders_model.set_search(text)
+        if selected is not None:
+            self.select_order(selected.order_id)
+        elif self.orders_model.rowCount() == 1:
+            self.select_order(self.orders_model.orders()[0].order_id)  # one match: Enter takes it
+        self._show_count()
+        self._update_buttons()
 
     def _payment_arrived(self, _entry: PaymentLogEntry) -> None:
         self.reload_soon()

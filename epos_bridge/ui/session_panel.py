@@ -38,6 +38,9 @@ from epos_bridge.ui.words import (
 TERMINAL_EMPTY_TEXT = "Card-present payments taken from this till will appear here"
 
 
+RETRY_LINE = "Still checking — no answer yet. The card machine shows the result; do not start another payment."
+
+
 @dataclass(frozen=True)
 class SessionView:
     """How one session update is shown: ``tone`` is idle, progress, success, failure or warning."""
@@ -53,10 +56,7 @@ def describe_session(update: SessionUpdate, order_label: str | None) -> SessionV
     where = order_label or (f"order {update.order_id}" if update.order_id else None)
     status = session_status_words(update.status)
     if update.unrecorded_capture:
-        amount = update.amount
-        words = capture_not_on_till_words(
-            amount.value if amount else 0, amount.currency_code if amount else "GBP", update.terminal_name
-        )
+        words = capture_not_on_till_words(update)
         return SessionView("Approved — not on the till yet", words, "Do not charge it again.", "warning")
     if not update.final:
         if update.awaiting_signature:
@@ -66,7 +66,9 @@ def describe_session(update: SessionUpdate, order_label: str | None) -> SessionV
         headline = terminal_prompt_words(update.notifications[-1]) if update.notifications else status
         detail = status if headline != status else ""
         if update.error:
-            return SessionView(headline, detail, f"Dojo did not answer: {update.error} Still checking…", "warning")
+            # The bridge could not ask yet (the till's internet, or Dojo): blame no one, say what
+            # staff can rely on. The technical reason is in the log.
+            return SessionView(headline, detail, RETRY_LINE, "warning")
         return SessionView(headline, detail, "", "progress")
     if update.succeeded:
         if update.error:
@@ -209,7 +211,7 @@ class SessionPanel(QWidget):
             self._last_status = update.status
             self._add_history(f"— {session_status_words(update.status)}")
         if update.error and not update.final:
-            self._add_history(f"— Dojo did not answer: {update.error}")
+            self._add_history("— no answer yet, still checking")
         self._show(describe_session(update, self.order_label))
         self.cancel_button.setEnabled(update.cancellable and not update.final and not self._cancel_sent)
         if update.awaiting_signature and self._signature_asked_for != update.session_id:

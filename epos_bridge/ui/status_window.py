@@ -208,7 +208,7 @@ class StatusWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         if self.main_window:
-            event.accept()
+            event.ignore()  # quitting is asked first (the tray's ask_to_quit); "Keep running" keeps it open
             self.quit_requested.emit()
         else:
             event.ignore()

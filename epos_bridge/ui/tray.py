@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtWidgets import QMenu, QSystemTrayIcon
+from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon
 
 from epos_bridge.domain.events import DomainEvent, OrderFacts
 from epos_bridge.gateway.connection_state import ConnectionStatus
@@ -29,6 +29,7 @@ from epos_bridge.services.notifications import Notice, NotificationRules
 from epos_bridge.ui.actions import make_action
 from epos_bridge.ui.bridge_signals import BridgeSignals
 from epos_bridge.ui.clock import Clock, utc_now
+from epos_bridge.ui.dialogs import confirm
 from epos_bridge.ui.icons import IconLibrary, icon_key
 from epos_bridge.ui.status_window import StatusWindow
 from epos_bridge.ui.tasks import WidgetTasks
@@ -113,11 +114,13 @@ class TrayController(QObject):
         self.diagnostics_action = make_action(self, "Export &diagnostics…", self.diagnostics_requested, to=menu)
         self.about_action = make_action(self, "&About epos-bridge", self.about_requested, to=menu)
         menu.addSeparator()
-        self.quit_action = make_action(self, "&Quit", self.quit_requested, to=menu)
+        self.quit_action = make_action(self, "&Quit", self.ask_to_quit, to=menu)
+        self.quit_box: QMessageBox | None = None
+        """The open "Quit?" question, if any (one at a time)."""
         self.menu.setDefaultAction(self.open_action)
 
         window.settings_requested.connect(self.settings_requested)
-        window.quit_requested.connect(self.quit_requested)
+        window.quit_requested.connect(self.ask_to_quit)
         window.locks_seen.connect(self._locks_seen)
         signals.status_changed.connect(self._status_changed)
         signals.domain_event.connect(self._domain_event)
@@ -153,6 +156,8 @@ class TrayController(QObject):
         self._tick_timer.stop()
         self._retry_timer.stop()
         self._tasks.cancel()
+        if self.quit_box is not None:
+            self.quit_box.close()  # a SIGTERM or the OS logging out answered it
         if self.tray is not None:
             self.tray.hide()
         self.menu.deleteLater()  # a parentless QMenu (Qt's tray rule) is ours to delete
@@ -275,6 +280,32 @@ class TrayController(QObject):
     def open_window(self) -> None:
         self._window.bring_to_front()
 
+    def ask_to_quit(self) -> None:
+        """Quit only when staff confirm: while the bridge is closed no card machine reaches the till."""
+        if self.quit_box is not None:
+            self.quit_box.raise_()
+            self.quit_box.activateWindow()
+            return
+        self._window.bring_to_front()
+        self.quit_box = confirm(
+            self._window,
+            "Quit epos-bridge?",
+            "Card payments stop when epos-bridge quits: card machines, Pay at Table and online orders"
+            " cannot reach the till until it runs again.",
+            self._quit_confirmed,
+            yes="Quit",
+            no="Keep running",
+            on_no=self._quit_declined,
+        )
+
+    def _quit_confirmed(self) -> None:
+        self.quit_box = None
+        self.quit_requested.emit()
+
+    def _quit_declined(self) -> None:
+        self.quit_box = None
+
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
-        if reason == QSystemTrayIcon.ActivationReason.DoubleClick:
+        # One click opens the window (Trigger); a double click is two of those on some desktops.
+        if reason in (QSystemTrayIcon.ActivationReason.Trigger, QSystemTrayIcon.ActivationReason.DoubleClick):
             self.open_window()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,10 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from epos_bridge.dojo_api import TerminalSessionStatus
-from epos_bridge.protocol.entities import Money
+from epos_bridge.protocol.entities import CollectionDetails, Money, Order, OrderDetails, OrderType
 from epos_bridge.services.counter import SessionUpdate
 from epos_bridge.sim.simulator import DojoSimulator
+from epos_bridge.ui.open_orders import orders_to_take
 from epos_bridge.ui.payment_dialogs import TakePaymentDialog, check_amount, parse_amount
 from epos_bridge.ui.session_panel import describe_session
 from epos_bridge.ui.status_window import TAB_CONNECTION, TAB_PAYMENTS, TAB_TERMINAL
@@ -137,6 +139,15 @@ def update(status: str, **changes: Any) -> SessionUpdate:
     return session_update(**{**base, **changes})
 
 
+def test_the_retry_line_blames_no_one_and_shows_no_technical_error() -> None:
+    error = "Dojo did not answer GET /terminal-sessions/ts_1 in time (ReadTimeout). Check the internet connection"
+    view = describe_session(update("Initiated", error=error), ORDER_LABEL)
+
+    assert view.tone == "warning"
+    assert "Dojo" not in view.outcome and "/terminal-sessions" not in view.outcome
+    assert view.outcome.startswith("Still checking")
+
+
 def test_session_words_put_the_terminal_prompt_first() -> None:
     view = describe_session(update("Initiated", notifications=("PresentCard", "EnterPin")), ORDER_LABEL)
     assert (view.headline, view.detail, view.tone) == ("Enter PIN", "Waiting for the card", "progress")
@@ -178,6 +189,43 @@ def test_open_orders_are_listed_with_what_is_outstanding(start_gui: Callable[...
     assert panel.orders.take_payment_button.isEnabled()
 
 
+def test_only_orders_that_owe_are_listed_newest_first_and_the_search_narrows_them(
+    start_gui: Callable[..., Gui], qtbot: QtBot
+) -> None:
+    gui = start_gui()
+    orders = open_terminal_tab(gui, qtbot).orders
+    rows = orders.orders_model.orders()
+    assert len(rows) >= 2
+    assert all(row.outstanding > 0 for row in rows)
+    opened = [row.opened_at for row in rows]
+    assert None not in opened
+    assert opened == sorted(opened, reverse=True)  # type: ignore[type-var]
+
+    orders.search_edit.setText("t12-0008")  # any case, any part of the order or its table
+    assert [row.order_id for row in orders.orders_model.orders()] == [ORDER]
+    assert orders.selected_order() is not None  # one match: Enter takes it
+    assert orders.orders_status.text().startswith(f"1 of {len(rows)} orders to pay")
+    orders.search_edit.setText("no such order")
+    assert orders.orders_model.rowCount() == 0
+    orders.search_edit.clear()
+    assert orders.orders_model.rowCount() == len(rows)
+
+
+def test_orders_to_take_leave_out_the_paid_and_put_the_newest_first() -> None:
+    def order(order_id: str, minute: int, total: int, paid: int) -> Order:
+        return Order(
+            id=order_id,
+            details=OrderDetails(order_type=OrderType.COLLECTION, collection=CollectionDetails(asap=True)),
+            total_amount=Money(value=total, currency_code="GBP"),
+            paid_amount=Money(value=paid, currency_code="GBP"),
+            created_at=datetime(2026, 12, 7, 19, minute, tzinfo=UTC),
+        )
+
+    rows = orders_to_take([order("a", 1, 1000, 0), order("b", 5, 1000, 1000), order("c", 9, 1000, 400)])
+
+    assert [(row.order_id, row.outstanding) for row in rows] == [("c", 600), ("a", 1000)]
+
+
 def test_a_sale_through_the_dialog_is_approved_and_recorded_once(
     start_gui: Callable[..., Gui], venue: Path, qtbot: QtBot
 ) -> None:
@@ -208,7 +256,8 @@ def test_a_sale_through_the_dialog_is_approved_and_recorded_once(
     model = gui.window.payments_tab.payment_model
     qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=5000)
     assert [model.data(model.index(0, c)) for c in (1, 2, 3, 7)] == [ORDER_LABEL, "T12", "£36.56", "PayAtCounter"]
-    qtbot.waitUntil(lambda: order_row(panel_of(gui))[3:] == ["£36.56", "£0.00"], timeout=5000)
+    # Paid in full, it leaves the list of orders to take (issue 25, item 8).
+    qtbot.waitUntil(lambda: panel_of(gui).orders.orders_model.row_of(ORDER) is None, timeout=5000)
     assert not panel_of(gui).orders.take_payment_button.isEnabled()  # nothing left to pay on it
     qtbot.wait(300)
     assert paid(venue) == OUTSTANDING
@@ -472,6 +521,7 @@ def test_a_captured_card_not_on_the_till_is_a_banner_and_a_critical_notice_until
         cancellable=False,
         unrecorded_capture=True,
         terminal_name="10000001",
+        order_label="Table 12",
         amount=Money(value=7983, currency_code="GBP"),
         error="The POS database is busy",
     )
@@ -479,7 +529,9 @@ def test_a_captured_card_not_on_the_till_is_a_banner_and_a_critical_notice_until
         gui.signals.counter_update.emit(waiting)
     notice = told.args[0]
     assert (notice.title, notice.level) == ("Card payment not on the till yet", "critical")
-    assert "£79.83 taken on 10000001 is not on the till yet — do not charge it again" in notice.message
+    # Staff find the order by how the till names it, never by the terminal's number (issue 25, item 8).
+    assert "£79.83 for Table 12 is not on the till yet — do not charge it again" in notice.message
+    assert "10000001" not in notice.message
     assert banner.isVisibleTo(gui.window) and banner.lines() == [notice.message]
     assert banner.textFormat() == Qt.TextFormat.PlainText
     qtbot.waitUntil(lambda: gui.tray.icon_key.endswith("+attention"), timeout=3000)

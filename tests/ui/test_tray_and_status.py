@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 from pytestqt.qtbot import QtBot
 
 from epos_bridge.adapters.sqlite.setup import init_database
@@ -339,8 +339,33 @@ def test_tray_mode_menu_and_close_hides(start_gui: Callable[..., Gui], qtbot: Qt
     assert not gui.window.isVisible()
     with qtbot.wait_signal(gui.tray.settings_requested, timeout=1000):
         gui.tray.settings_action.trigger()
+    with qtbot.assert_not_emitted(gui.tray.quit_requested):
+        gui.tray.quit_action.trigger()
+        answer_quit(gui, "Keep running", qtbot)
     with qtbot.wait_signal(gui.tray.quit_requested, timeout=1000):
         gui.tray.quit_action.trigger()
+        answer_quit(gui, "Quit", qtbot)
+
+
+def answer_quit(gui: Gui, button: str, qtbot: QtBot) -> None:
+    """Quit is asked first and says card payments stop (issue 25, item 8); click ``button``."""
+    qtbot.waitUntil(lambda: gui.tray.quit_box is not None and gui.tray.quit_box.isVisible(), timeout=3000)
+    box = gui.tray.quit_box
+    assert box is not None
+    assert "Card payments stop" in box.text()
+    (chosen,) = [b for b in box.buttons() if b.text() == button]
+    chosen.click()
+    qtbot.waitUntil(lambda: gui.tray.quit_box is None, timeout=3000)
+
+
+def test_a_single_click_on_the_tray_icon_opens_the_window(start_gui: Callable[..., Gui], qtbot: QtBot) -> None:
+    gui = start_gui(tray_available=lambda: True)
+    qtbot.waitUntil(lambda: gui.tray.mode == "tray", timeout=3000)
+    assert gui.tray.tray is not None and not gui.window.isVisible()
+
+    gui.tray.tray.activated.emit(QSystemTrayIcon.ActivationReason.Trigger)
+
+    qtbot.waitUntil(gui.window.isVisible, timeout=3000)
 
 
 def test_late_tray_is_retried(start_gui: Callable[..., Gui], qtbot: QtBot) -> None:
@@ -356,8 +381,13 @@ def test_late_tray_is_retried(start_gui: Callable[..., Gui], qtbot: QtBot) -> No
 
 def test_closing_the_main_window_quits_without_a_tray(start_gui: Callable[..., Gui], qtbot: QtBot) -> None:
     gui = start_gui()
+    with qtbot.assert_not_emitted(gui.tray.quit_requested):
+        gui.window.close()
+        answer_quit(gui, "Keep running", qtbot)
+    assert gui.window.isVisible()  # with no tray, a declined quit must leave the app on screen
     with qtbot.wait_signal(gui.tray.quit_requested, timeout=1000):
         gui.window.close()
+        answer_quit(gui, "Quit", qtbot)
 
 
 # --- the whole app ----------------------------------------------------------------------------------

@@ -211,9 +211,43 @@ def test_a_conflict_uses_the_injected_order_lookup(prefs: Preferences, clock: Fa
     notice = rules.on_domain_event(LockRefused("9", START, None, "the order is held by another lock (L1)"))
     assert notice is not None
     assert notice.message == "Table 12: Dojo could not lock the order — held by another lock (L1)"
+    clock.advance(31)
     unknown = rules.on_domain_event(LockRefused("55", START, None, "the order is open on till TILL-1"))
     assert unknown is not None
     assert unknown.message.startswith("Order 55: ")
+
+
+def test_a_card_machine_retrying_a_lock_tells_staff_once(rules: NotificationRules, clock: FakeClock) -> None:
+    told = []
+    for _ in range(20):  # Pay at Table retries every few seconds while the order is open on a till
+        told.append(rules.on_domain_event(LockRefused("7", START, "L2", "the order is open on till TILL-2")))
+        clock.advance(5)
+
+    assert len([notice for notice in told if notice is not None]) == 1
+    assert rules.attention is True  # every refusal still counts for the Locks tab
+    clock.advance(5 * 60)
+    assert rules.on_domain_event(LockRefused("7", START, "L3", "the order is open on till TILL-2")) is not None
+
+
+def test_many_orders_refused_at_once_make_one_notice_then_a_summary(rules: NotificationRules, clock: FakeClock) -> None:
+    told = [
+        rules.on_domain_event(LockRefused(str(order), START, None, "the order is open on till TILL-2"))
+        for order in range(1, 6)
+    ]
+    assert [notice is not None for notice in told] == [True, False, False, False, False]
+
+    clock.advance(31)
+    later = rules.on_domain_event(LockRefused("6", START, None, "the order is open on till TILL-2"))
+    assert later is not None
+    assert "(and 4 more order(s) since the last notice: see the Locks tab)" in later.message
+
+
+def test_verifys_own_lock_conflicts_are_not_told(rules: NotificationRules) -> None:
+    rules.verification_running(True)
+    assert rules.on_domain_event(LockRefused("7", START, "L2", "the order is held by another lock (L1)")) is None
+    assert rules.attention is False
+    rules.verification_running(False)
+    assert rules.on_domain_event(LockRefused("7", START, "L2", "the order is held by another lock (L1)")) is not None
 
 
 def test_an_unseen_conflict_needs_attention_until_acknowledged(rules: NotificationRules) -> None:
