@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from epos_bridge import __version__
 
@@ -49,10 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
     attach.add_argument("--adapter", default="sqlmap", help="an installed adapter that attaches (default: sqlmap)")
     attach.add_argument("--dry-run", action="store_true", help="print the SQL it would run and change nothing")
     attach.set_defaults(handler=_db_attach)
-    detach = db_commands.add_parser("detach", help="remove everything `db attach` added to a POS's database")
+    detach = db_commands.add_parser(
+        "detach",
+        help="remove what `db attach` added to a POS's database, but the payment record (refused while a bridge "
+        "serves it)",
+    )
     detach.add_argument("path", type=Path, help="the POS's database file")
     detach.add_argument("--adapter", default="sqlmap", help="an installed adapter that attaches (default: sqlmap)")
     detach.add_argument("--dry-run", action="store_true", help="print the SQL it would run and change nothing")
+    detach.add_argument(
+        "--forget-payments",
+        action="store_true",
+        help="also remove the bridge's payment record (which paymentIntentIds it recorded): attached again, a "
+        "payment Dojo sends again would be counted twice, so it is refused while any of it is recent",
+    )
     detach.set_defaults(handler=_db_detach)
 
     run = commands.add_parser("run", help="serve Dojo's requests with the saved settings")
@@ -357,10 +367,19 @@ def _db_attach(args: argparse.Namespace) -> int:
 
 
 def _db_detach(args: argparse.Namespace) -> int:
+    import inspect
+
     factory = _attachable(args)
     if factory is None:
         return 2
-    return _print_lines(lambda: factory.detach(args.path, dry_run=args.dry_run))
+    if not args.forget_payments:
+        return _print_lines(lambda: factory.detach(args.path, dry_run=args.dry_run))
+    # Not part of AttachableFactory: only a factory that keeps a payment record can forget it.
+    detach = cast("Callable[..., list[str]]", factory.detach)
+    if "forget_payments" not in inspect.signature(detach).parameters:
+        print(f"epos-bridge: the {args.adapter} adapter keeps no payment record to forget", file=sys.stderr)
+        return 2
+    return _print_lines(lambda: detach(args.path, dry_run=args.dry_run, forget_payments=True))
 
 
 def _print_installed_adapters(configured: str) -> None:

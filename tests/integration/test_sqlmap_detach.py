@@ -77,7 +77,7 @@ def test_detach_leaves_the_pos_tables_that_look_like_the_bridges_and_their_rows(
     assert dry.returncode == 0, dry.stderr
     for name in (*LOOKALIKES, "EPOS_BRIDGE_REPORT"):
         assert name.upper() not in dry.stdout.upper().replace("DROP TABLE EPOS_BRIDGE_", "-"), dry.stdout
-    detached = cli(tmp_path, "detach", str(path))
+    detached = cli(tmp_path, "detach", str(path), "--forget-payments")
     assert detached.returncode == 0, detached.stderr
 
     assert schema_objects(path) == before
@@ -137,7 +137,7 @@ def test_detach_refuses_while_the_pos_uses_the_lock_view_and_names_what(
     attached = schema_objects(path)
 
     with pytest.raises(AdapterInitError) as refused:
-        setup.detach(path)
+        setup.detach(path, forget_payments=True)
     assert named in str(refused.value) and "DOJO_TICKET_LOCKS" in str(refused.value)
     assert schema_objects(path) == attached, "a refused detach changes nothing"
     with pytest.raises(AdapterInitError, match=named):
@@ -163,7 +163,7 @@ def test_a_database_attached_before_the_record_detaches_only_the_bridges_exact_n
         conn.execute("DELETE FROM EPOS_BRIDGE_META WHERE KEY NOT IN ('version', 'mapping')")
         conn.commit()
 
-    lines = setup.detach(path)
+    lines = setup.detach(path, forget_payments=True)
 
     assert schema_objects(path) == before, lines
     assert lookalike_rows(path) == rows

@@ -157,11 +157,17 @@ def test_attach_then_detach_leaves_the_pos_schema_as_it_was(tmp_path: Path) -> N
     assert ("view", "DOJO_TICKET_LOCKS") in added
     assert len([n for kind, n in added if kind == "trigger"]) == 3 * len(load("floreant").changes) == 18
     again = cli(tmp_path, "attach", str(path), "--mapping", "floreant")
-    assert again.returncode == 1 and "already attached" in again.stderr
+    assert again.returncode == 0 and "already attached" in again.stdout and "nothing to change" in again.stdout
+    assert schema_objects(path) - before == added
     dry = cli(tmp_path, "detach", str(path), "--dry-run")
     assert "DROP TABLE EPOS_BRIDGE_CHANGES;" in dry.stdout and schema_objects(path) - before == added
+    assert "DROP TABLE EPOS_BRIDGE_PAYMENTS;" not in dry.stdout  # the payment record stays
     detached = cli(tmp_path, "detach", str(path))
     assert detached.returncode == 0, detached.stderr
+    record = {("table", "EPOS_BRIDGE_META"), *bridge.KEPT_ON_DETACH}
+    assert schema_objects(path) - before == record
+    forgot = cli(tmp_path, "detach", str(path), "--forget-payments")
+    assert forgot.returncode == 0, forgot.stderr
     assert schema_objects(path) == before
 
 

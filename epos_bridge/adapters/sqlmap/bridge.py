@@ -91,6 +91,28 @@ INDEXES: tuple[tuple[str, str], ...] = (
 )
 TABLE_NAMES = tuple(name for name, _ in TABLES)
 INDEX_NAMES = tuple(name for name, _ in INDEXES)
+RECORD_TABLES = ("EPOS_BRIDGE_PAYMENTS", "EPOS_BRIDGE_INTENT_EVENTS", "EPOS_BRIDGE_FACTS")
+"""The payment record: every money fact the bridge wrote (which paymentIntentId is on which POS
+payment row, and at what status), and the facts the POS has no column for (Dojo's order ids, the
+floor's ids). ``db detach`` keeps them unless told to forget (:data:`KEPT_ON_DETACH`)."""
+KEPT_ON_DETACH = frozenset(
+    {("table", META), *(("table", name) for name in RECORD_TABLES), *(("index", name) for name in INDEX_NAMES)}
+)
+"""What a plain ``db detach`` leaves in the POS's file: the payment record, its indexes (all three
+are on its tables) and META, which says it is detached and what it kept. Why keep rather than
+drop: the paymentIntentId rows are the only thing that makes a payment Dojo sends again (a retry
+after a lost answer, a replayed event) a replay instead of a second POS payment row. Dropped, a
+later ``db attach`` would start from nothing and count that payment twice; kept, attach picks
+them up again and a retried intent still answers from the first recording. De-duplicating on a
+POS column instead (Floreant's CARD_TRANSACTION_ID) would need every mapping to name one and
+every POS to keep it intact, and would still lose the intent's status; the record needs neither.
+Forgetting is ``db detach --forget-payments``, refused while any of it is recent enough for Dojo
+to retry (:data:`FORGET_AFTER_DAYS`)."""
+FORGET_AFTER_DAYS = 30
+"""``--forget-payments`` is refused while the record holds a payment or event newer than this."""
+STATE = "state"
+"""The META key saying ``attached`` or ``detached`` (only the payment record left)."""
+DETACHED = "detached"
 OPERATIONS = ("INSERT", "UPDATE", "DELETE")
 CREATED = "created "
 """META keys ``created <type> <name>``: one row per object ``attach`` created (value: its type)."""
@@ -153,21 +175,123 @@ def _text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def record_sql(mapping: Mapping, objects: Sequence[Created], journal_mode: str | None) -> list[str]:
+def _created_key(kind: str, name: str) -> str:
+    return f"{CREATED}{kind} {name}"
+
+
+def record_sql(
+    mapping: Mapping,
+    created: Sequence[tuple[str, str]],
+    journal_mode: str | None,
+    forgotten: Sequence[tuple[str, str]] = (),
+) -> list[str]:
     """The rows of META saying what attach created (so that detach removes exactly that), the
     journal mode it found, and the version and mapping of the tables."""
-    rows = [("version", str(VERSION)), ("mapping", mapping.name)]
-    rows += [(f"{CREATED}{o.kind} {o.name}", o.kind) for o in objects]
+    statements = [
+        f"DELETE FROM {META} WHERE KEY = {_text(_created_key(kind, name))}"  # noqa: S608 - quoted literals
+        for kind, name in forgotten
+    ]
+    rows = [("version", str(VERSION)), ("mapping", mapping.name), (STATE, "attached")]
+    rows += [(_created_key(kind, name), kind) for kind, name in created]
     if journal_mode is not None:
         rows.append((JOURNAL_MODE, journal_mode))
     values = ", ".join(f"({_text(key)}, {_text(value)})" for key, value in rows)
-    return [f"INSERT OR REPLACE INTO {META} (KEY, VALUE) VALUES {values}"]  # noqa: S608 - quoted literals
+    statements.append(f"INSERT OR REPLACE INTO {META} (KEY, VALUE) VALUES {values}")  # noqa: S608 - quoted literals
+    return statements
 
 
 def attach_sql(mapping: Mapping, journal_mode: str | None = None) -> list[str]:
-    """Every statement ``db attach`` runs, in order (``--dry-run`` prints them)."""
+    """Every statement ``db attach`` runs on a database never attached, in order."""
     objects = planned(mapping)
-    return [o.sql for o in objects] + record_sql(mapping, objects, journal_mode)
+    return [o.sql for o in objects] + record_sql(mapping, [(o.kind, o.name) for o in objects], journal_mode)
+
+
+@dataclass(frozen=True)
+class AttachPlan:
+    """What ``db attach`` does to one database, given what is there already."""
+
+    state: str
+    """``new`` (never attached), ``detached`` (only the payment record left) or ``attached``."""
+    dropping: tuple[tuple[str, str], ...]
+    """Triggers and views of an earlier attach the mapping now wants otherwise (or not at all)."""
+    creating: tuple[Created, ...]
+    statements: tuple[str, ...]
+
+
+def attach_plan(conn: sqlite3.Connection, mapping: Mapping, journal_mode: str) -> AttachPlan:
+    """Attach once, again after a detach, or again over an attached file (a changed mapping):
+    whatever the bridge's record holds is kept as it is, only triggers and views the mapping now
+    wants otherwise are replaced, and what is missing is created. So following "run db attach
+    again" never goes through a detach and never loses a recorded payment."""
+    present = recorded(conn)
+    state = "new" if not _has_meta(conn) else DETACHED if is_detached(conn) else "attached"
+    current = {(kind, name): sql for kind, name, _, sql in _schema(conn)}
+    wanted = planned(mapping)
+    wanted_sql = {(o.kind, o.name): o.sql for o in wanted}
+    dropping = tuple(
+        (kind, name)
+        for kind, name in present
+        if kind in ("trigger", "view") and wanted_sql.get((kind, name)) != current.get((kind, name))
+    )
+    creating = tuple(o for o in wanted if (o.kind, o.name) not in present or (o.kind, o.name) in dropping)
+    forgotten = [found for found in dropping if found not in wanted_sql]
+    after = [found for found in present if found not in forgotten]
+    after += [(o.kind, o.name) for o in creating if (o.kind, o.name) not in after]
+    # The journal mode found is recorded by the first attach (or the first after a detach, which
+    # put it back); a file attached before the record existed is already in WAL, so never then.
+    journal = journal_mode if state != "attached" else None
+    statements = (
+        *detach_sql(dropping),
+        *(o.sql for o in creating),
+        *record_sql(mapping, after, journal, forgotten),
+    )
+    return AttachPlan(state, dropping, creating, statements)
+
+
+def is_detached(conn: sqlite3.Connection) -> bool:
+    """Detached, with the payment record kept: only :data:`KEPT_ON_DETACH` is left."""
+    if not _has_meta(conn):
+        return False
+    row = conn.execute(f"SELECT VALUE FROM {META} WHERE KEY = ?", [STATE]).fetchone()  # noqa: S608
+    return row is not None and row[0] == DETACHED
+
+
+def detached_record_sql(dropped: Sequence[tuple[str, str]]) -> list[str]:
+    """META after a plain detach: what went is no longer recorded, and the file says detached."""
+    statements = [
+        f"DELETE FROM {META} WHERE KEY = {_text(_created_key(kind, name))}"  # noqa: S608 - quoted literals
+        for kind, name in dropped
+    ]
+    statements.append(f"INSERT OR REPLACE INTO {META} (KEY, VALUE) VALUES ({_text(STATE)}, {_text(DETACHED)})")  # noqa: S608
+    return statements
+
+
+def forget_journal_mode_sql() -> str:
+    return f"DELETE FROM {META} WHERE KEY = {_text(JOURNAL_MODE)}"  # noqa: S608 - quoted literals
+
+
+def payments_kept(conn: sqlite3.Connection) -> int:
+    """How many paymentIntentIds the record holds (0 without the table)."""
+    if not _has_table(conn, "EPOS_BRIDGE_PAYMENTS"):
+        return 0
+    return int(conn.execute("SELECT COUNT(*) FROM EPOS_BRIDGE_PAYMENTS").fetchone()[0])
+
+
+def latest_recent_money_fact(conn: sqlite3.Connection) -> str | None:
+    """The newest payment or payment-intent event of the record younger than
+    :data:`FORGET_AFTER_DAYS` (ISO 8601 UTC), or ``None`` when there is none that recent."""
+    cutoff = f"strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-{FORGET_AFTER_DAYS} days')"
+    found = []
+    for table, column in (("EPOS_BRIDGE_PAYMENTS", "RECORDED_AT"), ("EPOS_BRIDGE_INTENT_EVENTS", "RECEIVED_AT")):
+        if _has_table(conn, table):
+            row = conn.execute(f"SELECT MAX({column}) FROM {table} WHERE {column} > {cutoff}").fetchone()  # noqa: S608
+            if row and row[0]:
+                found.append(str(row[0]))
+    return max(found) if found else None
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [name]).fetchone() is not None
 
 
 def _schema(conn: sqlite3.Connection) -> list[tuple[str, str, str, str | None]]:
@@ -181,8 +305,7 @@ def _schema(conn: sqlite3.Connection) -> list[tuple[str, str, str, str | None]]:
 
 def _has_meta(conn: sqlite3.Connection) -> bool:
     # Exact name: a POS table "epos_bridge_meta" would have made attach fail, so it is never the POS's.
-    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [META]).fetchone()
-    return row is not None
+    return _has_table(conn, META)
 
 
 def recorded(conn: sqlite3.Connection) -> list[tuple[str, str]]:
@@ -240,12 +363,16 @@ def _names_in(sql: str) -> set[str]:
     return found
 
 
-def dependents(conn: sqlite3.Connection, dropping: Sequence[tuple[str, str]]) -> list[str]:
+def dependents(
+    conn: sqlite3.Connection, dropping: Sequence[tuple[str, str]], recreating: Sequence[Created] = ()
+) -> list[str]:
     """The POS's own objects that would be lost or left dangling if ``dropping`` went: triggers
-    and indexes on them (SQLite drops those silently), and triggers and views whose SQL names
-    them (which would fail on the POS's next write or read). Each named, with what it uses."""
-    ours = set(dropping)
+    and indexes on them (SQLite drops those silently, even when the same name is created again),
+    and triggers and views whose SQL names them (which would fail on the POS's next write or
+    read; not when the name is created again). Each named, with what it uses."""
+    ours = set(dropping) | {(o.kind, o.name) for o in recreating}
     names = {name.upper(): name for _, name in dropping}
+    again = {o.name.upper() for o in recreating}
     found = []
     for kind, name, table, sql in _schema(conn):
         if (kind, name) in ours or name.startswith("sqlite_"):
@@ -253,7 +380,7 @@ def dependents(conn: sqlite3.Connection, dropping: Sequence[tuple[str, str]]) ->
         if kind != "table" and table.upper() in names and table.upper() != name.upper():
             found.append(f"{kind} {name} (on {names[table.upper()]})")
         elif kind in ("trigger", "view"):
-            used = sorted(names[n] for n in _names_in(sql or "") & names.keys())
+            used = sorted(names[n] for n in (_names_in(sql or "") & names.keys()) - again)
             if used:
                 found.append(f"{kind} {name} (uses {', '.join(used)})")
     return found
@@ -281,8 +408,9 @@ def recorded_journal_mode(conn: sqlite3.Connection) -> str | None:
 
 
 def attached_version(conn: sqlite3.Connection) -> int | None:
-    """The version of the bridge's tables in this database, or ``None`` when not attached."""
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [META]).fetchone() is None:
+    """The version of the bridge's tables in this database, or ``None`` when not attached
+    (never, or detached with the payment record kept)."""
+    if not _has_meta(conn) or is_detached(conn):
         return None
     row = conn.execute(f"SELECT VALUE FROM {META} WHERE KEY = 'version'").fetchone()  # noqa: S608
     return int(row[0]) if row else None

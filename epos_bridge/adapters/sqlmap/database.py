@@ -34,7 +34,12 @@ def mapping_problem(mapping: Mapping, conn: sqlite3.Connection, path: Path) -> s
         return f"the mapping {mapping.name} does not fit {path.name}: {listed}"
     missing = bridge.missing_triggers(mapping, conn)
     if missing:
-        return f"{path.name} lacks the change triggers {', '.join(missing)}: run `epos-bridge db attach` again"
+        # Attaching again over an attached file adds them and keeps the payment record (setup.attach);
+        # it never goes through a detach.
+        return (
+            f"{path.name} lacks the change triggers {', '.join(missing)}: run "
+            f"`epos-bridge db attach {path} --mapping {mapping.name}` again (it keeps the bridge's payment record)"
+        )
     return None
 
 

@@ -56,8 +56,9 @@ class SqlMapFactory:
             raise setup.AttachError(str(exc)) from exc
         return setup.attach(location, mapping, dry_run=dry_run)
 
-    def detach(self, location: Path, *, dry_run: bool) -> list[str]:
-        return setup.detach(location, dry_run=dry_run)
+    def detach(self, location: Path, *, dry_run: bool, forget_payments: bool = False) -> list[str]:
+        """Everything attach added but the payment record, unless ``forget_payments`` (:func:`setup.detach`)."""
+        return setup.detach(location, dry_run=dry_run, forget_payments=forget_payments)
 
     async def problem(self, location: Path) -> str | None:
         """Read-only: the file is attached and every statement of the mapping prepares against it."""

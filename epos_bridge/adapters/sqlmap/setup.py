@@ -7,6 +7,7 @@ statements do not prepare against the database is refused before anything is com
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Sequence
 from contextlib import closing
@@ -19,6 +20,7 @@ from epos_bridge.adapters.sqlmap.database import mapping_problem
 from epos_bridge.adapters.sqlmap.demo import seed_demo
 from epos_bridge.adapters.sqlmap.mapping import Mapping, MappingError
 from epos_bridge.demo_venue import DemoSeedRefused
+from epos_bridge.host.instance import DETACH_ROLE, AlreadyServing, VenueLockError, database_lock
 from epos_bridge.ports import AdapterInitError
 
 
@@ -50,29 +52,67 @@ def _in_one_transaction(conn: sqlite3.Connection, statements: Sequence[str]) -> 
 
 def attach(path: Path, mapping: Mapping, *, dry_run: bool = False) -> list[str]:
     """Add the bridge's tables and the mapping's change triggers; lines saying what was done
-    (with ``dry_run``, the SQL that would run, and nothing is opened)."""
-    if dry_run:
-        return [f"{sql};" for sql in bridge.attach_sql(mapping)]
+    (with ``dry_run``, the SQL that would run, and nothing is changed).
+
+    Attaching again is safe at any time: over a detached file it takes up the payment record
+    detach kept; over an attached one (the mapping changed, a trigger is missing) it only
+    replaces the triggers and views the mapping now wants otherwise. It never drops a table of
+    the bridge's, so no recorded payment is ever forgotten by attaching (:mod:`.bridge`).
+    """
     with closing(_open(path)) as conn:
-        _attach(conn, path, mapping)
+        plan = _plan(conn, path, mapping)
+        if dry_run:
+            return [f"{sql};" for sql in plan.statements]
+        _apply(conn, path, mapping, plan)
         enable_wal(conn)
-    return [f"{path}: attached for the mapping {mapping.name} ({len(mapping.changes)} tables send POS events)"]
+    return _attached_words(path, mapping, plan)
+
+
+def _attached_words(path: Path, mapping: Mapping, plan: bridge.AttachPlan) -> list[str]:
+    events = f"{len(mapping.changes)} tables send POS events"
+    if plan.state == "new":
+        return [f"{path}: attached for the mapping {mapping.name} ({events})"]
+    if plan.state == bridge.DETACHED:
+        return [
+            f"{path}: attached again for the mapping {mapping.name} ({events}); the payment record detach kept is "
+            "in use again, so a payment Dojo sends again is still recorded once"
+        ]
+    if not plan.creating and not plan.dropping:
+        return [f"{path}: already attached for the mapping {mapping.name}; nothing to change"]
+    return [
+        f"{path}: attached again for the mapping {mapping.name}: {len(plan.creating)} triggers or views added or "
+        "replaced; the bridge's tables and its payment record are kept as they were"
+    ]
 
 
 def _journal_mode(conn: sqlite3.Connection) -> str:
     return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
 
 
-def _attach(conn: sqlite3.Connection, path: Path, mapping: Mapping) -> None:
-    """Create what the mapping needs and record in META exactly what was created and the
-    journal mode found, in one transaction, so that detach can remove exactly that."""
+def _plan(conn: sqlite3.Connection, path: Path, mapping: Mapping) -> bridge.AttachPlan:
     try:
-        if bridge.attached_version(conn) is not None:
-            raise AttachError(f"{path} is already attached; `epos-bridge db detach {path}` first to attach it again")
-        statements = bridge.attach_sql(mapping, _journal_mode(conn))
+        version = bridge.attached_version(conn)
+        if version is not None and version != bridge.VERSION:
+            raise AttachError(f"{path} was attached by another version of the bridge (tables v{version})")
+        plan = bridge.attach_plan(conn, mapping, _journal_mode(conn))
+        using = bridge.dependents(conn, plan.dropping, plan.creating)
+    except sqlite3.Error as exc:
+        raise AttachError(f"{path} could not be attached (nothing was changed): {exc}") from exc
+    if using:
+        raise AttachError(
+            f"{path} cannot be attached again (nothing was changed): the POS's own {'; '.join(using)} would be lost "
+            "with the bridge's objects the mapping now wants otherwise; drop or change them first"
+        )
+    return plan
+
+
+def _apply(conn: sqlite3.Connection, path: Path, mapping: Mapping, plan: bridge.AttachPlan) -> None:
+    """Run the plan and record in META exactly what exists of the bridge's and the journal mode
+    found, in one transaction, so that detach can remove exactly that."""
+    try:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for sql in statements:
+            for sql in plan.statements:
                 conn.execute(sql)
             problem = mapping_problem(mapping, conn, path)
             if problem is not None:
@@ -85,52 +125,110 @@ def _attach(conn: sqlite3.Connection, path: Path, mapping: Mapping) -> None:
         raise AttachError(f"{path} could not be attached (nothing was changed): {exc}") from exc
 
 
-def detach(path: Path, *, dry_run: bool = False) -> list[str]:
-    """Remove exactly what ``attach`` created (by the record it kept in META), and put the
-    journal mode back as attach found it. Nothing of the POS's is touched: a table whose name
-    only looks like the bridge's stays, and when the POS's own triggers, views or indexes use
-    what would go (the lock view, say), detach refuses and names them rather than drop them
-    with it or leave them failing on the POS's next write."""
+def detach(path: Path, *, dry_run: bool = False, forget_payments: bool = False) -> list[str]:
+    """Remove exactly what ``attach`` created (by the record it kept in META) except the payment
+    record, and put the journal mode back as attach found it.
+
+    * Refused while a bridge serves the database (the venue lock, :func:`database_lock`), and
+      no bridge starts while it runs: a bridge losing its tables mid-payment could record a
+      payment on the POS without its paymentIntentId row.
+    * The payment record (:data:`bridge.KEPT_ON_DETACH`) stays unless ``forget_payments``, so a
+      later attach picks it up and a payment Dojo sends again is not counted twice; forgetting is
+      refused while the record is recent enough for Dojo to retry any of it.
+    * Nothing of the POS's is touched: a table whose name only looks like the bridge's stays,
+      and when the POS's own triggers, views or indexes use what would go (the lock view, say),
+      detach refuses and names them rather than drop them with it or leave them failing.
+    """
     with closing(_open(path)) as conn:
         try:
-            dropping = bridge.recorded(conn)
-            if not dropping:
-                return [f"{path}: not attached; nothing to remove"]
-            using = bridge.dependents(conn, dropping)
-            if using:
+            with database_lock(path):
+                return _detach(conn, path, dry_run=dry_run, forget=forget_payments)
+        except AlreadyServing as exc:
+            raise AttachError(_serving(path, exc)) from exc
+        except VenueLockError as exc:
+            raise AttachError(f"{path} cannot be detached (nothing was changed): {exc}") from exc
+
+
+def _serving(path: Path, exc: AlreadyServing) -> str:
+    owner = exc.owner
+    if owner is not None and owner.role == DETACH_ROLE:
+        return f"{path} cannot be detached now: another `epos-bridge db detach` is running on it (pid {owner.pid})"
+    who = "pid unknown" if owner is None else f"pid {owner.pid}, user {owner.user}"
+    where = f", data folder {owner.data_dir}" if owner is not None and owner.data_dir else ""
+    return (
+        f"{path} cannot be detached (nothing was changed): a bridge is serving this database ({who}{where}); "
+        "stop it first (Quit in its tray menu, or stop its service), then detach"
+    )
+
+
+def _detach(conn: sqlite3.Connection, path: Path, *, dry_run: bool, forget: bool) -> list[str]:
+    try:
+        record = bridge.recorded(conn)
+        if not record:
+            return [f"{path}: not attached; nothing to remove"]
+        was_detached = bridge.is_detached(conn)
+        dropping = record if forget else [found for found in record if found not in bridge.KEPT_ON_DETACH]
+        kept = bridge.payments_kept(conn)
+        if not dropping:
+            return [f"{path}: already detached; {_kept_words(kept)}"]
+        using = bridge.dependents(conn, dropping)
+        if using:
+            raise AttachError(
+                f"{path} cannot be detached (nothing was changed): the POS's own "
+                f"{'; '.join(using)} would be lost or fail without it; drop or change "
+                f"{'it' if len(using) == 1 else 'them'} first"
+            )
+        if forget:
+            recent = bridge.latest_recent_money_fact(conn)
+            if recent is not None:
                 raise AttachError(
-                    f"{path} cannot be detached (nothing was changed): the POS's own "
-                    f"{'; '.join(using)} would be lost or fail without it; drop or change "
-                    f"{'it' if len(using) == 1 else 'them'} first"
+                    f"{path}: the payment record is not forgotten (nothing was changed): it holds payments recorded "
+                    f"in the last {bridge.FORGET_AFTER_DAYS} days (the latest at {recent}), which Dojo may still send "
+                    "again; forgotten, such a payment would be counted a second time. Detach without "
+                    "--forget-payments (the record stays, harmless), and forget it later"
                 )
-            statements = bridge.detach_sql(dropping)
-            journal = bridge.recorded_journal_mode(conn)
-            if dry_run:
-                restore = [f"PRAGMA journal_mode = {journal.upper()};"] if journal else []
-                return [f"{sql};" for sql in statements] + restore
-            _in_one_transaction(conn, statements)
-        except sqlite3.Error as exc:
-            raise AttachError(f"{path} could not be detached (nothing was changed): {exc}") from exc
-        lines = [f"{path}: detached ({len(statements)} tables, indexes, views and triggers removed)"]
-        lines.append(_restore_journal_mode(conn, journal))
+        statements = bridge.detach_sql(dropping) + ([] if forget else bridge.detached_record_sql(dropping))
+        journal = bridge.recorded_journal_mode(conn)
+        legacy = not was_detached and journal is None
+        if dry_run:
+            restore = [f"PRAGMA journal_mode = {journal.upper()};"] if journal else []
+            return [f"{sql};" for sql in statements] + restore
+        _in_one_transaction(conn, statements)
+    except sqlite3.Error as exc:
+        raise AttachError(f"{path} could not be detached (nothing was changed): {exc}") from exc
+    lines = [f"{path}: detached ({len(dropping)} tables, indexes, views and triggers removed)"]
+    lines.append("the payment record is forgotten" if forget else _kept_words(kept))
+    if journal is not None or legacy:
+        lines.append(_restore_journal_mode(conn, journal, keep_record=not forget))
     return lines
 
 
-def _restore_journal_mode(conn: sqlite3.Connection, journal: str | None) -> str:
+def _kept_words(kept: int) -> str:
+    return (
+        f"the bridge's payment record ({kept} payments) is kept, so attaching again counts no payment twice; "
+        f"`epos-bridge db detach --forget-payments` removes it too (refused while any of it is younger than "
+        f"{bridge.FORGET_AFTER_DAYS} days)"
+    )
+
+
+def _restore_journal_mode(conn: sqlite3.Connection, journal: str | None, *, keep_record: bool) -> str:
     if journal is None:
         return f"the journal mode stays {_journal_mode(conn)} (attached by a bridge that did not record what it found)"
-    if journal == _journal_mode(conn):
-        return f"the journal mode is {journal}, as attach found it"
     try:
-        now = str(conn.execute(f"PRAGMA journal_mode = {journal}").fetchone()[0]).lower()
+        now = _journal_mode(conn)
+        if now != journal:
+            now = str(conn.execute(f"PRAGMA journal_mode = {journal}").fetchone()[0]).lower()
     except sqlite3.Error as exc:
-        now = f"{_journal_mode(conn)} ({exc})"
-    if now == journal:
-        return f"the journal mode is {journal} again, as attach found it"
-    return (
-        f"the journal mode could not be put back to {journal} (another program has the database open?): it is {now}; "
-        f"run `PRAGMA journal_mode = {journal.upper()}` once the POS is closed"
-    )
+        now = f"unchanged ({exc})"
+    if now != journal:
+        return (
+            f"the journal mode could not be put back to {journal} (another program has the database open?): it is "
+            f"{now}; run `PRAGMA journal_mode = {journal.upper()}` once the POS is closed"
+        )
+    if keep_record:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute(bridge.forget_journal_mode_sql())
+    return f"the journal mode is {journal}, as attach found it"
 
 
 def init(path: Path, mapping: Mapping, *, demo: bool, now: datetime) -> list[str]:
@@ -153,7 +251,7 @@ def init(path: Path, mapping: Mapping, *, demo: bool, now: datetime) -> list[str
             conn.executescript(ddl)
         except sqlite3.Error as exc:
             raise AttachError(f"the demo schema {schema} does not run: {exc}") from exc
-        _attach(conn, path, mapping)
+        _apply(conn, path, mapping, _plan(conn, path, mapping))
         enable_wal(conn)
         try:
             summary = seed_demo(conn, mapping, now)
