@@ -62,6 +62,9 @@ FIELD_WORDS = {
 
 ENV_API_KEY = "EPOS_BRIDGE_API_KEY"  # config.ENV_API_KEY; repeated because services sit below config
 
+REJECTED_WORDS = "Dojo rejected the key"
+"""How a key test that Dojo refused (401/403) begins: the dialog then asks before saving that key."""
+
 
 # --- ports ------------------------------------------------------------------------------------
 
@@ -315,7 +318,7 @@ def _dojo_failure_words(exc: BaseException, key: str) -> str:
     """A failed key test in words. ``status`` is ``DojoApiError.status`` (duck-typed: layering)."""
     status = getattr(exc, "status", None)
     if status in (401, 403):
-        return f"Dojo rejected the key ({status}). Check it was copied whole."
+        return f"{REJECTED_WORDS} ({status}). Check it was copied whole."
     if isinstance(status, int):
         return redact(f"Dojo answered with an error ({status}): {exc}", key)
     detail = str(exc) or type(exc).__name__

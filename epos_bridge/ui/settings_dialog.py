@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,8 +24,8 @@ from typing import Any, Protocol
 import httpx
 from keyring.backends import fail
 from pydantic import SecretStr
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -35,6 +36,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QSizePolicy,
     QVBoxLayout,
@@ -44,14 +46,20 @@ from shiboken6 import isValid
 
 from epos_bridge import config
 from epos_bridge.adapters.registry import installed_adapters
-from epos_bridge.config import ENV_API_KEY, ENV_VARS, BridgeSettings, ConfigError, KeyStore
+from epos_bridge.config import ENV_VARS, BridgeSettings, ConfigError, KeyStore, KeyStoreError, KeyStoreUnavailable
 from epos_bridge.dojo_api import DojoClient
 from epos_bridge.domain.verification import verification_refusal
 from epos_bridge.host.tls import dojo_http_client
 from epos_bridge.ports import AdapterFactory, LocationKind
 from epos_bridge.protocol.dojo import environment_of
-from epos_bridge.services.settings_service import Apply, IntegrationsReader, SettingsService, TestResult
-from epos_bridge.ui.dialogs import FileDialog, FileQuestion, ask_file
+from epos_bridge.services.settings_service import (
+    REJECTED_WORDS,
+    Apply,
+    IntegrationsReader,
+    SettingsService,
+    TestResult,
+)
+from epos_bridge.ui.dialogs import FileDialog, FileQuestion, ask_file, confirm
 from epos_bridge.ui.tasks import WidgetTasks
 from epos_bridge.ui.text import PlainLabel, plain_tooltip
 
@@ -60,8 +68,53 @@ log = logging.getLogger(__name__)
 ERROR_STYLE = "color: #b00020;"
 OK_STYLE = "color: #1b5e20;"
 STORED_KEY_TEXT = "stored in the keyring — type a new key to replace it"
-ENV_KEY_TEXT = f"set by {ENV_API_KEY} — a key typed here is kept in the keyring"
+ENV_KEY_TEXT = "set for this computer when the bridge was installed — a key typed here is kept in the keyring"
 DATABASE_FILTER = "SQLite databases (*.db *.sqlite *.sqlite3);;All files (*)"
+MIN_WIDTH = 640
+"""Wide enough that the longest message (a refused gateway URL) takes two lines, not a column."""
+REJECTED_KEY_QUESTION = (
+    "Dojo rejected this key. Save it anyway? Card payments will not work until a valid key is saved."
+)
+NO_KEYRING_TEXT = (
+    "This computer has no secure key storage (OS keyring), so the key cannot be kept here. "
+    "Ask whoever installed the bridge to set the key up for this computer."
+)
+FIELD_NAMES = {
+    "api_key": "API key",
+    "software_house_id": "Software-house-id",
+    "reseller_id": "Reseller-id",
+    "ws_url": "Gateway URL",
+    "api_url": "API URL",
+    "adapter": "Adapter",
+    "db_path": "Database",
+    "mapping": "Mapping",
+    "start_at_login": "Start at login",
+    "notifications_enabled": "Notifications",
+    "notify_each_payment": "Notify on each payment",
+}
+"""How each field is named in its messages: as its label on screen."""
+
+_FOR_STAFF: tuple[tuple[re.Pattern[str], str], ...] = (
+    # "(set EPOS_BRIDGE_ALLOW_INSECURE=1 to allow …)", "(EPOS_BRIDGE_MAPPING)": an installer's aside
+    (re.compile(r"\s*\((?:set )?EPOS_BRIDGE_\w+(?:=\S*)?[^()]*\)"), ""),
+    (re.compile(r",\s*even with EPOS_BRIDGE_\w+(?:=\S+?)?,"), ","),
+    (re.compile(r"[Cc]reate one with `epos-bridge [^`]*`"), "Whoever installed the bridge can create one"),
+    (
+        re.compile(r"\b[Rr]un `epos-bridge db attach[^`]*`( again)?"),
+        r"ask whoever installed the bridge to connect it to the bridge\1",
+    ),
+    (re.compile(r"\b[Rr]un `epos-bridge [^`]*`( again)?"), r"ask whoever installed the bridge to set it up\1"),
+    (re.compile(r"`epos-bridge [^`]*`"), "the bridge's setup"),
+    (re.compile(r"\bEPOS_BRIDGE_\w+(?:=\S+)?"), "a setting made when the bridge was installed"),
+)
+
+
+def staff_words(text: str) -> str:
+    """A message as venue staff should read it: without the environment variables and commands
+    the lower layers name for installers (those stay in the log and the command line)."""
+    for pattern, replacement in _FOR_STAFF:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 class SettingsServiceLike(Protocol):
@@ -122,12 +175,19 @@ class SettingsDialog(QDialog):
         self._errors: dict[str, str] = {}
         self._db_problem: str | None = None
         self._db_checked: tuple[str, str, str] | None = None
+        self._save_problem: tuple[str, str] | None = None
+        """(field, message) of the last failed save, shown under that field until the next edit."""
+        self._rejected_key: str | None = None
+        """The key Dojo rejected on the last Test: saving it needs an explicit confirmation."""
+        self.confirm_box: QMessageBox | None = None
+        """The "save it anyway?" question while it is open."""
         self.result_settings: BridgeSettings | None = None
         """The saved settings once Save succeeded (``None`` after Cancel)."""
         self.save_report: list[str] = []
 
         self.setWindowTitle("Bridge settings")
         self.setModal(True)
+        self.setMinimumWidth(MIN_WIDTH)
         self._build()
         self._load(self._original)
         self._connect()
@@ -247,6 +307,7 @@ class SettingsDialog(QDialog):
         ]
         for first, second in itertools.pairwise(order):
             QWidget.setTabOrder(first, second)
+        self._hints = {field: widget.toolTip() for field, widget in self.field_widgets.items()}
 
     def _add_row(
         self, form: QFormLayout, text: str, field: str, widget: QWidget, row: QHBoxLayout | None = None
@@ -271,6 +332,26 @@ class SettingsDialog(QDialog):
         label.hide()
         self.field_errors[field] = label
         return label
+
+    def _fit_to_messages(self) -> None:
+        """Grow tall enough for every wrapped message at the current width (a top-level layout
+        sizes itself without height-for-width, which left long messages clipped to one line)."""
+        layout = self.layout()
+        if layout is None:
+            return
+        layout.activate()
+        width = max(self.width(), self.minimumWidth())
+        needed = layout.totalHeightForWidth(width) if layout.hasHeightForWidth() else layout.totalSizeHint().height()
+        if needed <= 0:
+            return
+        self.setMinimumHeight(needed)
+        if self.height() < needed:
+            self.resize(width, needed)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            QTimer.singleShot(0, self, self._fit_to_messages)  # narrower means more lines: once this resize settles
 
     def _load(self, settings: BridgeSettings) -> None:
         if settings.api_key_source == "environment":
@@ -363,23 +444,30 @@ class SettingsDialog(QDialog):
         shown = dict(self._errors)
         if self._db_problem and "db_path" not in shown:
             shown["db_path"] = self._db_problem
+        if self._save_problem is not None:
+            shown.setdefault(*self._save_problem)
         for field, label in self.field_errors.items():
-            message = shown.pop(field, "")
+            problem = shown.pop(field, "")
+            message = f"{FIELD_NAMES.get(field, field)}: {staff_words(problem)}" if problem else ""
             label.setText(message)
             label.setVisible(bool(message))
             widget = self.field_widgets[field]
             widget.setAccessibleDescription(message)
-            widget.setToolTip(plain_tooltip(message))
-        leftover = "; ".join(f"{field}: {message}" for field, message in shown.items())
+            hint = self._hints.get(field, "")
+            widget.setToolTip(plain_tooltip(message) if message else hint)
+        # Only a setting without a field of its own (one the dialog does not edit) is left here.
+        leftover = "; ".join(f"{_name_of(field)}: {message}" for field, message in shown.items())
         if leftover:
             self._form_error(leftover)
         elif self.form_error.isVisible() and not self._busy:
             self._form_error("")
         self._update_buttons()
+        self._fit_to_messages()
 
     def _form_error(self, message: str) -> None:
-        self.form_error.setText(message)
+        self.form_error.setText(staff_words(message))
         self.form_error.setVisible(bool(message))
+        self._fit_to_messages()
 
     def _update_buttons(self) -> None:
         valid = self._draft is not None and self._db_problem is None
@@ -390,6 +478,9 @@ class SettingsDialog(QDialog):
     def _key_edited(self) -> None:
         self.test_result.clear()
         self.verify_button.hide()
+        if self._save_problem is not None and self._save_problem[0] == "api_key":
+            self._save_problem = None
+            self._render_errors()
         if not self.api_key_edit.text():
             self.show_key_button.setChecked(False)
 
@@ -425,7 +516,15 @@ class SettingsDialog(QDialog):
     def _database_edited(self) -> None:
         self._db_problem = None
         self._db_checked = None
+        if self._save_problem is not None and self._save_problem[0] == "db_path":
+            self._save_problem = None
         self._validate()
+
+    def _db_target(self) -> tuple[str, Path | None, str | None]:
+        """(adapter, database, mapping) as on screen, whatever the other fields say: a bad
+        software-house-id must not hide what is wrong with the database."""
+        typed = self.db_path_edit.text().strip()
+        return self.adapter_combo.currentText(), Path(typed).expanduser() if typed else None, self._chosen_mapping()
 
     # --- async work ----------------------------------------------------------------------------
 
@@ -464,12 +563,16 @@ class SettingsDialog(QDialog):
         except Exception as exc:  # the service answers in words; anything else is a bug, still shown
             log.exception("key test failed")
             result = TestResult(False, f"The test could not run: {type(exc).__name__}")
+        words = staff_words(result.words)
         self.test_result.setStyleSheet(OK_STYLE if result.ok else ERROR_STYLE)
-        self.test_result.setText(result.words)
-        self.test_result.setAccessibleDescription(result.words)
-        self._tested_environment = environment_of(key or (draft.api_key.get_secret_value() if draft.api_key else None))
+        self.test_result.setText(words)
+        self.test_result.setAccessibleDescription(words)
+        tested = key or _stored_key(draft)
+        self._rejected_key = tested if not result.ok and result.words.startswith(REJECTED_WORDS) else None
+        self._tested_environment = environment_of(tested)
         self.verify_button.setVisible(result.ok and self._can_verify)
         self._update_verify()
+        self._fit_to_messages()
 
     def _update_verify(self) -> None:
         """Dojo's checks drive the bridge running with the *saved* settings, on a sandbox key."""
@@ -505,23 +608,22 @@ class SettingsDialog(QDialog):
             self._check_database_soon()
 
     def _check_database_soon(self) -> None:
-        draft = self._draft
-        if draft is None or draft.db_path is None:
+        adapter, path, mapping = self._db_target()
+        if path is None:
             return
-        target = (draft.adapter, str(draft.db_path), draft.mapping or "")
-        if target == self._db_checked:
+        if (adapter, str(path), mapping or "") == self._db_checked:
             return
-        self._spawn(self._check_database(draft))
+        self._spawn(self._check_database(adapter, path, mapping))
 
-    async def _check_database(self, draft: BridgeSettings) -> bool:
-        target = (draft.adapter, str(draft.db_path or ""), draft.mapping or "")
+    async def _check_database(self, adapter: str, path: Path | None, mapping: str | None) -> bool:
+        target = (adapter, str(path or ""), mapping or "")
         self._set_busy(+1)
         try:
-            problem = await self._service.check_database(draft.adapter, draft.db_path, draft.mapping)
+            problem = await self._service.check_database(adapter, path, mapping)
         finally:
             self._set_busy(-1)
-        now = self._draft
-        if now is None or (now.adapter, str(now.db_path or ""), now.mapping or "") != target:
+        now_adapter, now_path, now_mapping = self._db_target()
+        if (now_adapter, str(now_path or ""), now_mapping or "") != target:
             return False  # edited meanwhile: the new value gets its own check
         self._db_problem = problem
         self._db_checked = target
@@ -529,21 +631,55 @@ class SettingsDialog(QDialog):
         return problem is None
 
     def save(self) -> None:
-        """Validate, check the database, then hand the copy to the service; closes on success."""
+        """Validate, check the database, then hand the copy to the service; closes on success.
+        A key Dojo rejected on Test is saved only once the person confirms it."""
+        self._validate()
+        draft = self._draft
+        if draft is None or self._busy or self.confirm_box is not None:
+            return
+        key = self.typed_key()
+        if self._rejected_key is not None and self._rejected_key == (key or _stored_key(draft)):
+            self.confirm_box = confirm(
+                self,
+                self.windowTitle(),
+                REJECTED_KEY_QUESTION,
+                self._save_rejected_key,
+                yes="Save anyway",
+                on_no=self._keep_editing,
+            )
+            return
+        self._spawn(self._save(draft, key), busy=True)
+
+    def _save_rejected_key(self) -> None:
+        self.confirm_box = None
+        if not isValid(self.save_button):
+            return
         self._validate()
         draft = self._draft
         if draft is None or self._busy:
             return
         self._spawn(self._save(draft, self.typed_key()), busy=True)
 
+    def _keep_editing(self) -> None:
+        self.confirm_box = None  # Cancel: nothing saved, the dialog stays as it was
+
     async def _save(self, draft: BridgeSettings, key: str | None) -> None:
         self._form_error("")
-        if not await self._check_database(draft):
+        if self._save_problem is not None:
+            self._save_problem = None
+            self._render_errors()
+        if not await self._check_database(draft.adapter, draft.db_path, draft.mapping):
             return
         self._saving = True
         try:
             report = await self._service.save(draft, key)
-        except Exception as exc:  # the keyring's or the file's sentence; the dialog stays open
+        except KeyStoreUnavailable:
+            self._show_save_problem("api_key", NO_KEYRING_TEXT)
+            return
+        except KeyStoreError as exc:  # its sentence is safe to show and says what to do
+            self._show_save_problem("api_key", str(exc))
+            return
+        except Exception as exc:  # the file's sentence; the dialog stays open
             self._form_error(f"Not saved: {exc}")
             return
         finally:
@@ -570,6 +706,18 @@ class SettingsDialog(QDialog):
 
     def _cancel_tasks(self) -> None:
         self._tasks.cancel()
+
+    def _show_save_problem(self, field: str, message: str) -> None:
+        self._save_problem = (field, f"not saved. {message}")
+        self._render_errors()
+
+
+def _stored_key(settings: BridgeSettings) -> str | None:
+    return settings.api_key.get_secret_value() if settings.api_key is not None else None
+
+
+def _name_of(field: str) -> str:
+    return FIELD_NAMES.get(field, field.replace("_", " ").capitalize())
 
 
 # --- wiring for the composition root -------------------------------------------------------------

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
@@ -24,8 +26,8 @@ from typing import Any, TypeVar
 import pytest
 import qasync
 from pydantic import SecretStr
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QLineEdit
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel, QLineEdit, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 from shiboken6 import isValid
 
@@ -40,7 +42,12 @@ from epos_bridge.protocol.dojo import HEADER_SOFTWARE_HOUSE_ID
 from epos_bridge.sim.rest import RestSimulator
 from epos_bridge.sim.simulator import DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
 from epos_bridge.ui.dialogs import FileQuestion
-from epos_bridge.ui.settings_dialog import STORED_KEY_TEXT, SettingsDialog, build_settings_service
+from epos_bridge.ui.settings_dialog import (
+    REJECTED_KEY_QUESTION,
+    STORED_KEY_TEXT,
+    SettingsDialog,
+    build_settings_service,
+)
 from tests.helpers.keyring_backend import RealKeyring
 from tests.helpers.waiting import until
 
@@ -120,8 +127,8 @@ def test_an_invalid_software_house_id_is_shown_next_to_the_field(
     assert label.isHidden()
     retype(qtbot, dialog.software_house_edit, "house 7")
     assert label.isVisible()
-    assert label.text() == "must not contain spaces"
-    assert dialog.software_house_edit.accessibleDescription() == "must not contain spaces"
+    assert label.text() == "Software-house-id: must not contain spaces"
+    assert dialog.software_house_edit.accessibleDescription() == label.text()
     assert not dialog.save_button.isEnabled()
     assert all(dialog.field_errors[f].isHidden() for f in dialog.field_errors if f != "software_house_id")
     retype(qtbot, dialog.software_house_edit, "house-7")
@@ -136,7 +143,7 @@ def test_an_insecure_gateway_url_is_shown_next_to_the_field(
     retype(qtbot, dialog.ws_url_edit, "ws://gateway.example.test/epos")
     label = dialog.field_errors["ws_url"]
     assert label.isVisible()
-    assert label.text().startswith("must be a wss:// URL")
+    assert label.text().startswith("Gateway URL: must be a wss:// URL")
     assert not dialog.save_button.isEnabled()
     dialog.save_button.click()  # refused: nothing to save while a field is invalid
     assert dialog.isVisible()
@@ -194,7 +201,7 @@ def test_a_garbage_database_is_named_and_save_is_refused(
             await until(lambda: dialog.field_errors["db_path"].isVisible(), "the database message")
             await until(lambda: not dialog.busy, "the check to finish")
         message = dialog.field_errors["db_path"].text()
-        assert message == f"{garbage} is not a usable SQLite database (it may be damaged or the wrong file)."
+        assert message == f"Database: {garbage} is not a usable SQLite database (it may be damaged or the wrong file)."
         assert dialog.db_path_edit.accessibleDescription() == message
         assert dialog.isVisible()
         assert not dialog.save_button.isEnabled()
@@ -452,3 +459,319 @@ def test_the_mapping_row_follows_the_adapter_and_a_typo_in_a_mapping_is_shown_be
         assert not dialog.mapping_combo.isVisible()
 
     run_qt_async(scenario)
+
+
+# --- as venue staff meet it (issue 25, item 8) ----------------------------------------------------
+# Wide enough that every message reads as a sentence, each problem under the field it is about and
+# naming it, no environment variable or command line in anything shown, and a key Dojo rejected on
+# Test saved only after an explicit confirmation.
+
+MIN_WIDTH = 560
+TECHNICAL = re.compile(
+    r"EPOS_BRIDGE_|`epos-bridge|\bepos-bridge (?:db|run|verify|demo|simulate|doctor|capabilities)\b"
+    r"|\bdb (?:attach|detach|init)\b|(?<![\w/:.-])--[a-z]"
+)
+
+
+def shown_texts(dialog: QWidget) -> list[str]:
+    """Everything staff can read in the dialog: labels, tooltips, placeholders, what a screen
+    reader says, and the buttons."""
+    texts: list[str] = []
+    for widget in [dialog, *dialog.findChildren(QWidget)]:
+        if isinstance(widget, QLabel) and widget.isVisible():
+            texts.append(widget.text())
+        if isinstance(widget, QLineEdit):
+            texts.append(widget.placeholderText())
+        if isinstance(widget, QAbstractButton) and widget.isVisible():
+            texts.append(widget.text())
+        texts += [widget.toolTip(), widget.accessibleDescription()]
+    return [text for text in texts if text]
+
+
+def technical(texts: list[str]) -> list[str]:
+    return [text for text in texts if TECHNICAL.search(text)]
+
+
+def visible_errors(dialog: SettingsDialog) -> dict[str, QLabel]:
+    return {field: label for field, label in dialog.field_errors.items() if label.isVisible()}
+
+
+# --- wide enough, each message under its field ---------------------------------------------------
+
+
+def test_the_dialog_is_wide_enough_that_no_message_is_clipped_or_a_narrow_column(
+    qtbot: QtBot, real_keyring: RealKeyring, settings_path: Path, tmp_path: Path
+) -> None:
+    dialog = make_dialog(qtbot, base_settings(tmp_path), real_keyring, settings_path)
+    assert dialog.minimumWidth() >= MIN_WIDTH
+    retype(qtbot, dialog.ws_url_edit, "ws://gateway.example.test/epos")  # the longest message
+    retype(qtbot, dialog.api_url_edit, "http://api.example.test")
+    retype(qtbot, dialog.software_house_edit, "house 7")
+    QApplication.processEvents()
+
+    errors = visible_errors(dialog)
+    assert set(errors) == {"ws_url", "api_url", "software_house_id"}
+    for field, label in errors.items():
+        needed = label.heightForWidth(label.width())
+        lines = round(needed / label.fontMetrics().lineSpacing())
+        assert label.wordWrap(), field
+        assert label.height() >= needed, f"{field}'s message is clipped: {label.height()} < {needed} px"
+        assert lines <= 3, f"{field}'s message wraps into {lines} lines of {label.width()} px"
+    assert dialog.width() >= MIN_WIDTH
+
+
+def _below(widget: QWidget, label: QLabel, dialog: QWidget) -> bool:
+    """``label`` sits right under ``widget``, starting where it starts."""
+    field_top_left = widget.mapTo(dialog, QPoint(0, 0))
+    label_top_left = label.mapTo(dialog, QPoint(0, 0))
+    bottom = field_top_left.y() + widget.height()
+    return bottom <= label_top_left.y() <= bottom + 12 and abs(label_top_left.x() - field_top_left.x()) <= 4
+
+
+def test_each_problem_is_shown_under_its_own_field_and_names_it(
+    qtbot: QtBot,
+    run_qt_async: Callable[[Callable[[], Awaitable[None]]], None],
+    real_keyring: RealKeyring,
+    settings_path: Path,
+    tmp_path: Path,
+) -> None:
+    garbage = tmp_path / "till-export.db"
+    garbage.write_bytes(b"\x00 definitely not sqlite " * 400)
+    dialog = make_dialog(qtbot, base_settings(tmp_path), real_keyring, settings_path)
+
+    async def scenario() -> None:
+        retype(qtbot, dialog.software_house_edit, "house 7")
+        retype(qtbot, dialog.db_path_edit, str(garbage))
+        dialog.db_path_edit.editingFinished.emit()  # as leaving the field does
+        await until(lambda: "db_path" in visible_errors(dialog), "the database's message")
+        await until(lambda: not dialog.busy, "the check to finish")
+
+    run_qt_async(scenario)
+    QApplication.processEvents()
+    house = dialog.field_errors["software_house_id"]
+    database = dialog.field_errors["db_path"]
+    assert house.text() == "Software-house-id: must not contain spaces"
+    assert database.text() == (
+        f"Database: {garbage} is not a usable SQLite database (it may be damaged or the wrong file)."
+    )
+    assert _below(dialog.software_house_edit, house, dialog)
+    assert _below(dialog.db_path_edit, database, dialog)
+    assert dialog.software_house_edit.accessibleDescription() == house.text()
+    assert dialog.db_path_edit.accessibleDescription() == database.text()
+    assert not dialog.form_error.isVisible()  # nothing collected in a banner at the bottom
+    assert not dialog.save_button.isEnabled()
+
+
+# --- no environment variables or commands in anything staff read -------------------------------
+
+
+def _sqlite_without_the_reference_schema(path: Path) -> Path:
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE till_things (id INTEGER PRIMARY KEY)")
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize("allow_insecure", [False, True], ids=["secure-only", "simulator-allowed"])
+def test_no_message_shown_to_staff_names_an_environment_variable_or_a_command(
+    qtbot: QtBot,
+    run_qt_async: Callable[[Callable[[], Awaitable[None]]], None],
+    real_keyring: RealKeyring,
+    settings_path: Path,
+    tmp_path: Path,
+    allow_insecure: bool,
+) -> None:
+    """Every validation error the dialog can show, one after another, each scanned as shown."""
+    not_reference = _sqlite_without_the_reference_schema(tmp_path / "other-pos.db")
+    reference = tmp_path / "reference.db"
+    init_database(reference, demo=False, now=datetime.now(UTC))
+    empty_folder = tmp_path / "empty-folder"
+    empty_folder.mkdir()
+    empty_file = tmp_path / "empty.db"
+    empty_file.write_bytes(b"")
+    settings = base_settings(
+        tmp_path,
+        api_key=SecretStr(f"sk_sandbox_{uuid.uuid4().hex}"),
+        api_key_source="environment",
+        allow_insecure=allow_insecure,
+    )
+    service = build_settings_service(KeyStore(real_keyring.backend), settings_path, environ={})
+    dialog = SettingsDialog(settings, service, service.installed_adapters)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    seen: dict[str, list[str]] = {}
+
+    def look(what: str) -> None:
+        QApplication.processEvents()
+        seen[what] = shown_texts(dialog)
+
+    edits: list[tuple[str, QLineEdit, str]] = [
+        ("software-house-id with a space", dialog.software_house_edit, "house 7"),
+        ("reseller-id with a space", dialog.reseller_edit, "res 1"),
+        ("plain-text gateway", dialog.ws_url_edit, "ws://gateway.example.test/epos"),
+        ("not a gateway URL", dialog.ws_url_edit, "ftp://gateway.example.test"),
+        ("plain-text API", dialog.api_url_edit, "http://api.example.test"),
+        ("not an API URL", dialog.api_url_edit, "nonsense"),
+        ("API key with a space", dialog.api_key_edit, "sk_sandbox_two words"),
+    ]
+    for what, edit, text in edits:
+        before = edit.text()
+        retype(qtbot, edit, text)
+        look(what)
+        assert any(label.isVisible() for label in dialog.field_errors.values()), what
+        retype(qtbot, edit, before)
+
+    databases: list[tuple[str, str, Path | None, str]] = [
+        ("no database", "sqlite", None, ""),
+        ("a folder for a file", "sqlite", empty_folder, ""),
+        ("an empty file", "sqlite", empty_file, ""),
+        ("another program's SQLite file", "sqlite", not_reference, ""),
+        ("a file for a folder", "jsonfile", empty_file, ""),
+        ("a folder without the file database", "jsonfile", empty_folder, ""),
+        ("no mapping", "sqlmap", reference, ""),
+        ("a mapping file that is missing", "sqlmap", reference, str(tmp_path / "missing.toml")),
+        ("a POS database not attached to the bridge", "sqlmap", not_reference, "floreant"),
+    ]
+
+    async def scenario() -> None:
+        for what, adapter, path, mapping in databases:
+            dialog.adapter_combo.setCurrentText(adapter)
+            retype(qtbot, dialog.db_path_edit, str(path) if path else "")
+            if dialog.mapping_combo.isVisible():
+                dialog.mapping_combo.setEditText(mapping)
+            dialog.save_button.click()  # Save checks the database first
+            await until(lambda: dialog.field_errors["db_path"].isVisible(), f"the message for {what}")
+            await until(lambda: not dialog.busy, "the check to finish")
+            look(what)
+
+    run_qt_async(scenario)
+    assert not settings_path.exists()
+    found = {what: technical(texts) for what, texts in seen.items() if technical(texts)}
+    assert found == {}
+
+
+def test_a_keyring_that_cannot_keep_the_key_is_named_under_the_key_without_a_variable_name(
+    qtbot: QtBot,
+    run_qt_async: Callable[[Callable[[], Awaitable[None]]], None],
+    settings_path: Path,
+    tmp_path: Path,
+) -> None:
+    import keyring.backends.fail
+
+    reference = tmp_path / "reference.db"
+    init_database(reference, demo=False, now=datetime.now(UTC))
+    service = build_settings_service(KeyStore(keyring.backends.fail.Keyring()), settings_path, environ={})  # type: ignore[no-untyped-call]
+    dialog = SettingsDialog(base_settings(tmp_path, db_path=reference), service, ["sqlite"])
+    qtbot.addWidget(dialog)
+    dialog.show()
+
+    async def scenario() -> None:
+        qtbot.keyClicks(dialog.api_key_edit, f"sk_sandbox_{uuid.uuid4().hex}")
+        dialog.save_button.click()
+        await until(lambda: dialog.field_errors["api_key"].isVisible(), "the keyring's problem")
+        await until(lambda: not dialog.busy, "the save to end")
+
+    run_qt_async(scenario)
+    shown = dialog.field_errors["api_key"].text()
+    assert shown.startswith("API key: ") and "keyring" in shown
+    assert technical(shown_texts(dialog)) == []
+    assert dialog.isVisible()
+
+
+# --- a key Dojo rejected is saved only when the person says so -----------------------------------
+
+
+def _buttons(box: QMessageBox) -> dict[str, QAbstractButton]:
+    return {button.text(): button for button in box.buttons()}
+
+
+@pytest.mark.logs_warnings("a rejected key is logged")
+@pytest.mark.parametrize("answer", ["Cancel", "Save anyway"])
+def test_a_key_that_test_rejected_is_saved_only_after_confirmation(
+    qtbot: QtBot,
+    run_qt_async: Callable[[Callable[[], Awaitable[None]]], None],
+    real_keyring: RealKeyring,
+    settings_path: Path,
+    tmp_path: Path,
+    answer: str,
+) -> None:
+    right_key = f"sk_sandbox_{uuid.uuid4().hex}"
+    wrong_key = f"sk_sandbox_{uuid.uuid4().hex}"
+    reference = tmp_path / "reference.db"
+    init_database(reference, demo=False, now=datetime.now(UTC))
+    outcome: dict[str, Any] = {}
+
+    async def scenario() -> None:
+        async with RestSimulator(right_key, "house-1") as rest:
+            settings = base_settings(tmp_path, allow_insecure=True, api_url=rest.base_url, db_path=reference)
+            dialog = make_dialog(qtbot, settings, real_keyring, settings_path)
+            outcome["dialog"] = dialog
+            qtbot.keyClicks(dialog.api_key_edit, wrong_key)
+            dialog.test_button.click()
+            await until(lambda: not dialog.busy, "Dojo's answer")
+            assert dialog.test_result.text().startswith("Dojo rejected the key (401)")
+
+            with qtbot.assert_not_emitted(dialog.saved):
+                dialog.save_button.click()
+                await until(lambda: dialog.confirm_box is not None and dialog.confirm_box.isVisible(), "the question")
+            box = dialog.confirm_box
+            assert box is not None
+            assert box.text() == REJECTED_KEY_QUESTION
+            assert REJECTED_KEY_QUESTION == (
+                "Dojo rejected this key. Save it anyway? Card payments will not work until a valid key is saved."
+            )
+            assert set(_buttons(box)) == {"Save anyway", "Cancel"}
+            assert real_keyring.stored_api_key() is None and not settings_path.exists()  # nothing yet
+
+            if answer == "Cancel":
+                with qtbot.assert_not_emitted(dialog.saved):
+                    _buttons(box)["Cancel"].click()
+                    await until(lambda: dialog.confirm_box is None, "the question to close")
+                    await until(lambda: not dialog.busy, "nothing to run")
+                assert dialog.isVisible()
+                return
+            with qtbot.wait_signal(dialog.saved, timeout=20_000) as saved:
+                _buttons(box)["Save anyway"].click()
+                await until(lambda: saved.signal_triggered, "the saved signal", timeout=20)
+            outcome["saved"] = saved.args[0]
+
+    run_qt_async(scenario)
+    dialog: SettingsDialog = outcome["dialog"]
+    if answer == "Cancel":
+        assert dialog.isVisible() and dialog.result_settings is None
+        assert real_keyring.stored_api_key() is None
+        assert not settings_path.exists()
+    else:
+        assert not dialog.isVisible()
+        assert isinstance(outcome["saved"], BridgeSettings)
+        assert real_keyring.stored_api_key() == wrong_key
+        assert settings_path.exists()
+
+
+@pytest.mark.logs_warnings("a rejected key is logged")
+def test_a_key_typed_after_a_rejection_is_saved_without_asking(
+    qtbot: QtBot,
+    run_qt_async: Callable[[Callable[[], Awaitable[None]]], None],
+    real_keyring: RealKeyring,
+    settings_path: Path,
+    tmp_path: Path,
+) -> None:
+    right_key = f"sk_sandbox_{uuid.uuid4().hex}"
+    reference = tmp_path / "reference.db"
+    init_database(reference, demo=False, now=datetime.now(UTC))
+
+    async def scenario() -> None:
+        async with RestSimulator(right_key, "house-1") as rest:
+            settings = base_settings(tmp_path, allow_insecure=True, api_url=rest.base_url, db_path=reference)
+            dialog = make_dialog(qtbot, settings, real_keyring, settings_path)
+            qtbot.keyClicks(dialog.api_key_edit, f"sk_sandbox_{uuid.uuid4().hex}")
+            dialog.test_button.click()
+            await until(lambda: not dialog.busy, "Dojo's answer")
+            retype(qtbot, dialog.api_key_edit, right_key)  # the person fixed it
+            with qtbot.wait_signal(dialog.saved, timeout=20_000) as saved:
+                dialog.save_button.click()
+                await until(lambda: saved.signal_triggered, "the saved signal", timeout=20)
+            assert dialog.confirm_box is None
+
+    run_qt_async(scenario)
+    assert real_keyring.stored_api_key() == right_key
