@@ -291,6 +291,7 @@ class DojoClient:
                 ),
                 method=method,
                 path=path,
+                staff_message="No answer from Dojo in time. Check the internet connection; the bridge tries again.",
             ) from None
         except httpx.TransportError as exc:
             raise NetworkError(
@@ -300,6 +301,7 @@ class DojoClient:
                 ),
                 method=method,
                 path=path,
+                staff_message="Could not reach Dojo. Check the internet connection.",
             ) from None
         if response.is_success:
             if not response.content:

@@ -94,7 +94,9 @@ def parse_problem(body: bytes | str) -> Problem:
 
 
 class DojoApiError(Exception):
-    """A call to Dojo failed. ``str(error)`` is a sentence a cashier or installer can act on."""
+    """A call to Dojo failed. ``str(error)`` is a sentence an installer or support can act on
+    (with the call and Dojo's trace id); :attr:`staff_message` is the same news for a pop-up,
+    without the request path or the trace id (those stay in the log)."""
 
     def __init__(
         self,
@@ -104,9 +106,11 @@ class DojoApiError(Exception):
         method: str | None = None,
         path: str | None = None,
         problem: Problem | None = None,
+        staff_message: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        self.staff_message = staff_message or message
         self.status = status
         self.method = method
         self.path = path
@@ -188,22 +192,33 @@ def error_for_status(
     trace = f" (trace id {problem.trace_id})" if problem.trace_id else ""
     call = f"{method} {path}"
     kind: type[DojoApiError]
+    # Each case once, as (the full message with the call, the staff sentence without it).
     if status in (401, 403):
         kind = AuthRejected
-        message = f"The API key was rejected by Dojo ({status}). Check it in Settings → API key."
+        message = staff = f"The API key was rejected by Dojo ({status}). Check it in Settings → API key."
     elif status in (400, 422):
         kind = InvalidRequestError
-        message = f"Dojo refused the request {call} ({status}).{suffix}"
+        message, staff = f"Dojo refused the request {call} ({status}).{suffix}", f"Dojo refused the request.{suffix}"
     elif status == 404:
         kind = NotFoundError
         message = f"Dojo could not find what {call} asked for (404).{suffix}"
+        staff = f"Dojo could not find it.{suffix}"
     elif status == 409:
         kind = ConflictError
         message = f"Dojo refused {call} because of the current state (409).{suffix}"
+        staff = f"Dojo refused it because of the current state.{suffix}"
     elif status >= 500:
         kind = ServerError
         message = f"Dojo had a problem answering {call} ({status}).{suffix} Try again in a minute."
+        staff = f"Dojo had a problem answering.{suffix} Try again in a minute."
     else:
         kind = DojoApiError
-        message = f"Dojo answered {call} with HTTP {status}.{suffix}"
-    return kind(redact(message + trace, *secrets), status=status, method=method, path=path, problem=problem)
+        message, staff = f"Dojo answered {call} with HTTP {status}.{suffix}", f"Dojo answered with an error.{suffix}"
+    return kind(
+        redact(message + trace, *secrets),
+        status=status,
+        method=method,
+        path=path,
+        problem=problem,
+        staff_message=redact(staff, *secrets),
+    )

@@ -7,11 +7,12 @@ log store persists its payment entries, and the UI renders both.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
+from epos_bridge.domain.captures import NOT_ON_TILL
 from epos_bridge.domain.events import (
     DomainEvent,
     LockCreated,
@@ -23,6 +24,7 @@ from epos_bridge.domain.events import (
     PaymentRecorded,
     PaymentStatusChanged,
 )
+from epos_bridge.protocol.entities import NON_COUNTING_INTENT_STATUSES
 from epos_bridge.protocol.params import RequestHeaders
 
 
@@ -156,6 +158,34 @@ def payment_entry(event: PaymentRecorded) -> PaymentLogEntry:
 
 
 PaymentListener = Callable[[PaymentLogEntry], None]
+
+_NOT_KEPT = frozenset({*(status.value for status in NON_COUNTING_INTENT_STATUSES), NOT_ON_TILL})
+"""Payment-log statuses whose money is not the venue's takings: reversed, refunded, cancelled,
+or captured but not on the till (refunded or landed later, it is counted where it ends up)."""
+
+
+@dataclass(frozen=True)
+class Takings:
+    """What card payments through Dojo brought in, in one currency (minor units)."""
+
+    currency: str
+    amount: int
+    tips: int
+    payments: int
+
+
+def takings(entries: Iterable[PaymentLogEntry]) -> list[Takings]:
+    """The payment log's total: payments that still count, per currency (the largest first)."""
+    totals: dict[str, list[int]] = {}
+    for entry in entries:
+        if entry.status in _NOT_KEPT:
+            continue
+        total = totals.setdefault(entry.currency.upper(), [0, 0, 0])
+        total[0] += entry.amount_value
+        total[1] += entry.tips_value or 0
+        total[2] += 1
+    found = [Takings(currency, amount, tips, count) for currency, (amount, tips, count) in totals.items()]
+    return sorted(found, key=lambda t: (-t.payments, t.currency))
 
 
 def status_change(event: PaymentStatusChanged) -> tuple[str, str]:

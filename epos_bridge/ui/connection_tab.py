@@ -2,8 +2,9 @@
 
 The state in words ("Connected — card payments work") with its icon, since when, the gateway,
 the ids, sandbox or production, the capabilities Dojo routes here, the last error, the POS
-events still waiting to reach Dojo and the last delivery problem; Reconnect, Settings… and
-Verify with Dojo… leave as signals. It renders what :class:`BridgeSignals` carries, in the words
+events still waiting to reach Dojo and the last delivery problem; which POS adapter and database
+are in use and where the logs are (support's first three questions); Reconnect, Settings…,
+Verify with Dojo… and Open logs folder leave as signals. It renders what :class:`BridgeSignals` carries, in the words
 of :mod:`epos_bridge.ui.words`; the window sets the icon (it knows the attention badge).
 """
 
@@ -22,6 +23,7 @@ from epos_bridge.ui.clock import Clock, utc_now
 from epos_bridge.ui.styles import ERROR_STYLE, scaled_font
 from epos_bridge.ui.text import PlainLabel
 from epos_bridge.ui.words import (
+    describe_adapter,
     describe_environment,
     describe_outbox_depth,
     describe_outbox_error,
@@ -40,6 +42,7 @@ class ConnectionTab(QWidget):
     reconnect_requested = Signal()
     settings_requested = Signal()
     verify_requested = Signal()
+    logs_requested = Signal()
 
     def __init__(self, signals: BridgeSignals, *, clock: Clock = utc_now, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -90,6 +93,11 @@ class ConnectionTab(QWidget):
         self.outbox_depth_label = PlainLabel()
         self.outbox_error_label = PlainLabel()
         self.outbox_error_label.setWordWrap(True)
+        self.adapter_label = PlainLabel()
+        self.database_label = PlainLabel()
+        self.database_label.setWordWrap(True)
+        self.logs_label = PlainLabel()
+        self.logs_label.setWordWrap(True)
         selectable = Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.TextSelectableByKeyboard
         for label in (
             self.gateway_label,
@@ -97,6 +105,8 @@ class ConnectionTab(QWidget):
             self.reseller_label,
             self.last_error_label,
             self.outbox_error_label,
+            self.database_label,
+            self.logs_label,
         ):
             label.setTextInteractionFlags(selectable)
         for name, label in (
@@ -108,6 +118,9 @@ class ConnectionTab(QWidget):
             ("Last error:", self.last_error_label),
             ("POS events waiting:", self.outbox_depth_label),
             ("Last delivery problem:", self.outbox_error_label),
+            ("POS adapter:", self.adapter_label),
+            ("POS database:", self.database_label),
+            ("Logs:", self.logs_label),
         ):
             form.addRow(PlainLabel(name), label)
         return form
@@ -121,10 +134,14 @@ class ConnectionTab(QWidget):
         self.verify_button = QPushButton("Verify with &Dojo…")
         self.verify_button.setToolTip("Run Dojo's EPOS tester tool flows against this till (sandbox keys only)")
         self.verify_button.clicked.connect(self.verify_requested)
+        self.logs_button = QPushButton("Open &logs folder")
+        self.logs_button.setToolTip("Show the bridge's log files in the file browser (support asks for them)")
+        self.logs_button.clicked.connect(self.logs_requested)
         buttons = QHBoxLayout()
         buttons.addWidget(self.reconnect_button)
         buttons.addWidget(self.settings_button)
         buttons.addWidget(self.verify_button)
+        buttons.addWidget(self.logs_button)
         buttons.addStretch(1)
         return buttons
 
@@ -146,6 +163,9 @@ class ConnectionTab(QWidget):
         self.software_house_label.setText(settings.software_house_id or "Not set — open Settings")
         self.reseller_label.setText(settings.reseller_id or "not set")
         self.environment_label.setText(describe_environment(settings.environment))
+        self.adapter_label.setText(describe_adapter(settings.adapter, settings.mapping))
+        self.database_label.setText(str(settings.db_path) if settings.db_path else "Not set — open Settings")
+        self.logs_label.setText(str(settings.log_dir))
 
     def show_outbox(self, status: RelayStatus) -> None:
         self.outbox_depth_label.setText(describe_outbox_depth(status))

@@ -37,6 +37,7 @@ from epos_bridge.host.garbage import tune_for_serving, untune
 from epos_bridge.protocol.redaction import KnownSecrets
 from epos_bridge.ui.bridge_signals import BridgeLike, BridgeSignals
 from epos_bridge.ui.captured_alert import CapturedAlert
+from epos_bridge.ui.dialogs import inform
 from epos_bridge.ui.garbage import GuiThreadGarbageCollector
 from epos_bridge.ui.icons import IconLibrary
 from epos_bridge.ui.network_watch import NetworkWatch
@@ -47,6 +48,7 @@ from epos_bridge.ui.tasks import WidgetTasks
 from epos_bridge.ui.text import plain_tooltip
 from epos_bridge.ui.tray import TrayController
 from epos_bridge.ui.verify_dialog import VerifiableBridge, VerifyDialog, open_verify
+from epos_bridge.ui.words import problem_words
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +167,8 @@ def _wire_support(
     bridge.crashes.install(asyncio.get_running_loop())
     support.crashed.connect(tray.show_problem)
     bridge.crashes.set_notify(support.crashed.emit)
-    tray.logs_requested.connect(lambda: open_logs_folder(bridge.settings.log_dir, bridge.secrets))
+    tray.logs_requested.connect(lambda: open_logs(window, bridge))
+    window.connection_tab.logs_requested.connect(lambda: open_logs(window, bridge))
     tray.about_requested.connect(lambda: show_about(window, bridge.settings.environment))
 
     async def export() -> None:
@@ -173,13 +176,20 @@ def _wire_support(
             path = await export_diagnostics(window, bridge)
         except Exception as exc:  # shown in words; support can still collect the logs folder
             log.exception("diagnostics export failed")
-            window.statusBar().showMessage(f"Diagnostics could not be written: {exc}", 30_000)
+            window.statusBar().showMessage(f"Diagnostics could not be written: {problem_words(exc)}", 30_000)
             return
         if path is not None:
             window.statusBar().showMessage(f"Diagnostics saved to {path} (no secrets inside)", 30_000)
 
     tray.diagnostics_requested.connect(lambda: support.tasks.spawn(export()))
     return support
+
+
+def open_logs(window: StatusWindow, bridge: Any) -> None:
+    """The logs folder in the file browser; where the till has none, its path, to copy."""
+    log_dir = bridge.settings.log_dir
+    if not open_logs_folder(log_dir, bridge.secrets):
+        inform(window, "Logs folder", f"No file browser could be opened on this PC. The logs are in:\n\n{log_dir}")
 
 
 async def _serve(
@@ -286,7 +296,9 @@ def _after_save(window: StatusWindow, new: Any) -> None:
         autostart.apply(bool(new.start_at_login))
     except Exception as exc:  # a locked-down till may refuse; say so, the rest is saved
         log.warning("start at login could not be changed: %s", exc)
-        window.statusBar().showMessage(f"Settings saved; start at login could not be changed: {exc}", 30_000)
+        window.statusBar().showMessage(
+            f"Settings saved; start at login could not be changed: {problem_words(exc)}", 30_000
+        )
         return
     window.statusBar().showMessage("Settings saved and applied", 10_000)
 

@@ -29,7 +29,7 @@ from epos_bridge.ui.styles import TONE_STYLES, scaled_font
 from epos_bridge.ui.table_model import RIGHT_ALIGNED, ModelIndex, RowTableModel, configure_table
 from epos_bridge.ui.tasks import WidgetTasks
 from epos_bridge.ui.text import PlainLabel, plain_tooltip
-from epos_bridge.ui.words import format_money, local_time, order_words, plural
+from epos_bridge.ui.words import format_money, local_time, order_words, plural, problem_words
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +251,9 @@ class OpenOrdersBox(QGroupBox):
             log.warning("reading the open orders failed: %s", exc)
             if generation == self._load_generation:
                 self.refresh_button.setEnabled(True)
-                self.orders_status.setText(f"Could not read the open orders from the POS: {exc}. Press Refresh.")
+                self.orders_status.setText(
+                    f"Could not read the open orders from the POS: {problem_words(exc)}. Press Refresh."
+                )
                 self.orders_status.setStyleSheet(TONE_STYLES["failure"])
             return
         if generation != self._load_generation:

@@ -48,6 +48,7 @@ from epos_bridge.ui.words import (
     currency_symbol,
     format_money,
     minutes_seconds,
+    problem_words,
     terminal_name,
     terminal_words,
 )
@@ -338,7 +339,7 @@ class TakePaymentDialog(QDialog):
             terminals = await self._list_terminals()
         except Exception as exc:  # any failure is shown in words; the button retries
             log.warning("listing terminals failed: %s", exc)
-            self._show_terminals([], f"Could not list the terminals: {exc}")
+            self._show_terminals([], f"Could not list the terminals: {problem_words(exc)}")
             return
         self._show_terminals(terminals, None)
 
@@ -408,7 +409,7 @@ class TakePaymentDialog(QDialog):
             session_id = await self._start(terminal.id, amount)
         except Exception as exc:  # shown in words; staff may choose another terminal and retry
             log.warning("starting a %s on %s failed: %s", self.request.kind, terminal.id, exc)
-            message = f"The terminal could not start: {exc}"
+            message = f"The terminal could not start: {problem_words(exc)}"
             self.status_label.setText(f"{message}\nCheck the terminal is switched on, then try again.")
             self.status_label.setStyleSheet(ERROR_STYLE)
             self._set_starting(False)

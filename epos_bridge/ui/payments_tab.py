@@ -27,20 +27,32 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from epos_bridge.services.activity import PaymentLogEntry
+from epos_bridge.services.activity import PaymentLogEntry, takings
 from epos_bridge.ui.bridge_signals import BridgeSignals
 from epos_bridge.ui.captured_alert import payment_status_words
 from epos_bridge.ui.clock import Clock, utc_now
 from epos_bridge.ui.dialogs import FileDialog as FileDialog  # re-exported for the status window
 from epos_bridge.ui.dialogs import FileQuestion, ask_file
+from epos_bridge.ui.styles import scaled_font
 from epos_bridge.ui.table_model import RIGHT_ALIGNED, ModelIndex, RowTableModel, configure_table
 from epos_bridge.ui.tasks import WidgetTasks
 from epos_bridge.ui.text import PlainLabel, plain_tooltip
-from epos_bridge.ui.words import format_money, local_date, local_time, local_timestamp, order_words, plural
+from epos_bridge.ui.words import (
+    describe_takings,
+    format_money,
+    local_date,
+    local_time,
+    local_timestamp,
+    order_words,
+    plural,
+    problem_words,
+)
 
 log = logging.getLogger(__name__)
 
 SEARCH_DEBOUNCE_MS = 250
+TODAY_LIMIT = 100_000
+"""Payments read for today's total: far above any venue's day (the log's own cap is per query)."""
 REFUNDABLE = frozenset({"Recorded", "Captured"})
 """Payment-log statuses a matched refund can start from (not Refunded, Reversed, Canceled…)."""
 
@@ -151,6 +163,7 @@ class PaymentsTab(QWidget):
     export_failed = Signal(str)
     status_message = Signal(str)
     refund_requested = Signal(object)
+    today_total_changed = Signal(str)
 
     def __init__(
         self,
@@ -168,6 +181,9 @@ class PaymentsTab(QWidget):
         self._tasks = WidgetTasks(log, "a payment-log task", on_error=self._failed)
         self._load_generation = 0
         self._arrived_while_loading: dict[str, PaymentLogEntry] | None = None
+        self._today_in_log: dict[str, PaymentLogEntry] = {}
+        self._told_today: dict[str, PaymentLogEntry] = {}
+        """Today's payment-log lines by paymentIntentId, for the total (see _show_today_total)."""
 
         self.period_combo = QComboBox()
         self.period_combo.addItems(["Today", "All"])
@@ -199,11 +215,20 @@ class PaymentsTab(QWidget):
         self.refund_action = QAction("&Refund on a terminal…", self)
         self.refund_action.setEnabled(False)
         self.payment_count_label = PlainLabel()
+        self.today_total_label = PlainLabel("Today: …")
+        self.today_total_label.setObjectName("todayTotal")
+        self.today_total_label.setFont(scaled_font(self.today_total_label.font(), 1.15, bold=True))
+        self.today_total_label.setToolTip(
+            "Card payments through Dojo since midnight that still count (refunds and reversals left out)"
+        )
+        foot = QHBoxLayout()
+        foot.addWidget(self.payment_count_label, 1)
+        foot.addWidget(self.today_total_label)
 
         outer = QVBoxLayout(self)
         outer.addLayout(bar)
         outer.addWidget(self.payment_view, 1)
-        outer.addWidget(self.payment_count_label)
+        outer.addLayout(foot)
 
         self._search_timer = QTimer(self)
         self._search_timer.setSingleShot(True)
@@ -253,17 +278,35 @@ class PaymentsTab(QWidget):
             else:
                 self.payment_model.insert(entry)
         self._show_payment_count()
+        today = await self._signals.payments(since=start_of_today(self._clock()), limit=TODAY_LIMIT)
+        if generation == self._load_generation:
+            self._today_in_log = {entry.payment_intent_id: entry for entry in today}
+            self._show_today_total()
         self.loaded.emit(self.payment_model.rowCount())
 
+    def _show_today_total(self) -> None:
+        """Today's takings, whatever the filter shown: the log as last read, overridden by every
+        line told since (a line is told before the log has written it, so a read can miss it;
+        a status change told later, e.g. a refund, is the newer news)."""
+        midnight = start_of_today(self._clock())
+        self._told_today = {k: e for k, e in self._told_today.items() if e.at >= midnight}
+        today = self._today_in_log | self._told_today
+        text = describe_takings(takings(e for e in today.values() if e.at >= midnight))
+        if text != self.today_total_label.text():
+            self.today_total_label.setText(text)
+            self.today_total_changed.emit(text)
+
     def _payment_arrived(self, entry: PaymentLogEntry) -> None:
+        self._told_today[entry.payment_intent_id] = entry
+        self._show_today_total()
+        if self._arrived_while_loading is not None:
+            self._arrived_while_loading[entry.payment_intent_id] = entry
         if self.payment_model.replace(entry):
             pass
         elif payment_matches(entry, self.filter_since(), self.search_edit.text()):
             self.payment_model.insert(entry)
         else:
             return
-        if self._arrived_while_loading is not None:
-            self._arrived_while_loading[entry.payment_intent_id] = entry
         self._show_payment_count()
 
     def _show_payment_count(self) -> None:
@@ -334,7 +377,7 @@ class PaymentsTab(QWidget):
     # --- lifecycle --------------------------------------------------------------------------------
 
     def _failed(self, error: BaseException) -> None:
-        self.status_message.emit(f"Something went wrong: {error}")
+        self.status_message.emit(f"Something went wrong: {problem_words(error)}")
 
     def shutdown(self) -> None:
         """Stop the search timer and cancel queries still running (before the loop closes)."""

@@ -29,7 +29,7 @@ from epos_bridge.ui.open_orders import OpenOrdersBox
 from epos_bridge.ui.payment_dialogs import TakePaymentDialog, TerminalRequest
 from epos_bridge.ui.session_panel import SessionPanel
 from epos_bridge.ui.tasks import WidgetTasks
-from epos_bridge.ui.words import format_money, order_words
+from epos_bridge.ui.words import format_money, order_words, problem_words
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ class TerminalPanel(QWidget):
             await work
         except Exception as exc:  # in words on the panel; the session keeps being followed
             log.warning("%s: %s", failure, exc)
-            self.session_panel.show_problem(f"{failure}: {exc}")
+            self.session_panel.show_problem(f"{failure}: {problem_words(exc)}")
 
     def shutdown(self) -> None:
         """Stop the timer and cancel reads and commands still running (before the loop closes)."""

@@ -218,11 +218,13 @@ class TrayController(QObject):
                 self.tray.setToolTip(tooltip)
 
     def show_problem(self, report: CrashReport) -> None:
-        """An unexpected error was caught and logged; staff learn the bridge is still serving."""
+        """An unexpected error was caught and logged; staff learn the bridge is still serving.
+        The exception itself (``report.summary``) is for the log and support, not for a pop-up."""
         self._notify(
             Notice(
-                "epos-bridge hit an unexpected error",
-                f"{report.summary}. It keeps serving; use Export diagnostics… for support.",
+                "epos-bridge hit an unexpected problem",
+                "It keeps serving card payments. The details are in the log; if it happens again,"
+                " use Export diagnostics… and send the file to support.",
                 "warning",
             )
         )

@@ -16,11 +16,16 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from datetime import datetime
 
 from epos_bridge.dojo_api import RegistrationState, Terminal, TerminalSessionStatus, TerminalStatus
-from epos_bridge.domain.terminal_sessions import CREATING
+from epos_bridge.domain.errors import EposFailure
+from epos_bridge.domain.terminal_sessions import CREATING, SaleRefused
 from epos_bridge.gateway.connection_state import ConnectionState, ConnectionStatus
+from epos_bridge.protocol.dojo_errors import DojoApiError
+from epos_bridge.services.activity import Takings
 from epos_bridge.services.notifications import (
     CURRENCY_SYMBOLS,
     capture_not_on_till_words,
@@ -94,6 +99,24 @@ def describe_environment(environment: str) -> str:
     )
 
 
+def describe_adapter(adapter: str, mapping: str | None) -> str:
+    """``sqlmap (mapping floreant)``: the adapter's entry-point name, and the mapping it reads."""
+    return f"{adapter} (mapping {mapping})" if mapping else adapter
+
+
+def describe_takings(totals: Sequence[Takings]) -> str:
+    """``Today: £412.50 from 17 card payments (+ £23.00 tips)``; each currency once."""
+    if not totals:
+        return "Today: no card payments yet"
+    parts = []
+    for total in totals:
+        text = f"{format_money(total.amount, total.currency)} from {plural(total.payments, 'card payment')}"
+        if total.tips:
+            text += f" (+ {format_money(total.tips, total.currency)} tips)"
+        parts.append(text)
+    return "Today: " + "; ".join(parts)
+
+
 def describe_outbox_depth(status: RelayStatus) -> str:
     """Read after its form label: "POS events waiting: 3 (Dojo hears of these till changes once sent)"."""
     if status.depth == 0:
@@ -135,6 +158,33 @@ def minutes_seconds(seconds: int) -> str:
 def plural(count: int, noun: str) -> str:
     """``1 payment``, ``2 payments``."""
     return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
+# --- problems -------------------------------------------------------------------------------------
+
+UNEXPECTED_PROBLEM = "an unexpected problem (the details are in the log; Export diagnostics… sends them to support)"
+_TRACE_IDS = re.compile(r"\s*\((?:dojo )?trace(?: id)?[ :][^)]*\)", re.IGNORECASE)
+
+
+def problem_words(exc: BaseException) -> str:
+    """What staff read about a failure in a pop-up, a banner or the status bar: one sentence,
+    never a traceback, a request path or a trace id (those are in the log, for support).
+
+    Only failures whose text is written for people are shown as they are (Dojo's, the POS's,
+    a refused sale, the operating system's); anything else is a bug and reads as such.
+    """
+    if isinstance(exc, DojoApiError):
+        text = exc.staff_message
+    elif isinstance(exc, EposFailure):
+        text = exc.message
+    elif isinstance(exc, SaleRefused | ValueError):
+        text = str(exc)
+    elif isinstance(exc, OSError):
+        text = exc.strerror or str(exc)
+    else:
+        return UNEXPECTED_PROBLEM
+    first_line = text.strip().splitlines()[0] if text.strip() else ""
+    return _TRACE_IDS.sub("", first_line).strip() or UNEXPECTED_PROBLEM
 
 
 # --- orders ---------------------------------------------------------------------------------------
@@ -227,15 +277,18 @@ __all__ = [
     "STATE_NAMES",
     "TERMINAL_PROMPT_WORDS",
     "TERMINAL_STATUS_WORDS",
+    "UNEXPECTED_PROBLEM",
     "UNLINKED_REFUND",
     "capture_not_on_till_words",
     "currency_symbol",
+    "describe_adapter",
     "describe_environment",
     "describe_outbox_depth",
     "describe_outbox_error",
     "describe_registration",
     "describe_since",
     "describe_status",
+    "describe_takings",
     "format_money",
     "local_date",
     "local_time",
@@ -243,6 +296,7 @@ __all__ = [
     "minutes_seconds",
     "order_words",
     "plural",
+    "problem_words",
     "session_status_words",
     "terminal_name",
     "terminal_prompt_words",

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from epos_bridge.dojo_api import Terminal, TerminalSessionStatus, TerminalStatus
+from epos_bridge.domain.errors import NotFound
 from epos_bridge.domain.terminal_sessions import CREATING
 from epos_bridge.gateway.connection_state import ConnectionState, ConnectionStatus
+from epos_bridge.protocol.dojo_errors import error_for_status, parse_problem
 from epos_bridge.services import notifications
 from epos_bridge.ui import words
 from epos_bridge.ui.icons import state_icon_name
@@ -56,3 +58,17 @@ def test_orders_terminals_and_countdowns() -> None:
     assert TerminalStatus.IN_USE in words.TERMINAL_STATUS_WORDS
     assert (words.minutes_seconds(65), words.minutes_seconds(-3)) == ("1:05", "0:00")
     assert (words.plural(1, "payment"), words.plural(2, "payment")) == ("1 payment", "2 payments")
+
+
+def test_problems_reach_staff_without_paths_trace_ids_or_tracebacks() -> None:
+    body = '{"title": "Bad terminal", "detail": "terminal is busy", "traceId": "00-abc123-01"}'
+    refused = error_for_status(409, parse_problem(body), method="POST", path="/terminal-sessions")
+    assert "/terminal-sessions" in str(refused) and "00-abc123-01" in str(refused)  # the log keeps both
+
+    shown = words.problem_words(refused)
+    assert "/terminal-sessions" not in shown and "abc123" not in shown and "POST" not in shown
+    assert "terminal is busy" in shown
+    assert words.problem_words(NotFound("no order '42' (trace 9f8e7d)")) == "no order '42'"
+    assert words.problem_words(KeyError("order_id")) == words.UNEXPECTED_PROBLEM  # a bug reads as one
+    assert words.problem_words(RuntimeError("Cannot enter into task <Task pending>")) == words.UNEXPECTED_PROBLEM
+    assert words.problem_words(ValueError("first line\nTraceback (most recent call last):")) == "first line"
