@@ -33,6 +33,7 @@ from epos_bridge.ui.dialogs import confirm
 from epos_bridge.ui.icons import IconLibrary, icon_key
 from epos_bridge.ui.status_window import StatusWindow
 from epos_bridge.ui.tasks import WidgetTasks
+from epos_bridge.ui.text import plain_tooltip
 from epos_bridge.ui.words import STATE_NAMES, format_money, local_time
 
 log = logging.getLogger(__name__)
@@ -215,7 +216,7 @@ class TrayController(QObject):
         if tooltip != self.tooltip:
             self.tooltip = tooltip
             if self.tray is not None:
-                self.tray.setToolTip(tooltip)
+                self.tray.setToolTip(plain_tooltip(tooltip))  # an order reference is outside text
 
     def show_problem(self, report: CrashReport) -> None:
         """An unexpected error was caught and logged; staff learn the bridge is still serving.

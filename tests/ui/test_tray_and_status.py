@@ -31,6 +31,7 @@ from epos_bridge.ui.gui import GuiParts, run_gui
 from epos_bridge.ui.icons import IconLibrary
 from epos_bridge.ui.session_panel import TERMINAL_EMPTY_TEXT
 from epos_bridge.ui.status_window import TAB_CONNECTION, TAB_LOCKS, TAB_PAYMENTS, TAB_TERMINAL
+from epos_bridge.ui.text import plain_tooltip
 from tests.ui.conftest import Gui, Run
 
 pytestmark = pytest.mark.timeout(60)
@@ -315,6 +316,21 @@ def test_fits_a_till_screen(start_gui: Callable[..., Gui]) -> None:
 # --- tray mode ------------------------------------------------------------------------------------
 
 
+def test_the_tray_tooltip_shows_an_order_reference_as_text(start_gui: Callable[..., Gui], qtbot: QtBot) -> None:
+    gui = start_gui(tray_available=lambda: True)
+    qtbot.waitUntil(lambda: gui.tray.mode == "tray", timeout=3000)
+    entry = PaymentLogEntry(
+        datetime.now(UTC), "8", "pi_markup", 1000, "GBP", "Recorded", order_reference="<img src=x><b>T12</b>"
+    )
+
+    gui.signals.payment.emit(entry)
+
+    assert gui.tray.tray is not None
+    qtbot.waitUntil(lambda: "<img src=x>" in gui.tray.tooltip, timeout=3000)
+    assert "<img" not in gui.tray.tray.toolTip()
+    assert "&lt;img src=x&gt;&lt;b&gt;T12&lt;/b&gt;" in gui.tray.tray.toolTip()
+
+
 def test_tray_mode_menu_and_close_hides(start_gui: Callable[..., Gui], qtbot: QtBot) -> None:
     gui = start_gui(tray_available=lambda: True)
     assert gui.tray.mode == "tray"
@@ -322,7 +338,7 @@ def test_tray_mode_menu_and_close_hides(start_gui: Callable[..., Gui], qtbot: Qt
     assert not gui.window.isVisible() and not gui.window.main_window
     qtbot.waitUntil(lambda: gui.tray.icon_key == "connected", timeout=5000)
     assert not gui.tray.tray.icon().isNull()
-    assert gui.tray.tray.toolTip() == gui.tray.tooltip
+    assert gui.tray.tray.toolTip() == plain_tooltip(gui.tray.tooltip)
     assert [a.text() for a in gui.tray.menu.actions() if not a.isSeparator()] == [
         "&Open status window",
         "&Settings…",
@@ -375,7 +391,7 @@ def test_late_tray_is_retried(start_gui: Callable[..., Gui], qtbot: QtBot) -> No
     assert not gui.window.main_window
     # The state was known before the tray host appeared: the late icon shows it all the same.
     assert gui.tray.tray is not None
-    assert gui.tray.tray.toolTip() == gui.tray.tooltip
+    assert gui.tray.tray.toolTip() == plain_tooltip(gui.tray.tooltip)
     assert gui.tray.tooltip.startswith("Card payments: connected")
 
 
