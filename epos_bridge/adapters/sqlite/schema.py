@@ -7,6 +7,8 @@ Migrations only move forward: ``MIGRATIONS[n]`` takes a database from version ``
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import sqlite_utils
 
@@ -14,51 +16,75 @@ from epos_bridge.adapters.kept_rows import KeptTables
 
 # --- change capture -------------------------------------------------------------------------
 # Which row change means which entity changed. Frozen: migration 2 is built from it, so edit
-# only by adding a new migration.
-_ENTITY_OF_ROW: tuple[tuple[str, str, str], ...] = (
-    # (table, entity, SQL giving the entity id from row R; NULL/no row -> nothing recorded)
-    ("orders", "order", "SELECT CAST(R.id AS TEXT)"),
-    (
-        "order_items",
+# only by adding a new migration (tests/unit/test_reference_schema_triggers.py pins its text).
+
+
+@dataclass(frozen=True)
+class RowChange:
+    """A table whose row changes are an entity's changes. ``entity_id`` and ``rest`` are given
+    the changed row's name (``NEW`` or ``OLD``) and return SQL: the entity id's expression and
+    what follows the SELECT (a FROM/WHERE; a child row whose entity is gone records nothing).
+    The row is a value passed in, never text replaced in SQL."""
+
+    table: str
+    entity: str
+    entity_id: Callable[[str], str]
+    rest: Callable[[str], str] = lambda row: ""
+
+
+def _of_order(row: str, column: str) -> str:
+    return f" WHERE EXISTS (SELECT 1 FROM orders WHERE id = {row}.{column})"  # noqa: S608 - NEW or OLD
+
+
+_ENTITY_OF_ROW: tuple[RowChange, ...] = (
+    RowChange("orders", "order", lambda row: f"{row}.id"),
+    RowChange("order_items", "order", lambda row: f"{row}.order_id", lambda row: _of_order(row, "order_id")),
+    RowChange("order_discounts", "order", lambda row: f"{row}.order_id", lambda row: _of_order(row, "order_id")),
+    RowChange("order_tax_lines", "order", lambda row: f"{row}.order_id", lambda row: _of_order(row, "order_id")),
+    RowChange("payments", "order", lambda row: f"{row}.order_id", lambda row: _of_order(row, "order_id")),
+    RowChange(
+        "order_sub_items",
         "order",
-        "SELECT CAST(R.order_id AS TEXT) WHERE EXISTS (SELECT 1 FROM orders WHERE id = R.order_id)",
+        lambda row: "i.order_id",
+        lambda row: f" FROM order_items i WHERE i.id = {row}.item_id",
     ),
-    (
-        "order_discounts",
-        "order",
-        "SELECT CAST(R.order_id AS TEXT) WHERE EXISTS (SELECT 1 FROM orders WHERE id = R.order_id)",
-    ),
-    (
-        "order_tax_lines",
-        "order",
-        "SELECT CAST(R.order_id AS TEXT) WHERE EXISTS (SELECT 1 FROM orders WHERE id = R.order_id)",
-    ),
-    ("payments", "order", "SELECT CAST(R.order_id AS TEXT) WHERE EXISTS (SELECT 1 FROM orders WHERE id = R.order_id)"),
-    ("order_sub_items", "order", "SELECT CAST(i.order_id AS TEXT) FROM order_items i WHERE i.id = R.item_id"),
-    (
+    RowChange(
         "order_modifiers",
         "order",
-        "SELECT CAST(i.order_id AS TEXT) FROM order_items i WHERE i.id = R.item_id "
-        "OR i.id = (SELECT s.item_id FROM order_sub_items s WHERE s.id = R.sub_item_id)",
+        lambda row: "i.order_id",
+        lambda row: (
+            f" FROM order_items i WHERE i.id = {row}.item_id "  # noqa: S608 - NEW or OLD
+            f"OR i.id = (SELECT s.item_id FROM order_sub_items s WHERE s.id = {row}.sub_item_id)"
+        ),
     ),
-    ("parties", "party", "SELECT CAST(R.id AS TEXT)"),
-    (
+    RowChange("parties", "party", lambda row: f"{row}.id"),
+    RowChange(
         "party_tables",
         "party",
-        "SELECT CAST(R.party_id AS TEXT) WHERE EXISTS (SELECT 1 FROM parties WHERE id = R.party_id)",
+        lambda row: f"{row}.party_id",
+        lambda row: f" WHERE EXISTS (SELECT 1 FROM parties WHERE id = {row}.party_id)",  # noqa: S608 - NEW or OLD
     ),
-    ("reservations", "reservation", "SELECT CAST(R.id AS TEXT)"),
-    (
+    RowChange("reservations", "reservation", lambda row: f"{row}.id"),
+    RowChange(
         "reservation_tables",
         "reservation",
-        "SELECT CAST(R.reservation_id AS TEXT) WHERE EXISTS (SELECT 1 FROM reservations WHERE id = R.reservation_id)",
+        lambda row: f"{row}.reservation_id",
+        lambda row: f" WHERE EXISTS (SELECT 1 FROM reservations WHERE id = {row}.reservation_id)",  # noqa: S608 - NEW or OLD
     ),
 )
+_OWN_TABLES = ("orders", "parties", "reservations")
+"""An entity's own table: its inserts and deletes are the entity's (a child row's are updates)."""
 
 
-OPEN_ORDERS_SQL = "status NOT IN ('Canceled', 'Finalized')"
-"""The open-order condition exactly as the order searches write it (migration 4's partial
-indexes are used only for this very text). Frozen with migration 4."""
+def change_trigger_sql(change: RowChange, operation: str) -> str:
+    """The trigger logging ``operation`` (``INSERT``, ``UPDATE``, ``DELETE``) on ``change.table``."""
+    row = "OLD" if operation == "DELETE" else "NEW"
+    kind = operation.lower() if change.table in _OWN_TABLES else "update"
+    select = f"SELECT '{change.entity}', CAST({change.entity_id(row)} AS TEXT), '{kind}'{change.rest(row)}"
+    return (
+        f"CREATE TRIGGER {change.table}_changed_on_{operation.lower()} AFTER {operation} ON {change.table} BEGIN\n"
+        f"    INSERT INTO pos_changes (entity, entity_id, change) {select};\nEND;"
+    )
 
 
 def _change_capture_migration() -> str:
@@ -76,16 +102,15 @@ def _change_capture_migration() -> str:
             changed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
         );"""
     ]
-    for table, entity, id_sql in _ENTITY_OF_ROW:
-        for operation, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
-            change = operation.lower() if table in ("orders", "parties", "reservations") else "update"
-            select = id_sql.replace("R.", f"{row}.").replace("SELECT CAST", f"SELECT '{entity}', CAST", 1)
-            select = select.replace(" AS TEXT)", f" AS TEXT), '{change}'", 1)
-            statements.append(
-                f"CREATE TRIGGER {table}_changed_on_{operation.lower()} AFTER {operation} ON {table} BEGIN\n"
-                f"    INSERT INTO pos_changes (entity, entity_id, change) {select};\nEND;"
-            )
+    for change in _ENTITY_OF_ROW:
+        for operation in ("INSERT", "UPDATE", "DELETE"):
+            statements.append(change_trigger_sql(change, operation))
     return "\n".join(statements)
+
+
+OPEN_ORDERS_SQL = "status NOT IN ('Canceled', 'Finalized')"
+"""The open-order condition exactly as the order searches write it (migration 4's partial
+indexes are used only for this very text). Frozen with migration 4."""
 
 
 MIGRATIONS: tuple[str, ...] = (

@@ -136,22 +136,95 @@ def _trigger_name(change: ChangeTrigger, operation: str) -> str:
     return f"EPOS_BRIDGE_{change.table.upper()}_{operation}"
 
 
+ROW_OF = {"INSERT": ("AFTER", "NEW"), "UPDATE": ("AFTER", "NEW"), "DELETE": ("BEFORE", "OLD")}
+"""When each trigger fires and which row it keys on. A delete is logged just BEFORE it happens,
+while the row can still be read (a failing delete rolls the log row back with it)."""
+
+
+def _key_select(change: ChangeTrigger, rowid: str) -> str:
+    """The mapping's ``order_key`` evaluated over one row of its table, named ``R``, exactly as
+    the mapping wrote it: no text of it is rewritten. ``rowid`` is ``NEW.rowid`` / ``OLD.rowid``
+    inside the trigger, a parameter when attach prepares it."""
+    return f"SELECT ({change.order_key}) AS K FROM {change.table} AS R WHERE R.rowid = {rowid}"  # noqa: S608 - installer SQL
+
+
+def _entry(number: int, change: ChangeTrigger) -> str:
+    return f"[[changes]] entry {number + 1} (table {change.table}, order_key {change.order_key!r})"
+
+
 def _triggers(mapping: Mapping) -> list[Created]:
-    """One trigger per table and operation; each only INSERTs into the change log, so it cannot
-    fail the POS's own write, and a row naming no order records nothing."""
+    """One trigger per table and operation; each only INSERTs into the change log (so it cannot
+    fail the POS's own write once attach has prepared it), and a row naming no order records
+    nothing. The only thing a trigger reads of the row is its rowid: the mapping's key SQL is a
+    subquery over the table (:func:`_key_select`), never spliced onto ``NEW.`` or ``OLD.``."""
     statements = []
     for number, change in enumerate(mapping.changes):
-        for operation, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
+        for operation in OPERATIONS:
+            when, row = ROW_OF[operation]
             kind = operation.lower() if change.own else "update"
-            key = change.order_key.replace("R.", f"{row}.")
             name = _trigger_name(change, operation)
             sql = (  # the mapping's own SQL (trusted installer configuration), no values
-                f"CREATE TRIGGER {name} AFTER {operation} ON {change.table} "  # noqa: S608
-                f"WHEN ({key}) IS NOT NULL BEGIN INSERT INTO EPOS_BRIDGE_CHANGES (ENTITY, ENTITY_ID, CHANGE) "
-                f"VALUES ('{change.entity}', CAST(({key}) AS TEXT), '{kind}'); END"
+                f"CREATE TRIGGER {name} {when} {operation} ON {change.table} BEGIN "  # noqa: S608
+                f"INSERT INTO EPOS_BRIDGE_CHANGES (ENTITY, ENTITY_ID, CHANGE) "
+                f"SELECT '{change.entity}', CAST(K AS TEXT), '{kind}' "
+                f"FROM ({_key_select(change, f'{row}.rowid')}) WHERE K IS NOT NULL; END"
             )
-            statements.append(Created("trigger", name, sql, f"changes[{number}] (table {change.table}, on {kind})"))
+            statements.append(Created("trigger", name, sql, f"{_entry(number, change)}, on {operation}"))
     return statements
+
+
+def _pos_writes(conn: sqlite3.Connection, table: str) -> list[tuple[str, str]]:
+    """The POS's own INSERT, UPDATE and DELETE on ``table``, to prepare (never run): SQLite
+    compiles a table's triggers into each statement that fires them, so a trigger that does not
+    fit fails exactly here, as it would fail every one of the POS's writes."""
+    columns = [str(r[1]) for r in conn.execute("SELECT * FROM pragma_table_info(?)", [table])]
+    column = _identifier(columns[0]) if columns else "rowid"
+    return [
+        ("INSERT", f"INSERT INTO {table} DEFAULT VALUES"),
+        ("UPDATE", f"UPDATE {table} SET {column} = {column}"),  # noqa: S608 - a validated identifier
+        ("DELETE", f"DELETE FROM {table}"),  # noqa: S608 - a validated identifier
+    ]
+
+
+def trigger_problems(conn: sqlite3.Connection, mapping: Mapping) -> list[str]:
+    """Every ``[[changes]]`` entry whose triggers do not fit the database, with SQLite's error;
+    run inside attach's transaction, after the triggers were created.
+
+    The entry's key is prepared on its own over the table, then the POS's own writes to the
+    table are prepared with every trigger in place. A write that fails only because of the
+    bridge's triggers (it prepares with them dropped, inside a savepoint rolled back) is the
+    entry's fault; one that fails anyway is the POS's own and is left to the POS.
+    """
+    problems = []
+    for number, change in enumerate(mapping.changes):
+        entry = _entry(number, change)
+        try:
+            conn.execute(f"EXPLAIN {_key_select(change, ':rowid')}", {"rowid": 0}).fetchall()
+        except sqlite3.Error as exc:
+            problems.append(f"{entry}: {exc}")
+            continue
+        for operation, sql in _pos_writes(conn, change.table):
+            try:
+                conn.execute(f"EXPLAIN {sql}").fetchall()
+            except sqlite3.Error as exc:
+                if _fails_without_ours(conn, change, sql):
+                    continue
+                problems.append(f"{entry}: the POS's {operation} on {change.table} would fail: {exc}")
+    return problems
+
+
+def _fails_without_ours(conn: sqlite3.Connection, change: ChangeTrigger, sql: str) -> bool:
+    conn.execute("SAVEPOINT epos_bridge_without_ours")
+    try:
+        for operation in OPERATIONS:
+            conn.execute(f"DROP TRIGGER IF EXISTS {_trigger_name(change, operation)}")
+        conn.execute(f"EXPLAIN {sql}").fetchall()
+    except sqlite3.Error:
+        return True
+    finally:
+        conn.execute("ROLLBACK TO epos_bridge_without_ours")
+        conn.execute("RELEASE epos_bridge_without_ours")
+    return False
 
 
 def _lock_view_sql(name: str) -> str:
@@ -215,7 +288,12 @@ class AttachPlan:
     dropping: tuple[tuple[str, str], ...]
     """Triggers and views of an earlier attach the mapping now wants otherwise (or not at all)."""
     creating: tuple[Created, ...]
-    statements: tuple[str, ...]
+    steps: tuple[tuple[str, str | None], ...]
+    """Every statement, in order, with the mapping entry it comes from (``None``: the bridge's own)."""
+
+    @property
+    def statements(self) -> tuple[str, ...]:
+        return tuple(sql for sql, _ in self.steps)
 
 
 def attach_plan(conn: sqlite3.Connection, mapping: Mapping, journal_mode: str) -> AttachPlan:
@@ -240,12 +318,12 @@ def attach_plan(conn: sqlite3.Connection, mapping: Mapping, journal_mode: str) -
     # The journal mode found is recorded by the first attach (or the first after a detach, which
     # put it back); a file attached before the record existed is already in WAL, so never then.
     journal = journal_mode if state != "attached" else None
-    statements = (
-        *detach_sql(dropping),
-        *(o.sql for o in creating),
-        *record_sql(mapping, after, journal, forgotten),
+    steps = (
+        *((sql, None) for sql in detach_sql(dropping)),
+        *((o.sql, o.entry) for o in creating),
+        *((sql, None) for sql in record_sql(mapping, after, journal, forgotten)),
     )
-    return AttachPlan(state, dropping, creating, statements)
+    return AttachPlan(state, dropping, creating, steps)
 
 
 def is_detached(conn: sqlite3.Connection) -> bool:
@@ -341,9 +419,10 @@ def _shaped_like_ours(kind: str, name: str, table: str, sql: str) -> bool:
 
 
 def _is_change_trigger(name: str, table: str, sql: str) -> bool:
+    """A change trigger as this bridge or an older one wrote it (``AFTER`` ... ``WHEN`` ... ``VALUES``)."""
     return any(
         name == f"EPOS_BRIDGE_{table.upper()}_{operation}"
-        and sql.startswith(f"CREATE TRIGGER {name} AFTER {operation} ON {table} ")
+        and any(sql.startswith(f"CREATE TRIGGER {name} {when} {operation} ON {table} ") for when in ("AFTER", "BEFORE"))
         and " BEGIN INSERT INTO EPOS_BRIDGE_CHANGES (ENTITY, ENTITY_ID, CHANGE) " in sql
         for operation in OPERATIONS
     )

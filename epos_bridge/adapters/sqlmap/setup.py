@@ -52,7 +52,8 @@ def _in_one_transaction(conn: sqlite3.Connection, statements: Sequence[str]) -> 
 
 def attach(path: Path, mapping: Mapping, *, dry_run: bool = False) -> list[str]:
     """Add the bridge's tables and the mapping's change triggers; lines saying what was done
-    (with ``dry_run``, the SQL that would run, and nothing is changed).
+    (with ``dry_run``, the SQL that would run, after running it and every check in a
+    transaction that is rolled back, so it reports the same problems and changes nothing).
 
     Attaching again is safe at any time: over a detached file it takes up the payment record
     detach kept; over an attached one (the mapping changed, a trigger is missing) it only
@@ -62,6 +63,7 @@ def attach(path: Path, mapping: Mapping, *, dry_run: bool = False) -> list[str]:
     with closing(_open(path)) as conn:
         plan = _plan(conn, path, mapping)
         if dry_run:
+            _apply(conn, path, mapping, plan, commit=False)  # the same checks; rolled back
             return [f"{sql};" for sql in plan.statements]
         _apply(conn, path, mapping, plan)
         enable_wal(conn)
@@ -106,23 +108,35 @@ def _plan(conn: sqlite3.Connection, path: Path, mapping: Mapping) -> bridge.Atta
     return plan
 
 
-def _apply(conn: sqlite3.Connection, path: Path, mapping: Mapping, plan: bridge.AttachPlan) -> None:
-    """Run the plan and record in META exactly what exists of the bridge's and the journal mode
-    found, in one transaction, so that detach can remove exactly that."""
+def _apply(
+    conn: sqlite3.Connection, path: Path, mapping: Mapping, plan: bridge.AttachPlan, *, commit: bool = True
+) -> None:
+    """Run the plan, recording in META exactly what exists of the bridge's and the journal mode
+    found, in one transaction, so that detach can remove exactly that; committed only when every
+    trigger prepares against the real tables (:func:`bridge.trigger_problems`) and every
+    statement of the mapping fits. A refusal names the mapping entry and SQLite's error."""
+    refused = f"{path} could not be attached (nothing was changed)"
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for sql in plan.statements:
-                conn.execute(sql)
+            for sql, entry in plan.steps:
+                try:
+                    conn.execute(sql)
+                except sqlite3.Error as exc:
+                    what = entry or "the bridge's own tables"
+                    raise AttachError(f"{refused}: {what}: {exc}") from exc
+            problems = bridge.trigger_problems(conn, mapping)
+            if problems:
+                raise AttachError(f"{refused}: a change trigger does not fit: {'; '.join(problems)}")
             problem = mapping_problem(mapping, conn, path)
             if problem is not None:
-                raise AttachError(problem)
+                raise AttachError(f"{refused}: {problem}")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+        conn.execute("COMMIT" if commit else "ROLLBACK")
     except sqlite3.Error as exc:
-        raise AttachError(f"{path} could not be attached (nothing was changed): {exc}") from exc
+        raise AttachError(f"{refused}: {exc}") from exc
 
 
 def detach(path: Path, *, dry_run: bool = False, forget_payments: bool = False) -> list[str]:
