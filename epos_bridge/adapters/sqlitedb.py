@@ -16,7 +16,8 @@
   write and is answered at once from what is committed, instead of failing after the busy
   timeout and making Dojo reverse money the till holds.
 * Every SQLite failure a venue can meet (missing file, busy past the timeout, read-only,
-  not a database) becomes :class:`PosUnavailable` with a sentence that says what to do.
+  not a database) becomes :class:`PosUnavailable` with a sentence that says what to do: naming
+  the file for the venue, and without its path or name for Dojo (:func:`unavailable`).
 * The file is checked on every call, so a deleted or replaced database is noticed at once
   (SQLite would happily keep reading an unlinked file) and service resumes when it is back.
 
@@ -96,22 +97,47 @@ DEFAULT_SCHEMA_HINT = "check that this file is the POS database the adapter expe
 
 def explain(exc: sqlite3.Error, path: Path, schema_hint: str = DEFAULT_SCHEMA_HINT) -> str:
     """A sentence for staff and support; never a raw traceback. ``schema_hint`` says what to do
-    when a table or column the adapter needs is missing."""
+    when a table or column the adapter needs is missing. It names the file: for the venue only
+    (:func:`unavailable` is what a request answers with)."""
+    return _explanations(exc, path, schema_hint)[0]
+
+
+def unavailable(exc: sqlite3.Error, path: Path, schema_hint: str = DEFAULT_SCHEMA_HINT) -> PosUnavailable:
+    """:class:`PosUnavailable` for ``exc``: :func:`explain`'s sentence for the venue, and the same
+    without the file's path or name for Dojo."""
+    local, public = _explanations(exc, path, schema_hint)
+    return PosUnavailable(local, public=public)
+
+
+BUSY_WORDS = (
+    "is busy: another program held a write lock for longer than the timeout. Try again; if it persists, "
+    "check the POS is not stuck."
+)
+READ_ONLY_WORDS = "is read-only; the bridge needs write access to record payments and locks."
+NOT_A_DATABASE_WORDS = "is not a usable SQLite database (it may be damaged or the wrong file)."
+CANNOT_OPEN_WORDS = "check the path in Settings and that the file exists."
+
+
+def _explanations(exc: sqlite3.Error, path: Path, schema_hint: str) -> tuple[str, str]:
+    """(for the venue, naming the file; for Dojo, naming the problem only)."""
     text = str(exc).lower()
     if "locked" in text or "busy" in text:
-        return (
-            f"The POS database {path.name} is busy: another program held a write lock for longer than the "
-            "timeout. Try again; if it persists, check the POS is not stuck."
-        )
+        return f"The POS database {path.name} {BUSY_WORDS}", f"The POS database {BUSY_WORDS}"
     if "readonly" in text or "read-only" in text:
-        return f"The POS database {path} is read-only; the bridge needs write access to record payments and locks."
+        return f"The POS database {path} {READ_ONLY_WORDS}", f"The POS database {READ_ONLY_WORDS}"
     if "not a database" in text or "malformed" in text:
-        return f"{path} is not a usable SQLite database (it may be damaged or the wrong file)."
+        return f"{path} {NOT_A_DATABASE_WORDS}", f"The POS database could not be opened: it {NOT_A_DATABASE_WORDS}"
     if "unable to open" in text:
-        return f"The POS database {path} cannot be opened: check the path in Settings and that the file exists."
+        return (
+            f"The POS database {path} cannot be opened: {CANNOT_OPEN_WORDS}",
+            f"The POS database could not be opened: {CANNOT_OPEN_WORDS}",
+        )
     if "no such table" in text or "no such column" in text:
-        return f"The POS database {path} is missing what the adapter reads ({exc}): {schema_hint}."
-    return f"The POS database {path} failed: {exc}"
+        return (
+            f"The POS database {path} is missing what the adapter reads ({exc}): {schema_hint}.",
+            f"The POS database is missing what the adapter reads ({exc}): {schema_hint}.",
+        )
+    return f"The POS database {path} failed: {exc}", f"The POS database failed: {exc}"
 
 
 @dataclass
@@ -219,9 +245,10 @@ class SqliteFile:
             try:
                 result = work(db)
                 if write and deadline is not None and deadline.passed():
+                    late = "took longer than the answer allows; it was rolled back and nothing was written."
                     raise PosUnavailable(
-                        f"Writing to the POS database {self.path.name} took longer than the answer allows; "
-                        "it was rolled back and nothing was written."
+                        f"Writing to the POS database {self.path.name} {late}",
+                        public=f"Writing to the POS database {late}",
                     )
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -240,7 +267,7 @@ class SqliteFile:
                 self._close_everywhere()
             if not isinstance(exc, sqlite3.IntegrityError):
                 self._drop_connection()
-            raise PosUnavailable(self.explain(exc)) from exc
+            raise self.unavailable(exc) from exc
         finally:
             if my_turn:
                 self._write_turn.release()
@@ -262,7 +289,7 @@ class SqliteFile:
         answered, result = self._decide_on_snapshot(db, work, deadline)
         if answered:
             return result  # type: ignore[return-value]
-        raise PosUnavailable(self.explain(sqlite3.OperationalError("database is locked")))
+        raise self.unavailable(sqlite3.OperationalError("database is locked"))
 
     def _begin_write(
         self, db: sqlite_utils.Database, work: Callable[[sqlite_utils.Database], T], deadline: Deadline | None
@@ -326,10 +353,11 @@ class SqliteFile:
             raise self._busy_until_due()
 
     def _busy_until_due(self) -> PosUnavailable:
-        return PosUnavailable(
-            f"The POS database {self.path.name} stayed busy until the answer was due; nothing was written. "
+        words = (
+            "stayed busy until the answer was due; nothing was written. "
             "Try again; if it persists, check the POS is not stuck."
         )
+        return PosUnavailable(f"The POS database {self.path.name} {words}", public=f"The POS database {words}")
 
     def _mark(self, conn: sqlite3.Connection, *, busy: bool) -> None:
         with self._all_lock:
@@ -348,14 +376,14 @@ class SqliteFile:
         try:
             conn = self.open_connection()
         except sqlite3.Error as exc:
-            raise PosUnavailable(self.explain(exc)) from exc
+            raise self.unavailable(exc) from exc
         db = sqlite_utils.Database(conn)
         try:
             self.check_schema(db)
             enable_wal(conn)
         except sqlite3.Error as exc:
             conn.close()
-            raise PosUnavailable(self.explain(exc)) from exc
+            raise self.unavailable(exc) from exc
         except BaseException:
             conn.close()
             raise
@@ -401,10 +429,15 @@ class SqliteFile:
             self._drop_connection()
             self._set_aside_orphaned_wal()
             raise PosUnavailable(
-                f"The POS database {self.path} is missing. Check the path in Settings, or that the POS is installed."
+                f"The POS database {self.path} is missing. Check the path in Settings, or that the POS is installed.",
+                public="The POS database could not be opened: it is missing. Check the path in Settings, or that the "
+                "POS is installed.",
             ) from None
         except OSError as exc:
-            raise PosUnavailable(f"The POS database {self.path} cannot be read: {exc.strerror}") from exc
+            raise PosUnavailable(
+                f"The POS database {self.path} cannot be read: {exc.strerror}",
+                public=f"The POS database could not be opened: it cannot be read ({exc.strerror}).",
+            ) from exc
         return (stat.st_dev, stat.st_ino)
 
     def open_connection(self) -> sqlite3.Connection:
@@ -417,6 +450,9 @@ class SqliteFile:
 
     def explain(self, exc: sqlite3.Error) -> str:
         return explain(exc, self.path, self.schema_hint)
+
+    def unavailable(self, exc: sqlite3.Error) -> PosUnavailable:
+        return unavailable(exc, self.path, self.schema_hint)
 
     def _drop_connection(self) -> None:
         held: _ThreadConnection | None = getattr(self._local, "held", None)

@@ -243,7 +243,8 @@ def read_booking(noun: str, key: object, read: Callable[[], T]) -> T:
     try:
         return read()
     except UnreadableTime as exc:
-        raise PosUnavailable(f"{noun} {key} in the POS database cannot be read: {exc}; correct it on the POS") from exc
+        said = f"{noun} {key} in the POS database cannot be read: {exc}; correct it on the POS"
+        raise PosUnavailable(said, public=said) from exc  # names the record, not the file
 
 
 def read_bookings(noun: str, reads: Iterable[tuple[object, Callable[[], T]]], *, searching: bool = False) -> list[T]:

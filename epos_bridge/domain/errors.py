@@ -9,6 +9,13 @@ Exception tree::
     └── PosUnavailable          the POS database cannot be used now (UnexpectedError)
 
 Anything else raised while serving is a bug and is answered as UnexpectedError with a trace id.
+
+Two texts per failure: ``message`` for the venue's own eyes (the request log, the status window,
+Settings' Test) and ``public_message``, the ``debugMessage`` Dojo gets. They are the same except
+for :class:`PosUnavailable`, whose message names the POS file or folder (the machine's user, the
+venue, its folders): its public text names the problem only ("The POS database could not be
+opened"), and is a generic sentence unless the raiser gives a path-free one (contract §1.4 (rec):
+keep ``debugMessage`` short and free of personal data).
 """
 
 from __future__ import annotations
@@ -24,10 +31,17 @@ class EposFailure(Exception):
 
     error_type: EPOSErrorType = EPOSErrorType.UNEXPECTED_ERROR
 
-    def __init__(self, message: str, events: Iterable[DomainEvent] = ()) -> None:
+    def __init__(self, message: str, events: Iterable[DomainEvent] = (), *, public: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        """For the venue: the local log and the bridge's own windows."""
+        self.public_message = public if public is not None else self._public_default(message)
+        """What Dojo is told (``debugMessage``)."""
         self.events = tuple(events)
+
+    @classmethod
+    def _public_default(cls, message: str) -> str:
+        return message
 
 
 class NotFound(EposFailure):
@@ -42,7 +56,18 @@ class Conflict(EposFailure):
     error_type = EPOSErrorType.CONFLICT
 
 
+POS_UNUSABLE = "The POS database could not be used; the bridge's log on the till has the details."
+"""What Dojo hears of a :class:`PosUnavailable` raised without a path-free ``public`` text."""
+
+
 class PosUnavailable(EposFailure):
-    """The database is missing, locked past the busy timeout, read-only or not a database."""
+    """The database is missing, locked past the busy timeout, read-only or not a database.
+
+    Its ``message`` may name the file (for the venue); Dojo gets ``public`` or :data:`POS_UNUSABLE`.
+    """
 
     error_type = EPOSErrorType.UNEXPECTED_ERROR
+
+    @classmethod
+    def _public_default(cls, message: str) -> str:
+        return POS_UNUSABLE

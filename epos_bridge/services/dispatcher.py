@@ -85,6 +85,8 @@ class Served:
     response_text: str
     trace_id: str
     debug_message: str | None = None
+    """The failure as the venue reads it (the request log): may name the POS file, which the
+    ``debugMessage`` sent to Dojo never does."""
 
     @property
     def ok(self) -> bool:
@@ -269,10 +271,10 @@ class Dispatcher:
             outcome, message = "ok", None
         except EposFailure as failure:
             ctx.record(*failure.events)
+            # Dojo gets the public text (no POS path); the request log and Served keep the local one.
             outcome, message = failure.error_type.value, failure.message
-            response_text = encode(
-                error_response(request.id, request.method, self._error(failure.error_type, message, trace_id))
-            )
+            public = self._error(failure.error_type, failure.public_message, trace_id)
+            response_text = encode(error_response(request.id, request.method, public))
         except Exception:
             log.exception("unexpected failure serving %a (trace %s)", str(request.method)[:80], trace_id)
             outcome, message = EPOSErrorType.UNEXPECTED_ERROR.value, f"internal error in the bridge (trace {trace_id})"

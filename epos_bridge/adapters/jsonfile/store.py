@@ -55,7 +55,15 @@ Document = dict[str, Any]
 
 
 class CorruptDocument(PosUnavailable):
-    """A file exists but is not the JSON document the layout promises."""
+    """A file exists but is not the JSON document the layout promises. The message names the file
+    (for the venue); Dojo hears only that one is damaged."""
+
+    @classmethod
+    def _public_default(cls, message: str) -> str:
+        return (
+            "A file in the POS folder is not the document the bridge expects (it may be damaged); "
+            "the till's log names it."
+        )
 
 
 @dataclass(frozen=True)
@@ -181,9 +189,9 @@ class Snapshot:
         if not self.writable:
             raise RuntimeError("a read snapshot cannot write")  # a bug in the adapter, not the POS
         if not self.written and self.deadline is not None and self.deadline.passed():
+            late = "took longer than the answer allows; nothing was written."
             raise PosUnavailable(
-                f"Writing to the POS folder {self.folder.path.name} took longer than the answer allows; "
-                "nothing was written."
+                f"Writing to the POS folder {self.folder.path.name} {late}", public=f"Writing to the POS folder {late}"
             )
         self.written = True
         path = self.folder.path / relative
@@ -251,19 +259,21 @@ class JsonFolder:
         except EposFailure:
             raise
         except LockTimeout as exc:
-            raise PosUnavailable(
-                f"The POS folder {self.path} is busy: another program held its lock for more than "
-                f"{wait_s:g} s; nothing was written. Try again; if it persists, check the POS is not stuck."
-            ) from exc
+            busy = (
+                f"is busy: another program held its lock for more than {wait_s:g} s; nothing was written. "
+                "Try again; if it persists, check the POS is not stuck."
+            )
+            raise PosUnavailable(f"The POS folder {self.path} {busy}", public=f"The POS folder {busy}") from exc
         except FileNotFoundError as exc:
             raise self._missing() from exc
         except PermissionError as exc:
-            raise PosUnavailable(
-                f"The POS folder {self.path} cannot be written ({exc.strerror}); the bridge needs write access "
-                "to record payments and locks."
-            ) from exc
+            denied = f"cannot be written ({exc.strerror}); the bridge needs write access to record payments and locks."
+            raise PosUnavailable(f"The POS folder {self.path} {denied}", public=f"The POS folder {denied}") from exc
         except OSError as exc:
-            raise PosUnavailable(f"The POS folder {self.path} failed: {exc.strerror or exc}") from exc
+            raise PosUnavailable(
+                f"The POS folder {self.path} failed: {exc.strerror or exc}",
+                public=f"The POS folder failed: {exc.strerror or type(exc).__name__}",  # str(exc) names the file
+            ) from exc
 
     def _decide_on_committed_files(self, work: Callable[[Snapshot], T]) -> tuple[bool, T | None]:
         """``work`` on the files as they are, without the lock and without writing.
@@ -282,10 +292,11 @@ class JsonFolder:
 
     def _refuse_if_due(self, deadline: Deadline | None) -> None:
         if deadline is not None and deadline.passed():
-            raise PosUnavailable(
-                f"The POS folder {self.path.name} stayed busy until the answer was due; nothing was written. "
+            words = (
+                "stayed busy until the answer was due; nothing was written. "
                 "Try again; if it persists, check the POS is not stuck."
             )
+            raise PosUnavailable(f"The POS folder {self.path.name} {words}", public=f"The POS folder {words}")
 
     def load(self, path: Path, *, fresh: bool = False) -> Any | None:
         try:
@@ -319,19 +330,23 @@ class JsonFolder:
 
     def _missing(self) -> PosUnavailable:
         return PosUnavailable(
-            f"The POS folder {self.path} is missing. Check the path in Settings, or that the POS is installed."
+            f"The POS folder {self.path} is missing. Check the path in Settings, or that the POS is installed.",
+            public="The POS folder could not be opened: it is missing. Check the path in Settings, or that the POS "
+            "is installed.",
         )
 
     def _check_format(self) -> None:
         marker = self.load(self.path / FORMAT_FILE)
         if not isinstance(marker, dict) or marker.get("format") != FORMAT_NAME:
-            raise PosUnavailable(
-                f"{self.path} is not an epos-bridge file database (no valid {FORMAT_FILE}). Create one with "
+            words = (
+                f"is not an epos-bridge file database (no valid {FORMAT_FILE}). Create one with "
                 "`epos-bridge db init --adapter jsonfile PATH`, or choose the adapter that matches your POS."
             )
+            raise PosUnavailable(f"{self.path} {words}", public=f"The POS folder {words}")
         version = marker.get("version")
         if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise PosUnavailable(
-                f"The POS folder {self.path} uses file format version {version!r}, newer than this bridge "
-                f"understands ({FORMAT_VERSION}). Update epos-bridge."
+            words = (
+                f"uses file format version {version!r:.20}, newer than this bridge understands ({FORMAT_VERSION}). "
+                "Update epos-bridge."
             )
+            raise PosUnavailable(f"The POS folder {self.path} {words}", public=f"The POS folder {words}")

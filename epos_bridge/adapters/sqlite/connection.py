@@ -24,6 +24,7 @@ from epos_bridge.adapters.sqlitedb import (
     enable_wal,
 )
 from epos_bridge.adapters.sqlitedb import explain as explain_sqlite
+from epos_bridge.adapters.sqlitedb import unavailable as unavailable_sqlite
 from epos_bridge.domain.errors import PosUnavailable
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT_S", "DEFAULT_WORKERS", "PosDatabase", "configure", "connect", "enable_wal", "explain"]
@@ -63,20 +64,20 @@ class PosDatabase(SqliteFile):
         try:
             version = schema_version(db)
             if version == 0:
-                raise PosUnavailable(
-                    f"{self.path} is not a reference POS database (no schema version). "
+                words = (
+                    "is not a reference POS database (no schema version). "
                     "Create one with `epos-bridge db init PATH`, or choose the adapter that matches your POS."
                 )
+                raise PosUnavailable(f"{self.path} {words}", public=f"The POS database {words}")
             if version < SCHEMA_VERSION:
                 if not self._migrate_on_open:
-                    raise PosUnavailable(
-                        f"The POS database {self.path} is at an older schema; run `epos-bridge db init`."
-                    )
+                    words = "is at an older schema; run `epos-bridge db init`."
+                    raise PosUnavailable(f"The POS database {self.path} {words}", public=f"The POS database {words}")
                 log.info("migrating the POS database %s from schema %d to %d", self.path, version, SCHEMA_VERSION)
                 migrate(db)
             elif version > SCHEMA_VERSION:
                 migrate(db)  # raises SchemaTooNew with the explanation
         except SchemaTooNew as exc:
-            raise PosUnavailable(str(exc)) from exc
+            raise PosUnavailable(str(exc), public=str(exc)) from exc  # names no file
         except sqlite3.Error as exc:
-            raise PosUnavailable(explain(exc, self.path)) from exc
+            raise unavailable_sqlite(exc, self.path, SCHEMA_HINT) from exc

@@ -61,4 +61,7 @@ class MappedDatabase(SqliteFile):
     def check_schema(self, db: sqlite_utils.Database) -> None:
         problem = mapping_problem(self.mapping, db.conn, self.path)
         if problem is not None:
-            raise PosUnavailable(problem)
+            public = (
+                f"The POS database does not fit the mapping {self.mapping.name}; check the mapping with Settings' Test."
+            )
+            raise PosUnavailable(problem, public=public)  # the problem names the file: for the venue only
