@@ -7,6 +7,7 @@ from one description.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,9 +33,16 @@ class FolderInitReport:
 
 
 def init_folder(path: Path, *, demo: bool, now: datetime) -> FolderInitReport:
-    """Create the layout of docs/file-database.md; repeatable; ``demo`` only fills an empty folder."""
+    """Create the layout of docs/file-database.md; repeatable; ``demo`` only fills an empty folder.
+
+    What init creates is its user's alone: missing folders ``0700`` (the file database's own
+    folder first, so nothing inside is ever reachable by another user), and every file and
+    folder it added inside ``0600`` / ``0700``; what was already there keeps its mode. (The
+    adapter's later writes are its own: docs/file-database.md.)
+    """
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        _private_folders(path)
+        before = _everything_under(path)
         marker = JsonFolder(path).load(path / FORMAT_FILE)
         created = marker is None
         if created and any(not name.startswith(".") for name in os.listdir(path)):
@@ -48,11 +56,12 @@ def init_folder(path: Path, *, demo: bool, now: datetime) -> FolderInitReport:
             if created:
                 write_json_atomic(path / FORMAT_FILE, {"format": FORMAT_NAME, "version": FORMAT_VERSION})
             for directory in (docs.ORDERS, docs.PARTIES, docs.RESERVATIONS, docs.PAYMENT_INTENTS):
-                (path / directory).mkdir(exist_ok=True)
+                (path / directory).mkdir(mode=0o700, exist_ok=True)
             for name in (docs.AREAS, docs.TABLES):
                 if not (path / name).exists():
                     write_json_atomic(path / name, [])
             summary = _seed_demo(path, now) if demo else None
+        _owner_only(_everything_under(path) - before)
     except LockTimeout as exc:
         raise FolderInitError(f"{path} is locked by another program: {exc}") from exc
     except DemoSeedRefused as exc:
@@ -60,6 +69,30 @@ def init_folder(path: Path, *, demo: bool, now: datetime) -> FolderInitReport:
     except OSError as exc:
         raise FolderInitError(f"{path} cannot be set up: {exc.strerror or exc}") from exc
     return FolderInitReport(path, created, summary)
+
+
+def _private_folders(folder: Path) -> None:
+    """Create the missing folders down to ``folder``, each ``0700``."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            new.mkdir(mode=0o700)
+
+
+def _everything_under(folder: Path) -> set[Path]:
+    return set(folder.rglob("*")) if folder.is_dir() else set()
+
+
+def _owner_only(created: set[Path]) -> None:
+    """What init added: files ``0600``, folders ``0700`` (POSIX; Windows has the folder's ACL)."""
+    if os.name != "posix":
+        return
+    for found in created:
+        if not found.is_symlink():
+            os.chmod(found, 0o700 if found.is_dir() else 0o600)
 
 
 def _seed_demo(path: Path, now: datetime) -> DemoSummary:

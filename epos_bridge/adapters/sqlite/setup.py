@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +30,11 @@ class InitReport:
 
 
 def init_database(path: Path, *, demo: bool, now: datetime) -> InitReport:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Create (or forward-migrate) the database. What init creates is its user's alone: missing
+    folders ``0700``, a new file ``0600`` from its first byte (SQLite gives its -wal and -shm the
+    file's mode); a folder or file that was already there keeps its mode."""
+    _private_folders(path.parent)
+    _private_new_file(path)
     try:
         conn = connect(path, create=True)
     except sqlite3.Error as exc:
@@ -51,3 +57,21 @@ def init_database(path: Path, *, demo: bool, now: datetime) -> InitReport:
         raise DatabaseInitError(explain(exc, path)) from exc
     finally:
         conn.close()
+
+
+def _private_folders(folder: Path) -> None:
+    """Create the missing folders down to ``folder``, each ``0700``."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            new.mkdir(mode=0o700)
+
+
+def _private_new_file(path: Path) -> None:
+    """``path`` created empty and ``0600`` if it is missing; an existing one is left alone (and
+    one that cannot be made is explained when SQLite opens it)."""
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

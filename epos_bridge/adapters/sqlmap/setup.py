@@ -8,6 +8,7 @@ statements do not prepare against the database is refused before anything is com
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Sequence
 from contextlib import closing
@@ -259,6 +260,10 @@ def init(path: Path, mapping: Mapping, *, demo: bool, now: datetime) -> list[str
         ddl = (mapping.source.parent / schema).read_text(encoding="utf-8")
     except OSError as exc:
         raise MappingError(f"the demo schema {schema} of the mapping {mapping.name} cannot be read: {exc}") from exc
+    # A new file is this user's alone from its first byte (SQLite gives -wal and -shm its mode);
+    # one that cannot be made is explained by _open.
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     with closing(_open(path, create=True)) as conn:
         configure(conn, 5.0)
         try:
