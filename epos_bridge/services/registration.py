@@ -3,8 +3,11 @@
 ``PUT /epos/integrations/ws`` replaces the whole set, so the full list goes every time, at
 start-up and whenever the settings change (*(rec)*), then ``GET /epos/integrations`` is read back
 and compared. One loop at a time: a new one replaces one still retrying, which is gone before the
-new one starts. A failure is retried on the bridge's one schedule (:mod:`epos_bridge.services.retry`),
-a rejected key the way the gateway retries it. Listeners hear every new result.
+new one starts, and restarts and stops take turns (settings saved twice quickly must not leave two
+loops, nor a stop racing a restart one loop after the stop). One registration at a time too, the
+loop's and one asked for directly (:meth:`Registration.register`). A failure is retried on the
+bridge's one schedule (:mod:`epos_bridge.services.retry`), a rejected key the way the gateway
+retries it. Listeners hear every new result.
 """
 
 from __future__ import annotations
@@ -53,12 +56,22 @@ class Registration:
         self.state = RegistrationState()
         self._listeners: Listeners[RegistrationState] = Listeners("registration")
         self._loop: asyncio.Task[None] | None = None
+        self._turn = asyncio.Lock()
+        """Held while a restart or stop replaces :attr:`_loop`: they take turns."""
+        self._registering = asyncio.Lock()
+        """Held for one PUT-then-GET: never two registrations at once."""
 
     def on_change(self, listener: Callable[[RegistrationState], None]) -> Callable[[], None]:
         return self._listeners.add(listener)
 
     async def register(self) -> RegistrationState:
-        """PUT the full capability list, then read back what Dojo has; never raises."""
+        """PUT the full capability list, then read back what Dojo has; never raises. One at a time:
+        a call while another registers waits for it, then registers again (the settings may have
+        changed meanwhile)."""
+        async with self._registering:
+            return await self._register_once()
+
+    async def _register_once(self) -> RegistrationState:
         implemented = self._implemented()
         try:
             await self.registry.register_capabilities(implemented)
@@ -74,11 +87,18 @@ class Registration:
         return state
 
     async def restart(self) -> None:
-        """Start registering again, replacing a loop that is still retrying."""
-        await self.stop()
-        self._loop = asyncio.get_running_loop().create_task(self._keep_registered(), name="registration")
+        """Start registering again, replacing a loop that is still retrying (gone before the new one
+        starts). Concurrent restarts take turns: the last one's loop is the one left running."""
+        async with self._turn:
+            await self._stop_loop()
+            self._loop = asyncio.get_running_loop().create_task(self._keep_registered(), name="registration")
 
     async def stop(self) -> None:
+        """End the loop; a restart in progress finishes first, so no loop is left after this."""
+        async with self._turn:
+            await self._stop_loop()
+
+    async def _stop_loop(self) -> None:
         previous, self._loop = self._loop, None
         if previous is not None:
             previous.cancel()
