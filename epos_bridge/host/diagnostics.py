@@ -8,9 +8,10 @@ What stays out: the bridge's state database (payments, idempotency answers) and 
 
 Every member passes through :func:`~epos_bridge.protocol.dojo.redact` with every form of the API
 key, the proxy password and every other secret the caller names (the running bridge's
-:class:`~epos_bridge.protocol.redaction.KnownSecrets`: old keys replaced today too) just before it
-is written, whatever produced it — a log written before a redaction bug was fixed is cleaned
-here too. The zip is created ``0600``.
+:class:`~epos_bridge.protocol.redaction.KnownSecrets`: old keys replaced today too), then through
+:func:`~epos_bridge.protocol.redaction.redact_personal` (guests' names, emails, phones and booking
+notes), just before it is written, whatever produced it — a log written before a redaction bug
+was fixed, or at DEBUG, is cleaned here too. The zip is created ``0600``.
 
 :class:`RecentRequests` is the ring buffer the bridge feeds from ``Bridge.on_served``;
 :func:`build_diagnostics` does blocking file I/O, so a GUI calls it through ``asyncio.to_thread``.
@@ -41,6 +42,7 @@ from epos_bridge.gateway.connection_state import ConnectionStatus
 from epos_bridge.host.crash import CrashReport
 from epos_bridge.protocol.dojo import REDACTED, redact
 from epos_bridge.protocol.dojo_rest import RegistrationState
+from epos_bridge.protocol.redaction import redact_personal
 from epos_bridge.services.dispatcher import Served
 
 RECENT_REQUESTS = 200
@@ -339,7 +341,7 @@ def build_diagnostics(destination: Path, sources: DiagnosticsSources, *, now: da
     try:
         with zipfile.ZipFile(temp_name, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for name, text in members(sources, now=now).items():
-                archive.writestr(name, redact(text, *secrets).encode("utf-8"))
+                archive.writestr(name, redact_personal(redact(text, *secrets)).encode("utf-8"))
         os.replace(temp_name, destination)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)

@@ -1,8 +1,10 @@
 """Logging for the bridge: every record passes a redacting filter, so the API key and other
-secrets (every form of them, :mod:`epos_bridge.protocol.redaction`) never reach a log line,
-whoever formats the message. The filter reads a shared :class:`KnownSecrets`, so a key changed in
-Settings is redacted from the moment the bridge learns it. Log files and their folder are
-readable by the bridge's user alone (:mod:`epos_bridge.host.private_files`)."""
+secrets (every form of them, :mod:`epos_bridge.protocol.redaction`) and guests' personal data
+(names, emails, phones, booking notes; :func:`~epos_bridge.protocol.redaction.redact_personal`)
+never reach a log line, whoever formats the message, at any level. The filter reads a shared
+:class:`KnownSecrets`, so a key changed in Settings is redacted from the moment the bridge learns
+it. Log files and their folder are readable by the bridge's user alone
+(:mod:`epos_bridge.host.private_files`)."""
 
 from __future__ import annotations
 
@@ -13,13 +15,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from epos_bridge.host.private_files import PrivateRotatingFileHandler, private_dir
-from epos_bridge.protocol.redaction import KnownSecrets
+from epos_bridge.protocol.redaction import KnownSecrets, redact_personal
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
 class RedactingFilter(logging.Filter):
-    """Renders the record once, removes every secret, and freezes the result."""
+    """Renders the record once, removes every secret and guests' personal data, and freezes the
+    result."""
 
     def __init__(self, secrets: KnownSecrets | Iterable[str | None] = ()) -> None:
         super().__init__()
@@ -30,21 +33,24 @@ class RedactingFilter(logging.Filter):
         self.secrets.add(*secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        redactor = self.secrets.redactor
-        if not redactor or getattr(record, "_epos_redacted", False):
+        if getattr(record, "_epos_redacted", False):
             return True  # the second handler meets the record the first one already redacted
         record._epos_redacted = True
-        message = record.getMessage()
-        record.msg = redactor.redact(message)
+        redactor = self.secrets.redactor
+
+        def clean(text: str) -> str:
+            return redact_personal(redactor.redact(text) if redactor else text)
+
+        record.msg = clean(record.getMessage())
         record.args = None
         if record.exc_info and record.exc_info[1] is not None:
             # Render the traceback now, redacted, so no handler formats the raw one.
-            record.exc_text = redactor.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = clean(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         elif record.exc_text:
-            record.exc_text = redactor.redact(record.exc_text)
+            record.exc_text = clean(record.exc_text)
         if record.stack_info:
-            record.stack_info = redactor.redact(record.stack_info)
+            record.stack_info = clean(record.stack_info)
         return True
 
 

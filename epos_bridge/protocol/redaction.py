@@ -19,6 +19,15 @@ Pure (no I/O): a :class:`Redactor` is built once per set of secrets and reused; 
 :class:`KnownSecrets` is the shared, thread-safe set a running bridge adds to when the key changes
 in Settings, read by the logging filter, the crash handler and the diagnostics export, so a key is
 redacted everywhere from the moment it is known — and an old key stays redacted after a change.
+
+Guests' personal data is the other thing no log line or diagnostics file may hold: a customer's,
+a party's or a reservation's name, the customer's email and phone, and the free-text notes of a
+booking (contract §4.2, §4.4, §4.5). Those values are not known in advance, so
+:func:`redact_personal` removes them by where they sit: the value of a field of that name in any
+text a record or report can carry (JSON, JSON inside JSON, a Python ``dict`` or model ``repr``),
+and the whole payload of a WebSocket frame as ``websockets`` logs it at DEBUG (cut short in the
+middle, so the field's name may be gone while the guest's name is still there). The logging
+filter and the diagnostics export both apply it, after the secrets.
 """
 
 from __future__ import annotations
@@ -212,3 +221,69 @@ def _without_userinfo(url: str) -> str:
     if port is not None:
         netloc += f":{port}"
     return parts._replace(netloc=netloc).geturl()
+
+
+# --- guests' personal data ----------------------------------------------------------------------
+
+PERSONAL = "«personal»"
+"""What a guest's name, email, phone or booking note becomes in a log line or diagnostics file."""
+FRAME_PAYLOAD = "«frame not logged»"
+"""What a WebSocket frame's payload becomes: requests and answers carry guests' names."""
+
+PERSONAL_FIELDS = frozenset(
+    {
+        # Customer (contract §4.2), Party and Reservation (§4.4, §4.5): wire names and ours
+        "name",
+        "emailAddress",
+        "email_address",
+        "phoneNumber",
+        "phone_number",
+        "hostNotes",
+        "host_notes",
+        "guestRequests",
+        "guest_requests",
+        # the reference schema's and mappings' columns for an order's customer
+        "customer_name",
+        "customer_email",
+        "customer_phone",
+        "customerName",
+        "customerEmail",
+        "customerPhone",
+    }
+)
+"""Fields whose value is a guest's personal data wherever they appear. ``name`` is also a dish's,
+a table's or a capability's name; a log line loses those too, which costs support little."""
+
+_QUOTE = r"""(?:\\"|"|')"""
+_FIELD_NAMES = "|".join(sorted(PERSONAL_FIELDS, key=len, reverse=True))
+_PERSONAL_FIELD = re.compile(
+    rf"""(?P<key>(?<![\w\\]){_QUOTE}?(?:{_FIELD_NAMES}){_QUOTE}?\s*[:=]\s*)"""
+    r"""(?P<value>\\"(?:(?!\\").)*\\"|"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*')"""
+)
+"""``"name": "…"``, ``'name': '…'``, ``name='…'`` and ``\\"name\\": \\"…\\"``: the key (kept) and its
+quoted value (replaced, in the same quotes)."""
+_FRAME = re.compile(
+    r"(?P<head>(?:^|(?<=: ))[<>] (?:TEXT|BINARY|CONT) )(?P<data>.*)(?P<tail> \[[^\[\]\n]*\d+ bytes?[^\[\]\n]*\])$",
+    re.MULTILINE,
+)
+"""A data frame as ``websockets`` logs it (``< TEXT '{"jsonrpc": …}' [399 bytes]``), alone or after
+a log line's ``logger: `` prefix."""
+_FIELD_HINTS = ("name", "mail", "phone", "Phone", "otes", "equests")
+
+
+def _quoted_placeholder(match: re.Match[str]) -> str:
+    value = match.group("value")
+    quote = '\\"' if value.startswith('\\"') else value[0]
+    return f"{match.group('key')}{quote}{PERSONAL}{quote}"
+
+
+def redact_personal(text: str) -> str:
+    """``text`` without guests' personal data: every value of a :data:`PERSONAL_FIELDS` field,
+    and every logged WebSocket frame's payload. The rest of each line is kept for support."""
+    if not text:
+        return text
+    if "TEXT " in text or "BINARY " in text or "CONT " in text:
+        text = _FRAME.sub(lambda m: f"{m.group('head')}{FRAME_PAYLOAD}{m.group('tail')}", text)
+    if any(hint in text for hint in _FIELD_HINTS):
+        text = _PERSONAL_FIELD.sub(_quoted_placeholder, text)
+    return text
