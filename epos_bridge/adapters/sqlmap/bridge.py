@@ -2,7 +2,7 @@
 
 A POS schema knows nothing of Dojo: no order locks, no paymentIntentId to de-duplicate on, no
 change log for POS events. ``epos-bridge db attach PATH --mapping M`` creates these tables (and
-the triggers on the POS tables the mapping names) once, explicitly; ``db detach`` removes them.
+the triggers on the POS tables the mapping names), explicitly; ``db detach`` removes them again.
 They live in the same file so that the POS's payment row and the bridge's de-duplication row are
 written in ONE transaction: a paymentIntentId is recorded exactly once, or not at all.
 
@@ -14,6 +14,27 @@ written in ONE transaction: a paymentIntentId is recorded exactly once, or not a
 * ``EPOS_BRIDGE_CHANGES``: the change log behind POS events, filled by triggers.
 * ``EPOS_BRIDGE_FACTS``: facts Dojo needs that the POS has no column for (an order's Dojo id, a
   table's covers and waiters, the venue's VAT number), read by the mapping's own SQL.
+* ``EPOS_BRIDGE_META``: the version and mapping, ``attached`` or ``detached``, the record of
+  exactly what attach created (``created <type> <name>``) and the journal mode it found.
+
+What attach and detach promise (``setup.py`` runs them):
+
+* **Exactly what was created is removed.** Attach records each object it creates in META;
+  detach drops exactly those (by exact name, never a pattern such as ``LIKE 'EPOS_BRIDGE_%'``,
+  which is case-insensitive with ``_`` a wildcard and would take POS tables with it; a file
+  attached before the record existed is read by the bridge's exact names and shapes), puts back
+  the journal mode attach found (attach switches the file to WAL), and refuses, naming them,
+  when the POS's own triggers, views or indexes are on or use what would go (:func:`dependents`).
+* **A payment is never counted twice.** A plain detach keeps the payment record
+  (:data:`KEPT_ON_DETACH`, which says why the record rather than a POS column); attach, again
+  or after a detach, never drops a table of the bridge's (:func:`attach_plan`); detach refuses
+  while a bridge serves the file (the venue lock, ``epos_bridge.host.instance``); forgetting the
+  record is explicit and refused while Dojo may still retry any of it.
+* **A trigger cannot break the POS's writes.** The mapping's key SQL is used as written, as a
+  subquery over the changed row's table keyed on its rowid (:func:`_triggers`), never rewritten
+  as text; attach prepares the POS's own INSERT, UPDATE and DELETE with every trigger in place
+  and refuses the whole attach, naming the entry and SQLite's error, when one fails
+  (:func:`trigger_problems`).
 """
 
 from __future__ import annotations

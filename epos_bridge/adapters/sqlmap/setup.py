@@ -1,8 +1,11 @@
 """``db attach`` / ``db detach`` / ``db init`` for a POS read through a mapping.
 
 Attaching is the only time the bridge changes a POS's schema, and only ever adds its own tables
-(:mod:`.bridge`) and triggers; every statement runs in one transaction, and a mapping whose
-statements do not prepare against the database is refused before anything is committed.
+(:mod:`.bridge`), triggers and lock view; every statement runs in one transaction, and a mapping
+whose statements or change triggers do not prepare against the database is refused before
+anything is committed (``--dry-run`` runs the same checks and rolls back). Detaching removes
+exactly what attach recorded, keeps the payment record unless told to forget it, and is refused
+while a bridge serves the database.
 """
 
 from __future__ import annotations
