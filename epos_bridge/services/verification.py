@@ -18,7 +18,15 @@ What callers may rely on:
 * :class:`TesterToolUnavailable` (not enabled for the key, or not a sandbox key) stops the whole
   run: nothing else could work either.
 * Order and table choices are read through the bridge's own POS adapter (whose disk work runs
-  off the event loop), never from a cache.
+  off the event loop), never from a cache (a lock answer below is reused for two seconds, so
+  one refresh of both kinds of picker asks once).
+* The best choice is one a flow can use now: an open order that owes money and that Dojo could
+  lock, and a table whose payable orders it could all lock. A till having an order open, or
+  another device (a Pay at Table terminal) holding it, is POS knowledge no read shows, so the POS
+  is asked the way Dojo asks it: a lock taken and released at once (:meth:`Verification.
+  lockable`, under a ``verify-probe-`` lock id, a few seconds' expiry, its events published to
+  no one). Only payable orders are asked about, best first, until one (or a table's payable
+  orders) can be locked: usually one or two asks, at most :data:`PROBE_LIMIT`.
 """
 
 from __future__ import annotations
@@ -28,9 +36,10 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Protocol, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, TypeVar, runtime_checkable
 
 from epos_bridge.domain.errors import EposFailure
 from epos_bridge.domain.verification import (
@@ -50,10 +59,13 @@ from epos_bridge.domain.verification import (
 from epos_bridge.ports import CallContext
 from epos_bridge.protocol.entities import LineType, Order, OrderBill, Table
 from epos_bridge.protocol.params import (
+    CreateOrderLockParams,
     Cursor,
+    DeleteOrderLockParams,
     OrderIdParams,
     PagedOrders,
     PagedTables,
+    RequestHeaders,
     SearchOrdersParams,
     SearchTablesParams,
 )
@@ -72,6 +84,14 @@ Now = Callable[[], datetime]
 PAGE = 100
 MAX_PAGES = 5
 """Pickers list at most 500 orders or tables: a till never has more open at once."""
+PROBE_LIMIT = 25
+"""At most this many orders are asked whether they can be locked for one picker, best first."""
+PROBE_EXPIRY_S = 10.0
+"""A probe lock is released at once; if that fails it expires by itself this soon."""
+PROBE_REUSE_S = 2.0
+"""One refresh asks for order and table choices in turn: an answer this recent is used again."""
+PROBE_PREFIX = "verify-probe-"
+PROBE_HEADERS = RequestHeaders(dojo_requesting_product="epos-bridge Verify", device_type="till")
 
 
 def utc_now() -> datetime:
@@ -97,6 +117,36 @@ class PosReader(Protocol):
     async def search_orders(self, params: SearchOrdersParams, ctx: CallContext) -> PagedOrders: ...
     async def search_tables(self, params: SearchTablesParams, ctx: CallContext) -> PagedTables: ...
     async def get_order_bill(self, params: OrderIdParams, ctx: CallContext) -> OrderBill: ...
+
+
+@runtime_checkable
+class OrderLocks(Protocol):
+    """The adapter's lock calls, to ask whether an order can be locked now (a ``PosAdapter``)."""
+
+    async def create_order_lock(self, params: CreateOrderLockParams, ctx: CallContext) -> Order: ...
+    async def delete_order_lock(self, params: DeleteOrderLockParams, ctx: CallContext) -> Order: ...
+
+
+class LockingConnection(Protocol):
+    """A POS connection (``services.pos_connection.PosConnection``): its adapter while in use."""
+
+    def using(self) -> AbstractAsyncContextManager[OrderLocks]: ...
+
+
+class CurrentLocks:
+    """:class:`OrderLocks` on whichever POS connection is current when each call starts (the
+    Verify dialog outlives a Settings save, as ``CurrentPos`` does for reads)."""
+
+    def __init__(self, current: Callable[[], LockingConnection]) -> None:
+        self._current = current
+
+    async def create_order_lock(self, params: CreateOrderLockParams, ctx: CallContext) -> Order:
+        async with self._current().using() as adapter:
+            return await adapter.create_order_lock(params, ctx)
+
+    async def delete_order_lock(self, params: DeleteOrderLockParams, ctx: CallContext) -> Order:
+        async with self._current().using() as adapter:
+            return await adapter.delete_order_lock(params, ctx)
 
 
 # --- following one flow ------------------------------------------------------------------------------
@@ -168,11 +218,34 @@ def _payable_now(order: Order) -> bool:
     return bool(order.payable) and _outstanding(order) > 0 and _table_of(order) is not None
 
 
-def order_choices(orders: Sequence[Order]) -> list[Choice]:
-    """Open orders, those a payment flow can use first: ``R-1042 · table T4 · £42.50 to pay``."""
-    ranked = sorted((o for o in orders if o.id), key=lambda o: not _payable_now(o))
+HELD = "held now (open at a till or locked)"
+"""How a picker names an order that cannot be locked at the moment."""
+
+
+def _lock_tier(order_ids: Sequence[str], lockable: Mapping[str, bool]) -> int:
+    """0: each can be locked now; 1: not asked about (none refused); 2: one or more held."""
+    answers = [lockable.get(order_id) for order_id in order_ids]
+    if any(answer is False for answer in answers):
+        return 2
+    return 0 if answers and all(answers) else 1
+
+
+def _ranked_orders(orders: Sequence[Order], lockable: Mapping[str, bool]) -> list[Order]:
+    """Payable orders at a table first, those a flow can lock now before the rest; else POS order."""
+    return sorted(
+        (o for o in orders if o.id),
+        key=lambda o: (not _payable_now(o), _lock_tier([o.id or ""], lockable)),
+    )
+
+
+def order_choices(orders: Sequence[Order], lockable: Mapping[str, bool] | None = None) -> list[Choice]:
+    """Open orders, those a payment flow can use first: ``R-1042 · table T4 · £42.50 to pay``.
+
+    ``lockable`` (order id → whether it could be locked now; orders not asked about are left
+    out) puts an order a till has open or another device holds after the ones a flow can use."""
+    known = lockable or {}
     choices = []
-    for order in ranked:
+    for order in _ranked_orders(orders, known):
         assert order.id is not None
         parts = [order.reference or order.id]
         if order.display_name:
@@ -183,29 +256,60 @@ def order_choices(orders: Sequence[Order]) -> list[Choice]:
         currency = order.total_amount.currency_code if order.total_amount else ""
         owed = _outstanding(order)
         parts.append(f"{format_money(owed, currency)} to pay" if owed > 0 and currency else "nothing to pay")
+        if known.get(order.id) is False:
+            parts.append(HELD)
         choices.append(Choice(order.id, " · ".join(parts)))
     return choices
 
 
-def table_choices(tables: Sequence[Table], orders: Sequence[Order]) -> list[Choice]:
-    """Tables, those with an order to settle first: ``Table 4 (T4) · 2 open orders, 1 to pay``."""
+@dataclass(frozen=True)
+class _TableSeen:
+    table: Table
+    open: list[Order]
+    payable: list[Order]
+
+    def payable_ids(self) -> list[str]:
+        return [o.id for o in self.payable if o.id]
+
+
+def _ranked_tables(tables: Sequence[Table], orders: Sequence[Order], lockable: Mapping[str, bool]) -> list[_TableSeen]:
+    """Tables with orders to settle first, and among them those whose payable orders a flow can
+    all lock (a payment flow may pick any of them); most to settle first, as a search finds several."""
     open_at: dict[str, list[Order]] = {}
     for order in orders:
         at = _table_of(order)
         if at:
             open_at.setdefault(at, []).append(order)
+    seen = []
+    for table in tables:
+        at_table = open_at.get(table.id, [])
+        seen.append(_TableSeen(table, at_table, [o for o in at_table if _payable_now(o)]))
 
-    def payable_count(table: Table) -> int:
-        return sum(1 for o in open_at.get(table.id, ()) if _payable_now(o))
+    def rank(entry: _TableSeen) -> tuple[int, int, int]:
+        tier = _lock_tier(entry.payable_ids(), lockable) if entry.payable else 3
+        return tier, -len(entry.payable), -len(entry.open)
 
+    return sorted(seen, key=rank)
+
+
+def table_choices(
+    tables: Sequence[Table], orders: Sequence[Order], lockable: Mapping[str, bool] | None = None
+) -> list[Choice]:
+    """Tables, those with an order to settle first: ``Table 4 (T4) · 2 open orders, 1 to pay``.
+
+    A table where some payable order cannot be locked now (``lockable``) comes after the tables
+    whose payable orders a payment flow can lock: it may pick that one."""
+    known = lockable or {}
     choices = []
-    # Most to settle first: a payment flow finds an order there, a search finds several.
-    for table in sorted(tables, key=lambda t: (-payable_count(t), -len(open_at.get(t.id, ())))):
-        count = len(open_at.get(table.id, ()))
+    for entry in _ranked_tables(tables, orders, known):
+        table, count = entry.table, len(entry.open)
         if count == 0:
             status = "no open order"
         else:
-            status = f"{count} open order{'s' if count != 1 else ''}, {payable_count(table)} to pay"
+            status = f"{count} open order{'s' if count != 1 else ''}, {len(entry.payable)} to pay"
+            held = sum(1 for order_id in entry.payable_ids() if known.get(order_id) is False)
+            if held:
+                status += f", {held} {HELD}"
         name = table.name if table.name == table.id else f"{table.name} ({table.id})"
         choices.append(Choice(table.id, f"{name} · {status}"))
     return choices
@@ -222,6 +326,7 @@ class Verification:
         tool: TesterTool,
         pos: PosReader | None = None,
         *,
+        locks: OrderLocks | None = None,
         sleep: Sleep = asyncio.sleep,
         monotonic: Monotonic = time.monotonic,
         now: Now = utc_now,
@@ -230,6 +335,10 @@ class Verification:
     ) -> None:
         self._tool = tool
         self._pos = pos
+        self._locks = locks if locks is not None else pos if isinstance(pos, OrderLocks) else None
+        """Where to ask whether an order can be locked (the adapter itself, when it is one)."""
+        self._answers: dict[str, tuple[float, bool]] = {}
+        """Recent answers (monotonic time, lockable): a refresh asks about orders, then tables."""
         self._sleep = sleep
         self._monotonic = monotonic
         self._now = now
@@ -262,13 +371,65 @@ class Verification:
     # --- parameters --------------------------------------------------------------------------
 
     async def choices(self, kind: ParamKind) -> list[Choice]:
-        """Picker entries for an order or table parameter, read from the POS now (best first)."""
+        """Picker entries for an order or table parameter, read from the POS now (best first:
+        one a flow can lock now, asked of the POS in that order until one is found)."""
         if self._pos is None or kind not in (ParamKind.ORDER, ParamKind.TABLE):
             return []
         orders = await self._open_orders()
         if kind is ParamKind.ORDER:
-            return order_choices(orders)
-        return table_choices(await self._tables(), orders)
+            candidates = [[o.id] for o in _ranked_orders(orders, {}) if o.id and _payable_now(o)]
+            return order_choices(orders, await self.lockable(candidates))
+        tables = await self._tables()
+        candidates = [entry.payable_ids() for entry in _ranked_tables(tables, orders, {}) if entry.payable]
+        return table_choices(tables, orders, await self.lockable(candidates))
+
+    async def lockable(self, candidates: Sequence[Sequence[str]]) -> dict[str, bool]:
+        """Whether Dojo could lock orders now, asked for each group of ``candidates`` in turn
+        (an order, or a table's payable orders) until a group can be locked whole, at most
+        :data:`PROBE_LIMIT` orders. Asked the only way the POS tells: a lock taken and released
+        at once. Empty when the POS cannot be asked (no lock calls were given)."""
+        locks = self._locks
+        if locks is None:
+            return {}
+        now = self._monotonic()
+        self._answers = {k: v for k, v in self._answers.items() if now - v[0] < PROBE_REUSE_S}
+        found = {order_id: answer for order_id, (_, answer) in self._answers.items()}
+        asked = 0
+        for group in candidates:
+            for order_id in group:
+                if order_id in found:
+                    continue
+                if asked >= PROBE_LIMIT:
+                    return found
+                asked += 1
+                found[order_id] = await self._can_lock(locks, order_id)
+                self._answers[order_id] = (self._monotonic(), found[order_id])
+            if group and all(found.get(order_id) for order_id in group):
+                break
+        return found
+
+    async def _can_lock(self, locks: OrderLocks, order_id: str) -> bool:
+        lock_id = f"{PROBE_PREFIX}{uuid.uuid4().hex[:12]}"
+        expiry = self._now() + timedelta(seconds=PROBE_EXPIRY_S)
+        try:
+            await locks.create_order_lock(
+                CreateOrderLockParams(headers=PROBE_HEADERS, order_id=order_id, lock_id=lock_id, expiry=expiry), _ctx()
+            )
+        except EposFailure as exc:  # Conflict: a till has it open, or another lock holds it
+            log.info("verification: order %s is not offered first: %s", order_id, exc)
+            return False
+        try:
+            await locks.delete_order_lock(
+                DeleteOrderLockParams(headers=PROBE_HEADERS, order_id=order_id, lock_id=lock_id), _ctx()
+            )
+        except EposFailure as exc:
+            log.warning(
+                "verification: the probe lock on order %s was not released (it expires in %.0f s): %s",
+                order_id,
+                PROBE_EXPIRY_S,
+                exc,
+            )
+        return True
 
     async def with_pos_defaults(self, flow: FlowDescription, given: Mapping[str, str]) -> dict[str, str]:
         """``given`` plus, for each required order or table parameter left empty (and without a

@@ -61,7 +61,14 @@ from epos_bridge.domain.verification import (
     TesterToolUnavailable,
     values_to_send,
 )
-from epos_bridge.services.verification import Choice, PosReader, TesterTool, Verification
+from epos_bridge.services.verification import (
+    Choice,
+    CurrentLocks,
+    LockingConnection,
+    PosReader,
+    TesterTool,
+    Verification,
+)
 from epos_bridge.services.verification_report import (
     ReportFacts,
     VerificationReport,
@@ -138,6 +145,9 @@ class ParamField:
         self.picker: QComboBox | None = None
         self.edit: QLineEdit | None = None
         self.choice: QComboBox | None = None
+        self._picked = ""
+        """The value :meth:`offer` chose itself: replaced by the best choice at the next offer,
+        while anything the installer chose or typed stays."""
         if param.kind in (ParamKind.ORDER, ParamKind.TABLE):
             self.picker = QComboBox()
             self.picker.setEditable(True)
@@ -164,7 +174,8 @@ class ParamField:
             self.edit.setPlaceholderText(param.description)
             self.widget = self.edit
         self.widget.setAccessibleName(param.name)
-        self.widget.setToolTip(plain_tooltip(param.description))  # Dojo's words, shown literally
+        if param.description:
+            self.widget.setToolTip(plain_tooltip(param.description))  # Dojo's words, shown literally
 
     @property
     def text(self) -> str:
@@ -198,17 +209,20 @@ class ParamField:
         if self.picker is None:
             return
         kept = self.text
+        by_hand = bool(kept) and kept not in (self._picked, self.param.default or "")
         self.picker.clear()
         for choice in choices:
             self.picker.addItem(choice.label, choice.value)
-        if kept and any(c.value == kept for c in choices):
+        self._picked = ""
+        if by_hand and any(c.value == kept for c in choices):
             self.set_text(kept)
-        elif kept and kept != (self.param.default or ""):
+        elif by_hand:
             self.picker.setEditText(kept)  # something typed by hand stays
         elif self.param.default:
             self.set_text(self.param.default)
         elif choices and self.param.required:
-            self.picker.setCurrentIndex(0)
+            self.picker.setCurrentIndex(0)  # the best now: a flow run since may have paid the last one
+            self._picked = self.text
         else:  # optional: empty lets the flow choose, the POS's entries are offered
             self.picker.setCurrentIndex(-1)
             self.picker.setEditText("")
@@ -568,7 +582,8 @@ class VerifyDialog(QDialog):
         status = run.status if run is not None else None
         item.setText(f"{name}\n    {STATUS_WORDS[status]}")
         item.setForeground(QColor(STATUS_COLOURS[status]) if status is not None else self.palette().text().color())
-        item.setToolTip(plain_tooltip(run.why_not() or "") if run is not None else "")
+        why = run.why_not() if run is not None else None
+        item.setToolTip(plain_tooltip(why) if why else "")  # Dojo's words, shown literally; no empty bubble
 
     def _show_flow(self, row: int) -> None:
         if not 0 <= row < len(self._flows):
@@ -744,6 +759,8 @@ class VerifiableBridge(Protocol):
     def client(self) -> TesterClient: ...
     @property
     def pos_reads(self) -> PosReader: ...
+    @property
+    def pos(self) -> LockingConnection: ...
 
 
 def facts_for(bridge: VerifiableBridge) -> FactsFor:
@@ -766,7 +783,9 @@ def open_verify(parent: QWidget, bridge: VerifiableBridge, **options: Any) -> Ve
         existing.activateWindow()
         return existing
     client = bridge.client
-    signals = VerificationSignals(Verification(client.tester_tool(), bridge.pos_reads))
+    # The pickers ask the POS which orders a flow could lock now, on the connection current then.
+    locks = CurrentLocks(lambda: bridge.pos)
+    signals = VerificationSignals(Verification(client.tester_tool(), bridge.pos_reads, locks=locks))
     dialog = VerifyDialog(signals, facts_for(bridge), parent=parent, **options)
     signals.setParent(dialog)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

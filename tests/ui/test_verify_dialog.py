@@ -5,29 +5,35 @@ bridge over the real WebSocket while the dialog shows each step."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import keyring.backends.fail
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtGui import QTextDocument
+from PySide6.QtWidgets import QApplication, QPushButton
 from pytestqt.qtbot import QtBot
 
 from epos_bridge.app import _demo_bridge
 from epos_bridge.config import KeyStore
+from epos_bridge.demo_venue import T12_ORDER_ID, TILL_ORDER_ID
 from epos_bridge.domain.verification import FlowStatus
 from epos_bridge.gateway.connection_state import ConnectionState
+from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.capabilities import Capability, WireMethod
 from epos_bridge.protocol.redaction import KnownSecrets
+from epos_bridge.sim import flows
 from epos_bridge.sim.simulator import DojoSimulator
-from epos_bridge.sim.tester import CheckFailed, FlowContext, SimFlow
+from epos_bridge.sim.tester import CheckFailed, FlowContext, SimFlow, SimParam
 from epos_bridge.ui.dialogs import FileQuestion
 from epos_bridge.ui.gui import GuiParts, run_gui
 from epos_bridge.ui.settings_dialog import SettingsDialog, build_settings_service
 from epos_bridge.ui.verify_dialog import VerifyDialog, open_verify
-from tests.ui.conftest import Gui
+from tests.ui.conftest import Gui, Run
 
 WAIT_MS = 20_000
 
@@ -42,9 +48,9 @@ def open_from_the_connection_tab(gui: Gui, qtbot: QtBot, **options: Any) -> Veri
     return dialog
 
 
-def loaded(gui: Gui, qtbot: QtBot, **options: Any) -> VerifyDialog:
+def loaded(gui: Gui, qtbot: QtBot, flows: int = 8, **options: Any) -> VerifyDialog:
     dialog = open_from_the_connection_tab(gui, qtbot, **options)
-    qtbot.waitUntil(lambda: dialog.flow_list.count() == 8, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: dialog.flow_list.count() == flows, timeout=WAIT_MS)
 
     def picked() -> bool:  # both kinds of picker are filled from the POS
         pickers = [
@@ -63,8 +69,17 @@ def select(dialog: VerifyDialog, name: str) -> None:
 
 
 def run_selected(dialog: VerifyDialog, qtbot: QtBot) -> list[Any]:
-    with qtbot.wait_signal(dialog.run_finished, timeout=WAIT_MS) as finished:
-        qtbot.mouseClick(dialog.run_button, Qt.MouseButton.LeftButton)
+    return run_and_refresh(dialog, qtbot, dialog.run_button)
+
+
+def run_and_refresh(dialog: VerifyDialog, qtbot: QtBot, button: QPushButton, timeout: int = WAIT_MS) -> list[Any]:
+    """Click Run (or Run all) and wait until the flows ended and the pickers were read again
+    from the POS, so nothing of the dialog is still asking the POS when the bridge stops."""
+    with (
+        qtbot.wait_signal(dialog.choices_loaded, timeout=timeout),
+        qtbot.wait_signal(dialog.run_finished, timeout=timeout) as finished,
+    ):
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     runs: list[Any] = finished.args[0]
     return runs
 
@@ -141,7 +156,10 @@ def test_steps_appear_live_while_dojo_runs_the_flow(
     rows = dialog.step_rows()
     assert rows[0][:2] == ("Find a table to book", "SUCCESS")  # tableId is optional: left to the flow
     assert all(status == "SUCCESS" for _, status, _ in rows[:-1])
-    with qtbot.wait_signal(dialog.run_finished, timeout=WAIT_MS):
+    with (
+        qtbot.wait_signal(dialog.choices_loaded, timeout=WAIT_MS),
+        qtbot.wait_signal(dialog.run_finished, timeout=WAIT_MS),
+    ):
         gate.set()
     assert dialog.flow_status_text("Bookings") == "Bookings\n    SUCCESS"
     assert dialog.step_rows()[-1][:2] == ("The cancelled booking is gone (NotFound expected)", "SUCCESS")
@@ -159,10 +177,8 @@ def test_run_all_then_save_the_report_as_html_and_pdf(
         answered(*next(answers))
 
     dialog = loaded(gui, qtbot, file_dialog=choose)
-    with qtbot.wait_signal(dialog.run_finished, timeout=60_000) as finished:
-        qtbot.mouseClick(dialog.run_all_button, Qt.MouseButton.LeftButton)
+    runs = run_and_refresh(dialog, qtbot, dialog.run_all_button, timeout=60_000)
 
-    runs = finished.args[0]
     assert len(runs) == 8
     assert all(run.status is FlowStatus.SUCCESS for run in runs), [run.why_not() for run in runs]
     assert "Done: 8 flows, succeeded" in dialog.banner.text()
@@ -170,6 +186,7 @@ def test_run_all_then_save_the_report_as_html_and_pdf(
     with qtbot.wait_signal(dialog.report_saved, timeout=WAIT_MS) as saved:
         qtbot.mouseClick(dialog.report_button, Qt.MouseButton.LeftButton)
     assert saved.args == [str(tmp_path / "kettle.html")]
+    assert dialog.banner.text() == f"Report saved to {tmp_path / 'kettle.html'}"  # the installer sees where
     assert asked[0].startswith("dojo-verification-the-copper-kettle-") and asked[0].endswith(".html")
     page = (tmp_path / "kettle.html").read_text(encoding="utf-8")
     for expected in (
@@ -184,6 +201,7 @@ def test_run_all_then_save_the_report_as_html_and_pdf(
     with qtbot.wait_signal(dialog.report_saved, timeout=WAIT_MS) as saved:
         qtbot.mouseClick(dialog.report_button, Qt.MouseButton.LeftButton)
     assert saved.args == [str(tmp_path / "kettle.pdf")]
+    assert dialog.banner.text() == f"Report saved to {tmp_path / 'kettle.pdf'}"
     assert (tmp_path / "kettle.pdf").read_bytes().startswith(b"%PDF")
 
 
@@ -232,8 +250,7 @@ def test_text_from_dojo_is_shown_as_plain_text(
 
     simulator.tester.flows["Markup"] = SimFlow("Markup", (), shouting)
     gui = start_gui()
-    dialog = open_from_the_connection_tab(gui, qtbot)
-    qtbot.waitUntil(lambda: dialog.flow_list.count() == 9, timeout=WAIT_MS)
+    dialog = loaded(gui, qtbot, flows=9)
     select(dialog, "Markup")
     run_selected(dialog, qtbot)
 
@@ -357,3 +374,142 @@ def test_the_demo_verifies_against_its_simulator_from_the_tray_app(qapp: QApplic
     (run,) = seen["runs"]
     assert run.status is FlowStatus.SUCCESS, run.why_not()
     assert seen["running"]
+
+
+# --- the defaults pass on the demo, whatever the evening has done to it (issue 25, item 8) --------
+
+DEMO_DB = "demo-venue.db"
+
+
+def _a_till_has_the_first_order_open_and_a_terminal_holds_the_next(
+    venue: Path, simulator: DojoSimulator, run: Run
+) -> set[str]:
+    """Staff edit T12's part-paid order on TILL-1 (as a till claims it: reference-schema.md), and
+    a Pay at Table terminal holds T12's other order: neither can be locked by a flow now."""
+    with sqlite3.connect(venue / DEMO_DB) as conn:
+        conn.execute(
+            "UPDATE orders SET open_at_till = 'TILL-1', updated_at = ? WHERE id = ?",
+            (format_utc(datetime.now(UTC)), T12_ORDER_ID),
+        )
+    conn.close()
+    held = str(T12_ORDER_ID + 1)
+    answer = run(
+        simulator.send(
+            WireMethod.CREATE_ORDER_LOCK.value,
+            {
+                "headers": {"dojoRequestingProduct": "PayAtTable", "deviceId": "terminal-7", "deviceType": "terminal"},
+                "orderId": held,
+                "lockId": "lock_terminal_7",
+                "expiry": format_utc(datetime.now(UTC) + timedelta(minutes=10)),
+            },
+        )
+    )
+    assert "error" not in answer, answer
+    return {str(T12_ORDER_ID), held}
+
+
+def _the_products_settled_every_order_ahead_of_the_one_open_at_a_till(
+    venue: Path, simulator: DojoSimulator, run: Run
+) -> set[str]:
+    """What ``./dev demo`` looks like after a few minutes: the simulated products have paid the
+    tables one by one, until the first open order left is the one TILL-2 has open."""
+
+    async def settle() -> None:
+        for table in ("T12", "T12", "T5", "T15", "B2", "T8", "T3", "T17", "B1"):
+            async with simulator.products:
+                report = await flows.pay_at_table(simulator.send, table_id=table)
+            assert report.ok and report.payments, (table, report.error, report.steps)
+
+    run(settle(), timeout=60)
+    return {str(TILL_ORDER_ID)}
+
+
+@pytest.mark.parametrize(
+    "evening",
+    [
+        _a_till_has_the_first_order_open_and_a_terminal_holds_the_next,
+        _the_products_settled_every_order_ahead_of_the_one_open_at_a_till,
+    ],
+    ids=["till-and-terminal-hold-the-first", "after-an-evening-of-payments"],
+)
+def test_the_defaults_pass_on_the_demo_choosing_only_orders_a_flow_can_lock(
+    start_gui: Callable[..., Gui],
+    simulator: DojoSimulator,
+    venue: Path,
+    run: Run,
+    qtbot: QtBot,
+    evening: Callable[[Path, DojoSimulator, Run], set[str]],
+) -> None:
+    gui = start_gui()
+    held = evening(venue, simulator, run)
+    dialog = loaded(gui, qtbot)
+
+    picked = {name: form.values() for name, form in ((f.name, dialog.form(f.name)) for f in dialog._flows)}
+    for name in ("Get Order", "Get Order Bill", "Lock Conflict"):
+        assert picked[name]["orderId"] not in held, (name, picked[name])
+    with sqlite3.connect(venue / DEMO_DB) as conn:
+        at_table = {
+            str(order_id)
+            for (order_id,) in conn.execute(
+                "SELECT id FROM orders WHERE table_id = ? AND status NOT IN ('Finalized', 'Canceled')",
+                (picked["Pay at Table"]["tableId"],),
+            )
+        }
+    conn.close()
+    assert not at_table & held, (picked["Pay at Table"], held)
+
+    runs = run_and_refresh(dialog, qtbot, dialog.run_all_button, timeout=90_000)
+    assert len(runs) == 8
+    assert {run.name: run.why_not() for run in runs if run.status is not FlowStatus.SUCCESS} == {}
+
+    # Choosing left nothing behind: only the terminal's own lock is held in the POS.
+    with sqlite3.connect(venue / DEMO_DB) as conn:
+        locks = [lock_id for (lock_id,) in conn.execute("SELECT lock_id FROM order_locks")]
+    conn.close()
+    assert [lock for lock in locks if lock != "lock_terminal_7"] == []
+
+
+# --- tooltips made of Dojo's words are plain text -------------------------------------------------
+
+MARKUP = '<b>bold</b> <img src=x> <a href="https://evil.example/">a link</a>'
+
+
+def _rendered(tooltip: str) -> str:
+    document = QTextDocument()
+    document.setHtml(tooltip)
+    return document.toPlainText()
+
+
+def test_tooltips_made_of_dojos_words_show_them_literally(
+    start_gui: Callable[..., Gui], simulator: DojoSimulator, qtbot: QtBot
+) -> None:
+    """A parameter's description and Dojo's ``additionalInformation`` (shown in the flow's tooltip
+    when it fails) render as the characters Dojo sent; a flow that passed has no empty bubble."""
+
+    async def refused(ctx: FlowContext, params: dict[str, str]) -> None:
+        def check(result: Any) -> list[str]:
+            raise CheckFailed(MARKUP)
+
+        await ctx.call("Areas", WireMethod.LIST_AREAS, {}, check=check)
+
+    async def passes(ctx: FlowContext, params: dict[str, str]) -> None:
+        await ctx.call("Areas", WireMethod.LIST_AREAS, {}, check=lambda result: [])
+
+    simulator.tester.flows["Markup"] = SimFlow("Markup", (SimParam("note", MARKUP, required=False),), refused)
+    simulator.tester.flows["Plain"] = SimFlow("Plain", (), passes)
+    gui = start_gui()
+    dialog = loaded(gui, qtbot, flows=10)
+
+    note = dialog.form("Markup").fields["note"]
+    assert _rendered(note.widget.toolTip()) == MARKUP
+    assert note.widget.toolTip().startswith("<")  # rich text that escapes the words, not the words as HTML
+    select(dialog, "Markup")
+    (run,) = run_selected(dialog, qtbot)
+    assert run.status is FlowStatus.FAILURE
+    item = dialog.flow_list.item(dialog.flow_list.currentRow())
+    assert MARKUP in _rendered(item.toolTip())
+
+    select(dialog, "Plain")
+    (run,) = run_selected(dialog, qtbot)
+    assert run.status is FlowStatus.SUCCESS
+    assert dialog.flow_list.item(dialog.flow_list.currentRow()).toolTip() == ""
