@@ -140,7 +140,12 @@ class Bridge:
     ``stop()`` is clean. It builds and wires; the rules live in the parts it composes."""
 
     def __init__(
-        self, settings: BridgeSettings, *, http: httpx.AsyncClient | None = None, secrets: KnownSecrets | None = None
+        self,
+        settings: BridgeSettings,
+        *,
+        http: httpx.AsyncClient | None = None,
+        secrets: KnownSecrets | None = None,
+        venue_lock: InstanceLock | None = None,
     ) -> None:
         if settings.api_key is None:
             raise ConfigError([(ENV_API_KEY, "no Dojo API key: enter it in Settings → API key (kept in the OS "
@@ -150,6 +155,9 @@ class Bridge:
         diagnostics share it, so a key changed in Settings is redacted everywhere at once."""
         self.secrets.add(*settings_secrets(settings))
         self.settings = settings
+        self._venue_lock = venue_lock
+        """The single-instance lock this process holds: it follows the POS database and the key."""
+        self._lock_venue(settings)  # before anything opens: another bridge serving it raises here
         self._http = http or http_client(settings)
         self._owns_http = http is None
         self.client = dojo_client(settings, self._http)
@@ -261,6 +269,14 @@ class Bridge:
 
     # --- lifecycle ------------------------------------------------------------------------
 
+    def _lock_venue(self, settings: BridgeSettings) -> None:
+        """One bridge per venue: hold the POS database's and the key's locks before serving them
+        (a first run locked neither; Settings may change either). Raises AlreadyServing."""
+        if self._venue_lock is None or not self._venue_lock.held:
+            return
+        key = settings.api_key.get_secret_value() if settings.api_key else None
+        self._venue_lock.move_to(Venue(settings.db_path, key))
+
     async def start(self) -> None:
         for store in (self.store, self.payment_log, self.outbox, self.terminal_sessions):
             await store.open()
@@ -293,6 +309,8 @@ class Bridge:
         the new key or endpoints, and re-register. Returns what changed, in words."""
         self.secrets.add(*settings_secrets(new))  # redacted from this moment on, before any use
         old, changed = self.settings, []
+        if old.db_path != new.db_path or old.api_key != new.api_key:
+            self._lock_venue(new)  # another bridge serving the new venue: nothing changes here
         if any(getattr(old, f) != getattr(new, f) for f in POS_FIELDS):
             await self.connections.switch(self._connection(new), _relay_key(new))
             changed.append("POS database")
@@ -355,7 +373,7 @@ def run_headless(settings: BridgeSettings) -> int:
         return 2
     try:
         try:
-            bridge = Bridge(settings, secrets=secrets)
+            bridge = Bridge(settings, secrets=secrets, venue_lock=instance)
         except (ConfigError, ValueError) as exc:
             log.error("%s", redact(str(exc), secret or ""))
             return 2
@@ -410,13 +428,14 @@ def run_demo_headless(flow_interval_s: float = 4.0) -> int:
 
 @contextlib.asynccontextmanager
 async def _bridge_from_saved_settings(
-    cli_overrides: dict[str, Any] | None, secrets: KnownSecrets
+    cli_overrides: dict[str, Any] | None, secrets: KnownSecrets, venue_lock: InstanceLock | None = None
 ) -> AsyncIterator[Bridge]:
     """Settings are read afresh on each attempt, so a first-run Settings dialog's save is used;
-    the key it saved joins ``secrets`` (the log filter's) as the bridge is built."""
+    the key it saved joins ``secrets`` (the log filter's) as the bridge is built, and the venue
+    it names is locked as the bridge starts."""
     from epos_bridge.config import load
 
-    yield Bridge(load(cli_overrides=cli_overrides), secrets=secrets)
+    yield Bridge(load(cli_overrides=cli_overrides), secrets=secrets, venue_lock=venue_lock)
 
 
 @contextlib.asynccontextmanager
@@ -477,7 +496,7 @@ def run_tray(cli_overrides: dict[str, Any] | None = None) -> int:
     clear_stale_channels(data_dir, keep=channel)
 
     def open_bridge() -> contextlib.AbstractAsyncContextManager[Bridge]:
-        return _bridge_from_saved_settings(cli_overrides, secrets)
+        return _bridge_from_saved_settings(cli_overrides, secrets, instance)
 
     try:
         return run_gui(open_bridge, raise_channel=channel)

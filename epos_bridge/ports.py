@@ -367,8 +367,11 @@ class AttachableFactory(Protocol):
         would run (nothing is changed). Raises :class:`AdapterInitError`."""
         ...
 
-    def detach(self, location: Path, *, dry_run: bool) -> list[str]:
-        """Remove everything :meth:`attach` added. Raises :class:`AdapterInitError`."""
+    def detach(self, location: Path, *, dry_run: bool, forget_payments: bool = False) -> list[str]:
+        """Remove what :meth:`attach` added, and only that. The bridge's payment record (which
+        paymentIntentIds are on the till) stays unless ``forget_payments``, so a later attach
+        cannot count a retried payment twice; a factory that keeps no such record ignores the
+        flag. Refused while a bridge serves the database. Raises :class:`AdapterInitError`."""
         ...
 
 

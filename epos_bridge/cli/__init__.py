@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from epos_bridge import __version__
 
@@ -367,19 +367,10 @@ def _db_attach(args: argparse.Namespace) -> int:
 
 
 def _db_detach(args: argparse.Namespace) -> int:
-    import inspect
-
     factory = _attachable(args)
     if factory is None:
         return 2
-    if not args.forget_payments:
-        return _print_lines(lambda: factory.detach(args.path, dry_run=args.dry_run))
-    # Not part of AttachableFactory: only a factory that keeps a payment record can forget it.
-    detach = cast("Callable[..., list[str]]", factory.detach)
-    if "forget_payments" not in inspect.signature(detach).parameters:
-        print(f"epos-bridge: the {args.adapter} adapter keeps no payment record to forget", file=sys.stderr)
-        return 2
-    return _print_lines(lambda: detach(args.path, dry_run=args.dry_run, forget_payments=True))
+    return _print_lines(lambda: factory.detach(args.path, dry_run=args.dry_run, forget_payments=args.forget_payments))
 
 
 def _print_installed_adapters(configured: str) -> None:

@@ -348,6 +348,12 @@ def _database_lock(database: Path) -> _OneLock | None:
     return _OneLock(lock_path, owner_path, shared=f"the POS database {database}", mode=DATABASE_LOCK_MODE)
 
 
+def _same_database(one: Path | None, other: Path | None) -> bool:
+    if one is None or other is None:
+        return one is other
+    return database_lock_paths(one) == database_lock_paths(other)
+
+
 def _key_lock(api_key: str) -> _OneLock:
     folder = private_dir(key_lock_folder())
     name = f"key-{key_fingerprint(api_key)}"
@@ -429,19 +435,47 @@ class InstanceLock:
         if self._locks:
             raise RuntimeError("this InstanceLock is already held")
         private_dir(self.data_dir)
-        locks = [_OneLock(self.lock_path, self.owner_path, shared=None)]
-        venue = self.venue or Venue()
+        locks = [_OneLock(self.lock_path, self.owner_path, shared=None), *self._venue_locks(self.venue or Venue())]
+        owner = _new_owner(role, raise_channel, self.data_dir)
+        _take_all(locks, self.data_dir, owner)
+        self._locks = locks
+        self.owner = owner
+        return owner
+
+    def move_to(self, venue: Venue) -> None:
+        """Serve another venue (Settings changed the POS database or the key) on the held data
+        folder: the new venue's locks are taken first, then the old ones let go, so there is no
+        moment when neither bridge holds either. Raises :class:`AlreadyServing` (changing
+        nothing) when another bridge serves the new one. Idempotent for the same venue."""
+        if not self._locks:
+            raise RuntimeError("this InstanceLock is not held")
+        current = self.venue or Venue()
+        if _same_database(current.database, venue.database) and current.api_key == venue.api_key:
+            self.venue = venue
+            return
+        folder, *old = self._locks
+        held = {lock.lock_path: lock for lock in old}
+        wanted = self._venue_locks(venue)
+        new = [lock for lock in wanted if lock.lock_path not in held]
+        assert self.owner is not None
+        _take_all(new, self.data_dir, self.owner)
+        kept = [held.get(lock.lock_path, lock) for lock in wanted]
+        for lock in old:
+            if lock not in kept:
+                lock.release()
+        self._locks = [folder, *kept]
+        self.venue = venue
+
+    @staticmethod
+    def _venue_locks(venue: Venue) -> list[_OneLock]:
+        locks = []
         if venue.database is not None:
             database = _database_lock(venue.database)
             if database is not None:
                 locks.append(database)
         if venue.api_key:
             locks.append(_key_lock(venue.api_key))
-        owner = _new_owner(role, raise_channel, self.data_dir)
-        _take_all(locks, self.data_dir, owner)
-        self._locks = locks
-        self.owner = owner
-        return owner
+        return locks
 
     def release(self) -> None:
         """Idempotent; the venue's locks go first, the data folder's last."""

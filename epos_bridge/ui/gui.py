@@ -34,6 +34,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from epos_bridge.config import ConfigError, KeyStore, default_settings_path
 from epos_bridge.host.crash import CrashHandler
 from epos_bridge.host.garbage import tune_for_serving, untune
+from epos_bridge.host.instance import AlreadyServing
 from epos_bridge.protocol.redaction import KnownSecrets
 from epos_bridge.ui.bridge_signals import BridgeLike, BridgeSignals
 from epos_bridge.ui.captured_alert import CapturedAlert
@@ -242,7 +243,7 @@ async def _serve(
                 support.close()
                 window.deleteLater()
             return 0
-        except (ConfigError, ValueError) as exc:
+        except (ConfigError, ValueError, AlreadyServing) as exc:
             log.error("the bridge cannot start: %s", exc)
             # First run, or a setting that went bad: the installer fixes it here, not in a file.
             if not await _settings_before_start(str(exc), keystore or KeyStore(), settings_path, icons):

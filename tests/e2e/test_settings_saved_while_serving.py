@@ -16,6 +16,7 @@ import pytest
 
 from epos_bridge.app import Bridge
 from epos_bridge.config import BridgeSettings
+from epos_bridge.host.instance import AlreadyServing, InstanceLock, Venue
 from epos_bridge.sim.simulator import DojoSimulator
 
 pytestmark = pytest.mark.timeout(90)
@@ -81,3 +82,37 @@ async def test_switching_the_pos_database_while_requests_run_fails_none_of_them(
         assert len(answers) == 8 * 60
     finally:
         await bridge.stop()
+
+
+async def test_settings_naming_a_pos_database_another_bridge_serves_are_not_applied(
+    make_settings: Callable[..., BridgeSettings], simulator: DojoSimulator, demo_db: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The single-instance lock follows Settings (issue 25, item 7): a bridge moved onto a venue
+    another bridge serves refuses the move and keeps serving its own database."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))  # this user's key locks, in the test
+    other_db = tmp_path / "other-venue.db"
+    shutil.copy(demo_db, other_db)
+    settings = make_settings()
+    mine = InstanceLock(settings.data_dir)
+    mine.acquire(role="headless")
+    theirs = InstanceLock(tmp_path / "their-data", Venue(other_db, "sk_sandbox_someone_else"))
+    theirs.acquire(role="headless")
+    try:
+        bridge = Bridge(settings, venue_lock=mine)  # a first-run lock: the venue is locked as it starts
+        assert mine.venue is not None and mine.venue.database == demo_db
+        await bridge.start()
+        try:
+            await simulator.gateway.wait_connected(timeout=10)
+            with pytest.raises(AlreadyServing, match="already serving"):
+                await bridge.apply_settings(settings.model_copy(update={"db_path": other_db}))
+            assert bridge.settings.db_path == demo_db
+            answer = await simulator.send("GetOrderByIdV1", {"headers": {}, "orderId": "8"})
+            assert answer["result"]["id"] == "8"
+        finally:
+            await bridge.stop()
+        with pytest.raises(AlreadyServing):
+            Bridge(settings.model_copy(update={"db_path": other_db}), venue_lock=mine)
+    finally:
+        theirs.release()
+        mine.release()

@@ -136,3 +136,36 @@ def test_the_venue_owner_records_are_owner_only(tmp_path: Path) -> None:
     finally:
         lock.release()
     assert not [p for p in tmp_path.rglob("*owner*.json")]
+
+
+def test_a_bridge_that_moves_to_another_venue_takes_it_first_and_lets_the_old_one_go(tmp_path: Path) -> None:
+    """Settings changed the POS database or the key while running (or a first run locked
+    neither): the lock follows, and a venue another bridge serves is refused, changing nothing."""
+    first_db, second_db, third_db = (pos_file(tmp_path, name) for name in ("a.db", "b.db", "c.db"))
+    running = InstanceLock(tmp_path / "data-a")
+    running.acquire(role="gui")  # a first run: no database, no key yet
+    other = InstanceLock(tmp_path / "data-b", Venue(second_db, "key-b"))
+    other.acquire(role="headless")
+    try:
+        running.move_to(Venue(first_db, "key-a"))
+        with pytest.raises(AlreadyServing):
+            InstanceLock(tmp_path / "data-c", Venue(first_db, "key-c")).acquire(role="headless")
+
+        with pytest.raises(AlreadyServing):
+            running.move_to(Venue(second_db, "key-a"))  # served by the other bridge
+        assert running.venue == Venue(first_db, "key-a")
+        with pytest.raises(AlreadyServing):  # still ours: the refused move let nothing go
+            InstanceLock(tmp_path / "data-c", Venue(first_db, "key-c")).acquire(role="headless")
+        with pytest.raises(AlreadyServing):
+            running.move_to(Venue(third_db, "key-b"))  # the other bridge's key
+
+        running.move_to(Venue(third_db, "key-a"))
+        freed = InstanceLock(tmp_path / "data-c", Venue(first_db, "key-c"))
+        freed.acquire(role="headless")  # the old database is free now
+        freed.release()
+        with pytest.raises(AlreadyServing):
+            InstanceLock(tmp_path / "data-c", Venue(third_db, "key-c")).acquire(role="headless")
+        running.move_to(Venue(third_db, "key-a"))  # the same venue again: nothing to do
+    finally:
+        other.release()
+        running.release()
