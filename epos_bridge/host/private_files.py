@@ -54,6 +54,18 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def private_missing_folders(folder: Path) -> None:
+    """Create the folders missing down to ``folder``, each ``0700``; existing ones are left as
+    they are (a POS's own folder is not the bridge's to change)."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            new.mkdir(mode=DIR_MODE)
+
+
 def tighten(path: Path) -> None:
     """An existing file of ours becomes ``0600`` (one another user owns is left to fail later)."""
     if not POSIX:

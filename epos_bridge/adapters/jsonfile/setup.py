@@ -7,7 +7,6 @@ from one description.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +16,7 @@ from epos_bridge.adapters.jsonfile import documents as docs
 from epos_bridge.adapters.jsonfile.lockfile import FolderLock, LockTimeout
 from epos_bridge.adapters.jsonfile.store import FORMAT_FILE, FORMAT_NAME, FORMAT_VERSION, JsonFolder, write_json_atomic
 from epos_bridge.demo_venue import DemoSeedRefused, DemoSummary, DemoVenue, demo_venue
+from epos_bridge.host.private_files import private_missing_folders
 from epos_bridge.ports import AdapterInitError
 from epos_bridge.protocol.base import to_wire
 
@@ -41,7 +41,7 @@ def init_folder(path: Path, *, demo: bool, now: datetime) -> FolderInitReport:
     adapter's later writes are its own: docs/file-database.md.)
     """
     try:
-        _private_folders(path)
+        private_missing_folders(path)
         before = _everything_under(path)
         marker = JsonFolder(path).load(path / FORMAT_FILE)
         created = marker is None
@@ -69,17 +69,6 @@ def init_folder(path: Path, *, demo: bool, now: datetime) -> FolderInitReport:
     except OSError as exc:
         raise FolderInitError(f"{path} cannot be set up: {exc.strerror or exc}") from exc
     return FolderInitReport(path, created, summary)
-
-
-def _private_folders(folder: Path) -> None:
-    """Create the missing folders down to ``folder``, each ``0700``."""
-    missing = []
-    while not folder.exists() and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    for new in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            new.mkdir(mode=0o700)
 
 
 def _everything_under(folder: Path) -> set[Path]:

@@ -14,6 +14,7 @@ import sqlite_utils
 from epos_bridge.adapters.sqlite.connection import connect, enable_wal, explain
 from epos_bridge.adapters.sqlite.demo import DemoSeedRefused, DemoSummary, seed_demo
 from epos_bridge.adapters.sqlite.schema import SchemaTooNew, migrate, schema_version
+from epos_bridge.host.private_files import private_missing_folders
 from epos_bridge.ports import AdapterInitError
 
 
@@ -33,7 +34,7 @@ def init_database(path: Path, *, demo: bool, now: datetime) -> InitReport:
     """Create (or forward-migrate) the database. What init creates is its user's alone: missing
     folders ``0700``, a new file ``0600`` from its first byte (SQLite gives its -wal and -shm the
     file's mode); a folder or file that was already there keeps its mode."""
-    _private_folders(path.parent)
+    private_missing_folders(path.parent)
     _private_new_file(path)
     try:
         conn = connect(path, create=True)
@@ -57,17 +58,6 @@ def init_database(path: Path, *, demo: bool, now: datetime) -> InitReport:
         raise DatabaseInitError(explain(exc, path)) from exc
     finally:
         conn.close()
-
-
-def _private_folders(folder: Path) -> None:
-    """Create the missing folders down to ``folder``, each ``0700``."""
-    missing = []
-    while not folder.exists() and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    for new in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            new.mkdir(mode=0o700)
 
 
 def _private_new_file(path: Path) -> None:
