@@ -28,6 +28,10 @@ from epos_bridge.protocol.times import UnreadableTime
 
 log = logging.getLogger(__name__)
 
+_TOLD_UNREADABLE: set[tuple[str, str, str]] = set()
+"""The unreadable bookings already logged (noun, POS key, problem): logged once per process."""
+_TOLD_LIMIT = 1000
+
 T = TypeVar("T")
 
 DEFAULT_PARTY_STATUS = "Seated"
@@ -233,7 +237,12 @@ def searched(noun: str, key: object, read: Callable[[], T]) -> T | None:
     try:
         return read()
     except UnreadableTime as exc:
-        log.warning("a booking search left out %s %s: %s; correct it on the POS", noun, key, exc)
+        told = (noun, str(key), str(exc))
+        if told not in _TOLD_UNREADABLE:  # a till polled all evening says it once, not every search
+            if len(_TOLD_UNREADABLE) >= _TOLD_LIMIT:
+                _TOLD_UNREADABLE.clear()
+            _TOLD_UNREADABLE.add(told)
+            log.warning("a booking search left out %s %s: %s; correct it on the POS", noun, key, exc)
         return None
 
 

@@ -264,8 +264,9 @@ def _open_verify_quietly(window: StatusWindow, bridge: Any, tray: TrayController
 async def _settings_before_start(problem: str, keystore: KeyStore, settings_path: Path, icons: IconLibrary) -> bool:
     """Show the Settings dialog with what stops the bridge; True when the installer saved."""
     from epos_bridge.config import BridgeSettings, load
-    from epos_bridge.ui.settings_dialog import SettingsDialog, build_settings_service
+    from epos_bridge.ui.settings_dialog import SettingsDialog, build_settings_service, staff_words
 
+    problem = staff_words(problem)  # the log keeps the installer's version (variables, commands)
     try:
         current = load(settings_path=settings_path, keystore=keystore)
     except ConfigError:

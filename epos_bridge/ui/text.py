@@ -23,5 +23,8 @@ class PlainLabel(QLabel):
 
 
 def plain_tooltip(text: str) -> str:
-    """A tooltip showing ``text`` literally: tooltips, too, render anything that looks like HTML."""
+    """A tooltip showing ``text`` literally: tooltips, too, render anything that looks like HTML.
+    No text, no tooltip (Qt would otherwise show an empty ``<p>``)."""
+    if not text.strip():
+        return ""
     return str(QtGui.convertFromPlainText(text, Qt.WhiteSpaceMode.WhiteSpaceNormal))

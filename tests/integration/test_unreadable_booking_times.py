@@ -27,6 +27,7 @@ from epos_bridge.adapters.jsonfile import FolderLock, JsonFilePosAdapter, write_
 from epos_bridge.adapters.jsonfile.setup import init_folder
 from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.adapters.sqlmap.adapter import SqlMapPosAdapter
+from epos_bridge.domain import bookings
 from epos_bridge.ports import PosAdapter
 from epos_bridge.services.dispatcher import Dispatcher
 from tests.conftest import Rpc
@@ -152,6 +153,12 @@ async def new_parties(pos: Pos, count: int) -> list[str]:
     return ids
 
 
+@pytest.fixture(autouse=True)
+def fresh_process() -> None:
+    """Each test is a bridge that has not told of any unreadable booking yet."""
+    bookings._TOLD_UNREADABLE.clear()
+
+
 def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
@@ -177,6 +184,11 @@ async def test_a_reservation_whose_time_cannot_be_read_is_left_out_of_the_search
 
     assert [r["id"] for r in page["data"]] == [first, last]
     assert_one_warning_naming(caplog, "reservation", bad, field)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # Dojo searches again all evening: told once, not each time
+        again = ok(await pos.rpc("SearchReservationsV1", {}))
+    assert [r["id"] for r in again["data"]] == [first, last]
+    assert warnings(caplog) == []
 
 
 @pytest.mark.parametrize("window", [{"fromTime": "2025-03-14T18:00:00Z"}, {"toTime": "2025-03-14T22:00:00Z"}])

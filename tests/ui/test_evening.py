@@ -7,19 +7,24 @@ Real parts: the bridge on the demo venue, the simulator, real widgets (offscreen
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import keyring.backends.fail
 import pytest
 from PySide6.QtWidgets import QApplication, QMessageBox
 from pytestqt.qtbot import QtBot
 
+from epos_bridge.config import ConfigError, KeyStore
 from epos_bridge.domain.events import LockRefused
 from epos_bridge.host.crash import CrashReport
 from epos_bridge.services.activity import PaymentLogEntry, Takings, takings
 from epos_bridge.sim.simulator import DojoSimulator
-from epos_bridge.ui.gui import _open_verify_quietly, open_logs
+from epos_bridge.ui.gui import _open_verify_quietly, _settings_before_start, open_logs
+from epos_bridge.ui.icons import IconLibrary
+from epos_bridge.ui.settings_dialog import SettingsDialog
 from epos_bridge.ui.verify_dialog import VerifyDialog
 from tests.helpers.fake_opener import install_fake_opener
 from tests.ui.conftest import Gui, Run
@@ -147,3 +152,36 @@ def test_verifys_own_lock_conflicts_raise_no_notice(start_gui: Callable[..., Gui
     with qtbot.wait_signal(gui.tray.notified, timeout=3000) as told:
         gui.signals.domain_event.emit(refused)
     assert told.args[0].title == "Order could not be locked"
+
+
+def test_the_first_run_box_names_no_environment_variable_or_command(
+    qloop: asyncio.AbstractEventLoop, qtbot: QtBot, tmp_path: Path
+) -> None:
+    problem = str(
+        ConfigError(
+            [
+                ("EPOS_BRIDGE_API_KEY", "no Dojo API key: enter it in Settings → API key (kept in the OS keyring), "
+                 "or set EPOS_BRIDGE_API_KEY for a service"),
+            ]
+        )
+    )  # fmt: skip
+    keystore = KeyStore(keyring.backends.fail.Keyring())  # type: ignore[no-untyped-call]
+    asking = qloop.create_task(_settings_before_start(problem, keystore, tmp_path / "settings.json", IconLibrary()))
+
+    def visible_box() -> QMessageBox | None:
+        return next((w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible()), None)
+
+    qtbot.waitUntil(lambda: visible_box() is not None, timeout=5000)
+    box = visible_box()
+    assert box is not None
+    assert "EPOS_BRIDGE_" not in box.text() and "API key" in box.text()
+    box.accept()
+    qtbot.waitUntil(
+        lambda: any(isinstance(w, SettingsDialog) and w.isVisible() for w in QApplication.topLevelWidgets()),
+        timeout=5000,
+    )
+    dialog = next(w for w in QApplication.topLevelWidgets() if isinstance(w, SettingsDialog) and w.isVisible())
+    assert "EPOS_BRIDGE_" not in dialog.toolTip()
+    dialog.reject()
+    qtbot.waitUntil(asking.done, timeout=5000)
+    assert asking.result() is False
