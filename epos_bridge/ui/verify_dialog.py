@@ -80,7 +80,7 @@ from epos_bridge.ui.dialogs import FileDialog, FileQuestion, ask_file
 from epos_bridge.ui.styles import ERROR_STYLE, HINT_STYLE
 from epos_bridge.ui.tasks import WidgetTasks
 from epos_bridge.ui.text import PlainLabel, plain_tooltip
-from epos_bridge.ui.words import local_date, local_time
+from epos_bridge.ui.words import local_date, local_time, problem_words
 
 log = logging.getLogger(__name__)
 
@@ -730,7 +730,7 @@ class VerifyDialog(QDialog):
         super().closeEvent(event)
 
     def _task_failed(self, error: BaseException) -> None:
-        self._set_banner(f"Something went wrong: {error}", error=True)
+        self._set_banner(f"Something went wrong: {problem_words(error)}", error=True)
         self._running = False
         self._update_buttons()
 
