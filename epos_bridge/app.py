@@ -23,12 +23,12 @@ import httpx
 from epos_bridge.adapters.registry import installed_adapters
 from epos_bridge.adapters.sqlite.setup import init_database
 from epos_bridge.config import ENV_API_KEY, ENV_VARS, BridgeSettings, ConfigError, settings_secrets
+from epos_bridge.diagnostics import RecentRequests
 from epos_bridge.dojo_api import DojoClient, RegistrationState
 from epos_bridge.domain.events import DomainEvent
 from epos_bridge.gateway.connection_state import ConnectionStatus
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
 from epos_bridge.host.crash import CrashHandler
-from epos_bridge.host.diagnostics import RecentRequests
 from epos_bridge.host.garbage import tune_for_serving
 from epos_bridge.host.instance import (
     EXIT_ALREADY_SERVING,
@@ -44,19 +44,20 @@ from epos_bridge.host.private_files import private_dir, private_file
 from epos_bridge.host.tls import dojo_http_client
 from epos_bridge.ports import AdapterFactory, CallContext, PosAdapter
 from epos_bridge.protocol.dojo import redact
-from epos_bridge.protocol.jsonrpc import printable_id
+from epos_bridge.protocol.jsonrpc import new_trace_id, printable_id
 from epos_bridge.protocol.params import PagedOrders, SearchOrdersParams
 from epos_bridge.protocol.redaction import KnownSecrets
 from epos_bridge.services.activity import LockBoard, PaymentLogEntry
 from epos_bridge.services.counter import CounterPayments
-from epos_bridge.services.dispatcher import Dispatcher, Served, new_trace_id
+from epos_bridge.services.dispatcher import Dispatcher, Served
 from epos_bridge.services.events import EventRouter
+from epos_bridge.services.idempotent_serve import IdempotentServe
 from epos_bridge.services.listeners import Listeners
 from epos_bridge.services.pos_connection import CurrentPos, PosConnection, PosConnections
 from epos_bridge.services.pos_events import PosEventRelay, RelayStatus
 from epos_bridge.services.registration import Registration
 from epos_bridge.services.tasks import TaskSet
-from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
+from epos_bridge.state.idempotency import IdempotencyStore
 from epos_bridge.state.outbox import OutboxStore
 from epos_bridge.state.payment_log import PaymentLogStore
 from epos_bridge.state.terminal_sessions import TerminalSessionStore

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from epos_bridge.domain.errors import EposFailure
 from epos_bridge.domain.events import DomainEvent
@@ -397,3 +397,26 @@ def opened_by(adapter: PosAdapter, kind: type[A]) -> A:
     if not isinstance(adapter, kind):
         raise TypeError(f"not an adapter this factory opened: {type(adapter).__name__}")
     return adapter
+
+
+# --- the answers the bridge already gave (idempotency) -----------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """An answer kept so that a repeat of its request gets it again, not a second side effect."""
+
+    response_text: str
+    outcome: str
+    trace_id: str
+    debug_message: str | None = None
+    params_digest: str | None = None
+
+
+class AnswerStore(Protocol):
+    """Where answers to mutating requests are kept, by (method, JSON-RPC id):
+    ``state/idempotency.py`` ``IdempotencyStore``, used by ``services/idempotent_serve.py``."""
+
+    async def get(self, method: str, request_id: Any) -> StoredAnswer | None: ...
+
+    async def put(self, method: str, request_id: Any, answer: StoredAnswer) -> None: ...

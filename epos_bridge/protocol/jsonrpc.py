@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from epos_bridge.protocol.base import WireEnum, WireModel, to_wire
+
+log = logging.getLogger(__name__)
 
 JSONRPC_VERSION = "2.0"
 
@@ -154,3 +158,29 @@ def encode(response: dict[str, Any]) -> str:
     """ASCII JSON: every id Dojo can send (lone surrogates, control characters) can be echoed in
     a frame that encodes as UTF-8, so no request's content can break the connection."""
     return json.dumps(response, separators=(",", ":"), ensure_ascii=True)
+
+
+def new_trace_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def read_request(text: str | bytes) -> IncomingRequest | None:
+    """Parse a frame once; ``None`` (logged) for a frame that can get no answer."""
+    if isinstance(text, bytes):
+        log.warning("dropped a binary frame of %d bytes: requests are text frames", len(text))
+        return None
+    try:
+        request = peek_request(text)
+    except UnreadableFrame as exc:
+        log.warning("dropped an unreadable frame (trace %s): %s", new_trace_id(), exc)
+        return None
+    if not request.has_id:
+        log.warning("dropped a frame without an id (method %a)", str(request.method)[:80])
+        return None
+    return request
+
+
+def request_key(request_id: Any) -> str:
+    """The id as canonical ASCII JSON, so ids of different JSON types never collide and any id
+    (lone surrogates included) can be stored."""
+    return json.dumps(request_id, sort_keys=True, separators=(",", ":"), ensure_ascii=True)

@@ -1,6 +1,8 @@
-"""Which params model each wire method takes (contract §3)."""
+"""Each wire method: which params model it takes and which adapter call answers it (contract §3)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from epos_bridge.protocol.capabilities import WireMethod
 from epos_bridge.protocol.params import (
@@ -24,27 +26,43 @@ from epos_bridge.protocol.params import (
     WithHeaders,
 )
 
-PARAMS_MODEL: dict[WireMethod, type[WithHeaders]] = {
-    WireMethod.SEARCH_ORDERS: SearchOrdersParams,
-    WireMethod.GET_ORDER_BY_ID: OrderIdParams,
-    WireMethod.CANCEL_ORDER_BY_ID: OrderIdParams,
-    WireMethod.CREATE_ORDER: CreateOrderParams,
-    WireMethod.CREATE_ORDER_LOCK: CreateOrderLockParams,
-    WireMethod.DELETE_ORDER_LOCK: DeleteOrderLockParams,
-    WireMethod.EXTEND_ORDER_LOCK: ExtendOrderLockParams,
-    WireMethod.GET_ORDER_BILL_BY_ID: OrderIdParams,
-    WireMethod.RECORD_ORDER_PAYMENT_BY_ID: RecordOrderPaymentParams,
-    WireMethod.LIST_AREAS: WithHeaders,
-    WireMethod.SEARCH_TABLES: SearchTablesParams,
-    WireMethod.CREATE_PARTY: CreatePartyParams,
-    WireMethod.GET_PARTY_BY_ID: PartyIdParams,
-    WireMethod.UPDATE_PARTY: UpdatePartyParams,
-    WireMethod.DELETE_PARTY_BY_ID: PartyIdParams,
-    WireMethod.SEARCH_PARTIES: SearchPartiesParams,
-    WireMethod.CREATE_RESERVATION: CreateReservationParams,
-    WireMethod.GET_RESERVATION_BY_ID: ReservationIdParams,
-    WireMethod.UPDATE_RESERVATION: UpdateReservationParams,
-    WireMethod.DELETE_RESERVATION_BY_ID: ReservationIdParams,
-    WireMethod.SEARCH_RESERVATIONS: SearchReservationsParams,
-    WireMethod.HANDLE_EVENT: HandleEventParams,
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One wire method: the params model it takes and the :class:`~epos_bridge.ports.PosAdapter`
+    call that answers it (named, so this module needs no import of the port)."""
+
+    params: type[WithHeaders]
+    port_call: str | None
+    """The adapter method called with ``(params, ctx)``; ``None`` for HandleEvent (routed by type)."""
+    answers_empty: bool = False
+    """The contract answers ``{}`` (the call returns nothing): ExtendOrderLock (§6 A4), the deletes."""
+
+
+METHODS: dict[WireMethod, MethodSpec] = {
+    WireMethod.SEARCH_ORDERS: MethodSpec(SearchOrdersParams, "search_orders"),
+    WireMethod.GET_ORDER_BY_ID: MethodSpec(OrderIdParams, "get_order"),
+    WireMethod.CANCEL_ORDER_BY_ID: MethodSpec(OrderIdParams, "cancel_order"),
+    WireMethod.CREATE_ORDER: MethodSpec(CreateOrderParams, "create_order"),
+    WireMethod.CREATE_ORDER_LOCK: MethodSpec(CreateOrderLockParams, "create_order_lock"),
+    WireMethod.DELETE_ORDER_LOCK: MethodSpec(DeleteOrderLockParams, "delete_order_lock"),
+    WireMethod.EXTEND_ORDER_LOCK: MethodSpec(ExtendOrderLockParams, "extend_order_lock", answers_empty=True),
+    WireMethod.GET_ORDER_BILL_BY_ID: MethodSpec(OrderIdParams, "get_order_bill"),
+    WireMethod.RECORD_ORDER_PAYMENT_BY_ID: MethodSpec(RecordOrderPaymentParams, "record_order_payment"),
+    WireMethod.LIST_AREAS: MethodSpec(WithHeaders, "list_areas"),
+    WireMethod.SEARCH_TABLES: MethodSpec(SearchTablesParams, "search_tables"),
+    WireMethod.CREATE_PARTY: MethodSpec(CreatePartyParams, "create_party"),
+    WireMethod.GET_PARTY_BY_ID: MethodSpec(PartyIdParams, "get_party"),
+    WireMethod.UPDATE_PARTY: MethodSpec(UpdatePartyParams, "update_party"),
+    WireMethod.DELETE_PARTY_BY_ID: MethodSpec(PartyIdParams, "delete_party", answers_empty=True),
+    WireMethod.SEARCH_PARTIES: MethodSpec(SearchPartiesParams, "search_parties"),
+    WireMethod.CREATE_RESERVATION: MethodSpec(CreateReservationParams, "create_reservation"),
+    WireMethod.GET_RESERVATION_BY_ID: MethodSpec(ReservationIdParams, "get_reservation"),
+    WireMethod.UPDATE_RESERVATION: MethodSpec(UpdateReservationParams, "update_reservation"),
+    WireMethod.DELETE_RESERVATION_BY_ID: MethodSpec(ReservationIdParams, "delete_reservation", answers_empty=True),
+    WireMethod.SEARCH_RESERVATIONS: MethodSpec(SearchReservationsParams, "search_reservations"),
+    WireMethod.HANDLE_EVENT: MethodSpec(HandleEventParams, None),  # the dispatcher routes it by event type
 }
+"""The one table of wire methods: the dispatcher's routes and every params check come from it."""
+
+PARAMS_MODEL: dict[WireMethod, type[WithHeaders]] = {method: spec.params for method, spec in METHODS.items()}

@@ -27,6 +27,7 @@ from epos_bridge.domain.terminal_sessions import (
 from epos_bridge.ports import CallContext, Clock, CounterDojo, CounterSessionStore, PosAdapter
 from epos_bridge.protocol.dojo_rest import TerminalSessionStatus
 from epos_bridge.protocol.entities import Money, Order
+from epos_bridge.protocol.jsonrpc import new_trace_id
 from epos_bridge.protocol.params import (
     CreateOrderLockParams,
     DeleteOrderLockParams,
@@ -34,7 +35,6 @@ from epos_bridge.protocol.params import (
     OrderIdParams,
     RequestHeaders,
 )
-from epos_bridge.services.dispatcher import new_trace_id
 from epos_bridge.services.listeners import Listeners
 from epos_bridge.services.pos_connection import PosConnection
 

@@ -8,8 +8,9 @@ answered as ``UnexpectedError``. Frames without an ``id`` are logged and dropped
 
 What the caller may rely on:
 
-* A frame is parsed once (:func:`read_request`); whoever wraps the dispatcher (the idempotency
-  store) hands the parsed :class:`IncomingRequest` to :meth:`Dispatcher.handle`.
+* A frame is parsed once (:func:`epos_bridge.protocol.jsonrpc.read_request`); whoever wraps
+  the dispatcher (``services/idempotent_serve.py``) hands the parsed :class:`IncomingRequest`
+  to :meth:`Dispatcher.handle`.
 * The answer is the adapter's verdict. The deadline travels to the adapter in the
   :class:`CallContext` and belongs to its transaction (refused once due, checked before
   commit, rolled back when late); the dispatcher never gives up on work already started, so a
@@ -25,7 +26,6 @@ import asyncio
 import logging
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,14 +42,14 @@ from epos_bridge.protocol.jsonrpc import (
     EPOSError,
     EPOSErrorType,
     IncomingRequest,
-    UnreadableFrame,
     encode,
     encode_success,
     error_response,
-    peek_request,
+    new_trace_id,
     printable_id,
+    read_request,
 )
-from epos_bridge.protocol.methods import PARAMS_MODEL
+from epos_bridge.protocol.methods import METHODS, PARAMS_MODEL, MethodSpec
 from epos_bridge.protocol.params import (
     CreateOrderParams,
     CreatePartyParams,
@@ -93,34 +93,22 @@ class Served:
         return self.outcome == "ok"
 
 
-async def _empty(result: Awaitable[None]) -> EmptyResult:
-    await result
-    return EmptyResult()
+def _route(spec: MethodSpec) -> Route:
+    assert spec.port_call is not None
+    name = spec.port_call
+
+    async def call(adapter: PosAdapter, params: Any, ctx: CallContext) -> Result:
+        result: Result = await getattr(adapter, name)(params, ctx)
+        return EmptyResult() if spec.answers_empty else result
+
+    call.__name__ = name
+    return call
 
 
 ROUTES: dict[WireMethod, Route] = {
-    WireMethod.SEARCH_ORDERS: lambda a, p, c: a.search_orders(p, c),
-    WireMethod.GET_ORDER_BY_ID: lambda a, p, c: a.get_order(p, c),
-    WireMethod.CANCEL_ORDER_BY_ID: lambda a, p, c: a.cancel_order(p, c),
-    WireMethod.CREATE_ORDER: lambda a, p, c: a.create_order(p, c),
-    WireMethod.CREATE_ORDER_LOCK: lambda a, p, c: a.create_order_lock(p, c),
-    WireMethod.DELETE_ORDER_LOCK: lambda a, p, c: a.delete_order_lock(p, c),
-    WireMethod.EXTEND_ORDER_LOCK: lambda a, p, c: _empty(a.extend_order_lock(p, c)),
-    WireMethod.GET_ORDER_BILL_BY_ID: lambda a, p, c: a.get_order_bill(p, c),
-    WireMethod.RECORD_ORDER_PAYMENT_BY_ID: lambda a, p, c: a.record_order_payment(p, c),
-    WireMethod.LIST_AREAS: lambda a, p, c: a.list_areas(p, c),
-    WireMethod.SEARCH_TABLES: lambda a, p, c: a.search_tables(p, c),
-    WireMethod.CREATE_PARTY: lambda a, p, c: a.create_party(p, c),
-    WireMethod.GET_PARTY_BY_ID: lambda a, p, c: a.get_party(p, c),
-    WireMethod.UPDATE_PARTY: lambda a, p, c: a.update_party(p, c),
-    WireMethod.DELETE_PARTY_BY_ID: lambda a, p, c: _empty(a.delete_party(p, c)),
-    WireMethod.SEARCH_PARTIES: lambda a, p, c: a.search_parties(p, c),
-    WireMethod.CREATE_RESERVATION: lambda a, p, c: a.create_reservation(p, c),
-    WireMethod.GET_RESERVATION_BY_ID: lambda a, p, c: a.get_reservation(p, c),
-    WireMethod.UPDATE_RESERVATION: lambda a, p, c: a.update_reservation(p, c),
-    WireMethod.DELETE_RESERVATION_BY_ID: lambda a, p, c: _empty(a.delete_reservation(p, c)),
-    WireMethod.SEARCH_RESERVATIONS: lambda a, p, c: a.search_reservations(p, c),
+    method: _route(spec) for method, spec in METHODS.items() if spec.port_call is not None
 }
+"""Generated from :data:`epos_bridge.protocol.methods.METHODS`: a method is added in one table."""
 
 PAYMENT_INTENT_EVENT_TYPES = frozenset(t.value for t in EventType)
 
@@ -210,26 +198,6 @@ class KeyedLocks:
 
     def __len__(self) -> int:
         return len(self._locks)
-
-
-def new_trace_id() -> str:
-    return uuid.uuid4().hex[:16]
-
-
-def read_request(text: str | bytes) -> IncomingRequest | None:
-    """Parse a frame once; ``None`` (logged) for a frame that can get no answer."""
-    if isinstance(text, bytes):
-        log.warning("dropped a binary frame of %d bytes: requests are text frames", len(text))
-        return None
-    try:
-        request = peek_request(text)
-    except UnreadableFrame as exc:
-        log.warning("dropped an unreadable frame (trace %s): %s", new_trace_id(), exc)
-        return None
-    if not request.has_id:
-        log.warning("dropped a frame without an id (method %a)", str(request.method)[:80])
-        return None
-    return request
 
 
 class Dispatcher:

@@ -1,7 +1,7 @@
 """What support needs without remote access: the logs folder, a diagnostics zip, the About box.
 
 The zip is gathered on the asyncio side and written off the GUI thread; every member is
-redacted by :mod:`epos_bridge.host.diagnostics` (the API key never leaves the till).
+redacted by :mod:`epos_bridge.diagnostics` (the API key never leaves the till).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 from shiboken6 import isValid
 
 from epos_bridge import __version__
-from epos_bridge.host.diagnostics import build_diagnostics, default_zip_name, gather
+from epos_bridge.diagnostics import build_diagnostics, default_zip_name, gather
 from epos_bridge.host.private_files import private_dir
 from epos_bridge.protocol.redaction import KnownSecrets
 from epos_bridge.ui.dialogs import FileDialog, FileQuestion, ask_file, inform

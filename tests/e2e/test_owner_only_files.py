@@ -21,8 +21,8 @@ import pytest
 from epos_bridge import config
 from epos_bridge.app import Bridge
 from epos_bridge.config import BridgeSettings
+from epos_bridge.diagnostics import build_diagnostics, gather
 from epos_bridge.host import autostart
-from epos_bridge.host.diagnostics import build_diagnostics, gather
 from epos_bridge.host.instance import InstanceLock
 from epos_bridge.sim import flows
 from epos_bridge.sim.simulator import DojoSimulator

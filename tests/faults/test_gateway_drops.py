@@ -27,8 +27,9 @@ from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.gateway.policy import BackoffPolicy
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
 from epos_bridge.services.dispatcher import Dispatcher
+from epos_bridge.services.idempotent_serve import IdempotentServe
 from epos_bridge.sim.gateway import GatewaySimulator
-from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
+from epos_bridge.state.idempotency import IdempotencyStore
 from tests.faults.helpers import HEADERS, call_until_answered, venue_with_orders
 from tests.helpers.contract import assert_valid_response
 

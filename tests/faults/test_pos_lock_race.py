@@ -36,7 +36,8 @@ from epos_bridge.adapters.sqlmap.adapter import SqlMapPosAdapter
 from epos_bridge.adapters.sqlmap.mapping import load as load_mapping
 from epos_bridge.ports import PosAdapter
 from epos_bridge.services.dispatcher import DEFAULT_DEADLINE_S, Dispatcher
-from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
+from epos_bridge.services.idempotent_serve import IdempotentServe
+from epos_bridge.state.idempotency import IdempotencyStore
 from epos_bridge.testing.contract_suite import STANDARD_VENUE
 from tests.faults.helpers import HEADERS, venue_with_orders
 from tests.helpers.contract import assert_valid_response

@@ -24,7 +24,8 @@ import pytest
 from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.adapters.sqlite.connection import DEFAULT_BUSY_TIMEOUT_S
 from epos_bridge.services.dispatcher import DEFAULT_DEADLINE_S, Dispatcher
-from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
+from epos_bridge.services.idempotent_serve import IdempotentServe
+from epos_bridge.state.idempotency import IdempotencyStore
 from tests.faults.helpers import HEADERS, expiry, venue_with_orders
 from tests.helpers.contract import assert_valid_response
 from tests.helpers.pos_writer import PosProcess

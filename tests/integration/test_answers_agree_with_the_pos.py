@@ -32,8 +32,9 @@ from epos_bridge.protocol.entities import Money, Order
 from epos_bridge.protocol.params import RecordOrderPaymentParams
 from epos_bridge.protocol.times import format_utc
 from epos_bridge.services.dispatcher import Dispatcher
+from epos_bridge.services.idempotent_serve import IdempotentServe
 from epos_bridge.sim.gateway import GatewaySimulator
-from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
+from epos_bridge.state.idempotency import IdempotencyStore
 from tests.conftest import Rpc, money
 from tests.helpers.contract import assert_valid_response
 

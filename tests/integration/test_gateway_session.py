@@ -29,8 +29,9 @@ from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.protocol.entities import DineInDetails, Money, Order, OrderDetails, OrderType, Payment
 from epos_bridge.protocol.params import OrderIdParams, RecordOrderPaymentParams
 from epos_bridge.services.dispatcher import Dispatcher, Served
+from epos_bridge.services.idempotent_serve import IdempotentServe
 from epos_bridge.sim.gateway import GatewaySimulator
-from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
+from epos_bridge.state.idempotency import IdempotencyStore
 
 API_KEY = "sk_sandbox_fake_Zm9vYmFyYmF6cXV4"
 SOFTWARE_HOUSE_ID = "acme-pos"

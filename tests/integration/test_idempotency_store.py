@@ -13,15 +13,11 @@ from typing import Any
 
 import pytest
 
-from epos_bridge.protocol.jsonrpc import IncomingRequest, encode
+from epos_bridge.ports import StoredAnswer
+from epos_bridge.protocol.jsonrpc import IncomingRequest, encode, request_key
 from epos_bridge.services.dispatcher import Served
-from epos_bridge.state.idempotency import (
-    MUTATING_METHODS,
-    IdempotencyStore,
-    IdempotentServe,
-    StoredAnswer,
-    request_key,
-)
+from epos_bridge.services.idempotent_serve import MUTATING_METHODS, IdempotentServe
+from epos_bridge.state.idempotency import IdempotencyStore
 from tests.helpers.waiting import until
 
 

@@ -23,8 +23,8 @@ from pydantic import SecretStr
 
 from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.config import BridgeSettings
+from epos_bridge.diagnostics import DiagnosticsSources, RecentRequests, build_diagnostics
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
-from epos_bridge.host.diagnostics import DiagnosticsSources, RecentRequests, build_diagnostics
 from epos_bridge.protocol.redaction import KnownSecrets, redact_personal
 from epos_bridge.services.dispatcher import Dispatcher, Served
 from epos_bridge.sim.gateway import GatewaySimulator

@@ -63,7 +63,8 @@ from epos_bridge.adapters.sqlmap.mapping import load as load_mapping
 from epos_bridge.ports import PosAdapter
 from epos_bridge.protocol.times import format_utc
 from epos_bridge.services.dispatcher import Dispatcher
-from epos_bridge.state.idempotency import IdempotencyStore, IdempotentServe
+from epos_bridge.services.idempotent_serve import IdempotentServe
+from epos_bridge.state.idempotency import IdempotencyStore
 from tests.helpers.builders import read_only
 from tests.helpers.contract import assert_valid_response
 from tests.helpers.floreant import create_floreant_database, floreant_time

@@ -13,15 +13,15 @@ import pytest
 from pydantic import SecretStr
 
 from epos_bridge.config import BridgeSettings
-from epos_bridge.gateway.connection_state import ConnectionState, ConnectionStatus
-from epos_bridge.host.crash import CrashReport
-from epos_bridge.host.diagnostics import (
+from epos_bridge.diagnostics import (
     DiagnosticsSources,
     RecentRequests,
     build_diagnostics,
     gather,
     settings_summary,
 )
+from epos_bridge.gateway.connection_state import ConnectionState, ConnectionStatus
+from epos_bridge.host.crash import CrashReport
 from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.protocol.dojo_rest import RegistrationReport
 from epos_bridge.services.dispatcher import Served
