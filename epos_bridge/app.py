@@ -190,8 +190,7 @@ class Bridge:
 
     def _connection(self, settings: BridgeSettings) -> PosConnection:
         adapter = open_adapter(settings)
-        changes = adapter_factory(settings).change_source(adapter)
-        return PosConnection(adapter, changes=changes, publish=self.events.publish, name=settings.adapter)
+        return PosConnection(adapter, changes=adapter.changes, publish=self.events.publish, name=settings.adapter)
 
     # --- what the UI reads and subscribes to ---------------------------------------------------
 

@@ -140,11 +140,22 @@ class CallContext:
 
 @runtime_checkable
 class PosAdapter(Protocol):
-    """One POS database. Implement the methods for the capabilities you report."""
+    """One POS database. Implement the methods for the capabilities you report, and say what
+    else the storage can do: its change log (``changes``), and whether it can write."""
 
     def implemented_capabilities(self) -> frozenset[Capability]: ...
 
     async def close(self) -> None: ...
+
+    @property
+    def changes(self) -> ChangeSource | None:
+        """The change log behind POS events (contract §5.2), or ``None`` if this storage has none."""
+        ...
+
+    async def check_writable(self) -> None:
+        """Raise :class:`epos_bridge.domain.errors.PosUnavailable` unless this storage can write:
+        payments and locks need it, and reads alone do not prove it (``doctor`` asks)."""
+        ...
 
     # orders
     async def search_orders(self, params: SearchOrdersParams, ctx: CallContext) -> PagedOrders: ...
@@ -346,15 +357,6 @@ class AdapterFactory(Protocol):
         with the mapping (no such file or name, a bad key)."""
         ...
 
-    async def check_writable(self, adapter: PosAdapter) -> None:
-        """Raise :class:`epos_bridge.domain.errors.PosUnavailable` unless ``adapter`` (opened by
-        this factory) can write: payments and locks need it, reads alone do not prove it."""
-        ...
-
-    def change_source(self, adapter: PosAdapter) -> ChangeSource | None:
-        """The change log behind POS events (contract §5.2), or ``None`` if this storage has none."""
-        ...
-
 
 @runtime_checkable
 class AttachableFactory(Protocol):
@@ -386,17 +388,6 @@ async def read_problem(adapter: PosAdapter) -> str | None:
     finally:
         await adapter.close()
     return None
-
-
-A = TypeVar("A")
-
-
-def opened_by(adapter: PosAdapter, kind: type[A]) -> A:
-    """``adapter`` as ``kind``, the class a factory opens; a :class:`TypeError` for an adapter
-    another factory opened (a programming error, never a POS failure)."""
-    if not isinstance(adapter, kind):
-        raise TypeError(f"not an adapter this factory opened: {type(adapter).__name__}")
-    return adapter
 
 
 # --- the answers the bridge already gave (idempotency) -----------------------------------------

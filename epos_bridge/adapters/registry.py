@@ -16,10 +16,11 @@ built-in name (a package must not silently take over where payments are recorded
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from epos_bridge.domain.errors import EposFailure
 from epos_bridge.ports import AdapterFactory, AdapterInitError, ChangeSource, LocationKind, PosAdapter, read_problem
@@ -38,6 +39,34 @@ class OpenOnly(Protocol):
     def description(self) -> str: ...
 
     def open(self, location: Path) -> PosAdapter: ...
+
+
+class OlderAdapter:
+    """An adapter from a package written before adapters said what their storage can do (its
+    change log, whether it can write): those answers come from its factory when it had them
+    (``change_source``, ``check_writable``), else there is no change log and writing is not
+    checked. Every call Dojo makes goes straight to the adapter it wraps."""
+
+    def __init__(
+        self,
+        inner: object,
+        changes: ChangeSource | None = None,
+        check_writable: Callable[[PosAdapter], Awaitable[None]] | None = None,
+    ) -> None:
+        self._inner = inner
+        self._changes = changes
+        self._check_writable = check_writable
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    @property
+    def changes(self) -> ChangeSource | None:
+        return self._changes
+
+    async def check_writable(self) -> None:
+        if self._check_writable is not None:
+            await self._check_writable(cast(PosAdapter, self._inner))
 
 
 class MinimalFactory:
@@ -69,13 +98,7 @@ class MinimalFactory:
             return f"The POS database {location} could not be opened: {exc}"
 
     def open(self, location: Path) -> PosAdapter:
-        return self._inner.open(location)
-
-    async def check_writable(self, adapter: PosAdapter) -> None:
-        return None
-
-    def change_source(self, adapter: PosAdapter) -> ChangeSource | None:
-        return None
+        return OlderAdapter(self._inner.open(location))
 
 
 @runtime_checkable
@@ -125,13 +148,27 @@ class NeedsNoMapping:
         return await self._inner.problem(location)
 
     def open(self, location: Path) -> PosAdapter:
-        return self._inner.open(location)
+        adapter = self._inner.open(location)
+        return OlderAdapter(adapter, self._inner.change_source(adapter), self._inner.check_writable)
 
-    async def check_writable(self, adapter: PosAdapter) -> None:
-        await self._inner.check_writable(adapter)
 
-    def change_source(self, adapter: PosAdapter) -> ChangeSource | None:
-        return self._inner.change_source(adapter)
+class AbilitiesOnFactory:
+    """A whole :class:`AdapterFactory` from before adapters owned their abilities: its
+    ``change_source`` and ``check_writable`` become the :class:`OlderAdapter`'s."""
+
+    def __init__(self, inner: FactoryBeforeMappings) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def with_mapping(self, mapping: str | None) -> AdapterFactory:
+        bound: object = cast(AdapterFactory, self._inner).with_mapping(mapping)
+        return self if bound is self._inner else AbilitiesOnFactory(cast(FactoryBeforeMappings, bound))
+
+    def open(self, location: Path) -> PosAdapter:
+        adapter = self._inner.open(location)
+        return OlderAdapter(adapter, self._inner.change_source(adapter), self._inner.check_writable)
 
 
 def _builtins() -> dict[str, AdapterFactory]:
@@ -186,6 +223,8 @@ def load_factory(entry: EntryPoint) -> AdapterFactory:
             factory = target()
         except Exception as exc:
             raise BrokenAdapter(f"adapter {entry.name!r} ({entry.value}) failed to start: {exc}") from exc
+    if isinstance(factory, AdapterFactory) and isinstance(factory, FactoryBeforeMappings):
+        return AbilitiesOnFactory(factory)  # the factory still says what its adapters can do
     if isinstance(factory, AdapterFactory):
         return factory
     if isinstance(factory, FactoryBeforeMappings):

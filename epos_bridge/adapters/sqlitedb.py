@@ -462,3 +462,13 @@ class SqliteFile:
         with self._all_lock:
             self._all.pop(held.db.conn, None)
         held.db.conn.close()
+
+
+def file_problem(location: Path, what: str) -> str | None:
+    """What is wrong with ``location`` as a SQLite POS database before opening it, in words
+    (``what``: "a reference POS database", "a POS database"); ``None`` when it may be one."""
+    if location.is_dir():
+        return f"{location} is a folder; choose the POS database file inside it."
+    if location.is_file() and location.stat().st_size == 0:
+        return f"{location} is empty: it is not {what}."
+    return None

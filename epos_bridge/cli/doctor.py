@@ -11,7 +11,7 @@ from typing import Any
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from epos_bridge.app import adapter_factory, dojo_client, gateway_settings, open_adapter
+from epos_bridge.app import dojo_client, gateway_settings, open_adapter
 from epos_bridge.config import BridgeSettings, ConfigError, KeyStore, KeyStoreError
 from epos_bridge.dojo_api import AuthRejected, DojoApiError, DojoClient
 from epos_bridge.domain.errors import EposFailure
@@ -66,13 +66,12 @@ def _key_check(settings: BridgeSettings, keystore: KeyStore | None) -> Check:
 
 async def _database_check(settings: BridgeSettings) -> Check:
     try:
-        factory = adapter_factory(settings)
         adapter = open_adapter(settings)
     except ConfigError as exc:
         return Check("POS database", False, str(exc), "set the database in Settings")
     try:
         page = await adapter.search_tables(SearchTablesParams(), CallContext(trace_id="doctor"))
-        await factory.check_writable(adapter)  # payments and locks need to write, not only read
+        await adapter.check_writable()  # payments and locks need to write, not only read
         return Check("POS database", True, f"{settings.db_path} ({len(page.data)} tables on the first page)")
     except EposFailure as exc:
         return Check("POS database", False, exc.message, "check the path in Settings and that the POS is running")

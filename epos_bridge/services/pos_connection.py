@@ -36,7 +36,7 @@ class PosConnection:
         publish: Callable[[DomainEvent], None] = lambda event: None,
         name: str = "POS",
     ) -> None:
-        """``changes``: the adapter's change log (``AdapterFactory.change_source``); without one
+        """``changes``: the adapter's change log (``PosAdapter.changes``); without one
         the connection sends no POS events."""
         self.adapter = adapter
         self._changes = changes

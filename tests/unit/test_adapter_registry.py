@@ -20,11 +20,21 @@ from epos_bridge.config import BridgeSettings, ConfigError
 from epos_bridge.ports import AdapterFactory, AdapterInitError, PosAdapter
 
 
+class OldTill:
+    """An adapter from an older package: the calls Dojo makes, nothing about its storage."""
+
+    def __init__(self, location: Path) -> None:
+        self.location = location
+
+    def implemented_capabilities(self) -> frozenset[object]:
+        return frozenset()
+
+
 class FakeFactory:
     description = "a fake till"
 
     def open(self, location: Path) -> PosAdapter:
-        raise AssertionError("not opened in these tests")
+        return OldTill(location)  # type: ignore[return-value]
 
 
 FAKE = FakeFactory()
@@ -66,9 +76,13 @@ def test_an_entry_point_adds_an_adapter_from_an_object_or_a_factory_function(dec
         factory = adapters[name]
         assert isinstance(factory, MinimalFactory) and isinstance(factory, AdapterFactory)
         assert (factory.description, factory.location) == ("a fake till", "file")
-        assert factory.change_source(FAKE) is None  # type: ignore[arg-type]
         with pytest.raises(AdapterInitError, match="cannot create"):
             factory.init(Path("x"), demo=False)
+        # Its adapter is completed too: no change log, writing not checked; the rest is its own.
+        adapter = factory.open(Path("till.db"))
+        assert adapter.changes is None
+        assert adapter.implemented_capabilities() == frozenset()
+        assert adapter.location == Path("till.db")  # type: ignore[attr-defined]
 
 
 @pytest.mark.logs_warnings("an ignored entry point is logged")
@@ -126,17 +140,20 @@ class WholeFactoryBeforeMappings:
     async def problem(self, location: Path) -> str | None:
         return f"no POS at {location}"
 
+    checked: list[object]
+
     def open(self, location: Path) -> PosAdapter:
-        raise AssertionError("not opened in these tests")
+        return OldTill(location)  # type: ignore[return-value]
 
     async def check_writable(self, adapter: PosAdapter) -> None:
-        return None
+        self.checked.append(adapter)
 
-    def change_source(self, adapter: PosAdapter) -> None:
-        return None
+    def change_source(self, adapter: PosAdapter) -> object:
+        return ("the change log of", adapter)
 
 
 WHOLE = WholeFactoryBeforeMappings()
+WHOLE.checked = []
 
 
 async def test_a_whole_factory_from_before_mappings_still_loads_and_needs_no_mapping(
@@ -151,6 +168,12 @@ async def test_a_whole_factory_from_before_mappings_still_loads_and_needs_no_map
     assert factory.with_mapping("anything") is factory
     assert factory.init(Path("p"), demo=True) == ["made p demo=True"]
     assert await factory.problem(Path("p")) == "no POS at p"
+    # What its factory said about the storage is now the adapter's own (issue 20, item 3).
+    adapter = factory.open(Path("p"))
+    inner = adapter._inner  # type: ignore[attr-defined]
+    assert adapter.changes == ("the change log of", inner)
+    await adapter.check_writable()
+    assert WHOLE.checked == [inner]
 
 
 def test_a_mapped_adapter_without_a_mapping_or_with_a_wrong_one_names_the_setting(

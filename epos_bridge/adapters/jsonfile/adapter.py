@@ -13,8 +13,12 @@ replay repairs rather than one it skips.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import logging
+import os
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +32,7 @@ from epos_bridge.adapters.jsonfile.lockfile import DEFAULT_LOCK_TIMEOUT_S
 from epos_bridge.adapters.jsonfile.store import Document, JsonFolder, Snapshot
 from epos_bridge.adapters.transactional import StoreBackedAdapter
 from epos_bridge.domain import bill, bookings, intents, locks, orders, payments, records
-from epos_bridge.domain.errors import NotFound
+from epos_bridge.domain.errors import NotFound, PosUnavailable
 from epos_bridge.domain.orders import RECORDED
 from epos_bridge.domain.pagination import PageBounds, PageRequest, page_bounds, page_of, read_cursor
 from epos_bridge.ports import CallContext, Clock
@@ -60,6 +64,10 @@ class JsonFilePosAdapter(StoreBackedAdapter[Snapshot]):
     def changes(self) -> JsonFileChangeLog:
         """The change log the POS-event relay reads (ports.ChangeSource)."""
         return JsonFileChangeLog(self._folder)
+
+    async def check_writable(self) -> None:
+        """A real, harmless write: a temporary file created in the folder and removed again."""
+        await asyncio.to_thread(_write_and_remove, self._folder.path)
 
     # --- orders ---------------------------------------------------------------------------
 
@@ -560,3 +568,16 @@ def _stored(
     if key is None or document is None:
         return None, {}
     return docs.stored_record(key, document, kind.dojo_id_field), document
+
+
+def _write_and_remove(folder: Path) -> None:
+    try:
+        fd, name = tempfile.mkstemp(prefix=".epos-bridge-check.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise PosUnavailable(
+            f"The POS folder {folder} cannot be written ({exc.strerror or exc}); the bridge needs write access "
+            "to record payments and locks."
+        ) from exc
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 from epos_bridge.adapters.jsonfile.adapter import JsonFilePosAdapter
-from epos_bridge.adapters.jsonfile.changes import JsonFileChangeLog
 from epos_bridge.adapters.jsonfile.setup import init_folder
-from epos_bridge.domain.errors import PosUnavailable
-from epos_bridge.ports import AdapterFactory, ChangeSource, LocationKind, PosAdapter, opened_by, read_problem
+from epos_bridge.ports import AdapterFactory, LocationKind, PosAdapter, read_problem
 
 
 class JsonFileFactory:
@@ -38,24 +33,3 @@ class JsonFileFactory:
 
     def open(self, location: Path) -> PosAdapter:
         return JsonFilePosAdapter.open(location)
-
-    async def check_writable(self, adapter: PosAdapter) -> None:
-        """A real, harmless write: a temporary file created in the folder and removed again."""
-        await asyncio.to_thread(_write_and_remove, opened_by(adapter, JsonFilePosAdapter).path)
-
-    def change_source(self, adapter: PosAdapter) -> ChangeSource | None:
-        changes: JsonFileChangeLog = opened_by(adapter, JsonFilePosAdapter).changes
-        return changes
-
-
-def _write_and_remove(folder: Path) -> None:
-    try:
-        fd, name = tempfile.mkstemp(prefix=".epos-bridge-check.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise PosUnavailable(
-            f"The POS folder {folder} cannot be written ({exc.strerror or exc}); the bridge needs write access "
-            "to record payments and locks."
-        ) from exc
-    os.close(fd)
-    with contextlib.suppress(OSError):
-        os.unlink(name)

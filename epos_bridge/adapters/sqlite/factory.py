@@ -6,11 +6,11 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
-from epos_bridge.adapters.kept_rows import KeptChangeLog
 from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.adapters.sqlite.connection import PosDatabase
 from epos_bridge.adapters.sqlite.setup import init_database
-from epos_bridge.ports import AdapterFactory, ChangeSource, LocationKind, PosAdapter, opened_by, read_problem
+from epos_bridge.adapters.sqlitedb import file_problem
+from epos_bridge.ports import AdapterFactory, LocationKind, PosAdapter, read_problem
 
 
 class SqliteFactory:
@@ -32,7 +32,9 @@ class SqliteFactory:
     async def problem(self, location: Path) -> str | None:
         """Read-only: no migration, and what SQLite would not say plainly (a folder; an empty file,
         which SQLite would silently turn into a database)."""
-        found = await asyncio.to_thread(_file_problem, location)  # a network share can be slow to stat
+        found = await asyncio.to_thread(
+            file_problem, location, "a reference POS database"
+        )  # a network share can be slow to stat
         if found is not None:
             return found
         adapter = SqlitePosAdapter(PosDatabase(location, workers=1, migrate_on_open=False))
@@ -40,18 +42,3 @@ class SqliteFactory:
 
     def open(self, location: Path) -> PosAdapter:
         return SqlitePosAdapter.open(location)
-
-    async def check_writable(self, adapter: PosAdapter) -> None:
-        await opened_by(adapter, SqlitePosAdapter).check_writable()
-
-    def change_source(self, adapter: PosAdapter) -> ChangeSource | None:
-        changes: KeptChangeLog = opened_by(adapter, SqlitePosAdapter).changes
-        return changes
-
-
-def _file_problem(location: Path) -> str | None:
-    if location.is_dir():
-        return f"{location} is a folder; choose the POS database file inside it."
-    if location.is_file() and location.stat().st_size == 0:
-        return f"{location} is empty: it is not a reference POS database."
-    return None

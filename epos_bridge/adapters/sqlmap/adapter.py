@@ -54,13 +54,10 @@ class SqlMapPosAdapter(StoreBackedAdapter[sqlite_utils.Database]):
         return cls(MappedDatabase(path, mapping), clock)
 
     @property
-    def has_changes(self) -> bool:
-        """Whether the mapping names POS tables whose changes become POS events."""
-        return bool(self._map.changes)
-
-    @property
-    def changes(self) -> KeptChangeLog:
-        return KeptChangeLog(self._db, KEPT)
+    def changes(self) -> KeptChangeLog | None:
+        """The change log behind POS events, or ``None`` when the mapping names no POS tables
+        whose changes become POS events."""
+        return KeptChangeLog(self._db, KEPT) if self._map.changes else None
 
     def implemented_capabilities(self) -> frozenset[Capability]:
         return self._capabilities

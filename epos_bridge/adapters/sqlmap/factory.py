@@ -7,12 +7,13 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+from epos_bridge.adapters.sqlitedb import file_problem
 from epos_bridge.adapters.sqlmap import setup
 from epos_bridge.adapters.sqlmap.adapter import SqlMapPosAdapter
 from epos_bridge.adapters.sqlmap.database import MappedDatabase
 from epos_bridge.adapters.sqlmap.mapping import Mapping, MappingError, load, shipped_names
 from epos_bridge.domain.errors import EposFailure
-from epos_bridge.ports import AdapterFactory, ChangeSource, LocationKind, PosAdapter, opened_by
+from epos_bridge.ports import AdapterFactory, LocationKind, PosAdapter
 
 
 class SqlMapFactory:
@@ -66,7 +67,7 @@ class SqlMapFactory:
             mapping = self._bound()
         except MappingError as exc:
             return str(exc)
-        found = await asyncio.to_thread(_file_problem, location)
+        found = await asyncio.to_thread(file_problem, location, "a POS database")
         if found is not None:
             return found
         database = MappedDatabase(location, mapping, workers=1)
@@ -80,20 +81,3 @@ class SqlMapFactory:
 
     def open(self, location: Path) -> PosAdapter:
         return SqlMapPosAdapter.open(location, self._bound())
-
-    async def check_writable(self, adapter: PosAdapter) -> None:
-        await opened_by(adapter, SqlMapPosAdapter).check_writable()
-
-    def change_source(self, adapter: PosAdapter) -> ChangeSource | None:
-        if not opened_by(adapter, SqlMapPosAdapter).has_changes:
-            return None
-        changes: ChangeSource = opened_by(adapter, SqlMapPosAdapter).changes
-        return changes
-
-
-def _file_problem(location: Path) -> str | None:
-    if location.is_dir():
-        return f"{location} is a folder; choose the POS database file inside it."
-    if location.is_file() and location.stat().st_size == 0:
-        return f"{location} is empty: it is not a POS database."
-    return None

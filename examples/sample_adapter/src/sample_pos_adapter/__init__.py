@@ -18,7 +18,7 @@ from epos_bridge.domain.errors import InvalidRequest, NotFound
 from epos_bridge.domain.locks import HeldLock
 from epos_bridge.domain.orders import StoredPayment, summarise_payments
 from epos_bridge.domain.pagination import page_bounds, page_of, read_cursor
-from epos_bridge.ports import CallContext, ChangeSource, LocationKind, PosAdapter
+from epos_bridge.ports import AdapterFactory, CallContext, ChangeSource, LocationKind, PosAdapter
 from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.protocol.entities import (
     Area,
@@ -99,8 +99,14 @@ def venue_at(location: Path | str) -> Venue:
 
 
 class SamplePosAdapter:
+    changes: ChangeSource | None = None
+    """This till keeps no change log: it sends no POS events (a storage that has one returns it)."""
+
     def __init__(self, venue: Venue) -> None:
         self.venue = venue
+
+    async def check_writable(self) -> None:
+        return None  # memory is always writable
 
     def implemented_capabilities(self) -> frozenset[Capability]:
         return CAPABILITIES
@@ -268,6 +274,10 @@ class SampleFactory:
 
     description: str = "an in-memory example till (examples/sample_adapter); EPOS_BRIDGE_DB names the venue"
     location: LocationKind = "file"
+    mappings: tuple[str, ...] | None = None  # its layout is its own: no mapping file
+
+    def with_mapping(self, mapping: str | None) -> AdapterFactory:
+        return self
 
     def init(self, location: Path, *, demo: bool) -> list[str]:
         venue_at(location)
@@ -278,12 +288,6 @@ class SampleFactory:
 
     def open(self, location: Path) -> PosAdapter:
         return SamplePosAdapter(venue_at(location))
-
-    async def check_writable(self, adapter: PosAdapter) -> None:
-        return None  # memory is always writable
-
-    def change_source(self, adapter: PosAdapter) -> ChangeSource | None:
-        return None  # this till keeps no change log: it sends no POS events
 
 
 factory = SampleFactory()
