@@ -24,12 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Latency
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
+from epos_bridge.adapters.sqlite.adapter import SqliteStorage
 from epos_bridge.adapters.sqlite.connection import PosDatabase
 from epos_bridge.adapters.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
 from epos_bridge.host.garbage import tune_for_serving, untune
 from epos_bridge.protocol.times import format_utc
 from epos_bridge.services.dispatcher import Dispatcher
+from epos_bridge.services.pos_calls import PosCalls
+from tests.helpers.pos import sqlite_pos
 
 ORDERS = 1_000_000
 OPEN = 10_000
@@ -208,7 +210,7 @@ async def measure(dispatcher: Dispatcher, scenario: Scenario, count: int, seed: 
 async def open_once(path: Path) -> float:
     """Seconds from a new adapter to its first answer: connect, check (and migrate) the schema."""
     began = time.perf_counter()
-    adapter = SqlitePosAdapter.open(path)
+    adapter = sqlite_pos(path)
     try:
         served = await Dispatcher(adapter).handle_text(json.dumps({"jsonrpc": "2.0", "id": 0, "method": "ListAreasV1"}))
         if served is None or not served.ok:
@@ -248,7 +250,7 @@ def explain(conn: sqlite3.Connection, scenario: str, sql: str) -> PlannedQuery:
 async def traced_plans(path: Path, cases: list[Scenario]) -> list[PlannedQuery]:
     """Run each scenario once on a one-connection adapter with a trace callback; explain each SQL."""
     database = PosDatabase(path, workers=1)
-    adapter = SqlitePosAdapter(database)
+    adapter = PosCalls(SqliteStorage(database))
     dispatcher = Dispatcher(adapter)
     try:
         await dispatcher.handle_text(json.dumps({"jsonrpc": "2.0", "id": 0, "method": "ListAreasV1"}))
@@ -298,7 +300,7 @@ async def run(folder: Path, samples: int) -> dict[str, Any]:
         "open_target_s": OPEN_TARGET_S,
         "latency": {},
     }
-    adapter = SqlitePosAdapter.open(path)
+    adapter = sqlite_pos(path)
     dispatcher = Dispatcher(adapter)
     # Measured in this process, collected as the bridge's own process is (host/garbage.py).
     before = tune_for_serving()

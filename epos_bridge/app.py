@@ -53,6 +53,7 @@ from epos_bridge.services.dispatcher import Dispatcher, Served
 from epos_bridge.services.events import EventRouter
 from epos_bridge.services.idempotent_serve import IdempotentServe
 from epos_bridge.services.listeners import Listeners
+from epos_bridge.services.pos_calls import serve
 from epos_bridge.services.pos_connection import CurrentPos, PosConnection, PosConnections
 from epos_bridge.services.pos_events import PosEventRelay, RelayStatus
 from epos_bridge.services.registration import Registration
@@ -93,7 +94,7 @@ def open_adapter(settings: BridgeSettings) -> PosAdapter:
     factory = adapter_factory(settings)
     if settings.db_path is None:
         raise ConfigError([(ENV_VARS["db_path"], "the POS database path is not set")])
-    return factory.open(settings.db_path)
+    return serve(factory.open(settings.db_path))
 
 
 def gateway_settings(settings: BridgeSettings) -> GatewaySettings:

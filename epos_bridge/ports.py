@@ -16,14 +16,22 @@ adapter's to honour (refuse to start once passed, check before commit, roll back
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
+from epos_bridge.domain.bill import VenueDetails
+from epos_bridge.domain.bookings import PartyFilter, PartyRecord, ReservationFilter, ReservationRecord
 from epos_bridge.domain.errors import EposFailure
-from epos_bridge.domain.events import DomainEvent
+from epos_bridge.domain.events import DomainEvent, OrderFacts
+from epos_bridge.domain.intents import StoredIntentEvent
+from epos_bridge.domain.locks import HeldLock, LockChange
+from epos_bridge.domain.orders import OrderFilter, OrderRecord, PaymentRecord, StoredPayment
+from epos_bridge.domain.pagination import Page, PageRequest
+from epos_bridge.domain.payments import RecordedIntent
+from epos_bridge.domain.records import StoredRecord
 from epos_bridge.domain.terminal_sessions import CounterSession
 from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.protocol.dojo_rest import (
@@ -34,7 +42,16 @@ from epos_bridge.protocol.dojo_rest import (
     Terminal,
     TerminalSession,
 )
-from epos_bridge.protocol.entities import Area, Order, OrderBill, Party, PaymentIntentEvent, Reservation
+from epos_bridge.protocol.entities import (
+    Area,
+    Order,
+    OrderBill,
+    OrderStatus,
+    Party,
+    PaymentIntentEvent,
+    Reservation,
+    Table,
+)
 from epos_bridge.protocol.params import (
     CreateOrderLockParams,
     CreateOrderParams,
@@ -196,6 +213,164 @@ class PosAdapter(Protocol):
         ...
 
 
+# --- what a POS storage reads and stores (adapters implement it; services/pos_calls runs the calls) ---
+
+RowKey = int
+"""A storage's own key of an order, party or reservation (a row id, a file number)."""
+
+R_contra = TypeVar("R_contra", contravariant=True)
+B_co = TypeVar("B_co", covariant=True)
+F_contra = TypeVar("F_contra", contravariant=True)
+
+
+@dataclass(frozen=True)
+class PosOrder:
+    """An order's header as stored: what the rules need to judge a lock, a payment or a cancel.
+    ``updated_at`` is ``None`` when the stored time cannot be read (treated as changed)."""
+
+    key: RowKey
+    order_id: str
+    status: OrderStatus
+    currency: str
+    total_value: int
+    updated_at: datetime | None = None
+    open_at_till: str | None = None
+    facts: OrderFacts = field(default_factory=OrderFacts)
+
+
+class BookingRows(Protocol[R_contra, B_co, F_contra]):
+    """The parties or the reservations of a POS, inside one transaction."""
+
+    def record(self, wire_id: str) -> StoredRecord[RowKey] | None:
+        """The record a wire id names, deleted or not; ``None`` for an id this POS never issued."""
+        ...
+
+    def of_dojo_id(self, dojo_id: str) -> StoredRecord[RowKey] | None:
+        """The record holding Dojo's id, deleted or not."""
+        ...
+
+    def insert(self, record: R_contra, now: datetime) -> RowKey: ...
+
+    def replace(self, key: RowKey, record: R_contra, now: datetime) -> None: ...
+
+    def delete(self, key: RowKey, now: datetime) -> None:
+        """Mark it deleted at ``now`` (softly: its id is never reused)."""
+        ...
+
+    def answer(self, key: RowKey) -> B_co:
+        """The wire record as stored; a time that cannot be read is ``PosUnavailable``
+        (:func:`epos_bridge.domain.bookings.read_booking`)."""
+        ...
+
+    def search(self, wanted: F_contra, page: PageRequest) -> Page[B_co]:
+        """One page of the records ``wanted`` keeps, by key; one whose time cannot be read is left
+        out (:func:`epos_bridge.domain.bookings.searched`)."""
+        ...
+
+
+class PosRows(Protocol):
+    """What one call reads and stores in the POS, inside one transaction of a :class:`PosStorage`.
+
+    Storage only: every decision is the caller's (``services/pos_calls``, by ``domain/``), so a
+    row store never reads the clock (the time of the call is handed in) and never judges.
+    """
+
+    # orders
+    def order(self, order_id: str) -> PosOrder:
+        """The order a wire id names; ``NotFound`` for anything that is not one."""
+        ...
+
+    def payments(self, order: PosOrder) -> tuple[StoredPayment, ...]: ...
+
+    def answer_order(self, key: RowKey) -> Order:
+        """The wire order as stored now (after this transaction's own writes)."""
+        ...
+
+    def search_orders(self, wanted: OrderFilter, page: PageRequest) -> Page[Order]: ...
+
+    def order_of_dojo_id(self, dojo_order_id: str) -> StoredRecord[RowKey] | None: ...
+
+    def insert_order(self, order: OrderRecord) -> RowKey:
+        """Store a new order; ``InvalidRequest`` (nothing stored) for what this POS has no place for."""
+        ...
+
+    def cancel_order(self, order: PosOrder, now: datetime) -> None: ...
+
+    def venue(self) -> VenueDetails | None:
+        """The merchant's details for a bill; ``None`` when the POS has none."""
+        ...
+
+    def table_name(self, table_id: str) -> str | None: ...
+
+    # order locks
+    def held_lock(self, order: PosOrder) -> HeldLock | None: ...
+
+    def store_lock(self, order: PosOrder, change: LockChange) -> None:
+        """Store what a ``domain.locks`` decision says (replace, remove, or leave the lock)."""
+        ...
+
+    # payments and payment-intent events
+    def recorded_intent(self, payment_intent_id: str) -> RecordedIntent | None:
+        """Where a paymentIntentId is already recorded, on any order (exact string match)."""
+        ...
+
+    def insert_payment(self, order: PosOrder, payment: PaymentRecord, now: datetime) -> None: ...
+
+    def intent_events(self, payment_intent_id: str, event_id: str | None = None) -> list[StoredIntentEvent]:
+        """The events kept for an intent in arrival order, and the one holding ``event_id`` (the
+        key is global) if another intent holds it."""
+        ...
+
+    def keep_intent_event(
+        self, params: HandleEventParams, event: PaymentIntentEvent, received_at: datetime
+    ) -> None: ...
+
+    def set_payment_status(self, recorded: RecordedIntent, payment_intent_id: str, status: str, now: datetime) -> None:
+        """The recorded payment's new status (the intent was refunded, reversed …)."""
+        ...
+
+    # tables and areas
+    def known_tables(self, table_ids: Sequence[str]) -> Container[str]:
+        """The tables the POS has, at least those of ``table_ids`` that exist."""
+        ...
+
+    def areas(self) -> list[Area]: ...
+
+    def search_tables(self, area_id: str | None, waiter_id: str | None, page: PageRequest) -> Page[Table]: ...
+
+    # bookings: a storage without them says so once, in the property
+    @property
+    def parties(self) -> BookingRows[PartyRecord, Party, PartyFilter]: ...
+
+    @property
+    def reservations(self) -> BookingRows[ReservationRecord, Reservation, ReservationFilter]: ...
+
+
+@runtime_checkable
+class PosStorage(Protocol):
+    """What an :class:`AdapterFactory` opens: one POS's storage. ``read``/``write`` run ``work``
+    on a :class:`PosRows` in one transaction that honours ``deadline`` (refuse to start once
+    passed, check before commit, roll back when late). ``write`` may run ``work`` more than once
+    (a lock-free attempt, then under the lock): it must only read and store."""
+
+    def implemented_capabilities(self) -> frozenset[Capability]: ...
+
+    @property
+    def changes(self) -> ChangeSource | None:
+        """The change log behind POS events (contract §5.2), or ``None`` if this storage has none."""
+        ...
+
+    async def check_writable(self) -> None:
+        """Raise :class:`epos_bridge.domain.errors.PosUnavailable` unless this storage can write."""
+        ...
+
+    async def read(self, work: Callable[[PosRows], T], deadline: Deadline | None = None) -> T: ...
+
+    async def write(self, work: Callable[[PosRows], T], deadline: Deadline | None = None) -> T: ...
+
+    async def close(self) -> None: ...
+
+
 # --- change capture for POS events (contract §5.2) ------------------------------------------
 
 ChangedEntity = Literal["order", "party", "reservation"]
@@ -342,7 +517,10 @@ class AdapterFactory(Protocol):
         Changes nothing: no file is created, migrated or written."""
         ...
 
-    def open(self, location: Path) -> PosAdapter: ...
+    def open(self, location: Path) -> PosStorage | PosAdapter:
+        """The storage at ``location`` (``services.pos_calls.serve`` runs the calls over it); a
+        package written before :class:`PosStorage` returns its own whole :class:`PosAdapter`."""
+        ...
 
     @property
     def mappings(self) -> tuple[str, ...] | None:
@@ -377,16 +555,20 @@ class AttachableFactory(Protocol):
         ...
 
 
-async def read_problem(adapter: PosAdapter) -> str | None:
-    """The check every factory's :meth:`AdapterFactory.problem` ends with: one real read
-    (SearchTables, which needs no write access) of an adapter just opened, which is then closed.
+async def read_problem(opened: PosStorage | PosAdapter) -> str | None:
+    """The check every factory's :meth:`AdapterFactory.problem` ends with: one real read (the
+    first table, which needs no write access) of storage just opened, which is then closed.
     The failure's message, or ``None`` when it reads."""
+    first = PageRequest(limit=1, boundary=None, direction="forward")
     try:
-        await adapter.search_tables(SearchTablesParams(), CallContext(trace_id="settings-check"))
+        if isinstance(opened, PosStorage):
+            await opened.read(lambda rows: rows.search_tables(None, None, first))
+        else:
+            await opened.search_tables(SearchTablesParams(), CallContext(trace_id="settings-check"))
     except EposFailure as exc:
         return exc.message
     finally:
-        await adapter.close()
+        await opened.close()
     return None
 
 

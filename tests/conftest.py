@@ -15,13 +15,14 @@ import sqlite_utils
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.adapters.sqlite.demo import seed_demo
 from epos_bridge.adapters.sqlite.schema import migrate
 from epos_bridge.domain.events import DomainEvent
 from epos_bridge.services.dispatcher import Dispatcher
+from epos_bridge.services.pos_calls import PosCalls
 from tests.helpers.contract import assert_valid_response
 from tests.helpers.keyring_backend import RealKeyring, open_real_keyring
+from tests.helpers.pos import sqlite_pos
 
 Rpc = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -71,8 +72,8 @@ def demo_db(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def adapter(pos_db_path: Path) -> AsyncIterator[SqlitePosAdapter]:
-    pos = SqlitePosAdapter.open(pos_db_path)
+async def adapter(pos_db_path: Path) -> AsyncIterator[PosCalls]:
+    pos = sqlite_pos(pos_db_path)
     yield pos
     await pos.close()
 
@@ -83,7 +84,7 @@ def published() -> list[DomainEvent]:
 
 
 @pytest.fixture
-def dispatcher(adapter: SqlitePosAdapter, published: list[DomainEvent]) -> Dispatcher:
+def dispatcher(adapter: PosCalls, published: list[DomainEvent]) -> Dispatcher:
     return Dispatcher(adapter, publish=published.append)
 
 

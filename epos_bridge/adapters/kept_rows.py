@@ -20,14 +20,13 @@ from typing import Any
 import sqlite_utils
 
 from epos_bridge.adapters.transactional import TransactionalStore
-from epos_bridge.domain import intents, payments
-from epos_bridge.domain.intents import IntentEventDecision, StoredIntentEvent
+from epos_bridge.domain.intents import StoredIntentEvent
 from epos_bridge.domain.locks import HeldLock, LockChange, stored_lock
 from epos_bridge.domain.payments import RecordedIntent
-from epos_bridge.ports import PosChange
+from epos_bridge.ports import PosChange, PosOrder
 from epos_bridge.protocol import entities as wire
 from epos_bridge.protocol.base import format_utc
-from epos_bridge.protocol.params import HandleEventParams, RecordOrderPaymentParams, RequestHeaders
+from epos_bridge.protocol.params import HandleEventParams, RequestHeaders
 from epos_bridge.protocol.times import LONG_AGO, stored_time
 
 
@@ -53,158 +52,116 @@ def _one(db: sqlite_utils.Database, sql: str, args: Sequence[Any]) -> dict[str, 
     return next(iter(db.query(sql, args)), None)
 
 
-def recorded_intent(db: sqlite_utils.Database, kept: KeptTables, payment_intent_id: str) -> RecordedIntent | None:
-    """Where a paymentIntentId is already recorded, on any order (exact string match)."""
-    row = _one(
-        db,
-        f"SELECT {kept.payment_order} AS order_key, paid_amount AS paid_amount, tips_amount AS tips_amount,"  # noqa: S608 - names from KeptTables
-        f" status AS status FROM {kept.payments}"
-        " WHERE payment_intent_id = ? ORDER BY rowid LIMIT 1",
-        [payment_intent_id],
-    )
-    if row is None:
-        return None
-    return RecordedIntent(str(row["order_key"]), row["paid_amount"], row["tips_amount"], row["status"])
+class KeptRows:
+    """The part of an SQLite storage's :class:`~epos_bridge.ports.PosRows` kept in the bridge's
+    own tables: order locks, payment-intent events, where a paymentIntentId is recorded."""
 
+    def __init__(self, db: sqlite_utils.Database, kept: KeptTables) -> None:
+        self.db = db
+        self.kept = kept
 
-def held_lock(db: sqlite_utils.Database, kept: KeptTables, order_key: int) -> HeldLock | None:
-    row = _one(
-        db,
-        f"SELECT lock_id AS lock_id, expires_at AS expires_at, locked_at AS locked_at,"  # noqa: S608 - names from KeptTables
-        " dojo_requesting_product AS dojo_requesting_product, device_id AS device_id,"
-        " device_type AS device_type, waiter_id AS waiter_id"
-        f" FROM {kept.locks} WHERE {kept.lock_order} = ?",
-        [order_key],
-    )
-    if row is None:
-        return None
-    where = f"the lock on order {order_key}"
-    return stored_lock(
-        row["lock_id"],
-        stored_time(row["expires_at"], f"the expiry of {where}"),
-        stored_time(row["locked_at"], f"the start of {where}"),
-        RequestHeaders(
-            dojo_requesting_product=row["dojo_requesting_product"],
-            device_id=row["device_id"],
-            device_type=row["device_type"],
-            waiter_id=row["waiter_id"],
-        ),
-    )
-
-
-def apply_lock_change(db: sqlite_utils.Database, kept: KeptTables, order_key: int, change: LockChange) -> None:
-    """Store what a ``domain.locks`` decision says. Plain SQL, not sqlite_utils' upsert: that one
-    probes the database for ON CONFLICT support by creating a table, and when the probe cannot
-    write (the snapshot attempt runs with query_only) it falls back for good to INSERT OR IGNORE
-    + UPDATE, which silently stores nothing for a table with NOT NULL columns."""
-    if change.remove:
-        db.execute(f"DELETE FROM {kept.locks} WHERE {kept.lock_order} = ?", [order_key])  # noqa: S608 - names from KeptTables
-        return
-    lock = change.store
-    if lock is None:
-        return
-    db.execute(
-        f"INSERT INTO {kept.locks} ({kept.lock_order}, lock_id, expires_at, locked_at, dojo_requesting_product,"  # noqa: S608 - names from KeptTables
-        f" device_id, device_type, waiter_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT ({kept.lock_order})"
-        " DO UPDATE SET lock_id = excluded.lock_id, expires_at = excluded.expires_at,"
-        " locked_at = excluded.locked_at, dojo_requesting_product = excluded.dojo_requesting_product,"
-        " device_id = excluded.device_id, device_type = excluded.device_type, waiter_id = excluded.waiter_id",
-        [
-            order_key,
-            lock.lock_id,
-            format_utc(lock.expires_at),
-            format_utc(lock.locked_at),
-            lock.requester.dojo_requesting_product,
-            lock.requester.device_id,
-            lock.requester.device_type,
-            lock.requester.waiter_id,
-        ],
-    )
-
-
-def intent_events(
-    db: sqlite_utils.Database, kept: KeptTables, payment_intent_id: str, event_id: str | None = None
-) -> list[StoredIntentEvent]:
-    """The events kept for an intent, in the order they arrived, and the one holding ``event_id``
-    (the key is global), if another intent holds it."""
-    rows = db.query(
-        f"SELECT event_id AS event_id, payment_status AS payment_status, created_at AS created_at,"  # noqa: S608 - names from KeptTables
-        f" received_at AS received_at FROM {kept.events}"
-        " WHERE payment_intent_id = ? OR event_id = ? ORDER BY rowid",
-        [payment_intent_id, event_id],
-    )
-    return [
-        StoredIntentEvent(
-            r["event_id"],
-            wire.PaymentIntentStatus(r["payment_status"]),
-            stored_time(r["created_at"], "createdAt of a payment-intent event") or LONG_AGO,
-            stored_time(r["received_at"], "receivedAt of a payment-intent event") or LONG_AGO,
+    def recorded_intent(self, payment_intent_id: str) -> RecordedIntent | None:
+        kept = self.kept
+        row = _one(
+            self.db,
+            f"SELECT {kept.payment_order} AS order_key, paid_amount AS paid_amount, tips_amount AS tips_amount,"  # noqa: S608 - names from KeptTables
+            f" status AS status FROM {kept.payments}"
+            " WHERE payment_intent_id = ? ORDER BY rowid LIMIT 1",
+            [payment_intent_id],
         )
-        for r in rows
-    ]
+        if row is None:
+            return None
+        return RecordedIntent(str(row["order_key"]), row["paid_amount"], row["tips_amount"], row["status"])
 
+    def held_lock(self, order: PosOrder) -> HeldLock | None:
+        kept = self.kept
+        row = _one(
+            self.db,
+            f"SELECT lock_id AS lock_id, expires_at AS expires_at, locked_at AS locked_at,"  # noqa: S608 - names from KeptTables
+            " dojo_requesting_product AS dojo_requesting_product, device_id AS device_id,"
+            " device_type AS device_type, waiter_id AS waiter_id"
+            f" FROM {kept.locks} WHERE {kept.lock_order} = ?",
+            [order.key],
+        )
+        if row is None:
+            return None
+        where = f"the lock on order {order.key}"
+        return stored_lock(
+            row["lock_id"],
+            stored_time(row["expires_at"], f"the expiry of {where}"),
+            stored_time(row["locked_at"], f"the start of {where}"),
+            RequestHeaders(
+                dojo_requesting_product=row["dojo_requesting_product"],
+                device_id=row["device_id"],
+                device_type=row["device_type"],
+                waiter_id=row["waiter_id"],
+            ),
+        )
 
-def decide_payment(
-    db: sqlite_utils.Database,
-    kept: KeptTables,
-    order: payments.PayableOrder,
-    order_key: int,
-    params: RecordOrderPaymentParams,
-    now: datetime,
-) -> payments.PaymentDecision:
-    """Inside the write: read what the bridge keeps of the order's lock and of the intent (its
-    events, where it is already recorded) and let ``domain.payments`` decide."""
-    return payments.decide_payment(
-        order,
-        held_lock(db, kept, order_key),
-        params,
-        intents.newest_status(intent_events(db, kept, params.payment_intent_id)),
-        now,
-        recorded=recorded_intent(db, kept, params.payment_intent_id),
-    )
+    def store_lock(self, order: PosOrder, change: LockChange) -> None:
+        """Plain SQL, not sqlite_utils' upsert: that one probes the database for ON CONFLICT
+        support by creating a table, and when the probe cannot write (the snapshot attempt runs
+        with query_only) it falls back for good to INSERT OR IGNORE + UPDATE, which silently
+        stores nothing for a table with NOT NULL columns."""
+        kept = self.kept
+        if change.remove:
+            self.db.execute(f"DELETE FROM {kept.locks} WHERE {kept.lock_order} = ?", [order.key])  # noqa: S608 - names from KeptTables
+            return
+        lock = change.store
+        if lock is None:
+            return
+        self.db.execute(
+            f"INSERT INTO {kept.locks} ({kept.lock_order}, lock_id, expires_at, locked_at, dojo_requesting_product,"  # noqa: S608 - names from KeptTables
+            f" device_id, device_type, waiter_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT ({kept.lock_order})"
+            " DO UPDATE SET lock_id = excluded.lock_id, expires_at = excluded.expires_at,"
+            " locked_at = excluded.locked_at, dojo_requesting_product = excluded.dojo_requesting_product,"
+            " device_id = excluded.device_id, device_type = excluded.device_type, waiter_id = excluded.waiter_id",
+            [
+                order.key,
+                lock.lock_id,
+                format_utc(lock.expires_at),
+                format_utc(lock.locked_at),
+                lock.requester.dojo_requesting_product,
+                lock.requester.device_id,
+                lock.requester.device_type,
+                lock.requester.waiter_id,
+            ],
+        )
 
+    def intent_events(self, payment_intent_id: str, event_id: str | None = None) -> list[StoredIntentEvent]:
+        rows = self.db.query(
+            f"SELECT event_id AS event_id, payment_status AS payment_status, created_at AS created_at,"  # noqa: S608 - names from KeptTables
+            f" received_at AS received_at FROM {self.kept.events}"
+            " WHERE payment_intent_id = ? OR event_id = ? ORDER BY rowid",
+            [payment_intent_id, event_id],
+        )
+        return [
+            StoredIntentEvent(
+                r["event_id"],
+                wire.PaymentIntentStatus(r["payment_status"]),
+                stored_time(r["created_at"], "createdAt of a payment-intent event") or LONG_AGO,
+                stored_time(r["received_at"], "receivedAt of a payment-intent event") or LONG_AGO,
+            )
+            for r in rows
+        ]
 
-def receive_intent_event(
-    db: sqlite_utils.Database,
-    kept: KeptTables,
-    params: HandleEventParams,
-    event: wire.PaymentIntentEvent,
-    now: datetime,
-) -> tuple[IntentEventDecision, RecordedIntent | None] | None:
-    """Inside the write: read what is kept of the intent, let ``domain.intents`` decide, and keep
-    the event if it says so. ``None`` for a redelivery (contract §3.22: at-least-once; nothing is
-    written); otherwise the decision and the recorded payment, whose status the adapter updates."""
-    recorded = recorded_intent(db, kept, event.payment_intent_id)
-    history = intent_events(db, kept, event.payment_intent_id, params.id)
-    decision = intents.decide_intent_event(params, event, history, recorded, now)
-    if decision.store is None:
-        return None
-    keep_intent_event(db, kept, params, event, now)
-    return decision, recorded
-
-
-def keep_intent_event(
-    db: sqlite_utils.Database,
-    kept: KeptTables,
-    params: HandleEventParams,
-    event: wire.PaymentIntentEvent,
-    received_at: datetime,
-) -> None:
-    """Keep an event the rules said to keep (``domain.intents.decide_intent_event``)."""
-    db.execute(
-        f"INSERT INTO {kept.events} (event_id, account_id, event, payment_intent_id, payment_status,"  # noqa: S608 - names from KeptTables
-        " capture_mode, created_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            params.id,
-            params.account_id,
-            params.event,
-            event.payment_intent_id,
-            event.payment_status.value,
-            event.capture_mode.value,
-            format_utc(params.created_at),
-            format_utc(received_at),
-        ],
-    )
+    def keep_intent_event(
+        self, params: HandleEventParams, event: wire.PaymentIntentEvent, received_at: datetime
+    ) -> None:
+        self.db.execute(
+            f"INSERT INTO {self.kept.events} (event_id, account_id, event, payment_intent_id, payment_status,"  # noqa: S608 - names from KeptTables
+            " capture_mode, created_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                params.id,
+                params.account_id,
+                params.event,
+                event.payment_intent_id,
+                event.payment_status.value,
+                event.capture_mode.value,
+                format_utc(params.created_at),
+                format_utc(received_at),
+            ],
+        )
 
 
 class KeptChangeLog:

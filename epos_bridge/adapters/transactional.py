@@ -1,23 +1,19 @@
-"""What both built-in adapters share: a store that runs each call in one transaction of its own.
+"""What every built-in storage shares: a store that runs each call in one transaction of its own,
+handing the work a :class:`~epos_bridge.ports.PosRows` over its handle.
 
-The adapter decides nothing here; this is plumbing only. Every call's work runs inside one store
-transaction that owns the call's deadline (``ports.CallContext``), so an answer is always derived
-from what committed. A new adapter over another store can reuse it as the two built-ins do.
+Plumbing only; nothing is decided here. Every call's work runs inside one store transaction that
+owns the call's deadline (``ports.Deadline``), so an answer is always derived from what
+committed. A storage over another store can reuse it as the built-ins do.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
-from epos_bridge.domain import locks
-from epos_bridge.ports import CallContext, Clock, Deadline, SystemClock
-from epos_bridge.protocol import params as wire
+from epos_bridge.ports import Deadline, PosRows
 from epos_bridge.protocol.capabilities import Capability
-from epos_bridge.protocol.entities import Order
 
 T = TypeVar("T")
 H = TypeVar("H")
@@ -38,44 +34,32 @@ class TransactionalStore(Protocol[H_co]):
     async def close(self) -> None: ...
 
 
-class StoreBackedAdapter(ABC, Generic[H]):
-    """The part of a ``PosAdapter`` that is the same over any :class:`TransactionalStore`."""
+class RowStorage(Generic[H]):
+    """The part of a :class:`~epos_bridge.ports.PosStorage` that is the same over any
+    :class:`TransactionalStore`: ``rows_of`` views one transaction's handle as rows."""
 
-    def __init__(self, store: TransactionalStore[H], clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        store: TransactionalStore[H],
+        rows_of: Callable[[H], PosRows],
+        capabilities: frozenset[Capability] = frozenset(Capability),
+    ) -> None:
         self._store = store
-        self._clock = clock or SystemClock()
+        self._rows_of = rows_of
+        self._capabilities = capabilities
 
     @property
     def path(self) -> Path:
         return self._store.path
 
     def implemented_capabilities(self) -> frozenset[Capability]:
-        return frozenset(Capability)
+        return self._capabilities
+
+    async def read(self, work: Callable[[PosRows], T], deadline: Deadline | None = None) -> T:
+        return await self._store.read(lambda handle: work(self._rows_of(handle)), deadline)
+
+    async def write(self, work: Callable[[PosRows], T], deadline: Deadline | None = None) -> T:
+        return await self._store.write(lambda handle: work(self._rows_of(handle)), deadline)
 
     async def close(self) -> None:
         await self._store.close()
-
-    def _now(self) -> datetime:
-        return self._clock.now()
-
-    async def _read(self, ctx: CallContext, work: Callable[[H], T]) -> T:
-        return await self._store.read(work, ctx.deadline)
-
-    async def _write(self, ctx: CallContext, work: Callable[[H], T]) -> T:
-        """Events ``work`` records reach listeners only if its transaction commits."""
-        return await ctx.transaction(self._store.write, work)
-
-    # --- order locks: create and extend share one shape ---------------------------------------
-
-    async def create_order_lock(self, params: wire.CreateOrderLockParams, ctx: CallContext) -> Order:
-        return await self._change_lock(params, ctx, locks.decide_create)
-
-    async def extend_order_lock(self, params: wire.ExtendOrderLockParams, ctx: CallContext) -> None:
-        await self._change_lock(params, ctx, locks.decide_extend)
-
-    @abstractmethod
-    async def _change_lock(
-        self, params: wire.CreateOrderLockParams, ctx: CallContext, decide: locks.LockDecision
-    ) -> Order:
-        """In one write: read the order and its lock, let ``decide`` rule, store what it decided,
-        record its events; the order as stored."""

@@ -11,15 +11,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from epos_bridge.domain.errors import InvalidRequest
 from epos_bridge.protocol.params import MAX_PAGE_SIZE, Cursor
 
 SortKey = int | str
 K = TypeVar("K", int, str)
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+V = TypeVar("V")
 Direction = Literal["forward", "backward"]
 
 
@@ -94,3 +97,25 @@ def page_of(keys: Sequence[K], request: PageRequest) -> tuple[list[K], bool, boo
     if not page:
         return [], False, False
     return page, len(candidates) > request.limit, keys[-1] > page[-1]
+
+
+@dataclass(frozen=True)
+class Page(Generic[T_co]):
+    """One page a storage read: the answers, their (ascending) sort keys, and whether rows exist
+    on either side. The search call turns it into cursors of its own scope."""
+
+    items: Sequence[T_co]
+    keys: list[SortKey]
+    more_before: bool
+    more_after: bool
+
+    def bounds(self, scope: str) -> PageBounds:
+        return page_bounds(scope, self.keys, self.more_before, self.more_after)
+
+
+def page_in_memory(found: Mapping[K, V], request: PageRequest, answer: Callable[[K, V], T | None]) -> Page[T]:
+    """:func:`page_of` over rows already read, each answered by ``answer`` (``None`` leaves one
+    out of the page, as a booking whose time cannot be read; the cursors still follow its key)."""
+    keys, more_before, more_after = page_of(sorted(found), request)
+    items = [item for key in keys if (item := answer(key, found[key])) is not None]
+    return Page(items, list(keys), more_before, more_after)

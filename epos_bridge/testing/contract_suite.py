@@ -11,7 +11,8 @@ and provide two fixtures, in that class or your ``conftest.py``:
 
 * ``epos_venue_seeder``: an object implementing :class:`Seeder` over *fresh, empty* storage:
   it seeds :data:`STANDARD_VENUE` and does what a till does (close an order, open it at a till);
-* ``epos_adapter_factory``: a zero-argument callable that opens your adapter on that storage.
+* ``epos_adapter_factory``: a zero-argument callable that opens your storage (a
+  :class:`epos_bridge.ports.PosStorage`; an older whole ``PosAdapter`` is accepted too).
 
 Every request goes through the bridge's real dispatcher, so the suite sees exactly what Dojo
 would. Every response is validated against the published contract schema when the contract
@@ -50,9 +51,10 @@ from epos_bridge.domain.events import (
     PaymentRecorded,
     PaymentStatusChanged,
 )
-from epos_bridge.ports import PosAdapter
+from epos_bridge.ports import PosAdapter, PosStorage
 from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.services.dispatcher import Dispatcher
+from epos_bridge.services.pos_calls import serve
 
 C = Capability
 F = TypeVar("F", bound=Callable[..., Any])
@@ -372,12 +374,14 @@ class AdapterContract:
 
     @pytest_asyncio.fixture
     async def epos_adapter(
-        self, epos_venue_seeder: Seeder, epos_adapter_factory: Callable[[], PosAdapter]
+        self, epos_venue_seeder: Seeder, epos_adapter_factory: Callable[[], PosStorage | PosAdapter]
     ) -> AsyncIterator[PosAdapter]:
+        """Served as the bridge serves what a factory opens (``services.pos_calls.serve``)."""
         assert isinstance(epos_venue_seeder, Seeder), "epos_venue_seeder must implement the Seeder protocol"
         epos_venue_seeder.seed(STANDARD_VENUE)
-        adapter = epos_adapter_factory()
-        assert isinstance(adapter, PosAdapter), "epos_adapter_factory must return a PosAdapter"
+        opened = epos_adapter_factory()
+        assert isinstance(opened, PosStorage | PosAdapter), "epos_adapter_factory must return a PosStorage"
+        adapter = serve(opened)
         yield adapter
         await adapter.close()
 

@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.services.dispatcher import Dispatcher
 from epos_bridge.sim.simulator import DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
 from tests.faults.helpers import HEADERS, bridge_env, venue_with_orders
 from tests.helpers.contract import assert_valid_response
+from tests.helpers.pos import sqlite_pos
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -101,7 +101,7 @@ async def test_requests_and_doctor_name_the_database_problem_and_recover(tmp_pat
     db = tmp_path / "venue.db"
     (order,) = venue_with_orders(db, 1)
     api_key = f"sk_sandbox_fault_{uuid.uuid4().hex}"
-    adapters = [SqlitePosAdapter.open(db)]
+    adapters = [sqlite_pos(db)]
     counter = iter(range(10_000))
 
     async def send(method: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -126,7 +126,7 @@ async def test_requests_and_doctor_name_the_database_problem_and_recover(tmp_pat
                 # open WAL connection keeps taking writes into the -wal until a checkpoint; that
                 # is SQLite's behaviour, not what this test is about.)
                 await adapters[-1].close()
-                adapters.append(SqlitePosAdapter.open(db))
+                adapters.append(sqlite_pos(db))
                 # A read-only file still answers reads; the write is what must fail clearly.
                 broken = await send("RecordOrderPaymentByIdV1", pay(1))
                 assert broken["error"]["errorType"] == "UnexpectedError", broken

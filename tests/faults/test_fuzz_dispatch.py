@@ -20,11 +20,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.protocol.capabilities import WireMethod
 from epos_bridge.services.dispatcher import Dispatcher
 from tests.faults.helpers import venue_with_orders
 from tests.helpers.contract import assert_valid_response, validator, ws_schema
+from tests.helpers.pos import sqlite_pos
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -178,7 +178,7 @@ def test_every_generated_request_gets_a_contract_answer_and_memory_stays_flat(
     venue_with_orders(db, 5)
     served_frames: list[str | bytes] = []
     with asyncio.Runner() as runner:
-        adapter = SqlitePosAdapter.open(db)
+        adapter = sqlite_pos(db)
         dispatcher = Dispatcher(adapter)
 
         async def serve(frame: str | bytes) -> str | None:

@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.gateway.policy import BackoffPolicy
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
 from epos_bridge.services.dispatcher import Dispatcher
@@ -32,6 +31,7 @@ from epos_bridge.sim.gateway import GatewaySimulator
 from epos_bridge.state.idempotency import IdempotencyStore
 from tests.faults.helpers import HEADERS, call_until_answered, venue_with_orders
 from tests.helpers.contract import assert_valid_response
+from tests.helpers.pos import sqlite_pos
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -51,7 +51,7 @@ async def test_answers_stay_right_and_nothing_applies_twice_while_the_link_keeps
     rng = random.Random(7)
     db = tmp_path / "venue.db"
     orders = venue_with_orders(db, ORDERS)
-    adapter = SqlitePosAdapter.open(db)
+    adapter = sqlite_pos(db)
     store = IdempotencyStore(tmp_path / "state.db")
     await store.open()
     serve = IdempotentServe(store, Dispatcher(adapter).handle)

@@ -29,10 +29,7 @@ from typing import Any
 
 import pytest
 
-from epos_bridge.adapters.jsonfile import JsonFilePosAdapter
 from epos_bridge.adapters.jsonfile.setup import init_folder
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
-from epos_bridge.adapters.sqlmap.adapter import SqlMapPosAdapter
 from epos_bridge.adapters.sqlmap.mapping import load as load_mapping
 from epos_bridge.ports import PosAdapter
 from epos_bridge.services.dispatcher import DEFAULT_DEADLINE_S, Dispatcher
@@ -42,6 +39,7 @@ from epos_bridge.testing.contract_suite import STANDARD_VENUE
 from tests.faults.helpers import HEADERS, venue_with_orders
 from tests.helpers.contract import assert_valid_response
 from tests.helpers.floreant import FloreantTill
+from tests.helpers.pos import jsonfile_pos, sqlite_pos, sqlmap_pos
 from tests.helpers.pos_writer import PosProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -85,7 +83,7 @@ def sqlite_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
             conn.close()
         return dict(rows)
 
-    return Venue(SqlitePosAdapter.open(db), ("hold", str(db), "--order", orders[-1], "--max-seconds", str(HOLD_S)),
+    return Venue(sqlite_pos(db), ("hold", str(db), "--order", orders[-1], "--max-seconds", str(HOLD_S)),
                  payments_of), orders  # fmt: skip
 
 
@@ -108,13 +106,13 @@ def floreant_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
         return dict(rows)
 
     hold = ("hold", str(db), "--floreant", "--order", orders[-1], "--max-seconds", str(HOLD_S))
-    return Venue(SqlMapPosAdapter.open(db, load_mapping("floreant")), hold, payments_of), orders
+    return Venue(sqlmap_pos(db, load_mapping("floreant")), hold, payments_of), orders
 
 
 def folder_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
     folder = tmp_path / "pos"
     init_folder(folder, demo=True, now=datetime.now(UTC))
-    adapter = JsonFilePosAdapter.open(folder)
+    adapter = jsonfile_pos(folder)
     orders: list[str] = []
     for path in sorted((folder / "orders").glob("*.json"), key=lambda p: int(p.stem)):
         document = json.loads(path.read_text())

@@ -21,13 +21,13 @@ from typing import Any
 
 import pytest
 
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.adapters.sqlite.connection import DEFAULT_BUSY_TIMEOUT_S
 from epos_bridge.services.dispatcher import DEFAULT_DEADLINE_S, Dispatcher
 from epos_bridge.services.idempotent_serve import IdempotentServe
 from epos_bridge.state.idempotency import IdempotencyStore
 from tests.faults.helpers import HEADERS, expiry, venue_with_orders
 from tests.helpers.contract import assert_valid_response
+from tests.helpers.pos import sqlite_pos
 from tests.helpers.pos_writer import PosProcess
 
 pytestmark = pytest.mark.timeout(60)
@@ -41,7 +41,7 @@ HOLD_LIMIT_S = 45.0
 async def test_a_10_s_pos_write_lock_gives_unexpected_error_in_time_then_service_resumes(tmp_path: Path) -> None:
     db = tmp_path / "venue.db"
     orders = venue_with_orders(db, 6)
-    adapter = SqlitePosAdapter.open(db)
+    adapter = sqlite_pos(db)
     store = IdempotencyStore(tmp_path / "state.db")
     await store.open()
     serve = IdempotentServe(store, Dispatcher(adapter).handle)

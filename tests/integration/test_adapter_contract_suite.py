@@ -16,14 +16,15 @@ from typing import Any
 
 import pytest
 
-from epos_bridge.adapters.jsonfile import FolderLock, JsonFilePosAdapter, write_json_atomic
+from epos_bridge.adapters.jsonfile import FolderLock, write_json_atomic
+from epos_bridge.adapters.jsonfile.adapter import JsonFileStorage
 from epos_bridge.adapters.jsonfile.setup import init_folder
 from epos_bridge.adapters.sqlite import writes
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
+from epos_bridge.adapters.sqlite.adapter import SqliteStorage
 from epos_bridge.adapters.sqlite.schema import migrate
-from epos_bridge.adapters.sqlmap.adapter import SqlMapPosAdapter
+from epos_bridge.adapters.sqlmap.adapter import SqlMapStorage
 from epos_bridge.domain.bill import VenueDetails
-from epos_bridge.ports import PosAdapter
+from epos_bridge.ports import PosStorage
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.entities import Area, Table
 from epos_bridge.testing.contract_suite import (
@@ -184,8 +185,8 @@ class TestSqliteAdapterContract(AdapterContract):
         return SqliteSeeder(tmp_path / "pos.db")
 
     @pytest.fixture
-    def epos_adapter_factory(self, tmp_path: Path) -> Callable[[], PosAdapter]:
-        return lambda: SqlitePosAdapter.open(tmp_path / "pos.db")
+    def epos_adapter_factory(self, tmp_path: Path) -> Callable[[], PosStorage]:
+        return lambda: SqliteStorage.open(tmp_path / "pos.db")
 
 
 class TestJsonFileAdapterContract(AdapterContract):
@@ -194,8 +195,8 @@ class TestJsonFileAdapterContract(AdapterContract):
         return JsonFileSeeder(tmp_path / "pos")
 
     @pytest.fixture
-    def epos_adapter_factory(self, tmp_path: Path) -> Callable[[], PosAdapter]:
-        return lambda: JsonFilePosAdapter.open(tmp_path / "pos")
+    def epos_adapter_factory(self, tmp_path: Path) -> Callable[[], PosStorage]:
+        return lambda: JsonFileStorage.open(tmp_path / "pos")
 
 
 class TestSqlMapFloreantContract(AdapterContract):
@@ -206,5 +207,5 @@ class TestSqlMapFloreantContract(AdapterContract):
         return FloreantTill(tmp_path / "floreant.db")
 
     @pytest.fixture
-    def epos_adapter_factory(self, tmp_path: Path) -> Callable[[], PosAdapter]:
-        return lambda: SqlMapPosAdapter.open(tmp_path / "floreant.db", floreant())
+    def epos_adapter_factory(self, tmp_path: Path) -> Callable[[], PosStorage]:
+        return lambda: SqlMapStorage.open(tmp_path / "floreant.db", floreant())

@@ -19,10 +19,8 @@ from typing import Any, cast
 import pytest
 import sqlite_utils
 
-from epos_bridge.adapters.jsonfile import JsonFilePosAdapter
 from epos_bridge.adapters.jsonfile.setup import init_folder
 from epos_bridge.adapters.jsonfile.store import JsonFolder
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.adapters.sqlite.connection import PosDatabase
 from epos_bridge.domain.errors import PosUnavailable
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
@@ -33,10 +31,12 @@ from epos_bridge.protocol.params import RecordOrderPaymentParams
 from epos_bridge.protocol.times import format_utc
 from epos_bridge.services.dispatcher import Dispatcher
 from epos_bridge.services.idempotent_serve import IdempotentServe
+from epos_bridge.services.pos_calls import PosCalls
 from epos_bridge.sim.gateway import GatewaySimulator
 from epos_bridge.state.idempotency import IdempotencyStore
 from tests.conftest import Rpc, money
 from tests.helpers.contract import assert_valid_response
+from tests.helpers.pos import jsonfile_pos, sqlite_pos
 
 API_KEY = "sk_sandbox_fake_answers_key"
 SOFTWARE_HOUSE_ID = "sh-answers"
@@ -89,7 +89,7 @@ def rows(path: Path, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ..
 
 
 async def test_a_write_not_started_by_its_deadline_is_refused_and_writes_nothing(
-    rpc: Rpc, adapter: SqlitePosAdapter, pos_db_path: Path
+    rpc: Rpc, adapter: PosCalls, pos_db_path: Path
 ) -> None:
     order = await new_order(rpc)
     clock = SteppingClock()
@@ -101,7 +101,7 @@ async def test_a_write_not_started_by_its_deadline_is_refused_and_writes_nothing
 
 
 async def test_a_replay_is_still_answered_once_due_because_it_needs_no_write(
-    rpc: Rpc, adapter: SqlitePosAdapter, pos_db_path: Path
+    rpc: Rpc, adapter: PosCalls, pos_db_path: Path
 ) -> None:
     # A retry that queued behind the attempt it repeats may start after its own deadline: it is
     # answered from what that attempt committed, never refused.
@@ -157,7 +157,7 @@ async def test_while_the_pos_holds_the_write_lock_a_replay_is_answered_at_once(r
     assert "result" in await rpc("CreateOrderLockV1", lock)
     assert "result" in await rpc("RecordOrderPaymentByIdV1", {"orderId": order, "paymentIntentId": "pi_1",
                                                                 "paidAmount": money(500), "lockId": "lock-1"})  # fmt: skip
-    adapter = SqlitePosAdapter.open(pos_db_path, busy_timeout_s=30)
+    adapter = sqlite_pos(pos_db_path, busy_timeout_s=30)
     dispatcher = Dispatcher(adapter, deadline_s=0.5)
     pos = sqlite3.connect(pos_db_path, isolation_level=None)
     pos.execute("BEGIN IMMEDIATE")  # the till, mid-save
@@ -193,7 +193,7 @@ async def test_a_lock_taken_after_waiting_for_the_pos_is_really_stored(rpc: Rpc,
     # ON CONFLICT support by writing, and under query_only fell back for good to an upsert that
     # silently stored nothing -- a lock answered "held" that was not.
     order = await new_order(rpc)
-    adapter = SqlitePosAdapter.open(pos_db_path)
+    adapter = sqlite_pos(pos_db_path)
     dispatcher = Dispatcher(adapter)
     pos = sqlite3.connect(pos_db_path, isolation_level=None)
     pos.execute("BEGIN IMMEDIATE")
@@ -347,7 +347,7 @@ async def test_a_file_database_lock_with_an_unreadable_expiry_counts_as_expired(
 ) -> None:
     folder = tmp_path / "pos"
     init_folder(folder, demo=True, now=datetime.now(UTC))
-    adapter = JsonFilePosAdapter.open(folder)
+    adapter = jsonfile_pos(folder)
     rpc = rpc_over(Dispatcher(adapter))
     path = folder / "orders" / "8.json"
     document = json.loads(path.read_text())
@@ -394,7 +394,7 @@ ODD_IDS: list[Any] = [
 
 
 async def test_any_request_id_is_echoed_in_an_encodable_frame_and_the_link_stays_up(
-    adapter: SqlitePosAdapter, rpc: Rpc
+    adapter: PosCalls, rpc: Rpc
 ) -> None:
     order = await new_order(rpc)
     async with GatewaySimulator(expected_api_key=API_KEY, expected_software_house_id=SOFTWARE_HOUSE_ID) as sim:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.domain.captures import NOT_ON_TILL, CaptureNotOnTill
 from epos_bridge.ports import CallContext
 from epos_bridge.protocol.entities import Money
@@ -30,6 +29,7 @@ from epos_bridge.services.events import EventRouter
 from epos_bridge.sim.rest import RestSimulator
 from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID
 from epos_bridge.state.payment_log import PaymentLogStore
+from tests.helpers.pos import sqlite_pos
 from tests.integration.test_pay_at_counter import ORDER, HeldPos, Rig, locks_on, paid
 
 PAY_AT_TABLE = RequestHeaders(dojo_requesting_product="PayAtTable", device_id="pat-terminal")
@@ -98,7 +98,7 @@ def expire_locks(path: Path, order: str = ORDER) -> None:
 
 async def pay_at_table_locks(path: Path, lock_id: str, order: str = ORDER) -> None:
     """Pay at Table locks the order through the bridge's own rules (another lock holder)."""
-    adapter = SqlitePosAdapter.open(path)
+    adapter = sqlite_pos(path)
     try:
         await adapter.create_order_lock(
             CreateOrderLockParams(

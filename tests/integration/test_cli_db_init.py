@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.adapters.sqlite.schema import SCHEMA_VERSION
 from epos_bridge.services.dispatcher import Dispatcher
 from tests.helpers.contract import assert_valid_response
+from tests.helpers.pos import sqlite_pos
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -69,7 +69,7 @@ SEARCHES = {
 
 @pytest.mark.parametrize("method", list(SEARCHES))
 async def test_every_search_returns_demo_data(demo_db: Path, method: str) -> None:
-    adapter = SqlitePosAdapter.open(demo_db)
+    adapter = sqlite_pos(demo_db)
     try:
         served = await Dispatcher(adapter).handle_text(
             json.dumps({"jsonrpc": "2.0", "id": "1", "method": method, "params": {"headers": {}, **SEARCHES[method]}})
@@ -84,7 +84,7 @@ async def test_every_search_returns_demo_data(demo_db: Path, method: str) -> Non
 
 
 async def test_demo_bills_and_orders_validate(demo_db: Path) -> None:
-    adapter = SqlitePosAdapter.open(demo_db)
+    adapter = sqlite_pos(demo_db)
     dispatcher = Dispatcher(adapter)
     try:
         search = await dispatcher.handle_text(

@@ -23,13 +23,14 @@ from typing import Any
 
 import pytest
 
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.adapters.sqlite.connection import DEFAULT_BUSY_TIMEOUT_S
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.services.dispatcher import Dispatcher
+from epos_bridge.services.pos_calls import PosCalls
 from tests.conftest import Rpc, money
 from tests.helpers.builders import read_only
 from tests.helpers.contract import assert_valid_response
+from tests.helpers.pos import sqlite_pos
 from tests.helpers.pos_writer import PosProcess, csv
 from tests.helpers.sqlite_trace import trace_bridge_statements
 
@@ -293,7 +294,7 @@ def assert_pos_edits_survived(path: Path, journal: list[dict[str, Any]], card_or
 async def test_a_pos_holding_the_write_lock_gets_a_quick_busy_error_then_normal_service(pos_db_path: Path) -> None:
     """Busy timeout 0.5 s against a POS that holds its write transaction until released on cue."""
     (order,) = seed_orders(pos_db_path, 1)
-    adapter = SqlitePosAdapter.open(pos_db_path, busy_timeout_s=0.5)
+    adapter = sqlite_pos(pos_db_path, busy_timeout_s=0.5)
     dispatcher = Dispatcher(adapter)
     request = PaymentCall(order, "pi_while_busy", 2_500).frame("busy-1")
     pos = await pos_holding_its_write_lock(pos_db_path, order)
@@ -329,7 +330,7 @@ async def test_a_pos_holding_the_write_lock_gets_a_quick_busy_error_then_normal_
 
 
 async def test_a_payment_that_waited_for_the_pos_does_not_move_updated_at_back(
-    adapter: SqlitePosAdapter, pos_db_path: Path, monkeypatch: pytest.MonkeyPatch
+    adapter: PosCalls, pos_db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """updated_at is what the ExtendOrderLock rule (contract §3.7) and POS sync read as "changed since"."""
     statements = trace_bridge_statements(monkeypatch)

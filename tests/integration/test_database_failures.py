@@ -24,14 +24,15 @@ from typing import Any
 import pytest
 
 from epos_bridge.adapters.sqlite import connection
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.adapters.sqlite.connection import explain
 from epos_bridge.adapters.sqlite.schema import SCHEMA_VERSION
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.capabilities import WireMethod
 from epos_bridge.services.dispatcher import Dispatcher
+from epos_bridge.services.pos_calls import PosCalls
 from tests.conftest import Rpc, money
 from tests.helpers.contract import assert_valid_params, assert_valid_response
+from tests.helpers.pos import sqlite_pos
 from tests.helpers.pos_writer import PosProcess
 
 Call = Callable[..., Awaitable[dict[str, Any]]]
@@ -114,12 +115,12 @@ def caller(dispatcher: Dispatcher) -> Call:
 
 
 @pytest.fixture
-async def open_adapter() -> AsyncIterator[Callable[..., SqlitePosAdapter]]:
+async def open_adapter() -> AsyncIterator[Callable[..., PosCalls]]:
     """Adapters on files the test breaks; all closed at the end."""
-    opened: list[SqlitePosAdapter] = []
+    opened: list[PosCalls] = []
 
-    def open_(path: Path, **kwargs: Any) -> SqlitePosAdapter:
-        adapter = SqlitePosAdapter.open(path, **kwargs)
+    def open_(path: Path, **kwargs: Any) -> PosCalls:
+        adapter = sqlite_pos(path, **kwargs)
         opened.append(adapter)
         return adapter
 
@@ -179,7 +180,7 @@ def error_of(response: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("method", list(WireMethod), ids=str)
 async def test_a_missing_database_answers_every_method_with_an_error_saying_so_without_its_path(
-    method: WireMethod, tmp_path: Path, open_adapter: Callable[..., SqlitePosAdapter]
+    method: WireMethod, tmp_path: Path, open_adapter: Callable[..., PosCalls]
 ) -> None:
     missing = tmp_path / "till" / "pos.db"
     missing.parent.mkdir()
@@ -249,9 +250,7 @@ async def test_a_database_replaced_by_garbage_is_reported_unusable_then_recovers
     assert paid["result"]["paidAmount"] == money(400)
 
 
-async def test_an_empty_sqlite_file_asks_for_db_init(
-    tmp_path: Path, open_adapter: Callable[..., SqlitePosAdapter]
-) -> None:
+async def test_an_empty_sqlite_file_asks_for_db_init(tmp_path: Path, open_adapter: Callable[..., PosCalls]) -> None:
     empty = tmp_path / "empty.db"
     sqlite3.connect(empty).close()  # a valid SQLite file with no schema version
     foreign = tmp_path / "other-app.db"
@@ -271,7 +270,7 @@ async def test_an_empty_sqlite_file_asks_for_db_init(
 
 
 async def test_a_database_from_a_newer_bridge_asks_to_update(
-    pos_db_path: Path, open_adapter: Callable[..., SqlitePosAdapter]
+    pos_db_path: Path, open_adapter: Callable[..., PosCalls]
 ) -> None:
     conn = sqlite3.connect(pos_db_path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
@@ -334,13 +333,13 @@ def read_only(path: Path) -> Iterator[str]:
 
 
 async def test_a_read_only_database_still_answers_reads_and_refuses_writes_clearly(
-    pos_db_path: Path, open_adapter: Callable[..., SqlitePosAdapter]
+    pos_db_path: Path, open_adapter: Callable[..., PosCalls]
 ) -> None:
     """See :func:`read_only` for how the file is made read-only when the tests run as root.
 
     The adapter under test opens its first connection only after the file became read-only.
     """
-    seeding = SqlitePosAdapter.open(pos_db_path)
+    seeding = sqlite_pos(pos_db_path)
     order_id = (await caller(Dispatcher(seeding))("CreateOrderV1", NEW_ORDER))["result"]["id"]
     await seeding.close()
     call = caller(Dispatcher(open_adapter(pos_db_path)))
@@ -381,7 +380,7 @@ BUSY_TIMEOUT_S = 1.0
 
 
 async def test_waiting_on_a_busy_database_never_blocks_the_event_loop(
-    pos_db_path: Path, open_adapter: Callable[..., SqlitePosAdapter]
+    pos_db_path: Path, open_adapter: Callable[..., PosCalls]
 ) -> None:
     """More busy requests than pool workers, while another coroutine ticks every 5 ms.
 

@@ -12,9 +12,7 @@ from typing import Any
 import pytest
 import sqlite_utils
 
-from epos_bridge.adapters.jsonfile.adapter import JsonFilePosAdapter
 from epos_bridge.adapters.jsonfile.setup import init_folder
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.adapters.sqlite.demo import seed_demo
 from epos_bridge.adapters.sqlite.schema import migrate
 from epos_bridge.demo_venue import T12_ORDER_ID, TILL_ORDER_ID, DemoSeedRefused, DemoSummary, demo_venue
@@ -22,6 +20,7 @@ from epos_bridge.domain.errors import EposFailure
 from epos_bridge.ports import CallContext, PosAdapter
 from epos_bridge.protocol import params
 from epos_bridge.protocol.base import format_utc, to_wire
+from tests.helpers.pos import jsonfile_pos, sqlite_pos
 
 NOW = datetime(2025, 3, 14, 12, 7, 30, 250_000, tzinfo=UTC)
 OPEN = "status NOT IN ('Finalized', 'Canceled')"
@@ -367,7 +366,7 @@ async def test_the_file_database_demo_answers_exactly_as_the_reference_one(tmp_p
     db.close()
     report = init_folder(tmp_path / "pos", demo=True, now=NOW)
     assert report.demo == summary == demo_venue(NOW).summary()
-    reference = await _everything(SqlitePosAdapter.open(tmp_path / "pos.sqlite", _Fixed()))
-    files = await _everything(JsonFilePosAdapter.open(tmp_path / "pos", _Fixed()))
+    reference = await _everything(sqlite_pos(tmp_path / "pos.sqlite", _Fixed()))
+    files = await _everything(jsonfile_pos(tmp_path / "pos", _Fixed()))
     assert isinstance(reference["order 7"], dict) and isinstance(reference["party 2"], dict)
     assert files == reference

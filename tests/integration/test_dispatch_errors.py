@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.services.dispatcher import Dispatcher, Served
+from epos_bridge.services.pos_calls import PosCalls
 from tests.conftest import Rpc
 from tests.helpers.builders import (
     failed,
@@ -309,7 +309,7 @@ async def test_every_error_carries_a_fresh_trace_id(dispatcher: Dispatcher, text
 
 async def test_an_adapter_exception_is_an_unexpected_error_without_a_traceback(
     dispatcher: Dispatcher,
-    adapter: SqlitePosAdapter,
+    adapter: PosCalls,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -336,7 +336,7 @@ async def test_an_adapter_exception_is_an_unexpected_error_without_a_traceback(
 @pytest.mark.logs_warnings("an adapter bug is logged with its trace id")
 async def test_an_adapter_exception_during_a_payment_records_nothing(
     dispatcher: Dispatcher,
-    adapter: SqlitePosAdapter,
+    adapter: PosCalls,
     rpc: Rpc,
     pos_db_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -356,7 +356,7 @@ async def test_an_adapter_exception_during_a_payment_records_nothing(
 
 @pytest.mark.logs_warnings("an adapter bug is logged with its trace id")
 async def test_the_dispatcher_keeps_serving_after_an_adapter_exception(
-    dispatcher: Dispatcher, adapter: SqlitePosAdapter, rpc: Rpc, monkeypatch: pytest.MonkeyPatch
+    dispatcher: Dispatcher, adapter: PosCalls, rpc: Rpc, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     order = await new_order(rpc, "dojo-1")
     real_get_order = adapter.get_order

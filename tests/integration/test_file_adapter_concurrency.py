@@ -26,10 +26,11 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from epos_bridge.adapters.jsonfile import FolderLock, JsonFilePosAdapter, write_json_atomic
+from epos_bridge.adapters.jsonfile import FolderLock, write_json_atomic
 from epos_bridge.adapters.jsonfile.setup import init_folder
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.services.dispatcher import Dispatcher
+from tests.helpers.pos import jsonfile_pos
 
 ORDERS = 4
 TOTAL = 1_000_000_000
@@ -108,7 +109,7 @@ def read_everything_forever(folder: Path, stop: threading.Event, torn: list[str]
 async def test_pos_process_and_bridge_interleave_without_lost_updates_or_torn_files(tmp_path: Path) -> None:
     folder = tmp_path / "pos"
     seed(folder)
-    adapter = JsonFilePosAdapter.open(folder, lock_timeout_s=10)
+    adapter = jsonfile_pos(folder, lock_timeout_s=10)
     dispatcher = Dispatcher(adapter)
     stop, torn, reads = threading.Event(), list[str](), [0]
     reader = threading.Thread(target=read_everything_forever, args=(folder, stop, torn, reads), daemon=True)

@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
 from epos_bridge.protocol.methods import PARAMS_MODEL
 from epos_bridge.services.dispatcher import Dispatcher
 from epos_bridge.sim.gateway import GatewaySimulator
 from tests.conftest import Rpc, money
 from tests.helpers.builders import failed, item, new_order, ok
+from tests.helpers.pos import sqlite_pos
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 OUT_OF_RANGE = [INT64_MAX + 1, INT64_MIN - 1, 10**30]
@@ -167,7 +167,7 @@ def test_every_integer_in_every_params_model_is_bounded_to_int64() -> None:
 
 @asynccontextmanager
 async def serving(pos_db_path: Path) -> AsyncIterator[GatewaySimulator]:
-    adapter = SqlitePosAdapter.open(pos_db_path)
+    adapter = sqlite_pos(pos_db_path)
     async with GatewaySimulator(expected_api_key=API_KEY, expected_software_house_id=HOUSE) as sim:
         settings = GatewaySettings(
             ws_url=sim.url,

@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.config import BridgeSettings
 from epos_bridge.diagnostics import DiagnosticsSources, RecentRequests, build_diagnostics
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
@@ -31,6 +30,7 @@ from epos_bridge.sim.gateway import GatewaySimulator
 from tests.conftest import money
 from tests.helpers.builders import create_order_params, create_party_params, create_reservation_params
 from tests.helpers.logging_setup import bridge_logging
+from tests.helpers.pos import sqlite_pos
 
 API_KEY = "sk_sandbox_fake_NoNamesInLogs_8c2e41"
 HOUSE = "acme-pos"
@@ -68,7 +68,7 @@ def debug_logging(log_dir: Path) -> Iterator[Lines]:
 
 @asynccontextmanager
 async def venue(pos_db_path: Path, recent: RecentRequests) -> AsyncIterator[GatewaySimulator]:
-    adapter = SqlitePosAdapter.open(pos_db_path)
+    adapter = sqlite_pos(pos_db_path)
     dispatcher = Dispatcher(adapter)
 
     async def serve(text: str | bytes) -> Served | None:

@@ -23,18 +23,16 @@ from typing import Any
 import pytest
 
 from epos_bridge.adapters import sqlitedb
-from epos_bridge.adapters.jsonfile import JsonFilePosAdapter
 from epos_bridge.adapters.jsonfile.setup import init_folder
 from epos_bridge.adapters.sqlite import connection
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.adapters.sqlite.setup import init_database
-from epos_bridge.adapters.sqlmap.adapter import SqlMapPosAdapter
 from epos_bridge.ports import PosAdapter
 from epos_bridge.services.dispatcher import Dispatcher, Served
 from tests.conftest import money
 from tests.helpers.builders import create_order_params
 from tests.helpers.contract import assert_valid_response
 from tests.helpers.floreant import create_floreant_database, floreant
+from tests.helpers.pos import jsonfile_pos, sqlite_pos, sqlmap_pos
 
 VENUE_FOLDER = "Chez-Marguerite-Dupont-till"
 """A folder name that says who and where: exactly what must not reach Dojo."""
@@ -129,13 +127,13 @@ async def opened() -> AsyncIterator[list[PosAdapter]]:
 
 
 def sqlite_adapter(opened: list[PosAdapter], path: Path, **kwargs: Any) -> PosAdapter:
-    adapter = SqlitePosAdapter.open(path, **kwargs)
+    adapter = sqlite_pos(path, **kwargs)
     opened.append(adapter)
     return adapter
 
 
 def sqlmap_adapter(opened: list[PosAdapter], path: Path) -> PosAdapter:
-    adapter = SqlMapPosAdapter.open(path, floreant())
+    adapter = sqlmap_pos(path, floreant())
     opened.append(adapter)
     return adapter
 
@@ -167,7 +165,7 @@ async def test_a_missing_database_is_named_generically(
 
 async def test_a_missing_file_database_folder_is_named_generically(venue: Path, opened: list[PosAdapter]) -> None:
     missing = venue / "marguerite-files"
-    adapter = JsonFilePosAdapter.open(missing)
+    adapter = jsonfile_pos(missing)
     opened.append(adapter)
 
     answer = await ask(adapter, *SEARCH)
@@ -235,7 +233,7 @@ async def test_a_damaged_file_database_document_is_named_generically(venue: Path
     init_folder(folder, demo=True, now=datetime.now(UTC))
     damaged = folder / "orders" / "1.json"
     damaged.write_text("{ not json", encoding="utf-8")
-    adapter = JsonFilePosAdapter.open(folder)
+    adapter = jsonfile_pos(folder)
     opened.append(adapter)
 
     answer = await ask(adapter, "GetOrderByIdV1", {"orderId": "1"})

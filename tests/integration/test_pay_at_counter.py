@@ -15,9 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.adapters.sqlmap import setup as sqlmap_setup
-from epos_bridge.adapters.sqlmap.adapter import SqlMapPosAdapter
 from epos_bridge.adapters.sqlmap.mapping import load as load_mapping
 from epos_bridge.dojo_api import DojoApiError, DojoClient
 from epos_bridge.domain.events import DomainEvent, LockCreated, LockReleased, PaymentRecorded
@@ -29,6 +27,7 @@ from epos_bridge.services.pos_connection import PosConnection
 from epos_bridge.sim.rest import RestSimulator
 from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID
 from epos_bridge.state.terminal_sessions import TerminalSessionStore
+from tests.helpers.pos import sqlite_pos, sqlmap_pos
 
 ORDER = "8"  # demo: T12-0008, nothing paid yet
 
@@ -59,7 +58,7 @@ class Rig:
             base_url=rest.base_url,
             allow_insecure=True,
         )
-        self.adapter = adapter or SqlitePosAdapter.open(demo_db, busy_timeout_s=busy_timeout_s)
+        self.adapter = adapter or sqlite_pos(demo_db, busy_timeout_s=busy_timeout_s)
         connection = PosConnection(self.adapter)
         self.pos = lambda: connection
         self.store = TerminalSessionStore(state, clock=wall_clock)
@@ -147,7 +146,7 @@ async def test_a_sale_on_a_floreant_ticket_ends_captured_and_lands_in_its_transa
     floreant = load_mapping("floreant")
     path = tmp_path / "floreant.db"
     sqlmap_setup.init(path, floreant, demo=True, now=datetime.now(UTC))
-    async with Rig(rest, path, tmp_path / "state.db", adapter=SqlMapPosAdapter.open(path, floreant)) as rig:
+    async with Rig(rest, path, tmp_path / "state.db", adapter=sqlmap_pos(path, floreant)) as rig:
         order = "1"
         amount = await rig.counter.outstanding(order)
         assert amount.value > 0

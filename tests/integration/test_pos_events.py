@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.app import Bridge, demo_settings
 from epos_bridge.ports import PosChange
 from epos_bridge.services.pos_events import (
@@ -32,6 +31,7 @@ from epos_bridge.services.pos_events import (
 )
 from epos_bridge.sim.simulator import DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
 from epos_bridge.state.outbox import OutboxStore
+from tests.helpers.pos import sqlite_pos
 from tests.helpers.relay import relay_reading
 
 
@@ -180,7 +180,7 @@ async def test_an_outage_with_a_restart_in_the_middle_loses_nothing(
     """The events endpoint fails for 60 s (fake time) and the bridge restarts meanwhile."""
     state = tmp_path / "state.db"
     clock = FakeClock()
-    adapter = SqlitePosAdapter.open(demo_db)
+    adapter = sqlite_pos(demo_db)
     sent: list[tuple[str, str]] = []
 
     async def send(event_type: str, field: str, entity_id: str) -> None:

@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.services.dispatcher import Dispatcher
 from epos_bridge.sim import flows
 from tests.helpers.contract import assert_valid_params, assert_valid_response
+from tests.helpers.pos import sqlite_pos
 
 
 @pytest.fixture
 async def send(demo_db: Path) -> AsyncIterator[flows.Send]:
-    adapter = SqlitePosAdapter.open(demo_db)
+    adapter = sqlite_pos(demo_db)
     dispatcher = Dispatcher(adapter)
     counter = iter(range(1, 10_000))
 

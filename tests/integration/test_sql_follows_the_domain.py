@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from epos_bridge.adapters.sqlite import rows
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.adapters.sqlite.schema import OPEN_ORDERS_SQL
 from epos_bridge.adapters.sqlite.setup import init_database
 from epos_bridge.domain import bookings, orders
@@ -25,6 +24,7 @@ from epos_bridge.ports import CallContext
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.entities import OrderStatus
 from epos_bridge.protocol.params import Cursor, SearchOrdersParams, SearchPartiesParams, SearchReservationsParams
+from tests.helpers.pos import sqlite_pos
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -179,7 +179,7 @@ def venue(
 
 async def every_id(path: Path, method: str, params: Any) -> list[int]:
     """Walk every page of one search, so the SQL is checked beyond the first hundred rows."""
-    adapter = SqlitePosAdapter.open(path)
+    adapter = sqlite_pos(path)
     search: Callable[[Any, CallContext], Awaitable[Any]] = getattr(adapter, method)
     found: list[int] = []
     try:

@@ -16,13 +16,13 @@ import pytest
 
 from epos_bridge.adapters.registry import BUILT_IN_SQLMAP
 from epos_bridge.adapters.sqlmap import setup
-from epos_bridge.adapters.sqlmap.adapter import SqlMapPosAdapter
 from epos_bridge.host.instance import InstanceLock, Venue
 from epos_bridge.ports import AdapterInitError
 from epos_bridge.services.dispatcher import Dispatcher
 from epos_bridge.testing.contract_suite import STANDARD_VENUE, pay
 from epos_bridge.testing.processes import isolated_env
 from tests.helpers.floreant import FloreantTill, floreant
+from tests.helpers.pos import sqlmap_pos
 
 INTENT = "pi_detach_then_attach"
 
@@ -40,7 +40,7 @@ def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 async def record_payment(path: Path, params: dict[str, Any]) -> dict[str, Any]:
     """One RecordOrderPaymentByIdV1 as Dojo sends it, through a freshly opened sqlmap adapter."""
-    adapter = SqlMapPosAdapter.open(path, floreant())
+    adapter = sqlmap_pos(path, floreant())
     try:
         served = await Dispatcher(adapter).handle_text(
             json.dumps({"jsonrpc": "2.0", "id": "pay", "method": "RecordOrderPaymentByIdV1", "params": params})

@@ -23,10 +23,8 @@ from typing import Any
 
 import pytest
 
-from epos_bridge.adapters.jsonfile import FolderLock, JsonFilePosAdapter, write_json_atomic
+from epos_bridge.adapters.jsonfile import FolderLock, write_json_atomic
 from epos_bridge.adapters.jsonfile.setup import init_folder
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
-from epos_bridge.adapters.sqlmap.adapter import SqlMapPosAdapter
 from epos_bridge.domain import bookings
 from epos_bridge.ports import PosAdapter
 from epos_bridge.services.dispatcher import Dispatcher
@@ -34,6 +32,7 @@ from tests.conftest import Rpc
 from tests.helpers.builders import create_party_params, create_reservation_params, failed, ok
 from tests.helpers.contract import assert_valid_response
 from tests.helpers.floreant import create_floreant_database, floreant
+from tests.helpers.pos import jsonfile_pos, sqlite_pos, sqlmap_pos
 
 GUEST = "Philippa Quennell-Ashworth"
 UNREADABLE = [
@@ -97,7 +96,7 @@ async def _opened(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     adapter: PosAdapter
     if request.param == "sqlite":
         path: Path = request.getfixturevalue("pos_db_path")
-        adapter = SqlitePosAdapter.open(path)
+        adapter = sqlite_pos(path)
 
         def set_sqlite(kind: str, key: str, field: str, text: str) -> None:
             table = {"party": "parties", "reservation": "reservations"}[kind]
@@ -110,7 +109,7 @@ async def _opened(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         lock = FolderLock(folder)
         with lock.hold():
             write_json_atomic(folder / "tables.json", [{"id": "T1", "name": "1", "areaId": "main"}])
-        adapter = JsonFilePosAdapter.open(folder)
+        adapter = jsonfile_pos(folder)
 
         def set_document(kind: str, key: str, field: str, text: str) -> None:
             path = folder / {"party": "parties", "reservation": "reservations"}[kind] / f"{key}.json"
@@ -124,7 +123,7 @@ async def _opened(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         path = tmp_path / "floreant.db"
         create_floreant_database(path)
         _sql(path, "INSERT INTO SHOP_TABLE (NUMBER, X, Y) VALUES (?, 0, 0)", (1,))
-        adapter = SqlMapPosAdapter.open(path, floreant())
+        adapter = sqlmap_pos(path, floreant())
 
         def set_booking(kind: str, key: str, field: str, text: str) -> None:
             assert kind == "reservation"

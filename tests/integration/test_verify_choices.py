@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.demo_venue import T12_ORDER_ID
 from epos_bridge.domain.verification import ParamKind
 from epos_bridge.ports import CallContext
 from epos_bridge.protocol.entities import Order
 from epos_bridge.protocol.params import CreateOrderLockParams, DeleteOrderLockParams, RequestHeaders
+from epos_bridge.services.pos_calls import PosCalls
 from epos_bridge.services.verification import HELD, PROBE_PREFIX, Verification
+from tests.helpers.pos import sqlite_pos
 
 TILL_HELD = str(T12_ORDER_ID)  # T12's part-paid order, first choice on a fresh demo
 TERMINAL_HELD = str(T12_ORDER_ID + 1)  # T12's other order
@@ -26,7 +27,7 @@ TERMINAL_HELD = str(T12_ORDER_ID + 1)  # T12's other order
 class CountingLocks:
     """The adapter's lock calls, counted (what the choice asked of the POS)."""
 
-    def __init__(self, adapter: SqlitePosAdapter) -> None:
+    def __init__(self, adapter: PosCalls) -> None:
         self.adapter = adapter
         self.asked: list[str] = []
 
@@ -53,8 +54,8 @@ class NoTesterTool:
 
 
 @pytest.fixture
-async def adapter(demo_db: Path) -> AsyncIterator[SqlitePosAdapter]:
-    pos = SqlitePosAdapter.open(demo_db)
+async def adapter(demo_db: Path) -> AsyncIterator[PosCalls]:
+    pos = sqlite_pos(demo_db)
     yield pos
     await pos.close()
 
@@ -66,7 +67,7 @@ def lock_ids(path: Path) -> list[str]:
     return found
 
 
-async def test_a_fresh_demo_asks_about_the_first_order_only(adapter: SqlitePosAdapter, demo_db: Path) -> None:
+async def test_a_fresh_demo_asks_about_the_first_order_only(adapter: PosCalls, demo_db: Path) -> None:
     locks = CountingLocks(adapter)
     verification = Verification(NoTesterTool(), adapter, locks=locks)  # type: ignore[arg-type]
 
@@ -79,9 +80,7 @@ async def test_a_fresh_demo_asks_about_the_first_order_only(adapter: SqlitePosAd
     assert lock_ids(demo_db) == []
 
 
-async def test_orders_a_till_has_open_or_a_terminal_holds_are_not_chosen(
-    adapter: SqlitePosAdapter, demo_db: Path
-) -> None:
+async def test_orders_a_till_has_open_or_a_terminal_holds_are_not_chosen(adapter: PosCalls, demo_db: Path) -> None:
     with sqlite3.connect(demo_db) as conn:
         conn.execute("UPDATE orders SET open_at_till = 'TILL-1' WHERE id = ?", (T12_ORDER_ID,))
     conn.close()
@@ -113,7 +112,7 @@ async def test_orders_a_till_has_open_or_a_terminal_holds_are_not_chosen(
 class CountingPos:
     """The adapter as the command line passes it (reads and locks), its lock calls counted."""
 
-    def __init__(self, adapter: SqlitePosAdapter, locks: CountingLocks) -> None:
+    def __init__(self, adapter: PosCalls, locks: CountingLocks) -> None:
         self._adapter = adapter
         self._locks = locks
         self.search_orders = adapter.search_orders

@@ -53,21 +53,21 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from epos_bridge.adapters.jsonfile import JsonFilePosAdapter
 from epos_bridge.adapters.jsonfile.setup import init_folder
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
 from epos_bridge.adapters.sqlite.setup import init_database
-from epos_bridge.adapters.sqlmap.adapter import SqlMapPosAdapter
+from epos_bridge.adapters.sqlmap.adapter import SqlMapStorage
 from epos_bridge.adapters.sqlmap.database import MappedDatabase
 from epos_bridge.adapters.sqlmap.mapping import load as load_mapping
 from epos_bridge.ports import PosAdapter
 from epos_bridge.protocol.times import format_utc
 from epos_bridge.services.dispatcher import Dispatcher
 from epos_bridge.services.idempotent_serve import IdempotentServe
+from epos_bridge.services.pos_calls import PosCalls
 from epos_bridge.state.idempotency import IdempotencyStore
 from tests.helpers.builders import read_only
 from tests.helpers.contract import assert_valid_response
 from tests.helpers.floreant import create_floreant_database, floreant_time
+from tests.helpers.pos import jsonfile_pos, sqlite_pos
 from tests.helpers.pos_writer import PosProcess
 
 EXAMPLES = int(os.environ.get("EPOS_BRIDGE_MODEL_EXAMPLES", "12"))
@@ -176,7 +176,7 @@ class SqliteVenue(SqliteFileVenue):
             conn.close()
 
     def open_adapter(self) -> PosAdapter:
-        return SqlitePosAdapter.open(self.path, busy_timeout_s=BUSY_S)
+        return sqlite_pos(self.path, busy_timeout_s=BUSY_S)
 
     PAYMENT_ROWS = (
         "SELECT payment_intent_id, order_id, paid_amount, COALESCE(tips_amount, 0), status FROM payments"
@@ -204,7 +204,7 @@ class FolderVenue(Venue):
             self.orders.append(str(n))
 
     def open_adapter(self) -> PosAdapter:
-        return JsonFilePosAdapter.open(self.path, lock_timeout_s=BUSY_S)
+        return jsonfile_pos(self.path, lock_timeout_s=BUSY_S)
 
     def lock_target(self) -> tuple[str, ...]:
         return ("control", str(self.path), "--kind", "folder")
@@ -252,7 +252,7 @@ class FloreantVenue(SqliteFileVenue):
             conn.close()
 
     def open_adapter(self) -> PosAdapter:
-        return SqlMapPosAdapter(MappedDatabase(self.path, load_mapping("floreant"), busy_timeout_s=BUSY_S))
+        return PosCalls(SqlMapStorage(MappedDatabase(self.path, load_mapping("floreant"), busy_timeout_s=BUSY_S)))
 
     PAYMENT_ROWS = (
         "SELECT b.PAYMENT_INTENT_ID, tr.TICKET_ID, CAST(ROUND(tr.AMOUNT * 100) AS INTEGER),"

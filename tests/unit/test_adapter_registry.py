@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from epos_bridge.adapters import registry
+from epos_bridge.adapters.jsonfile.adapter import JsonFileStorage
 from epos_bridge.adapters.registry import (
     BrokenAdapter,
     MinimalFactory,
@@ -18,6 +19,7 @@ from epos_bridge.adapters.registry import (
 from epos_bridge.app import adapter_factory, open_adapter
 from epos_bridge.config import BridgeSettings, ConfigError
 from epos_bridge.ports import AdapterFactory, AdapterInitError, PosAdapter
+from epos_bridge.services.pos_calls import PosCalls
 
 
 class OldTill:
@@ -124,7 +126,8 @@ def test_open_adapter_names_the_setting_and_what_is_installed_for_an_unknown_ada
 async def test_open_adapter_opens_the_file_database_adapter(declared: list[EntryPoint], tmp_path: Path) -> None:
     adapter = open_adapter(BridgeSettings(adapter="jsonfile", db_path=tmp_path))
 
-    assert type(adapter).__name__ == "JsonFilePosAdapter"
+    assert isinstance(adapter, PosCalls)
+    assert isinstance(adapter.storage, JsonFileStorage)
     await adapter.close()
 
 

@@ -6,8 +6,8 @@ reference adapter's, shared through :mod:`epos_bridge.domain`.
 
 from __future__ import annotations
 
-from epos_bridge.adapters.jsonfile.adapter import JsonFilePosAdapter
+from epos_bridge.adapters.jsonfile.adapter import JsonFileStorage
 from epos_bridge.adapters.jsonfile.lockfile import FolderLock
 from epos_bridge.adapters.jsonfile.store import write_json_atomic
 
-__all__ = ["FolderLock", "JsonFilePosAdapter", "write_json_atomic"]
+__all__ = ["FolderLock", "JsonFileStorage", "write_json_atomic"]

@@ -20,10 +20,10 @@ from pydantic.alias_generators import to_camel
 
 from epos_bridge.adapters.jsonfile.store import CorruptDocument, Document
 from epos_bridge.domain.bill import VenueDetails
-from epos_bridge.domain.bookings import NewParty, PartyRecord, ReservationRecord
+from epos_bridge.domain.bookings import PartyRecord, ReservationRecord
 from epos_bridge.domain.events import OrderFacts
 from epos_bridge.domain.intents import StoredIntentEvent
-from epos_bridge.domain.locks import HeldLock, LockableOrder, stored_lock
+from epos_bridge.domain.locks import HeldLock, stored_lock
 from epos_bridge.domain.orders import (
     RECORDED,
     OrderRecord,
@@ -34,8 +34,8 @@ from epos_bridge.domain.orders import (
     paid_value,
     summarise_payments,
 )
-from epos_bridge.domain.payments import PayableOrder
 from epos_bridge.domain.records import StoredRecord
+from epos_bridge.ports import PosOrder
 from epos_bridge.protocol import entities as wire
 from epos_bridge.protocol.base import format_utc, to_wire
 from epos_bridge.protocol.ids import canonical_int_id
@@ -171,23 +171,15 @@ def lock_doc(lock: HeldLock) -> Document:
     }
 
 
-def lockable(order_id: str, document: Document) -> LockableOrder:
-    return LockableOrder(
-        order_id=order_id,
-        status=order_status(document),
-        updated_at=parse_time(document.get("updatedAt"), f"updatedAt of order {order_id}"),
-        open_at_till=document.get("openAtTill"),
-        facts=order_facts(order_id, document),
-    )
-
-
-def payable(order_id: str, document: Document) -> PayableOrder:
-    return PayableOrder(
+def pos_order(key: int, order_id: str, document: Document) -> PosOrder:
+    """The order's header as the rules need it (``epos_bridge.ports.PosOrder``)."""
+    return PosOrder(
+        key=key,
         order_id=order_id,
         status=order_status(document),
         currency=str(document["currencyCode"]),
         total_value=int(document["totalAmount"]),
-        payments=stored_payments(document),
+        updated_at=parse_time(document.get("updatedAt"), f"updatedAt of order {order_id}"),
         open_at_till=document.get("openAtTill"),
         facts=order_facts(order_id, document),
     )
@@ -406,7 +398,8 @@ def record_fields(record: PartyRecord | ReservationRecord) -> Document:
     return fields
 
 
-def party_doc(key: int, party: NewParty) -> Document:
+def party_doc(key: int, party: PartyRecord) -> Document:
+    """A new party's file (a :class:`NewParty` also holds its reservation link)."""
     return {"id": str(key), **record_fields(party), "deletedAt": None}
 
 

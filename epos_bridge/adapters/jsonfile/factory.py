@@ -6,9 +6,9 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
-from epos_bridge.adapters.jsonfile.adapter import JsonFilePosAdapter
+from epos_bridge.adapters.jsonfile.adapter import JsonFileStorage
 from epos_bridge.adapters.jsonfile.setup import init_folder
-from epos_bridge.ports import AdapterFactory, LocationKind, PosAdapter, read_problem
+from epos_bridge.ports import AdapterFactory, LocationKind, read_problem
 
 
 class JsonFileFactory:
@@ -28,8 +28,7 @@ class JsonFileFactory:
         """Read-only: the folder and its format marker, through a real read."""
         if await asyncio.to_thread(location.is_file):
             return f"{location} is a file; the file database is the folder that holds format.json."
-        adapter = JsonFilePosAdapter.open(location)
-        return await read_problem(adapter)
+        return await read_problem(JsonFileStorage.open(location))
 
-    def open(self, location: Path) -> PosAdapter:
-        return JsonFilePosAdapter.open(location)
+    def open(self, location: Path) -> JsonFileStorage:
+        return JsonFileStorage.open(location)

@@ -6,11 +6,11 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
-from epos_bridge.adapters.sqlite.adapter import SqlitePosAdapter
+from epos_bridge.adapters.sqlite.adapter import SqliteStorage
 from epos_bridge.adapters.sqlite.connection import PosDatabase
 from epos_bridge.adapters.sqlite.setup import init_database
 from epos_bridge.adapters.sqlitedb import file_problem
-from epos_bridge.ports import AdapterFactory, LocationKind, PosAdapter, read_problem
+from epos_bridge.ports import AdapterFactory, LocationKind, read_problem
 
 
 class SqliteFactory:
@@ -37,8 +37,7 @@ class SqliteFactory:
         )  # a network share can be slow to stat
         if found is not None:
             return found
-        adapter = SqlitePosAdapter(PosDatabase(location, workers=1, migrate_on_open=False))
-        return await read_problem(adapter)
+        return await read_problem(SqliteStorage(PosDatabase(location, workers=1, migrate_on_open=False)))
 
-    def open(self, location: Path) -> PosAdapter:
-        return SqlitePosAdapter.open(location)
+    def open(self, location: Path) -> SqliteStorage:
+        return SqliteStorage.open(location)

@@ -18,7 +18,7 @@ from typing import Any
 import sqlite_utils
 
 from epos_bridge.domain.bill import VenueDetails
-from epos_bridge.domain.bookings import NewParty, PartyRecord, ReservationRecord
+from epos_bridge.domain.bookings import PartyRecord, ReservationRecord
 from epos_bridge.domain.orders import OrderRecord, PaymentRecord
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.entities import Area, Modifier, OrderItem, OrderStatus, Table
@@ -265,7 +265,7 @@ def _booking_columns(record: PartyRecord | ReservationRecord) -> dict[str, Any]:
     return columns
 
 
-def insert_booking(db: sqlite_utils.Database, record: NewParty | ReservationRecord, key: int | None = None) -> int:
+def insert_booking(db: sqlite_utils.Database, record: PartyRecord | ReservationRecord, key: int | None = None) -> int:
     """A new party (with its reservation link) or reservation; ``key`` ``None``: the database numbers it."""
     tables = _tables_of(record)
     row = {**_booking_columns(record), "deleted_at": None}

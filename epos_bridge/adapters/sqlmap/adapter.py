@@ -1,57 +1,55 @@
-"""The mapped-SQL POS adapter: any POS schema, read and written through a mapping file.
+"""The mapped-SQL POS storage: any POS schema, read and written through a mapping file.
 
-The same shape as the reference adapter (``adapters/sqlite/adapter.py``): every rule lives in
-:mod:`epos_bridge.domain`; each call reads the facts the rule needs in one transaction, through
-the mapping's statements (:mod:`.rows`), and stores what the rule decided in the same
-transaction, which owns the answer's deadline (:mod:`epos_bridge.adapters.sqlitedb`). What the
-POS schema lacks (locks, paymentIntentId de-duplication, the change log) lives in the bridge's
-tables inside the same file (:mod:`.bridge`). It implements exactly the capabilities whose
-statements the mapping has (:func:`.mapping.capabilities`).
+Storage only (:class:`epos_bridge.ports.PosStorage`): ``services/pos_calls`` runs each call and
+``domain/`` decides; this module runs the mapping's statements (:mod:`.rows`, :mod:`.writes`) in
+the call's one transaction, which owns the answer's deadline (:mod:`epos_bridge.adapters.sqlitedb`).
+What the POS schema lacks (locks, paymentIntentId de-duplication, the change log) lives in the
+bridge's tables inside the same file (:mod:`.bridge`). It implements exactly the capabilities
+whose statements the mapping has (:func:`.mapping.capabilities`); the dispatcher never routes
+another to it.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Container, Sequence
+from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import NoReturn
 
 import sqlite_utils
 
-from epos_bridge.adapters import kept_rows
-from epos_bridge.adapters.kept_rows import KeptChangeLog
+from epos_bridge.adapters.kept_rows import KeptChangeLog, KeptRows
 from epos_bridge.adapters.sqlmap import rows, writes
 from epos_bridge.adapters.sqlmap.bridge import KEPT
 from epos_bridge.adapters.sqlmap.database import MappedDatabase
 from epos_bridge.adapters.sqlmap.mapping import Mapping, capabilities
-from epos_bridge.adapters.transactional import StoreBackedAdapter
-from epos_bridge.domain import bill, bookings, locks, orders, payments, records
+from epos_bridge.adapters.transactional import RowStorage
+from epos_bridge.domain import bookings
+from epos_bridge.domain.bill import VenueDetails
+from epos_bridge.domain.bookings import ReservationFilter, ReservationRecord
 from epos_bridge.domain.errors import InvalidRequest, PosUnavailable
-from epos_bridge.domain.pagination import page_bounds, page_of, read_cursor
-from epos_bridge.ports import CallContext, Clock
-from epos_bridge.protocol import params as wire
+from epos_bridge.domain.orders import OrderFilter, OrderRecord, PaymentRecord, StoredPayment
+from epos_bridge.domain.pagination import Page, PageRequest, page_in_memory
+from epos_bridge.domain.payments import RecordedIntent
+from epos_bridge.domain.records import StoredRecord
+from epos_bridge.ports import PosOrder
 from epos_bridge.protocol.base import format_utc
-from epos_bridge.protocol.capabilities import Capability
-from epos_bridge.protocol.entities import Area, Order, OrderBill, PaymentIntentEvent, Reservation
-
-log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-C = Capability
+from epos_bridge.protocol.entities import Area, Order, Reservation, Table
 
 
-class SqlMapPosAdapter(StoreBackedAdapter[sqlite_utils.Database]):
-    """Implements :class:`epos_bridge.ports.PosAdapter` over a POS's own tables, through a mapping."""
+class SqlMapStorage(RowStorage[sqlite_utils.Database]):
+    """Implements :class:`epos_bridge.ports.PosStorage` over a POS's own tables, through a mapping."""
 
-    def __init__(self, database: MappedDatabase, clock: Clock | None = None) -> None:
-        super().__init__(database, clock)
+    def __init__(self, database: MappedDatabase) -> None:
+        mapping = database.mapping
+        super().__init__(database, partial(SqlMapRows, mapping=mapping), capabilities(mapping))
         self._db = database
-        self._map: Mapping = database.mapping
-        self._capabilities = capabilities(self._map)
+        self._map = mapping
 
     @classmethod
-    def open(cls, path: Path, mapping: Mapping, clock: Clock | None = None) -> SqlMapPosAdapter:
-        return cls(MappedDatabase(path, mapping), clock)
+    def open(cls, path: Path, mapping: Mapping) -> SqlMapStorage:
+        return cls(MappedDatabase(path, mapping))
 
     @property
     def changes(self) -> KeptChangeLog | None:
@@ -59,329 +57,153 @@ class SqlMapPosAdapter(StoreBackedAdapter[sqlite_utils.Database]):
         whose changes become POS events."""
         return KeptChangeLog(self._db, KEPT) if self._map.changes else None
 
-    def implemented_capabilities(self) -> frozenset[Capability]:
-        return self._capabilities
-
     async def check_writable(self) -> None:
         """A real, harmless write to the bridge's own table: raises PosUnavailable when read-only."""
         await self._db.write(lambda db: db.execute("UPDATE EPOS_BRIDGE_META SET VALUE = VALUE WHERE KEY = 'version'"))
 
-    def _needs(self, capability: Capability) -> None:
-        if capability not in self._capabilities:
-            raise InvalidRequest(f"this POS's mapping ({self._map.name}) has no statements for {capability.value}")
+
+class SqlMapRows(KeptRows):
+    """One transaction's :class:`epos_bridge.ports.PosRows` through a mapping's statements."""
+
+    def __init__(self, db: sqlite_utils.Database, *, mapping: Mapping) -> None:
+        super().__init__(db, KEPT)
+        self.map = mapping
+        self.reservations = _Reservations(db, mapping)
+
+    @property
+    def parties(self) -> NoReturn:
+        """The one place that says so: the dispatcher never routes a party call here."""
+        raise InvalidRequest(f"this POS's mapping ({self.map.name}) has no statements for parties")
 
     # --- orders ---------------------------------------------------------------------------
 
-    async def search_orders(self, params: wire.SearchOrdersParams, ctx: CallContext) -> wire.PagedOrders:
-        self._needs(C.SEARCH_ORDERS)
-        request = read_cursor(params.cursor, "orders")
-        wanted = orders.order_filter(params)
-
-        def work(db: sqlite_utils.Database) -> wire.PagedOrders:
-            headers = {
-                int(r["id"]): r
-                for r in rows.searched_headers(db, self._map, wanted.left_out)
-                if wanted.matches(rows.SearchedHeader(r, db, self._map))
-            }
-            keys, more_before, more_after = page_of(sorted(headers), request)
-            bounds = page_bounds("orders", list(keys), more_before, more_after)
-            data = [rows.load_order(db, self._map, headers[k]) for k in keys]
-            return wire.PagedOrders(data=data, before=bounds.before, after=bounds.after)
-
-        return await self._read(ctx, work)
-
-    async def get_order(self, params: wire.OrderIdParams, ctx: CallContext) -> Order:
-        self._needs(C.GET_ORDER_BY_ID)
-        return await self._read(
-            ctx, lambda db: rows.load_order(db, self._map, rows.header(db, self._map, params.order_id))
+    def order(self, order_id: str) -> PosOrder:
+        row = rows.header(self.db, self.map, order_id)
+        return PosOrder(
+            key=int(row["id"]),
+            order_id=order_id,
+            status=rows.status_of(row),
+            currency=rows.currency_of(row, self.map),
+            total_value=int(row["total_amount"]),
+            updated_at=rows.time_of(row, "updated_at"),
+            open_at_till=row.get("open_at_till"),
+            facts=rows.order_facts(row),
         )
 
-    async def get_order_bill(self, params: wire.OrderIdParams, ctx: CallContext) -> OrderBill:
-        self._needs(C.GET_ORDER_BILL_BY_ID)
+    def payments(self, order: PosOrder) -> tuple[StoredPayment, ...]:
+        return rows.stored_payments(self.db, self.map, order.key)
 
-        def work(db: sqlite_utils.Database) -> OrderBill:
-            now = self._now()
-            order = rows.load_order(db, self._map, rows.header(db, self._map, params.order_id))
-            venue = rows.venue_details(db, self._map)
-            if venue is None:
-                log.warning("the POS database has no venue row: the bill prints without a merchant header")
-            table_id = bill.table_of(order)
-            tables = rows.load_tables(db, self._map) if table_id and self._map.has("floor.tables") else {}
-            table = tables.get(table_id) if table_id else None
-            return bill.build_bill(order, venue, table.name if table else None, now)
+    def answer_order(self, key: int) -> Order:
+        return rows.load_by_key(self.db, self.map, key)
 
-        return await self._read(ctx, work)
+    def search_orders(self, wanted: OrderFilter, page: PageRequest) -> Page[Order]:
+        db, mapping = self.db, self.map
+        headers = {
+            int(r["id"]): r
+            for r in rows.searched_headers(db, mapping, wanted.left_out)
+            if wanted.matches(rows.SearchedHeader(r, db, mapping))
+        }
+        return page_in_memory(headers, page, lambda _, header: rows.load_order(db, mapping, header))
 
-    async def cancel_order(self, params: wire.OrderIdParams, ctx: CallContext) -> Order:
-        self._needs(C.CANCEL_ORDER_BY_ID)
+    def order_of_dojo_id(self, dojo_order_id: str) -> StoredRecord[int] | None:
+        return rows.order_of_dojo_id(self.db, dojo_order_id)
 
-        def work(db: sqlite_utils.Database) -> Order:
-            now = self._now()  # after the write lock is held: never older than the POS's edits
-            row = rows.header(db, self._map, params.order_id)
-            key = int(row["id"])
-            paid = orders.paid_value(rows.stored_payments(db, self._map, key))
-            lock = locks.active_lock(kept_rows.held_lock(db, KEPT, key), now)
-            if orders.check_cancellable(
-                params.order_id, rows.status_of(row), paid, lock is not None, row.get("open_at_till")
-            ):
-                rows.run(db, self._map, "orders.cancel", order_id=key, now=format_utc(now))
-            return rows.load_by_key(db, self._map, key)
+    def insert_order(self, order: OrderRecord) -> int:
+        self._check_storable(order)
+        return writes.insert_order(self.db, self.map, order)
 
-        return await self._write(ctx, work)
-
-    async def create_order(self, params: wire.CreateOrderParams, ctx: CallContext) -> Order:
-        self._needs(C.CREATE_ORDER)
-        self._check_storable(params)
-
-        def work(db: sqlite_utils.Database) -> Order:
-            now = self._now()  # after the write lock is held: never older than the POS's edits
-            existing = records.replay_of(
-                records.ORDER, params.dojo_order_id, rows.order_of_dojo_id(db, params.dojo_order_id)
-            )
-            if existing is not None:
-                return rows.load_by_key(db, self._map, existing)
-            known = set(rows.load_tables(db, self._map))
-            record = orders.decide_new_order(params, known, now)
-            key = writes.insert_order(db, self._map, record)
-            return rows.load_by_key(db, self._map, key)
-
-        return await self._write(ctx, work)
-
-    def _check_storable(self, params: wire.CreateOrderParams) -> None:
+    def _check_storable(self, order: OrderRecord) -> None:
         """Refuse, storing nothing, what this POS's mapping has no place for: an order must read
         back as it was sent. A mapping stores at most one discount and one tax line per order."""
+        has = self.map.has
         lacking = [
-            ("subItems", any(i.sub_items for i in params.items), False),
-            ("modifiers", any(i.modifiers for i in params.items), self._map.has("orders.create_modifier")),
-            ("discounts", len(params.discounts or []) > 1, False),
-            ("discounts", bool(params.discounts), self._map.has("orders.discounts")),
-            ("taxLines", len(params.tax_lines or []) > 1, False),
-            ("taxLines", bool(params.tax_lines), self._map.has("orders.tax_lines")),
-            ("payments", bool(params.payments), self._map.has("payments.insert")),
+            ("subItems", any(i.sub_items for i in order.items), False),
+            ("modifiers", any(i.modifiers for i in order.items), has("orders.create_modifier")),
+            ("discounts", len(order.discounts) > 1, False),
+            ("discounts", bool(order.discounts), has("orders.discounts")),
+            ("taxLines", len(order.tax_lines) > 1, False),
+            ("taxLines", bool(order.tax_lines), has("orders.tax_lines")),
+            ("payments", bool(order.payments), has("payments.insert")),
         ]
         for name, sent, storable in lacking:
             if sent and not storable:
-                raise InvalidRequest(f"{name}: this POS (mapping {self._map.name}) has nowhere to store them")
+                raise InvalidRequest(f"{name}: this POS (mapping {self.map.name}) has nowhere to store them")
 
-    async def record_order_payment(self, params: wire.RecordOrderPaymentParams, ctx: CallContext) -> Order:
-        self._needs(C.RECORD_ORDER_PAYMENT_BY_ID)
+    def cancel_order(self, order: PosOrder, now: datetime) -> None:
+        rows.run(self.db, self.map, "orders.cancel", order_id=order.key, now=format_utc(now))
 
-        def work(db: sqlite_utils.Database) -> Order:
-            now = self._now()  # after the write lock is held: never older than the POS's edits
-            row = rows.header(db, self._map, params.order_id)
-            key = int(row["id"])
-            order = payments.PayableOrder(
-                order_id=params.order_id,
-                status=rows.status_of(row),
-                currency=rows.currency_of(row, self._map),
-                total_value=int(row["total_amount"]),
-                payments=rows.stored_payments(db, self._map, key),
-                open_at_till=row.get("open_at_till"),
-                facts=rows.order_facts(row),
-            )
-            decision = kept_rows.decide_payment(db, KEPT, order, key, params, now)
-            if decision.warning:
-                log.warning("%s", decision.warning)
-            if decision.payment is not None:
-                writes.insert_payment(
-                    db, self._map, key, orders.PaymentRecord.taken(decision.payment, now, params.headers)
-                )
-            ctx.record(*decision.events)
-            return rows.load_by_key(db, self._map, key)
+    def venue(self) -> VenueDetails | None:
+        return rows.venue_details(self.db, self.map)
 
-        return await self._write(ctx, work)
+    def table_name(self, table_id: str) -> str | None:
+        table = rows.load_tables(self.db, self.map).get(table_id) if self.map.has("floor.tables") else None
+        return table.name if table else None
 
-    # --- order locks ----------------------------------------------------------------------
+    # --- payments -------------------------------------------------------------------------
 
-    async def create_order_lock(self, params: wire.CreateOrderLockParams, ctx: CallContext) -> Order:
-        self._needs(C.CREATE_ORDER_LOCK)
-        return await super().create_order_lock(params, ctx)
+    def insert_payment(self, order: PosOrder, payment: PaymentRecord, now: datetime) -> None:
+        writes.insert_payment(self.db, self.map, order.key, payment)
 
-    async def extend_order_lock(self, params: wire.ExtendOrderLockParams, ctx: CallContext) -> None:
-        self._needs(C.EXTEND_ORDER_LOCK)
-        await super().extend_order_lock(params, ctx)
-
-    async def _change_lock(
-        self, params: wire.CreateOrderLockParams, ctx: CallContext, decide: locks.LockDecision
-    ) -> Order:
-        def work(db: sqlite_utils.Database) -> Order:
-            now = self._now()  # after the write lock is held: never older than the POS's edits
-            row = rows.header(db, self._map, params.order_id)
-            key = int(row["id"])
-            lockable = locks.LockableOrder(
-                order_id=params.order_id,
-                status=rows.status_of(row),
-                updated_at=rows.time_of(row, "updated_at"),
-                open_at_till=row.get("open_at_till"),
-                facts=rows.order_facts(row),
-            )
-            change = decide(
-                lockable, kept_rows.held_lock(db, KEPT, key), params.lock_id, params.expiry, now, params.headers
-            )
-            kept_rows.apply_lock_change(db, KEPT, key, change)
-            ctx.record(*change.events)
-            return rows.load_order(db, self._map, row)
-
-        return await self._write(ctx, work)
-
-    async def delete_order_lock(self, params: wire.DeleteOrderLockParams, ctx: CallContext) -> Order:
-        self._needs(C.DELETE_ORDER_LOCK)
-
-        def work(db: sqlite_utils.Database) -> Order:
-            now = self._now()  # after the write lock is held: never older than the POS's edits
-            row = rows.header(db, self._map, params.order_id)
-            key = int(row["id"])
-            change = locks.decide_delete(params.order_id, kept_rows.held_lock(db, KEPT, key), params.lock_id, now)
-            kept_rows.apply_lock_change(db, KEPT, key, change)
-            ctx.record(*change.events)
-            return rows.load_order(db, self._map, row)
-
-        return await self._write(ctx, work)
+    def set_payment_status(self, recorded: RecordedIntent, payment_intent_id: str, status: str, now: datetime) -> None:
+        self.db.execute(
+            "UPDATE EPOS_BRIDGE_PAYMENTS SET STATUS = ? WHERE PAYMENT_INTENT_ID = ?", [status, payment_intent_id]
+        )
+        writes.order_paid(self.db, self.map, int(recorded.order_id), now)
 
     # --- tables and areas -----------------------------------------------------------------
 
-    async def list_areas(self, params: wire.WithHeaders, ctx: CallContext) -> list[Area]:
-        self._needs(C.LIST_AREAS)
-        return await self._read(ctx, lambda db: rows.load_areas(db, self._map))
+    def known_tables(self, table_ids: Sequence[str]) -> Container[str]:
+        return set(rows.load_tables(self.db, self.map)) if self.map.has("floor.tables") else set()
 
-    async def search_tables(self, params: wire.SearchTablesParams, ctx: CallContext) -> wire.PagedTables:
-        self._needs(C.SEARCH_TABLES)
-        request = read_cursor(params.cursor, "tables", str)
+    def areas(self) -> list[Area]:
+        return rows.load_areas(self.db, self.map)
 
-        def work(db: sqlite_utils.Database) -> wire.PagedTables:
-            found = {
-                i: t
-                for i, t in rows.load_tables(db, self._map).items()
-                if params.area_id in (None, t.area_id)
-                and (params.waiter_id is None or params.waiter_id in (t.waiter_ids or []))
-            }
-            keys, more_before, more_after = page_of(sorted(found), request)
-            bounds = page_bounds("tables", list(keys), more_before, more_after)
-            return wire.PagedTables(data=[found[k] for k in keys], before=bounds.before, after=bounds.after)
+    def search_tables(self, area_id: str | None, waiter_id: str | None, page: PageRequest) -> Page[Table]:
+        found = {
+            i: t
+            for i, t in rows.load_tables(self.db, self.map).items()
+            if area_id in (None, t.area_id) and (waiter_id is None or waiter_id in (t.waiter_ids or []))
+        }
+        return page_in_memory(found, page, lambda _, table: table)
 
-        return await self._read(ctx, work)
 
-    # --- reservations ---------------------------------------------------------------------
+class _Reservations:
+    """The reservations of a mapped POS; Dojo's ids and deletions are facts the bridge keeps."""
 
-    async def create_reservation(self, params: wire.CreateReservationParams, ctx: CallContext) -> Reservation:
-        self._needs(C.CREATE_RESERVATION)
-        reservation = bookings.reservation_record(params)
+    def __init__(self, db: sqlite_utils.Database, mapping: Mapping) -> None:
+        self._db = db
+        self._map = mapping
 
-        def work(db: sqlite_utils.Database) -> Reservation:
-            now = self._now()  # after the write lock is held: never older than the POS's edits
-            found = rows.reservation_of_dojo_id(db, params.dojo_reservation_id)
-            existing = records.replay_of(records.RESERVATION, params.dojo_reservation_id, found)
-            if existing is None:
-                records.check_tables(params.table_ids, set(rows.load_tables(db, self._map)))
-                existing = writes.store_reservation(db, self._map, reservation, now)
-            return self._reservation(db, existing)
+    def record(self, wire_id: str) -> StoredRecord[int] | None:
+        return rows.reservation_record(self._db, self._map, wire_id)
 
-        return await self._write(ctx, work)
+    def of_dojo_id(self, dojo_id: str) -> StoredRecord[int] | None:
+        return rows.reservation_of_dojo_id(self._db, dojo_id)
 
-    async def get_reservation(self, params: wire.ReservationIdParams, ctx: CallContext) -> Reservation:
-        self._needs(C.GET_RESERVATION_BY_ID)
+    def insert(self, record: ReservationRecord, now: datetime) -> int:
+        return writes.store_reservation(self._db, self._map, record, now)
 
-        def work(db: sqlite_utils.Database) -> Reservation:
-            found = rows.reservation_record(db, self._map, params.reservation_id)
-            return self._reservation(db, records.live(records.RESERVATION, params.reservation_id, found))
+    def replace(self, key: int, record: ReservationRecord, now: datetime) -> None:
+        writes.store_reservation(self._db, self._map, record, now, key)
 
-        return await self._read(ctx, work)
+    def delete(self, key: int, now: datetime) -> None:
+        writes.delete_reservation(self._db, self._map, key, now)
 
-    async def update_reservation(self, params: wire.UpdateReservationParams, ctx: CallContext) -> Reservation:
-        self._needs(C.UPDATE_RESERVATION)
-        reservation = bookings.reservation_record(params)
-
-        def work(db: sqlite_utils.Database) -> Reservation:
-            now = self._now()  # after the write lock is held: never older than the POS's edits
-            found = rows.reservation_record(db, self._map, params.id)
-            known = set(rows.load_tables(db, self._map))
-            key = records.decide_update(
-                records.RESERVATION, params.id, found, params.dojo_reservation_id, params.table_ids, known
-            )
-            writes.store_reservation(db, self._map, reservation, now, key)
-            return self._reservation(db, key)
-
-        return await self._write(ctx, work)
-
-    async def delete_reservation(self, params: wire.ReservationIdParams, ctx: CallContext) -> None:
-        self._needs(C.DELETE_RESERVATION_BY_ID)
-
-        def work(db: sqlite_utils.Database) -> None:
-            now = self._now()  # after the write lock is held: never older than the POS's edits
-            found = rows.reservation_record(db, self._map, params.reservation_id)
-            key = records.decide_soft_delete(records.RESERVATION, params.reservation_id, found)
-            if key is not None:
-                writes.delete_reservation(db, self._map, key, now)
-
-        await self._write(ctx, work)
-
-    async def search_reservations(
-        self, params: wire.SearchReservationsParams, ctx: CallContext
-    ) -> wire.PagedReservations:
-        self._needs(C.SEARCH_RESERVATIONS)
-        request = read_cursor(params.cursor, "reservations")
-        wanted = bookings.reservation_filter(params)
-
-        def work(db: sqlite_utils.Database) -> wire.PagedReservations:
-            found = {
-                int(r["id"]): r
-                for r in rows.query(db, self._map, "reservations.search")
-                if bookings.searched(
-                    "reservation", r["id"], partial(wanted.matches, rows.SearchedBooking(r, db, self._map))
-                )
-            }
-            keys, more_before, more_after = page_of(sorted(found), request)
-            bounds = page_bounds("reservations", list(keys), more_before, more_after)
-            data = [
-                reservation
-                for k in keys
-                if (
-                    reservation := bookings.searched(
-                        "reservation", k, partial(rows.load_reservation, db, self._map, found[k])
-                    )
-                )
-                is not None
-            ]
-            return wire.PagedReservations(data=data, before=bounds.before, after=bounds.after)
-
-        return await self._read(ctx, work)
-
-    def _reservation(self, db: sqlite_utils.Database, key: int) -> Reservation:
-        row = rows.reservation_row(db, self._map, str(key))
+    def answer(self, key: int) -> Reservation:
+        row = rows.reservation_row(self._db, self._map, str(key))
         if row is None:
             raise PosUnavailable(f"reservation {key} was written but the mapping's reservations.get does not find it")
-        return bookings.read_booking("reservation", key, partial(rows.load_reservation, db, self._map, row))
+        return bookings.read_booking("reservation", key, partial(rows.load_reservation, self._db, self._map, row))
 
-    # --- parties: no mapping statements for them yet ----------------------------------------
-
-    async def _unsupported(self, *args: object) -> Any:
-        """Never called through the bridge: these capabilities are never registered."""
-        raise InvalidRequest(f"this POS's mapping ({self._map.name}) has no statements for parties")
-
-    create_party = get_party = update_party = delete_party = search_parties = _unsupported
-
-    # --- events from Dojo -----------------------------------------------------------------
-
-    async def handle_payment_intent_event(
-        self, params: wire.HandleEventParams, event: PaymentIntentEvent, ctx: CallContext
-    ) -> None:
-        self._needs(C.HANDLE_PAYMENT_INTENT_STATUS_UPDATED)
-
-        def work(db: sqlite_utils.Database) -> None:
-            now = self._now()  # after the write lock is held: never older than the POS's edits
-            received = kept_rows.receive_intent_event(db, KEPT, params, event, now)
-            if received is None:
-                return  # a redelivery: nothing written
-            decision, recorded = received
-            if decision.payment_status is not None and recorded is not None:
-                db.execute(
-                    "UPDATE EPOS_BRIDGE_PAYMENTS SET STATUS = ? WHERE PAYMENT_INTENT_ID = ?",
-                    [decision.payment_status.value, event.payment_intent_id],
-                )
-                writes.order_paid(db, self._map, int(recorded.order_id), now)
-            ctx.record(*decision.events)
-
-        await self._write(ctx, work)
-
-
-# --- change capture (ports.ChangeSource) ----------------------------------------------------
+    def search(self, wanted: ReservationFilter, page: PageRequest) -> Page[Reservation]:
+        db, mapping = self._db, self._map
+        found = {
+            int(r["id"]): r
+            for r in rows.query(db, mapping, "reservations.search")
+            if bookings.searched("reservation", r["id"], partial(wanted.matches, rows.SearchedBooking(r, db, mapping)))
+        }
+        return page_in_memory(
+            found,
+            page,
+            lambda key, row: bookings.searched("reservation", key, partial(rows.load_reservation, db, mapping, row)),
+        )

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from epos_bridge.adapters.sqlitedb import file_problem
 from epos_bridge.adapters.sqlmap import setup
-from epos_bridge.adapters.sqlmap.adapter import SqlMapPosAdapter
+from epos_bridge.adapters.sqlmap.adapter import SqlMapStorage
 from epos_bridge.adapters.sqlmap.database import MappedDatabase
 from epos_bridge.adapters.sqlmap.mapping import Mapping, MappingError, load, shipped_names
 from epos_bridge.domain.errors import EposFailure
-from epos_bridge.ports import AdapterFactory, LocationKind, PosAdapter
+from epos_bridge.ports import AdapterFactory, LocationKind
 
 
 class SqlMapFactory:
@@ -79,5 +79,5 @@ class SqlMapFactory:
             await database.close()
         return None
 
-    def open(self, location: Path) -> PosAdapter:
-        return SqlMapPosAdapter.open(location, self._bound())
+    def open(self, location: Path) -> SqlMapStorage:
+        return SqlMapStorage.open(location, self._bound())

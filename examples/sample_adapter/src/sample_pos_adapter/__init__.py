@@ -1,24 +1,34 @@
 """An example epos-bridge adapter: a till that keeps its venue in memory.
 
-It implements a subset of the capabilities (orders, payments, locks, tables and areas) and
-reports exactly that subset, so the bridge registers only those with Dojo. Every rule comes
-from ``epos_bridge.domain``; this module only stores facts and maps them to wire models.
+A vendor writes only storage: :class:`SampleStorage` is an ``epos_bridge.ports.PosStorage``,
+and :class:`SampleRows` reads and stores what each call needs. The bridge's own call code
+(``epos_bridge.services.pos_calls``) runs every call over it and ``epos_bridge.domain`` decides
+every rule, exactly as for the built-in adapters. It implements a subset of the capabilities
+(orders, payments, locks, tables and areas) and reports exactly that subset, so the bridge
+registers only those with Dojo and never asks for anything else: the rows need only the methods
+those calls use (docs/writing-an-adapter.md lists them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
-from epos_bridge.domain import locks, orders, payments
-from epos_bridge.domain.errors import InvalidRequest, NotFound
-from epos_bridge.domain.locks import HeldLock
-from epos_bridge.domain.orders import StoredPayment, summarise_payments
-from epos_bridge.domain.pagination import page_bounds, page_of, read_cursor
-from epos_bridge.ports import AdapterFactory, CallContext, ChangeSource, LocationKind, PosAdapter
+from epos_bridge.domain import orders
+from epos_bridge.domain.errors import NotFound, PosUnavailable
+from epos_bridge.domain.events import OrderFacts
+from epos_bridge.domain.intents import StoredIntentEvent
+from epos_bridge.domain.locks import HeldLock, LockChange
+from epos_bridge.domain.orders import OrderFilter, PaymentRecord, StoredPayment, summarise_payments
+from epos_bridge.domain.pagination import Page, PageRequest, page_in_memory
+from epos_bridge.domain.payments import RecordedIntent
+from epos_bridge.ports import AdapterFactory, ChangeSource, Deadline, LocationKind, PosOrder, PosRows
 from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.protocol.entities import (
     Area,
@@ -32,7 +42,8 @@ from epos_bridge.protocol.entities import (
     Table,
 )
 from epos_bridge.protocol.ids import canonical_int_id
-from epos_bridge.protocol.params import PagedOrders, PagedTables
+
+T = TypeVar("T")
 
 CAPABILITIES = frozenset(
     {
@@ -76,7 +87,7 @@ class TillOrder:
 
 @dataclass
 class Venue:
-    """The till's whole state. One ``threading.Lock`` makes every read-modify-write atomic."""
+    """The till's whole state. One ``threading.Lock`` makes every transaction atomic."""
 
     areas: list[Area] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
@@ -98,37 +109,89 @@ def venue_at(location: Path | str) -> Venue:
     return VENUES.setdefault(str(location), Venue())
 
 
-class SamplePosAdapter:
+class SampleStorage:
+    """The ``PosStorage``: runs each call's work in one transaction under the venue's lock.
+
+    A write works on a copy of the orders and puts it in place only when the work returns before
+    the deadline: it either commits entirely or changes nothing, as the port requires."""
+
     changes: ChangeSource | None = None
     """This till keeps no change log: it sends no POS events (a storage that has one returns it)."""
 
     def __init__(self, venue: Venue) -> None:
         self.venue = venue
 
-    async def check_writable(self) -> None:
-        return None  # memory is always writable
-
     def implemented_capabilities(self) -> frozenset[Capability]:
         return CAPABILITIES
+
+    async def check_writable(self) -> None:
+        return None  # memory is always writable
 
     async def close(self) -> None:
         return None
 
-    def _order(self, wire_id: str) -> TillOrder:
-        key = canonical_int_id(wire_id)  # ids are exact strings: "007" is not order 7
-        order = self.venue.orders.get(key) if key is not None else None
-        if order is None:
-            raise NotFound(f"order {wire_id!r} does not exist")
-        return order
+    async def read(self, work: Callable[[PosRows], T], deadline: Deadline | None = None) -> T:
+        return await self._run(work, deadline, writes=False)
 
-    def _wire(self, order: TillOrder) -> Order:
+    async def write(self, work: Callable[[PosRows], T], deadline: Deadline | None = None) -> T:
+        return await self._run(work, deadline, writes=True)
+
+    async def _run(self, work: Callable[[PosRows], T], deadline: Deadline | None, *, writes: bool) -> T:
+        """Blocking work (here, a thread lock) never runs on the event loop."""
+
+        def transaction() -> T:
+            with self.venue.guard:
+                _refuse_if_late(deadline)
+                working = copy.deepcopy(self.venue.orders) if writes else self.venue.orders
+                answer = work(cast(PosRows, SampleRows(self.venue, working)))
+                if writes:
+                    _refuse_if_late(deadline)  # the commit point
+                    self.venue.orders = working
+                return answer
+
+        return await asyncio.to_thread(transaction)
+
+
+def _refuse_if_late(deadline: Deadline | None) -> None:
+    if deadline is not None and deadline.passed():
+        raise PosUnavailable("the till took longer than the answer allows; nothing was written")
+
+
+class SampleRows:
+    """What the reported calls read and store, inside one transaction (``epos_bridge.ports.PosRows``)."""
+
+    def __init__(self, venue: Venue, till_orders: dict[int, TillOrder]) -> None:
+        self.venue = venue
+        self.orders = till_orders
+
+    # orders -----------------------------------------------------------------------------------
+
+    def _till_order(self, key: int) -> TillOrder:
+        return self.orders[key]
+
+    def order(self, order_id: str) -> PosOrder:
+        key = canonical_int_id(order_id)  # ids are exact strings: "007" is not order 7
+        found = self.orders.get(key) if key is not None else None
+        if found is None:
+            raise NotFound(f"order {order_id!r} does not exist")
+        facts = OrderFacts(reference=f"TILL-{found.id}", table_id=found.table_id)
+        return PosOrder(
+            found.id, order_id, found.status, found.currency, found.total, found.updated_at, found.open_at_till, facts
+        )
+
+    def payments(self, order: PosOrder) -> tuple[StoredPayment, ...]:
+        return tuple(self._till_order(order.key).payments)
+
+    def answer_order(self, key: int) -> Order:
+        order = self._till_order(key)
         summary = summarise_payments(order.status, order.total, order.currency, order.payments)
+        total = Money(value=order.total, currency_code=order.currency)
         return Order(
             id=str(order.id),
             status=order.status,
             details=OrderDetails(order_type=OrderType.DINE_IN, dine_in=DineInDetails(table_id=order.table_id)),
-            items=[OrderItem(name="Meal", plu="MEAL", quantity=1, amount_per_item=self._money(order, order.total))],
-            total_amount=self._money(order, order.total),
+            items=[OrderItem(name="Meal", plu="MEAL", quantity=1, amount_per_item=total)],
+            total_amount=total,
             payments=summary.payments,
             payable=summary.payable,
             paid_amount=summary.paid_amount,
@@ -137,131 +200,59 @@ class SamplePosAdapter:
             updated_at=order.updated_at,
         )
 
-    @staticmethod
-    def _money(order: TillOrder, value: int) -> Money:
-        return Money(value=value, currency_code=order.currency)
+    def search_orders(self, wanted: OrderFilter, page: PageRequest) -> Page[Order]:
+        found = {key: order for key, order in self.orders.items() if wanted.matches(order)}
+        return page_in_memory(found, page, lambda key, _: self.answer_order(key))
 
-    async def _locked(self, work):  # type: ignore[no-untyped-def]
-        """Blocking work (here, a thread lock) never runs on the event loop."""
+    # locks ------------------------------------------------------------------------------------
 
-        def run():  # type: ignore[no-untyped-def]
-            with self.venue.guard:
-                return work()
+    def held_lock(self, order: PosOrder) -> HeldLock | None:
+        return self._till_order(order.key).lock
 
-        return await asyncio.to_thread(run)
-
-    # orders -----------------------------------------------------------------------------------
-
-    async def get_order(self, params, ctx: CallContext) -> Order:  # type: ignore[no-untyped-def]
-        return await self._locked(lambda: self._wire(self._order(params.order_id)))
-
-    async def search_orders(self, params, ctx: CallContext) -> PagedOrders:  # type: ignore[no-untyped-def]
-        request = read_cursor(params.cursor, "orders")
-        wanted = orders.order_filter(params)
-
-        def work() -> PagedOrders:
-            everything = sorted(o.id for o in self.venue.orders.values() if wanted.matches(o))
-            page, more_before, more_after = page_of(everything, request)
-            bounds = page_bounds("orders", list(page), more_before, more_after)
-            data = [self._wire(self.venue.orders[k]) for k in page]
-            return PagedOrders(data=data, before=bounds.before, after=bounds.after)
-
-        return await self._locked(work)
-
-    async def record_order_payment(self, params, ctx: CallContext) -> Order:  # type: ignore[no-untyped-def]
-        def work() -> Order:
-            now = datetime.now(UTC)
-            order = self._order(params.order_id)
-            recorded = next(
-                (
-                    payments.RecordedIntent(str(o.id), p.paid_value, p.tips_value)
-                    for o in self.venue.orders.values()
-                    for p in o.payments
-                    if p.payment_intent_id == params.payment_intent_id
-                ),
-                None,
-            )
-            facts = payments.PayableOrder(
-                str(order.id), order.status, order.currency, order.total, tuple(order.payments), order.open_at_till
-            )
-            decision = payments.decide_payment(facts, order.lock, params, None, now, recorded=recorded)
-            if decision.payment is not None:
-                order.payments.append(decision.payment)
-                order.updated_at = now
-            ctx.record(*decision.events)
-            return self._wire(order)
-
-        return await self._locked(work)
-
-    # locks -------------------------------------------------------------------------------------
-
-    def _lockable(self, order: TillOrder) -> locks.LockableOrder:
-        return locks.LockableOrder(str(order.id), order.status, order.updated_at, order.open_at_till)
-
-    def _apply(self, order: TillOrder, change: locks.LockChange, ctx: CallContext) -> None:
+    def store_lock(self, order: PosOrder, change: LockChange) -> None:
         if change.remove:
-            order.lock = None
+            self._till_order(order.key).lock = None
         elif change.store is not None:
-            order.lock = change.store
-        ctx.record(*change.events)
+            self._till_order(order.key).lock = change.store
 
-    async def create_order_lock(self, params, ctx: CallContext) -> Order:  # type: ignore[no-untyped-def]
-        return await self._change_lock(params, ctx, locks.decide_create)
+    # payments ---------------------------------------------------------------------------------
 
-    async def extend_order_lock(self, params, ctx: CallContext) -> None:  # type: ignore[no-untyped-def]
-        await self._change_lock(params, ctx, locks.decide_extend)
+    def recorded_intent(self, payment_intent_id: str) -> RecordedIntent | None:
+        return next(
+            (
+                RecordedIntent(str(o.id), p.paid_value, p.tips_value, p.status)
+                for o in self.orders.values()
+                for p in o.payments
+                if p.payment_intent_id == payment_intent_id
+            ),
+            None,
+        )
 
-    async def _change_lock(self, params, ctx: CallContext, decide) -> Order:  # type: ignore[no-untyped-def]
-        """Create and extend share one shape: the rule decides, the till stores what it says."""
+    def intent_events(self, payment_intent_id: str, event_id: str | None = None) -> list[StoredIntentEvent]:
+        """This till does not take payment-intent events (HandleEvent is not reported), so it
+        holds none."""
+        return []
 
-        def work() -> Order:
-            order = self._order(params.order_id)
-            change = decide(
-                self._lockable(order), order.lock, params.lock_id, params.expiry, datetime.now(UTC), params.headers
-            )
-            self._apply(order, change, ctx)
-            return self._wire(order)
+    def insert_payment(self, order: PosOrder, payment: PaymentRecord, now: datetime) -> None:
+        till_order = self._till_order(order.key)
+        till_order.payments.append(payment.payment)
+        till_order.updated_at = now
 
-        return await self._locked(work)
+    # tables and areas -------------------------------------------------------------------------
 
-    async def delete_order_lock(self, params, ctx: CallContext) -> Order:  # type: ignore[no-untyped-def]
-        def work() -> Order:
-            order = self._order(params.order_id)
-            self._apply(order, locks.decide_delete(str(order.id), order.lock, params.lock_id, datetime.now(UTC)), ctx)
-            return self._wire(order)
+    def known_tables(self, table_ids: Sequence[str]) -> set[str]:
+        return {t.id for t in self.venue.tables}
 
-        return await self._locked(work)
-
-    # tables and areas ----------------------------------------------------------------------------
-
-    async def list_areas(self, params, ctx: CallContext) -> list[Area]:  # type: ignore[no-untyped-def]
+    def areas(self) -> list[Area]:
         return sorted(self.venue.areas, key=lambda a: (a.name, a.id))
 
-    async def search_tables(self, params, ctx: CallContext) -> PagedTables:  # type: ignore[no-untyped-def]
-        request = read_cursor(params.cursor, "tables", str)
-        found = sorted(
-            (
-                t
-                for t in self.venue.tables
-                if params.area_id in (None, t.area_id)
-                and (params.waiter_id is None or params.waiter_id in (t.waiter_ids or []))
-            ),
-            key=lambda t: t.id,
-        )
-        page, more_before, more_after = page_of([t.id for t in found], request)
-        bounds = page_bounds("tables", list(page), more_before, more_after)
-        by_id = {t.id: t for t in found}
-        return PagedTables(data=[by_id[k] for k in page], before=bounds.before, after=bounds.after)
-
-    # not implemented: never called, because they are never registered --------------------------
-
-    async def _unsupported(self, *args: object) -> None:
-        raise InvalidRequest("this POS does not support that method")
-
-    cancel_order = create_order = get_order_bill = _unsupported
-    create_party = get_party = update_party = delete_party = search_parties = _unsupported
-    create_reservation = get_reservation = update_reservation = delete_reservation = _unsupported
-    search_reservations = handle_payment_intent_event = _unsupported
+    def search_tables(self, area_id: str | None, waiter_id: str | None, page: PageRequest) -> Page[Table]:
+        found: dict[str, Any] = {
+            t.id: t
+            for t in self.venue.tables
+            if area_id in (None, t.area_id) and (waiter_id is None or waiter_id in (t.waiter_ids or []))
+        }
+        return page_in_memory(found, page, lambda _, table: table)
 
 
 @dataclass(frozen=True)
@@ -286,8 +277,8 @@ class SampleFactory:
     async def problem(self, location: Path) -> str | None:
         return None  # any name is a venue of this example till
 
-    def open(self, location: Path) -> PosAdapter:
-        return SamplePosAdapter(venue_at(location))
+    def open(self, location: Path) -> SampleStorage:
+        return SampleStorage(venue_at(location))
 
 
 factory = SampleFactory()

@@ -1,0 +1,33 @@
+"""Order locks (contract §3.6-3.8): each call's flow over a :class:`~epos_bridge.ports.PosRows`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from epos_bridge.domain import locks
+from epos_bridge.ports import CallContext, PosOrder, PosRows
+from epos_bridge.protocol import params as wire
+from epos_bridge.protocol.entities import Order
+
+
+def lockable(order: PosOrder) -> locks.LockableOrder:
+    return locks.LockableOrder(order.order_id, order.status, order.updated_at, order.open_at_till, order.facts)
+
+
+def change_lock(
+    decide: locks.LockDecision, params: wire.CreateOrderLockParams, ctx: CallContext, rows: PosRows, now: datetime
+) -> Order:
+    """Create and extend share one shape: the rule decides, the storage keeps what it says."""
+    order = rows.order(params.order_id)
+    change = decide(lockable(order), rows.held_lock(order), params.lock_id, params.expiry, now, params.headers)
+    rows.store_lock(order, change)
+    ctx.record(*change.events)
+    return rows.answer_order(order.key)
+
+
+def delete_order_lock(params: wire.DeleteOrderLockParams, ctx: CallContext, rows: PosRows, now: datetime) -> Order:
+    order = rows.order(params.order_id)
+    change = locks.decide_delete(params.order_id, rows.held_lock(order), params.lock_id, now)
+    rows.store_lock(order, change)
+    ctx.record(*change.events)
+    return rows.answer_order(order.key)

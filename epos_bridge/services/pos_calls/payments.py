@@ -1,0 +1,62 @@
+"""Payments (contract §3.9) and payment-intent events (§3.22): each call's flow over a
+:class:`~epos_bridge.ports.PosRows`. The rules are ``domain.payments`` and ``domain.intents``."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from epos_bridge.domain import intents, orders, payments
+from epos_bridge.ports import CallContext, PosRows
+from epos_bridge.protocol import params as wire
+from epos_bridge.protocol.entities import Order, PaymentIntentEvent
+
+log = logging.getLogger(__name__)
+
+
+def record_order_payment(
+    params: wire.RecordOrderPaymentParams, ctx: CallContext, rows: PosRows, now: datetime
+) -> Order:
+    order = rows.order(params.order_id)
+    payable = payments.PayableOrder(
+        order_id=params.order_id,
+        status=order.status,
+        currency=order.currency,
+        total_value=order.total_value,
+        payments=rows.payments(order),
+        open_at_till=order.open_at_till,
+        facts=order.facts,
+    )
+    decision = payments.decide_payment(
+        payable,
+        rows.held_lock(order),
+        params,
+        intents.newest_status(rows.intent_events(params.payment_intent_id)),
+        now,
+        recorded=rows.recorded_intent(params.payment_intent_id),
+    )
+    if decision.warning:
+        log.warning("%s", decision.warning)
+    if decision.payment is not None:
+        rows.insert_payment(order, orders.PaymentRecord.taken(decision.payment, now, params.headers), now)
+    ctx.record(*decision.events)
+    return rows.answer_order(order.key)
+
+
+def handle_payment_intent_event(
+    params: wire.HandleEventParams, event: PaymentIntentEvent, ctx: CallContext, rows: PosRows, now: datetime
+) -> None:
+    """Keep the event once (dedupe on ``params.id``) and apply it to the recorded payment. The
+    payment's status is stored before the event, so a store that cannot write both at once
+    (a folder of files) is repaired by the redelivery rather than skipping it."""
+    history = rows.intent_events(event.payment_intent_id, params.id)
+    if intents.is_redelivery(params, history):
+        return  # contract §3.22: at-least-once delivery; a replay changes nothing and reads no order
+    recorded = rows.recorded_intent(event.payment_intent_id)
+    decision = intents.decide_intent_event(params, event, history, recorded, now)
+    if decision.store is None:
+        return
+    if decision.payment_status is not None and recorded is not None:
+        rows.set_payment_status(recorded, event.payment_intent_id, decision.payment_status.value, now)
+    rows.keep_intent_event(params, event, now)
+    ctx.record(*decision.events)
