@@ -22,11 +22,12 @@ import httpx
 
 from epos_bridge.adapters.registry import installed_adapters
 from epos_bridge.adapters.sqlite.setup import init_database
-from epos_bridge.config import ENV_API_KEY, ENV_VARS, BridgeSettings, ConfigError, settings_secrets
+from epos_bridge.config import ENV_API_KEY, ENV_VARS, BridgeSettings, ConfigError, dojo_credentials, settings_secrets
 from epos_bridge.diagnostics import RecentRequests
 from epos_bridge.dojo_api import DojoClient, RegistrationState
 from epos_bridge.domain.events import DomainEvent
 from epos_bridge.gateway.connection_state import ConnectionStatus
+from epos_bridge.gateway.policy import GatewayConfigError
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
 from epos_bridge.host.crash import CrashHandler
 from epos_bridge.host.garbage import tune_for_serving
@@ -43,7 +44,7 @@ from epos_bridge.host.logs import configure_logging
 from epos_bridge.host.private_files import private_dir, private_file
 from epos_bridge.host.tls import dojo_http_client
 from epos_bridge.ports import AdapterFactory, CallContext, PosAdapter
-from epos_bridge.protocol.dojo import redact
+from epos_bridge.protocol.dojo import InvalidCredentials, redact
 from epos_bridge.protocol.jsonrpc import new_trace_id, printable_id
 from epos_bridge.protocol.params import PagedOrders, SearchOrdersParams
 from epos_bridge.protocol.redaction import KnownSecrets
@@ -98,11 +99,13 @@ def open_adapter(settings: BridgeSettings) -> PosAdapter:
 
 
 def gateway_settings(settings: BridgeSettings) -> GatewaySettings:
+    try:
+        credentials = dojo_credentials(settings)
+    except InvalidCredentials as exc:
+        raise GatewayConfigError(str(exc)) from None  # the session's word for settings it cannot use
     return GatewaySettings(
+        credentials=credentials,
         ws_url=settings.ws_url,
-        api_key=settings.api_key.get_secret_value() if settings.api_key else "",
-        software_house_id=settings.software_house_id or "",
-        reseller_id=settings.reseller_id,
         allow_insecure=settings.allow_insecure,
         proxy=settings.proxy,
         max_frame_bytes=settings.max_frame_bytes,
@@ -129,9 +132,7 @@ POS_FIELDS = ("adapter", "db_path", "mapping")
 def dojo_client(settings: BridgeSettings, http: httpx.AsyncClient) -> DojoClient:
     return DojoClient(
         http,
-        api_key=settings.api_key.get_secret_value() if settings.api_key else "",
-        software_house_id=settings.software_house_id or "",
-        reseller_id=settings.reseller_id,
+        credentials=dojo_credentials(settings),
         base_url=settings.api_url,
         allow_insecure=settings.allow_insecure,
     )

@@ -35,7 +35,14 @@ from platformdirs import user_config_dir, user_data_dir, user_log_dir
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 from epos_bridge.host.private_files import private_dir
-from epos_bridge.protocol.dojo import DEFAULT_API_URL, DEFAULT_WS_URL, environment_of
+from epos_bridge.protocol.dojo import (
+    DEFAULT_API_URL,
+    DEFAULT_WS_URL,
+    DojoCredentials,
+    check_api_key,
+    environment_of,
+    pasted_key,
+)
 from epos_bridge.protocol.endpoints import ENV_ALLOW_INSECURE as ENV_ALLOW_INSECURE
 from epos_bridge.protocol.endpoints import plain_text_refusal
 from epos_bridge.protocol.redaction import proxy_secrets
@@ -231,6 +238,13 @@ class BridgeSettings(BaseModel):
         return data
 
 
+def dojo_credentials(settings: BridgeSettings) -> DojoCredentials:
+    """The one value the gateway and the REST client are both built with: the key unwrapped and
+    checked here, once (``protocol.dojo.InvalidCredentials`` says what is wrong)."""
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    return DojoCredentials.of(key, settings.software_house_id, settings.reseller_id)
+
+
 def settings_secrets(settings: BridgeSettings) -> list[str]:
     """What must never appear in a log, report or child environment: the API key and the proxy's
     credentials (:mod:`epos_bridge.protocol.redaction` removes every form of each)."""
@@ -318,7 +332,7 @@ def load(
             origin[key] = f"--{key.replace('_', '-')}"
 
     key_source: Literal["environment", "keyring"] | None = None
-    api_key: str | None = environ.get(ENV_API_KEY, "").strip() or None
+    api_key: str | None = pasted_key(environ.get(ENV_API_KEY))
     if api_key is not None:
         key_source = "environment"
         origin["api_key"] = ENV_API_KEY
@@ -446,8 +460,7 @@ class KeyStore:
         return value or None
 
     def set_api_key(self, api_key: str) -> None:
-        if not api_key or any(ch.isspace() for ch in api_key):
-            raise ValueError("The API key must be non-empty and contain no spaces.")
+        check_api_key(api_key)
         try:
             self._keyring().set_password(self._service, self._username, api_key)
         except keyring.errors.NoKeyringError:

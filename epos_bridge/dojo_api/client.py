@@ -26,7 +26,14 @@ from pydantic import BaseModel, ValidationError
 
 from epos_bridge.dojo_api.tester import EposTesterClient
 from epos_bridge.protocol.capabilities import CAPABILITY_VERSION, Capability
-from epos_bridge.protocol.dojo import API_VERSION, DEFAULT_API_URL, HEADER_VERSION, dojo_headers, environment_of, redact
+from epos_bridge.protocol.dojo import (
+    API_VERSION,
+    DEFAULT_API_URL,
+    HEADER_VERSION,
+    DojoCredentials,
+    environment_of,
+    redact,
+)
 from epos_bridge.protocol.dojo_errors import (
     DojoApiError,
     InsecureEndpointError,
@@ -95,25 +102,21 @@ class DojoClient:
         self,
         http: httpx.AsyncClient,
         *,
-        api_key: str,
-        software_house_id: str | None,
-        reseller_id: str | None = None,
+        credentials: DojoCredentials,
         base_url: str = DEFAULT_API_URL,
         allow_insecure: bool = False,
         sleep: Sleep = asyncio.sleep,
         max_retries: int = 3,
         backoff: Callable[[int], float] = backoff_delay,
     ) -> None:
-        if not api_key:
-            raise ValueError("An API key is required to call Dojo.")
         self._http = http
-        self._api_key = api_key
+        self._api_key = credentials.api_key
         self._base_url = check_base_url(base_url, allow_insecure=allow_insecure)
         self._sleep = sleep
         self._max_retries = max(0, max_retries)
         self._backoff = backoff
         self._headers = {
-            **dojo_headers(api_key, software_house_id, reseller_id),
+            **credentials.headers(),
             HEADER_VERSION: API_VERSION,
             "Accept": "application/json",
             "Content-Type": "application/json",

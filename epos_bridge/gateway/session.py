@@ -18,7 +18,7 @@ Choices the caller may rely on:
 
 * Handshake (contract §1.1): ``Authorization: Basic <raw key>`` (never base64),
   ``software-house-id``, and ``reseller-id`` only when set, all from
-  :func:`epos_bridge.protocol.dojo.dojo_headers`. websockets' client speaks HTTP/1.1 only.
+  :meth:`epos_bridge.protocol.dojo.DojoCredentials.headers`. websockets' client speaks HTTP/1.1 only.
 * TLS: ``wss://`` uses :func:`epos_bridge.host.tls.client_context` (the OS trust store, the same
   as the REST client; certificate and host name verified), built off the event loop. There
   is deliberately no switch to turn verification off. ``ws://`` is refused unless
@@ -55,7 +55,7 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -79,7 +79,7 @@ from epos_bridge.gateway.policy import (
 )
 from epos_bridge.gateway.watchdog import FreezeGuard, Unanswered, WatchdogPolicy
 from epos_bridge.host.tls import client_context
-from epos_bridge.protocol.dojo import DEFAULT_WS_URL, dojo_headers, redact
+from epos_bridge.protocol.dojo import DEFAULT_WS_URL, DojoCredentials, redact
 from epos_bridge.protocol.endpoints import plain_text_refusal
 from epos_bridge.services.dispatcher import Served
 from epos_bridge.services.listeners import Listeners
@@ -102,10 +102,9 @@ CLOSE_MESSAGE_TOO_BIG = 1009
 class GatewaySettings:
     """Everything the session needs to reach Dojo. Invalid values raise GatewayConfigError."""
 
+    credentials: DojoCredentials
+    """Checked once, by ``config.dojo_credentials``; the REST client gets the same value."""
     ws_url: str = DEFAULT_WS_URL
-    api_key: str = field(default="", repr=False)
-    software_house_id: str = ""
-    reseller_id: str | None = None
     allow_insecure: bool = False
     proxy: str | None = None
     """``None``: direct connection; ``"system"``: OS/environment proxy; else a proxy URL."""
@@ -131,11 +130,7 @@ class GatewaySettings:
         refusal = plain_text_refusal(self.ws_url, "wss", allow_insecure=self.allow_insecure)
         if refusal is not None:
             raise GatewayConfigError(f"Refusing the gateway URL {shown!r} ({ENV_WS_URL}): {refusal}.")
-        if not self.api_key:
-            raise GatewayConfigError("No Dojo API key is configured. Enter it in Settings → API key.")
-        if any(ch.isspace() or ord(ch) < 32 for ch in self.api_key):
-            raise GatewayConfigError("The API key contains spaces or line breaks. Paste it again without them.")
-        if not self.software_house_id:
+        if not self.credentials.software_house_id:
             raise GatewayConfigError("The software-house-id is missing (contract §1.1). Set it in Settings.")
         if self.max_in_flight < 1:
             raise GatewayConfigError("max_in_flight must be at least 1")
@@ -143,11 +138,15 @@ class GatewaySettings:
             raise GatewayConfigError("ping_interval_s and ping_timeout_s must be positive")
 
     @property
+    def api_key(self) -> str:
+        return self.credentials.api_key
+
+    @property
     def secure(self) -> bool:
         return urlsplit(self.ws_url).scheme == "wss"
 
     def handshake_headers(self) -> dict[str, str]:
-        return dojo_headers(self.api_key, self.software_house_id, self.reseller_id)
+        return self.credentials.headers()
 
     def connect_proxy(self) -> str | Literal[True] | None:
         """The value for websockets' ``proxy=`` argument (``True`` = OS/environment)."""

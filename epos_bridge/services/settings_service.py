@@ -29,7 +29,7 @@ from pydantic import SecretStr
 
 from epos_bridge.domain.errors import EposFailure
 from epos_bridge.ports import AdapterFactory, LocationKind
-from epos_bridge.protocol.dojo import environment_of, redact
+from epos_bridge.protocol.dojo import DojoCredentials, InvalidCredentials, environment_of, pasted_key, redact
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class IntegrationsReader(Protocol):
     async def get_integrations(self) -> Any: ...
 
 
-DojoFactory = Callable[[S, str], AbstractAsyncContextManager[IntegrationsReader]]
+DojoFactory = Callable[[S, DojoCredentials], AbstractAsyncContextManager[IntegrationsReader]]
 """(draft settings, API key) → a Dojo client for them, its HTTP client closed on exit."""
 Apply = Callable[[S], Awaitable[list[str]]]
 """``Bridge.apply_settings``: reconnect/re-register now; returns what changed, in words."""
@@ -187,13 +187,16 @@ class SettingsService(Generic[S]):
     async def test_key(self, draft: S, api_key: str | None) -> TestResult:
         """Call ``GET /epos/integrations`` with ``api_key`` (or the draft's current key) and the
         draft's ids and URL; answer in words that never contain the key."""
-        key = (api_key or "").strip() or (draft.api_key.get_secret_value() if draft.api_key else "")
-        if not key:
+        pasted = pasted_key(api_key) or (draft.api_key.get_secret_value() if draft.api_key else "")
+        if not pasted:
             return TestResult(False, "Enter the API key first.")
-        if any(ch.isspace() for ch in key):
-            return TestResult(False, "The API key must not contain spaces. Check it was copied whole.")
         try:
-            async with self._dojo(draft, key) as client:
+            credentials = DojoCredentials.of(pasted, draft.software_house_id, draft.reseller_id)
+        except InvalidCredentials as exc:
+            return TestResult(False, str(exc))
+        key = credentials.api_key
+        try:
+            async with self._dojo(draft, credentials) as client:
                 integrations = await client.get_integrations()
         except ValueError as exc:  # an endpoint the client refuses to use (InsecureEndpointError)
             return TestResult(False, redact(f"Not tested: {exc}", key))
@@ -248,11 +251,11 @@ class SettingsService(Generic[S]):
         show) or ``OSError`` when the file cannot be written; nothing is applied then.
         """
         said: list[str] = []
-        key = (api_key or "").strip() or None
+        key = pasted_key(api_key)
         if key is not None:
             self._keystore.set_api_key(key)
             said.append("API key saved in the OS keyring")
-            if self._environ.get(ENV_API_KEY, "").strip():
+            if pasted_key(self._environ.get(ENV_API_KEY)):
                 said.append(f"{ENV_API_KEY} is also set; it will be used instead when the bridge restarts")
             new = new.model_copy(update={"api_key": SecretStr(key), "api_key_source": "keyring"})
 

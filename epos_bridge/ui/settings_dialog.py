@@ -51,7 +51,7 @@ from epos_bridge.dojo_api import DojoClient
 from epos_bridge.domain.verification import verification_refusal
 from epos_bridge.host.tls import dojo_http_client
 from epos_bridge.ports import AdapterFactory, LocationKind
-from epos_bridge.protocol.dojo import environment_of
+from epos_bridge.protocol.dojo import DojoCredentials, environment_of, pasted_key
 from epos_bridge.services.settings_service import (
     REJECTED_WORDS,
     Apply,
@@ -402,7 +402,7 @@ class SettingsDialog(QDialog):
 
     def typed_key(self) -> str | None:
         """The key typed in this session (trimmed), or ``None`` to keep the stored one."""
-        return self.api_key_edit.text().strip() or None
+        return pasted_key(self.api_key_edit.text())
 
     def _changes(self) -> dict[str, Any]:
         changes: dict[str, Any] = {
@@ -765,13 +765,11 @@ def build_settings_service(
     make_http = http_factory or _default_http
 
     @contextlib.asynccontextmanager
-    async def dojo(draft: BridgeSettings, api_key: str) -> AsyncIterator[IntegrationsReader]:
+    async def dojo(draft: BridgeSettings, credentials: DojoCredentials) -> AsyncIterator[IntegrationsReader]:
         async with make_http(draft) as http:
             yield DojoClient(
                 http,
-                api_key=api_key,
-                software_house_id=draft.software_house_id,
-                reseller_id=draft.reseller_id,
+                credentials=credentials,
                 base_url=draft.api_url,
                 allow_insecure=draft.allow_insecure,
                 max_retries=0,  # a person is waiting on the Test button: answer at once

@@ -20,6 +20,7 @@ from epos_bridge.config import BridgeSettings
 from epos_bridge.dojo_api import DojoClient
 from epos_bridge.domain.verification import FlowRun, FlowStatus, TesterToolUnavailable
 from epos_bridge.protocol.capabilities import Capability
+from epos_bridge.protocol.dojo import DojoCredentials
 from epos_bridge.services.verification import Verification
 from epos_bridge.sim.simulator import DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
 from tests.helpers.contract import assert_tester_shape, assert_valid_params
@@ -296,8 +297,7 @@ async def test_an_epos_that_lets_a_second_lock_through_fails_the_lock_conflict_f
         async with httpx.AsyncClient() as http:
             client = DojoClient(
                 http,
-                api_key=api_key,
-                software_house_id=DEMO_SOFTWARE_HOUSE_ID,
+                credentials=DojoCredentials(api_key, DEMO_SOFTWARE_HOUSE_ID),
                 base_url=simulator.api_url,
                 allow_insecure=True,
             )

@@ -25,6 +25,7 @@ import pytest
 
 from epos_bridge.gateway.policy import BackoffPolicy
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
+from epos_bridge.protocol.dojo import DojoCredentials
 from epos_bridge.services.dispatcher import Dispatcher
 from epos_bridge.services.idempotent_serve import IdempotentServe
 from epos_bridge.sim.gateway import GatewaySimulator
@@ -58,7 +59,7 @@ async def test_answers_stay_right_and_nothing_applies_twice_while_the_link_keeps
     gateway = GatewaySimulator(expected_api_key=API_KEY, expected_software_house_id=SHID)
     await gateway.start()
     session = GatewaySession(
-        GatewaySettings(ws_url=gateway.url, api_key=API_KEY, software_house_id=SHID, allow_insecure=True),
+        GatewaySettings(credentials=DojoCredentials(API_KEY, SHID), ws_url=gateway.url, allow_insecure=True),
         serve,
         policy=BackoffPolicy(initial_s=0.02, max_s=0.1),
     )

@@ -26,6 +26,7 @@ from epos_bridge.domain.errors import PosUnavailable
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
 from epos_bridge.ports import CallContext, Deadline, PosAdapter
 from epos_bridge.protocol.capabilities import Capability
+from epos_bridge.protocol.dojo import DojoCredentials
 from epos_bridge.protocol.entities import Money, Order
 from epos_bridge.protocol.params import RecordOrderPaymentParams
 from epos_bridge.protocol.times import format_utc
@@ -398,8 +399,7 @@ async def test_any_request_id_is_echoed_in_an_encodable_frame_and_the_link_stays
 ) -> None:
     order = await new_order(rpc)
     async with GatewaySimulator(expected_api_key=API_KEY, expected_software_house_id=SOFTWARE_HOUSE_ID) as sim:
-        settings = GatewaySettings(ws_url=sim.url, api_key=API_KEY, software_house_id=SOFTWARE_HOUSE_ID,
-                                   allow_insecure=True, stop_deadline_s=2.0)  # fmt: skip
+        settings = GatewaySettings(credentials=DojoCredentials(API_KEY, SOFTWARE_HOUSE_ID), ws_url=sim.url, allow_insecure=True, stop_deadline_s=2.0)  # fmt: skip
         session = GatewaySession(settings, Dispatcher(adapter).handle_text)
         task = asyncio.create_task(session.run())
         try:

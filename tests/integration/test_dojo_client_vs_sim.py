@@ -28,6 +28,7 @@ from epos_bridge.dojo_api import (
     UnlinkedRefundDetails,
 )
 from epos_bridge.protocol.capabilities import Capability
+from epos_bridge.protocol.dojo import DojoCredentials
 from epos_bridge.sim.rest import RestSimulator
 from tests.helpers.contract import contract_dir
 from tests.helpers.fakes import Sleeps
@@ -59,9 +60,7 @@ def sleeps() -> Sleeps:
 def client(sim: RestSimulator, http: httpx.AsyncClient, sleeps: Sleeps) -> DojoClient:
     return DojoClient(
         http,
-        api_key=API_KEY,
-        software_house_id=HOUSE,
-        reseller_id="rs_1",
+        credentials=DojoCredentials(API_KEY, HOUSE, reseller_id="rs_1"),
         base_url=sim.base_url,
         allow_insecure=True,  # the simulator speaks plain HTTP on 127.0.0.1
         sleep=sleeps,
@@ -125,7 +124,7 @@ async def test_legacy_names_at_dojo_compare_equal(client: DojoClient, sim: RestS
 
 async def test_wrong_key_is_auth_rejected(sim: RestSimulator, http: httpx.AsyncClient) -> None:
     wrong = DojoClient(
-        http, api_key="sk_sandbox_wrong_key_1", software_house_id=HOUSE, base_url=sim.base_url, allow_insecure=True
+        http, credentials=DojoCredentials("sk_sandbox_wrong_key_1", HOUSE), base_url=sim.base_url, allow_insecure=True
     )
     with pytest.raises(AuthRejected, match=r"rejected by Dojo \(401\)") as caught:
         await wrong.list_terminals()
@@ -365,7 +364,7 @@ async def test_sessions_can_also_advance_with_time(http: httpx.AsyncClient) -> N
     now = [100.0]
     async with RestSimulator(API_KEY, HOUSE, step_interval=1.0, clock=lambda: now[0]) as timed:
         client = DojoClient(
-            http, api_key=API_KEY, software_house_id=HOUSE, base_url=timed.base_url, allow_insecure=True
+            http, credentials=DojoCredentials(API_KEY, HOUSE), base_url=timed.base_url, allow_insecure=True
         )
         intent = await client.create_payment_intent(GBP_12_50, "timed")
         assert intent.id is not None

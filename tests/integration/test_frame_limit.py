@@ -18,6 +18,7 @@ import pytest
 
 from epos_bridge.gateway.connection_state import ConnectionState
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
+from epos_bridge.protocol.dojo import DojoCredentials
 from epos_bridge.sim.gateway import GatewaySimulator
 from tests.integration.test_gateway_session import (
     API_KEY,
@@ -42,7 +43,7 @@ async def sim() -> AsyncIterator[GatewaySimulator]:
 
 
 def test_the_default_limit_is_one_mib() -> None:
-    assert GatewaySettings(api_key=API_KEY, software_house_id=SOFTWARE_HOUSE_ID).max_frame_bytes == MIB
+    assert GatewaySettings(credentials=DojoCredentials(API_KEY, SOFTWARE_HOUSE_ID)).max_frame_bytes == MIB
 
 
 async def test_a_deflate_bomb_closes_with_1009_reconnects_and_memory_stays_bounded(

@@ -26,6 +26,7 @@ from epos_bridge.gateway.policy import GatewayConfigError
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings, Serve
 from epos_bridge.ports import CallContext, PosAdapter
 from epos_bridge.protocol.capabilities import Capability
+from epos_bridge.protocol.dojo import DojoCredentials, InvalidCredentials
 from epos_bridge.protocol.entities import DineInDetails, Money, Order, OrderDetails, OrderType, Payment
 from epos_bridge.protocol.params import OrderIdParams, RecordOrderPaymentParams
 from epos_bridge.services.dispatcher import Dispatcher, Served
@@ -136,9 +137,8 @@ def pos() -> FakePos:
 
 def settings_for(sim: GatewaySimulator, **changes: Any) -> GatewaySettings:
     base = GatewaySettings(
+        credentials=DojoCredentials(API_KEY, SOFTWARE_HOUSE_ID),
         ws_url=sim.url,
-        api_key=API_KEY,
-        software_house_id=SOFTWARE_HOUSE_ID,
         allow_insecure=True,
         stop_deadline_s=2.0,
         close_timeout_s=1.0,
@@ -210,7 +210,10 @@ async def test_handshake_sends_the_reseller_id_when_one_is_set(pos: FakePos) -> 
     async with GatewaySimulator(
         expected_api_key=API_KEY, expected_software_house_id=SOFTWARE_HOUSE_ID, expected_reseller_id=RESELLER_ID
     ) as sim:
-        session = GatewaySession(settings_for(sim, reseller_id=RESELLER_ID), dispatcher_for(pos).handle_text)
+        session = GatewaySession(
+            settings_for(sim, credentials=DojoCredentials(API_KEY, SOFTWARE_HOUSE_ID, RESELLER_ID)),
+            dispatcher_for(pos).handle_text,
+        )
         async with running(session):
             await sim.wait_connected()
 
@@ -220,7 +223,7 @@ async def test_handshake_sends_the_reseller_id_when_one_is_set(pos: FakePos) -> 
 
 def test_an_unencrypted_url_is_refused_without_the_insecure_flag() -> None:
     with pytest.raises(GatewayConfigError) as refused:
-        GatewaySettings(ws_url="ws://127.0.0.1:9/epos", api_key=API_KEY, software_house_id=SOFTWARE_HOUSE_ID)
+        GatewaySettings(credentials=DojoCredentials(API_KEY, SOFTWARE_HOUSE_ID), ws_url="ws://127.0.0.1:9/epos")
 
     message = str(refused.value)
     assert "EPOS_BRIDGE_WS_URL" in message
@@ -240,18 +243,21 @@ def test_an_unencrypted_url_is_refused_without_the_insecure_flag() -> None:
 )
 def test_unusable_settings_say_what_to_fix(changes: dict[str, Any], fragment: str) -> None:
     values: dict[str, Any] = {"ws_url": "wss://eu.ws.dojo.tech/epos", "api_key": API_KEY, "software_house_id": "s"}
-    with pytest.raises(GatewayConfigError, match=fragment):
-        GatewaySettings(**(values | changes))
+    values |= changes
+    with pytest.raises((GatewayConfigError, InvalidCredentials), match=fragment):
+        GatewaySettings(
+            credentials=DojoCredentials(values["api_key"], values["software_house_id"]), ws_url=values["ws_url"]
+        )
 
 
 def test_settings_never_show_the_api_key_in_their_repr() -> None:
-    settings = GatewaySettings(api_key=API_KEY, software_house_id=SOFTWARE_HOUSE_ID)
+    settings = GatewaySettings(credentials=DojoCredentials(API_KEY, SOFTWARE_HOUSE_ID))
 
     assert API_KEY not in repr(settings)
 
 
 def test_no_proxy_means_a_direct_connection_and_system_opts_in() -> None:
-    settings = GatewaySettings(api_key=API_KEY, software_house_id=SOFTWARE_HOUSE_ID)
+    settings = GatewaySettings(credentials=DojoCredentials(API_KEY, SOFTWARE_HOUSE_ID))
 
     assert settings.connect_proxy() is None
     assert replace(settings, proxy="system").connect_proxy() is True
@@ -482,7 +488,7 @@ async def test_a_rejected_key_means_auth_failed_at_once_and_a_quick_first_retry(
 ) -> None:
     sleep = RecordingSleep(block_after=0)
     session = GatewaySession(
-        settings_for(sim, api_key="sk_sandbox_WRONGKEY123"),
+        settings_for(sim, credentials=DojoCredentials("sk_sandbox_WRONGKEY123", SOFTWARE_HOUSE_ID)),
         dispatcher_for(pos).handle_text,
         sleep=sleep,
         random=lambda: 0.5,

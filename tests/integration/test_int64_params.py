@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
+from epos_bridge.protocol.dojo import DojoCredentials
 from epos_bridge.protocol.methods import PARAMS_MODEL
 from epos_bridge.services.dispatcher import Dispatcher
 from epos_bridge.sim.gateway import GatewaySimulator
@@ -170,9 +171,8 @@ async def serving(pos_db_path: Path) -> AsyncIterator[GatewaySimulator]:
     adapter = sqlite_pos(pos_db_path)
     async with GatewaySimulator(expected_api_key=API_KEY, expected_software_house_id=HOUSE) as sim:
         settings = GatewaySettings(
+            credentials=DojoCredentials(API_KEY, HOUSE),
             ws_url=sim.url,
-            api_key=API_KEY,
-            software_house_id=HOUSE,
             allow_insecure=True,
             stop_deadline_s=2.0,
             close_timeout_s=1.0,

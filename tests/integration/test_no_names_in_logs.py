@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from epos_bridge.config import BridgeSettings
 from epos_bridge.diagnostics import DiagnosticsSources, RecentRequests, build_diagnostics
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
+from epos_bridge.protocol.dojo import DojoCredentials
 from epos_bridge.protocol.redaction import KnownSecrets, redact_personal
 from epos_bridge.services.dispatcher import Dispatcher, Served
 from epos_bridge.sim.gateway import GatewaySimulator
@@ -79,9 +80,8 @@ async def venue(pos_db_path: Path, recent: RecentRequests) -> AsyncIterator[Gate
 
     async with GatewaySimulator(expected_api_key=API_KEY, expected_software_house_id=HOUSE) as sim:
         settings = GatewaySettings(
+            credentials=DojoCredentials(API_KEY, HOUSE),
             ws_url=sim.url,
-            api_key=API_KEY,
-            software_house_id=HOUSE,
             allow_insecure=True,
             stop_deadline_s=2.0,
             close_timeout_s=1.0,

@@ -20,6 +20,7 @@ from epos_bridge.adapters.sqlmap.mapping import load as load_mapping
 from epos_bridge.dojo_api import DojoApiError, DojoClient
 from epos_bridge.domain.events import DomainEvent, LockCreated, LockReleased, PaymentRecorded
 from epos_bridge.ports import CallContext, PosAdapter
+from epos_bridge.protocol.dojo import DojoCredentials
 from epos_bridge.protocol.entities import Money
 from epos_bridge.protocol.params import OrderIdParams, RecordOrderPaymentParams
 from epos_bridge.services.counter import CounterPayments, SaleRefused, SessionUpdate
@@ -53,8 +54,7 @@ class Rig:
         self.http = httpx.AsyncClient(trust_env=False)
         self.client = DojoClient(
             self.http,
-            api_key=DEMO_API_KEY,
-            software_house_id=DEMO_SOFTWARE_HOUSE_ID,
+            credentials=DojoCredentials(DEMO_API_KEY, DEMO_SOFTWARE_HOUSE_ID),
             base_url=rest.base_url,
             allow_insecure=True,
         )

@@ -19,6 +19,7 @@ import pytest
 
 from epos_bridge.dojo_api import DojoClient
 from epos_bridge.protocol.capabilities import Capability
+from epos_bridge.protocol.dojo import DojoCredentials
 from epos_bridge.protocol.dojo_rest import Integrations, WsIntegration
 from epos_bridge.services.registration import Registration
 from epos_bridge.sim.rest import RestSimulator
@@ -86,8 +87,7 @@ async def registry(sim: RestSimulator) -> AsyncIterator[WatchedRegistry]:
     async with httpx.AsyncClient(timeout=5.0) as http:
         client = DojoClient(
             http,
-            api_key=API_KEY,
-            software_house_id=HOUSE,
+            credentials=DojoCredentials(API_KEY, HOUSE),
             base_url=sim.base_url,
             allow_insecure=True,
             sleep=Sleeps(),  # the client's own retries of a 503 do not wait here

@@ -29,6 +29,7 @@ from epos_bridge.config import BridgeSettings
 from epos_bridge.dojo_api import DojoClient
 from epos_bridge.ports import AdapterFactory, PosAdapter
 from epos_bridge.protocol.capabilities import Capability
+from epos_bridge.protocol.dojo import DojoCredentials
 from epos_bridge.protocol.entities import Area, OrderStatus, Table
 from epos_bridge.testing.contract_suite import AdapterContract, Seeder, StandardVenue
 
@@ -134,7 +135,7 @@ async def test_registration_sends_exactly_the_sample_subset(tmp_path: Path) -> N
 
     adapter = open_adapter(BridgeSettings(adapter="sample", db_path=tmp_path / "venue"))
     async with httpx.AsyncClient(transport=httpx.MockTransport(dojo)) as http:
-        client = DojoClient(http, api_key="sk_sandbox_x", software_house_id="shid", base_url="https://api.dojo.tech")
+        client = DojoClient(http, credentials=DojoCredentials("sk_sandbox_x", "shid"), base_url="https://api.dojo.tech")
         await client.register_capabilities(adapter.implemented_capabilities())
     await adapter.close()
 

@@ -30,6 +30,7 @@ from epos_bridge.dojo_api import DojoClient
 from epos_bridge.gateway.connection_state import ConnectionState
 from epos_bridge.gateway.session import GatewaySession, GatewaySettings
 from epos_bridge.host import tls
+from epos_bridge.protocol.dojo import DojoCredentials
 from epos_bridge.protocol.dojo_errors import NetworkError
 from epos_bridge.sim.gateway import GatewaySimulator
 from epos_bridge.sim.rest import RestSimulator
@@ -120,7 +121,7 @@ async def tls_dojo(context: ssl.SSLContext) -> AsyncIterator[tuple[GatewaySimula
 
 async def gateway_outcome(gateway: GatewaySimulator) -> tuple[ConnectionState, str | None]:
     """Run the real session against ``gateway`` until it connects or its first attempt fails."""
-    settings = GatewaySettings(ws_url=gateway.url, api_key=API_KEY, software_house_id=HOUSE, close_timeout_s=1)
+    settings = GatewaySettings(credentials=DojoCredentials(API_KEY, HOUSE), ws_url=gateway.url, close_timeout_s=1)
 
     async def serve(_frame: str | bytes) -> None:
         return None
@@ -142,7 +143,7 @@ async def gateway_outcome(gateway: GatewaySimulator) -> tuple[ConnectionState, s
 
 async def rest_outcome(rest: RestSimulator) -> Exception | None:
     async with tls.dojo_http_client(rest.base_url, None) as http:
-        client = DojoClient(http, api_key=API_KEY, software_house_id=HOUSE, base_url=rest.base_url, max_retries=0)
+        client = DojoClient(http, credentials=DojoCredentials(API_KEY, HOUSE), base_url=rest.base_url, max_retries=0)
         try:
             await client.get_integrations()
         except NetworkError as exc:

@@ -31,6 +31,7 @@ from epos_bridge.dojo_api import (
     backoff_delay,
 )
 from epos_bridge.protocol.capabilities import Capability
+from epos_bridge.protocol.dojo import DojoCredentials
 from epos_bridge.protocol.entities import Money as WireMoney
 from tests.helpers.contract import contract_dir
 from tests.helpers.fakes import Sleeps
@@ -82,13 +83,9 @@ async def make_client(sleeps: Sleeps) -> AsyncIterator[Callable[..., DojoClient]
     def build(handler: Handler, **options: Any) -> DojoClient:
         http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
         clients.append(http)
-        settings: dict[str, Any] = {
-            "api_key": API_KEY,
-            "software_house_id": "sh_epos_bridge",
-            "reseller_id": "rs_42",
-            "base_url": BASE,
-            "sleep": sleeps,
-        }
+        ids: dict[str, Any] = {"api_key": API_KEY, "software_house_id": "sh_epos_bridge", "reseller_id": "rs_42"}
+        ids.update((name, options.pop(name)) for name in list(options) if name in ids)
+        settings: dict[str, Any] = {"credentials": DojoCredentials(**ids), "base_url": BASE, "sleep": sleeps}
         settings.update(options)
         return DojoClient(http, **settings)
 

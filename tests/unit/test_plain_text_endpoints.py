@@ -12,6 +12,7 @@ from epos_bridge.config import BridgeSettings, ConfigError, KeyStore, load
 from epos_bridge.dojo_api import DojoClient
 from epos_bridge.gateway.policy import GatewayConfigError
 from epos_bridge.gateway.session import GatewaySettings
+from epos_bridge.protocol.dojo import DojoCredentials
 from epos_bridge.protocol.dojo_errors import InsecureEndpointError
 from epos_bridge.protocol.endpoints import is_loopback_host, plain_text_refusal
 
@@ -92,7 +93,7 @@ def test_the_settings_accept_loopback_plain_text_with_the_flag() -> None:
 
 def test_the_gateway_session_settings_refuse_a_remote_ws_url() -> None:
     with pytest.raises(GatewayConfigError) as refused:
-        GatewaySettings(ws_url="ws://10.0.0.5/epos", api_key=API_KEY, software_house_id="s", allow_insecure=True)
+        GatewaySettings(credentials=DojoCredentials(API_KEY, "s"), ws_url="ws://10.0.0.5/epos", allow_insecure=True)
 
     message = str(refused.value)
     assert "allowed only on loopback" in message and "EPOS_BRIDGE_WS_URL" in message
@@ -101,7 +102,7 @@ def test_the_gateway_session_settings_refuse_a_remote_ws_url() -> None:
 
 def test_a_plain_text_gateway_url_is_never_sent_through_a_proxy() -> None:
     settings = GatewaySettings(
-        ws_url="ws://127.0.0.1:1/epos", api_key=API_KEY, software_house_id="s", allow_insecure=True, proxy="system"
+        credentials=DojoCredentials(API_KEY, "s"), ws_url="ws://127.0.0.1:1/epos", allow_insecure=True, proxy="system"
     )
 
     assert settings.connect_proxy() is None
@@ -110,4 +111,4 @@ def test_a_plain_text_gateway_url_is_never_sent_through_a_proxy() -> None:
 async def test_the_rest_client_refuses_a_remote_http_url() -> None:
     async with httpx.AsyncClient() as http:
         with pytest.raises(InsecureEndpointError, match="allowed only on loopback"):
-            DojoClient(http, api_key=API_KEY, software_house_id="s", base_url="http://10.0.0.5", allow_insecure=True)
+            DojoClient(http, credentials=DojoCredentials(API_KEY, "s"), base_url="http://10.0.0.5", allow_insecure=True)

@@ -22,6 +22,7 @@ from epos_bridge.domain.verification import (
     TesterToolError,
     TesterToolUnavailable,
 )
+from epos_bridge.protocol.dojo import DojoCredentials
 from epos_bridge.services.verification import Verification, follow_flow
 from tests.helpers.contract import assert_tester_shape
 
@@ -113,7 +114,7 @@ async def make_client() -> AsyncIterator[Callable[..., DojoClient]]:
         async def no_wait(_: float) -> None:
             return None
 
-        return DojoClient(http, api_key=api_key, software_house_id="sh_epos_bridge", sleep=no_wait)
+        return DojoClient(http, credentials=DojoCredentials(api_key, "sh_epos_bridge"), sleep=no_wait)
 
     yield build
     for http in clients:
