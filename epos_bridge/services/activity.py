@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
-from epos_bridge.domain.captures import NOT_ON_TILL
+from epos_bridge.domain.captures import NOT_ON_TILL, CaptureNotOnTill
 from epos_bridge.domain.events import (
     DomainEvent,
     LockCreated,
@@ -24,6 +24,7 @@ from epos_bridge.domain.events import (
     PaymentRecorded,
     PaymentStatusChanged,
 )
+from epos_bridge.domain.terminal_sessions import PAY_AT_COUNTER
 from epos_bridge.protocol.entities import NON_COUNTING_INTENT_STATUSES
 from epos_bridge.protocol.params import RequestHeaders
 
@@ -140,20 +141,35 @@ class PaymentLogEntry:
     device_id: str | None = None
 
 
-def payment_entry(event: PaymentRecorded) -> PaymentLogEntry:
+def _entry(event: PaymentRecorded | CaptureNotOnTill, status: str) -> PaymentLogEntry:
+    """What every payment event's line in the log says; each kind adds its own details."""
+    amount = event.amount
     return PaymentLogEntry(
-        at=event.at,
-        order_id=event.order_id,
-        payment_intent_id=event.payment_intent_id,
-        amount_value=event.amount.value,
-        currency=event.amount.currency_code,
-        status="Recorded",
+        event.at, event.order_id, event.payment_intent_id, amount.value, amount.currency_code, status
+    )
+
+
+def payment_entry(event: PaymentRecorded) -> PaymentLogEntry:
+    order, requester = event.order, event.requester
+    return replace(
+        _entry(event, "Recorded"),
         tips_value=event.tips.value if event.tips else None,
-        order_reference=event.order.reference,
-        display_name=event.order.display_name,
-        table_id=event.order.table_id,
-        product=event.requester.dojo_requesting_product,
-        device_id=event.requester.device_id,
+        order_reference=order.reference,
+        display_name=order.display_name,
+        table_id=order.table_id,
+        product=requester.dojo_requesting_product,
+        device_id=requester.device_id,
+    )
+
+
+def not_on_till_entry(event: CaptureNotOnTill) -> PaymentLogEntry:
+    """A captured card the POS refused (pay at counter): kept as :data:`NOT_ON_TILL`."""
+    return replace(
+        _entry(event, NOT_ON_TILL),
+        order_reference=event.order_reference,
+        display_name=event.display_name,
+        product=PAY_AT_COUNTER,
+        device_id=event.terminal_id,
     )
 
 

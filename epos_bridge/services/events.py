@@ -13,8 +13,7 @@ from typing import Protocol
 
 from epos_bridge.domain.captures import NOT_ON_TILL, CaptureNotOnTill, CaptureSettled
 from epos_bridge.domain.events import DomainEvent, PaymentRecorded, PaymentStatusChanged
-from epos_bridge.domain.terminal_sessions import PAY_AT_COUNTER
-from epos_bridge.services.activity import LockBoard, PaymentLogEntry, payment_entry
+from epos_bridge.services.activity import LockBoard, PaymentLogEntry, not_on_till_entry, payment_entry
 from epos_bridge.services.listeners import Listeners
 from epos_bridge.services.tasks import TaskSet
 
@@ -70,18 +69,3 @@ class EventRouter:
         the status back, the line is never doubled (one per paymentIntentId)."""
         await self._payment_log.record(not_on_till_entry(event))
         await self._status_changed(event.payment_intent_id, NOT_ON_TILL)
-
-
-def not_on_till_entry(event: CaptureNotOnTill) -> PaymentLogEntry:
-    return PaymentLogEntry(
-        at=event.at,
-        order_id=event.order_id,
-        payment_intent_id=event.payment_intent_id,
-        amount_value=event.amount.value,
-        currency=event.amount.currency_code,
-        status=NOT_ON_TILL,
-        order_reference=event.order_reference,
-        display_name=event.display_name,
-        product=PAY_AT_COUNTER,
-        device_id=event.terminal_id,
-    )
