@@ -31,7 +31,6 @@ from epos_bridge.host.garbage import tune_for_serving, untune
 from epos_bridge.protocol.times import format_utc
 from epos_bridge.services.dispatcher import Dispatcher
 from epos_bridge.services.pos_calls import PosCalls
-from tests.helpers.pos import sqlite_pos
 
 ORDERS = 1_000_000
 OPEN = 10_000
@@ -210,7 +209,7 @@ async def measure(dispatcher: Dispatcher, scenario: Scenario, count: int, seed: 
 async def open_once(path: Path) -> float:
     """Seconds from a new adapter to its first answer: connect, check (and migrate) the schema."""
     began = time.perf_counter()
-    adapter = sqlite_pos(path)
+    adapter = PosCalls(SqliteStorage.open(path))
     try:
         served = await Dispatcher(adapter).handle_text(json.dumps({"jsonrpc": "2.0", "id": 0, "method": "ListAreasV1"}))
         if served is None or not served.ok:
@@ -300,7 +299,7 @@ async def run(folder: Path, samples: int) -> dict[str, Any]:
         "open_target_s": OPEN_TARGET_S,
         "latency": {},
     }
-    adapter = sqlite_pos(path)
+    adapter = PosCalls(SqliteStorage.open(path))
     dispatcher = Dispatcher(adapter)
     # Measured in this process, collected as the bridge's own process is (host/garbage.py).
     before = tune_for_serving()
