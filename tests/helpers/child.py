@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from epos_bridge.testing.processes import isolated_env
+
 THIS_PYTHON = (sys.executable, "-m", "epos_bridge")
 """How a test runs the bridge's CLI from source; the bundle tests pass the built executable."""
 
@@ -26,6 +28,13 @@ def init_demo_venue(path: Path, env: dict[str, str], command: Sequence[str] = TH
     )
     assert result.returncode == 0, result.stderr
     return path
+
+
+def db_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``epos-bridge db ARGS`` run to its end, in an environment of its own under ``tmp_path``."""
+    return subprocess.run(
+        [*THIS_PYTHON, "db", *args], env=isolated_env(tmp_path), capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 class CliProcess:

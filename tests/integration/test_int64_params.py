@@ -9,7 +9,6 @@ models; the last test walks every method's params schema so a new integer field 
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,13 +18,13 @@ from typing import Any
 
 import pytest
 
-from epos_bridge.gateway.session import GatewaySession, GatewaySettings
 from epos_bridge.protocol.dojo import DojoCredentials
 from epos_bridge.protocol.methods import PARAMS_MODEL
 from epos_bridge.services.dispatcher import Dispatcher
 from epos_bridge.sim.gateway import GatewaySimulator
 from tests.conftest import Rpc, money
 from tests.helpers.builders import failed, item, new_order, ok
+from tests.helpers.gateway import serving_over_loopback
 from tests.helpers.pos import sqlite_pos
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -169,24 +168,11 @@ def test_every_integer_in_every_params_model_is_bounded_to_int64() -> None:
 @asynccontextmanager
 async def serving(pos_db_path: Path) -> AsyncIterator[GatewaySimulator]:
     adapter = sqlite_pos(pos_db_path)
-    async with GatewaySimulator(expected_api_key=API_KEY, expected_software_house_id=HOUSE) as sim:
-        settings = GatewaySettings(
-            credentials=DojoCredentials(API_KEY, HOUSE),
-            ws_url=sim.url,
-            allow_insecure=True,
-            stop_deadline_s=2.0,
-            close_timeout_s=1.0,
-        )
-        session = GatewaySession(settings, Dispatcher(adapter).handle_text)
-        task = asyncio.create_task(session.run())
-        try:
-            await sim.wait_connected()
+    try:
+        async with serving_over_loopback(Dispatcher(adapter).handle_text, DojoCredentials(API_KEY, HOUSE)) as sim:
             yield sim
-        finally:
-            async with asyncio.timeout(10):
-                await session.stop()
-                await task
-            await adapter.close()
+    finally:
+        await adapter.close()
 
 
 async def test_an_out_of_range_integer_over_the_socket_leaves_the_connection_up(pos_db_path: Path) -> None:

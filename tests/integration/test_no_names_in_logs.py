@@ -10,7 +10,6 @@ customer; then the diagnostics zip as support gets it. The one place that remove
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import zipfile
 from collections.abc import AsyncIterator, Iterator
@@ -23,13 +22,13 @@ from pydantic import SecretStr
 
 from epos_bridge.config import BridgeSettings
 from epos_bridge.diagnostics import DiagnosticsSources, RecentRequests, build_diagnostics
-from epos_bridge.gateway.session import GatewaySession, GatewaySettings
 from epos_bridge.protocol.dojo import DojoCredentials
 from epos_bridge.protocol.redaction import KnownSecrets, redact_personal
 from epos_bridge.services.dispatcher import Dispatcher, Served
 from epos_bridge.sim.gateway import GatewaySimulator
 from tests.conftest import money
 from tests.helpers.builders import create_order_params, create_party_params, create_reservation_params
+from tests.helpers.gateway import serving_over_loopback
 from tests.helpers.logging_setup import bridge_logging
 from tests.helpers.pos import sqlite_pos
 
@@ -78,24 +77,11 @@ async def venue(pos_db_path: Path, recent: RecentRequests) -> AsyncIterator[Gate
             recent.record(served)  # what Bridge.on_served feeds the diagnostics
         return served
 
-    async with GatewaySimulator(expected_api_key=API_KEY, expected_software_house_id=HOUSE) as sim:
-        settings = GatewaySettings(
-            credentials=DojoCredentials(API_KEY, HOUSE),
-            ws_url=sim.url,
-            allow_insecure=True,
-            stop_deadline_s=2.0,
-            close_timeout_s=1.0,
-        )
-        session = GatewaySession(settings, serve)
-        task = asyncio.create_task(session.run())
-        try:
-            await sim.wait_connected()
+    try:
+        async with serving_over_loopback(serve, DojoCredentials(API_KEY, HOUSE)) as sim:
             yield sim
-        finally:
-            async with asyncio.timeout(10):
-                await session.stop()
-                await task
-            await adapter.close()
+    finally:
+        await adapter.close()
 
 
 async def ask(sim: GatewaySimulator, method: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -6,8 +6,6 @@ rewriting), so an alias such as ``TR.`` means what it says."""
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 from epos_bridge.adapters.sqlmap import setup
 from epos_bridge.adapters.sqlmap.mapping import SHIPPED, load
 from epos_bridge.ports import AdapterInitError
-from epos_bridge.testing.processes import isolated_env
+from tests.helpers.child import db_cli
 
 FLOREANT = (SHIPPED / "floreant.toml").read_text(encoding="utf-8")
 TICKET_KEY = '[[changes]]\ntable = "TICKET"\norder_key = "R.ID"\n'
@@ -41,17 +39,6 @@ def schema_objects(path: Path) -> set[tuple[str, str]]:
         return set(conn.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchall())
 
 
-def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "epos_bridge", "db", *args],
-        env=isolated_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def changes_logged(path: Path) -> list[tuple[str, str, str]]:
     with closing(sqlite3.connect(path)) as conn:
         return conn.execute("SELECT ENTITY, ENTITY_ID, CHANGE FROM EPOS_BRIDGE_CHANGES ORDER BY SEQ").fetchall()
@@ -73,7 +60,7 @@ def test_a_typo_in_a_change_trigger_refuses_the_attach_and_the_pos_keeps_writing
         conn.execute("INSERT INTO TICKET (TOTAL_PRICE) VALUES (10.0)")
         conn.commit()
 
-    dry = cli(tmp_path, "attach", str(path), "--mapping", str(typo), "--dry-run")
+    dry = db_cli(tmp_path, "attach", str(path), "--mapping", str(typo), "--dry-run")
     assert dry.returncode == 1, dry.stdout
     assert "[[changes]]" in dry.stderr and "AUTOID" in dry.stderr and "no such column" in dry.stderr, dry.stderr
     assert schema_objects(path) == before

@@ -5,8 +5,6 @@ wildcard), not its triggers and views on the lock view, and it puts the journal 
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -15,21 +13,10 @@ import pytest
 from epos_bridge.adapters.sqlmap import setup
 from epos_bridge.adapters.sqlmap.mapping import SHIPPED
 from epos_bridge.ports import AdapterInitError
-from epos_bridge.testing.processes import isolated_env
+from tests.helpers.child import db_cli
 from tests.helpers.floreant import floreant
 
 LOOKALIKES = ("epos_bridge_config", "EPOS1BRIDGE2AUDIT", "Epos_Bridge_Payments_Old")
-
-
-def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "epos_bridge", "db", *args],
-        env=isolated_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def schema_objects(path: Path) -> set[tuple[str, str]]:
@@ -71,13 +58,13 @@ def test_detach_leaves_the_pos_tables_that_look_like_the_bridges_and_their_rows(
     before = schema_objects(path)
     rows = lookalike_rows(path)
 
-    attached = cli(tmp_path, "attach", str(path), "--mapping", "floreant")
+    attached = db_cli(tmp_path, "attach", str(path), "--mapping", "floreant")
     assert attached.returncode == 0, attached.stderr
-    dry = cli(tmp_path, "detach", str(path), "--dry-run")
+    dry = db_cli(tmp_path, "detach", str(path), "--dry-run")
     assert dry.returncode == 0, dry.stderr
     for name in (*LOOKALIKES, "EPOS_BRIDGE_REPORT"):
         assert name.upper() not in dry.stdout.upper().replace("DROP TABLE EPOS_BRIDGE_", "-"), dry.stdout
-    detached = cli(tmp_path, "detach", str(path), "--forget-payments")
+    detached = db_cli(tmp_path, "detach", str(path), "--forget-payments")
     assert detached.returncode == 0, detached.stderr
 
     assert schema_objects(path) == before

@@ -5,8 +5,6 @@ SQLite could not find. And ``db attach`` / ``detach`` change the POS's database 
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ from epos_bridge.adapters.registry import BUILT_IN_SQLMAP
 from epos_bridge.adapters.sqlmap import bridge, setup
 from epos_bridge.adapters.sqlmap.mapping import SHIPPED, MappingError, capabilities, load
 from epos_bridge.ports import AdapterInitError
-from epos_bridge.testing.processes import isolated_env
+from tests.helpers.child import db_cli
 from tests.helpers.floreant import create_floreant_database
 
 FLOREANT = (SHIPPED / "floreant.toml").read_text(encoding="utf-8")
@@ -30,17 +28,6 @@ def mapping_file(tmp_path: Path, text: str) -> Path:
 def floreant_tables(path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.executescript((SHIPPED / "floreant.sql").read_text(encoding="utf-8"))
-
-
-def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "epos_bridge", "db", *args],
-        env=isolated_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def schema_objects(path: Path) -> set[tuple[str, str]]:
@@ -138,7 +125,7 @@ def test_attach_dry_run_prints_the_sql_and_changes_nothing(tmp_path: Path) -> No
     path = tmp_path / "pos.db"
     floreant_tables(path)
     before = schema_objects(path)
-    result = cli(tmp_path, "attach", str(path), "--mapping", "floreant", "--dry-run")
+    result = db_cli(tmp_path, "attach", str(path), "--mapping", "floreant", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "CREATE TABLE EPOS_BRIDGE_PAYMENTS" in result.stdout
     assert "CREATE TRIGGER EPOS_BRIDGE_TRANSACTIONS_INSERT AFTER INSERT ON TRANSACTIONS" in result.stdout
@@ -150,32 +137,32 @@ def test_attach_then_detach_leaves_the_pos_schema_as_it_was(tmp_path: Path) -> N
     path = tmp_path / "pos.db"
     floreant_tables(path)
     before = schema_objects(path)
-    attached = cli(tmp_path, "attach", str(path), "--mapping", "floreant")
+    attached = db_cli(tmp_path, "attach", str(path), "--mapping", "floreant")
     assert attached.returncode == 0, attached.stderr
     added = schema_objects(path) - before
     assert {("table", name) for name in bridge.TABLE_NAMES} <= added
     assert ("view", "DOJO_TICKET_LOCKS") in added
     assert len([n for kind, n in added if kind == "trigger"]) == 3 * len(load("floreant").changes) == 18
-    again = cli(tmp_path, "attach", str(path), "--mapping", "floreant")
+    again = db_cli(tmp_path, "attach", str(path), "--mapping", "floreant")
     assert again.returncode == 0 and "already attached" in again.stdout and "nothing to change" in again.stdout
     assert schema_objects(path) - before == added
-    dry = cli(tmp_path, "detach", str(path), "--dry-run")
+    dry = db_cli(tmp_path, "detach", str(path), "--dry-run")
     assert "DROP TABLE EPOS_BRIDGE_CHANGES;" in dry.stdout and schema_objects(path) - before == added
     assert "DROP TABLE EPOS_BRIDGE_PAYMENTS;" not in dry.stdout  # the payment record stays
-    detached = cli(tmp_path, "detach", str(path))
+    detached = db_cli(tmp_path, "detach", str(path))
     assert detached.returncode == 0, detached.stderr
     record = {("table", "EPOS_BRIDGE_META"), *bridge.KEPT_ON_DETACH}
     assert schema_objects(path) - before == record
-    forgot = cli(tmp_path, "detach", str(path), "--forget-payments")
+    forgot = db_cli(tmp_path, "detach", str(path), "--forget-payments")
     assert forgot.returncode == 0, forgot.stderr
     assert schema_objects(path) == before
 
 
 def test_db_commands_need_a_mapping_for_sqlmap_and_refuse_an_adapter_that_keeps_nothing(tmp_path: Path) -> None:
     path = tmp_path / "pos.db"
-    no_mapping = cli(tmp_path, "init", str(path), "--demo", "--adapter", "sqlmap")
+    no_mapping = db_cli(tmp_path, "init", str(path), "--demo", "--adapter", "sqlmap")
     assert no_mapping.returncode == 1 and "needs a mapping" in no_mapping.stderr
-    reference = cli(tmp_path, "attach", str(path), "--mapping", "floreant", "--adapter", "sqlite")
+    reference = db_cli(tmp_path, "attach", str(path), "--mapping", "floreant", "--adapter", "sqlite")
     assert reference.returncode == 2 and "keeps nothing" in reference.stderr
     assert not path.exists()
 

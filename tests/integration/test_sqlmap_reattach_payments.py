@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -20,22 +18,11 @@ from epos_bridge.host.instance import InstanceLock, Venue
 from epos_bridge.ports import AdapterInitError
 from epos_bridge.services.dispatcher import Dispatcher
 from epos_bridge.testing.contract_suite import STANDARD_VENUE, pay
-from epos_bridge.testing.processes import isolated_env
+from tests.helpers.child import db_cli
 from tests.helpers.floreant import FloreantTill, floreant
 from tests.helpers.pos import sqlmap_pos
 
 INTENT = "pi_detach_then_attach"
-
-
-def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "epos_bridge", "db", *args],
-        env=isolated_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 async def record_payment(path: Path, params: dict[str, Any]) -> dict[str, Any]:
@@ -75,9 +62,9 @@ async def test_detach_then_attach_then_a_retried_payment_is_counted_once(
     assert "result" in first, first
     assert len(card_rows(path, INTENT)) == 1
 
-    detached = cli(tmp_path, "detach", str(path))
+    detached = db_cli(tmp_path, "detach", str(path))
     assert detached.returncode == 0, detached.stderr
-    attached = cli(tmp_path, "attach", str(path), "--mapping", "floreant")
+    attached = db_cli(tmp_path, "attach", str(path), "--mapping", "floreant")
     assert attached.returncode == 0, attached.stderr
     again = await record_payment(path, pay(order, INTENT, 4000))  # Dojo retries the same intent
 
@@ -93,8 +80,8 @@ async def test_detach_refuses_while_a_bridge_serves_the_database(tmp_path: Path,
     serving = InstanceLock(tmp_path / "bridge-data", Venue(path, "sk_sandbox_serving"))
     owner = serving.acquire(role="headless")
     try:
-        refused = cli(tmp_path, "detach", str(path))
-        dry = cli(tmp_path, "detach", str(path), "--dry-run")
+        refused = db_cli(tmp_path, "detach", str(path))
+        dry = db_cli(tmp_path, "detach", str(path), "--dry-run")
     finally:
         serving.release()
 
@@ -121,7 +108,7 @@ async def test_following_the_attach_again_hint_keeps_the_payment_record(
     assert problem is not None and "EPOS_BRIDGE_TRANSACTIONS_INSERT" in problem
     assert f"epos-bridge db attach {path} --mapping floreant" in problem, problem
     assert "detach" not in problem
-    hinted = cli(tmp_path, "attach", str(path), "--mapping", "floreant")
+    hinted = db_cli(tmp_path, "attach", str(path), "--mapping", "floreant")
     assert hinted.returncode == 0, hinted.stderr
     assert await BUILT_IN_SQLMAP.with_mapping("floreant").problem(path) is None
 
@@ -135,7 +122,7 @@ async def test_forgetting_the_payment_record_is_explicit_and_not_while_dojo_may_
 ) -> None:
     path, order = venue
     await record_payment(path, pay(order, INTENT, 4000))
-    kept = cli(tmp_path, "detach", str(path))
+    kept = db_cli(tmp_path, "detach", str(path))
     assert kept.returncode == 0, kept.stderr
     assert "payment record" in kept.stdout and "--forget-payments" in kept.stdout
 
@@ -145,7 +132,7 @@ async def test_forgetting_the_payment_record_is_explicit_and_not_while_dojo_may_
         conn.execute("UPDATE EPOS_BRIDGE_PAYMENTS SET RECORDED_AT = '2020-01-01T00:00:00.000Z'")
         conn.execute("UPDATE EPOS_BRIDGE_INTENT_EVENTS SET RECEIVED_AT = '2020-01-01T00:00:00.000Z'")
         conn.commit()
-    forgot = cli(tmp_path, "detach", str(path), "--forget-payments")
+    forgot = db_cli(tmp_path, "detach", str(path), "--forget-payments")
     assert forgot.returncode == 0, forgot.stderr
     with closing(sqlite3.connect(path)) as conn:
         assert not conn.execute("SELECT name FROM sqlite_master WHERE name GLOB 'EPOS_BRIDGE_*'").fetchall()
