@@ -13,8 +13,9 @@ from epos_bridge.app import dojo_client, gateway_settings
 from epos_bridge.config import BridgeSettings, dojo_credentials
 from epos_bridge.gateway.policy import GatewayConfigError
 from epos_bridge.protocol.dojo import DojoCredentials, InvalidCredentials
+from epos_bridge.sim.simulator import DEMO_API_KEY
 
-KEY = "sk_sandbox_0123456789abcdef"
+KEY = DEMO_API_KEY
 PACKAGE = Path(__file__).resolve().parents[2] / "epos_bridge"
 WHERE_THE_KEY_IS_CHECKED = {PACKAGE / "protocol" / "dojo.py"}
 

@@ -28,7 +28,7 @@ from typing import Generic, TypeVar
 from epos_bridge.adapters.jsonfile import documents as docs
 from epos_bridge.adapters.jsonfile.changes import JsonFileChangeLog
 from epos_bridge.adapters.jsonfile.lockfile import DEFAULT_LOCK_TIMEOUT_S
-from epos_bridge.adapters.jsonfile.store import Document, JsonFolder, Snapshot
+from epos_bridge.adapters.jsonfile.store import CorruptDocument, Document, JsonFolder, Snapshot
 from epos_bridge.adapters.transactional import RowStorage
 from epos_bridge.domain import bookings, records
 from epos_bridge.domain.bill import VenueDetails
@@ -193,8 +193,10 @@ class JsonFileRows:
     def set_payment_status(self, recorded: RecordedIntent, payment_intent_id: str, status: str, now: datetime) -> None:
         key = int(recorded.order_id)
         document = copy.deepcopy(self._document(key))
-        row = next(r for r in document.get("payments", []) if r.get("paymentIntentId") == payment_intent_id)
-        row["status"] = status
+        rows = [r for r in document.get("payments", []) if r.get("paymentIntentId") == payment_intent_id]
+        if not rows:  # recorded_intent found it in this same transaction: only a corrupt file lands here
+            raise CorruptDocument(f"{_order_file(key)} lost the payment of intent {payment_intent_id!r} mid-call")
+        rows[0]["status"] = status
         self._save_order(key, {**document, "updatedAt": format_utc(now)})
 
     # --- tables and areas -----------------------------------------------------------------

@@ -264,11 +264,6 @@ def load_orders(db: sqlite_utils.Database, keys: Sequence[int]) -> list[wire.Ord
     return orders
 
 
-def load_order(db: sqlite_utils.Database, order_id: str) -> wire.Order:
-    row = order_row(db, order_id)
-    return load_orders(db, [row["id"]])[0]
-
-
 def _with_links(
     db: sqlite_utils.Database, table: str, links: str, owner: str, keys: Sequence[Any], order_by: str
 ) -> list[tuple[Row, list[Row]]]:
@@ -490,14 +485,6 @@ def record(db: sqlite_utils.Database, table: str, wire_id: str) -> StoredRecord[
     column = _DOJO_ID_COLUMN[table]
     sql = f"SELECT id, {column} AS dojo_id, {_DELETED_COLUMN[table]} AS deleted_at FROM {table} WHERE id = ?"  # noqa: S608
     return _record(one(db, sql, [key]))
-
-
-def reservation_of_dojo_id(db: sqlite_utils.Database, dojo_reservation_id: str | None) -> str | None:
-    """The POS id of the reservation holding Dojo's reservation id, if any."""
-    if dojo_reservation_id is None:
-        return None
-    row = one(db, "SELECT id FROM reservations WHERE dojo_reservation_id = ?", [dojo_reservation_id])
-    return str(row["id"]) if row else None
 
 
 # --- parties and reservations ------------------------------------------------------------
