@@ -54,7 +54,12 @@ def test_a_network_change_retries_a_rejected_key_at_once(
         qtbot.waitUntil(lambda: gui.state is ConnectionState.AUTH_FAILED, timeout=10_000)
         # Let the quick retries grow past what the test waits below, so only the kick can explain
         # a connection inside it.
-        qtbot.waitUntil(lambda: len(simulator.gateway.handshakes) >= 4, timeout=20_000)
+        # Wait for the pause after a refusal, not just the handshake: while an attempt is still in
+        # flight there is no retry scheduled yet (that race failed CI once).
+        qtbot.waitUntil(
+            lambda: len(simulator.gateway.handshakes) >= 4 and gui.bridge.session.status.next_retry_at is not None,
+            timeout=20_000,
+        )
         simulator.gateway.accept_keys()
         refused = len(simulator.gateway.handshakes)
         due = gui.bridge.session.status.next_retry_at
