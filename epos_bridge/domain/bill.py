@@ -7,8 +7,10 @@ reference one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.entities import (
@@ -45,6 +47,20 @@ class VenueDetails:
     website_caption: str | None = None
     footer_text: str | None = None
 
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], address_lines: Iterable[Any] = ()) -> VenueDetails:
+        """One reading of a stored venue for every storage. ``record`` uses these fields' names; a
+        field it lacks or leaves empty is absent, as on a POS that keeps no such thing."""
+        optional = {f.name: record.get(f.name) or None for f in fields(cls) if f.name not in _READ_APART}
+        return cls(
+            name=str(record["name"]),
+            address_lines=tuple(str(line) for line in address_lines if line),
+            postcode=str(record.get("postcode") or ""),
+            **optional,
+        )
+
+
+_READ_APART = frozenset({"name", "address_lines", "postcode"})
 
 FALLBACK_VENUE = VenueDetails(name="Receipt")
 """Printed when the POS holds no venue details: the bill still prints, without a merchant header."""

@@ -51,16 +51,8 @@ from epos_bridge.protocol.jsonrpc import (
 )
 from epos_bridge.protocol.methods import METHODS, PARAMS_MODEL, MethodSpec
 from epos_bridge.protocol.params import (
-    CreateOrderParams,
-    CreatePartyParams,
-    CreateReservationParams,
     EmptyResult,
     HandleEventParams,
-    PartyIdParams,
-    RecordOrderPaymentParams,
-    ReservationIdParams,
-    UpdatePartyParams,
-    UpdateReservationParams,
     WithHeaders,
 )
 
@@ -112,41 +104,11 @@ ROUTES: dict[WireMethod, Route] = {
 
 PAYMENT_INTENT_EVENT_TYPES = frozenset(t.value for t in EventType)
 
-_ORDER_WRITES = frozenset(
-    {
-        WireMethod.CANCEL_ORDER_BY_ID,
-        WireMethod.CREATE_ORDER_LOCK,
-        WireMethod.DELETE_ORDER_LOCK,
-        WireMethod.EXTEND_ORDER_LOCK,
-    }
-)
-
 
 def business_key(method: WireMethod, params: WithHeaders) -> tuple[str, str] | None:
-    """What a writing request is about, for serving its retries one at a time (contract §1.2
-    (rec): paymentIntentId, an order's lock, dojoOrderId, dojoPartyId, dojoReservationId,
-    event id). Reads have none: they never wait for each other."""
-    if isinstance(params, RecordOrderPaymentParams):
-        return ("payment", params.payment_intent_id)
-    if method in _ORDER_WRITES:
-        return ("order", str(getattr(params, "order_id", "")))
-    if isinstance(params, CreateOrderParams):
-        return ("dojo-order", params.dojo_order_id)
-    if isinstance(params, CreatePartyParams):
-        return ("dojo-party", params.dojo_party_id)
-    if isinstance(params, UpdatePartyParams):
-        return ("party", params.id)
-    if isinstance(params, PartyIdParams) and method is WireMethod.DELETE_PARTY_BY_ID:
-        return ("party", params.party_id)
-    if isinstance(params, CreateReservationParams):
-        return ("dojo-reservation", params.dojo_reservation_id)
-    if isinstance(params, UpdateReservationParams):
-        return ("reservation", params.id)
-    if isinstance(params, ReservationIdParams) and method is WireMethod.DELETE_RESERVATION_BY_ID:
-        return ("reservation", params.reservation_id)
-    if isinstance(params, HandleEventParams):
-        return ("event", params.id)
-    return None
+    """What a writing request is about (see :attr:`MethodSpec.serial_key`), or ``None``."""
+    by = METHODS[method].serial_key
+    return None if by is None else (by[0], str(getattr(params, by[1])))
 
 
 class KeyedLocks:

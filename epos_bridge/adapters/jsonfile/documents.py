@@ -16,7 +16,7 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
 from epos_bridge.adapters.jsonfile.store import CorruptDocument, Document
 from epos_bridge.domain.bill import VenueDetails
@@ -267,18 +267,8 @@ def intent_events(document: Any) -> list[StoredIntentEvent]:
 def venue_details(document: Any) -> VenueDetails | None:
     if not isinstance(document, dict):
         return None
-    return VenueDetails(
-        name=str(document["name"]),
-        address_lines=tuple(document.get("addressLines") or ()),
-        postcode=document.get("postcode") or "",
-        phone_number=document.get("phoneNumber"),
-        email_address=document.get("emailAddress"),
-        vat_number=document.get("vatNumber"),
-        logo_svg=document.get("logoSvg"),
-        website_url=document.get("websiteUrl"),
-        website_caption=document.get("websiteCaption"),
-        footer_text=document.get("footerText"),
-    )
+    record = {to_snake(name): value for name, value in document.items()}
+    return VenueDetails.from_record(record, document.get("addressLines") or ())
 
 
 def to_table(document: Document) -> wire.Table:

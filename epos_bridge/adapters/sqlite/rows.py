@@ -420,18 +420,7 @@ def venue_details(db: sqlite_utils.Database) -> VenueDetails | None:
     row = one(db, "SELECT * FROM venue WHERE id = 1")
     if row is None:
         return None
-    return VenueDetails(
-        name=row["name"],
-        address_lines=tuple(json.loads(row["address_lines"] or "[]")),
-        postcode=row["postcode"] or "",
-        phone_number=row["phone_number"],
-        email_address=row["email_address"],
-        vat_number=row["vat_number"],
-        logo_svg=row["logo_svg"],
-        website_url=row["website_url"],
-        website_caption=row["website_caption"],
-        footer_text=row["footer_text"],
-    )
+    return VenueDetails.from_record(row, json.loads(row["address_lines"] or "[]"))
 
 
 def load_tables(db: sqlite_utils.Database, keys: Sequence[str]) -> list[wire.Table]:

@@ -260,18 +260,7 @@ def venue_details(db: sqlite_utils.Database, mapping: Mapping) -> VenueDetails |
     if not found:
         return None
     row = found[0]
-    lines = tuple(str(row[c]) for c in ("address_line1", "address_line2", "address_line3") if row.get(c))
-    return VenueDetails(
-        name=row["name"],
-        address_lines=lines,
-        postcode=row.get("postcode") or "",
-        phone_number=row.get("phone_number"),
-        email_address=row.get("email_address"),
-        vat_number=row.get("vat_number"),
-        website_url=row.get("website_url"),
-        website_caption=row.get("website_caption"),
-        footer_text=row.get("footer_text"),
-    )
+    return VenueDetails.from_record(row, (row.get(c) for c in ("address_line1", "address_line2", "address_line3")))
 
 
 def _waiters(value: Any) -> list[str]:
