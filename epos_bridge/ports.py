@@ -32,6 +32,7 @@ from epos_bridge.domain.orders import OrderFilter, OrderRecord, PaymentRecord, S
 from epos_bridge.domain.pagination import Page, PageRequest
 from epos_bridge.domain.payments import RecordedIntent
 from epos_bridge.domain.records import StoredRecord
+from epos_bridge.domain.registry import RegisteredOrder
 from epos_bridge.domain.terminal_sessions import CounterSession
 from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.protocol.dojo_rest import (
@@ -301,6 +302,20 @@ class PosRows(Protocol):
         ...
 
     def table_name(self, table_id: str) -> str | None: ...
+
+    # the bridge's registry of the orders Dojo wrote to (kept in the bridge's own rows)
+    def registered_order(self, order_id: str) -> RegisteredOrder | None:
+        """The bridge's record of an order under Dojo's id, or ``None`` if Dojo never wrote to it."""
+        ...
+
+    def register_order(self, order_id: str, key: RowKey, answer: Order, now: datetime) -> None:
+        """Keep (insert or replace) where Dojo's order is now and what Dojo was just told of it."""
+        ...
+
+    def follow_order(self, registered: RegisteredOrder) -> PosOrder | None:
+        """The order the POS moved a registered one to (a bill checked out under a new key), with
+        ``order_id`` left as the POS names it; ``None`` where the POS has no such move or finds none."""
+        ...
 
     # order locks
     def held_lock(self, order: PosOrder) -> HeldLock | None: ...

@@ -12,6 +12,7 @@ value is bound.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,7 @@ from epos_bridge.adapters.transactional import TransactionalStore
 from epos_bridge.domain.intents import StoredIntentEvent
 from epos_bridge.domain.locks import HeldLock, LockChange, stored_lock
 from epos_bridge.domain.payments import RecordedIntent
+from epos_bridge.domain.registry import RegisteredOrder
 from epos_bridge.ports import PosChange, PosOrder
 from epos_bridge.protocol import entities as wire
 from epos_bridge.protocol.base import format_utc
@@ -41,9 +43,12 @@ class KeptTables:
     events: str
     """Every payment-intent event received (``HandleEventV1``), in arrival order (rowid)."""
     payments: str
-    """One row per recorded Dojo payment: order key, paid and tip amounts, status."""
+    """The bridge's ledger: one row per recorded Dojo payment (order key, paid and tip amounts,
+    status), never deleted with the POS's order, so a recorded paymentIntentId is never forgotten."""
     payment_order: str
     """The payments table's column holding the order's key."""
+    registry: str
+    """The orders Dojo wrote to: Dojo's id, the POS key it was last found under, the last answer."""
     changes: str
     """The change log behind POS events (seq, entity, entity_id, change), filled by triggers."""
 
@@ -72,6 +77,37 @@ class KeptRows:
         if row is None:
             return None
         return RecordedIntent(str(row["order_key"]), row["paid_amount"], row["tips_amount"], row["status"])
+
+    def set_recorded_status(self, payment_intent_id: str, status: str) -> None:
+        """The ledger's status of a recorded intent (the POS's own payment row is the adapter's)."""
+        self.db.execute(
+            f"UPDATE {self.kept.payments} SET status = ? WHERE payment_intent_id = ?",  # noqa: S608 - names from KeptTables
+            [status, payment_intent_id],
+        )
+
+    # --- the registry of orders Dojo wrote to ---------------------------------------------
+
+    def registered_order(self, order_id: str) -> RegisteredOrder | None:
+        row = _one(
+            self.db,
+            f"SELECT order_key AS order_key, answer AS answer FROM {self.kept.registry} WHERE order_id = ?",  # noqa: S608 - names from KeptTables
+            [order_id],
+        )
+        if row is None:
+            return None
+        return RegisteredOrder.stored(order_id, int(row["order_key"]), row["answer"])
+
+    def register_order(self, order_id: str, key: int, answer: wire.Order, now: datetime) -> None:
+        self.db.execute(
+            f"INSERT INTO {self.kept.registry} (order_id, order_key, answer, answered_at) VALUES (?, ?, ?, ?)"  # noqa: S608 - names from KeptTables
+            " ON CONFLICT (order_id) DO UPDATE SET order_key = excluded.order_key, answer = excluded.answer,"
+            " answered_at = excluded.answered_at",
+            [order_id, key, json.dumps(RegisteredOrder(order_id, key, answer).answer_document()), format_utc(now)],
+        )
+
+    def follow_order(self, registered: RegisteredOrder) -> PosOrder | None:
+        """A POS whose orders keep their key has nowhere to follow one to."""
+        return None
 
     def held_lock(self, order: PosOrder) -> HeldLock | None:
         kept = self.kept

@@ -58,6 +58,10 @@ class LockChange:
     remove: bool = False
     events: tuple[DomainEvent, ...] = ()
 
+    @property
+    def changes_anything(self) -> bool:
+        return self.store is not None or self.remove
+
 
 def stored_lock(
     lock_id: str, expires_at: datetime | None, locked_at: datetime | None, requester: RequestHeaders

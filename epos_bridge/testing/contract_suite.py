@@ -133,6 +133,16 @@ class Seeder(Protocol):
         ...
 
 
+@runtime_checkable
+class RemovesOrders(Protocol):
+    """Optional for a :class:`Seeder`: the tests that need it are skipped, saying so, without it."""
+
+    def remove_order(self, order_id: str) -> None:
+        """The till removes the order as the POS would, with its lines and payment rows (a bill
+        checked out into another table, a ticket purged)."""
+        ...
+
+
 def requires(*capabilities: Capability) -> Callable[[F], F]:
     """Mark a suite test as needing these capabilities; it is skipped if the adapter lacks one."""
 
@@ -293,6 +303,12 @@ def reservation_params(dojo_id: str, start: str = "19:00", end: str = "21:00", *
         "tableIds": extra.pop("tableIds", ["T1"]),
         **extra,
     }
+
+
+def _remove(seeder: Seeder, order_id: str) -> None:
+    if not isinstance(seeder, RemovesOrders):
+        pytest.skip("the seeder has no remove_order (RemovesOrders): it cannot act as a till removing an order")
+    seeder.remove_order(order_id)
 
 
 def forged_cursor(document: Any) -> str:
@@ -862,6 +878,42 @@ class AdapterContract:
         # An intent id is an exact string too: this one is a different payment.
         other = ok(await epos_rpc("RecordOrderPaymentByIdV1", pay(epos_order, "pi_1 ", 1000)))
         assert other["paidAmount"] == money(5000)
+
+    # the bridge never forgets a payment ---------------------------------------------------------------
+
+    @requires(C.RECORD_ORDER_PAYMENT_BY_ID, C.GET_ORDER_BY_ID)
+    async def test_a_payment_is_never_forgotten_when_the_pos_removes_the_order(
+        self, epos_rpc: Rpc, epos_venue_seeder: Seeder, epos_published: list[DomainEvent], epos_order: str
+    ) -> None:
+        first = ok(await epos_rpc("RecordOrderPaymentByIdV1", pay(epos_order, "pi_1", 4000, tips=200)))
+        _remove(epos_venue_seeder, epos_order)
+        # Dojo's retry after a lost answer: success, from the bridge's record (an error reverses it).
+        replay = ok(await epos_rpc("RecordOrderPaymentByIdV1", pay(epos_order, "pi_1", 4000, tips=200)))
+        assert replay == {**first, "payable": False}
+        # Another payment has no open order to go to: Conflict (Dojo reverses it), never NotFound.
+        failed(await epos_rpc("RecordOrderPaymentByIdV1", pay(epos_order, "pi_2", 1000)), "Conflict")
+        assert ok(await epos_rpc("GetOrderByIdV1", {"orderId": epos_order})) == {**first, "payable": False}
+        assert len(of_type(epos_published, PaymentRecorded)) == 1
+
+    @requires(C.RECORD_ORDER_PAYMENT_BY_ID, C.CREATE_ORDER_LOCK, C.GET_ORDER_BY_ID)
+    async def test_an_order_removed_before_dojo_paid_it_is_gone_and_takes_no_payment(
+        self, epos_rpc: Rpc, epos_venue_seeder: Seeder, epos_order: str
+    ) -> None:
+        ok(await epos_rpc("CreateOrderLockV1", lock(epos_order, "lock-1", minutes_from_now(10))))
+        _remove(epos_venue_seeder, epos_order)
+        failed(await epos_rpc("GetOrderByIdV1", {"orderId": epos_order}), "NotFound")
+        failed(await epos_rpc("RecordOrderPaymentByIdV1", pay(epos_order, "pi_1", 1000)), "Conflict")
+        failed(await epos_rpc("CreateOrderLockV1", lock(epos_order, "lock-2", minutes_from_now(10))), "NotFound")
+
+    @requires(C.HANDLE_PAYMENT_INTENT_STATUS_UPDATED, C.RECORD_ORDER_PAYMENT_BY_ID)
+    async def test_an_event_for_a_payment_on_a_removed_order_is_kept_and_the_replay_still_succeeds(
+        self, epos_rpc: Rpc, epos_venue_seeder: Seeder, epos_order: str
+    ) -> None:
+        ok(await epos_rpc("RecordOrderPaymentByIdV1", pay(epos_order, "pi_1", 4000)))
+        _remove(epos_venue_seeder, epos_order)
+        assert ok(await epos_rpc("HandleEventV1", event("evt_1", "pi_1", "Captured"))) == {}
+        assert ok(await epos_rpc("HandleEventV1", event("evt_2", "pi_1", "Refunded"))) == {}
+        assert ok(await epos_rpc("RecordOrderPaymentByIdV1", pay(epos_order, "pi_1", 4000)))["id"] == epos_order
 
     # events -----------------------------------------------------------------------------------------
 

@@ -140,3 +140,13 @@ class FloreantTill:
 
     def set_order_updated_at(self, order_id: str, moment: datetime) -> None:
         self._sql("UPDATE TICKET SET MODIFIED_TIME = ? WHERE ID = ?", (floreant_time(moment), order_id))
+
+    def remove_order(self, order_id: str) -> None:
+        """As Floreant purges a ticket: its transactions, modifiers, lines, then the ticket."""
+        for statement in (
+            "DELETE FROM TRANSACTIONS WHERE TICKET_ID = ?",
+            "DELETE FROM TICKET_ITEM_MODIFIER WHERE TICKET_ITEM_ID IN (SELECT ID FROM TICKET_ITEM WHERE TICKET_ID = ?)",
+            "DELETE FROM TICKET_ITEM WHERE TICKET_ID = ?",
+            "DELETE FROM TICKET WHERE ID = ?",
+        ):
+            self._sql(statement, (order_id,))

@@ -89,6 +89,18 @@ class SqliteSeeder:
     def set_order_updated_at(self, order_id: str, moment: datetime) -> None:
         self._sql("UPDATE orders SET updated_at = ? WHERE id = ?", (format_utc(moment), order_id))
 
+    def remove_order(self, order_id: str) -> None:
+        """With the schema's cascades on, as a POS that enforces its foreign keys would delete it."""
+        with closing(sqlite3.connect(self.path, timeout=5)) as conn:
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("DELETE FROM orders WHERE id = ?", [order_id])
+            conn.commit()
+        assert self._count("SELECT COUNT(*) FROM payments WHERE order_id = ?", order_id) == 0
+
+    def _count(self, statement: str, *args: Any) -> int:
+        with closing(sqlite3.connect(self.path, timeout=5)) as conn:
+            return int(conn.execute(statement, list(args)).fetchone()[0])
+
 
 class JsonFileSeeder:
     """Acts as a POS that keeps its data in the folder: every edit under the lock, atomically."""
@@ -173,6 +185,10 @@ class JsonFileSeeder:
 
     def set_order_updated_at(self, order_id: str, moment: datetime) -> None:
         self._edit(order_id, {"updatedAt": format_utc(moment)})
+
+    def remove_order(self, order_id: str) -> None:
+        with self.lock.hold():
+            (self.path / "orders" / f"{order_id}.json").unlink()
 
 
 def _now() -> str:

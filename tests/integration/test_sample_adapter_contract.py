@@ -96,6 +96,10 @@ class SampleSeeder:
     def set_order_updated_at(self, order_id: str, moment: datetime) -> None:
         self._order(order_id).updated_at = moment
 
+    def remove_order(self, order_id: str) -> None:
+        with self.venue.guard:
+            del self.venue.orders[int(order_id)]
+
 
 @pytest.mark.usefixtures("sample_installed")
 class TestSampleAdapterContract(AdapterContract):

@@ -40,6 +40,7 @@ from epos_bridge.domain.orders import RECORDED, OrderFilter, OrderRecord, Paymen
 from epos_bridge.domain.pagination import Page, PageRequest, page_in_memory
 from epos_bridge.domain.payments import RecordedIntent
 from epos_bridge.domain.records import StoredRecord
+from epos_bridge.domain.registry import RegisteredOrder
 from epos_bridge.ports import PosOrder
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.entities import Area, Order, OrderStatus, Party, PaymentIntentEvent, Reservation, Table
@@ -128,6 +129,8 @@ class JsonFileRows:
     def insert_order(self, order: OrderRecord) -> int:
         key, document = _store_new(self.snap, docs.ORDERS, lambda key: docs.order_doc(key, order))
         self._orders[key] = document
+        for payment in order.payments:
+            self._keep_recorded(key, payment)
         return key
 
     def cancel_order(self, order: PosOrder, now: datetime) -> None:
@@ -157,14 +160,30 @@ class JsonFileRows:
     # --- payments and payment-intent events -------------------------------------------------
 
     def recorded_intent(self, payment_intent_id: str) -> RecordedIntent | None:
+        """From the intent's own file, which outlives the order's; a folder written before that
+        ledger existed is searched order by order."""
+        kept = self._intent_log(payment_intent_id).get("recorded")
+        if isinstance(kept, dict):
+            file = docs.intent_file(payment_intent_id)
+            return docs.checked(file, lambda: _recorded(int(kept["orderKey"]), kept))
         return _recorded_intent(self.snap, payment_intent_id)
 
     def insert_payment(self, order: PosOrder, payment: PaymentRecord, now: datetime) -> None:
+        """The order's file first, then the ledger: a crash between leaves the payment found by
+        the search of :meth:`recorded_intent`, never a ledger entry the POS does not show."""
         document = self._document(order.key)
         row = docs.payment_doc(payment)
         self._save_order(
             order.key, {**document, "payments": [*document.get("payments", []), row], "updatedAt": format_utc(now)}
         )
+        self._keep_recorded(order.key, payment)
+
+    def _keep_recorded(self, key: int, payment: PaymentRecord) -> None:
+        intent = payment.payment.payment_intent_id
+        if intent is not None:
+            self.snap.save(
+                docs.intent_file(intent), {**self._intent_log(intent), "recorded": docs.recorded_doc(key, payment)}
+            )
 
     def _intent_log(self, payment_intent_id: str) -> Document:
         found = self.snap.load(docs.intent_file(payment_intent_id), fresh=self._fresh)
@@ -191,13 +210,40 @@ class JsonFileRows:
         )
 
     def set_payment_status(self, recorded: RecordedIntent, payment_intent_id: str, status: str, now: datetime) -> None:
+        """The order's file while the POS still has it, then the ledger."""
         key = int(recorded.order_id)
-        document = copy.deepcopy(self._document(key))
-        rows = [r for r in document.get("payments", []) if r.get("paymentIntentId") == payment_intent_id]
-        if not rows:  # recorded_intent found it in this same transaction: only a corrupt file lands here
-            raise CorruptDocument(f"{_order_file(key)} lost the payment of intent {payment_intent_id!r} mid-call")
-        rows[0]["status"] = status
-        self._save_order(key, {**document, "updatedAt": format_utc(now)})
+        found = self._orders.get(key) or self.snap.load(_order_file(key), fresh=self._fresh)
+        if found is not None:
+            document = copy.deepcopy(found)
+            rows = [r for r in document.get("payments", []) if r.get("paymentIntentId") == payment_intent_id]
+            if not rows:  # recorded_intent found it in this same transaction: only a corrupt file lands here
+                raise CorruptDocument(f"{_order_file(key)} lost the payment of intent {payment_intent_id!r} mid-call")
+            rows[0]["status"] = status
+            self._save_order(key, {**document, "updatedAt": format_utc(now)})
+        log_doc = self._intent_log(payment_intent_id)
+        kept = log_doc.get("recorded")
+        if isinstance(kept, dict):
+            self.snap.save(docs.intent_file(payment_intent_id), {**log_doc, "recorded": {**kept, "status": status}})
+
+    # --- the registry of orders Dojo wrote to ---------------------------------------------
+
+    def registered_order(self, order_id: str) -> RegisteredOrder | None:
+        file = docs.registry_file(order_id)
+        found = self.snap.load(file, fresh=self._fresh)
+        if not isinstance(found, dict):
+            return None
+        return docs.checked(file, lambda: RegisteredOrder.stored(order_id, int(found["orderKey"]), found.get("answer")))
+
+    def register_order(self, order_id: str, key: int, answer: Order, now: datetime) -> None:
+        told = RegisteredOrder(order_id, key, answer).answer_document()
+        self.snap.save(
+            docs.registry_file(order_id),
+            {"orderId": order_id, "orderKey": key, "answer": told, "answeredAt": format_utc(now)},
+        )
+
+    def follow_order(self, registered: RegisteredOrder) -> PosOrder | None:
+        """A folder's orders keep their file: there is nowhere to follow one to."""
+        return None
 
     # --- tables and areas -----------------------------------------------------------------
 

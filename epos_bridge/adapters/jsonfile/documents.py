@@ -48,6 +48,8 @@ ORDERS = "orders"
 PARTIES = "parties"
 RESERVATIONS = "reservations"
 PAYMENT_INTENTS = "payment_intents"
+DOJO_ORDERS = "dojo_orders"
+"""The bridge's registry of the orders Dojo wrote to, one file per Dojo order id."""
 VENUE = "venue.json"
 AREAS = "areas.json"
 TABLES = "tables.json"
@@ -78,6 +80,17 @@ def numeric_id(wire_id: str) -> int | None:
 def intent_file(payment_intent_id: str) -> str:
     """A payment intent's events file; hashed because Dojo's ids are not file names we control."""
     return f"{PAYMENT_INTENTS}/{hashlib.sha256(payment_intent_id.encode()).hexdigest()[:40]}.json"
+
+
+def registry_file(order_id: str) -> str:
+    """The bridge's record of one order Dojo wrote to; hashed like :func:`intent_file`."""
+    return f"{DOJO_ORDERS}/{hashlib.sha256(order_id.encode()).hexdigest()[:40]}.json"
+
+
+def recorded_doc(order_key: int, record: PaymentRecord) -> Document:
+    """The ledger entry kept in the intent's own file: it outlives the order's file."""
+    row = payment_doc(record)
+    return {"orderKey": order_key, **{name: row[name] for name in ("paidAmount", "tipsAmount", "status", "recordedAt")}}
 
 
 def next_id(sequences: Any, kind: str, existing: Iterable[int]) -> int:

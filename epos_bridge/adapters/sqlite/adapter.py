@@ -121,6 +121,7 @@ class SqliteRows(KeptRows):
 
     def set_payment_status(self, recorded: RecordedIntent, payment_intent_id: str, status: str, now: datetime) -> None:
         writes.set_payment_status(self.db, payment_intent_id, int(recorded.order_id), status, now)
+        self.set_recorded_status(payment_intent_id, status)
 
     # --- tables and areas -----------------------------------------------------------------
 

@@ -367,6 +367,41 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS orders_open_by_waiter_v4 ON orders(waiter_id, id) WHERE {OPEN_ORDERS_SQL};
     CREATE INDEX IF NOT EXISTS orders_open_v4 ON orders(id) WHERE {OPEN_ORDERS_SQL};
     """,
+    # 4 -> 5: the bridge's own record, never deleted with a POS order (docs/reference-schema.md,
+    # "The bridge's record"). A payment row cascades away with its order and a POS may delete an
+    # order Dojo paid; a retried paymentIntentId must still be a replay. The ledger is filled by a
+    # trigger, so every Dojo payment row (a payment call's or a new order's) lands there in the
+    # same transaction; the registry keeps what Dojo was last told of each order it wrote to.
+    """
+    CREATE TABLE dojo_payments (
+        payment_intent_id TEXT PRIMARY KEY,
+        order_key INTEGER NOT NULL,
+        pos_payment_id INTEGER,
+        paid_amount INTEGER NOT NULL,
+        tips_amount INTEGER,
+        status TEXT NOT NULL,
+        recorded_at TEXT NOT NULL
+    );
+    CREATE INDEX dojo_payments_by_order ON dojo_payments(order_key);
+    INSERT INTO dojo_payments
+        (payment_intent_id, order_key, pos_payment_id, paid_amount, tips_amount, status, recorded_at)
+        SELECT payment_intent_id, order_id, id, paid_amount, tips_amount, status, recorded_at
+        FROM payments WHERE payment_intent_id IS NOT NULL;
+    CREATE TRIGGER dojo_payments_ledger AFTER INSERT ON payments WHEN NEW.payment_intent_id IS NOT NULL BEGIN
+        INSERT INTO dojo_payments
+            (payment_intent_id, order_key, pos_payment_id, paid_amount, tips_amount, status, recorded_at)
+        VALUES (NEW.payment_intent_id, NEW.order_id, NEW.id, NEW.paid_amount, NEW.tips_amount, NEW.status,
+            NEW.recorded_at);
+    END;
+    CREATE TABLE dojo_orders (
+        order_id TEXT PRIMARY KEY,
+        order_key INTEGER NOT NULL,
+        answer TEXT,
+        answered_at TEXT NOT NULL
+    );
+    INSERT INTO dojo_orders (order_id, order_key, answer, answered_at)
+        SELECT CAST(order_key AS TEXT), order_key, NULL, MAX(recorded_at) FROM dojo_payments GROUP BY order_key;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -375,9 +410,10 @@ KEPT = KeptTables(
     locks="order_locks",
     lock_order="order_id",
     events="payment_intent_events",
-    payments="payments",
-    payment_order="order_id",
+    payments="dojo_payments",
+    payment_order="order_key",
     changes="pos_changes",
+    registry="dojo_orders",
 )
 """The tables above that every SQLite adapter reads and writes the same way (``adapters/kept_rows.py``)."""
 

@@ -165,7 +165,8 @@ def _insert_payment_row(db: sqlite_utils.Database, order_key: int, record: Payme
 def set_payment_status(
     db: sqlite_utils.Database, payment_intent_id: str, order_key: int, status: str, now: datetime
 ) -> None:
-    """A Dojo event changed the payment's status (``payment_intent_id`` is unique in the schema)."""
+    """A Dojo event changed the payment's status (``payment_intent_id`` is unique in the schema).
+    The POS may have deleted the order since: then only the bridge's ledger changes (the caller's)."""
     db.execute("UPDATE payments SET status = ? WHERE payment_intent_id = ?", [status, payment_intent_id])
     db.execute("UPDATE orders SET updated_at = ? WHERE id = ?", [format_utc(now), order_key])
 

@@ -28,11 +28,12 @@ from epos_bridge.adapters.transactional import RowStorage
 from epos_bridge.domain import bookings
 from epos_bridge.domain.bill import VenueDetails
 from epos_bridge.domain.bookings import ReservationFilter, ReservationRecord
-from epos_bridge.domain.errors import InvalidRequest, PosUnavailable
+from epos_bridge.domain.errors import InvalidRequest, NotFound, PosUnavailable
 from epos_bridge.domain.orders import OrderFilter, OrderRecord, PaymentRecord, StoredPayment
 from epos_bridge.domain.pagination import Page, PageRequest, page_in_memory
 from epos_bridge.domain.payments import RecordedIntent
 from epos_bridge.domain.records import StoredRecord
+from epos_bridge.domain.registry import RegisteredOrder
 from epos_bridge.ports import PosOrder
 from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.entities import Area, Order, Reservation, Table
@@ -145,10 +146,22 @@ class SqlMapRows(KeptRows):
         writes.insert_payment(self.db, self.map, order.key, payment)
 
     def set_payment_status(self, recorded: RecordedIntent, payment_intent_id: str, status: str, now: datetime) -> None:
-        self.db.execute(
-            "UPDATE EPOS_BRIDGE_PAYMENTS SET STATUS = ? WHERE PAYMENT_INTENT_ID = ?", [status, payment_intent_id]
-        )
-        writes.order_paid(self.db, self.map, int(recorded.order_id), now)
+        """The ledger always; the POS's paid and due columns while the POS still has the order."""
+        self.set_recorded_status(payment_intent_id, status)
+        if rows.header_or_none(self.db, self.map, recorded.order_id) is not None:
+            writes.order_paid(self.db, self.map, int(recorded.order_id), now)
+
+    def follow_order(self, registered: RegisteredOrder) -> PosOrder | None:
+        if not self.map.has("orders.follow"):
+            return None
+        found = rows.query(self.db, self.map, "orders.follow", order_key=registered.key, order_id=registered.order_id)
+        moved = found[0].get("id") if found else None
+        if moved is None or str(moved) == str(registered.key):
+            return None
+        try:
+            return self.order(str(moved))
+        except NotFound:
+            return None
 
     # --- tables and areas -----------------------------------------------------------------
 

@@ -8,6 +8,9 @@ written in ONE transaction: a paymentIntentId is recorded exactly once, or not a
 
 * ``EPOS_BRIDGE_PAYMENTS``: one row per paymentIntentId (the primary key), with the POS payment
   row it wrote and its status as Dojo's events move it.
+* ``EPOS_BRIDGE_ORDERS``: the orders Dojo wrote to: the POS key each was last found under and
+  the last answer Dojo was given, so a POS that re-keys or deletes an order Dojo paid never makes
+  the bridge forget the payment.
 * ``EPOS_BRIDGE_ORDER_LOCKS``: who holds which order, until when (and the mapping's ``lock_view``
   over it, for the POS to read).
 * ``EPOS_BRIDGE_INTENT_EVENTS``: payment-intent events received, for de-duplication and ordering.
@@ -47,7 +50,8 @@ from dataclasses import dataclass
 from epos_bridge.adapters.kept_rows import KeptTables
 from epos_bridge.adapters.sqlmap.mapping import ChangeTrigger, Mapping
 
-VERSION = 1
+VERSION = 2
+"""2: ``EPOS_BRIDGE_ORDERS``, the registry of the orders Dojo wrote to (attach again to add it)."""
 
 KEPT = KeptTables(
     locks="EPOS_BRIDGE_ORDER_LOCKS",
@@ -56,6 +60,7 @@ KEPT = KeptTables(
     payments="EPOS_BRIDGE_PAYMENTS",
     payment_order="ORDER_KEY",
     changes="EPOS_BRIDGE_CHANGES",
+    registry="EPOS_BRIDGE_ORDERS",
 )
 """The tables below that every SQLite adapter reads and writes the same way (``adapters/kept_rows.py``)."""
 META = "EPOS_BRIDGE_META"
@@ -70,6 +75,11 @@ TABLES: tuple[tuple[str, str], ...] = (
         "CREATE TABLE EPOS_BRIDGE_PAYMENTS (PAYMENT_INTENT_ID TEXT PRIMARY KEY, ORDER_KEY INTEGER NOT NULL,"
         " POS_PAYMENT_ID INTEGER, PAID_AMOUNT INTEGER NOT NULL, TIPS_AMOUNT INTEGER, STATUS TEXT NOT NULL,"
         " RECORDED_AT TEXT NOT NULL)",
+    ),
+    (
+        "EPOS_BRIDGE_ORDERS",
+        "CREATE TABLE EPOS_BRIDGE_ORDERS (ORDER_ID TEXT PRIMARY KEY, ORDER_KEY INTEGER NOT NULL, ANSWER TEXT,"
+        " ANSWERED_AT TEXT NOT NULL)",
     ),
     (
         "EPOS_BRIDGE_ORDER_LOCKS",
@@ -96,6 +106,10 @@ TABLES: tuple[tuple[str, str], ...] = (
         " VALUE TEXT, PRIMARY KEY (KIND, POS_KEY, FIELD))",
     ),
 )
+REGISTRY_FROM_RECORD = (
+    "INSERT OR IGNORE INTO EPOS_BRIDGE_ORDERS (ORDER_ID, ORDER_KEY, ANSWER, ANSWERED_AT)"
+    " SELECT CAST(ORDER_KEY AS TEXT), ORDER_KEY, NULL, MAX(RECORDED_AT) FROM EPOS_BRIDGE_PAYMENTS GROUP BY ORDER_KEY"
+)
 INDEXES: tuple[tuple[str, str], ...] = (
     (
         "EPOS_BRIDGE_PAYMENTS_BY_ORDER",
@@ -112,7 +126,7 @@ INDEXES: tuple[tuple[str, str], ...] = (
 )
 TABLE_NAMES = tuple(name for name, _ in TABLES)
 INDEX_NAMES = tuple(name for name, _ in INDEXES)
-RECORD_TABLES = ("EPOS_BRIDGE_PAYMENTS", "EPOS_BRIDGE_INTENT_EVENTS", "EPOS_BRIDGE_FACTS")
+RECORD_TABLES = ("EPOS_BRIDGE_PAYMENTS", "EPOS_BRIDGE_ORDERS", "EPOS_BRIDGE_INTENT_EVENTS", "EPOS_BRIDGE_FACTS")
 """The payment record: every money fact the bridge wrote (which paymentIntentId is on which POS
 payment row, and at what status), and the facts the POS has no column for (Dojo's order ids, the
 floor's ids). ``db detach`` keeps them unless told to forget (:data:`KEPT_ON_DETACH`)."""
@@ -339,9 +353,14 @@ def attach_plan(conn: sqlite3.Connection, mapping: Mapping, journal_mode: str) -
     # The journal mode found is recorded by the first attach (or the first after a detach, which
     # put it back); a file attached before the record existed is already in WAL, so never then.
     journal = journal_mode if state != "attached" else None
+    # v1 -> v2: the registry starts with every order the payment record holds (Dojo's id is the
+    # key's text, as :func:`epos_bridge.adapters.sqlmap.rows.order_key` reads it back); their
+    # answers were never kept, so the rules answer a replay on them without one.
+    registry = [(REGISTRY_FROM_RECORD, None)] if any(o.name == KEPT.registry for o in creating) else []
     steps = (
         *((sql, None) for sql in detach_sql(dropping)),
         *((o.sql, o.entry) for o in creating),
+        *registry,
         *((sql, None) for sql in record_sql(mapping, after, journal, forgotten)),
     )
     return AttachPlan(state, dropping, creating, steps)

@@ -27,7 +27,14 @@ def mapping_problem(mapping: Mapping, conn: sqlite3.Connection, path: Path) -> s
             f"{path} has not been attached to the bridge: run `epos-bridge db attach {path} --mapping {mapping.name}`"
         )
     if version != bridge.VERSION:
-        return f"{path} was attached by another version of the bridge (tables v{version}, this one v{bridge.VERSION})"
+        if version < bridge.VERSION:
+            return (
+                f"{path} was attached by an older bridge (tables v{version}, this one v{bridge.VERSION}): run "
+                f"`epos-bridge db attach {path} --mapping {mapping.name}` again (it keeps the bridge's payment record)"
+            )
+        return (
+            f"{path} was attached by a newer bridge (tables v{version}, this one v{bridge.VERSION}); update epos-bridge"
+        )
     problems = statement_problems(mapping, conn)
     if problems:
         listed = "; ".join(p.words() for p in problems)

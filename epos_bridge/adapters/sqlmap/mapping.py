@@ -60,6 +60,10 @@ class OrderStatements(_Section):
     """Insert one line of a new order; its row id is the line's key."""
     create_modifier: str | None = None
     """Insert one modifier of a new order's line."""
+    follow: str | None = None
+    """Where the POS moved an order it no longer has under Dojo's id (an open bill checked out
+    into a closed order under a new key); given ``:order_key`` (the key the bridge last found it
+    under) and ``:order_id`` (Dojo's id); returns the new key as ``id``, or no row."""
 
 
 class PaymentStatements(_Section):
@@ -218,6 +222,7 @@ PARAMETERS: dict[str, tuple[str, ...]] = {
     "orders.create": _NEW_ORDER,
     "orders.create_item": ("order_id", "now", "position", "name", "plu", "quantity", "amount_per_item", "note"),
     "orders.create_modifier": ("order_id", "item_key", "position", "name", "plu", "quantity", "amount_per_modifier"),
+    "orders.follow": ("order_key", "order_id"),
     "payments.insert": _PAYMENT,
     "payments.order_paid": ("order_id", "now", "paid_value", "tips_value", "due_value", "fully_paid"),
     "reservations.get": ("reservation_id",),
@@ -245,6 +250,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "orders.discounts": ("name", "amount_total"),
     "orders.tax_lines": ("amount_total",),
     "orders.payments": ("paid_amount", "status"),
+    "orders.follow": ("id",),
     "reservations.get": ("id", "name", "covers", "start_time", "end_time"),
     "reservations.search": ("id", "name", "covers", "start_time", "end_time"),
     "reservations.tables": ("table_id",),

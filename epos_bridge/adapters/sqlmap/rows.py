@@ -68,13 +68,19 @@ def order_key(order_id: str) -> int | None:
     return canonical_int_id(order_id)
 
 
-def header(db: sqlite_utils.Database, mapping: Mapping, order_id: str) -> Row:
-    """The order's header row; ``NotFound`` for an id the POS never issued."""
+def header_or_none(db: sqlite_utils.Database, mapping: Mapping, order_id: str) -> Row | None:
+    """The order's header row, or ``None`` for an id the POS does not have."""
     key = order_key(order_id)
     found = query(db, mapping, "orders.get", order_id=key) if key is not None else []
-    if not found:
+    return found[0] if found else None
+
+
+def header(db: sqlite_utils.Database, mapping: Mapping, order_id: str) -> Row:
+    """The order's header row; ``NotFound`` for an id the POS never issued."""
+    found = header_or_none(db, mapping, order_id)
+    if found is None:
         raise NotFound(f"order {order_id!r} does not exist")
-    return found[0]
+    return found
 
 
 def currency_of(row: Row, mapping: Mapping) -> str:

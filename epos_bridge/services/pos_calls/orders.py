@@ -11,10 +11,13 @@ import logging
 from datetime import datetime
 
 from epos_bridge.domain import bill, locks, orders, records
+from epos_bridge.domain import registry as registry_rules
 from epos_bridge.domain.pagination import read_cursor
+from epos_bridge.domain.registry import RegisteredOrder
 from epos_bridge.ports import PosRows
 from epos_bridge.protocol import params as wire
 from epos_bridge.protocol.entities import Area, Order, OrderBill
+from epos_bridge.services.pos_calls.registry import answer, answer_and_register, locate
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +29,12 @@ def search_orders(params: wire.SearchOrdersParams, rows: PosRows, now: datetime)
 
 
 def get_order(params: wire.OrderIdParams, rows: PosRows, now: datetime) -> Order:
-    return rows.answer_order(rows.order(params.order_id).key)
+    order = locate(rows, params.order_id)
+    return registry_rules.read_gone(order) if isinstance(order, RegisteredOrder) else answer(rows, order)
 
 
 def get_order_bill(params: wire.OrderIdParams, rows: PosRows, now: datetime) -> OrderBill:
-    order = rows.answer_order(rows.order(params.order_id).key)
+    order = get_order(params, rows, now)
     venue = rows.venue()
     if venue is None:
         log.warning("the POS database has no venue details: the bill prints without a merchant header")
@@ -39,12 +43,15 @@ def get_order_bill(params: wire.OrderIdParams, rows: PosRows, now: datetime) -> 
 
 
 def cancel_order(params: wire.OrderIdParams, rows: PosRows, now: datetime) -> Order:
-    order = rows.order(params.order_id)
+    order = locate(rows, params.order_id)
+    if isinstance(order, RegisteredOrder):
+        raise registry_rules.refuse_on_gone(order, "cancel it")
     paid = orders.paid_value(rows.payments(order))
     held = locks.active_lock(rows.held_lock(order), now)
-    if orders.check_cancellable(params.order_id, order.status, paid, held is not None, order.open_at_till):
+    cancelling = orders.check_cancellable(params.order_id, order.status, paid, held is not None, order.open_at_till)
+    if cancelling:
         rows.cancel_order(order, now)
-    return rows.answer_order(order.key)
+    return answer_and_register(rows, order, now, changed=cancelling)
 
 
 def create_order(params: wire.CreateOrderParams, rows: PosRows, now: datetime) -> Order:
@@ -52,7 +59,10 @@ def create_order(params: wire.CreateOrderParams, rows: PosRows, now: datetime) -
     if existing is not None:
         return rows.answer_order(existing)
     known = rows.known_tables(orders.tables_named(params))
-    return rows.answer_order(rows.insert_order(orders.decide_new_order(params, known, now)))
+    key = rows.insert_order(orders.decide_new_order(params, known, now))
+    told = rows.answer_order(key)
+    rows.register_order(str(told.id), key, told, now)
+    return told
 
 
 def list_areas(params: wire.WithHeaders, rows: PosRows, now: datetime) -> list[Area]:

@@ -7,9 +7,12 @@ import logging
 from datetime import datetime
 
 from epos_bridge.domain import intents, orders, payments
+from epos_bridge.domain import registry as registry_rules
+from epos_bridge.domain.registry import RegisteredOrder
 from epos_bridge.ports import CallContext, PosRows
 from epos_bridge.protocol import params as wire
 from epos_bridge.protocol.entities import Order, PaymentIntentEvent
+from epos_bridge.services.pos_calls.registry import answer_and_register, locate
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +20,16 @@ log = logging.getLogger(__name__)
 def record_order_payment(
     params: wire.RecordOrderPaymentParams, ctx: CallContext, rows: PosRows, now: datetime
 ) -> Order:
-    order = rows.order(params.order_id)
+    recorded = rows.recorded_intent(params.payment_intent_id)
+    order = locate(rows, params.order_id)
+    if isinstance(order, RegisteredOrder):
+        told = registry_rules.pay_gone(params, order, recorded)
+        log.info(
+            "payment intent %s on order %s, which the POS no longer has: answered from the bridge's record",
+            params.payment_intent_id,
+            params.order_id,
+        )
+        return told
     payable = payments.PayableOrder(
         order_id=params.order_id,
         status=order.status,
@@ -33,14 +45,14 @@ def record_order_payment(
         params,
         intents.newest_status(rows.intent_events(params.payment_intent_id)),
         now,
-        recorded=rows.recorded_intent(params.payment_intent_id),
+        recorded=recorded,
     )
     if decision.warning:
         log.warning("%s", decision.warning)
     if decision.payment is not None:
         rows.insert_payment(order, orders.PaymentRecord.taken(decision.payment, now, params.headers), now)
     ctx.record(*decision.events)
-    return rows.answer_order(order.key)
+    return answer_and_register(rows, order, now, changed=decision.payment is not None)
 
 
 def handle_payment_intent_event(

@@ -28,6 +28,7 @@ from epos_bridge.domain.locks import HeldLock, LockChange
 from epos_bridge.domain.orders import OrderFilter, PaymentRecord, StoredPayment, summarise_payments
 from epos_bridge.domain.pagination import Page, PageRequest, page_in_memory
 from epos_bridge.domain.payments import RecordedIntent
+from epos_bridge.domain.registry import RegisteredOrder
 from epos_bridge.ports import AdapterFactory, ChangeSource, Deadline, LocationKind, PosOrder, PosRows
 from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.protocol.entities import (
@@ -92,6 +93,11 @@ class Venue:
     areas: list[Area] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     orders: dict[int, TillOrder] = field(default_factory=dict)
+    ledger: dict[str, RecordedIntent] = field(default_factory=dict)
+    """The bridge's record of each Dojo payment, kept apart from the till's orders (which a
+    till may delete): a recorded paymentIntentId is never forgotten."""
+    registry: dict[str, RegisteredOrder] = field(default_factory=dict)
+    """The bridge's record of each order Dojo wrote to (its key and Dojo's last answer)."""
     guard: threading.Lock = field(default_factory=threading.Lock)
 
     def add_order(self, table_id: str, total: int, currency: str) -> TillOrder:
@@ -142,11 +148,12 @@ class SampleStorage:
         def transaction() -> T:
             with self.venue.guard:
                 _refuse_if_late(deadline)
-                working = copy.deepcopy(self.venue.orders) if writes else self.venue.orders
-                answer = work(cast(PosRows, SampleRows(self.venue, working)))
+                state = (self.venue.orders, self.venue.ledger, self.venue.registry)
+                working = copy.deepcopy(state) if writes else state
+                answer = work(cast(PosRows, SampleRows(self.venue, *working)))
                 if writes:
                     _refuse_if_late(deadline)  # the commit point
-                    self.venue.orders = working
+                    self.venue.orders, self.venue.ledger, self.venue.registry = working
                 return answer
 
         return await asyncio.to_thread(transaction)
@@ -160,9 +167,17 @@ def _refuse_if_late(deadline: Deadline | None) -> None:
 class SampleRows:
     """What the reported calls read and store, inside one transaction (``epos_bridge.ports.PosRows``)."""
 
-    def __init__(self, venue: Venue, till_orders: dict[int, TillOrder]) -> None:
+    def __init__(
+        self,
+        venue: Venue,
+        till_orders: dict[int, TillOrder],
+        ledger: dict[str, RecordedIntent],
+        registry: dict[str, RegisteredOrder],
+    ) -> None:
         self.venue = venue
         self.orders = till_orders
+        self.ledger = ledger
+        self.registry = registry
 
     # orders -----------------------------------------------------------------------------------
 
@@ -218,15 +233,7 @@ class SampleRows:
     # payments ---------------------------------------------------------------------------------
 
     def recorded_intent(self, payment_intent_id: str) -> RecordedIntent | None:
-        return next(
-            (
-                RecordedIntent(str(o.id), p.paid_value, p.tips_value, p.status)
-                for o in self.orders.values()
-                for p in o.payments
-                if p.payment_intent_id == payment_intent_id
-            ),
-            None,
-        )
+        return self.ledger.get(payment_intent_id)
 
     def intent_events(self, payment_intent_id: str, event_id: str | None = None) -> list[StoredIntentEvent]:
         """This till does not take payment-intent events (HandleEvent is not reported), so it
@@ -237,6 +244,22 @@ class SampleRows:
         till_order = self._till_order(order.key)
         till_order.payments.append(payment.payment)
         till_order.updated_at = now
+        taken = payment.payment
+        if taken.payment_intent_id is not None:
+            self.ledger[taken.payment_intent_id] = RecordedIntent(
+                str(order.key), taken.paid_value, taken.tips_value, taken.status
+            )
+
+    # the bridge's registry of the orders Dojo wrote to ------------------------------------------
+
+    def registered_order(self, order_id: str) -> RegisteredOrder | None:
+        return self.registry.get(order_id)
+
+    def register_order(self, order_id: str, key: int, answer: Order, now: datetime) -> None:
+        self.registry[order_id] = RegisteredOrder(order_id, key, answer)
+
+    def follow_order(self, registered: RegisteredOrder) -> PosOrder | None:
+        return None  # this till never re-keys an order
 
     # tables and areas -------------------------------------------------------------------------
 
