@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from epos_bridge.domain.errors import Conflict, InvalidRequest, NotFound
 from epos_bridge.domain.payments import RecordedIntent
-from epos_bridge.protocol.entities import Order, OrderStatus
+from epos_bridge.protocol.entities import DineInDetails, Order, OrderDetails, OrderStatus, OrderType
 from epos_bridge.protocol.params import RecordOrderPaymentParams
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,10 @@ def closed_answer(registered: RegisteredOrder) -> Order:
     stored answer cannot be read, the order's id closed: it is success that matters to Dojo here.
     *(rec, spec silent)*: a removed order is reported Finalized; the POS closed it after Dojo paid."""
     if registered.answer is None:
-        return Order(id=registered.order_id, status=OrderStatus.FINALIZED, payable=False)
+        # Recorded before answers were kept (an upgraded file): the record never held the order's
+        # type, and DineIn is the one every product reads; Dojo needs only the success here.
+        details = OrderDetails(order_type=OrderType.DINE_IN, dine_in=DineInDetails())
+        return Order(id=registered.order_id, status=OrderStatus.FINALIZED, payable=False, details=details)
     return registered.answer.model_copy(update={"id": registered.order_id, "payable": False})
 
 

@@ -98,8 +98,13 @@ def _journal_mode(conn: sqlite3.Connection) -> str:
 def _plan(conn: sqlite3.Connection, path: Path, mapping: Mapping) -> bridge.AttachPlan:
     try:
         version = bridge.attached_version(conn)
-        if version is not None and version != bridge.VERSION:
-            raise AttachError(f"{path} was attached by another version of the bridge (tables v{version})")
+        # An older attach is upgraded in place: attach_plan creates what the newer tables add and
+        # keeps every row of the payment record. A newer one is not guessed at.
+        if version is not None and version > bridge.VERSION:
+            raise AttachError(
+                f"{path} was attached by a newer bridge (tables v{version}, this one v{bridge.VERSION}): "
+                "update epos-bridge"
+            )
         plan = bridge.attach_plan(conn, mapping, _journal_mode(conn))
         using = bridge.dependents(conn, plan.dropping, plan.creating)
     except sqlite3.Error as exc:
