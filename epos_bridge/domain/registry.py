@@ -99,12 +99,18 @@ def refuse_on_gone(registered: RegisteredOrder, action: str) -> Conflict | NotFo
     return NotFound(f"order {registered.order_id!r} does not exist")
 
 
-def pay_gone(params: RecordOrderPaymentParams, registered: RegisteredOrder, recorded: RecordedIntent | None) -> Order:
-    """RecordOrderPaymentById on an order the POS no longer has under Dojo's id."""
+def pay_gone(
+    params: RecordOrderPaymentParams, registered: RegisteredOrder | None, recorded: RecordedIntent | None
+) -> Order:
+    """RecordOrderPaymentById on an order the POS no longer has under Dojo's id (``registered``
+    ``None``: nor has the bridge's record). A recorded intent is success wherever it is recorded:
+    the retry may name another order, and an error would reverse money the till holds."""
     if not params.payment_intent_id.strip():
         raise InvalidRequest("paymentIntentId: must not be empty")
     if recorded is not None:
-        return closed_answer(registered)
+        return closed_answer(registered or RegisteredOrder(params.order_id, int(recorded.order_id)))
+    if registered is None:
+        raise NotFound(f"order {params.order_id!r} does not exist")
     raise Conflict(
         f"order {registered.order_id} is no longer open on the POS (it was closed or removed after Dojo last "
         f"wrote to it): payment intent {params.payment_intent_id} was not recorded"

@@ -14,14 +14,16 @@ through random interleavings of what a busy evening brings:
 * locks created, extended and deleted with expiries near now;
 * payment-intent events, in and out of order, redelivered;
 * a second OS process taking the POS's write lock and giving it back;
-* the bridge restarting (store and adapter closed and reopened).
+* the bridge restarting (store and adapter closed and reopened);
+* the till removing an order (with its payment rows) that Dojo may have paid.
 
 After every step the database is held against the model:
 
 * a paymentIntentId whose latest answer was a success has exactly one payment row; one whose
-  latest answer was an error has none; one with no answer yet (abandoned) has at most one;
+  latest answer was an error has none; one with no answer yet (abandoned) has at most one (on
+  an order the till removed: in the bridge's own ledger, which the till cannot remove);
 * every order reads, and its ``paidAmount``/``tipsAmount``/``payable`` are the sum of the
-  payments that count;
+  payments that count; a removed one Dojo paid reads as not payable, one it never paid is gone;
 * a recorded payment's status is the newest status Dojo's events gave its intent;
 * an order that owes can always be locked and paid (probed by a rule).
 
@@ -53,6 +55,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
+from epos_bridge.adapters.jsonfile.lockfile import FolderLock
 from epos_bridge.adapters.jsonfile.setup import init_folder
 from epos_bridge.adapters.sqlite.setup import init_database
 from epos_bridge.adapters.sqlmap.adapter import SqlMapStorage
@@ -132,6 +135,14 @@ class Venue:
     def lock_of(self, order: str) -> str | None:
         raise NotImplementedError
 
+    def ledger(self) -> dict[str, tuple[str, str]]:
+        """The bridge's own record: intent -> (order key, status)."""
+        raise NotImplementedError
+
+    def remove(self, order: str) -> None:
+        """The till deletes the order, its lines and its payment rows."""
+        raise NotImplementedError
+
 
 class SqliteFileVenue(Venue):
     """A venue in one SQLite file: read back through the two statements a subclass names."""
@@ -151,6 +162,24 @@ class SqliteFileVenue(Venue):
     def lock_of(self, order: str) -> str | None:
         rows = read_only(self.path, self.LOCK_ID, [int(order)])
         return rows[0][0] if rows else None
+
+    LEDGER = ""
+    """(intent, order key, status) of every row of the bridge's ledger."""
+    REMOVE: tuple[str, ...] = ()
+    """The till's statements removing the order given as their one parameter."""
+
+    def ledger(self) -> dict[str, tuple[str, str]]:
+        return {r[0]: (str(r[1]), r[2]) for r in read_only(self.path, self.LEDGER)}
+
+    def remove(self, order: str) -> None:
+        conn = sqlite3.connect(self.path, timeout=5)
+        try:
+            with conn:
+                conn.execute("PRAGMA foreign_keys = ON")
+                for statement in self.REMOVE:
+                    conn.execute(statement, [int(order)])
+        finally:
+            conn.close()
 
 
 class SqliteVenue(SqliteFileVenue):
@@ -183,6 +212,8 @@ class SqliteVenue(SqliteFileVenue):
         " WHERE payment_intent_id IS NOT NULL"
     )
     LOCK_ID = "SELECT lock_id FROM order_locks WHERE order_id = ?"
+    LEDGER = "SELECT payment_intent_id, order_key, status FROM dojo_payments"
+    REMOVE = ("DELETE FROM orders WHERE id = ?",)
 
 
 class FolderVenue(Venue):
@@ -210,7 +241,21 @@ class FolderVenue(Venue):
         return ("control", str(self.path), "--kind", "folder")
 
     def _orders(self) -> list[dict[str, Any]]:
-        return [json.loads((self.path / "orders" / f"{n}.json").read_text()) for n in self.orders]
+        files = (self.path / "orders" / f"{n}.json" for n in self.orders)
+        return [json.loads(f.read_text()) for f in files if f.exists()]
+
+    def ledger(self) -> dict[str, tuple[str, str]]:
+        found = {}
+        for file in (self.path / "payment_intents").glob("*.json"):
+            document = json.loads(file.read_text())
+            recorded = document.get("recorded")
+            if recorded:
+                found[document["paymentIntentId"]] = (str(recorded["orderKey"]), recorded["status"])
+        return found
+
+    def remove(self, order: str) -> None:
+        with FolderLock(self.path).hold():
+            (self.path / "orders" / f"{order}.json").unlink()
 
     def payment_rows(self) -> list[tuple[str, str, int, int, str]]:
         return [
@@ -260,6 +305,12 @@ class FloreantVenue(SqliteFileVenue):
         " FROM EPOS_BRIDGE_PAYMENTS b JOIN TRANSACTIONS tr ON tr.ID = b.POS_PAYMENT_ID"
     )
     LOCK_ID = "SELECT LOCK_ID FROM DOJO_TICKET_LOCKS WHERE ORDER_KEY = ?"
+    LEDGER = "SELECT PAYMENT_INTENT_ID, ORDER_KEY, STATUS FROM EPOS_BRIDGE_PAYMENTS"
+    REMOVE = (
+        "DELETE FROM TRANSACTIONS WHERE TICKET_ID = ?",
+        "DELETE FROM TICKET_ITEM WHERE TICKET_ID = ?",
+        "DELETE FROM TICKET WHERE ID = ?",
+    )
 
 
 class MoneyMachine(RuleBasedStateMachine):
@@ -278,6 +329,8 @@ class MoneyMachine(RuleBasedStateMachine):
         """The params each request id was last sent with (an id may be reused for others)."""
         self.abandoned: list[Sent] = []
         self.locks: dict[str, tuple[str, float]] = {}  # order -> (lock id, expiry as Unix s)
+        self.removed: set[str] = set()
+        """Orders the till removed: Dojo's payments on them live on only in the bridge's ledger."""
         self.pos: PosProcess | None = None
         self.pos_holds = False
         self.adapter: PosAdapter | None = None
@@ -441,6 +494,12 @@ class MoneyMachine(RuleBasedStateMachine):
     def lock(self, order: int, expiry_s: int) -> None:
         order_id = self.venue.orders[order]
         lock_id = self.new_id("lock-")
+        if order_id in self.removed:
+            answer = self.call(self.new_id(), "CreateOrderLockV1", {"headers": HEADERS, "orderId": order_id,
+                               "lockId": lock_id, "expiry": format_utc(datetime.now(UTC) + timedelta(minutes=1))})  # fmt: skip
+            busy = ("UnexpectedError",) if self.pos_holds else ()  # the POS holds its lock: nothing was written
+            assert answer["error"]["errorType"] in ("NotFound", "Conflict", *busy), "a removed order cannot be locked"
+            return
         before = self.venue.lock_of(order_id)
         expiry = datetime.now(UTC) + timedelta(seconds=expiry_s)
         answer = self.call(self.new_id(), "CreateOrderLockV1",
@@ -454,7 +513,7 @@ class MoneyMachine(RuleBasedStateMachine):
     @rule(order=st.integers(0, 2), expiry_s=st.sampled_from([-5, 3, 300]))
     def extend(self, order: int, expiry_s: int) -> None:
         order_id = self.venue.orders[order]
-        if order_id not in self.locks:
+        if order_id not in self.locks or order_id in self.removed:
             return
         lock_id, _ = self.locks[order_id]
         expiry = datetime.now(UTC) + timedelta(seconds=expiry_s)
@@ -467,7 +526,7 @@ class MoneyMachine(RuleBasedStateMachine):
     @rule(order=st.integers(0, 2))
     def unlock(self, order: int) -> None:
         order_id = self.venue.orders[order]
-        if order_id not in self.locks:
+        if order_id not in self.locks or order_id in self.removed:
             return
         lock_id, _ = self.locks[order_id]
         answer = self.call(
@@ -481,6 +540,8 @@ class MoneyMachine(RuleBasedStateMachine):
     @rule(order=st.integers(0, 2))
     def an_order_that_owes_can_be_locked_and_paid(self, order: int) -> None:
         order_id = self.venue.orders[order]
+        if order_id in self.removed:
+            return
         got = self.call(self.new_id(), "GetOrderByIdV1", {"headers": HEADERS, "orderId": order_id})
         result = got["result"]
         owes = result["totalAmount"]["value"] - result["paidAmount"]["value"]
@@ -557,6 +618,17 @@ class MoneyMachine(RuleBasedStateMachine):
         self.loop.run_until_complete(release())
         self.pos_holds = False
 
+    @precondition(lambda self: not self.pos_holds and len(self.removed) < 2)
+    @rule(order=st.integers(0, 2))
+    def the_till_removes_an_order(self, order: int) -> None:
+        """Checked out elsewhere or purged, with its payment rows; Dojo may still retry them."""
+        order_id = self.venue.orders[order]
+        if order_id not in self.removed:
+            self.step()
+            self.venue.remove(order_id)
+            self.removed.add(order_id)
+            self.locks.pop(order_id, None)
+
     @rule()
     def bridge_restarts(self) -> None:
         self.step()
@@ -574,8 +646,10 @@ class MoneyMachine(RuleBasedStateMachine):
         for intent, *_ in rows:
             counts[intent] = counts.get(intent, 0) + 1
         assert all(n == 1 for n in counts.values()), f"a payment was recorded twice: {counts}"
+        ledger = self.venue.ledger()
         for intent, known in self.intents.items():
-            there = counts.get(intent, 0)
+            # On a removed order the till's rows are gone; the bridge's ledger must still hold it.
+            there = int(intent in ledger) if known.order in self.removed else counts.get(intent, 0)
             if known.told == "ok":
                 assert there == 1, f"{intent} was answered success but is not on the till"
             elif known.told == "error":
@@ -585,7 +659,9 @@ class MoneyMachine(RuleBasedStateMachine):
     def a_payment_has_the_newest_status_its_events_gave(self) -> None:
         if self.adapter is None:
             return
-        for intent, _order, _paid, _tips, status in self.venue.payment_rows():
+        stored = [(intent, status) for intent, _order, _paid, _tips, status in self.venue.payment_rows()]
+        stored += [(intent, status) for intent, (_key, status) in self.venue.ledger().items()]
+        for intent, status in stored:
             newest = self.events.get(intent, Events()).newest()
             if newest is not None:
                 assert status == newest, f"{intent}: stored {status}, newest event said {newest}"
@@ -597,6 +673,13 @@ class MoneyMachine(RuleBasedStateMachine):
         rows = self.venue.payment_rows()
         for order_id, total in zip(self.venue.orders, ORDER_TOTALS, strict=True):
             got = self.call(self.new_id(), "GetOrderByIdV1", {"headers": HEADERS, "orderId": order_id})
+            if order_id in self.removed:
+                paid_by_dojo = any(k.order == order_id and k.told == "ok" for k in self.intents.values())
+                if "result" in got:
+                    assert got["result"]["payable"] is False, "a removed order is never payable"
+                else:
+                    assert got["error"]["errorType"] == "NotFound" and not paid_by_dojo, got["error"]
+                continue
             assert "result" in got, f"order {order_id} could not be read: {got['error']}"
             order = got["result"]
             counting = [(paid, tips) for _, o, paid, tips, status in rows if o == order_id and status in COUNTING]

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from epos_bridge.domain import intents, orders, payments
 from epos_bridge.domain import registry as registry_rules
+from epos_bridge.domain.errors import NotFound
 from epos_bridge.domain.registry import RegisteredOrder
 from epos_bridge.ports import CallContext, PosRows
 from epos_bridge.protocol import params as wire
@@ -21,8 +22,13 @@ def record_order_payment(
     params: wire.RecordOrderPaymentParams, ctx: CallContext, rows: PosRows, now: datetime
 ) -> Order:
     recorded = rows.recorded_intent(params.payment_intent_id)
-    order = locate(rows, params.order_id)
-    if isinstance(order, RegisteredOrder):
+    try:
+        order = locate(rows, params.order_id)
+    except NotFound:
+        if recorded is None:
+            raise
+        order = None
+    if order is None or isinstance(order, RegisteredOrder):
         told = registry_rules.pay_gone(params, order, recorded)
         log.info(
             "payment intent %s on order %s, which the POS no longer has: answered from the bridge's record",
