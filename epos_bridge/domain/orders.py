@@ -21,6 +21,7 @@ from epos_bridge.protocol.entities import (
     DineInDetails,
     Discount,
     Money,
+    Order,
     OrderDetails,
     OrderItem,
     OrderStatus,
@@ -278,6 +279,64 @@ def tables_named(params: CreateOrderParams) -> tuple[str, ...]:
     """The tables a new order names, which the POS must have."""
     dine_in = params.details.dine_in
     return (dine_in.table_id,) if dine_in is not None and dine_in.table_id else ()
+
+
+STORED_AS_SENT = frozenset(
+    {
+        "items",
+        "total_amount",
+        "details",
+        "note",
+        "customer",
+        "discounts",
+        "tax_lines",
+        "service_charge_amount",
+        "reference",
+        "display_name",
+        "payments",
+    }
+)
+"""What CreateOrder sends that the stored order must read back unchanged (contract §3.4: the
+result is the order "as the EPOS stored it"). ``dojoOrderId`` is the bridge's own record."""
+
+
+def check_stored_as_sent(params: CreateOrderParams, stored: Order) -> None:
+    """Refuse an order the POS did not store exactly as Dojo sent it: a field its schema or
+    mapping has nowhere for (a service charge, a modifier's quantity, a tax line's name, the
+    order type) would otherwise be dropped in silence, and the till would bill something else.
+    Checked on the order as read back inside the same transaction, so the refusal
+    (``InvalidRequest`` naming the field) stores nothing."""
+    sent = params.model_dump(mode="json", by_alias=True, exclude_none=True, include=set(STORED_AS_SENT))
+    kept = stored.model_dump(mode="json", by_alias=True, exclude_none=True, include=set(STORED_AS_SENT))
+    difference = _first_difference(sent, kept, "")
+    if difference is not None:
+        raise InvalidRequest(f"{difference}: this POS does not store it as sent, so the order was not created")
+
+
+def _first_difference(sent: object, kept: object, path: str) -> str | None:
+    """Where ``kept`` does not hold what ``sent`` says (an empty list or object counts as absent)."""
+    if isinstance(sent, dict):
+        kept_fields = kept if isinstance(kept, dict) else {}
+        for name, value in sent.items():
+            where = f"{path}.{name}" if path else name
+            if value in ([], {}):
+                continue
+            if name not in kept_fields:
+                return f"{where}: sent but not stored"
+            found = _first_difference(value, kept_fields[name], where)
+            if found is not None:
+                return found
+        return None
+    if isinstance(sent, list):
+        kept_items = kept if isinstance(kept, list) else []
+        if len(sent) != len(kept_items):
+            return f"{path}: {len(sent)} sent, {len(kept_items)} stored"
+        for index, (one, other) in enumerate(zip(sent, kept_items, strict=True)):
+            found = _first_difference(one, other, f"{path}[{index}]")
+            if found is not None:
+                return found
+        return None
+    return None if sent == kept else f"{path}: sent {sent!r}, stored {kept!r}"
 
 
 def decide_new_order(params: CreateOrderParams, known_tables: Container[str], now: datetime) -> OrderRecord:

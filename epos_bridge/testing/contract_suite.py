@@ -305,6 +305,15 @@ def reservation_params(dojo_id: str, start: str = "19:00", end: str = "21:00", *
     }
 
 
+def _holds(stored: Any, sent: Any) -> bool:
+    """``stored`` carries everything ``sent`` does (the POS may add fields of its own)."""
+    if isinstance(sent, dict):
+        return isinstance(stored, dict) and all(_holds(stored.get(k), v) for k, v in sent.items())
+    if isinstance(sent, list):
+        return isinstance(stored, list) and len(stored) == len(sent) and all(map(_holds, stored, sent))
+    return bool(stored == sent)
+
+
 def _remove(seeder: Seeder, order_id: str) -> None:
     if not isinstance(seeder, RemovesOrders):
         pytest.skip("the seeder has no remove_order (RemovesOrders): it cannot act as a till removing an order")
@@ -543,6 +552,45 @@ class AdapterContract:
         error = failed(await epos_rpc("CreateOrderV1", {**order_params("dojo-bad"), **change}), "InvalidRequest")
         assert mentions in error["debugMessage"]
         assert ok(await epos_rpc("SearchOrdersV1", {}))["data"] == []
+
+    @requires(C.CREATE_ORDER, C.GET_ORDER_BY_ID, C.SEARCH_ORDERS)
+    @pytest.mark.parametrize(
+        ("field", "change"),
+        [
+            ("serviceChargeAmount", {"totalAmount": money(1100), "serviceChargeAmount": money(100)}),
+            ("note", {"note": "No onions, please"}),
+            ("reference", {"reference": "WEB-1042"}),
+            ("displayName", {"displayName": "Ada's table"}),
+            ("customer", {"customer": {"name": "Ada", "emailAddress": "ada@example.com",
+                                       "phoneNumber": "+447700900123"}}),
+            ("items", {"items": [{"name": "Fries", "plu": "FRY", "quantity": 3, "amountPerItem": money(250),
+                                  "note": "extra salt"}, {"name": "Cola", "plu": "COLA", "quantity": 1,
+                                  "amountPerItem": money(250)}]}),
+            ("modifiers", {"items": [{"name": "Burger", "plu": "BURG", "quantity": 2, "amountPerItem": money(400),
+                                      "modifiers": [{"name": "Cheese", "plu": "CHS", "quantity": 2,
+                                                     "amountPerModifier": money(50)}]}]}),
+            ("discounts", {"discounts": [{"name": "Happy hour", "amountTotal": money(100), "code": "HH",
+                                          "amountPercentage": 10}]}),
+            ("taxLines", {"taxLines": [{"name": "VAT", "id": "vat-20", "amountTotal": money(167),
+                                        "amountPercentage": 20}]}),
+            ("details", {"details": {"orderType": "Collection", "collection": {"asap": True}}}),
+            ("details", {"details": {"orderType": "DineIn", "dineIn": {"tableId": "T1", "waiterId": "w1"}}}),
+        ],
+    )  # fmt: skip
+    async def test_create_order_stores_every_field_as_sent_or_refuses_it_by_name(
+        self, epos_rpc: Rpc, field: str, change: Json
+    ) -> None:
+        """Never dropped in silence: the order reads back with what Dojo sent, or is refused
+        naming the field and nothing is stored."""
+        sent = {**order_params("dojo-field"), **change}
+        created = await epos_rpc("CreateOrderV1", sent)
+        if "error" in created:
+            assert field in failed(created, "InvalidRequest")["debugMessage"]
+            assert ok(await epos_rpc("SearchOrdersV1", {}))["data"] == []
+            return
+        stored = ok(await epos_rpc("GetOrderByIdV1", {"orderId": ok(created)["id"]}))
+        for name, value in change.items():
+            assert _holds(stored.get(name), value), f"{name}: sent {value}, stored {stored.get(name)}"
 
     @requires(C.CREATE_ORDER, C.SEARCH_ORDERS)
     @pytest.mark.parametrize(

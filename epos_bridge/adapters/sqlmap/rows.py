@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from collections.abc import Mapping as ReadOnly
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import sqlite_utils
@@ -139,7 +140,7 @@ def load_order(db: sqlite_utils.Database, mapping: Mapping, row: Row) -> wire.Or
             wire.Modifier(
                 name=m["name"],
                 plu=str(m["plu"]),
-                quantity=int(m["quantity"]),
+                quantity=_whole(m["quantity"], f"order {key}: modifier {m['name']!r}"),
                 amount_per_modifier=_money(m["amount_per_modifier"], currency),
             )
         )
@@ -147,7 +148,7 @@ def load_order(db: sqlite_utils.Database, mapping: Mapping, row: Row) -> wire.Or
         wire.OrderItem(
             name=i["name"],
             plu=str(i["plu"]),
-            quantity=int(i["quantity"]),
+            quantity=_whole(i["quantity"], f"order {key}: line {i['name']!r}"),
             amount_per_item=_money(i["amount_per_item"], currency),
             note=i.get("note"),
             modifiers=modifiers.get(i["item_key"]) or None,
@@ -211,6 +212,23 @@ def load_order(db: sqlite_utils.Database, mapping: Mapping, row: Row) -> wire.Or
 
 def load_by_key(db: sqlite_utils.Database, mapping: Mapping, key: int) -> wire.Order:
     return load_order(db, mapping, header(db, mapping, str(key)))
+
+
+def _whole(value: Any, where: str) -> int:
+    """A quantity as Dojo's whole number. A POS that sells by fractions (0.5 of a bottle) is never
+    truncated to 0: the call fails naming the line, and the mapping must map it exactly (for
+    example one line of quantity 1 at the fraction's price)."""
+    try:
+        exact = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        exact = None
+    if not isinstance(value, bool) and exact is not None and exact.is_finite() and exact == exact.to_integral_value():
+        return int(exact)
+    raise PosUnavailable(
+        f"{where}: quantity {value!r} is not a whole number, which Dojo cannot show; "
+        "change the mapping's quantity column to map it exactly (docs/mapping-a-pos.md)",
+        public="An order line's quantity in the POS is not a whole number; the mapping must map it exactly.",
+    )
 
 
 def _money(value: Any, currency: str) -> wire.Money:

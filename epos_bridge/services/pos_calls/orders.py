@@ -61,6 +61,7 @@ def create_order(params: wire.CreateOrderParams, rows: PosRows, now: datetime) -
     known = rows.known_tables(orders.tables_named(params))
     key = rows.insert_order(orders.decide_new_order(params, known, now))
     told = rows.answer_order(key)
+    orders.check_stored_as_sent(params, told)
     rows.register_order(str(told.id), key, told, now)
     return told
 
