@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +72,21 @@ def format_utc(moment: datetime) -> str:
     )
 
 
-def parse_stored_time(value: object) -> datetime | None:
+def wall_clock_in(naive: datetime, zone: tzinfo) -> datetime:
+    """A local wall-clock time (no offset) in ``zone``, as aware time. The autumn's repeated
+    hour is read as its *later* occurrence (``fold=1``): an order's last change read later than
+    it was makes it look changed, never untouched, so a lock is never re-taken over a till's edit.
+    A time in the spring gap, which no clock showed, is read with the offset after the change."""
+    return naive.replace(tzinfo=zone, fold=1)
+
+
+def parse_stored_time(value: object, zone: tzinfo = UTC) -> datetime | None:
     """A stored date-time as aware UTC, or ``None`` when it cannot be read.
 
     Accepts what SQLite and POS programs commonly write: ISO 8601 with ``T`` or a space, with
-    ``Z``, an offset or none (naive text is taken as UTC, the reference schema's rule). Years
-    outside 1..9999 after the conversion to UTC, garbage and non-text give ``None``.
+    ``Z``, an offset or none. Naive text is wall-clock time in ``zone`` (UTC, the reference
+    schema's rule, unless a mapping names the POS's zone: :func:`wall_clock_in`). Years outside
+    1..9999 after the conversion to UTC, garbage and non-text give ``None``.
     """
     if isinstance(value, datetime):
         moment = value
@@ -92,7 +101,7 @@ def parse_stored_time(value: object) -> datetime | None:
     else:
         return None
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
+        moment = wall_clock_in(moment, zone)
     try:
         return moment.astimezone(UTC)
     except OverflowError:
@@ -104,12 +113,12 @@ LONG_AGO = datetime(1, 1, 1, tzinfo=UTC)
 cannot be read counts as expired, never as held for ever."""
 
 
-def stored_time(value: object, what: str) -> datetime | None:
+def stored_time(value: object, what: str, zone: tzinfo = UTC) -> datetime | None:
     """:func:`parse_stored_time`, logging a value that is there but cannot be read.
 
     ``what`` names the cell for support ("the expiry of the lock on order 7").
     """
-    moment = parse_stored_time(value)
+    moment = parse_stored_time(value, zone)
     if moment is None and value not in (None, ""):
         log.warning("ignored %s: %.60r is not a date-time the bridge can read", what, value)
     return moment
@@ -128,11 +137,11 @@ class UnreadableTime(Exception):
         self.value = value
 
 
-def required_stored_time(value: object, field: str) -> datetime:
+def required_stored_time(value: object, field: str, zone: tzinfo = UTC) -> datetime:
     """:func:`parse_stored_time` for a time the wire requires; :class:`UnreadableTime` naming the
     wire ``field`` when it cannot be read (not logged here: the caller logs it once, by the
     record's key)."""
-    moment = parse_stored_time(value)
+    moment = parse_stored_time(value, zone)
     if moment is None:
         raise UnreadableTime(field, value)
     return moment

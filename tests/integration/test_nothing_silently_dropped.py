@@ -1,4 +1,7 @@
-"""CreateOrder through a mapping that has nowhere for a field: refused naming it, nothing stored.
+"""A POS's own shapes are mapped faithfully or refused, never silently changed: CreateOrder
+through a mapping that has nowhere for a field (refused naming it, nothing stored), a fractional
+quantity on the till (never truncated), a POS keeping local wall-clock time (read and written in
+its zone).
 
 The shipped Floreant mapping stores every field (the contract suite's
 ``test_create_order_stores_every_field_as_sent_or_refuses_it_by_name``); here its create
@@ -8,15 +11,18 @@ modifiers' quantities, and the bridge must say so rather than bill something els
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from epos_bridge.adapters.sqlmap import setup
 from epos_bridge.adapters.sqlmap.mapping import SHIPPED, load
 from epos_bridge.services.dispatcher import Dispatcher
-from epos_bridge.testing.contract_suite import STANDARD_VENUE, failed, money, ok, order_params
+from epos_bridge.testing.contract_suite import STANDARD_VENUE, failed, money, ok, order_params, pay
+from tests.helpers.builders import read_only
 from tests.helpers.floreant import FloreantTill, floreant
 from tests.helpers.pos import sqlmap_pos
 
@@ -94,5 +100,41 @@ async def test_a_fractional_quantity_on_the_till_is_never_truncated(
             assert failed(answer, "UnexpectedError")["debugMessage"].startswith("An order line's quantity")
         else:
             assert ok(answer)["items"][0]["quantity"] == answered
+    finally:
+        await adapter.close()
+
+
+async def test_a_pos_that_keeps_local_time_is_read_and_written_in_its_zone(tmp_path: Path) -> None:
+    """Floreant set up to write Europe/London wall-clock text: the mapping reads its columns as
+    they are and names the zone; the bridge converts both ways."""
+    text = (SHIPPED / "floreant.toml").read_text(encoding="utf-8")
+    text = text.replace("strftime('%Y-%m-%dT%H:%M:%fZ', ", "(").replace(
+        'timezone = "UTC"', 'timezone = "Europe/London"'
+    )
+    (tmp_path / "london.toml").write_text(text, encoding="utf-8")
+    mapping = load(str(tmp_path / "london.toml"))
+    path = tmp_path / "floreant.db"
+    till = FloreantTill(path)
+    till.seed(STANDARD_VENUE)
+    setup.attach(path, mapping)
+    order = till.add_open_order("T1", 1000, "GBP")
+    till._sql("UPDATE TICKET SET MODIFIED_TIME = '2026-07-01 13:00:00.000' WHERE ID = ?", (order,))
+    adapter = sqlmap_pos(path, mapping)
+    dispatcher = Dispatcher(adapter)
+    try:
+
+        async def rpc(method: str, params: dict[str, Any]) -> dict[str, Any]:
+            frame = {"jsonrpc": "2.0", "id": "r1", "method": method, "params": {"headers": {}, **params}}
+            served = await dispatcher.handle_text(json.dumps(frame))
+            assert served is not None
+            answer: dict[str, Any] = json.loads(served.response_text)
+            return answer
+
+        assert ok(await rpc("GetOrderByIdV1", {"orderId": order}))["updatedAt"] == "2026-07-01T12:00:00.000Z"
+        before = datetime.now(UTC)
+        ok(await rpc("RecordOrderPaymentByIdV1", pay(order, "pi_1", 1000)))
+        [(written,)] = read_only(path, "SELECT TRANSACTION_TIME FROM TRANSACTIONS WHERE TICKET_ID = ?", [int(order)])
+        local = datetime.fromisoformat(written).replace(tzinfo=ZoneInfo("Europe/London"))
+        assert abs(local - before) < timedelta(minutes=1), f"{written} is not London time now"
     finally:
         await adapter.close()

@@ -35,7 +35,6 @@ from epos_bridge.domain.payments import RecordedIntent
 from epos_bridge.domain.records import StoredRecord
 from epos_bridge.domain.registry import RegisteredOrder
 from epos_bridge.ports import PosOrder
-from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.entities import Area, Order, Reservation, Table
 
 
@@ -86,7 +85,7 @@ class SqlMapRows(KeptRows):
             status=rows.status_of(row),
             currency=rows.currency_of(row, self.map),
             total_value=int(row["total_amount"]),
-            updated_at=rows.time_of(row, "updated_at"),
+            updated_at=rows.time_of(row, "updated_at", self.map),
             open_at_till=row.get("open_at_till"),
             facts=rows.order_facts(row),
         )
@@ -131,7 +130,7 @@ class SqlMapRows(KeptRows):
                 raise InvalidRequest(f"{name}: this POS (mapping {self.map.name}) has nowhere to store them")
 
     def cancel_order(self, order: PosOrder, now: datetime) -> None:
-        rows.run(self.db, self.map, "orders.cancel", order_id=order.key, now=format_utc(now))
+        rows.run(self.db, self.map, "orders.cancel", order_id=order.key, now=self.map.time_text(now))
 
     def venue(self) -> VenueDetails | None:
         return rows.venue_details(self.db, self.map)

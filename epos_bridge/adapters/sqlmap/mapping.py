@@ -18,11 +18,16 @@ import sqlite3
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import tzlocal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.capabilities import Capability
 
 SHIPPED = Path(__file__).with_name("mappings")
@@ -31,6 +36,20 @@ SHIPPED = Path(__file__).with_name("mappings")
 
 class MappingError(ValueError):
     """The mapping file cannot be used; the message names the key or statement."""
+
+
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu", "GMT0"})
+
+
+@cache
+def zone_named(name: str | None) -> tzinfo:
+    """An IANA zone by name, or the PC's own (``tzlocal``) for ``None``."""
+    if name is None:
+        return tzlocal.get_localzone()
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"{name!r} is not an IANA time zone name (for example Europe/London)") from exc
 
 
 class _Section(BaseModel):
@@ -133,6 +152,9 @@ class Mapping(_Section):
     """Order ids are the POS's integer keys, written in canonical decimal on the wire."""
     lock_view: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     """A view ``db attach`` creates so the POS can see which orders Dojo holds."""
+    timezone: str | None = None
+    """The IANA zone (``Europe/London``) of the times the POS stores without an offset; left out,
+    the PC's own zone. Statements are given times as wall-clock text in it, and read in it."""
     orders: OrderStatements = OrderStatements()
     payments: PaymentStatements = PaymentStatements()
     reservations: ReservationStatements = ReservationStatements()
@@ -152,6 +174,26 @@ class Mapping(_Section):
                 narrowed = f"SELECT * FROM ({section['search']}) WHERE id = {key}"  # noqa: S608 - installer SQL
                 data = {**data, name: {**section, "get": narrowed}}
         return data
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            zone_named(value)
+        return value
+
+    @property
+    def zone(self) -> tzinfo:
+        """The zone of the POS's own times (:attr:`timezone`, else the PC's)."""
+        return zone_named(self.timezone)
+
+    def time_text(self, moment: datetime) -> str:
+        """A time as the mapping's statements are given it: ISO 8601 UTC with ``Z`` when the POS
+        keeps UTC, else wall-clock text in its zone, without an offset (``2026-07-01T13:00:00.000``)."""
+        zone = self.zone
+        if str(zone) in _UTC_NAMES:
+            return format_utc(moment)
+        return moment.astimezone(zone).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
 
     @field_validator("changes")
     @classmethod

@@ -97,8 +97,9 @@ def status_of(row: Row) -> wire.OrderStatus:
         ) from None
 
 
-def time_of(row: Row, column: str) -> datetime | None:
-    return stored_time(row.get(column), f"{column} of order {row.get('id')}")
+def time_of(row: Row, column: str, mapping: Mapping) -> datetime | None:
+    """An order's time as the POS stores it, in the mapping's zone when it has no offset."""
+    return stored_time(row.get(column), f"{column} of order {row.get('id')}", mapping.zone)
 
 
 def order_facts(row: Row) -> OrderFacts:
@@ -197,8 +198,8 @@ def load_order(db: sqlite_utils.Database, mapping: Mapping, row: Row) -> wire.Or
         customer=_customer(row),
         discounts=discounts,
         tax_lines=taxes,
-        created_at=time_of(row, "created_at"),
-        updated_at=time_of(row, "updated_at"),
+        created_at=time_of(row, "created_at", mapping),
+        updated_at=time_of(row, "updated_at", mapping),
         total_amount=_money(row["total_amount"], currency),
         payments=summary.payments,
         payable=summary.payable,
@@ -398,10 +399,10 @@ def reservation_tables(db: sqlite_utils.Database, mapping: Mapping, key: int) ->
 _WIRE_TIME = {"start_time": "startTime", "end_time": "endTime"}
 
 
-def _required_time(row: Row, column: str) -> datetime:
+def _required_time(row: Row, column: str, mapping: Mapping) -> datetime:
     """A reservation's start or end (the mapping's text, often NULL from ``strftime`` of text it
     cannot read): :class:`~epos_bridge.protocol.times.UnreadableTime` naming the wire field."""
-    return required_stored_time(row.get(column), _WIRE_TIME[column])
+    return required_stored_time(row.get(column), _WIRE_TIME[column], mapping.zone)
 
 
 def load_reservation(db: sqlite_utils.Database, mapping: Mapping, row: Row) -> wire.Reservation:
@@ -412,8 +413,8 @@ def load_reservation(db: sqlite_utils.Database, mapping: Mapping, row: Row) -> w
         id=str(key),
         name=str(row["name"] or ""),
         covers=int(row["covers"]),
-        start_time=_required_time(row, "start_time"),
-        end_time=_required_time(row, "end_time"),
+        start_time=_required_time(row, "start_time", mapping),
+        end_time=_required_time(row, "end_time", mapping),
         table_ids=reservation_tables(db, mapping, key),
         host_notes=row.get("host_notes"),
         guest_requests=row.get("guest_requests"),
@@ -438,8 +439,8 @@ class SearchedBooking:
 
     @property
     def start_time(self) -> datetime:
-        return _required_time(self.row, "start_time")
+        return _required_time(self.row, "start_time", self.mapping)
 
     @property
     def end_time(self) -> datetime:
-        return _required_time(self.row, "end_time")
+        return _required_time(self.row, "end_time", self.mapping)

@@ -22,7 +22,7 @@ def insert_order(db: sqlite_utils.Database, mapping: Mapping, record: orders.Ord
     column for (Dojo's order id, the reference, a line's PLU) the bridge keeps as facts."""
     dine_in = record.details.dine_in
     customer = record.customer
-    stamp = format_utc(record.created_at)
+    stamp = mapping.time_text(record.created_at)
     tax = record.tax_lines[0] if record.tax_lines else None
     discount = record.discounts[0] if record.discounts else None
     key = rows.run(
@@ -110,7 +110,7 @@ def insert_payment(db: sqlite_utils.Database, mapping: Mapping, key: int, record
     """The POS's payment row and, for a Dojo payment, the bridge's de-duplication row: one
     transaction, so a paymentIntentId is recorded exactly once or not at all."""
     payment, requester = record.payment, record.requester
-    recorded_at = format_utc(record.recorded_at)
+    recorded_at = format_utc(record.recorded_at)  # the bridge's own row: always UTC
     pos_payment = rows.run(
         db,
         mapping,
@@ -120,7 +120,7 @@ def insert_payment(db: sqlite_utils.Database, mapping: Mapping, key: int, record
         tips_amount=payment.tips_value,
         payment_intent_id=payment.payment_intent_id,
         tender=record.tender,
-        recorded_at=recorded_at,
+        recorded_at=mapping.time_text(record.recorded_at),
         dojo_requesting_product=requester.dojo_requesting_product if requester else None,
         device_id=requester.device_id if requester else None,
         waiter_id=requester.waiter_id if requester else None,
@@ -154,7 +154,7 @@ def order_paid(db: sqlite_utils.Database, mapping: Mapping, key: int, now: datet
         mapping,
         "payments.order_paid",
         order_id=key,
-        now=format_utc(now),
+        now=mapping.time_text(now),
         paid_value=summary.paid_amount.value,
         tips_value=summary.tips_amount.value,
         due_value=summary.outstanding_value,
@@ -167,11 +167,11 @@ def store_reservation(
 ) -> int:
     """A new reservation (``key`` ``None``) or a replaced one, with its tables; Dojo's id is a fact."""
     fields = {
-        "now": format_utc(now),
+        "now": mapping.time_text(now),
         "name": record.name,
         "covers": record.covers,
-        "start_time": format_utc(record.start_time),
-        "end_time": format_utc(record.end_time),
+        "start_time": mapping.time_text(record.start_time),
+        "end_time": mapping.time_text(record.end_time),
         "host_notes": record.host_notes,
         "guest_requests": record.guest_requests,
     }
@@ -203,4 +203,4 @@ def delete_reservation(db: sqlite_utils.Database, mapping: Mapping, key: int, no
     """Soft delete: the bridge keeps the deletion (its id is never reused); the POS is told if it can be."""
     rows.keep_facts(db, "reservation", key, {"deleted_at": format_utc(now)})
     if mapping.has("reservations.delete"):
-        rows.run(db, mapping, "reservations.delete", reservation_id=key, now=format_utc(now))
+        rows.run(db, mapping, "reservations.delete", reservation_id=key, now=mapping.time_text(now))
