@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     caps = commands.add_parser("capabilities", help="what the adapter implements and what Dojo has registered")
     _add_overrides(caps)
+    caps.add_argument(
+        "--offline",
+        action="store_true",
+        help="only what the adapter (and its mapping) implements: no API key, no call to Dojo, no database opened",
+    )
     caps.set_defaults(handler=_capabilities)
 
     doctor = commands.add_parser("doctor", help="check settings, keyring, database, gateway and API")
@@ -199,6 +204,8 @@ def _capabilities(args: argparse.Namespace) -> int:
     from epos_bridge.config import ConfigError
 
     _print_installed_adapters(settings.adapter)
+    if args.offline:
+        return _print_offline_capabilities(settings.adapter, settings.mapping)
 
     async def show() -> int:
         try:
@@ -385,25 +392,49 @@ def _print_installed_adapters(configured: str) -> None:
 
 
 def _implemented_by(factory: object) -> str:
-    """Capabilities come from a throwaway adapter on a path that does not exist: opening does no I/O."""
-    import asyncio
-    import tempfile
-
     from epos_bridge.adapters.registry import AdapterFactory
 
     assert isinstance(factory, AdapterFactory)
     if factory.mappings is not None:
         return f"what its mapping declares (shipped: {', '.join(factory.mappings) or 'none'})"
     try:
-        with tempfile.TemporaryDirectory() as scratch:
-            adapter = factory.open(Path(scratch) / "not-opened")
-            try:
-                names = sorted(c.value for c in adapter.implemented_capabilities())
-            finally:
-                asyncio.run(adapter.close())
+        names = _capability_names(factory)
     except Exception as exc:
         return f"unknown ({exc})"
     return f"{len(names)} capabilities: {', '.join(names)}" if names else "nothing"
+
+
+def _capability_names(factory: AdapterFactory) -> list[str]:
+    """Capabilities come from a throwaway storage on a path that does not exist: opening does no I/O."""
+    import asyncio
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        storage = factory.open(Path(scratch) / "not-opened")
+        try:
+            return sorted(c.value for c in storage.implemented_capabilities())
+        finally:
+            asyncio.run(storage.close())
+
+
+def _print_offline_capabilities(adapter: str, mapping: str | None) -> int:
+    """What registration would send for this adapter and mapping, without a key or Dojo."""
+    from epos_bridge.adapters.registry import installed_adapters
+
+    factory = installed_adapters().get(adapter)
+    if factory is None:
+        print(f"epos-bridge: no adapter named {adapter!r} is installed", file=sys.stderr)
+        return 2
+    try:
+        names = _capability_names(factory.with_mapping(mapping))
+    except ValueError as exc:  # MappingError: the mapping file names what is wrong
+        print(f"epos-bridge: {exc}", file=sys.stderr)
+        return 2
+    through = f" through the mapping {mapping}" if mapping else ""
+    print(f"adapter {adapter}{through} implements {len(names)} capabilities (registration would send these):")
+    for name in names:
+        print(f"  {name}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
