@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Awaitable, Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+
+from epos_bridge.ports import PosAdapter
+from epos_bridge.services.dispatcher import Dispatcher
 
 
 def contract_dir() -> Path:
@@ -74,3 +78,23 @@ def assert_tester_shape(definition: str, value: Any) -> Any:
         format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
     ).validate(value)
     return value
+
+
+Rpc = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def rpc_over(adapter: PosAdapter) -> Rpc:
+    """Requests as Dojo sends them, through the real dispatcher (``headers`` added when left
+    out); every answer is checked against the contract schema before the test sees it."""
+    dispatcher = Dispatcher(adapter)
+    counter = iter(range(1, 1_000_000))
+
+    async def call(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        frame = {"jsonrpc": "2.0", "id": f"r{next(counter)}", "method": method, "params": {"headers": {}, **params}}
+        served = await dispatcher.handle_text(json.dumps(frame))
+        assert served is not None
+        answer: dict[str, Any] = json.loads(served.response_text)
+        assert_valid_response(method, answer)
+        return answer
+
+    return call

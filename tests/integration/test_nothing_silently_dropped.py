@@ -10,7 +10,6 @@ modifiers' quantities, and the bridge must say so rather than bill something els
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,9 @@ import pytest
 
 from epos_bridge.adapters.sqlmap import setup
 from epos_bridge.adapters.sqlmap.mapping import SHIPPED, load
-from epos_bridge.services.dispatcher import Dispatcher
 from epos_bridge.testing.contract_suite import STANDARD_VENUE, failed, money, ok, order_params, pay
 from tests.helpers.builders import read_only
+from tests.helpers.contract import rpc_over
 from tests.helpers.floreant import FloreantTill, floreant
 from tests.helpers.pos import sqlmap_pos
 
@@ -61,16 +60,8 @@ async def test_a_field_the_mapping_drops_is_refused_by_name_and_nothing_is_store
     mapping = mapping_with(tmp_path, old, new)
     setup.attach(path, mapping)
     adapter = sqlmap_pos(path, mapping)
-    dispatcher = Dispatcher(adapter)
+    rpc = rpc_over(adapter)
     try:
-
-        async def rpc(method: str, params: dict[str, Any]) -> dict[str, Any]:
-            frame = {"jsonrpc": "2.0", "id": "r1", "method": method, "params": {"headers": {}, **params}}
-            served = await dispatcher.handle_text(json.dumps(frame))
-            assert served is not None
-            answer: dict[str, Any] = json.loads(served.response_text)
-            return answer
-
         error = failed(await rpc("CreateOrderV1", {**order_params("dojo-1"), **change}), "InvalidRequest")
         assert error["debugMessage"].startswith(field), error
         assert ok(await rpc("SearchOrdersV1", {}))["data"] == []
@@ -90,12 +81,9 @@ async def test_a_fractional_quantity_on_the_till_is_never_truncated(
     order = till.add_open_order("T1", 1000, "GBP")
     till._sql("UPDATE TICKET_ITEM SET ITEM_COUNT = ? WHERE TICKET_ID = ?", (count, order))
     adapter = sqlmap_pos(path, floreant())
-    dispatcher = Dispatcher(adapter)
+    rpc = rpc_over(adapter)
     try:
-        frame = {"jsonrpc": "2.0", "id": "r1", "method": "GetOrderByIdV1", "params": {"headers": {}, "orderId": order}}
-        served = await dispatcher.handle_text(json.dumps(frame))
-        assert served is not None
-        answer = json.loads(served.response_text)
+        answer = await rpc("GetOrderByIdV1", {"orderId": order})
         if answered is None:
             assert failed(answer, "UnexpectedError")["debugMessage"].startswith("An order line's quantity")
         else:
@@ -120,16 +108,8 @@ async def test_a_pos_that_keeps_local_time_is_read_and_written_in_its_zone(tmp_p
     order = till.add_open_order("T1", 1000, "GBP")
     till._sql("UPDATE TICKET SET MODIFIED_TIME = '2026-07-01 13:00:00.000' WHERE ID = ?", (order,))
     adapter = sqlmap_pos(path, mapping)
-    dispatcher = Dispatcher(adapter)
+    rpc = rpc_over(adapter)
     try:
-
-        async def rpc(method: str, params: dict[str, Any]) -> dict[str, Any]:
-            frame = {"jsonrpc": "2.0", "id": "r1", "method": method, "params": {"headers": {}, **params}}
-            served = await dispatcher.handle_text(json.dumps(frame))
-            assert served is not None
-            answer: dict[str, Any] = json.loads(served.response_text)
-            return answer
-
         assert ok(await rpc("GetOrderByIdV1", {"orderId": order}))["updatedAt"] == "2026-07-01T12:00:00.000Z"
         before = datetime.now(UTC)
         ok(await rpc("RecordOrderPaymentByIdV1", pay(order, "pi_1", 1000)))

@@ -5,9 +5,8 @@ sqlmap tables v1). Real SQLite files, the real dispatcher; the till is plain SQL
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -19,36 +18,16 @@ from epos_bridge.adapters.sqlite.schema import MIGRATIONS
 from epos_bridge.adapters.sqlmap import bridge, setup
 from epos_bridge.adapters.sqlmap.mapping import SHIPPED, load
 from epos_bridge.domain.errors import PosUnavailable
-from epos_bridge.ports import PosAdapter
-from epos_bridge.services.dispatcher import Dispatcher
 from epos_bridge.testing.contract_suite import STANDARD_VENUE, failed, ok, pay
-from tests.helpers.contract import assert_valid_response
+from tests.helpers.contract import Rpc, rpc_over
 from tests.helpers.floreant import FloreantTill, floreant
 from tests.helpers.pos import sqlite_pos, sqlmap_pos
-
-Json = dict[str, Any]
-Rpc = Callable[[str, Json], Awaitable[Json]]
 
 FOLLOW = '''
 follow = """
 SELECT NEW_ID AS id FROM TICKET_MOVES WHERE OLD_ID = :order_key
 """
 '''
-
-
-def rpc_over(adapter: PosAdapter) -> Rpc:
-    dispatcher = Dispatcher(adapter)
-    counter = iter(range(1, 1_000_000))
-
-    async def call(method: str, params: Json) -> Json:
-        text = json.dumps({"jsonrpc": "2.0", "id": f"r{next(counter)}", "method": method, "params": params})
-        served = await dispatcher.handle_text(text)
-        assert served is not None
-        answer: Json = json.loads(served.response_text)
-        assert_valid_response(method, answer)  # the contract schema, the record's answers included
-        return answer
-
-    return call
 
 
 def sql(path: Path, *statements: tuple[str, tuple[Any, ...]]) -> None:
@@ -112,8 +91,8 @@ async def test_a_bill_checked_out_under_a_new_key_is_followed_and_a_replay_still
     replay = ok(await rpc("RecordOrderPaymentByIdV1", pay(order, "pi_1", 10000)))
     assert (replay["id"], replay["status"], replay["paidAmount"]["value"]) == (order, "Finalized", 10000)
     assert [p["paymentIntentId"] for p in replay["payments"]] == ["pi_1"]  # shown once, never twice
-    now = ok(await rpc("GetOrderByIdV1", {"headers": {}, "orderId": order}))
-    assert {**now, "id": closed} == ok(await rpc("GetOrderByIdV1", {"headers": {}, "orderId": closed}))
+    now = ok(await rpc("GetOrderByIdV1", {"orderId": order}))
+    assert {**now, "id": closed} == ok(await rpc("GetOrderByIdV1", {"orderId": closed}))
     # The closed order takes no further payment: Conflict, and Dojo reverses it.
     failed(await rpc("RecordOrderPaymentByIdV1", pay(order, "pi_2", 100)), "Conflict")
 
@@ -152,7 +131,7 @@ async def test_a_reference_file_paid_before_the_record_existed_still_answers_a_r
     adapter = sqlite_pos(path)
     try:
         rpc = rpc_over(adapter)
-        ok(await rpc("GetOrderByIdV1", {"headers": {}, "orderId": "7"}))  # opened: migrated to v5
+        ok(await rpc("GetOrderByIdV1", {"orderId": "7"}))  # opened: migrated to v5
         sql(path, ("DELETE FROM orders WHERE id = 7", ()))
         replay = ok(await rpc("RecordOrderPaymentByIdV1", pay("7", "pi_old", 5000)))
         assert (replay["id"], replay["payable"]) == ("7", False)
