@@ -90,6 +90,10 @@ class PaymentStatements(_Section):
     """Insert one payment row into the POS's payment table; its row id is kept by the bridge."""
     order_paid: str | None = None
     """Update the order's paid and due columns after its payments changed."""
+    shown_by: tuple[str, ...] = ()
+    """The POS's own tables its screens read a payment from (the bill, the table map, the
+    end-of-day report): what ``insert`` and ``order_paid`` must write for staff to see a Dojo
+    payment. A payment staff cannot see is taken again in cash (:func:`payment_visibility_warnings`)."""
 
 
 class ReservationStatements(_Section):
@@ -207,7 +211,7 @@ class Mapping(_Section):
         """Every statement present, as ``(key, sql)``; ``key`` is ``section.name``."""
         for section in ("orders", "payments", "reservations", "venue", "floor", "demo"):
             for name, sql in getattr(self, section).model_dump().items():
-                if sql is not None and name != "schema_file":
+                if isinstance(sql, str) and name != "schema_file":
                     yield f"{section}.{name}", sql
 
     def has(self, key: str) -> bool:
@@ -409,6 +413,45 @@ class StatementProblem:
         served = ", ".join(c.value for c in capabilities_of(self.key))
         serving = f" (for {served})" if served else ""
         return f"statement {self.key}{serving}: {self.message}"
+
+
+_WRITTEN_TABLE = re.compile(
+    r"\b(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE(?:\s+OR\s+\w+)?)\s+[\"`\[]?([A-Za-z_][A-Za-z0-9_]*)",
+    re.IGNORECASE,
+)
+
+
+def payment_visibility_warnings(mapping: Mapping) -> list[str]:
+    """Where a Dojo payment would not show on the till's own screens, from the mapping alone:
+    ``payments.shown_by`` left out, a payment written to a table the POS does not read, or a
+    table the POS reads that no payment statement writes. The POS's own bill, table map and
+    day report are what staff trust; a payment missing there is taken twice."""
+    if not mapping.has("payments.insert"):
+        return []
+    written = {
+        name.upper()
+        for key in ("payments.insert", "payments.order_paid")
+        if mapping.has(key)
+        for name in _WRITTEN_TABLE.findall(mapping.sql(key))
+        if not name.upper().startswith("EPOS_BRIDGE_")
+    }
+    shown = {name.upper() for name in mapping.payments.shown_by}
+    if not shown:
+        return [
+            "payments.shown_by is not set: name the POS's own tables its bill, table map and day report read "
+            "payments from, and check them against the POS app (docs/mapping-a-pos.md, the checklist)"
+        ]
+    warnings = [
+        f"payments.insert/order_paid write {name}, which the POS's screens do not read (payments.shown_by): "
+        "staff would not see Dojo's payments there"
+        for name in sorted(written - shown)
+    ]
+    warnings += [
+        f"the POS's screens read {name} (payments.shown_by), but no payment statement writes it: "
+        "a Dojo payment would not show there and staff may take it again"
+        for name in sorted(shown - written)
+    ]
+    return warnings
 
 
 def statement_problems(mapping: Mapping, conn: sqlite3.Connection) -> list[StatementProblem]:

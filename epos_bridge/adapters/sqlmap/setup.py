@@ -22,7 +22,7 @@ from epos_bridge.adapters.sqlitedb import configure, connect, enable_wal
 from epos_bridge.adapters.sqlmap import bridge
 from epos_bridge.adapters.sqlmap.database import mapping_problem
 from epos_bridge.adapters.sqlmap.demo import seed_demo
-from epos_bridge.adapters.sqlmap.mapping import Mapping, MappingError
+from epos_bridge.adapters.sqlmap.mapping import Mapping, MappingError, payment_visibility_warnings
 from epos_bridge.demo_venue import DemoSeedRefused
 from epos_bridge.host.instance import DETACH_ROLE, AlreadyServing, VenueLockError, database_lock
 from epos_bridge.ports import AdapterInitError
@@ -66,12 +66,13 @@ def attach(path: Path, mapping: Mapping, *, dry_run: bool = False) -> list[str]:
     """
     with closing(_open(path)) as conn:
         plan = _plan(conn, path, mapping)
+        warnings = [f"warning: {w}" for w in payment_visibility_warnings(mapping)]
         if dry_run:
             _apply(conn, path, mapping, plan, commit=False)  # the same checks; rolled back
-            return [f"{sql};" for sql in plan.statements]
+            return [f"{sql};" for sql in plan.statements] + [f"-- {w}" for w in warnings]
         _apply(conn, path, mapping, plan)
         enable_wal(conn)
-    return _attached_words(path, mapping, plan)
+    return _attached_words(path, mapping, plan) + warnings
 
 
 def _attached_words(path: Path, mapping: Mapping, plan: bridge.AttachPlan) -> list[str]:
