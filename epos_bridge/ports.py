@@ -570,6 +570,18 @@ class AttachableFactory(Protocol):
         ...
 
 
+@runtime_checkable
+class KeepsFacts(Protocol):
+    """A storage kind whose mapping reads facts the POS has no column for (a table's covers and
+    Dojo id, the venue's VAT number) from the bridge's own table: ``epos-bridge facts`` sets them."""
+
+    def list_facts(self, location: Path, kind: str | None) -> list[str]: ...
+
+    def set_fact(self, location: Path, kind: str, key: str, field: str, value: str | None) -> list[str]:
+        """Keep a fact (``value`` ``None``: forget it). Raises :class:`AdapterInitError`."""
+        ...
+
+
 async def read_problem(opened: PosStorage | PosAdapter) -> str | None:
     """The check every factory's :meth:`AdapterFactory.problem` ends with: one real read (the
     first table, which needs no write access) of storage just opened, which is then closed.

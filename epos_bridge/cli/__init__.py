@@ -15,7 +15,7 @@ from epos_bridge import __version__
 
 if TYPE_CHECKING:
     from epos_bridge.config import BridgeSettings
-    from epos_bridge.ports import AdapterFactory, AttachableFactory
+    from epos_bridge.ports import AdapterFactory, AttachableFactory, KeepsFacts
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +64,29 @@ def build_parser() -> argparse.ArgumentParser:
         "payment Dojo sends again would be counted twice, so it is refused while any of it is recent",
     )
     detach.set_defaults(handler=_db_detach)
+
+    facts = commands.add_parser(
+        "facts", help="facts a mapping reads that the POS has no column for (a table's covers, the VAT number)"
+    )
+    facts_commands = facts.add_subparsers(dest="facts_command", required=True)
+    facts_list = facts_commands.add_parser("list", help="the facts kept, and the ones the mapping reads")
+    facts_set = facts_commands.add_parser("set", help="keep one fact (or --clear it)")
+    for command in (facts_list, facts_set):
+        command.add_argument("path", type=Path, help="the POS's database file (attached)")
+        command.add_argument("--mapping", required=True, help="the mapping the bridge reads it through")
+        command.add_argument(
+            "--adapter", default="sqlmap", help="an installed adapter that keeps facts (default: sqlmap)"
+        )
+    facts_list.add_argument("--kind", help="only facts of this kind (table, area, venue, order, ...)")
+    facts_list.set_defaults(handler=_facts_list)
+    facts_set.add_argument(
+        "kind", help="what the fact is about: table, area, venue, order, item, modifier, reservation"
+    )
+    facts_set.add_argument("key", help="the POS's own key of that row (venue: 1)")
+    facts_set.add_argument("field", help="the fact's name, as the mapping reads it (facts list shows them)")
+    facts_set.add_argument("value", nargs="?", help="its value (left out with --clear)")
+    facts_set.add_argument("--clear", action="store_true", help="forget the fact")
+    facts_set.set_defaults(handler=_facts_set)
 
     run = commands.add_parser("run", help="serve Dojo's requests with the saved settings")
     run.add_argument("--headless", action="store_true", help="no tray icon: log one line per request to stderr")
@@ -378,6 +401,35 @@ def _db_detach(args: argparse.Namespace) -> int:
     if factory is None:
         return 2
     return _print_lines(lambda: factory.detach(args.path, dry_run=args.dry_run, forget_payments=args.forget_payments))
+
+
+def _fact_keeper(args: argparse.Namespace) -> KeepsFacts | None:
+    from epos_bridge.ports import KeepsFacts
+
+    factory = _db_factory(args)
+    if factory is None:
+        return None
+    if not isinstance(factory, KeepsFacts):
+        print(f"epos-bridge: the {args.adapter} adapter keeps no facts of its own", file=sys.stderr)
+        return None
+    return factory
+
+
+def _facts_list(args: argparse.Namespace) -> int:
+    keeper = _fact_keeper(args)
+    if keeper is None:
+        return 2
+    return _print_lines(lambda: keeper.list_facts(args.path, args.kind))
+
+
+def _facts_set(args: argparse.Namespace) -> int:
+    if args.clear == (args.value is not None):
+        print("epos-bridge: give a value, or --clear (not both)", file=sys.stderr)
+        return 2
+    keeper = _fact_keeper(args)
+    if keeper is None:
+        return 2
+    return _print_lines(lambda: keeper.set_fact(args.path, args.kind, args.key, args.field, args.value))
 
 
 def _print_installed_adapters(configured: str) -> None:

@@ -51,11 +51,19 @@ class SqlMapFactory:
         return setup.init(location, mapping, demo=demo, now=datetime.now(UTC))
 
     def attach(self, location: Path, *, dry_run: bool) -> list[str]:
+        return setup.attach(location, self._bound_for_setup(), dry_run=dry_run)
+
+    def list_facts(self, location: Path, kind: str | None) -> list[str]:
+        return setup.list_facts(location, self._bound_for_setup(), kind)
+
+    def set_fact(self, location: Path, kind: str, key: str, field: str, value: str | None) -> list[str]:
+        return setup.set_fact(location, self._bound_for_setup(), kind, key, field, value)
+
+    def _bound_for_setup(self) -> Mapping:
         try:
-            mapping = self._bound()
+            return self._bound()
         except MappingError as exc:
             raise setup.AttachError(str(exc)) from exc
-        return setup.attach(location, mapping, dry_run=dry_run)
 
     def detach(self, location: Path, *, dry_run: bool, forget_payments: bool = False) -> list[str]:
         """Everything attach added but the payment record, unless ``forget_payments`` (:func:`setup.detach`)."""

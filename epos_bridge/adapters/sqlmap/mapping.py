@@ -415,6 +415,15 @@ class StatementProblem:
         return f"statement {self.key}{serving}: {self.message}"
 
 
+_FACT_READ = re.compile(r"KIND\s*=\s*'(\w+)'\s+AND\s+POS_KEY\s*=.*?FIELD\s*=\s*'(\w+)'", re.IGNORECASE | re.DOTALL)
+
+
+def facts_read_by(mapping: Mapping) -> set[tuple[str, str]]:
+    """The ``(KIND, FIELD)`` of every ``EPOS_BRIDGE_FACTS`` lookup in the mapping's SQL, as the
+    shipped mappings write one (``KIND = 'table' AND POS_KEY = … AND FIELD = 'max_covers'``)."""
+    return {(kind, field) for _, sql in mapping.statements() for kind, field in _FACT_READ.findall(sql)}
+
+
 _WRITTEN_TABLE = re.compile(
     r"\b(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE(?:\s+OR\s+\w+)?)\s+[\"`\[]?([A-Za-z_][A-Za-z0-9_]*)",
     re.IGNORECASE,

@@ -17,12 +17,13 @@ from collections.abc import Sequence
 from contextlib import closing
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from epos_bridge.adapters.sqlitedb import configure, connect, enable_wal
 from epos_bridge.adapters.sqlmap import bridge
 from epos_bridge.adapters.sqlmap.database import mapping_problem
 from epos_bridge.adapters.sqlmap.demo import seed_demo
-from epos_bridge.adapters.sqlmap.mapping import Mapping, MappingError, payment_visibility_warnings
+from epos_bridge.adapters.sqlmap.mapping import Mapping, MappingError, facts_read_by, payment_visibility_warnings
 from epos_bridge.demo_venue import DemoSeedRefused
 from epos_bridge.host.instance import DETACH_ROLE, AlreadyServing, VenueLockError, database_lock
 from epos_bridge.ports import AdapterInitError
@@ -286,3 +287,68 @@ def init(path: Path, mapping: Mapping, *, demo: bool, now: datetime) -> list[str
         except DemoSeedRefused as exc:
             raise AttachError(str(exc)) from exc
     return [f"{path}: a {mapping.name} database, attached", summary.words()]
+
+
+FACT_KINDS = ("order", "item", "modifier", "table", "area", "venue", "reservation")
+"""What ``EPOS_BRIDGE_FACTS`` rows are about (its ``KIND``); ``POS_KEY`` is the POS's own key."""
+
+
+def list_facts(path: Path, mapping: Mapping, kind: str | None = None) -> list[str]:
+    """The facts kept for the POS (``KIND POS_KEY FIELD = VALUE``), then the facts the mapping's
+    SQL reads, so an installer knows the names to set."""
+    with closing(_open(path)) as conn:
+        _require_attached(conn, path)
+        try:
+            rows = conn.execute(
+                "SELECT KIND, POS_KEY, FIELD, VALUE FROM EPOS_BRIDGE_FACTS WHERE (? IS NULL OR KIND = ?)"
+                " ORDER BY KIND, POS_KEY, FIELD",
+                [kind, kind],
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise AttachError(f"{path}: the facts cannot be read: {exc}") from exc
+    lines = [f"{k} {key} {field} = {value!r}" for k, key, field, value in rows] or ["no facts kept"]
+    read = sorted(f"{k}.{f}" for k, f in facts_read_by(mapping) if kind in (None, k))
+    return [*lines, f"the mapping {mapping.name} reads: {', '.join(read) or 'no facts'}"]
+
+
+def set_fact(path: Path, mapping: Mapping, kind: str, key: str, field: str, value: str | None) -> list[str]:
+    """Keep (or, with ``value`` ``None``, forget) one fact in one short transaction; safe while a
+    bridge serves the file (SQLite waits for its write lock, at most the busy timeout)."""
+    if kind not in FACT_KINDS:
+        raise AttachError(f"kind {kind!r} is not one of {', '.join(FACT_KINDS)}")
+    if not key or not field:
+        raise AttachError("a fact needs the POS's key and a field name")
+    with closing(_open(path)) as conn:
+        _require_attached(conn, path)
+        if value is None:
+            statement = "DELETE FROM EPOS_BRIDGE_FACTS WHERE KIND = ? AND POS_KEY = ? AND FIELD = ?"
+            _in_one_transaction_with(conn, statement, [kind, key, field])
+            done = f"forgot {kind} {key} {field}"
+        else:
+            statement = (
+                "INSERT INTO EPOS_BRIDGE_FACTS (KIND, POS_KEY, FIELD, VALUE) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (KIND, POS_KEY, FIELD) DO UPDATE SET VALUE = excluded.VALUE"
+            )
+            _in_one_transaction_with(conn, statement, [kind, key, field, value])
+            done = f"kept {kind} {key} {field} = {value!r}"
+    if (kind, field) not in facts_read_by(mapping):
+        return [done, f"warning: the mapping {mapping.name} never reads {kind}.{field}, so Dojo will not see it"]
+    return [done]
+
+
+def _require_attached(conn: sqlite3.Connection, path: Path) -> None:
+    if bridge.attached_version(conn) is None:
+        raise AttachError(f"{path} is not attached: run `epos-bridge db attach {path} --mapping M` first")
+
+
+def _in_one_transaction_with(conn: sqlite3.Connection, statement: str, values: Sequence[Any]) -> None:
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(statement, values)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:  # busy past the timeout, read-only, not a database
+        raise AttachError(f"the fact was not kept (nothing was changed): {exc}") from exc
