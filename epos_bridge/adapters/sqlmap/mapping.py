@@ -56,6 +56,12 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Writes = str | tuple[str, ...] | None
+"""A write key: one statement, or several run in order in the call's one transaction (the bill,
+then its seats and its table's status). Statement *n* may use ``:row_1`` … ``:row_<n-1>``, the
+row ids of the ones before; the key's own row id (a new order's key) is the first one's."""
+
+
 class OrderStatements(_Section):
     get: str | None = None
     """One order's header row; given ``:order_id``."""
@@ -71,13 +77,13 @@ class OrderStatements(_Section):
     """The order's tax lines; given ``:order_id``. With it, a new order may carry one tax line."""
     payments: str | None = None
     """Every payment row of the order (any tender); given ``:order_id``."""
-    cancel: str | None = None
+    cancel: Writes = None
     """Mark the order canceled; given ``:order_id`` and ``:now``."""
-    create: str | None = None
+    create: Writes = None
     """Insert an order Dojo creates; its row id is the new order's key."""
-    create_item: str | None = None
+    create_item: Writes = None
     """Insert one line of a new order; its row id is the line's key."""
-    create_modifier: str | None = None
+    create_modifier: Writes = None
     """Insert one modifier of a new order's line."""
     follow: str | None = None
     """Where the POS moved an order it no longer has under Dojo's id (an open bill checked out
@@ -86,9 +92,9 @@ class OrderStatements(_Section):
 
 
 class PaymentStatements(_Section):
-    insert: str | None = None
+    insert: Writes = None
     """Insert one payment row into the POS's payment table; its row id is kept by the bridge."""
-    order_paid: str | None = None
+    order_paid: Writes = None
     """Update the order's paid and due columns after its payments changed."""
     shown_by: tuple[str, ...] = ()
     """The POS's own tables its screens read a payment from (the bill, the table map, the
@@ -103,14 +109,14 @@ class ReservationStatements(_Section):
     """Every reservation, ascending ``id``; given nothing."""
     tables: str | None = None
     """The tables of a reservation, in order; given ``:reservation_id``, returns ``table_id``."""
-    create: str | None = None
+    create: Writes = None
     """Insert a reservation Dojo creates; its row id is the reservation's key."""
-    update: str | None = None
+    update: Writes = None
     """Replace a reservation's fields (replace semantics); given ``:reservation_id`` and its fields."""
-    delete: str | None = None
+    delete: Writes = None
     """Mark it deleted (or canceled) on the POS, if the POS can; the bridge keeps the deletion too."""
-    clear_tables: str | None = None
-    add_table: str | None = None
+    clear_tables: Writes = None
+    add_table: Writes = None
 
 
 class VenueStatements(_Section):
@@ -208,22 +214,38 @@ class Mapping(_Section):
         return value
 
     def statements(self) -> Iterator[tuple[str, str]]:
-        """Every statement present, as ``(key, sql)``; ``key`` is ``section.name``."""
+        """Every statement present, as ``(key, sql)``, each part of a write key on its own;
+        ``key`` is ``section.name``."""
+        for key, parts in self.entries():
+            for sql in parts:
+                yield key, sql
+
+    def entries(self) -> Iterator[tuple[str, tuple[str, ...]]]:
+        """Every key present, with its statements in order (only write keys take several)."""
         for section in ("orders", "payments", "reservations", "venue", "floor", "demo"):
             for name, sql in getattr(self, section).model_dump().items():
-                if isinstance(sql, str) and name != "schema_file":
-                    yield f"{section}.{name}", sql
+                if name == "schema_file" or sql is None or name == "shown_by":
+                    continue
+                yield f"{section}.{name}", (sql,) if isinstance(sql, str) else tuple(sql)
+
+    def parts(self, key: str) -> tuple[str, ...]:
+        """A write key's statements, in the order they run."""
+        section, name = key.split(".")
+        found: str | tuple[str, ...] | None = getattr(getattr(self, section), name)
+        if found is None:
+            raise MappingError(f"the mapping {self.name} has no {key} statement")
+        return (found,) if isinstance(found, str) else found
 
     def has(self, key: str) -> bool:
         section, name = key.split(".")
         return getattr(getattr(self, section), name) is not None
 
     def sql(self, key: str) -> str:
-        section, name = key.split(".")
-        found: str | None = getattr(getattr(self, section), name)
-        if found is None:
-            raise MappingError(f"the mapping {self.name} has no {key} statement")
-        return found
+        """A read key's one statement."""
+        parts = self.parts(key)
+        if len(parts) != 1:
+            raise MappingError(f"the mapping {self.name}'s {key} must be one statement, not {len(parts)}")
+        return parts[0]
 
 
 _ORDER_ROW = ("order_id", "now")
@@ -384,13 +406,16 @@ def load(mapping: str) -> Mapping:
         loaded = Mapping.model_validate({**document, "source": path})
     except ValidationError as exc:
         raise MappingError(f"the mapping file {path}: {_first_error(exc)}") from exc
-    for key, sql in loaded.statements():
-        unknown = parameters_in(sql) - set(PARAMETERS[key])
-        if unknown:
-            raise MappingError(
-                f"the mapping file {path}: {key} uses {', '.join(':' + u for u in sorted(unknown))}, which it is not "
-                f"given (it is given {', '.join(':' + p for p in PARAMETERS[key]) or 'nothing'})"
-            )
+    for key, parts in loaded.entries():
+        for number, sql in enumerate(parts, start=1):
+            given = (*PARAMETERS[key], *(f"row_{n}" for n in range(1, number)))
+            unknown = parameters_in(sql) - set(given)
+            if unknown:
+                where = key if len(parts) == 1 else f"{key} statement {number}"
+                raise MappingError(
+                    f"the mapping file {path}: {where} uses {', '.join(':' + u for u in sorted(unknown))}, which it is "
+                    f"not given (it is given {', '.join(':' + p for p in given) or 'nothing'})"
+                )
     return loaded
 
 
@@ -441,7 +466,8 @@ def payment_visibility_warnings(mapping: Mapping) -> list[str]:
         name.upper()
         for key in ("payments.insert", "payments.order_paid")
         if mapping.has(key)
-        for name in _WRITTEN_TABLE.findall(mapping.sql(key))
+        for sql in mapping.parts(key)
+        for name in _WRITTEN_TABLE.findall(sql)
         if not name.upper().startswith("EPOS_BRIDGE_")
     }
     shown = {name.upper() for name in mapping.payments.shown_by}

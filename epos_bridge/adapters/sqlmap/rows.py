@@ -60,8 +60,12 @@ def _rows(db: sqlite_utils.Database, sql: str, values: Any) -> list[Row]:
 
 
 def run(db: sqlite_utils.Database, mapping: Mapping, key: str, **values: Any) -> int | None:
-    """Run a mapping's write statement; returns the row id of an insert."""
-    return db.conn.execute(mapping.sql(key), values).lastrowid
+    """Run a mapping's write key, every statement in order (each given ``:row_<n>``, the row id
+    of statement *n* before it); returns the first statement's row id (an insert's new key)."""
+    row_ids: dict[str, int | None] = {}
+    for number, sql in enumerate(mapping.parts(key), start=1):
+        row_ids[f"row_{number}"] = db.conn.execute(sql, {**values, **row_ids}).lastrowid
+    return row_ids["row_1"]
 
 
 def order_key(order_id: str) -> int | None:
