@@ -105,10 +105,6 @@ class KeptRows:
             [order_id, key, json.dumps(RegisteredOrder(order_id, key, answer).answer_document()), format_utc(now)],
         )
 
-    def follow_order(self, registered: RegisteredOrder) -> PosOrder | None:
-        """A POS whose orders keep their key has nowhere to follow one to."""
-        return None
-
     def held_lock(self, order: PosOrder) -> HeldLock | None:
         kept = self.kept
         row = _one(

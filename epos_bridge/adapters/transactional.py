@@ -12,7 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
-from epos_bridge.ports import Deadline, PosRows
+from epos_bridge.domain.errors import NotFound
+from epos_bridge.domain.registry import RegisteredOrder
+from epos_bridge.ports import Deadline, PosOrder, PosRows
 from epos_bridge.protocol.capabilities import Capability
 
 T = TypeVar("T")
@@ -63,3 +65,19 @@ class RowStorage(Generic[H]):
 
     async def close(self) -> None:
         await self._store.close()
+
+
+class FindsOrders(Protocol):
+    def order(self, order_id: str) -> PosOrder: ...
+
+
+def last_known(rows: FindsOrders, registered: RegisteredOrder) -> PosOrder | None:
+    """``rows.order`` of the key the registry last found the order under (its own wire id, for
+    every built-in storage), once that is not the id Dojo asked for; ``None`` when it is gone."""
+    wire_id = str(registered.key)
+    if wire_id == registered.order_id:
+        return None
+    try:
+        return rows.order(wire_id)
+    except NotFound:
+        return None

@@ -65,21 +65,29 @@ class RegisteredOrder:
 
 
 def paid_through_dojo(registered: RegisteredOrder) -> bool:
-    """Dojo was told of a payment of its own on the order (one carrying a paymentIntentId)."""
+    """Dojo was told of a payment of its own on the order (one carrying a paymentIntentId). A
+    record without an answer was filled from recorded payments (an upgraded file), so it was."""
     answer = registered.answer
-    return answer is not None and any(p.payment_intent_id for p in answer.payments or ())
+    return answer is None or any(p.payment_intent_id for p in answer.payments or ())
 
 
 def closed_answer(registered: RegisteredOrder) -> Order:
-    """What Dojo was last told of the order, as Dojo knows it, and no longer payable. When the
-    stored answer cannot be read, the order's id closed: it is success that matters to Dojo here.
-    *(rec, spec silent)*: a removed order is reported Finalized; the POS closed it after Dojo paid."""
+    """What Dojo was last told of the order, as Dojo knows it, and no longer payable (its status
+    as last told). Without a stored answer, the order's id, Finalized: *(rec, spec silent)* the
+    POS closed it after Dojo paid, and it is the success that matters to Dojo here."""
     if registered.answer is None:
         # Recorded before answers were kept (an upgraded file): the record never held the order's
         # type, and DineIn is the one every product reads; Dojo needs only the success here.
         details = OrderDetails(order_type=OrderType.DINE_IN, dine_in=DineInDetails())
         return Order(id=registered.order_id, status=OrderStatus.FINALIZED, payable=False, details=details)
     return registered.answer.model_copy(update={"id": registered.order_id, "payable": False})
+
+
+def last_answer(registered: RegisteredOrder) -> Order:
+    """What Dojo was last told of an order the POS still has but cannot answer for now."""
+    if registered.answer is None:
+        return closed_answer(registered)
+    return registered.answer.model_copy(update={"id": registered.order_id})
 
 
 def read_gone(registered: RegisteredOrder) -> Order:

@@ -76,8 +76,9 @@ def wall_clock_in(naive: datetime, zone: tzinfo) -> datetime:
     """A local wall-clock time (no offset) in ``zone``, as aware time. The autumn's repeated
     hour is read as its *later* occurrence (``fold=1``): an order's last change read later than
     it was makes it look changed, never untouched, so a lock is never re-taken over a till's edit.
-    A time in the spring gap, which no clock showed, is read with the offset after the change."""
-    return naive.replace(tzinfo=zone, fold=1)
+    A time in the spring gap, which no clock showed, is read the same way: as the later of the
+    two instants it could mean (the offset before the change)."""
+    return max(naive.replace(tzinfo=zone, fold=fold).astimezone(UTC) for fold in (0, 1))
 
 
 def parse_stored_time(value: object, zone: tzinfo = UTC) -> datetime | None:

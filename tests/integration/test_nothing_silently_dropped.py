@@ -118,3 +118,23 @@ async def test_a_pos_that_keeps_local_time_is_read_and_written_in_its_zone(tmp_p
         assert abs(local - before) < timedelta(minutes=1), f"{written} is not London time now"
     finally:
         await adapter.close()
+
+
+@pytest.mark.logs_warnings("the replay is answered from the record, and says why")
+async def test_a_recorded_payment_replayed_after_the_till_wrote_a_fraction_is_still_success(tmp_path: Path) -> None:
+    """The order cannot be read now (0.5 of a line), but Dojo's retry must not be an error."""
+    path = tmp_path / "floreant.db"
+    till = FloreantTill(path)
+    till.seed(STANDARD_VENUE)
+    order = till.add_open_order("T1", 1000, "GBP")
+    adapter = sqlmap_pos(path, floreant())
+    rpc = rpc_over(adapter)
+    try:
+        first = ok(await rpc("RecordOrderPaymentByIdV1", pay(order, "pi_1", 400)))
+        till._sql("UPDATE TICKET_ITEM SET ITEM_COUNT = 0.5 WHERE TICKET_ID = ?", (order,))
+        assert ok(await rpc("RecordOrderPaymentByIdV1", pay(order, "pi_1", 400))) == first
+        failed(
+            await rpc("RecordOrderPaymentByIdV1", pay(order, "pi_2", 100)), "UnexpectedError"
+        )  # a new one: not served
+    finally:
+        await adapter.close()

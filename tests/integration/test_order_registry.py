@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,12 @@ import pytest
 import pytest_asyncio
 
 from epos_bridge.adapters.sqlite.schema import MIGRATIONS
+from epos_bridge.adapters.sqlite.setup import init_database
 from epos_bridge.adapters.sqlmap import bridge, setup
 from epos_bridge.adapters.sqlmap.mapping import SHIPPED, load
 from epos_bridge.domain.errors import PosUnavailable
-from epos_bridge.testing.contract_suite import STANDARD_VENUE, failed, ok, pay
+from epos_bridge.testing.contract_suite import STANDARD_VENUE, failed, lock, minutes_from_now, ok, pay
+from tests.helpers.builders import read_only
 from tests.helpers.contract import Rpc, rpc_over
 from tests.helpers.floreant import FloreantTill, floreant
 from tests.helpers.pos import sqlite_pos, sqlmap_pos
@@ -42,7 +45,7 @@ class CheckingOutTill(FloreantTill):
     noting the move where the installer's ``orders.follow`` reads it (a POS that keeps open bills
     and closed orders apart)."""
 
-    def check_out(self, order_id: str) -> str:
+    def check_out(self, order_id: str, *, settle: bool = True) -> str:
         with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
             columns = [str(r[1]) for r in conn.execute("SELECT * FROM pragma_table_info('TICKET')") if r[1] != "ID"]
             listed = ", ".join(columns)
@@ -53,11 +56,11 @@ class CheckingOutTill(FloreantTill):
             for statement in (
                 "UPDATE TRANSACTIONS SET TICKET_ID = :new WHERE TICKET_ID = :old",
                 "UPDATE TICKET_ITEM SET TICKET_ID = :new WHERE TICKET_ID = :old",
-                "UPDATE TICKET SET SETTLED = 1, PAID = 1, DUE_AMOUNT = 0 WHERE ID = :new",
+                "UPDATE TICKET SET SETTLED = 1, PAID = 1, DUE_AMOUNT = 0 WHERE ID = :new AND :settle",
                 "INSERT INTO TICKET_MOVES (OLD_ID, NEW_ID) VALUES (:old, :new)",
                 "DELETE FROM TICKET WHERE ID = :old",
             ):
-                conn.execute(statement, {"old": int(order_id), "new": new_key})
+                conn.execute(statement, {"old": int(order_id), "new": new_key, "settle": int(settle)})
         return str(new_key)
 
 
@@ -135,6 +138,9 @@ async def test_a_reference_file_paid_before_the_record_existed_still_answers_a_r
         sql(path, ("DELETE FROM orders WHERE id = 7", ()))
         replay = ok(await rpc("RecordOrderPaymentByIdV1", pay("7", "pi_old", 5000)))
         assert (replay["id"], replay["payable"]) == ("7", False)
+        # Dojo paid it, so a read is never NotFound; nor a lock: Conflict, the order is closed.
+        assert ok(await rpc("GetOrderByIdV1", {"orderId": "7"}))["payable"] is False
+        failed(await rpc("CreateOrderLockV1", lock("7", "lock-1", minutes_from_now(5))), "Conflict")
         failed(await rpc("RecordOrderPaymentByIdV1", pay("7", "pi_new", 100)), "Conflict")
     finally:
         await adapter.close()
@@ -175,5 +181,57 @@ async def test_a_sqlmap_file_attached_by_an_older_bridge_is_refused_until_attach
     try:
         replay = ok(await rpc_over(adapter)("RecordOrderPaymentByIdV1", pay(order, "pi_1", 4000)))
         assert (replay["id"], replay["status"], replay["payable"]) == (order, "Finalized", False)
+    finally:
+        await adapter.close()
+
+
+async def test_an_open_bill_moved_to_a_new_key_keeps_taking_payments_under_dojos_id(
+    moving_floreant: tuple[CheckingOutTill, Rpc],
+) -> None:
+    """The registry follows the bill to its new key; the next calls find it there, not gone."""
+    till, rpc = moving_floreant
+    order = till.add_open_order("T1", 10000, "GBP")
+    ok(await rpc("RecordOrderPaymentByIdV1", pay(order, "pi_1", 2000)))
+    till.check_out(order, settle=False)  # moved, still open
+    assert ok(await rpc("RecordOrderPaymentByIdV1", pay(order, "pi_2", 3000)))["paidAmount"]["value"] == 5000
+    third = ok(await rpc("RecordOrderPaymentByIdV1", pay(order, "pi_3", 1000)))
+    assert (third["id"], third["paidAmount"]["value"], third["payable"]) == (order, 6000, True)
+    assert ok(await rpc("GetOrderByIdV1", {"orderId": order}))["paidAmount"]["value"] == 6000
+
+
+async def test_the_ledger_follows_a_dojo_payment_the_reference_pos_moves_to_another_order(tmp_path: Path) -> None:
+    """The till re-keys a bill: a new order, the payment row moved onto it (or inserted again
+    there after the old order cascaded away), the old order deleted. Nothing the POS does fails
+    on the bridge's trigger, and the recorded intent is still one replay."""
+    path = tmp_path / "pos.db"
+    init_database(path, demo=False, now=datetime.now(UTC))
+    stamp = "2026-12-07T10:00:00.000Z"
+    sql(path, ("INSERT INTO orders (id, total_amount, created_at, updated_at) VALUES (7, 5000, ?, ?)", (stamp, stamp)))
+    adapter = sqlite_pos(path)
+    try:
+        rpc = rpc_over(adapter)
+        ok(await rpc("RecordOrderPaymentByIdV1", pay("7", "pi_1", 2000)))
+        ok(await rpc("RecordOrderPaymentByIdV1", pay("7", "pi_2", 1000)))
+        sql(
+            path,
+            ("INSERT INTO orders (id, total_amount, created_at, updated_at) VALUES (8, 5000, ?, ?)", (stamp, stamp)),
+            ("UPDATE payments SET order_id = 8 WHERE payment_intent_id = 'pi_1'", ()),
+        )
+        sql(
+            path,
+            ("DELETE FROM orders WHERE id = 7", ()),  # pi_2's row cascades away with it
+            (
+                "INSERT INTO payments (order_id, payment_intent_id, paid_amount, status, recorded_at)"
+                " VALUES (8, 'pi_2', 1000, 'Recorded', ?)",
+                (stamp,),
+            ),
+        )
+        assert read_only(path, "SELECT payment_intent_id, order_key FROM dojo_payments ORDER BY 1") == [
+            ("pi_1", 8),
+            ("pi_2", 8),
+        ]
+        assert ok(await rpc("GetOrderByIdV1", {"orderId": "8"}))["paidAmount"]["value"] == 3000
+        assert ok(await rpc("RecordOrderPaymentByIdV1", pay("8", "pi_2", 1000)))["paidAmount"]["value"] == 3000
+        assert ok(await rpc("RecordOrderPaymentByIdV1", pay("7", "pi_1", 2000)))["id"] == "7"  # Dojo's old id
     finally:
         await adapter.close()

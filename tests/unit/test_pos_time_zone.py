@@ -27,8 +27,8 @@ def utc(*parts: int) -> datetime:
         ("2026-10-25T01:30:00", utc(2026, 10, 25, 1, 30)),
         ("2026-10-25T00:59:00", utc(2026, 10, 24, 23, 59)),  # before the repeat: still BST
         ("2026-10-25T02:00:00", utc(2026, 10, 25, 2)),
-        # 29 Mar 2026: 01:00 GMT jumps to 02:00 BST; 01:30 never showed on a clock (summer offset).
-        ("2026-03-29T01:30:00", utc(2026, 3, 29, 0, 30)),
+        # 29 Mar 2026: 01:00 GMT jumps to 02:00 BST; 01:30 never showed: read as the later instant it could be.
+        ("2026-03-29T01:30:00", utc(2026, 3, 29, 1, 30)),
         ("2026-03-29T00:59:00", utc(2026, 3, 29, 0, 59)),
         ("2026-03-29T02:00:00", utc(2026, 3, 29, 1)),
         ("2026-07-01T13:00:00Z", utc(2026, 7, 1, 13)),  # an explicit offset wins over the zone

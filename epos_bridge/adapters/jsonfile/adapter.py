@@ -28,8 +28,8 @@ from typing import Generic, TypeVar
 from epos_bridge.adapters.jsonfile import documents as docs
 from epos_bridge.adapters.jsonfile.changes import JsonFileChangeLog
 from epos_bridge.adapters.jsonfile.lockfile import DEFAULT_LOCK_TIMEOUT_S
-from epos_bridge.adapters.jsonfile.store import CorruptDocument, Document, JsonFolder, Snapshot
-from epos_bridge.adapters.transactional import RowStorage
+from epos_bridge.adapters.jsonfile.store import Document, JsonFolder, Snapshot
+from epos_bridge.adapters.transactional import RowStorage, last_known
 from epos_bridge.domain import bookings, records
 from epos_bridge.domain.bill import VenueDetails
 from epos_bridge.domain.bookings import PartyFilter, PartyRecord, ReservationFilter, ReservationRecord
@@ -213,11 +213,9 @@ class JsonFileRows:
         """The order's file while the POS still has it, then the ledger."""
         key = int(recorded.order_id)
         found = self._orders.get(key) or self.snap.load(_order_file(key), fresh=self._fresh)
-        if found is not None:
-            document = copy.deepcopy(found)
-            rows = [r for r in document.get("payments", []) if r.get("paymentIntentId") == payment_intent_id]
-            if not rows:  # recorded_intent found it in this same transaction: only a corrupt file lands here
-                raise CorruptDocument(f"{_order_file(key)} lost the payment of intent {payment_intent_id!r} mid-call")
+        document = copy.deepcopy(found) if found is not None else {}
+        rows = [r for r in document.get("payments", []) if r.get("paymentIntentId") == payment_intent_id]
+        if rows:  # the till may have removed the row or the order since: the ledger still changes
             rows[0]["status"] = status
             self._save_order(key, {**document, "updatedAt": format_utc(now)})
         log_doc = self._intent_log(payment_intent_id)
@@ -242,8 +240,8 @@ class JsonFileRows:
         )
 
     def follow_order(self, registered: RegisteredOrder) -> PosOrder | None:
-        """A folder's orders keep their file: there is nowhere to follow one to."""
-        return None
+        """A folder's orders keep their file: only the key the bridge last found it at."""
+        return last_known(self, registered)
 
     # --- tables and areas -----------------------------------------------------------------
 

@@ -111,7 +111,11 @@ def write_json_atomic(path: Path, document: Any) -> None:
 
     The POS must write the same way; ``docs/file-database.md`` shows this function in full.
     """
-    data = (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    write_bytes_atomic(path, (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """:func:`write_json_atomic` of bytes already encoded (a file put back as it was)."""
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -157,6 +161,8 @@ class Snapshot:
     probing: bool = False
     deadline: Deadline | None = None
     written: bool = field(default=False, init=False)
+    _before: dict[Path, bytes | None] = field(default_factory=dict, init=False)
+    """Each file this call replaced, as it was before (``None``: it did not exist)."""
 
     @property
     def root(self) -> Path:
@@ -196,8 +202,32 @@ class Snapshot:
         self.written = True
         path = self.folder.path / relative
         path.parent.mkdir(parents=True, exist_ok=True)
+        if path not in self._before:
+            try:
+                self._before[path] = path.read_bytes()
+            except FileNotFoundError:
+                self._before[path] = None
         write_json_atomic(path, document)
         self.folder.cache.forget(path)
+
+    def undo(self) -> None:
+        """Put back every file this call replaced, newest first: a call that fails after it
+        wrote leaves the folder as it found it (the port's all-or-nothing, short of a crash)."""
+        for path, before in reversed(self._before.items()):
+            if before is None:
+                path.unlink(missing_ok=True)
+            else:
+                write_bytes_atomic(path, before)
+            self.folder.cache.forget(path)
+        self._before.clear()
+
+
+def _undone_on_failure(work: Callable[[Snapshot], T], snap: Snapshot) -> T:
+    try:
+        return work(snap)
+    except BaseException:
+        snap.undo()
+        raise
 
 
 class JsonFolder:
@@ -243,7 +273,7 @@ class JsonFolder:
                     try:
                         with self.lock.hold(exclusive=True, timeout_s=0):
                             self._check_format()
-                            return work(Snapshot(self, writable=True, deadline=deadline))
+                            return _undone_on_failure(work, Snapshot(self, writable=True, deadline=deadline))
                     except LockTimeout:
                         pass
                 # Busy, or already due: a call that needs no write is answered from the files.
@@ -255,7 +285,7 @@ class JsonFolder:
             with self.lock.hold(exclusive=writable, timeout_s=wait_s):
                 self._check_format()
                 self._refuse_if_due(deadline)
-                return work(Snapshot(self, writable=writable, deadline=deadline))
+                return _undone_on_failure(work, Snapshot(self, writable=writable, deadline=deadline))
         except EposFailure:
             raise
         except LockTimeout as exc:

@@ -20,13 +20,14 @@ from epos_bridge.adapters.kept_rows import KeptChangeLog, KeptRows
 from epos_bridge.adapters.sqlite import rows, writes
 from epos_bridge.adapters.sqlite.connection import PosDatabase
 from epos_bridge.adapters.sqlite.schema import KEPT
-from epos_bridge.adapters.transactional import RowStorage
+from epos_bridge.adapters.transactional import RowStorage, last_known
 from epos_bridge.domain.bill import VenueDetails
 from epos_bridge.domain.bookings import PartyFilter, PartyRecord, ReservationFilter, ReservationRecord
 from epos_bridge.domain.orders import OrderFilter, OrderRecord, PaymentRecord, StoredPayment
 from epos_bridge.domain.pagination import Page, PageRequest
 from epos_bridge.domain.payments import RecordedIntent
 from epos_bridge.domain.records import StoredRecord
+from epos_bridge.domain.registry import RegisteredOrder
 from epos_bridge.ports import PosOrder
 from epos_bridge.protocol.entities import Area, Order, OrderStatus, Party, Reservation, Table
 
@@ -91,6 +92,10 @@ class SqliteRows(KeptRows):
 
     def payments(self, order: PosOrder) -> tuple[StoredPayment, ...]:
         return rows.stored_payments(self.db, order.key)
+
+    def follow_order(self, registered: RegisteredOrder) -> PosOrder | None:
+        """The reference schema's orders keep their key: only the key the bridge last found it at."""
+        return last_known(self, registered)
 
     def answer_order(self, key: int) -> Order:
         return rows.load_orders(self.db, [key])[0]

@@ -113,6 +113,16 @@ OPEN_ORDERS_SQL = "status NOT IN ('Canceled', 'Finalized')"
 indexes are used only for this very text). Frozen with migration 4."""
 
 
+_LEDGER_ROW = (
+    "INSERT INTO dojo_payments"
+    " (payment_intent_id, order_key, pos_payment_id, paid_amount, tips_amount, status, recorded_at)"
+    " VALUES (NEW.payment_intent_id, NEW.order_id, NEW.id, NEW.paid_amount, NEW.tips_amount, NEW.status,"
+    " NEW.recorded_at)"
+    " ON CONFLICT (payment_intent_id) DO UPDATE SET order_key = excluded.order_key,"
+    " pos_payment_id = excluded.pos_payment_id"
+)
+"""A Dojo payment row into the bridge's ledger, or the ledger following it to another order (schema v5)."""
+
 MIGRATIONS: tuple[str, ...] = (
     # 0 -> 1: the reference schema.
     """
@@ -371,8 +381,9 @@ MIGRATIONS: tuple[str, ...] = (
     # "The bridge's record"). A payment row cascades away with its order and a POS may delete an
     # order Dojo paid; a retried paymentIntentId must still be a replay. The ledger is filled by a
     # trigger, so every Dojo payment row (a payment call's or a new order's) lands there in the
-    # same transaction; the registry keeps what Dojo was last told of each order it wrote to.
-    """
+    # same transaction (and follows it when the POS moves the row to another order); the registry
+    # keeps what Dojo was last told of each order it wrote to. (No values: _LEDGER_ROW is code.)
+    f"""
     CREATE TABLE dojo_payments (
         payment_intent_id TEXT PRIMARY KEY,
         order_key INTEGER NOT NULL,
@@ -388,10 +399,11 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT payment_intent_id, order_id, id, paid_amount, tips_amount, status, recorded_at
         FROM payments WHERE payment_intent_id IS NOT NULL;
     CREATE TRIGGER dojo_payments_ledger AFTER INSERT ON payments WHEN NEW.payment_intent_id IS NOT NULL BEGIN
-        INSERT INTO dojo_payments
-            (payment_intent_id, order_key, pos_payment_id, paid_amount, tips_amount, status, recorded_at)
-        VALUES (NEW.payment_intent_id, NEW.order_id, NEW.id, NEW.paid_amount, NEW.tips_amount, NEW.status,
-            NEW.recorded_at);
+        {_LEDGER_ROW};
+    END;
+    CREATE TRIGGER dojo_payments_ledger_moved AFTER UPDATE OF order_id, payment_intent_id ON payments
+    WHEN NEW.payment_intent_id IS NOT NULL BEGIN
+        {_LEDGER_ROW};
     END;
     CREATE TABLE dojo_orders (
         order_id TEXT PRIMARY KEY,
@@ -401,7 +413,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO dojo_orders (order_id, order_key, answer, answered_at)
         SELECT CAST(order_key AS TEXT), order_key, NULL, MAX(recorded_at) FROM dojo_payments GROUP BY order_key;
-    """,
+    """,  # noqa: S608
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -24,7 +24,7 @@ from epos_bridge.adapters.sqlmap import rows, writes
 from epos_bridge.adapters.sqlmap.bridge import KEPT
 from epos_bridge.adapters.sqlmap.database import MappedDatabase
 from epos_bridge.adapters.sqlmap.mapping import Mapping, capabilities
-from epos_bridge.adapters.transactional import RowStorage
+from epos_bridge.adapters.transactional import RowStorage, last_known
 from epos_bridge.domain import bookings
 from epos_bridge.domain.bill import VenueDetails
 from epos_bridge.domain.bookings import ReservationFilter, ReservationRecord
@@ -151,8 +151,11 @@ class SqlMapRows(KeptRows):
             writes.order_paid(self.db, self.map, int(recorded.order_id), now)
 
     def follow_order(self, registered: RegisteredOrder) -> PosOrder | None:
-        if not self.map.has("orders.follow"):
-            return None
+        """Under the key the bridge last found it at, else where ``orders.follow`` says the POS
+        moved it from there."""
+        here = last_known(self, registered)
+        if here is not None or not self.map.has("orders.follow"):
+            return here
         found = rows.query(self.db, self.map, "orders.follow", order_key=registered.key, order_id=registered.order_id)
         moved = found[0].get("id") if found else None
         if moved is None or str(moved) == str(registered.key):

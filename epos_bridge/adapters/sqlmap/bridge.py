@@ -400,7 +400,11 @@ def latest_recent_money_fact(conn: sqlite3.Connection) -> str | None:
     :data:`FORGET_AFTER_DAYS` (ISO 8601 UTC), or ``None`` when there is none that recent."""
     cutoff = f"strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-{FORGET_AFTER_DAYS} days')"
     found = []
-    for table, column in (("EPOS_BRIDGE_PAYMENTS", "RECORDED_AT"), ("EPOS_BRIDGE_INTENT_EVENTS", "RECEIVED_AT")):
+    for table, column in (
+        ("EPOS_BRIDGE_PAYMENTS", "RECORDED_AT"),
+        ("EPOS_BRIDGE_ORDERS", "ANSWERED_AT"),
+        ("EPOS_BRIDGE_INTENT_EVENTS", "RECEIVED_AT"),
+    ):
         if _has_table(conn, table):
             row = conn.execute(f"SELECT MAX({column}) FROM {table} WHERE {column} > {cutoff}").fetchone()  # noqa: S608
             if row and row[0]:

@@ -450,7 +450,7 @@ def facts_read_by(mapping: Mapping) -> set[tuple[str, str]]:
 
 
 _WRITTEN_TABLE = re.compile(
-    r"\b(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE(?:\s+OR\s+\w+)?)\s+[\"`\[]?([A-Za-z_][A-Za-z0-9_]*)",
+    r"\b(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|(?<!DO )UPDATE(?:\s+OR\s+\w+)?)\s+[\"`\[]?([A-Za-z_][A-Za-z0-9_]*)",
     re.IGNORECASE,
 )
 

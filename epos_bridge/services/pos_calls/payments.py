@@ -8,12 +8,12 @@ from datetime import datetime
 
 from epos_bridge.domain import intents, orders, payments
 from epos_bridge.domain import registry as registry_rules
-from epos_bridge.domain.errors import NotFound
+from epos_bridge.domain.errors import NotFound, PosUnavailable
 from epos_bridge.domain.registry import RegisteredOrder
-from epos_bridge.ports import CallContext, PosRows
+from epos_bridge.ports import CallContext, PosOrder, PosRows
 from epos_bridge.protocol import params as wire
 from epos_bridge.protocol.entities import Order, PaymentIntentEvent
-from epos_bridge.services.pos_calls.registry import answer_and_register, locate
+from epos_bridge.services.pos_calls.registry import answer, answer_and_register, locate
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +55,28 @@ def record_order_payment(
     )
     if decision.warning:
         log.warning("%s", decision.warning)
-    if decision.payment is not None:
-        rows.insert_payment(order, orders.PaymentRecord.taken(decision.payment, now, params.headers), now)
     ctx.record(*decision.events)
-    return answer_and_register(rows, order, now, changed=decision.payment is not None)
+    if decision.payment is None:
+        return _replay_answer(rows, order, params)
+    rows.insert_payment(order, orders.PaymentRecord.taken(decision.payment, now, params.headers), now)
+    return answer_and_register(rows, order, now, changed=True)
+
+
+def _replay_answer(rows: PosRows, order: PosOrder, params: wire.RecordOrderPaymentParams) -> Order:
+    """A replay is success whatever the order reads like now: when the POS's rows no longer make
+    an answer (a line the mapping cannot map, a fraction the till wrote since), the bridge's
+    record answers instead. An error here would make Dojo reverse money the till holds."""
+    try:
+        return answer(rows, order)
+    except PosUnavailable as exc:
+        log.warning(
+            "payment intent %s replayed on order %s, which cannot be read now (%s): answered from the bridge's record",
+            params.payment_intent_id,
+            params.order_id,
+            exc,
+        )
+        registered = rows.registered_order(order.order_id) or RegisteredOrder(order.order_id, order.key)
+        return registry_rules.last_answer(registered)
 
 
 def handle_payment_intent_event(
