@@ -81,6 +81,8 @@ class JsonFileRows:
         self.snap = snap
         self._fresh = snap.writable
         self._orders: dict[int, Document] = {}
+        if snap.writable and not snap.probing and snap.load(docs.LEDGER_MARK, fresh=True) is None:
+            self._bring_over_the_ledger()
         self.parties: _Bookings[PartyRecord, Party, PartyFilter] = _Bookings(
             snap,
             docs.PARTIES,
@@ -97,6 +99,21 @@ class JsonFileRows:
             _reservation_of,
             docs.SearchedReservationDocument,
         )
+
+    def _bring_over_the_ledger(self) -> None:
+        """Once, in the first write after an upgrade: every Dojo payment already in the order
+        files goes into the ledger (and its order into the registry, without an answer), so it
+        outlives its order's file like a payment recorded since."""
+        orders = set()
+        for intent, key, entry in docs.ledger_backfill(_orders(self.snap)):
+            log_doc = self._intent_log(intent)
+            if "recorded" not in log_doc:
+                self.snap.save(docs.intent_file(intent), {**log_doc, "recorded": entry})
+            orders.add(key)
+        for key in sorted(orders):
+            if self.registered_order(str(key)) is None:
+                self.snap.save(docs.registry_file(str(key)), {"orderId": str(key), "orderKey": key, "answer": None})
+        self.snap.save(docs.LEDGER_MARK, {"ledger": "every Dojo payment of this folder is in payment_intents/"})
 
     # --- orders ---------------------------------------------------------------------------
 

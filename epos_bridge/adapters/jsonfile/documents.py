@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
 from typing import Any, TypeVar
@@ -48,6 +48,8 @@ ORDERS = "orders"
 PARTIES = "parties"
 RESERVATIONS = "reservations"
 PAYMENT_INTENTS = "payment_intents"
+LEDGER_MARK = "ledger.json"
+"""Written once the bridge's ledger holds every Dojo payment of the folder (see :func:`ledger_backfill`)."""
 DOJO_ORDERS = "dojo_orders"
 """The bridge's registry of the orders Dojo wrote to, one file per Dojo order id."""
 VENUE = "venue.json"
@@ -89,8 +91,25 @@ def registry_file(order_id: str) -> str:
 
 def recorded_doc(order_key: int, record: PaymentRecord) -> Document:
     """The ledger entry kept in the intent's own file: it outlives the order's file."""
-    row = payment_doc(record)
-    return {"orderKey": order_key, **{name: row[name] for name in ("paidAmount", "tipsAmount", "status", "recordedAt")}}
+    return ledger_entry(order_key, payment_doc(record))
+
+
+def ledger_entry(order_key: int, row: Document) -> Document:
+    """A ledger entry from an order file's payment row."""
+    return {
+        "orderKey": order_key,
+        **{name: row.get(name) for name in ("paidAmount", "tipsAmount", "status", "recordedAt")},
+    }
+
+
+def ledger_backfill(orders: Iterable[tuple[int, Document]]) -> Iterator[tuple[str, int, Document]]:
+    """``(paymentIntentId, order key, ledger entry)`` of every Dojo payment in the order files: a
+    folder written by a bridge older than the ledger, brought over once."""
+    for key, document in orders:
+        for row in document.get("payments") or ():
+            intent = row.get("paymentIntentId") if isinstance(row, dict) else None
+            if intent:
+                yield intent, key, ledger_entry(key, row)
 
 
 def next_id(sequences: Any, kind: str, existing: Iterable[int]) -> int:

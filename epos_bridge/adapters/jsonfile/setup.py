@@ -55,6 +55,10 @@ def init_folder(path: Path, *, demo: bool, now: datetime) -> FolderInitReport:
         with FolderLock(path).hold():
             if created:
                 write_json_atomic(path / FORMAT_FILE, {"format": FORMAT_NAME, "version": FORMAT_VERSION})
+                # A new folder's ledger starts complete: nothing to bring over from older order files.
+                write_json_atomic(
+                    path / docs.LEDGER_MARK, {"ledger": "every Dojo payment of this folder is in payment_intents/"}
+                )
             for directory in (docs.ORDERS, docs.PARTIES, docs.RESERVATIONS, docs.PAYMENT_INTENTS):
                 (path / directory).mkdir(mode=0o700, exist_ok=True)
             for name in (docs.AREAS, docs.TABLES):
