@@ -15,7 +15,9 @@ from epos_bridge import __version__
 
 if TYPE_CHECKING:
     from epos_bridge.config import BridgeSettings
-    from epos_bridge.ports import AdapterFactory, AttachableFactory, KeepsFacts
+    from epos_bridge.ports import AdapterFactory
+
+_NO_TABLES = "keeps nothing of the bridge's in the POS database"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -374,59 +376,50 @@ def _db_init(args: argparse.Namespace) -> int:
     return _print_lines(lambda: factory.init(args.path, demo=args.demo))
 
 
-def _attachable(args: argparse.Namespace) -> AttachableFactory | None:
-    from epos_bridge.ports import AttachableFactory
-
+def _db_factory_that(args: argparse.Namespace, can: Any, lacking: str) -> Any:
+    """The adapter named, if it is a ``can`` (a runtime-checkable port: mypy takes no Protocol
+    for ``type[T]``, so callers name the type), printing what it lacks if not; else ``None``."""
     factory = _db_factory(args)
-    if factory is None:
-        return None
-    if not isinstance(factory, AttachableFactory):
-        print(
-            f"epos-bridge: the {args.adapter} adapter keeps nothing of the bridge's in the POS database",
-            file=sys.stderr,
-        )
+    if factory is not None and not isinstance(factory, can):
+        print(f"epos-bridge: the {args.adapter} adapter {lacking}", file=sys.stderr)
         return None
     return factory
 
 
 def _db_attach(args: argparse.Namespace) -> int:
-    factory = _attachable(args)
+    from epos_bridge.ports import AttachableFactory
+
+    factory: AttachableFactory | None = _db_factory_that(args, AttachableFactory, _NO_TABLES)
     if factory is None:
         return 2
     return _print_lines(lambda: factory.attach(args.path, dry_run=args.dry_run))
 
 
 def _db_detach(args: argparse.Namespace) -> int:
-    factory = _attachable(args)
+    from epos_bridge.ports import AttachableFactory
+
+    factory: AttachableFactory | None = _db_factory_that(args, AttachableFactory, _NO_TABLES)
     if factory is None:
         return 2
     return _print_lines(lambda: factory.detach(args.path, dry_run=args.dry_run, forget_payments=args.forget_payments))
 
 
-def _fact_keeper(args: argparse.Namespace) -> KeepsFacts | None:
+def _facts_list(args: argparse.Namespace) -> int:
     from epos_bridge.ports import KeepsFacts
 
-    factory = _db_factory(args)
-    if factory is None:
-        return None
-    if not isinstance(factory, KeepsFacts):
-        print(f"epos-bridge: the {args.adapter} adapter keeps no facts of its own", file=sys.stderr)
-        return None
-    return factory
-
-
-def _facts_list(args: argparse.Namespace) -> int:
-    keeper = _fact_keeper(args)
+    keeper: KeepsFacts | None = _db_factory_that(args, KeepsFacts, "keeps no facts of its own")
     if keeper is None:
         return 2
     return _print_lines(lambda: keeper.list_facts(args.path, args.kind))
 
 
 def _facts_set(args: argparse.Namespace) -> int:
+    from epos_bridge.ports import KeepsFacts
+
     if args.clear == (args.value is not None):
         print("epos-bridge: give a value, or --clear (not both)", file=sys.stderr)
         return 2
-    keeper = _fact_keeper(args)
+    keeper: KeepsFacts | None = _db_factory_that(args, KeepsFacts, "keeps no facts of its own")
     if keeper is None:
         return 2
     return _print_lines(lambda: keeper.set_fact(args.path, args.kind, args.key, args.field, args.value))

@@ -131,6 +131,7 @@ async def test_forgetting_the_payment_record_is_explicit_and_not_while_dojo_may_
     with closing(sqlite3.connect(path)) as conn:  # a month on: Dojo retries nothing that old
         conn.execute("UPDATE EPOS_BRIDGE_PAYMENTS SET RECORDED_AT = '2020-01-01T00:00:00.000Z'")
         conn.execute("UPDATE EPOS_BRIDGE_INTENT_EVENTS SET RECEIVED_AT = '2020-01-01T00:00:00.000Z'")
+        conn.execute("UPDATE EPOS_BRIDGE_ORDERS SET ANSWERED_AT = '2020-01-01T00:00:00.000Z'")  # the registry too
         conn.commit()
     forgot = db_cli(tmp_path, "detach", str(path), "--forget-payments")
     assert forgot.returncode == 0, forgot.stderr
