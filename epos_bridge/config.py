@@ -158,7 +158,7 @@ class BridgeSettings(BaseModel):
     db_path: Path | None = None
     mapping: str | None = None
     """For an adapter that reads the POS through a mapping file (``sqlmap``): a path, or the name
-    of a mapping shipped with it (``floreant``); other adapters ignore it."""
+    of a mapping shipped with it (``floreant``, ``ospos``); other adapters ignore it."""
     data_dir: Path = Field(default_factory=default_data_dir)
     proxy: str | None = None
     max_frame_bytes: int = Field(default=MAX_FRAME_BYTES, ge=MIN_FRAME_BYTES, le=MAX_FRAME_BYTES_CEILING)

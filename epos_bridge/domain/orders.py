@@ -315,15 +315,19 @@ def check_stored_as_sent(params: CreateOrderParams, stored: Order) -> None:
 
 def _first_difference(sent: object, kept: object, path: str) -> str | None:
     """Where ``kept`` does not hold what ``sent`` says. An empty list or object, and a zero
-    amount (a tip of 0, which every storage reads back as none), count as absent."""
+    amount (a tip of 0, which every storage reads back as none), count as absent. A field not
+    stored at all is named before any difference it causes (a service charge the POS has no
+    column for makes its computed total differ too)."""
     if isinstance(sent, dict):
         kept_fields = kept if isinstance(kept, dict) else {}
-        for name, value in sent.items():
-            where = f"{path}.{name}" if path else name
-            if value in ([], {}) or (name not in kept_fields and _zero_money(value)):
-                continue
+        present = {name: value for name, value in sent.items() if value not in ([], {})}
+        for name, value in present.items():
+            if name not in kept_fields and not _zero_money(value):
+                return f"{path}.{name}: sent but not stored" if path else f"{name}: sent but not stored"
+        for name, value in present.items():
             if name not in kept_fields:
-                return f"{where}: sent but not stored"
+                continue
+            where = f"{path}.{name}" if path else name
             found = _first_difference(value, kept_fields[name], where)
             if found is not None:
                 return found

@@ -120,8 +120,12 @@ class Seeder(Protocol):
         """A till rings up an open DineIn order with one line of ``total_value``; returns its id."""
         ...
 
-    def set_order_status(self, order_id: str, status: str) -> None:
-        """A till moves the order to ``status`` (e.g. ``Finalized``), bumping its last change."""
+    def set_order_status(self, order_id: str, status: str) -> str | None:
+        """A till moves the order to ``status`` (e.g. ``Finalized``), bumping its last change.
+
+        Returns ``None``, or the id the order is known by afterwards when the POS re-keys it (an
+        open bill checked out into a closed sale under a new key): the tests go on with that id.
+        """
         ...
 
     def open_order_at_till(self, order_id: str, till: str) -> None:
@@ -315,6 +319,16 @@ def _holds(stored: Any, sent: Any) -> bool:
     if isinstance(sent, list):
         return isinstance(stored, list) and len(stored) == len(sent) and all(map(_holds, stored, sent))
     return bool(stored == sent)
+
+
+LINES_ONLY_REFUSES = ("modifiers", "discounts", "taxLines", "serviceChargeAmount")
+"""What a POS that keeps only an order's lines may refuse of a new order, naming it."""
+
+
+def _moved_to(seeder: Seeder, order_id: str, status: str) -> str:
+    """The till moves the order to ``status``; the id it is known by afterwards (a POS that
+    checks a bill out under a new key says which)."""
+    return seeder.set_order_status(order_id, status) or order_id
 
 
 def _remove(seeder: Seeder, order_id: str) -> None:
@@ -526,12 +540,25 @@ class AdapterContract:
             burger = {k: v for k, v in request["items"][0].items() if k != "subItems"}
             request = {**request, "items": [burger, request["items"][1]], "totalAmount": money(3000)}
             answer = await epos_rpc("CreateOrderV1", request)
+        if "error" in answer:
+            # A POS that keeps only lines (no modifiers, order discounts, Dojo's tax lines or
+            # service charge: Open Source Point of Sale) refuses the first of them by name,
+            # storing nothing; the lines alone, at the total they make, must then round-trip.
+            refused = failed(answer, "InvalidRequest")["debugMessage"]
+            assert any(part in refused for part in LINES_ONLY_REFUSES), refused
+            assert ok(await epos_rpc("SearchOrdersV1", {}))["data"] == []
+            lines = [{k: v for k, v in item.items() if k not in ("subItems", "modifiers")} for item in request["items"]]
+            total = sum(item["quantity"] * item["amountPerItem"]["value"] for item in lines)
+            request = {k: v for k, v in request.items() if k not in LINES_ONLY_REFUSES}
+            request = {**request, "items": lines, "totalAmount": money(total)}
+            answer = await epos_rpc("CreateOrderV1", request)
         created = ok(answer)
         again = ok(await epos_rpc("CreateOrderV1", order_params("dojo-1", total=99)))
         fetched = ok(await epos_rpc("GetOrderByIdV1", {"orderId": created["id"]}))
         assert again == created == fetched
         for key in ("items", "note", "customer", "discounts", "taxLines", "serviceChargeAmount", "reference"):
-            assert fetched[key] == request[key], key
+            if key in request:
+                assert fetched[key] == request[key], key
         assert fetched["status"] == "New"
         assert fetched["payable"] is True
         other = ok(await epos_rpc("CreateOrderV1", order_params("dojo-2")))
@@ -700,7 +727,7 @@ class AdapterContract:
         if state == "paid":
             ok(await epos_rpc("RecordOrderPaymentByIdV1", pay(epos_order, "pi_1", 500)))
         elif state == "finalized":
-            epos_venue_seeder.set_order_status(epos_order, "Finalized")
+            epos_order = _moved_to(epos_venue_seeder, epos_order, "Finalized")
         elif state == "locked":
             ok(await epos_rpc("CreateOrderLockV1", lock(epos_order, "lock-1", minutes_from_now(30))))
         else:
@@ -756,7 +783,7 @@ class AdapterContract:
         if state == "open-at-till":
             epos_venue_seeder.open_order_at_till(epos_order, "till-3")
         else:
-            epos_venue_seeder.set_order_status(epos_order, state)
+            epos_order = _moved_to(epos_venue_seeder, epos_order, state)
         error = failed(
             await epos_rpc("CreateOrderLockV1", lock(epos_order, "lock-1", minutes_from_now(10))), "Conflict"
         )
@@ -893,7 +920,7 @@ class AdapterContract:
         if state == "open-at-till":
             epos_venue_seeder.open_order_at_till(epos_order, "till-1")
         elif state:
-            epos_venue_seeder.set_order_status(epos_order, state)
+            epos_order = _moved_to(epos_venue_seeder, epos_order, state)
         request = {**params, "orderId": epos_order if params["orderId"] == "{id}" else params["orderId"]}
         failed(await epos_rpc("RecordOrderPaymentByIdV1", request), error_type)
         after = ok(await epos_rpc("GetOrderByIdV1", {"orderId": epos_order}))

@@ -33,6 +33,7 @@ from epos_bridge.testing.contract_suite import (
     StandardVenue,
 )
 from tests.helpers.floreant import FloreantTill, floreant
+from tests.helpers.ospos import OsposTill, ospos
 
 
 class SqliteSeeder:
@@ -225,3 +226,16 @@ class TestSqlMapFloreantContract(AdapterContract):
     @pytest.fixture
     def epos_adapter_factory(self, tmp_path: Path) -> Callable[[], PosStorage]:
         return lambda: SqlMapStorage.open(tmp_path / "floreant.db", floreant())
+
+
+class TestSqlMapOsposContract(AdapterContract):
+    """The mapped-SQL adapter over an Open Source Point of Sale database, through the shipped
+    ``ospos`` mapping: open bills apart from completed sales, a checkout re-keying the bill."""
+
+    @pytest.fixture
+    def epos_venue_seeder(self, tmp_path: Path) -> Seeder:
+        return OsposTill(tmp_path / "ospos.db")
+
+    @pytest.fixture
+    def epos_adapter_factory(self, tmp_path: Path) -> Callable[[], PosStorage]:
+        return lambda: SqlMapStorage.open(tmp_path / "ospos.db", ospos())

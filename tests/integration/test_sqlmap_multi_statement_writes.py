@@ -77,3 +77,33 @@ async def test_a_failing_later_statement_stores_nothing(till: FloreantTill, tmp_
 def test_a_statement_may_use_only_the_row_ids_before_it(tmp_path: Path) -> None:
     with pytest.raises(MappingError, match=r"orders.create statement 2 uses :row_2"):
         with_seat(tmp_path, "INSERT INTO TICKET_TABLE_NUM (TICKET_ID, TABLE_ID) VALUES (:row_2, 1)")
+
+
+async def test_a_new_orders_tax_line_and_discount_reach_the_pos_with_their_names_and_rates(
+    till: FloreantTill, tmp_path: Path
+) -> None:
+    """A POS that keeps a tax's name and rate (and a discount's) in its own columns is given them."""
+    with closing(sqlite3.connect(till.path)) as conn, conn:
+        conn.execute("CREATE TABLE TICKET_TAX (TICKET_ID INTEGER, NAME TEXT, TAX_ID TEXT, RATE INTEGER, KIND TEXT)")
+    keep = (
+        "INSERT INTO TICKET_TAX (TICKET_ID, NAME, TAX_ID, RATE, KIND)"
+        " SELECT :row_1, :tax_name, :tax_id, :tax_percentage, 'tax' WHERE :tax_name IS NOT NULL"
+        " UNION ALL SELECT :row_1, :discount_name, :discount_code, :discount_percentage, 'discount'"
+        " WHERE :discount_name IS NOT NULL"
+    )
+    mapping = with_seat(tmp_path, keep)
+    setup.attach(till.path, mapping)
+    adapter = sqlmap_pos(till.path, mapping)
+    tax = {"name": "VAT", "id": "vat-20", "amountTotal": {"value": 167, "currencyCode": "GBP"}, "amountPercentage": 20}
+    discount = {"name": "Happy hour", "code": "HH", "amountTotal": {"value": 100, "currencyCode": "GBP"},
+                "amountPercentage": 10}  # fmt: skip
+    try:
+        created = ok(
+            await rpc_over(adapter)("CreateOrderV1", order_params("dojo-1", taxLines=[tax], discounts=[discount]))
+        )
+    finally:
+        await adapter.close()
+    assert sorted(read_only(till.path, "SELECT TICKET_ID, NAME, TAX_ID, RATE, KIND FROM TICKET_TAX")) == [
+        (int(created["id"]), "Happy hour", "HH", 10, "discount"),
+        (int(created["id"]), "VAT", "vat-20", 20, "tax"),
+    ]

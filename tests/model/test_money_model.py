@@ -2,7 +2,8 @@
 
 A hypothesis state machine drives the real dispatcher, the real idempotency store and a real POS
 database — the reference SQLite adapter and, in further machines, the file-database adapter and
-the mapped-SQL adapter on a Floreant-shaped database —
+the mapped-SQL adapter on a Floreant-shaped database and on Open Source Point of Sale's (open
+bills apart from completed sales) —
 through random interleavings of what a busy evening brings:
 
 * new payments, with and without tips and lock ids; payments that exceed what is owed;
@@ -70,6 +71,7 @@ from epos_bridge.state.idempotency import IdempotencyStore
 from tests.helpers.builders import read_only
 from tests.helpers.contract import assert_valid_response
 from tests.helpers.floreant import create_floreant_database, floreant_time
+from tests.helpers.ospos import CLOSED, OsposTill, create_ospos_database, ospos_time
 from tests.helpers.pos import jsonfile_pos, sqlite_pos
 from tests.helpers.pos_writer import PosProcess
 
@@ -311,6 +313,47 @@ class FloreantVenue(SqliteFileVenue):
         "DELETE FROM TICKET_ITEM WHERE TICKET_ID = ?",
         "DELETE FROM TICKET WHERE ID = ?",
     )
+
+
+class OsposVenue(SqliteFileVenue):
+    """An Open Source Point of Sale database through the shipped ``ospos`` mapping: three bills
+    suspended at one table; the till "removing" one is OSPOS's own checkout (the bill
+    unsuspended and completed under a new sale_id, its payment rows carried by the cart) for the
+    first and last, an unsuspend never completed for the middle one."""
+
+    kind = "sqlmap"
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        self.path = folder / "ospos.db"
+        create_ospos_database(self.path)
+        self.till = OsposTill(self.path)
+        table = self.till._sql("INSERT INTO ospos_dinner_tables (name, status, deleted) VALUES ('1', 0, 0)")
+        assert table is not None
+        self.orders = [str(self.till.suspend(table, [("MEAL", 1, total)])) for total in ORDER_TOTALS]
+        stamp = ospos_time(datetime.now(UTC) - timedelta(minutes=5))
+        self.till._sql("UPDATE ospos_sales_suspended SET sale_time = ?", (stamp,))
+
+    def open_adapter(self) -> PosAdapter:
+        return PosCalls(SqlMapStorage(MappedDatabase(self.path, load_mapping("ospos"), busy_timeout_s=BUSY_S)))
+
+    PAYMENT_ROWS = (
+        "SELECT b.PAYMENT_INTENT_ID, p.sale_id, CAST(ROUND(p.payment_amount * 100) AS INTEGER),"
+        " COALESCE(b.TIPS_AMOUNT, 0), b.STATUS FROM EPOS_BRIDGE_PAYMENTS b"
+        " JOIN ospos_sales_suspended_payments p ON p.payment_type = 'Dojo:' || b.PAYMENT_INTENT_ID"
+        " UNION ALL"
+        f" SELECT b.PAYMENT_INTENT_ID, {CLOSED} + p.sale_id, CAST(ROUND(p.payment_amount * 100) AS INTEGER),"
+        " COALESCE(b.TIPS_AMOUNT, 0), b.STATUS FROM EPOS_BRIDGE_PAYMENTS b"
+        " JOIN ospos_sales_payments p ON p.payment_type = 'Dojo:' || b.PAYMENT_INTENT_ID"
+    )
+    LOCK_ID = "SELECT LOCK_ID FROM EPOS_BRIDGE_ORDER_LOCKS WHERE ORDER_KEY = ?"
+    LEDGER = "SELECT PAYMENT_INTENT_ID, ORDER_KEY, STATUS FROM EPOS_BRIDGE_PAYMENTS"
+
+    def remove(self, order: str) -> None:
+        if self.orders.index(order) == 1:
+            self.till.unsuspend(int(order))
+        else:
+            self.till.check_out(int(order))
 
 
 class MoneyMachine(RuleBasedStateMachine):
@@ -707,13 +750,17 @@ MODEL_SETTINGS = settings(
 )
 
 
-MACHINES = (MoneyMachine, FolderMoneyMachine, FloreantMoneyMachine)
+class OsposMoneyMachine(MoneyMachine):
+    venue_kind = OsposVenue
+
+
+MACHINES = (MoneyMachine, FolderMoneyMachine, FloreantMoneyMachine, OsposMoneyMachine)
 
 
 @pytest.mark.logs_warnings("reused ids and differing replays are logged")
 @pytest.mark.slow
 @pytest.mark.timeout(900 + SOAK_MINUTES * 60)
-@pytest.mark.parametrize("machine", MACHINES, ids=["sqlite", "jsonfile", "sqlmap-floreant"])
+@pytest.mark.parametrize("machine", MACHINES, ids=["sqlite", "jsonfile", "sqlmap-floreant", "sqlmap-ospos"])
 def test_what_dojo_is_told_is_what_the_till_holds(machine: type[MoneyMachine]) -> None:
     if SOAK_MINUTES > 0:
         until = time.monotonic() + SOAK_MINUTES * 60 / len(MACHINES)  # the soak's minutes, shared

@@ -145,8 +145,10 @@ class SqlMapRows(KeptRows):
         writes.insert_payment(self.db, self.map, order.key, payment)
 
     def set_payment_status(self, recorded: RecordedIntent, payment_intent_id: str, status: str, now: datetime) -> None:
-        """The ledger always; the POS's paid and due columns while the POS still has the order."""
+        """The ledger always; the POS's own payment row (wherever it went: its statement finds
+        it by the intent); the POS's paid and due columns while the POS still has the order."""
         self.set_recorded_status(payment_intent_id, status)
+        writes.payment_status(self.db, self.map, recorded, payment_intent_id, status, now)
         if rows.header_or_none(self.db, self.map, recorded.order_id) is not None:
             writes.order_paid(self.db, self.map, int(recorded.order_id), now)
 

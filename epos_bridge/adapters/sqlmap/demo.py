@@ -18,19 +18,35 @@ import sqlite_utils
 
 from epos_bridge.adapters.sqlmap import rows, writes
 from epos_bridge.adapters.sqlmap.mapping import Mapping
-from epos_bridge.demo_venue import DemoSeedRefused, DemoSummary, demo_venue
+from epos_bridge.demo_venue import MENU, DemoSeedRefused, DemoSummary, demo_venue
 from epos_bridge.domain.orders import OrderRecord
 from epos_bridge.protocol.entities import CLOSED_ORDER_STATUSES
 
 
-def storable(record: OrderRecord) -> bool:
-    """An open order the mapping can hold: no sub-items, at most one discount and one tax line."""
+def storable(record: OrderRecord, mapping: Mapping) -> bool:
+    """An open order the mapping can hold: no sub-items, at most one discount and one tax line,
+    modifiers only where the mapping writes them."""
     return (
         record.status not in CLOSED_ORDER_STATUSES
         and len(record.discounts) <= 1
         and len(record.tax_lines) <= 1
         and not any(i.sub_items for i in record.items)
+        and (mapping.has("orders.create_modifier") or not any(i.modifiers for i in record.items))
     )
+
+
+def _kept_as_written(db: sqlite_utils.Database, mapping: Mapping, record: OrderRecord) -> bool:
+    """Write the order; keep it only if it reads back with its total and lines (a POS that
+    works its total out from its lines cannot hold an order discount): else undo it."""
+    db.conn.execute("SAVEPOINT demo_order")
+    key = writes.insert_order(db, mapping, record)
+    stored = rows.load_by_key(db, mapping, key)
+    total = stored.total_amount.value if stored.total_amount else None
+    same = total == record.total_value and len(stored.items or ()) == len(record.items)
+    db.conn.execute("RELEASE demo_order" if same else "ROLLBACK TO demo_order")
+    if not same:
+        db.conn.execute("RELEASE demo_order")
+    return same
 
 
 def seed_demo(conn: sqlite3.Connection, mapping: Mapping, now: datetime) -> DemoSummary:
@@ -39,10 +55,10 @@ def seed_demo(conn: sqlite3.Connection, mapping: Mapping, now: datetime) -> Demo
     db = sqlite_utils.Database(conn)
     if conn.execute("SELECT COUNT(*) FROM EPOS_BRIDGE_FACTS").fetchone()[0]:
         raise DemoSeedRefused("the database already holds a venue; demo data only goes into an empty one")
-    for key in ("demo.venue", "demo.area", "demo.table", "orders.create", "orders.create_item"):
+    for key in ("demo.venue", "demo.table", "orders.create", "orders.create_item"):
         if not mapping.has(key):
             raise DemoSeedRefused(f"the mapping {mapping.name} has no {key} statement, which the demo needs")
-    orders = [o.record for o in venue.orders if storable(o.record)]
+    candidates = [o.record for o in venue.orders if storable(o.record, mapping)]
     conn.execute("BEGIN IMMEDIATE")
     try:
         details = venue.venue
@@ -60,15 +76,21 @@ def seed_demo(conn: sqlite3.Connection, mapping: Mapping, now: datetime) -> Demo
         )
         rows.keep_facts(db, "venue", 1, {"postcode": details.postcode, "vat_number": details.vat_number})
         area_keys: dict[str, int | None] = {}
-        for area in venue.areas:
-            area_key = area_keys[area.id] = rows.run(db, mapping, "demo.area", name=area.name)
-            rows.keep_facts(db, "area", area_key, {"id": area.id, "waiter_ids": json.dumps(area.waiter_ids or [])})
+        for number, area in enumerate(venue.areas, start=1):
+            # A POS without areas (no demo.area) keeps them as facts only, numbered here.
+            area_key = rows.run(db, mapping, "demo.area", name=area.name) if mapping.has("demo.area") else number
+            area_keys[area.id] = area_key
+            named = {"id": area.id, "name": area.name, "waiter_ids": json.dumps(area.waiter_ids or [])}
+            rows.keep_facts(db, "area", area_key, named)
         for number, table in enumerate(venue.tables, start=1):
-            table_key = rows.run(db, mapping, "demo.table", number=number, area_key=area_keys.get(table.area_id or ""))
-            facts = {"id": table.id, "name": table.name, "max_covers": table.max_covers}
+            area_key = area_keys.get(table.area_id or "") if mapping.has("demo.area") else None
+            table_key = rows.run(db, mapping, "demo.table", number=number, name=table.name, area_key=area_key)
+            facts: dict[str, object] = {"id": table.id, "name": table.name, "max_covers": table.max_covers}
+            facts["area_id"] = table.area_id
             rows.keep_facts(db, "table", table_key, {**facts, "waiter_ids": json.dumps(table.waiter_ids or [])})
-        for record in orders:
-            writes.insert_order(db, mapping, record)
+        for plu, (name, value) in MENU.items() if mapping.has("demo.menu_item") else ():
+            rows.run(db, mapping, "demo.menu_item", name=name, plu=plu, amount_per_item=value)
+        orders = [record for record in candidates if _kept_as_written(db, mapping, record)]
         reservations = [r.record for r in venue.reservations] if mapping.has("reservations.create") else []
         for reservation in reservations:
             writes.store_reservation(db, mapping, reservation, now)

@@ -31,7 +31,7 @@ from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.capabilities import Capability
 
 SHIPPED = Path(__file__).with_name("mappings")
-"""Mappings shipped with the bridge, chosen by name (``floreant``)."""
+"""Mappings shipped with the bridge, chosen by name (``floreant``, ``ospos``)."""
 
 
 class MappingError(ValueError):
@@ -96,6 +96,10 @@ class PaymentStatements(_Section):
     """Insert one payment row into the POS's payment table; its row id is kept by the bridge."""
     order_paid: Writes = None
     """Update the order's paid and due columns after its payments changed."""
+    status: Writes = None
+    """Tell the POS's own payment row that Dojo's events moved the payment (reversed, refunded):
+    given the intent, its new ``:status`` and ``:counts`` (the domain's 1/0: does it still count
+    towards the bill), so a POS whose bill sums its payment rows stops showing a reversed one."""
     shown_by: tuple[str, ...] = ()
     """The POS's own tables its screens read a payment from (the bill, the table map, the
     end-of-day report): what ``insert`` and ``order_paid`` must write for staff to see a Dojo
@@ -148,9 +152,13 @@ class DemoStatements(_Section):
 
     schema_file: str | None = None
     """DDL (next to the mapping) creating the POS's tables in an empty file, for a demo."""
-    venue: str | None = None
-    area: str | None = None
-    table: str | None = None
+    venue: Writes = None
+    area: Writes = None
+    """Left out for a POS without areas: the demo's tables then have none."""
+    table: Writes = None
+    menu_item: Writes = None
+    """For a POS whose order lines must name an item of its own menu (by PLU): the demo venue's
+    menu is written first."""
 
 
 class Mapping(_Section):
@@ -275,7 +283,13 @@ _NEW_ORDER = (
     "customer_email",
     "customer_phone",
     "tax_amount",
+    "tax_name",
+    "tax_id",
+    "tax_percentage",
     "discount_amount",
+    "discount_name",
+    "discount_code",
+    "discount_percentage",
 )
 _BOOKING = ("now", "name", "covers", "start_time", "end_time", "host_notes", "guest_requests")
 PARAMETERS: dict[str, tuple[str, ...]] = {
@@ -293,6 +307,7 @@ PARAMETERS: dict[str, tuple[str, ...]] = {
     "orders.follow": ("order_key", "order_id"),
     "payments.insert": _PAYMENT,
     "payments.order_paid": ("order_id", "now", "paid_value", "tips_value", "due_value", "fully_paid"),
+    "payments.status": ("order_id", "now", "payment_intent_id", "status", "counts", "paid_amount", "tips_amount"),
     "reservations.get": ("reservation_id",),
     "reservations.search": (),
     "reservations.tables": ("reservation_id",),
@@ -306,7 +321,8 @@ PARAMETERS: dict[str, tuple[str, ...]] = {
     "floor.areas": (),
     "demo.venue": ("name", "address_line1", "address_line2", "address_line3", "telephone", "footer_text"),
     "demo.area": ("name",),
-    "demo.table": ("number", "area_key"),
+    "demo.table": ("number", "name", "area_key"),
+    "demo.menu_item": ("name", "plu", "amount_per_item"),
 }
 """The named parameters each statement may use."""
 
@@ -464,7 +480,7 @@ def payment_visibility_warnings(mapping: Mapping) -> list[str]:
         return []
     written = {
         name.upper()
-        for key in ("payments.insert", "payments.order_paid")
+        for key in ("payments.insert", "payments.order_paid", "payments.status")
         if mapping.has(key)
         for sql in mapping.parts(key)
         for name in _WRITTEN_TABLE.findall(sql)

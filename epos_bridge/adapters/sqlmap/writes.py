@@ -14,6 +14,7 @@ from epos_bridge.adapters.sqlmap import rows
 from epos_bridge.adapters.sqlmap.mapping import Mapping
 from epos_bridge.domain import orders
 from epos_bridge.domain.bookings import ReservationRecord
+from epos_bridge.domain.payments import RecordedIntent
 from epos_bridge.protocol.base import format_utc
 
 
@@ -43,7 +44,13 @@ def insert_order(db: sqlite_utils.Database, mapping: Mapping, record: orders.Ord
         customer_email=customer.email_address if customer else None,
         customer_phone=customer.phone_number if customer else None,
         tax_amount=tax.amount_total.value if tax else None,
+        tax_name=tax.name if tax else None,
+        tax_id=tax.id if tax else None,
+        tax_percentage=tax.amount_percentage if tax else None,
         discount_amount=discount.amount_total.value if discount else None,
+        discount_name=discount.name if discount else None,
+        discount_code=discount.code if discount else None,
+        discount_percentage=discount.amount_percentage if discount else None,
     )
     assert key is not None
     rows.keep_facts(
@@ -140,6 +147,33 @@ def insert_payment(db: sqlite_utils.Database, mapping: Mapping, key: int, record
             ],
         )
     order_paid(db, mapping, key, record.recorded_at)
+
+
+def payment_status(
+    db: sqlite_utils.Database,
+    mapping: Mapping,
+    recorded: RecordedIntent,
+    payment_intent_id: str,
+    status: str,
+    now: datetime,
+) -> None:
+    """The POS's own row of a recorded payment follows its new status; whether it still counts is
+    the domain's (:attr:`orders.StoredPayment.counts`), never the mapping's SQL."""
+    if not mapping.has("payments.status"):
+        return
+    counts = orders.StoredPayment(recorded.paid_value, recorded.tips_value, payment_intent_id, status).counts
+    rows.run(
+        db,
+        mapping,
+        "payments.status",
+        order_id=rows.order_key(recorded.order_id),
+        now=mapping.time_text(now),
+        payment_intent_id=payment_intent_id,
+        status=status,
+        counts=int(counts),
+        paid_amount=recorded.paid_value,
+        tips_amount=recorded.tips_value,
+    )
 
 
 def order_paid(db: sqlite_utils.Database, mapping: Mapping, key: int, now: datetime) -> None:
