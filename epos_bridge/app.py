@@ -43,7 +43,7 @@ from epos_bridge.host.instance import (
 from epos_bridge.host.logs import configure_logging
 from epos_bridge.host.private_files import private_dir, private_file
 from epos_bridge.host.tls import dojo_http_client
-from epos_bridge.ports import AdapterFactory, CallContext, PosAdapter
+from epos_bridge.ports import AdapterFactory, CallContext, PosAdapter, ShowsOnTheTill
 from epos_bridge.protocol.dojo import InvalidCredentials, redact
 from epos_bridge.protocol.jsonrpc import new_trace_id, printable_id
 from epos_bridge.protocol.params import PagedOrders, SearchOrdersParams
@@ -88,6 +88,16 @@ def adapter_factory(settings: BridgeSettings) -> AdapterFactory:
         return factory.with_mapping(settings.mapping)
     except ValueError as exc:
         raise ConfigError([(ENV_VARS["mapping"], str(exc))]) from exc
+
+
+def till_warnings(settings: BridgeSettings) -> list[str]:
+    """Where the configured storage would leave a Dojo payment off the POS's own screens
+    (:class:`epos_bridge.ports.ShowsOnTheTill`); a setting that does not load says so."""
+    try:
+        factory = adapter_factory(settings)
+    except ConfigError as exc:
+        return [f"the POS adapter settings do not load: {exc}"]
+    return factory.till_warnings() if isinstance(factory, ShowsOnTheTill) else []
 
 
 def open_adapter(settings: BridgeSettings) -> PosAdapter:
@@ -226,6 +236,10 @@ class Bridge:
     @property
     def registration(self) -> RegistrationState:
         return self.registrar.state
+
+    def till_warnings(self) -> list[str]:
+        """Where the configured POS storage would leave a Dojo payment off the POS's own screens."""
+        return till_warnings(self.settings)
 
     async def search_orders(self, params: SearchOrdersParams) -> PagedOrders:
         """The till's orders, for the Terminal tab (on the POS connection current now)."""

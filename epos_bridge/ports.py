@@ -582,6 +582,15 @@ class KeepsFacts(Protocol):
         ...
 
 
+@runtime_checkable
+class ShowsOnTheTill(Protocol):
+    """A storage kind that writes Dojo's payments into a POS's own tables, and can say from its
+    configuration alone where one would not show on the POS's own screens (a payment staff
+    cannot see is taken again): ``db attach`` and the Verify report carry these warnings."""
+
+    def till_warnings(self) -> list[str]: ...
+
+
 async def read_problem(opened: PosStorage | PosAdapter) -> str | None:
     """The check every factory's :meth:`AdapterFactory.problem` ends with: one real read (the
     first table, which needs no write access) of storage just opened, which is then closed.

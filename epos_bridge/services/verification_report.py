@@ -53,6 +53,9 @@ class ReportFacts:
     registered_capabilities: tuple[str, ...] = ()
     versions: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     """Other versions worth writing down (API version, Python, Qt), as (what, version)."""
+    till_warnings: tuple[str, ...] = ()
+    """Where a Dojo payment would not show on the POS's own screens, from the adapter's
+    configuration (a mapping's ``payments.shown_by``): flows can pass while staff take it twice."""
 
 
 class ReportedSettings(Protocol):
@@ -73,6 +76,7 @@ def report_facts(
     venue: str | None,
     registered_capabilities: Sequence[str],
     more_versions: Sequence[tuple[str, str]] = (),
+    till_warnings: Sequence[str] = (),
 ) -> ReportFacts:
     """The facts of a report made now, the same from ``verify`` and from the Verify dialog.
 
@@ -89,6 +93,7 @@ def report_facts(
         adapter=settings.adapter,
         registered_capabilities=tuple(registered_capabilities),
         versions=(*standard_versions(), *more_versions),
+        till_warnings=tuple(till_warnings),
     )
 
 
@@ -272,6 +277,13 @@ def render_html(report: VerificationReport) -> str:
     ]
     out += [f"<tr><th align=left>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in _facts_rows(facts)]
     out.append("</table>")
+    if facts.till_warnings:
+        ink, paper = _STATUS_COLOURS[FlowStatus.FAILURE]
+        out.append("<h2>Where a Dojo payment would not show on the till</h2>")
+        out.append("<p>Staff take again what the POS's own bill does not show: mend these before going live.</p>")
+        out.append(f'<ul style="color:{ink}; background-color:{paper}">')
+        out += [f"<li>{_e(warning)}</li>" for warning in facts.till_warnings]
+        out.append("</ul>")
     if report.runs:
         out.append('<h2>Summary</h2><table border="1" cellspacing="0" cellpadding="4">')
         out.append("<tr><th align=left>Flow</th><th>Status</th><th align=left>Detail</th></tr>")

@@ -761,6 +761,7 @@ class VerifiableBridge(Protocol):
     def pos_reads(self) -> PosReader: ...
     @property
     def pos(self) -> LockingConnection: ...
+    def till_warnings(self) -> list[str]: ...
 
 
 def facts_for(bridge: VerifiableBridge) -> FactsFor:
@@ -770,7 +771,7 @@ def facts_for(bridge: VerifiableBridge) -> FactsFor:
         settings = bridge.settings
         report = bridge.registration.report
         registered = sorted(c.value for c in report.matching | report.extra_at_dojo) if report is not None else []
-        return report_facts(settings, venue, registered, [("Qt", qVersion())])
+        return report_facts(settings, venue, registered, [("Qt", qVersion())], bridge.till_warnings())
 
     return build
 

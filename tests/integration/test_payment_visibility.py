@@ -12,6 +12,8 @@ import pytest
 
 from epos_bridge.adapters.sqlmap import setup
 from epos_bridge.adapters.sqlmap.mapping import SHIPPED, Mapping, load, payment_visibility_warnings
+from epos_bridge.app import till_warnings
+from epos_bridge.config import BridgeSettings
 
 
 def floreant_with(tmp_path: Path, old: str, new: str) -> Mapping:
@@ -50,3 +52,18 @@ def test_db_attach_and_its_dry_run_say_so(tmp_path: Path) -> None:
     done = setup.attach(path, mapping)
     assert done[0].endswith("tables send POS events)")
     assert any(line.startswith("warning: payments.shown_by is not set") for line in done)
+
+
+def test_the_shipped_ospos_mapping_shows_every_dojo_payment_where_ospos_reads_it() -> None:
+    assert payment_visibility_warnings(load("ospos")) == []
+
+
+def test_the_verify_report_gets_the_warnings_of_the_configured_mapping(tmp_path: Path) -> None:
+    """``epos-bridge verify --report`` and the Verify dialog write them (app.till_warnings)."""
+    mapping = tmp_path / "m.toml"
+    text = (SHIPPED / "floreant.toml").read_text(encoding="utf-8")
+    mapping.write_text(text.replace('shown_by = ["TRANSACTIONS", "TICKET"]\n', ""), encoding="utf-8")
+    settings = BridgeSettings(adapter="sqlmap", mapping=str(mapping), db_path=tmp_path / "pos.db")
+    assert any("payments.shown_by is not set" in w for w in till_warnings(settings))
+    assert till_warnings(BridgeSettings(adapter="sqlmap", mapping="floreant", db_path=tmp_path / "pos.db")) == []
+    assert till_warnings(BridgeSettings(adapter="sqlite", db_path=tmp_path / "pos.db")) == []

@@ -160,3 +160,13 @@ def test_json_has_name_status_and_steps_for_each_flow_and_names_the_failing_step
     }
     assert document[2]["steps"] == [] and document[2]["error"].startswith("Dojo did not start")
     assert document[0]["params"] == {"tableId": "T4", "parts": "2"}
+
+
+def test_where_a_dojo_payment_would_not_show_on_the_till_is_in_the_report_as_plain_text() -> None:
+    warning = "payments.shown_by is not set: <name> the tables the POS's bill reads"
+    result = parsed(render_html(VerificationReport(facts(till_warnings=(warning,)), runs())))
+    text = " ".join(result.text)
+    assert "Where a Dojo payment would not show on the till" in text
+    assert warning in text
+    assert "name" not in result.tags
+    assert "would not show" not in " ".join(parsed(render_html(VerificationReport(facts(), runs()))).text)

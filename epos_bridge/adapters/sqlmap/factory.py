@@ -11,7 +11,7 @@ from epos_bridge.adapters.sqlitedb import file_problem
 from epos_bridge.adapters.sqlmap import setup
 from epos_bridge.adapters.sqlmap.adapter import SqlMapStorage
 from epos_bridge.adapters.sqlmap.database import MappedDatabase
-from epos_bridge.adapters.sqlmap.mapping import Mapping, MappingError, load, shipped_names
+from epos_bridge.adapters.sqlmap.mapping import Mapping, MappingError, load, payment_visibility_warnings, shipped_names
 from epos_bridge.domain.errors import EposFailure
 from epos_bridge.ports import AdapterFactory, LocationKind
 
@@ -52,6 +52,10 @@ class SqlMapFactory:
 
     def attach(self, location: Path, *, dry_run: bool) -> list[str]:
         return setup.attach(location, self._bound_for_setup(), dry_run=dry_run)
+
+    def till_warnings(self) -> list[str]:
+        """Where the mapping would leave a Dojo payment off the POS's own screens (none chosen: none)."""
+        return payment_visibility_warnings(self._mapping) if self._mapping is not None else []
 
     def list_facts(self, location: Path, kind: str | None) -> list[str]:
         return setup.list_facts(location, self._bound_for_setup(), kind)
