@@ -583,6 +583,24 @@ class KeepsFacts(Protocol):
 
 
 @runtime_checkable
+class ReleasesExpiredLocks(Protocol):
+    """A storage that shows Dojo's locks in the POS's own tables (an "in use at till N" column):
+    a lock Dojo never released is released there once it expires, or the till stays barred."""
+
+    async def release_expired_locks(self, now: datetime) -> int:
+        """Release, on the POS, the locks expired since the last call; how many."""
+        ...
+
+
+@runtime_checkable
+class SweepsExpiredLocks(Protocol):
+    """An adapter whose storage may show Dojo's locks on the POS (:class:`ReleasesExpiredLocks`):
+    the POS connection calls this every few seconds."""
+
+    async def sweep_expired_locks(self) -> int: ...
+
+
+@runtime_checkable
 class ShowsOnTheTill(Protocol):
     """A storage kind that writes Dojo's payments into a POS's own tables, and can say from its
     configuration alone where one would not show on the POS's own screens (a payment staff

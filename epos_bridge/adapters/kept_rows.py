@@ -130,6 +130,26 @@ class KeptRows:
             ),
         )
 
+    def locks_expired_between(self, since: datetime | None, now: datetime) -> list[int]:
+        """The keys of orders whose lock expired after ``since`` (``None``: ever) and by ``now``;
+        whether a lock is still held is the domain's (:meth:`HeldLock.is_active`)."""
+        kept = self.kept
+        found = []
+        for row in self.db.query(
+            f"SELECT {kept.lock_order} AS order_key, lock_id AS lock_id, expires_at AS expires_at,"  # noqa: S608 - names from KeptTables
+            f" locked_at AS locked_at FROM {kept.locks}"
+        ):
+            where = f"the lock on order {row['order_key']}"
+            lock = stored_lock(
+                row["lock_id"],
+                stored_time(row["expires_at"], f"the expiry of {where}"),
+                stored_time(row["locked_at"], f"the start of {where}"),
+                RequestHeaders(),
+            )
+            if not lock.is_active(now) and (since is None or lock.expires_at > since):
+                found.append(int(row["order_key"]))
+        return found
+
     def store_lock(self, order: PosOrder, change: LockChange) -> None:
         """Plain SQL, not sqlite_utils' upsert: that one probes the database for ON CONFLICT
         support by creating a table, and when the probe cannot write (the snapshot attempt runs

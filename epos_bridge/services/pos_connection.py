@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from epos_bridge.domain.events import DomainEvent
-from epos_bridge.ports import CallContext, ChangeSource, Outbox, PosAdapter
+from epos_bridge.ports import CallContext, ChangeSource, Outbox, PosAdapter, SweepsExpiredLocks
 from epos_bridge.protocol.entities import OrderBill
 from epos_bridge.protocol.jsonrpc import IncomingRequest
 from epos_bridge.protocol.params import OrderIdParams, PagedOrders, PagedTables, SearchOrdersParams, SearchTablesParams
@@ -23,6 +23,9 @@ from epos_bridge.services.pos_events import PosEventRelay, RelayStatus, SendEven
 from epos_bridge.services.tasks import TaskSet
 
 log = logging.getLogger(__name__)
+
+LOCK_SWEEP_S = 10.0
+"""How often expired Dojo locks are released on the POS's own screens (a lock lasts minutes)."""
 
 
 class PosConnection:
@@ -44,6 +47,7 @@ class PosConnection:
         self.dispatcher = Dispatcher(adapter, publish=publish)
         self.relay: PosEventRelay | None = None
         self._relay_task: asyncio.Task[None] | None = None
+        self._sweep_task: asyncio.Task[None] | None = None
         self._users = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -80,12 +84,29 @@ class PosConnection:
         self.relay = PosEventRelay(self._changes, source_key, outbox, send, on_status=on_status)
         self._relay_task = asyncio.create_task(self.relay.run(), name=f"pos-events:{self.name}")
 
+    def start_lock_sweep(self, every_s: float = LOCK_SWEEP_S) -> None:
+        """Dojo locks shown on the POS's own screens are released there once they expire."""
+        if isinstance(self.adapter, SweepsExpiredLocks) and self._sweep_task is None:
+            self._sweep_task = asyncio.create_task(self._sweep(self.adapter, every_s), name=f"lock-sweep:{self.name}")
+
+    async def _sweep(self, adapter: SweepsExpiredLocks, every_s: float) -> None:
+        while True:
+            try:
+                async with self.using():
+                    released = await adapter.sweep_expired_locks()
+                if released:
+                    log.info("released %d expired Dojo lock(s) on the POS", released)
+            except Exception as exc:  # the POS database may be busy or gone: the next sweep tries again
+                log.warning("expired Dojo locks could not be released on the POS now: %s", exc)
+            await asyncio.sleep(every_s)
+
     async def stop_relay(self) -> None:
-        if self._relay_task is not None:
-            self._relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._relay_task
-            self._relay_task = None
+        for task in (self._relay_task, self._sweep_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._relay_task = self._sweep_task = None
 
     async def retire(self) -> None:
         """Stop sending its POS events, wait for the work still using it, then close it."""
@@ -121,6 +142,7 @@ class PosConnections:
 
     def start(self, relay_key: str) -> None:
         self.current.start_relay(self._outbox, self._send, source_key=relay_key, on_status=self._on_status)
+        self.current.start_lock_sweep()
 
     async def switch(self, replacement: PosConnection, relay_key: str) -> None:
         previous, self.current = self.current, replacement

@@ -29,6 +29,7 @@ from epos_bridge.domain import bookings
 from epos_bridge.domain.bill import VenueDetails
 from epos_bridge.domain.bookings import ReservationFilter, ReservationRecord
 from epos_bridge.domain.errors import InvalidRequest, NotFound, PosUnavailable
+from epos_bridge.domain.locks import LockChange
 from epos_bridge.domain.orders import OrderFilter, OrderRecord, PaymentRecord, StoredPayment
 from epos_bridge.domain.pagination import Page, PageRequest, page_in_memory
 from epos_bridge.domain.payments import RecordedIntent
@@ -46,6 +47,7 @@ class SqlMapStorage(RowStorage[sqlite_utils.Database]):
         super().__init__(database, partial(SqlMapRows, mapping=mapping), capabilities(mapping))
         self._db = database
         self._map = mapping
+        self._locks_released_through: datetime | None = None
 
     @classmethod
     def open(cls, path: Path, mapping: Mapping) -> SqlMapStorage:
@@ -60,6 +62,24 @@ class SqlMapStorage(RowStorage[sqlite_utils.Database]):
     async def check_writable(self) -> None:
         """A real, harmless write to the bridge's own table: raises PosUnavailable when read-only."""
         await self._db.write(lambda db: db.execute("UPDATE EPOS_BRIDGE_META SET VALUE = VALUE WHERE KEY = 'version'"))
+
+    async def release_expired_locks(self, now: datetime) -> int:
+        """The POS's own "in use" mark of every Dojo lock that expired since the last sweep
+        (since start-up: every expired one, the hook being harmless twice) is released through
+        ``locks.released``; the bridge's lock row stays, for the domain's retake rule."""
+        if not self._map.has("locks.released"):
+            return 0
+        since = self._locks_released_through
+
+        def release(db: sqlite_utils.Database) -> int:
+            keys = SqlMapRows(db, mapping=self._map).locks_expired_between(since, now)
+            for key in keys:
+                rows.run(db, self._map, "locks.released", order_id=key)
+            return len(keys)
+
+        released = await self._db.write(release)
+        self._locks_released_through = now
+        return released
 
 
 class SqlMapRows(KeptRows):
@@ -92,6 +112,26 @@ class SqlMapRows(KeptRows):
 
     def payments(self, order: PosOrder) -> tuple[StoredPayment, ...]:
         return rows.stored_payments(self.db, self.map, order.key)
+
+    def store_lock(self, order: PosOrder, change: LockChange) -> None:
+        """The bridge's lock row, and the POS's own "in use" mark where the mapping has one."""
+        super().store_lock(order, change)
+        lock = change.store
+        if lock is not None and self.map.has("locks.held"):
+            rows.run(
+                self.db,
+                self.map,
+                "locks.held",
+                order_id=order.key,
+                lock_id=lock.lock_id,
+                expires_at=self.map.time_text(lock.expires_at),
+                locked_at=self.map.time_text(lock.locked_at),
+                dojo_requesting_product=lock.requester.dojo_requesting_product,
+                device_id=lock.requester.device_id,
+                waiter_id=lock.requester.waiter_id,
+            )
+        elif change.remove and self.map.has("locks.released"):
+            rows.run(self.db, self.map, "locks.released", order_id=order.key)
 
     def answer_order(self, key: int) -> Order:
         return rows.load_by_key(self.db, self.map, key)

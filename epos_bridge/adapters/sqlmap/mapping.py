@@ -106,6 +106,19 @@ class PaymentStatements(_Section):
     payment. A payment staff cannot see is taken again in cash (:func:`payment_visibility_warnings`)."""
 
 
+class LockStatements(_Section):
+    """For a POS with its own "in use at till N" column: Dojo's lock shown there, in the same
+    transaction that takes, extends or releases it (the bridge's own lock row is the truth)."""
+
+    held: Writes = None
+    """A Dojo lock taken or extended (or a new Dojo lock replacing one); given ``:order_id``,
+    ``:lock_id``, ``:expires_at``, ``:locked_at`` and the terminal's ``:dojo_requesting_product``,
+    ``:device_id``, ``:waiter_id``."""
+    released: Writes = None
+    """Dojo's lock released, or expired (the bridge's sweep runs it once a lock's expiry has
+    passed); given ``:order_id``. Must be harmless when run twice."""
+
+
 class ReservationStatements(_Section):
     get: str | None = None
     """One reservation's row; given ``:reservation_id`` (left out: ``search`` narrowed to it)."""
@@ -175,6 +188,7 @@ class Mapping(_Section):
     the PC's own zone. Statements are given times as wall-clock text in it, and read in it."""
     orders: OrderStatements = OrderStatements()
     payments: PaymentStatements = PaymentStatements()
+    locks: LockStatements = LockStatements()
     reservations: ReservationStatements = ReservationStatements()
     venue: VenueStatements = VenueStatements()
     floor: FloorStatements = FloorStatements()
@@ -230,7 +244,7 @@ class Mapping(_Section):
 
     def entries(self) -> Iterator[tuple[str, tuple[str, ...]]]:
         """Every key present, with its statements in order (only write keys take several)."""
-        for section in ("orders", "payments", "reservations", "venue", "floor", "demo"):
+        for section in ("orders", "payments", "locks", "reservations", "venue", "floor", "demo"):
             for name, sql in getattr(self, section).model_dump().items():
                 if name == "schema_file" or sql is None or name == "shown_by":
                     continue
@@ -291,6 +305,7 @@ _NEW_ORDER = (
     "discount_code",
     "discount_percentage",
 )
+_LOCK = ("order_id", "lock_id", "expires_at", "locked_at", "dojo_requesting_product", "device_id", "waiter_id")
 _BOOKING = ("now", "name", "covers", "start_time", "end_time", "host_notes", "guest_requests")
 PARAMETERS: dict[str, tuple[str, ...]] = {
     "orders.get": ("order_id",),
@@ -308,6 +323,8 @@ PARAMETERS: dict[str, tuple[str, ...]] = {
     "payments.insert": _PAYMENT,
     "payments.order_paid": ("order_id", "now", "paid_value", "tips_value", "due_value", "fully_paid"),
     "payments.status": ("order_id", "now", "payment_intent_id", "status", "counts", "paid_amount", "tips_amount"),
+    "locks.held": _LOCK,
+    "locks.released": ("order_id",),
     "reservations.get": ("reservation_id",),
     "reservations.search": (),
     "reservations.tables": ("reservation_id",),

@@ -16,7 +16,15 @@ from typing import TypeVar
 from epos_bridge.domain import bookings as booking_rules
 from epos_bridge.domain import locks as lock_rules
 from epos_bridge.domain import records
-from epos_bridge.ports import CallContext, ChangeSource, Clock, PosAdapter, PosStorage, SystemClock
+from epos_bridge.ports import (
+    CallContext,
+    ChangeSource,
+    Clock,
+    PosAdapter,
+    PosStorage,
+    ReleasesExpiredLocks,
+    SystemClock,
+)
 from epos_bridge.protocol import params as wire
 from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.protocol.entities import Area, Order, OrderBill, Party, PaymentIntentEvent, Reservation
@@ -44,6 +52,12 @@ class PosCalls:
 
     async def close(self) -> None:
         await self.storage.close()
+
+    async def sweep_expired_locks(self) -> int:
+        """Expired Dojo locks released on the POS too, where the storage shows them there."""
+        if isinstance(self.storage, ReleasesExpiredLocks):
+            return await self.storage.release_expired_locks(self._clock.now())
+        return 0
 
     async def _read(self, ctx: CallContext, body: Callable[..., T]) -> T:
         return await self.storage.read(lambda rows: body(rows, self._clock.now()), ctx.deadline)
