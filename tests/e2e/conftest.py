@@ -20,12 +20,13 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from epos_bridge.app import Bridge
 from epos_bridge.config import BridgeSettings
 from epos_bridge.sim.simulator import DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
 from epos_bridge.testing.processes import isolated_env, simulator_env
 from tests.helpers.child import THIS_PYTHON, CliProcess, init_demo_venue
 
-__all__ = ["REQUEST_LINE", "CliProcess", "posix_signals", "run_cli"]  # what the e2e tests import from here
+__all__ = ["REQUEST_LINE", "CliProcess", "posix_signals", "run_cli", "started"]  # what the e2e tests import from here
 
 REQUEST_LINE = re.compile(r"(?P<method>\w+V1) id=(?P<id>\S+) (?P<outcome>\S+) (?P<ms>\d+\.\d) ms")
 """One request-log line as written by ``Bridge._served``: method, id, outcome, milliseconds."""
@@ -116,4 +117,13 @@ async def run_cli(args: list[str], env: dict[str, str], timeout: float = 60) -> 
         text=True,
         timeout=timeout,
         check=False,
+    )
+
+
+async def started(bridge: Bridge, simulator: DojoSimulator) -> None:
+    """The in-process bridge started, connected to the simulator and registered."""
+    await bridge.start()
+    await simulator.gateway.wait_connected(timeout=10)
+    await simulator.gateway.wait_until(
+        lambda: bridge.registration.at is not None, timeout=10, what="the registration to finish"
     )

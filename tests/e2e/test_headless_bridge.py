@@ -20,7 +20,7 @@ from epos_bridge.gateway.connection_state import ConnectionState, ConnectionStat
 from epos_bridge.protocol.capabilities import CAPABILITY_VERSION
 from epos_bridge.sim import flows
 from epos_bridge.sim.simulator import DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
-from tests.e2e.conftest import REQUEST_LINE, CliProcess, posix_signals
+from tests.e2e.conftest import REQUEST_LINE, CliProcess, posix_signals, started
 from tests.helpers.contract import assert_valid_response
 
 pytestmark = pytest.mark.timeout(60)
@@ -51,15 +51,6 @@ def published(bridge: Bridge) -> list[DomainEvent]:
     events: list[DomainEvent] = []
     bridge.on_domain_event(events.append)
     return events
-
-
-async def started(bridge: Bridge, simulator: DojoSimulator) -> None:
-    """Start ``bridge`` and wait until it is connected and its registration has finished."""
-    await bridge.start()
-    await simulator.gateway.wait_connected(timeout=10)
-    await simulator.gateway.wait_until(
-        lambda: bridge.registration.at is not None, timeout=10, what="the registration to finish"
-    )
 
 
 def payments_for(db_path: Path, intent_id: str) -> list[tuple[Any, ...]]:

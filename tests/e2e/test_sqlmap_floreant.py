@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -23,8 +22,9 @@ from epos_bridge.config import BridgeSettings
 from epos_bridge.sim import flows
 from epos_bridge.sim.simulator import DojoSimulator
 from epos_bridge.testing.processes import isolated_env, simulator_env
-from tests.e2e.conftest import CliProcess
+from tests.e2e.conftest import CliProcess, started
 from tests.helpers.builders import read_only
+from tests.helpers.child import init_demo_venue
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -33,18 +33,7 @@ pytestmark = pytest.mark.timeout(90)
 def floreant_db(tmp_path: Path) -> Path:
     path = tmp_path / "floreant" / "floreant.db"
     path.parent.mkdir()
-    command = ["db", "init", str(path), "--demo", "--adapter", "sqlmap", "--mapping", "floreant"]
-    result = subprocess.run(
-        [sys.executable, "-m", "epos_bridge", *command],
-        env=isolated_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "open orders" in result.stdout
-    return path
+    return init_demo_venue(path, isolated_env(tmp_path), mapping="floreant")
 
 
 @pytest.fixture
@@ -54,14 +43,6 @@ async def bridge(make_settings: Callable[..., BridgeSettings], floreant_db: Path
         yield running
     finally:
         await running.stop()
-
-
-async def started(bridge: Bridge, simulator: DojoSimulator) -> None:
-    await bridge.start()
-    await simulator.gateway.wait_connected(timeout=10)
-    await simulator.gateway.wait_until(
-        lambda: bridge.registration.at is not None, timeout=10, what="the registration to finish"
-    )
 
 
 def card_transactions(path: Path, intent: str) -> list[tuple[Any, ...]]:

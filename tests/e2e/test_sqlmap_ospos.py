@@ -10,8 +10,6 @@ the payment must be on the day's report exactly once.
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -25,6 +23,8 @@ from epos_bridge.config import BridgeSettings
 from epos_bridge.sim import flows
 from epos_bridge.sim.simulator import DojoSimulator
 from epos_bridge.testing.processes import isolated_env
+from tests.e2e.conftest import started
+from tests.helpers.child import init_demo_venue
 from tests.helpers.ospos import CLOSED, OsposTill, ospos
 
 pytestmark = pytest.mark.timeout(90)
@@ -35,18 +35,7 @@ HEADERS = {"dojoRequestingProduct": "PayAtTable", "deviceId": "term-1"}
 def ospos_db(tmp_path: Path) -> Path:
     path = tmp_path / "ospos" / "ospos.db"
     path.parent.mkdir()
-    command = ["db", "init", str(path), "--demo", "--adapter", "sqlmap", "--mapping", "ospos"]
-    result = subprocess.run(
-        [sys.executable, "-m", "epos_bridge", *command],
-        env=isolated_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "open orders" in result.stdout
-    return path
+    return init_demo_venue(path, isolated_env(tmp_path), mapping="ospos")
 
 
 @pytest.fixture
@@ -56,14 +45,6 @@ async def bridge(make_settings: Callable[..., BridgeSettings], ospos_db: Path) -
         yield running
     finally:
         await running.stop()
-
-
-async def started(bridge: Bridge, simulator: DojoSimulator) -> None:
-    await bridge.start()
-    await simulator.gateway.wait_connected(timeout=10)
-    await simulator.gateway.wait_until(
-        lambda: bridge.registration.at is not None, timeout=10, what="the registration to finish"
-    )
 
 
 def payment(order_id: str, intent: str, value: int, tips: int = 0) -> dict[str, Any]:
@@ -200,3 +181,28 @@ async def test_order_and_pay_creates_an_ospos_bill_the_till_lists_and_dojo_settl
     assert report.ok, (report.error, report.steps)
     assert report.payments[0][0] == created["id"], report.payments
     assert till.bill(int(created["id"])).complete_shows
+
+
+async def test_staff_taking_the_rest_in_cash_re_keys_the_bill_and_dojo_follows_it(
+    bridge: Bridge, simulator: DojoSimulator, ospos_db: Path
+) -> None:
+    """OSPOS adds a payment by unsuspending the bill and suspending it again under a new sale_id:
+    Dojo's order id still reads the bill, with both payments, and Dojo's retry is the success it was."""
+    await started(bridge, simulator)
+    till = OsposTill(ospos_db)
+    page = await simulator.send("SearchOrdersV1", {"headers": HEADERS, "payableOnly": True})
+    order = next(o for o in page["result"]["data"] if o["details"].get("dineIn", {}).get("tableId"))
+    owed = order["totalAmount"]["value"]
+    first = (await simulator.send("RecordOrderPaymentByIdV1", payment(order["id"], "pi_part", 1000)))["result"]
+    new_bill = till.take_payment(int(order["id"]), "Cash", owed - 1000)
+    assert new_bill != int(order["id"])
+    assert till.bill(new_bill).payments == {"Dojo:pi_part": Decimal(10), "Cash": Decimal(owed - 1000) / 100}
+    assert till.bill(new_bill).complete_shows
+    fetched = (await simulator.send("GetOrderByIdV1", {"headers": HEADERS, "orderId": order["id"]}))["result"]
+    assert (fetched["paidAmount"]["value"], fetched["payable"]) == (owed, False)
+    assert [p.get("paymentIntentId") for p in fetched["payments"]] == ["pi_part", None]
+    replay = (await simulator.send("RecordOrderPaymentByIdV1", payment(order["id"], "pi_part", 1000)))["result"]
+    assert replay["paidAmount"]["value"] == owed and first["paidAmount"]["value"] == 1000
+    more = await simulator.send("RecordOrderPaymentByIdV1", payment(order["id"], "pi_more", 100))
+    assert more["error"]["errorType"] == "Conflict", more
+    assert till.bill(new_bill).payments.keys() == {"Dojo:pi_part", "Cash"}

@@ -16,10 +16,19 @@ THIS_PYTHON = (sys.executable, "-m", "epos_bridge")
 """How a test runs the bridge's CLI from source; the bundle tests pass the built executable."""
 
 
-def init_demo_venue(path: Path, env: dict[str, str], command: Sequence[str] = THIS_PYTHON, timeout: float = 60) -> Path:
-    """A demo venue made through the real CLI (``epos-bridge db init PATH --demo``)."""
+def init_demo_venue(
+    path: Path,
+    env: dict[str, str],
+    command: Sequence[str] = THIS_PYTHON,
+    timeout: float = 60,
+    *,
+    mapping: str | None = None,
+) -> Path:
+    """A demo venue made through the real CLI (``epos-bridge db init PATH --demo``); with
+    ``mapping``, a POS's own database shaped as that shipped mapping's POS (``--adapter sqlmap``)."""
+    shaped = ["--adapter", "sqlmap", "--mapping", mapping] if mapping else []
     result = subprocess.run(
-        [*command, "db", "init", str(path), "--demo"],
+        [*command, "db", "init", str(path), "--demo", *shaped],
         env=env,
         capture_output=True,
         text=True,

@@ -185,6 +185,7 @@ class OsposTill:
                 )
             ),
             comment=self._read("SELECT comment FROM ospos_sales_suspended WHERE sale_id = ?", (sale_id,))[0][0],
+            table=self._read("SELECT dinner_table_id FROM ospos_sales_suspended WHERE sale_id = ?", (sale_id,))[0][0],
         )
         with closing(self._connect()) as conn, conn:
             conn.execute(
@@ -200,26 +201,35 @@ class OsposTill:
     def complete(self, cart: Cart, table: int = 1) -> int:
         """Sale::save: a new sale (its own sale_id), the cart's payments by type and amount, its
         lines and their item taxes. OSPOS does not restore the table on unsuspend: Delivery (1)."""
+        return self._save_cart("ospos_sales", cart, table)
+
+    def resuspend(self, cart: Cart, table: int = 1) -> int:
+        """Sale_suspended::save of a cart a till unsuspended: the bill again, under a new sale_id."""
+        return self._save_cart("ospos_sales_suspended", cart, table)
+
+    def _save_cart(self, sales: str, cart: Cart, table: int) -> int:
+        """The cart written as a sale (``ospos_sales``) or a bill (``ospos_sales_suspended``) and
+        its ``_payments``, ``_items`` and ``_items_taxes`` rows, as both of OSPOS's saves do."""
         with closing(self._connect()) as conn, conn:
             sale_id = conn.execute(
-                "INSERT INTO ospos_sales (sale_time, customer_id, employee_id, comment, invoice_number,"
+                f"INSERT INTO {sales} (sale_time, customer_id, employee_id, comment, invoice_number,"
                 " dinner_table_id) VALUES (?, NULL, 1, ?, NULL, ?)",
                 (ospos_time(), cart.comment, table),
             ).lastrowid
             for payment_type, amount in cart.payments.items():
                 conn.execute(
-                    "INSERT INTO ospos_sales_payments (sale_id, payment_type, payment_amount) VALUES (?, ?, ?)",
+                    f"INSERT INTO {sales}_payments (sale_id, payment_type, payment_amount) VALUES (?, ?, ?)",
                     (sale_id, payment_type, amount),
                 )
             for item_id, line, quantity, price, discount, description in cart.lines:
                 conn.execute(
-                    "INSERT INTO ospos_sales_items (sale_id, item_id, description, serialnumber, line,"
+                    f"INSERT INTO {sales}_items (sale_id, item_id, description, serialnumber, line,"
                     " quantity_purchased, item_cost_price, item_unit_price, discount_percent, item_location)"
                     " VALUES (?, ?, ?, '', ?, ?, 0, ?, ?, 1)",
                     (sale_id, item_id, description, line, quantity, price, discount),
                 )
                 conn.execute(
-                    "INSERT INTO ospos_sales_items_taxes (sale_id, item_id, line, name, percent)"
+                    f"INSERT INTO {sales}_items_taxes (sale_id, item_id, line, name, percent)"
                     " SELECT ?, item_id, ?, name, percent FROM ospos_items_taxes WHERE item_id = ?",
                     (sale_id, line, item_id),
                 )
@@ -230,40 +240,14 @@ class OsposTill:
         """Staff unsuspend the bill and complete it at once; the completed sale's sale_id."""
         return self.complete(self.unsuspend(sale_id))
 
-    def take_payment(self, sale_id: int, payment_type: str, value: int) -> None:
+    def take_payment(self, sale_id: int, payment_type: str, value: int) -> int:
         """Staff add a payment to the bill (unsuspend, add_payment: a type already there adds up,
-        suspend again): OSPOS re-keys the bill; returns nothing, the new key is :meth:`newest_bill`."""
+        suspend again): OSPOS re-keys the bill; the new bill's sale_id."""
         cart = self.unsuspend(sale_id)
         payments = {k: Decimal(str(v)) for k, v in cart.payments.items()}
         payments[payment_type] = payments.get(payment_type, Decimal(0)) + Decimal(value) / 100
-        cart = Cart(cart.lines, {k: float(v) for k, v in payments.items()}, cart.comment)
-        self.resuspend(cart)
-
-    def resuspend(self, cart: Cart, table: int = 1) -> int:
-        with closing(self._connect()) as conn, conn:
-            sale_id = conn.execute(
-                "INSERT INTO ospos_sales_suspended (sale_time, customer_id, employee_id, comment, invoice_number,"
-                " dinner_table_id) VALUES (?, NULL, 1, ?, NULL, ?)",
-                (ospos_time(), cart.comment, table),
-            ).lastrowid
-            for payment_type, amount in cart.payments.items():
-                conn.execute(
-                    "INSERT INTO ospos_sales_suspended_payments (sale_id, payment_type, payment_amount)"
-                    " VALUES (?, ?, ?)",
-                    (sale_id, payment_type, amount),
-                )
-            for item_id, line, quantity, price, discount, description in cart.lines:
-                conn.execute(
-                    "INSERT INTO ospos_sales_suspended_items (sale_id, item_id, description, serialnumber, line,"
-                    " quantity_purchased, item_cost_price, item_unit_price, discount_percent, item_location)"
-                    " VALUES (?, ?, ?, '', ?, ?, 0, ?, ?, 1)",
-                    (sale_id, item_id, description, line, quantity, price, discount),
-                )
-        assert sale_id is not None
-        return sale_id
-
-    def newest_bill(self) -> int:
-        return int(self._read("SELECT MAX(sale_id) FROM ospos_sales_suspended")[0][0])
+        again = Cart(cart.lines, {k: float(v) for k, v in payments.items()}, cart.comment, cart.table)
+        return self.resuspend(again, cart.table or 1)
 
     # --- OSPOS's own screens -----------------------------------------------------------------------
 
@@ -327,3 +311,6 @@ class Cart:
     lines: list[tuple[Any, ...]]
     payments: dict[str, float]
     comment: str
+    table: int | None = None
+    """The bill's table. OSPOS's cart does not take it along (it falls back to Delivery): staff
+    pick it again from the dropdown before suspending the bill again."""
