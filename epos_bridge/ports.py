@@ -583,21 +583,23 @@ class KeepsFacts(Protocol):
 
 
 @runtime_checkable
-class ReleasesExpiredLocks(Protocol):
-    """A storage that shows Dojo's locks in the POS's own tables (an "in use at till N" column):
-    a lock Dojo never released is released there once it expires, or the till stays barred."""
+class KeepsTheTillInStep(Protocol):
+    """A storage that writes Dojo's state into the POS's own tables where the POS may later undo
+    it on its own: a lock shown in an "in use at till N" column must be released there once it
+    expires, and a reversed payment a till's cart carried back must stop counting again."""
 
-    async def release_expired_locks(self, now: datetime) -> int:
-        """Release, on the POS, the locks expired since the last call; how many."""
+    async def keep_the_till_in_step(self, now: datetime) -> int:
+        """Release, on the POS, the locks expired since the last call and apply again the
+        recent reversals; how many locks were released."""
         ...
 
 
 @runtime_checkable
-class SweepsExpiredLocks(Protocol):
-    """An adapter whose storage may show Dojo's locks on the POS (:class:`ReleasesExpiredLocks`):
-    the POS connection calls this every few seconds."""
+class SweepsTheTill(Protocol):
+    """An adapter whose storage may need the POS kept in step (:class:`KeepsTheTillInStep`): the
+    POS connection calls this every few seconds."""
 
-    async def sweep_expired_locks(self) -> int: ...
+    async def sweep_the_till(self) -> int: ...
 
 
 @runtime_checkable

@@ -130,8 +130,8 @@ class KeptRows:
             ),
         )
 
-    def locks_expired_between(self, since: datetime | None, now: datetime) -> list[int]:
-        """The keys of orders whose lock expired after ``since`` (``None``: ever) and by ``now``;
+    def expired_locks(self, now: datetime) -> list[tuple[int, str]]:
+        """``(order key, expiry as stored)`` of every lock that is no longer held at ``now``;
         whether a lock is still held is the domain's (:meth:`HeldLock.is_active`)."""
         kept = self.kept
         found = []
@@ -146,8 +146,8 @@ class KeptRows:
                 stored_time(row["locked_at"], f"the start of {where}"),
                 RequestHeaders(),
             )
-            if not lock.is_active(now) and (since is None or lock.expires_at > since):
-                found.append(int(row["order_key"]))
+            if not lock.is_active(now):
+                found.append((int(row["order_key"]), str(row["expires_at"])))
         return found
 
     def store_lock(self, order: PosOrder, change: LockChange) -> None:

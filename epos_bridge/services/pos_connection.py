@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from epos_bridge.domain.events import DomainEvent
-from epos_bridge.ports import CallContext, ChangeSource, Outbox, PosAdapter, SweepsExpiredLocks
+from epos_bridge.ports import CallContext, ChangeSource, Outbox, PosAdapter, SweepsTheTill
 from epos_bridge.protocol.entities import OrderBill
 from epos_bridge.protocol.jsonrpc import IncomingRequest
 from epos_bridge.protocol.params import OrderIdParams, PagedOrders, PagedTables, SearchOrdersParams, SearchTablesParams
@@ -25,7 +25,8 @@ from epos_bridge.services.tasks import TaskSet
 log = logging.getLogger(__name__)
 
 LOCK_SWEEP_S = 10.0
-"""How often expired Dojo locks are released on the POS's own screens (a lock lasts minutes)."""
+"""How often expired Dojo locks are released on the POS's own screens (a lock lasts minutes) and
+recent reversals applied again there."""
 
 
 class PosConnection:
@@ -85,19 +86,20 @@ class PosConnection:
         self._relay_task = asyncio.create_task(self.relay.run(), name=f"pos-events:{self.name}")
 
     def start_lock_sweep(self, every_s: float = LOCK_SWEEP_S) -> None:
-        """Dojo locks shown on the POS's own screens are released there once they expire."""
-        if isinstance(self.adapter, SweepsExpiredLocks) and self._sweep_task is None:
+        """Dojo locks shown on the POS's own screens are released there once they expire, and
+        reversals a till's cart undid are applied again (:class:`epos_bridge.ports.SweepsTheTill`)."""
+        if isinstance(self.adapter, SweepsTheTill) and self._sweep_task is None:
             self._sweep_task = asyncio.create_task(self._sweep(self.adapter, every_s), name=f"lock-sweep:{self.name}")
 
-    async def _sweep(self, adapter: SweepsExpiredLocks, every_s: float) -> None:
+    async def _sweep(self, adapter: SweepsTheTill, every_s: float) -> None:
         while True:
             try:
                 async with self.using():
-                    released = await adapter.sweep_expired_locks()
+                    released = await adapter.sweep_the_till()
                 if released:
                     log.info("released %d expired Dojo lock(s) on the POS", released)
             except Exception as exc:  # the POS database may be busy or gone: the next sweep tries again
-                log.warning("expired Dojo locks could not be released on the POS now: %s", exc)
+                log.warning("the POS could not be kept in step with Dojo now (expired locks, reversals): %s", exc)
             await asyncio.sleep(every_s)
 
     async def stop_relay(self) -> None:

@@ -120,12 +120,12 @@ async def test_a_lock_that_expires_is_released_on_the_pos_once_and_a_retake_show
     try:
         rpc = rpc_over(adapter)
         ok(await rpc("CreateOrderLockV1", lock(order, "lock-1", minutes_from_now(2))))
-        assert await adapter.sweep_expired_locks() == 0  # still held
+        assert await adapter.sweep_the_till() == 0  # still held
         assert in_use(till, order) == "Dojo "
         clock.at += timedelta(minutes=3)
-        assert await adapter.sweep_expired_locks() == 1
+        assert await adapter.sweep_the_till() == 1
         assert in_use(till, order) is None
-        assert await adapter.sweep_expired_locks() == 0  # released once, not on every sweep
+        assert await adapter.sweep_the_till() == 0  # released once, not on every sweep
         clock.at = datetime.now(UTC)
         ok(await rpc("ExtendOrderLockV1", lock(order, "lock-1", minutes_from_now(5))))  # untouched: retaken
         assert in_use(till, order) == "Dojo "
@@ -135,7 +135,7 @@ async def test_a_lock_that_expires_is_released_on_the_pos_once_and_a_retake_show
     later = sqlmap_pos(till.path, mapping, clock)
     clock.at += timedelta(minutes=10)
     try:
-        assert await later.sweep_expired_locks() == 1
+        assert await later.sweep_the_till() == 1
         assert in_use(till, order) is None
     finally:
         await later.close()
@@ -175,3 +175,22 @@ async def test_the_pos_connection_sweeps_while_it_is_current(till: FloreantTill,
         assert in_use(till, order) is None
     finally:
         await connection.retire()
+
+
+async def test_a_clock_set_back_never_keeps_an_expired_lock_on_the_pos(till: FloreantTill, tmp_path: Path) -> None:
+    mapping = with_locks(tmp_path)
+    setup.attach(till.path, mapping)
+    order = till.add_open_order("T1", 3000, "GBP")
+    clock = Clock()
+    adapter = sqlmap_pos(till.path, mapping, clock)
+    try:
+        rpc = rpc_over(adapter)
+        clock.at += timedelta(hours=1)
+        assert await adapter.sweep_the_till() == 0
+        clock.at = datetime.now(UTC)  # the PC's clock corrected backwards
+        ok(await rpc("CreateOrderLockV1", lock(order, "lock-1", minutes_from_now(2))))
+        clock.at += timedelta(minutes=5)
+        assert await adapter.sweep_the_till() == 1
+        assert in_use(till, order) is None
+    finally:
+        await adapter.close()

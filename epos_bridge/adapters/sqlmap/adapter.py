@@ -12,7 +12,7 @@ another to it.
 from __future__ import annotations
 
 from collections.abc import Container, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import NoReturn
@@ -36,7 +36,12 @@ from epos_bridge.domain.payments import RecordedIntent
 from epos_bridge.domain.records import StoredRecord
 from epos_bridge.domain.registry import RegisteredOrder
 from epos_bridge.ports import PosOrder
+from epos_bridge.protocol.base import format_utc
 from epos_bridge.protocol.entities import Area, Order, Reservation, Table
+
+STATUS_REAPPLIED_FOR = timedelta(days=1)
+"""How long after Dojo's event a reversal is applied again to the POS's own payment row (a bill
+stays in a till's cart for minutes, not days)."""
 
 
 class SqlMapStorage(RowStorage[sqlite_utils.Database]):
@@ -47,7 +52,7 @@ class SqlMapStorage(RowStorage[sqlite_utils.Database]):
         super().__init__(database, partial(SqlMapRows, mapping=mapping), capabilities(mapping))
         self._db = database
         self._map = mapping
-        self._locks_released_through: datetime | None = None
+        self._released_locks: set[tuple[int, str]] = set()
 
     @classmethod
     def open(cls, path: Path, mapping: Mapping) -> SqlMapStorage:
@@ -63,23 +68,70 @@ class SqlMapStorage(RowStorage[sqlite_utils.Database]):
         """A real, harmless write to the bridge's own table: raises PosUnavailable when read-only."""
         await self._db.write(lambda db: db.execute("UPDATE EPOS_BRIDGE_META SET VALUE = VALUE WHERE KEY = 'version'"))
 
+    async def keep_the_till_in_step(self, now: datetime) -> int:
+        """Expired locks released on the POS (how many), then recent reversals applied again."""
+        released = await self.release_expired_locks(now)
+        await self.reapply_payment_statuses(now)
+        return released
+
+    async def reapply_payment_statuses(self, now: datetime) -> int:
+        """A payment Dojo reversed while a till's cart held its bill (OSPOS deletes the bill
+        then, and writes the payment row back when the cart is completed or suspended again)
+        stops counting on the POS again: ``payments.status`` runs once more for each recorded
+        payment that no longer counts and whose status changed in the last day. The statement
+        must change no row when it was already applied; how many were applied again."""
+        if not self._map.has("payments.status"):
+            return 0
+        since = format_utc(now - STATUS_REAPPLIED_FOR)
+
+        def not_counting(db: sqlite_utils.Database) -> list[tuple[str, RecordedIntent]]:
+            found = db.execute(
+                "SELECT b.PAYMENT_INTENT_ID, b.ORDER_KEY, b.PAID_AMOUNT, b.TIPS_AMOUNT, b.STATUS"
+                " FROM EPOS_BRIDGE_PAYMENTS b WHERE EXISTS (SELECT 1 FROM EPOS_BRIDGE_INTENT_EVENTS e"
+                " WHERE e.PAYMENT_INTENT_ID = b.PAYMENT_INTENT_ID AND e.RECEIVED_AT >= ?)",
+                [since],
+            ).fetchall()
+            return [
+                (intent, RecordedIntent(str(key), paid, tips, status))
+                for intent, key, paid, tips, status in found
+                if not StoredPayment(paid, tips, intent, status).counts
+            ]
+
+        def reapply(db: sqlite_utils.Database) -> int:
+            again = not_counting(db)
+            for intent, recorded in again:
+                writes.payment_status(db, self._map, recorded, intent, recorded.status, now)
+            return len(again)
+
+        if not await self._db.read(not_counting):  # the POS's write lock only when there is work
+            return 0
+        return await self._db.write(reapply)
+
     async def release_expired_locks(self, now: datetime) -> int:
-        """The POS's own "in use" mark of every Dojo lock that expired since the last sweep
-        (since start-up: every expired one, the hook being harmless twice) is released through
-        ``locks.released``; the bridge's lock row stays, for the domain's retake rule."""
+        """The POS's own "in use" mark of every Dojo lock that has expired is released through
+        ``locks.released``, once per lock (a lock is its order and its expiry: a retaken or
+        extended one is released again when it expires; after a restart every expired one is,
+        the hook being harmless twice). No clock threshold: a clock set back loses nothing.
+        The bridge's lock row stays, for the domain's retake rule."""
         if not self._map.has("locks.released"):
             return 0
-        since = self._locks_released_through
+        released_before = self._released_locks
 
-        def release(db: sqlite_utils.Database) -> int:
-            keys = SqlMapRows(db, mapping=self._map).locks_expired_between(since, now)
-            for key in keys:
+        def expired(db: sqlite_utils.Database) -> set[tuple[int, str]]:
+            return set(SqlMapRows(db, mapping=self._map).expired_locks(now))
+
+        def release(db: sqlite_utils.Database) -> set[tuple[int, str]]:
+            found = expired(db)
+            for key, _ in sorted(found - released_before):
                 rows.run(db, self._map, "locks.released", order_id=key)
-            return len(keys)
+            return found
 
-        released = await self._db.write(release)
-        self._locks_released_through = now
-        return released
+        # A read first: the POS's write lock is taken only when there is something to release.
+        found = await self._db.read(expired)
+        if found - released_before:
+            found = await self._db.write(release)
+        self._released_locks = found  # forgets the locks no longer there
+        return len(found - released_before)
 
 
 class SqlMapRows(KeptRows):

@@ -146,6 +146,9 @@ def insert_payment(db: sqlite_utils.Database, mapping: Mapping, key: int, record
                 recorded_at,
             ],
         )
+        if not payment.counts:  # an event reversed it before the payment arrived: the till must not count it
+            recorded = RecordedIntent(str(key), payment.paid_value, payment.tips_value, payment.status)
+            payment_status(db, mapping, recorded, payment.payment_intent_id, payment.status, record.recorded_at)
     order_paid(db, mapping, key, record.recorded_at)
 
 

@@ -20,9 +20,9 @@ from epos_bridge.ports import (
     CallContext,
     ChangeSource,
     Clock,
+    KeepsTheTillInStep,
     PosAdapter,
     PosStorage,
-    ReleasesExpiredLocks,
     SystemClock,
 )
 from epos_bridge.protocol import params as wire
@@ -53,10 +53,11 @@ class PosCalls:
     async def close(self) -> None:
         await self.storage.close()
 
-    async def sweep_expired_locks(self) -> int:
-        """Expired Dojo locks released on the POS too, where the storage shows them there."""
-        if isinstance(self.storage, ReleasesExpiredLocks):
-            return await self.storage.release_expired_locks(self._clock.now())
+    async def sweep_the_till(self) -> int:
+        """Expired Dojo locks released on the POS too, and recent reversals applied again, where
+        the storage writes them into the POS's own tables; how many locks were released."""
+        if isinstance(self.storage, KeepsTheTillInStep):
+            return await self.storage.keep_the_till_in_step(self._clock.now())
         return 0
 
     async def _read(self, ctx: CallContext, body: Callable[..., T]) -> T:

@@ -57,7 +57,12 @@ def cancel_order(params: wire.OrderIdParams, rows: PosRows, now: datetime) -> Or
 def create_order(params: wire.CreateOrderParams, rows: PosRows, now: datetime) -> Order:
     existing = records.replay_of(records.ORDER, params.dojo_order_id, rows.order_of_dojo_id(params.dojo_order_id))
     if existing is not None:
-        return rows.answer_order(existing)
+        # Dojo's retry: the order as it is now, wherever the POS moved it; one the POS no longer
+        # has is what Dojo was told, no longer payable (never NotFound: Dojo would create it again).
+        found = locate(rows, str(existing))
+        if isinstance(found, RegisteredOrder):
+            return registry_rules.closed_answer(found)
+        return answer(rows, found)
     known = rows.known_tables(orders.tables_named(params))
     key = rows.insert_order(orders.decide_new_order(params, known, now))
     told = rows.answer_order(key)
