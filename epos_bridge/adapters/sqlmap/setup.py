@@ -286,7 +286,7 @@ def init(path: Path, mapping: Mapping, *, demo: bool, now: datetime) -> list[str
             summary = seed_demo(conn, mapping, now)
         except DemoSeedRefused as exc:
             raise AttachError(str(exc)) from exc
-    return [f"{path}: a {mapping.name} database, attached", summary.words()]
+    return [f"{path}: a POS database shaped for the mapping {mapping.name}, attached", summary.words()]
 
 
 FACT_KINDS = ("order", "item", "modifier", "table", "area", "venue", "reservation")
