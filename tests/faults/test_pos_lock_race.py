@@ -39,6 +39,7 @@ from epos_bridge.testing.contract_suite import STANDARD_VENUE
 from tests.faults.helpers import HEADERS, venue_with_orders
 from tests.helpers.contract import assert_valid_response
 from tests.helpers.floreant import FloreantTill
+from tests.helpers.ospos import OsposTill
 from tests.helpers.pos import jsonfile_pos, sqlite_pos, sqlmap_pos
 from tests.helpers.pos_writer import PosProcess
 
@@ -109,6 +110,29 @@ def floreant_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
     return Venue(sqlmap_pos(db, load_mapping("floreant")), hold, payments_of), orders
 
 
+def ospos_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
+    """The mapped-SQL adapter on Open Source Point of Sale, held by OSPOS completing a sale."""
+    db = tmp_path / "ospos.db"
+    till = OsposTill(db)
+    till.seed(STANDARD_VENUE)
+    orders = [till.add_open_order("T1", ORDER_TOTAL, "GBP") for _ in range(ORDERS)]
+
+    def payments_of() -> dict[str, int]:
+        conn = sqlite3.connect(db)
+        try:
+            rows = conn.execute(
+                "SELECT b.PAYMENT_INTENT_ID, COUNT(*) FROM ospos_sales_suspended_payments p JOIN EPOS_BRIDGE_PAYMENTS b"
+                " ON p.payment_type = 'Dojo:' || b.PAYMENT_INTENT_ID WHERE b.PAYMENT_INTENT_ID LIKE 'pi_race_%'"
+                " GROUP BY b.PAYMENT_INTENT_ID"
+            ).fetchall()
+        finally:
+            conn.close()
+        return dict(rows)
+
+    hold = ("hold", str(db), "--ospos", "--order", orders[-1], "--max-seconds", str(HOLD_S))
+    return Venue(sqlmap_pos(db, load_mapping("ospos")), hold, payments_of), orders
+
+
 def folder_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
     folder = tmp_path / "pos"
     init_folder(folder, demo=True, now=datetime.now(UTC))
@@ -135,7 +159,9 @@ def folder_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
 
 
 @pytest.mark.parametrize(
-    "make_venue", [sqlite_venue, folder_venue, floreant_venue], ids=["sqlite", "jsonfile", "sqlmap-floreant"]
+    "make_venue",
+    [sqlite_venue, folder_venue, floreant_venue, ospos_venue],
+    ids=["sqlite", "jsonfile", "sqlmap-floreant", "sqlmap-ospos"],
 )
 async def test_every_answer_agrees_with_the_database_while_the_pos_holds_it_past_the_deadline(
     tmp_path: Path, make_venue: Callable[[Path], tuple[Venue, list[str]]]

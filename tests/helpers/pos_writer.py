@@ -199,6 +199,12 @@ def hold(args: argparse.Namespace) -> int:
     if args.floreant:  # Floreant saves a ticket by bumping its MODIFIED_TIME (Hibernate's version)
         touch = "UPDATE TICKET SET MODIFIED_TIME = strftime('%Y-%m-%d %H:%M:%f', ?) WHERE ID = ?"
         conn.execute(touch, [at, args.order])
+    elif args.ospos:  # OSPOS completing a long sale: its stock and table rows written in one transaction
+        touch = (
+            "UPDATE ospos_dinner_tables SET status = status WHERE ? IS NOT NULL AND dinner_table_id ="
+            " (SELECT dinner_table_id FROM ospos_sales_suspended WHERE sale_id = ?)"
+        )
+        conn.execute(touch, [at, args.order])
     else:
         touch = "UPDATE orders SET updated_at = ? WHERE id = ?"
         conn.execute("UPDATE orders SET note = 'held by the POS', updated_at = ? WHERE id = ?", [at, args.order])
@@ -289,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     hold_p.add_argument(
         "--floreant", action="store_true", help="the database is Floreant's (TICKET), not the reference"
     )
+    hold_p.add_argument("--ospos", action="store_true", help="the database is Open Source Point of Sale's")
     hold_p.set_defaults(run=hold)
     folder_p = sub.add_parser("hold-folder", help="hold a file database's folder lock")
     folder_p.add_argument("folder")
