@@ -5,6 +5,7 @@ retried after the checkout, a note on a line whose row id OSPOS hands out again.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from epos_bridge.adapters.sqlmap.adapter import SqlMapStorage
+from epos_bridge.adapters.sqlmap.database import MappedDatabase
 from epos_bridge.services.pos_calls import PosCalls
 from epos_bridge.testing.contract_suite import STANDARD_VENUE, event, ok, order_params, pay
 from tests.helpers.contract import Rpc, rpc_over
@@ -96,3 +99,37 @@ async def test_a_reversal_while_a_tills_cart_holds_the_bill_is_applied_again_whe
     await adapter.sweep_the_till()  # applied already: nothing changes, no POS event follows
     assert till._read("SELECT COUNT(*) FROM EPOS_BRIDGE_CHANGES")[0][0] == changes
     assert ok(await rpc("GetOrderByIdV1", {"orderId": str(CLOSED + sale)}))["paidAmount"]["value"] == 0
+
+
+async def test_a_new_dojo_line_on_a_row_id_handed_out_again_has_no_note_of_the_old_one(
+    till: OsposTill, rpc: Rpc
+) -> None:
+    noted = order_params("dojo-1")
+    noted["items"][0]["note"] = "NO ONIONS - allergy"
+    first = ok(await rpc("CreateOrderV1", noted))
+    till.check_out(int(first["id"]))
+    second = ok(await rpc("CreateOrderV1", order_params("dojo-2")))
+    assert "note" not in ok(await rpc("GetOrderByIdV1", {"orderId": second["id"]}))["items"][0]
+
+
+async def test_reversals_are_applied_again_only_after_the_pos_changed_something(till: OsposTill, rpc: Rpc) -> None:
+    """The sweep takes the POS's write lock for a reversal only when the till may have written the
+    row back: while a quiet till holds its database, a sweep only reads (it would fail, waiting
+    for the lock, if it tried to write)."""
+    order = till.add_open_order("T1", 3000, "GBP")
+    ok(await rpc("RecordOrderPaymentByIdV1", pay(order, "pi_1", 1000)))
+    ok(await rpc("HandleEventV1", event("evt_1", "pi_1", "Reversed", created_at=datetime.now(UTC).isoformat())))
+    impatient = PosCalls(SqlMapStorage(MappedDatabase(till.path, ospos(), busy_timeout_s=0.2)))
+    holder = sqlite3.connect(till.path, isolation_level=None)
+    try:
+        await impatient.sweep_the_till()
+        await impatient.sweep_the_till()  # the first sweep's own (no-op) write settles the change mark
+        holder.execute("BEGIN IMMEDIATE")  # the till holds its database, changing nothing yet
+        for _ in range(3):
+            await impatient.sweep_the_till()
+        holder.execute("UPDATE ospos_sales_suspended SET comment = comment || '.' WHERE sale_id = ?", (int(order),))
+        holder.execute("COMMIT")  # the till changed something: the next sweep may write again
+        await impatient.sweep_the_till()
+    finally:
+        holder.close()
+        await impatient.close()

@@ -53,6 +53,7 @@ class SqlMapStorage(RowStorage[sqlite_utils.Database]):
         self._db = database
         self._map = mapping
         self._released_locks: set[tuple[int, str]] = set()
+        self._reapplied_at_mark: int | None = None
 
     @classmethod
     def open(cls, path: Path, mapping: Mapping) -> SqlMapStorage:
@@ -69,8 +70,13 @@ class SqlMapStorage(RowStorage[sqlite_utils.Database]):
         await self._db.write(lambda db: db.execute("UPDATE EPOS_BRIDGE_META SET VALUE = VALUE WHERE KEY = 'version'"))
 
     async def keep_the_till_in_step(self, now: datetime) -> int:
-        """Expired locks released on the POS (how many), then recent reversals applied again."""
-        released = await self.release_expired_locks(now)
+        """Expired locks released on the POS (how many), then recent reversals applied again;
+        one step failing does not stop the other (the first failure is raised after both)."""
+        try:
+            released = await self.release_expired_locks(now)
+        except Exception:
+            await self.reapply_payment_statuses(now)
+            raise
         await self.reapply_payment_statuses(now)
         return released
 
@@ -78,11 +84,20 @@ class SqlMapStorage(RowStorage[sqlite_utils.Database]):
         """A payment Dojo reversed while a till's cart held its bill (OSPOS deletes the bill
         then, and writes the payment row back when the cart is completed or suspended again)
         stops counting on the POS again: ``payments.status`` runs once more for each recorded
-        payment that no longer counts and whose status changed in the last day. The statement
-        must change no row when it was already applied; how many were applied again."""
+        payment that no longer counts and whose status changed in the last day, whenever the
+        POS's tables changed since the last time (the change log's sequence moved; with no
+        ``[[changes]]`` in the mapping, every sweep). The statement must change no row when it
+        was already applied; how many it ran for."""
         if not self._map.has("payments.status"):
             return 0
         since = format_utc(now - STATUS_REAPPLIED_FOR)
+        watched = bool(self._map.changes)
+
+        def change_mark(db: sqlite_utils.Database) -> int | None:
+            if not watched:
+                return None
+            row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'EPOS_BRIDGE_CHANGES'").fetchone()
+            return int(row[0]) if row else 0
 
         def not_counting(db: sqlite_utils.Database) -> list[tuple[str, RecordedIntent]]:
             found = db.execute(
@@ -103,9 +118,19 @@ class SqlMapStorage(RowStorage[sqlite_utils.Database]):
                 writes.payment_status(db, self._map, recorded, intent, recorded.status, now)
             return len(again)
 
-        if not await self._db.read(not_counting):  # the POS's write lock only when there is work
-            return 0
-        return await self._db.write(reapply)
+        def look(db: sqlite_utils.Database) -> tuple[int | None, list[tuple[str, RecordedIntent]]]:
+            mark = change_mark(db)
+            if mark is not None and mark == self._reapplied_at_mark:
+                return mark, []  # nothing on the POS changed: nothing can have been written back
+            return mark, not_counting(db)
+
+        mark, found = await self._db.read(look)  # the POS's write lock only when there is work
+        if found:
+            found_count = await self._db.write(reapply)
+        else:
+            found_count = 0
+        self._reapplied_at_mark = mark
+        return found_count
 
     async def release_expired_locks(self, now: datetime) -> int:
         """The POS's own "in use" mark of every Dojo lock that has expired is released through

@@ -344,6 +344,13 @@ def order_of_dojo_id(db: sqlite_utils.Database, dojo_order_id: str) -> StoredRec
     return StoredRecord(int(row["POS_KEY"]), dojo_order_id, False) if row is not None else None
 
 
+def forget_facts(db: sqlite_utils.Database, kind: str, pos_key: object, fields: Sequence[str]) -> None:
+    db.conn.executemany(
+        "DELETE FROM EPOS_BRIDGE_FACTS WHERE KIND = ? AND POS_KEY = ? AND FIELD = ?",
+        [(kind, str(pos_key), name) for name in fields],
+    )
+
+
 def keep_facts(db: sqlite_utils.Database, kind: str, pos_key: object, facts: ReadOnly[str, object]) -> None:
     db.conn.executemany(
         "INSERT OR REPLACE INTO EPOS_BRIDGE_FACTS (KIND, POS_KEY, FIELD, VALUE) VALUES (?, ?, ?, ?)",

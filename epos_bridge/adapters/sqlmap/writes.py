@@ -93,6 +93,8 @@ def insert_order(db: sqlite_utils.Database, mapping: Mapping, record: orders.Ord
             amount_per_item=item.amount_per_item.value,
             note=item.note,
         )
+        # A POS may hand a line's row id out again: what the bridge kept of an earlier line goes.
+        rows.forget_facts(db, "item", item_key, ("plu", "note"))
         rows.keep_facts(db, "item", item_key, {"plu": item.plu, "note": item.note})
         for m_position, modifier in enumerate(item.modifiers or []):
             modifier_key = rows.run(
@@ -107,6 +109,7 @@ def insert_order(db: sqlite_utils.Database, mapping: Mapping, record: orders.Ord
                 quantity=modifier.quantity,
                 amount_per_modifier=modifier.amount_per_modifier.value,
             )
+            rows.forget_facts(db, "modifier", modifier_key, ("plu",))
             rows.keep_facts(db, "modifier", modifier_key, {"plu": modifier.plu})
     for payment in record.payments:
         insert_payment(db, mapping, key, payment)
@@ -223,10 +226,7 @@ def store_reservation(
         rows.run(db, mapping, "reservations.add_table", reservation_id=key, table_id=table_id, position=position)
     rows.keep_facts(db, "reservation", key, {"dojo_reservation_id": record.dojo_reservation_id})
     # Replace semantics: a field the update leaves out is gone, here as on the POS.
-    for name in ("host_notes", "guest_requests", "name"):
-        db.execute(
-            "DELETE FROM EPOS_BRIDGE_FACTS WHERE KIND = 'reservation' AND POS_KEY = ? AND FIELD = ?", [str(key), name]
-        )
+    rows.forget_facts(db, "reservation", key, ("host_notes", "guest_requests", "name"))
     rows.keep_facts(
         db,
         "reservation",
