@@ -88,49 +88,44 @@ def sqlite_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
                  payments_of), orders  # fmt: skip
 
 
-def floreant_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
-    """The mapped-SQL adapter on a Floreant-shaped database, held by Floreant saving a ticket."""
-    db = tmp_path / "floreant.db"
-    till = FloreantTill(db)
+def mapped_venue(
+    tmp_path: Path, till_class: type[FloreantTill] | type[OsposTill], mapping: str, payments_sql: str, hold_flag: str
+) -> tuple[Venue, list[str]]:
+    """The mapped-SQL adapter on a real POS's schema, held by that POS's own write (hold_flag)."""
+    db = tmp_path / f"{mapping}.db"
+    till = till_class(db)
     till.seed(STANDARD_VENUE)
     orders = [till.add_open_order("T1", ORDER_TOTAL, "GBP") for _ in range(ORDERS)]
 
     def payments_of() -> dict[str, int]:
         conn = sqlite3.connect(db)
         try:
-            rows = conn.execute(
-                "SELECT b.PAYMENT_INTENT_ID, COUNT(*) FROM TRANSACTIONS tr JOIN EPOS_BRIDGE_PAYMENTS b"
-                " ON b.POS_PAYMENT_ID = tr.ID WHERE b.PAYMENT_INTENT_ID LIKE 'pi_race_%' GROUP BY b.PAYMENT_INTENT_ID"
-            ).fetchall()
+            rows = conn.execute(payments_sql).fetchall()
         finally:
             conn.close()
         return dict(rows)
 
-    hold = ("hold", str(db), "--floreant", "--order", orders[-1], "--max-seconds", str(HOLD_S))
-    return Venue(sqlmap_pos(db, load_mapping("floreant")), hold, payments_of), orders
+    hold = ("hold", str(db), hold_flag, "--order", orders[-1], "--max-seconds", str(HOLD_S))
+    return Venue(sqlmap_pos(db, load_mapping(mapping)), hold, payments_of), orders
+
+
+def floreant_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
+    """Floreant, held by Floreant saving a ticket."""
+    payments = (
+        "SELECT b.PAYMENT_INTENT_ID, COUNT(*) FROM TRANSACTIONS tr JOIN EPOS_BRIDGE_PAYMENTS b"
+        " ON b.POS_PAYMENT_ID = tr.ID WHERE b.PAYMENT_INTENT_ID LIKE 'pi_race_%' GROUP BY b.PAYMENT_INTENT_ID"
+    )
+    return mapped_venue(tmp_path, FloreantTill, "floreant", payments, "--floreant")
 
 
 def ospos_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
-    """The mapped-SQL adapter on Open Source Point of Sale, held by OSPOS completing a sale."""
-    db = tmp_path / "ospos.db"
-    till = OsposTill(db)
-    till.seed(STANDARD_VENUE)
-    orders = [till.add_open_order("T1", ORDER_TOTAL, "GBP") for _ in range(ORDERS)]
-
-    def payments_of() -> dict[str, int]:
-        conn = sqlite3.connect(db)
-        try:
-            rows = conn.execute(
-                "SELECT b.PAYMENT_INTENT_ID, COUNT(*) FROM ospos_sales_suspended_payments p JOIN EPOS_BRIDGE_PAYMENTS b"
-                " ON p.payment_type = 'Dojo:' || b.PAYMENT_INTENT_ID WHERE b.PAYMENT_INTENT_ID LIKE 'pi_race_%'"
-                " GROUP BY b.PAYMENT_INTENT_ID"
-            ).fetchall()
-        finally:
-            conn.close()
-        return dict(rows)
-
-    hold = ("hold", str(db), "--ospos", "--order", orders[-1], "--max-seconds", str(HOLD_S))
-    return Venue(sqlmap_pos(db, load_mapping("ospos")), hold, payments_of), orders
+    """Open Source Point of Sale, held by OSPOS completing a sale."""
+    payments = (
+        "SELECT b.PAYMENT_INTENT_ID, COUNT(*) FROM ospos_sales_suspended_payments p JOIN EPOS_BRIDGE_PAYMENTS b"
+        " ON p.payment_type = 'Dojo:' || b.PAYMENT_INTENT_ID WHERE b.PAYMENT_INTENT_ID LIKE 'pi_race_%'"
+        " GROUP BY b.PAYMENT_INTENT_ID"
+    )
+    return mapped_venue(tmp_path, OsposTill, "ospos", payments, "--ospos")
 
 
 def folder_venue(tmp_path: Path) -> tuple[Venue, list[str]]:

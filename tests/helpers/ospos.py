@@ -127,7 +127,10 @@ class OsposTill:
         return None
 
     def open_order_at_till(self, order_id: str, till: str) -> None:
-        pytest.skip("OSPOS keeps no bill open at a till: unsuspending deletes it (RemovesOrders is that)")
+        pytest.skip(
+            "OSPOS records no bill open at a till: a till that opens a bill deletes it from the database"
+            " (tested as remove_order)"
+        )
 
     def set_order_updated_at(self, order_id: str, moment: datetime) -> None:
         self._sql("UPDATE ospos_sales_suspended SET sale_time = ? WHERE sale_id = ?", (ospos_time(moment), order_id))

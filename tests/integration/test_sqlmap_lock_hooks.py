@@ -5,7 +5,6 @@ ticket) is what ``open_at_till`` reads, so Dojo's own lock never bars Dojo."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import closing
@@ -23,6 +22,7 @@ from tests.helpers.builders import read_only
 from tests.helpers.contract import rpc_over
 from tests.helpers.floreant import FloreantTill
 from tests.helpers.pos import sqlmap_pos
+from tests.helpers.waiting import until
 
 LOCKS = """
 [locks]
@@ -154,11 +154,7 @@ async def test_the_pos_connection_sweeps_while_it_is_current(
     connection = PosConnection(adapter)
     connection.start_lock_sweep(every_s=0.01)
     try:
-        for _ in range(500):  # waits for the sweep to have run, however fast the machine
-            if in_use(till, order) is None:
-                break
-            await asyncio.sleep(0.01)
-        assert in_use(till, order) is None
+        await until(lambda: in_use(till, order) is None, "the sweep released the expired lock", timeout=30)
     finally:
         await connection.stop_relay()
 
