@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlite_utils
-
+from epos_bridge.adapters.sql_dialects import SQLITE, Dialect
+from epos_bridge.adapters.sql_session import Sql
 from epos_bridge.adapters.transactional import TransactionalStore
 from epos_bridge.domain.intents import StoredIntentEvent
 from epos_bridge.domain.locks import HeldLock, LockChange, stored_lock
@@ -51,9 +51,14 @@ class KeptTables:
     """The orders Dojo wrote to: Dojo's id, the POS key it was last found under, the last answer."""
     changes: str
     """The change log behind POS events (seq, entity, entity_id, change), filled by triggers."""
+    dialect: Dialect = SQLITE
+    """The engine the tables are in: its upsert, its reserved words, its arrival order."""
 
 
-def _one(db: sqlite_utils.Database, sql: str, args: Sequence[Any]) -> dict[str, Any] | None:
+REGISTRY_COLUMNS = ("order_id", "order_key", "answer", "answered_at")
+
+
+def _one(db: Sql, sql: str, args: Sequence[Any]) -> dict[str, Any] | None:
     return next(iter(db.query(sql, args)), None)
 
 
@@ -61,7 +66,7 @@ class KeptRows:
     """The part of an SQLite storage's :class:`~epos_bridge.ports.PosRows` kept in the bridge's
     own tables: order locks, payment-intent events, where a paymentIntentId is recorded."""
 
-    def __init__(self, db: sqlite_utils.Database, kept: KeptTables) -> None:
+    def __init__(self, db: Sql, kept: KeptTables) -> None:
         self.db = db
         self.kept = kept
 
@@ -71,7 +76,7 @@ class KeptRows:
             self.db,
             f"SELECT {kept.payment_order} AS order_key, paid_amount AS paid_amount, tips_amount AS tips_amount,"  # noqa: S608 - names from KeptTables
             f" status AS status FROM {kept.payments}"
-            " WHERE payment_intent_id = ? ORDER BY rowid LIMIT 1",
+            f" WHERE payment_intent_id = ? ORDER BY {kept.dialect.arrival} LIMIT 1",
             [payment_intent_id],
         )
         if row is None:
@@ -99,9 +104,7 @@ class KeptRows:
 
     def register_order(self, order_id: str, key: int, answer: wire.Order, now: datetime) -> None:
         self.db.execute(
-            f"INSERT INTO {self.kept.registry} (order_id, order_key, answer, answered_at) VALUES (?, ?, ?, ?)"  # noqa: S608 - names from KeptTables
-            " ON CONFLICT (order_id) DO UPDATE SET order_key = excluded.order_key, answer = excluded.answer,"
-            " answered_at = excluded.answered_at",
+            self.kept.dialect.upsert(self.kept.registry, REGISTRY_COLUMNS, REGISTRY_COLUMNS[:1]),
             [order_id, key, json.dumps(RegisteredOrder(order_id, key, answer).answer_document()), format_utc(now)],
         )
 
@@ -162,12 +165,9 @@ class KeptRows:
         lock = change.store
         if lock is None:
             return
+        columns = (kept.lock_order, "lock_id", "expires_at", "locked_at", "dojo_requesting_product", "device_id")
         self.db.execute(
-            f"INSERT INTO {kept.locks} ({kept.lock_order}, lock_id, expires_at, locked_at, dojo_requesting_product,"  # noqa: S608 - names from KeptTables
-            f" device_id, device_type, waiter_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT ({kept.lock_order})"
-            " DO UPDATE SET lock_id = excluded.lock_id, expires_at = excluded.expires_at,"
-            " locked_at = excluded.locked_at, dojo_requesting_product = excluded.dojo_requesting_product,"
-            " device_id = excluded.device_id, device_type = excluded.device_type, waiter_id = excluded.waiter_id",
+            kept.dialect.upsert(kept.locks, (*columns, "device_type", "waiter_id"), (kept.lock_order,)),
             [
                 order.key,
                 lock.lock_id,
@@ -184,7 +184,7 @@ class KeptRows:
         rows = self.db.query(
             f"SELECT event_id AS event_id, payment_status AS payment_status, created_at AS created_at,"  # noqa: S608 - names from KeptTables
             f" received_at AS received_at FROM {self.kept.events}"
-            " WHERE payment_intent_id = ? OR event_id = ? ORDER BY rowid",
+            f" WHERE payment_intent_id = ? OR event_id = ? ORDER BY {self.kept.dialect.arrival}",
             [payment_intent_id, event_id],
         )
         return [
@@ -219,18 +219,19 @@ class KeptRows:
 class KeptChangeLog:
     """``ports.ChangeSource`` over the change-log table the triggers fill, for the POS-event relay."""
 
-    def __init__(self, store: TransactionalStore[sqlite_utils.Database], kept: KeptTables) -> None:
+    def __init__(self, store: TransactionalStore[Sql], kept: KeptTables) -> None:
         self._store = store
         self._table = kept.changes
+        self._change = kept.dialect.column("change")
 
     async def latest_change(self) -> int:
         sql = f"SELECT COALESCE(MAX(seq), 0) FROM {self._table}"  # noqa: S608 - names from KeptTables
         return await self._store.read(lambda db: int(db.execute(sql).fetchone()[0]))
 
     async def changes_after(self, seq: int, limit: int) -> list[PosChange]:
-        sql = f"SELECT seq, entity, entity_id, change FROM {self._table} WHERE seq > ? ORDER BY seq LIMIT ?"  # noqa: S608
+        sql = f"SELECT seq, entity, entity_id, {self._change} FROM {self._table} WHERE seq > ? ORDER BY seq LIMIT ?"  # noqa: S608
 
-        def work(db: sqlite_utils.Database) -> list[PosChange]:
+        def work(db: Sql) -> list[PosChange]:
             found = db.execute(sql, [seq, limit]).fetchall()
             return [PosChange(int(r[0]), r[1], str(r[2]), r[3]) for r in found]
 

@@ -66,6 +66,9 @@ class SqliteStorage(RowStorage[sqlite_utils.Database]):
 class SqliteRows(KeptRows):
     """One transaction's :class:`epos_bridge.ports.PosRows` over the reference schema."""
 
+    db: sqlite_utils.Database
+    """The reference schema is SQLite only: its row code may use all of ``sqlite_utils``."""
+
     def __init__(self, db: sqlite_utils.Database) -> None:
         super().__init__(db, KEPT)
         self.parties: _Bookings[PartyRecord, Party, PartyFilter] = _Bookings(

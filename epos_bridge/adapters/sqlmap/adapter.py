@@ -17,13 +17,16 @@ from functools import partial
 from pathlib import Path
 from typing import NoReturn
 
-import sqlite_utils
+from sqlalchemy.engine import URL
 
 from epos_bridge.adapters.kept_rows import KeptChangeLog, KeptRows
-from epos_bridge.adapters.sqlmap import rows, writes
-from epos_bridge.adapters.sqlmap.bridge import KEPT
+from epos_bridge.adapters.sql_dialects import DIALECTS
+from epos_bridge.adapters.sql_session import Sql
+from epos_bridge.adapters.sqlmap import rows, server_setup, writes
+from epos_bridge.adapters.sqlmap.bridge import kept_in
 from epos_bridge.adapters.sqlmap.database import MappedDatabase
 from epos_bridge.adapters.sqlmap.mapping import Mapping, capabilities
+from epos_bridge.adapters.sqlmap.server import ServerDatabase, where_of
 from epos_bridge.adapters.transactional import RowStorage, last_known
 from epos_bridge.domain import bookings
 from epos_bridge.domain.bill import VenueDetails
@@ -44,10 +47,10 @@ STATUS_REAPPLIED_FOR = timedelta(days=1)
 stays in a till's cart for minutes, not days)."""
 
 
-class SqlMapStorage(RowStorage[sqlite_utils.Database]):
+class SqlMapStorage(RowStorage[Sql]):
     """Implements :class:`epos_bridge.ports.PosStorage` over a POS's own tables, through a mapping."""
 
-    def __init__(self, database: MappedDatabase) -> None:
+    def __init__(self, database: MappedDatabase | ServerDatabase) -> None:
         mapping = database.mapping
         super().__init__(database, partial(SqlMapRows, mapping=mapping), capabilities(mapping))
         self._db = database
@@ -59,15 +62,22 @@ class SqlMapStorage(RowStorage[sqlite_utils.Database]):
     def open(cls, path: Path, mapping: Mapping) -> SqlMapStorage:
         return cls(MappedDatabase(path, mapping))
 
+    @classmethod
+    def open_server(cls, url: URL, mapping: Mapping) -> SqlMapStorage:
+        """The mapping's POS on a database server; ``url`` carries the password (from the keyring)."""
+        where = where_of(url)
+        return cls(ServerDatabase(url, mapping, check=lambda db: server_setup.mapping_problem(mapping, db, where)))
+
     @property
     def changes(self) -> KeptChangeLog | None:
         """The change log behind POS events, or ``None`` when the mapping names no POS tables
         whose changes become POS events."""
-        return KeptChangeLog(self._db, KEPT) if self._map.changes else None
+        return KeptChangeLog(self._db, kept_in(self._map)) if self._map.changes else None
 
     async def check_writable(self) -> None:
         """A real, harmless write to the bridge's own table: raises PosUnavailable when read-only."""
-        await self._db.write(lambda db: db.execute("UPDATE EPOS_BRIDGE_META SET VALUE = VALUE WHERE KEY = 'version'"))
+        sql = f"UPDATE EPOS_BRIDGE_META SET VALUE = VALUE WHERE {DIALECTS[self._map.engine].column('KEY')} = 'version'"  # noqa: S608
+        await self._db.write(lambda db: db.execute(sql))
 
     async def keep_the_till_in_step(self, now: datetime) -> int:
         """Expired locks released on the POS (how many), then recent reversals applied again;
@@ -93,13 +103,13 @@ class SqlMapStorage(RowStorage[sqlite_utils.Database]):
         since = format_utc(now - STATUS_REAPPLIED_FOR)
         watched = bool(self._map.changes)
 
-        def change_mark(db: sqlite_utils.Database) -> int | None:
+        def change_mark(db: Sql) -> int | None:
             if not watched:
                 return None
-            row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'EPOS_BRIDGE_CHANGES'").fetchone()
-            return int(row[0]) if row else 0
+            row = db.execute(DIALECTS[self._map.engine].change_mark).fetchone()
+            return int(row[0]) if row and row[0] is not None else 0
 
-        def not_counting(db: sqlite_utils.Database) -> list[tuple[str, RecordedIntent]]:
+        def not_counting(db: Sql) -> list[tuple[str, RecordedIntent]]:
             found = db.execute(
                 "SELECT b.PAYMENT_INTENT_ID, b.ORDER_KEY, b.PAID_AMOUNT, b.TIPS_AMOUNT, b.STATUS"
                 " FROM EPOS_BRIDGE_PAYMENTS b WHERE EXISTS (SELECT 1 FROM EPOS_BRIDGE_INTENT_EVENTS e"
@@ -112,13 +122,13 @@ class SqlMapStorage(RowStorage[sqlite_utils.Database]):
                 if not StoredPayment(paid, tips, intent, status).counts
             ]
 
-        def reapply(db: sqlite_utils.Database) -> int:
+        def reapply(db: Sql) -> int:
             again = not_counting(db)
             for intent, recorded in again:
                 writes.payment_status(db, self._map, recorded, intent, recorded.status, now)
             return len(again)
 
-        def look(db: sqlite_utils.Database) -> tuple[int | None, list[tuple[str, RecordedIntent]]]:
+        def look(db: Sql) -> tuple[int | None, list[tuple[str, RecordedIntent]]]:
             mark = change_mark(db)
             if mark is not None and mark == self._reapplied_at_mark:
                 return mark, []  # nothing on the POS changed: nothing can have been written back
@@ -142,10 +152,10 @@ class SqlMapStorage(RowStorage[sqlite_utils.Database]):
             return 0
         released_before = self._released_locks
 
-        def expired(db: sqlite_utils.Database) -> set[tuple[int, str]]:
+        def expired(db: Sql) -> set[tuple[int, str]]:
             return set(SqlMapRows(db, mapping=self._map).expired_locks(now))
 
-        def release(db: sqlite_utils.Database) -> set[tuple[int, str]]:
+        def release(db: Sql) -> set[tuple[int, str]]:
             found = expired(db)
             for key, _ in sorted(found - released_before):
                 rows.run(db, self._map, "locks.released", order_id=key)
@@ -162,8 +172,8 @@ class SqlMapStorage(RowStorage[sqlite_utils.Database]):
 class SqlMapRows(KeptRows):
     """One transaction's :class:`epos_bridge.ports.PosRows` through a mapping's statements."""
 
-    def __init__(self, db: sqlite_utils.Database, *, mapping: Mapping) -> None:
-        super().__init__(db, KEPT)
+    def __init__(self, db: Sql, *, mapping: Mapping) -> None:
+        super().__init__(db, kept_in(mapping))
         self.map = mapping
         self.reservations = _Reservations(db, mapping)
 
@@ -304,7 +314,7 @@ class SqlMapRows(KeptRows):
 class _Reservations:
     """The reservations of a mapped POS; Dojo's ids and deletions are facts the bridge keeps."""
 
-    def __init__(self, db: sqlite_utils.Database, mapping: Mapping) -> None:
+    def __init__(self, db: Sql, mapping: Mapping) -> None:
         self._db = db
         self._map = mapping
 

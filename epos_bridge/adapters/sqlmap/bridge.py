@@ -45,9 +45,10 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from epos_bridge.adapters.kept_rows import KeptTables
+from epos_bridge.adapters.sql_dialects import DIALECTS
 from epos_bridge.adapters.sqlmap.mapping import ChangeTrigger, Mapping
 
 VERSION = 2
@@ -63,6 +64,13 @@ KEPT = KeptTables(
     registry="EPOS_BRIDGE_ORDERS",
 )
 """The tables below that every SQLite adapter reads and writes the same way (``adapters/kept_rows.py``)."""
+
+
+def kept_in(mapping: Mapping) -> KeptTables:
+    """The bridge's tables as the mapping's engine spells them."""
+    return KEPT if mapping.engine == "sqlite" else replace(KEPT, dialect=DIALECTS[mapping.engine])
+
+
 META = "EPOS_BRIDGE_META"
 
 TABLES: tuple[tuple[str, str], ...] = (

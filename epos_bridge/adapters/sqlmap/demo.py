@@ -74,20 +74,21 @@ def seed_demo(conn: sqlite3.Connection, mapping: Mapping, now: datetime) -> Demo
             telephone=details.phone_number,
             footer_text=details.footer_text,
         )
-        rows.keep_facts(db, "venue", 1, {"postcode": details.postcode, "vat_number": details.vat_number})
+        rows.keep_facts(db, mapping, "venue", 1, {"postcode": details.postcode, "vat_number": details.vat_number})
         area_keys: dict[str, int | None] = {}
         for number, area in enumerate(venue.areas, start=1):
             # A POS without areas (no demo.area) keeps them as facts only, numbered here.
             area_key = rows.run(db, mapping, "demo.area", name=area.name) if mapping.has("demo.area") else number
             area_keys[area.id] = area_key
             named = {"id": area.id, "name": area.name, "waiter_ids": json.dumps(area.waiter_ids or [])}
-            rows.keep_facts(db, "area", area_key, named)
+            rows.keep_facts(db, mapping, "area", area_key, named)
         for number, table in enumerate(venue.tables, start=1):
             area_key = area_keys.get(table.area_id or "") if mapping.has("demo.area") else None
             table_key = rows.run(db, mapping, "demo.table", number=number, name=table.name, area_key=area_key)
             facts: dict[str, object] = {"id": table.id, "name": table.name, "max_covers": table.max_covers}
             facts["area_id"] = table.area_id
-            rows.keep_facts(db, "table", table_key, {**facts, "waiter_ids": json.dumps(table.waiter_ids or [])})
+            facts["waiter_ids"] = json.dumps(table.waiter_ids or [])
+            rows.keep_facts(db, mapping, "table", table_key, facts)
         for plu, (name, value) in MENU.items() if mapping.has("demo.menu_item") else ():
             rows.run(db, mapping, "demo.menu_item", name=name, plu=plu, amount_per_item=value)
         orders = [record for record in candidates if _kept_as_written(db, mapping, record)]

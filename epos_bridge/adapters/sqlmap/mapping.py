@@ -179,6 +179,9 @@ class Mapping(_Section):
     description: str = Field(min_length=1)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     """The currency of every amount the POS stores (it stores plain numbers)."""
+    engine: Literal["sqlite", "mysql", "postgresql"] = "sqlite"
+    """The database the POS keeps its tables in, and so the SQL dialect of every statement: its
+    own SQLite file, or a MariaDB/MySQL or PostgreSQL server (:mod:`.engines`)."""
     order_key: Literal["integer"] = "integer"
     """Order ids are the POS's integer keys, written in canonical decimal on the wire."""
     lock_view: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -203,7 +206,7 @@ class Mapping(_Section):
         for name, key in (("orders", ":order_id"), ("reservations", ":reservation_id")):
             section = data.get(name) if isinstance(data, dict) else None
             if isinstance(section, dict) and section.get("get") is None and isinstance(section.get("search"), str):
-                narrowed = f"SELECT * FROM ({section['search']}) WHERE id = {key}"  # noqa: S608 - installer SQL
+                narrowed = f"SELECT * FROM ({section['search']}) AS found WHERE id = {key}"  # noqa: S608 - installer SQL
                 data = {**data, name: {**section, "get": narrowed}}
         return data
 
@@ -537,7 +540,7 @@ def statement_problems(mapping: Mapping, conn: sqlite3.Connection) -> list[State
             continue
         needed = REQUIRED_COLUMNS.get(key)
         if needed:
-            cursor = conn.execute(f"SELECT * FROM ({sql}) LIMIT 0", blanks)  # noqa: S608 - installer SQL
+            cursor = conn.execute(f"SELECT * FROM ({sql}) AS found LIMIT 0", blanks)  # noqa: S608 - installer SQL
             returned = {d[0] for d in cursor.description or ()}
             missing = [c for c in needed if c not in returned]
             if missing:

@@ -17,8 +17,8 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import sqlite_utils
-
+from epos_bridge.adapters.sql_dialects import DIALECTS
+from epos_bridge.adapters.sql_session import Cursor, Sql
 from epos_bridge.adapters.sqlmap.mapping import Mapping
 from epos_bridge.domain.bill import VenueDetails
 from epos_bridge.domain.errors import NotFound, PosUnavailable
@@ -39,33 +39,43 @@ from epos_bridge.protocol.times import required_stored_time, stored_time
 Row = dict[str, Any]
 
 
-def query(db: sqlite_utils.Database, mapping: Mapping, key: str, **values: Any) -> list[Row]:
+def query(db: Sql, mapping: Mapping, key: str, **values: Any) -> list[Row]:
     """Run a mapping's read statement; every value is bound, never formatted in."""
     return _rows(db, mapping.sql(key), values)
 
 
-def searched_headers(db: sqlite_utils.Database, mapping: Mapping, left_out: Iterable[wire.OrderStatus]) -> list[Row]:
+def searched_headers(db: Sql, mapping: Mapping, left_out: Iterable[wire.OrderStatus]) -> list[Row]:
     """``orders.search`` without the statuses a search always leaves out (the domain's
     ``OrderFilter.left_out``), filtered in SQL so the rest of a closed order's columns are never
     computed; every other filter is the domain's, in Python."""
     statuses = sorted(s.value for s in left_out)
-    sql = f"SELECT * FROM ({mapping.sql('orders.search')}) WHERE status NOT IN ({', '.join('?' * len(statuses))})"  # noqa: S608 - installer SQL
+    marks = ", ".join("?" * len(statuses))
+    sql = f"SELECT * FROM ({mapping.sql('orders.search')}) AS found WHERE status NOT IN ({marks})"  # noqa: S608
     return _rows(db, sql, statuses)
 
 
-def _rows(db: sqlite_utils.Database, sql: str, values: Any) -> list[Row]:
-    cursor = db.conn.execute(sql, values)
+def _rows(db: Sql, sql: str, values: Any) -> list[Row]:
+    cursor = db.execute(sql, values)
     names = [d[0] for d in cursor.description or ()]
     return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
 
 
-def run(db: sqlite_utils.Database, mapping: Mapping, key: str, **values: Any) -> int | None:
+def run(db: Sql, mapping: Mapping, key: str, **values: Any) -> int | None:
     """Run a mapping's write key, every statement in order (each given ``:row_<n>``, the row id
     of statement *n* before it); returns the first statement's row id (an insert's new key)."""
     row_ids: dict[str, int | None] = {}
     for number, sql in enumerate(mapping.parts(key), start=1):
-        row_ids[f"row_{number}"] = db.conn.execute(sql, {**values, **row_ids}).lastrowid
+        row_ids[f"row_{number}"] = row_id(db.execute(sql, {**values, **row_ids}))
     return row_ids["row_1"]
+
+
+def row_id(cursor: Cursor) -> int | None:
+    """A statement's row id: the first column of the row it returns (a ``SELECT`` or an
+    ``INSERT … RETURNING``: a table whose key no driver reports), else the new row's id."""
+    if cursor.description:
+        found = cursor.fetchone()
+        return None if found is None or found[0] is None else int(found[0])
+    return cursor.lastrowid
 
 
 def order_key(order_id: str) -> int | None:
@@ -73,14 +83,14 @@ def order_key(order_id: str) -> int | None:
     return canonical_int_id(order_id)
 
 
-def header_or_none(db: sqlite_utils.Database, mapping: Mapping, order_id: str) -> Row | None:
+def header_or_none(db: Sql, mapping: Mapping, order_id: str) -> Row | None:
     """The order's header row, or ``None`` for an id the POS does not have."""
     key = order_key(order_id)
     found = query(db, mapping, "orders.get", order_id=key) if key is not None else []
     return found[0] if found else None
 
 
-def header(db: sqlite_utils.Database, mapping: Mapping, order_id: str) -> Row:
+def header(db: Sql, mapping: Mapping, order_id: str) -> Row:
     """The order's header row; ``NotFound`` for an id the POS never issued."""
     found = header_or_none(db, mapping, order_id)
     if found is None:
@@ -114,7 +124,7 @@ def order_facts(row: Row) -> OrderFacts:
     )
 
 
-def stored_payments(db: sqlite_utils.Database, mapping: Mapping, key: int) -> tuple[StoredPayment, ...]:
+def stored_payments(db: Sql, mapping: Mapping, key: int) -> tuple[StoredPayment, ...]:
     if not mapping.has("orders.payments"):
         return ()
     return tuple(
@@ -131,11 +141,11 @@ def stored_payments(db: sqlite_utils.Database, mapping: Mapping, key: int) -> tu
 # --- whole orders ---------------------------------------------------------------------------
 
 
-def _children(db: sqlite_utils.Database, mapping: Mapping, key: str, order: int) -> list[Row]:
+def _children(db: Sql, mapping: Mapping, key: str, order: int) -> list[Row]:
     return query(db, mapping, key, order_id=order) if mapping.has(key) else []
 
 
-def load_order(db: sqlite_utils.Database, mapping: Mapping, row: Row) -> wire.Order:
+def load_order(db: Sql, mapping: Mapping, row: Row) -> wire.Order:
     """The whole order of a header row: its lines, modifiers, discounts, tax lines, payments."""
     key = int(row["id"])
     currency = currency_of(row, mapping)
@@ -215,7 +225,7 @@ def load_order(db: sqlite_utils.Database, mapping: Mapping, row: Row) -> wire.Or
     )
 
 
-def load_by_key(db: sqlite_utils.Database, mapping: Mapping, key: int) -> wire.Order:
+def load_by_key(db: Sql, mapping: Mapping, key: int) -> wire.Order:
     return load_order(db, mapping, header(db, mapping, str(key)))
 
 
@@ -255,7 +265,7 @@ class SearchedHeader:
     """A header row as :class:`epos_bridge.domain.orders.SearchedOrder`; payments read only if asked."""
 
     row: Row
-    db: sqlite_utils.Database
+    db: Sql
     mapping: Mapping
     _paid: int | None = field(default=None, repr=False)
 
@@ -284,7 +294,7 @@ class SearchedHeader:
 # --- venue and floor --------------------------------------------------------------------------
 
 
-def venue_details(db: sqlite_utils.Database, mapping: Mapping) -> VenueDetails | None:
+def venue_details(db: Sql, mapping: Mapping) -> VenueDetails | None:
     found = query(db, mapping, "venue.get") if mapping.has("venue.get") else []
     if not found:
         return None
@@ -305,7 +315,7 @@ def _waiters(value: Any) -> list[str]:
     return [str(w) for w in listed]
 
 
-def load_tables(db: sqlite_utils.Database, mapping: Mapping) -> dict[str, wire.Table]:
+def load_tables(db: Sql, mapping: Mapping) -> dict[str, wire.Table]:
     """Every table by its wire id."""
     return {
         str(r["id"]): wire.Table(
@@ -319,7 +329,7 @@ def load_tables(db: sqlite_utils.Database, mapping: Mapping) -> dict[str, wire.T
     }
 
 
-def load_areas(db: sqlite_utils.Database, mapping: Mapping) -> list[wire.Area]:
+def load_areas(db: Sql, mapping: Mapping) -> list[wire.Area]:
     areas = [
         wire.Area(id=str(r["id"]), name=str(r["name"]), waiter_ids=_waiters(r.get("waiter_ids")))
         for r in query(db, mapping, "floor.areas")
@@ -330,11 +340,11 @@ def load_areas(db: sqlite_utils.Database, mapping: Mapping) -> list[wire.Area]:
 # --- the bridge's own tables ------------------------------------------------------------------
 
 
-def one(db: sqlite_utils.Database, sql: str, args: Sequence[Any] = ()) -> Row | None:
+def one(db: Sql, sql: str, args: Sequence[Any] = ()) -> Row | None:
     return next(iter(db.query(sql, args)), None)
 
 
-def order_of_dojo_id(db: sqlite_utils.Database, dojo_order_id: str) -> StoredRecord[int] | None:
+def order_of_dojo_id(db: Sql, dojo_order_id: str) -> StoredRecord[int] | None:
     """The order holding Dojo's order id (a fact the bridge keeps: the POS has no column for it)."""
     row = one(
         db,
@@ -344,24 +354,27 @@ def order_of_dojo_id(db: sqlite_utils.Database, dojo_order_id: str) -> StoredRec
     return StoredRecord(int(row["POS_KEY"]), dojo_order_id, False) if row is not None else None
 
 
-def forget_facts(db: sqlite_utils.Database, kind: str, pos_key: object, fields: Sequence[str]) -> None:
-    db.conn.executemany(
-        "DELETE FROM EPOS_BRIDGE_FACTS WHERE KIND = ? AND POS_KEY = ? AND FIELD = ?",
-        [(kind, str(pos_key), name) for name in fields],
-    )
+def forget_facts(db: Sql, kind: str, pos_key: object, fields: Sequence[str]) -> None:
+    for name in fields:
+        sql = "DELETE FROM EPOS_BRIDGE_FACTS WHERE KIND = ? AND POS_KEY = ? AND FIELD = ?"
+        db.execute(sql, [kind, str(pos_key), name])
 
 
-def keep_facts(db: sqlite_utils.Database, kind: str, pos_key: object, facts: ReadOnly[str, object]) -> None:
-    db.conn.executemany(
-        "INSERT OR REPLACE INTO EPOS_BRIDGE_FACTS (KIND, POS_KEY, FIELD, VALUE) VALUES (?, ?, ?, ?)",
-        [(kind, str(pos_key), name, value) for name, value in facts.items() if value is not None],
-    )
+FACT_COLUMNS = ("KIND", "POS_KEY", "FIELD", "VALUE")
+
+
+def keep_facts(db: Sql, mapping: Mapping, kind: str, pos_key: object, facts: ReadOnly[str, object]) -> None:
+    """Each fact set, replacing what was kept under the same kind, key and field."""
+    sql = DIALECTS[mapping.engine].upsert("EPOS_BRIDGE_FACTS", FACT_COLUMNS, FACT_COLUMNS[:3])
+    for name, value in facts.items():
+        if value is not None:
+            db.execute(sql, [kind, str(pos_key), name, value])
 
 
 # --- reservations -----------------------------------------------------------------------------
 
 
-def _fact(db: sqlite_utils.Database, kind: str, pos_key: object, field_name: str) -> str | None:
+def _fact(db: Sql, kind: str, pos_key: object, field_name: str) -> str | None:
     row = one(
         db,
         "SELECT VALUE FROM EPOS_BRIDGE_FACTS WHERE KIND = ? AND POS_KEY = ? AND FIELD = ?",
@@ -370,18 +383,18 @@ def _fact(db: sqlite_utils.Database, kind: str, pos_key: object, field_name: str
     return None if row is None else row["VALUE"]
 
 
-def reservation_row(db: sqlite_utils.Database, mapping: Mapping, wire_id: str) -> Row | None:
+def reservation_row(db: Sql, mapping: Mapping, wire_id: str) -> Row | None:
     key = canonical_int_id(wire_id)
     found = query(db, mapping, "reservations.get", reservation_id=key) if key is not None else []
     return found[0] if found else None
 
 
-def reservation_deleted(db: sqlite_utils.Database, row: Row) -> bool:
+def reservation_deleted(db: Sql, row: Row) -> bool:
     """Deleted through Dojo (a fact the bridge keeps), or on the POS (the mapping's ``deleted``)."""
     return bool(row.get("deleted")) or _fact(db, "reservation", row["id"], "deleted_at") is not None
 
 
-def reservation_record(db: sqlite_utils.Database, mapping: Mapping, wire_id: str) -> StoredRecord[int] | None:
+def reservation_record(db: Sql, mapping: Mapping, wire_id: str) -> StoredRecord[int] | None:
     """The reservation a wire id names, deleted or not; ``None`` for an id never issued."""
     row = reservation_row(db, mapping, wire_id)
     if row is None:
@@ -390,7 +403,7 @@ def reservation_record(db: sqlite_utils.Database, mapping: Mapping, wire_id: str
     return StoredRecord(key, _fact(db, "reservation", key, "dojo_reservation_id"), reservation_deleted(db, row))
 
 
-def reservation_of_dojo_id(db: sqlite_utils.Database, dojo_reservation_id: str) -> StoredRecord[int] | None:
+def reservation_of_dojo_id(db: Sql, dojo_reservation_id: str) -> StoredRecord[int] | None:
     row = one(
         db,
         "SELECT POS_KEY FROM EPOS_BRIDGE_FACTS WHERE KIND = 'reservation' AND FIELD = 'dojo_reservation_id'"
@@ -403,7 +416,7 @@ def reservation_of_dojo_id(db: sqlite_utils.Database, dojo_reservation_id: str) 
     return StoredRecord(key, dojo_reservation_id, _fact(db, "reservation", key, "deleted_at") is not None)
 
 
-def reservation_tables(db: sqlite_utils.Database, mapping: Mapping, key: int) -> list[str]:
+def reservation_tables(db: Sql, mapping: Mapping, key: int) -> list[str]:
     return [str(r["table_id"]) for r in query(db, mapping, "reservations.tables", reservation_id=key)]
 
 
@@ -416,7 +429,7 @@ def _required_time(row: Row, column: str, mapping: Mapping) -> datetime:
     return required_stored_time(row.get(column), _WIRE_TIME[column], mapping.zone)
 
 
-def load_reservation(db: sqlite_utils.Database, mapping: Mapping, row: Row) -> wire.Reservation:
+def load_reservation(db: Sql, mapping: Mapping, row: Row) -> wire.Reservation:
     """One reservation row; read it through :mod:`epos_bridge.domain.bookings` (``searched`` or
     ``read_booking``), which decide about a time that cannot be read."""
     key = int(row["id"])
@@ -437,7 +450,7 @@ class SearchedBooking:
     """A reservation row as :class:`epos_bridge.domain.bookings.SearchedReservation`."""
 
     row: Row
-    db: sqlite_utils.Database
+    db: Sql
     mapping: Mapping
 
     @property

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import sqlite_utils
-
+from epos_bridge.adapters.sql_session import Sql
 from epos_bridge.adapters.sqlmap import rows
 from epos_bridge.adapters.sqlmap.mapping import Mapping
 from epos_bridge.domain import orders
@@ -18,7 +17,7 @@ from epos_bridge.domain.payments import RecordedIntent
 from epos_bridge.protocol.base import format_utc
 
 
-def insert_order(db: sqlite_utils.Database, mapping: Mapping, record: orders.OrderRecord) -> int:
+def insert_order(db: Sql, mapping: Mapping, record: orders.OrderRecord) -> int:
     """Store a whole order through ``orders.create`` and its line statements; what the POS has no
     column for (Dojo's order id, the reference, a line's PLU) the bridge keeps as facts."""
     dine_in = record.details.dine_in
@@ -55,6 +54,7 @@ def insert_order(db: sqlite_utils.Database, mapping: Mapping, record: orders.Ord
     assert key is not None
     rows.keep_facts(
         db,
+        mapping,
         "order",
         key,
         {
@@ -95,7 +95,7 @@ def insert_order(db: sqlite_utils.Database, mapping: Mapping, record: orders.Ord
         )
         # A POS may hand a line's row id out again: what the bridge kept of an earlier line goes.
         rows.forget_facts(db, "item", item_key, ("plu", "note"))
-        rows.keep_facts(db, "item", item_key, {"plu": item.plu, "note": item.note})
+        rows.keep_facts(db, mapping, "item", item_key, {"plu": item.plu, "note": item.note})
         for m_position, modifier in enumerate(item.modifiers or []):
             modifier_key = rows.run(
                 db,
@@ -110,13 +110,13 @@ def insert_order(db: sqlite_utils.Database, mapping: Mapping, record: orders.Ord
                 amount_per_modifier=modifier.amount_per_modifier.value,
             )
             rows.forget_facts(db, "modifier", modifier_key, ("plu",))
-            rows.keep_facts(db, "modifier", modifier_key, {"plu": modifier.plu})
+            rows.keep_facts(db, mapping, "modifier", modifier_key, {"plu": modifier.plu})
     for payment in record.payments:
         insert_payment(db, mapping, key, payment)
     return key
 
 
-def insert_payment(db: sqlite_utils.Database, mapping: Mapping, key: int, record: orders.PaymentRecord) -> None:
+def insert_payment(db: Sql, mapping: Mapping, key: int, record: orders.PaymentRecord) -> None:
     """The POS's payment row and, for a Dojo payment, the bridge's de-duplication row: one
     transaction, so a paymentIntentId is recorded exactly once or not at all."""
     payment, requester = record.payment, record.requester
@@ -156,7 +156,7 @@ def insert_payment(db: sqlite_utils.Database, mapping: Mapping, key: int, record
 
 
 def payment_status(
-    db: sqlite_utils.Database,
+    db: Sql,
     mapping: Mapping,
     recorded: RecordedIntent,
     payment_intent_id: str,
@@ -182,7 +182,7 @@ def payment_status(
     )
 
 
-def order_paid(db: sqlite_utils.Database, mapping: Mapping, key: int, now: datetime) -> None:
+def order_paid(db: Sql, mapping: Mapping, key: int, now: datetime) -> None:
     """The POS's own paid and due columns, from the payments that count (the domain says which)."""
     if not mapping.has("payments.order_paid"):
         return
@@ -203,7 +203,7 @@ def order_paid(db: sqlite_utils.Database, mapping: Mapping, key: int, now: datet
 
 
 def store_reservation(
-    db: sqlite_utils.Database, mapping: Mapping, record: ReservationRecord, now: datetime, key: int | None = None
+    db: Sql, mapping: Mapping, record: ReservationRecord, now: datetime, key: int | None = None
 ) -> int:
     """A new reservation (``key`` ``None``) or a replaced one, with its tables; Dojo's id is a fact."""
     fields = {
@@ -224,11 +224,12 @@ def store_reservation(
         rows.run(db, mapping, "reservations.clear_tables", reservation_id=key)
     for position, table_id in enumerate(record.table_ids):
         rows.run(db, mapping, "reservations.add_table", reservation_id=key, table_id=table_id, position=position)
-    rows.keep_facts(db, "reservation", key, {"dojo_reservation_id": record.dojo_reservation_id})
+    rows.keep_facts(db, mapping, "reservation", key, {"dojo_reservation_id": record.dojo_reservation_id})
     # Replace semantics: a field the update leaves out is gone, here as on the POS.
     rows.forget_facts(db, "reservation", key, ("host_notes", "guest_requests", "name"))
     rows.keep_facts(
         db,
+        mapping,
         "reservation",
         key,
         {"name": record.name, "host_notes": record.host_notes, "guest_requests": record.guest_requests},
@@ -236,8 +237,8 @@ def store_reservation(
     return key
 
 
-def delete_reservation(db: sqlite_utils.Database, mapping: Mapping, key: int, now: datetime) -> None:
+def delete_reservation(db: Sql, mapping: Mapping, key: int, now: datetime) -> None:
     """Soft delete: the bridge keeps the deletion (its id is never reused); the POS is told if it can be."""
-    rows.keep_facts(db, "reservation", key, {"deleted_at": format_utc(now)})
+    rows.keep_facts(db, mapping, "reservation", key, {"deleted_at": format_utc(now)})
     if mapping.has("reservations.delete"):
         rows.run(db, mapping, "reservations.delete", reservation_id=key, now=mapping.time_text(now))

@@ -1,0 +1,270 @@
+"""The mapped-SQL adapter on a real MariaDB server (tests/helpers/db_servers.py): the same
+promises as on a SQLite file, kept through a server's transactions.
+
+* attach creates the bridge's tables and triggers, and attaching again keeps the payment record;
+* a paymentIntentId is recorded once, compared byte for byte (the server's default collation
+  would take ``pi_A`` for ``pi_a``);
+* a database that does not fit, a wrong password, a server that is not there: an answer that
+  says so, never the password;
+* the POS holding a row lock past the deadline: every answer agrees with what committed, and a
+  replay is answered at once from a snapshot;
+* the connection cut at every statement of a payment's transaction, before the statement
+  reaches the server and after the server answered it (COMMIT included): every answer agrees
+  with what committed, and a cut COMMIT is answered "recorded" once the bridge has looked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from epos_bridge.adapters.sqlmap import server_setup
+from epos_bridge.adapters.sqlmap.mapping import Mapping
+from epos_bridge.adapters.sqlmap.server import run_setup
+from epos_bridge.services.dispatcher import Dispatcher
+from epos_bridge.services.pos_calls import PosCalls
+from tests.helpers.contract import assert_valid_response, rpc_over
+from tests.helpers.cutting_proxy import Cut, CuttingProxy
+from tests.helpers.db_servers import DbServer, mariadb_server, mariadb_url  # noqa: F401 - fixtures, found by name
+from tests.helpers.mini_till import SCHEMA, MiniTill, mini_mapping, mini_pos
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def money(value: int) -> dict[str, Any]:
+    return {"value": value, "currencyCode": "GBP"}
+
+
+def pay(order: str, intent: str, value: int) -> dict[str, Any]:
+    return {"orderId": order, "paymentIntentId": intent, "paidAmount": money(value)}
+
+
+@pytest.fixture
+def mapping(tmp_path: Path) -> Mapping:
+    return mini_mapping(tmp_path)
+
+
+@pytest.fixture
+def till(mariadb_url: str, mapping: Mapping) -> Iterator[MiniTill]:  # noqa: F811 - the fixture
+    made = MiniTill(mariadb_url, mapping)
+    made.create()
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture
+async def pos(till: MiniTill) -> AsyncIterator[PosCalls]:
+    calls = mini_pos(till.url, till.mapping)
+    try:
+        yield calls
+    finally:
+        await calls.close()
+
+
+async def test_a_payment_is_recorded_once_and_its_replay_answers_from_the_record(till: MiniTill, pos: PosCalls) -> None:
+    bill = till.add_bill(3000)
+    rpc = rpc_over(pos)
+    first = await rpc("RecordOrderPaymentByIdV1", pay(bill, "pi_once", 1000))
+    again = await rpc("RecordOrderPaymentByIdV1", pay(bill, "pi_once", 1000))
+    assert first["result"]["paidAmount"]["value"] == 1000
+    assert again["result"] == first["result"]
+    assert till.recorded("pi_once") == (1, 1)
+    assert till.rows("SELECT COUNT(*) FROM bill_payments") == [(1,)]
+    assert (await rpc("RecordOrderPaymentByIdV1", pay(bill, "pi_more", 2500)))["error"]["errorType"] == "Conflict"
+    assert till.recorded("pi_more") == (0, 0)
+
+
+async def test_intent_ids_differing_only_in_case_or_a_trailing_space_are_different_payments(
+    till: MiniTill, pos: PosCalls
+) -> None:
+    bill = till.add_bill(3000)
+    rpc = rpc_over(pos)
+    for intent in ("pi_Case", "pi_case", "pi_case "):
+        assert "result" in await rpc("RecordOrderPaymentByIdV1", pay(bill, intent, 1000)), intent
+    assert [till.recorded(i) for i in ("pi_Case", "pi_case", "pi_case ")] == [(1, 1)] * 3
+    assert till.rows("SELECT SUM(amount) FROM bill_payments") == [(3000,)]
+
+
+async def test_attaching_again_keeps_the_payment_record_and_the_triggers_log_the_pos_writes(
+    till: MiniTill, pos: PosCalls
+) -> None:
+    bill = till.add_bill(3000)
+    assert "result" in await rpc_over(pos)("RecordOrderPaymentByIdV1", pay(bill, "pi_kept", 1000))
+    report = run_setup(make_url(till.url), lambda db: server_setup.attach(db, till.mapping))
+    assert report.created_tables == []
+    assert till.recorded("pi_kept") == (1, 1)
+    assert "result" in await rpc_over(pos)("RecordOrderPaymentByIdV1", pay(bill, "pi_kept", 1000))
+    assert till.rows("SELECT COUNT(*) FROM bill_payments") == [(1,)]
+    with till.engine.begin() as conn:  # the POS takes a cash payment itself
+        conn.execute(sa.text("INSERT INTO bill_payments (bill_id, amount) VALUES (:b, 500)"), {"b": bill})
+    changes = pos.changes
+    assert changes is not None
+    logged = await changes.changes_after(0, 10)
+    assert [(c.entity, c.entity_id) for c in logged] == [("order", bill), ("order", bill)]
+
+
+async def test_a_database_not_attached_is_refused_naming_the_command(mariadb_url: str, mapping: Mapping) -> None:  # noqa: F811
+    engine = sa.create_engine(mariadb_url)
+    with engine.begin() as conn:
+        for statement in SCHEMA:
+            conn.execute(sa.text(statement))
+    engine.dispose()
+    pos = mini_pos(mariadb_url, mapping)
+    try:
+        answer = await rpc_over(pos)("GetOrderByIdV1", {"orderId": "1"})
+    finally:
+        await pos.close()
+    assert answer["error"]["errorType"] == "UnexpectedError"
+    assert "does not fit the mapping mini_mysql" in answer["error"]["debugMessage"]
+
+
+async def test_a_wrong_password_or_no_server_says_so_and_never_shows_the_password(
+    till: MiniTill, mapping: Mapping
+) -> None:
+    right = make_url(till.url)
+    for url, words in (
+        (right.set(password="not-the-password-xyz"), "refused the bridge's user name or password"),
+        (right.set(port=1), "cannot be reached"),
+    ):
+        pos = mini_pos(url.render_as_string(hide_password=False), mapping)
+        try:
+            answer = await rpc_over(pos)("GetOrderByIdV1", {"orderId": "1"})
+        finally:
+            await pos.close()
+        message = answer["error"]["debugMessage"]
+        assert words in message
+        assert "not-the-password-xyz" not in json.dumps(answer) and str(right.password) not in json.dumps(answer)
+
+
+def hold_row_lock(till: MiniTill, bill: str, seconds: float, held: threading.Event) -> threading.Thread:
+    """The POS saving the bill: its row locked (``SELECT … FOR UPDATE``) for ``seconds``."""
+
+    def run() -> None:
+        with till.engine.connect() as conn:
+            conn.execute(sa.text("START TRANSACTION"))
+            conn.execute(sa.text("SELECT * FROM bills WHERE id = :b FOR UPDATE"), {"b": bill})
+            held.set()
+            time.sleep(seconds)
+            conn.rollback()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+async def test_the_pos_holding_the_bill_past_the_deadline_gets_answers_that_agree_and_replays_at_once(
+    till: MiniTill, pos: PosCalls
+) -> None:
+    bill = till.add_bill(100_000)
+    dispatcher = Dispatcher(pos, deadline_s=3.0)
+
+    async def record(intent: str, value: int) -> dict[str, Any]:
+        frame = {"jsonrpc": "2.0", "id": intent, "method": "RecordOrderPaymentByIdV1",
+                 "params": {"headers": {}, **pay(bill, intent, value)}}  # fmt: skip
+        served = await dispatcher.handle_text(json.dumps(frame))
+        assert served is not None
+        answer: dict[str, Any] = json.loads(served.response_text)
+        assert_valid_response("RecordOrderPaymentByIdV1", answer)
+        return answer
+
+    assert "result" in await record("pi_before", 100)
+    held = threading.Event()
+    holder = hold_row_lock(till, bill, 5.0, held)
+    await asyncio.to_thread(held.wait, 10)
+    started = time.monotonic()
+    replay = await record("pi_before", 100)
+    replay_took = time.monotonic() - started
+    during = await asyncio.gather(*(record(f"pi_held_{n}", 200 + n) for n in range(3)))
+    await asyncio.to_thread(holder.join, 30)
+    after = await record("pi_after", 300)
+    assert "result" in replay and replay_took < 3.0  # from the snapshot, not after the POS let go
+    assert "result" in after
+    for n, answer in enumerate(during):
+        counted = till.recorded(f"pi_held_{n}")
+        assert counted == ((1, 1) if "result" in answer else (0, 0)), (n, answer)
+        if "error" in answer:
+            assert answer["error"]["errorType"] == "UnexpectedError"
+
+
+async def test_a_connection_cut_at_every_point_of_a_payment_is_answered_as_committed(
+    till: MiniTill,
+    mariadb_server: DbServer,  # noqa: F811 - the fixture
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    proxy = await CuttingProxy(mariadb_server.host, mariadb_server.port).start()
+    through = make_url(till.url).set(port=proxy.port).render_as_string(hide_password=False)
+    pos = mini_pos(through, till.mapping)
+    rpc = rpc_over(pos)
+    try:
+        learn = till.add_bill(1000)
+        assert "result" in await rpc("GetOrderByIdV1", {"orderId": learn})  # the mapping checked, once
+        proxy.statements.clear()
+        assert "result" in await rpc("RecordOrderPaymentByIdV1", pay(learn, "pi_learn", 100))
+        start = next(i for i, s in enumerate(proxy.statements) if s.startswith("START TRANSACTION"))
+        end = next(i for i, s in enumerate(proxy.statements) if s == "COMMIT")
+        points = proxy.statements[start : end + 1]
+        assert len(points) >= 5, points  # start, the bill, its payments, the two inserts, commit
+        for at, statement in enumerate(points):
+            for before in (True, False):
+                bill = till.add_bill(1000)
+                intent = f"pi_cut_{at}_{'before' if before else 'after'}"
+                proxy.cut_next(Cut(at=at, before=before))
+                answer = await rpc("RecordOrderPaymentByIdV1", pay(bill, intent, 400))
+                assert not proxy.armed, f"no cut happened at {statement!r}"
+                recorded = till.recorded(intent)
+                where = f"cut {'before' if before else 'after'} {statement!r}"
+                assert recorded == ((1, 1) if "result" in answer else (0, 0)), (where, answer)
+                if statement == "COMMIT" and not before:
+                    assert "result" in answer, where  # it committed: the bridge looked before answering
+                replay = await rpc("RecordOrderPaymentByIdV1", pay(bill, intent, 400))
+                assert till.recorded(intent) == (1, 1) and "result" in replay, where  # Dojo's retry: recorded once
+        assert proxy.cuts_made == 2 * len(points)
+        lost_commits = [r for r in caplog.records if "dropped during COMMIT" in r.getMessage()]
+        # A COMMIT cut before it reached the server or after it answered: the bridge cannot tell
+        # which, and looked both times; every other cut is plainly "not committed".
+        assert len(lost_commits) == 2
+        assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    finally:
+        await pos.close()
+        await proxy.stop()
+
+
+async def test_a_commit_whose_answer_was_lost_is_looked_up_even_when_the_server_stays_away_past_the_deadline(
+    till: MiniTill,
+    mariadb_server: DbServer,  # noqa: F811 - the fixture
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The COMMIT went through and its answer was lost, then the server could not be reached for
+    longer than the answer's deadline: saying "failed" would make Dojo reverse a payment the till
+    holds, so the bridge keeps looking until it knows."""
+    proxy = await CuttingProxy(mariadb_server.host, mariadb_server.port).start()
+    through = make_url(till.url).set(port=proxy.port).render_as_string(hide_password=False)
+    pos = mini_pos(through, till.mapping)
+    dispatcher = Dispatcher(pos, deadline_s=2.0)
+    try:
+        bill = till.add_bill(1000)
+        frame = {"jsonrpc": "2.0", "id": "r1", "method": "RecordOrderPaymentByIdV1",
+                 "params": {"headers": {}, **pay(bill, "pi_lost_commit", 400)}}  # fmt: skip
+        proxy.cut_next(Cut(at=0, before=False, starts=lambda sql: sql == "COMMIT", then_refuse_s=4.0))
+        served = await dispatcher.handle_text(json.dumps(frame))
+        assert served is not None
+        answer = json.loads(served.response_text)
+        assert proxy.cuts_made == 1
+        assert till.recorded("pi_lost_commit") == (1, 1)
+        assert "result" in answer, answer
+        assert any("dropped during COMMIT" in r.getMessage() for r in caplog.records)
+    finally:
+        await pos.close()
+        await proxy.stop()
