@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import signal
@@ -43,7 +44,7 @@ from epos_bridge.host.instance import (
 from epos_bridge.host.logs import configure_logging
 from epos_bridge.host.private_files import private_dir, private_file
 from epos_bridge.host.tls import dojo_http_client
-from epos_bridge.ports import AdapterFactory, CallContext, PosAdapter, ShowsOnTheTill
+from epos_bridge.ports import AdapterFactory, CallContext, PosAdapter, PosLocation, ServerLocation, ShowsOnTheTill
 from epos_bridge.protocol.dojo import InvalidCredentials, redact
 from epos_bridge.protocol.jsonrpc import new_trace_id, printable_id
 from epos_bridge.protocol.params import PagedOrders, SearchOrdersParams
@@ -100,12 +101,22 @@ def till_warnings(settings: BridgeSettings) -> list[str]:
     return factory.till_warnings() if isinstance(factory, ShowsOnTheTill) else []
 
 
+def locked_database(location: PosLocation | None) -> Path | None:
+    """What the venue lock locks for the POS's storage: the file or folder itself, or for a
+    database server a lock beside a name made of its URL in the machine's temporary folder, so
+    two bridges on one till never serve the same server database (two tills are not stopped)."""
+    if not isinstance(location, ServerLocation):
+        return location
+    digest = hashlib.sha256(location.url.encode("utf-8")).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"epos-bridge-server-{digest}"
+
+
 def open_adapter(settings: BridgeSettings) -> PosAdapter:
     """The configured POS adapter, opened on the configured database."""
     factory = adapter_factory(settings)
     if settings.db_path is None:
         raise ConfigError([(ENV_VARS["db_path"], "the POS database path is not set")])
-    return serve(factory.open(settings.db_path))
+    return serve(factory.open(settings.pos_location or settings.db_path))
 
 
 def gateway_settings(settings: BridgeSettings) -> GatewaySettings:
@@ -291,7 +302,7 @@ class Bridge:
         if self._venue_lock is None or not self._venue_lock.held:
             return
         key = settings.api_key.get_secret_value() if settings.api_key else None
-        self._venue_lock.move_to(Venue(settings.db_path, key))
+        self._venue_lock.move_to(Venue(locked_database(settings.db_path), key))
 
     async def start(self) -> None:
         for store in (self.store, self.payment_log, self.outbox, self.terminal_sessions):
@@ -375,7 +386,7 @@ def run_headless(settings: BridgeSettings) -> int:
     configure_logging(secrets, log_dir=settings.log_dir)
     # One bridge per venue (data folder, POS database, API key), decided before anything opens
     # the state database or a WebSocket.
-    instance = InstanceLock(settings.data_dir, Venue(settings.db_path, secret))
+    instance = InstanceLock(settings.data_dir, Venue(locked_database(settings.db_path), secret))
     try:
         instance.acquire(role="headless")
     except AlreadyServing as exc:
@@ -490,7 +501,7 @@ def run_tray(cli_overrides: dict[str, Any] | None = None) -> int:
     try:
         saved = load(cli_overrides=cli_overrides)
         data_dir = saved.data_dir
-        venue = Venue(saved.db_path, saved.api_key.get_secret_value() if saved.api_key else secret)
+        venue = Venue(locked_database(saved.db_path), saved.api_key.get_secret_value() if saved.api_key else secret)
     except ConfigError:
         data_dir = default_data_dir()  # the first-run Settings dialog will fix the rest
     instance = InstanceLock(data_dir, venue)

@@ -32,9 +32,19 @@ import keyring
 import keyring.errors
 from keyring.backend import KeyringBackend
 from platformdirs import user_config_dir, user_data_dir, user_log_dir
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+)
 
 from epos_bridge.host.private_files import private_dir
+from epos_bridge.ports import ServerLocation, pos_location
 from epos_bridge.protocol.dojo import (
     DEFAULT_API_URL,
     DEFAULT_WS_URL,
@@ -54,6 +64,8 @@ KEYRING_SERVICE = "epos-bridge"
 KEYRING_USERNAME = "api-key"
 
 ENV_API_KEY = "EPOS_BRIDGE_API_KEY"
+ENV_DB_PASSWORD = "EPOS_BRIDGE_DB_PASSWORD"  # noqa: S105 - the variable's name, not a password
+"""The POS database server's password, for a headless till or CI; otherwise it is in the OS keyring."""
 ENV_VARS: dict[str, str] = {
     "software_house_id": "EPOS_BRIDGE_SOFTWARE_HOUSE_ID",
     "reseller_id": "EPOS_BRIDGE_RESELLER_ID",
@@ -68,7 +80,7 @@ ENV_VARS: dict[str, str] = {
 }
 """Setting name → environment variable. ``EPOS_BRIDGE_API_KEY`` is separate: it is a secret."""
 
-SECRET_FIELDS = frozenset({"api_key", "api_key_source"})
+SECRET_FIELDS = frozenset({"api_key", "api_key_source", "db_password"})
 """Never part of the settings file."""
 
 MAX_FRAME_BYTES = 1024 * 1024
@@ -155,7 +167,9 @@ class BridgeSettings(BaseModel):
     ws_url: str = DEFAULT_WS_URL
     api_url: str = DEFAULT_API_URL
     adapter: str = Field(default="sqlite", min_length=1, pattern=r"^[a-z][a-z0-9_.-]*$")
-    db_path: Path | None = None
+    db_path: Path | ServerLocation | None = None
+    """The POS's file or folder, or its database on a server: a URL without the password
+    (``mysql://bridge@127.0.0.1:3306/ospos``), whose password is :attr:`db_password`."""
     mapping: str | None = None
     """For an adapter that reads the POS through a mapping file (``sqlmap``): a path, or the name
     of a mapping shipped with it (``floreant``, ``ospos``); other adapters ignore it."""
@@ -172,6 +186,27 @@ class BridgeSettings(BaseModel):
     api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
     """From the environment or the keyring; excluded from every dump and from ``repr``."""
     api_key_source: Literal["environment", "keyring"] | None = Field(default=None, exclude=True, repr=False)
+    db_password: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    """The POS database server's password, from ``EPOS_BRIDGE_DB_PASSWORD`` or the OS keyring;
+    excluded from every dump and from ``repr``, like the API key."""
+
+    @field_validator("db_path", mode="before")
+    @classmethod
+    def _path_or_server(cls, value: Any) -> Any:
+        """A URL names a server (refused with a reason when it carries a password or lacks a part)."""
+        return pos_location(value) if isinstance(value, str) and value.strip() else value
+
+    @field_serializer("db_path")
+    def _as_text(self, value: Path | ServerLocation | None) -> str | None:
+        return None if value is None else str(value)
+
+    @property
+    def pos_location(self) -> Path | ServerLocation | None:
+        """Where the POS's storage is, ready to open: a server's location carries its password."""
+        if isinstance(self.db_path, ServerLocation):
+            password = self.db_password.get_secret_value() if self.db_password else None
+            return self.db_path.with_password(password)
+        return self.db_path
 
     @field_validator("mapping")
     @classmethod
@@ -209,8 +244,8 @@ class BridgeSettings(BaseModel):
 
     @field_validator("db_path", "data_dir")
     @classmethod
-    def _expand_home(cls, value: Path | None) -> Path | None:
-        return value.expanduser() if value is not None else None
+    def _expand_home(cls, value: Any) -> Any:
+        return value.expanduser() if isinstance(value, Path) else value
 
     @field_validator("api_key")
     @classmethod
@@ -249,6 +284,8 @@ def settings_secrets(settings: BridgeSettings) -> list[str]:
     """What must never appear in a log, report or child environment: the API key and the proxy's
     credentials (:mod:`epos_bridge.protocol.redaction` removes every form of each)."""
     found = [settings.api_key.get_secret_value()] if settings.api_key is not None else []
+    if settings.db_password is not None:
+        found.append(settings.db_password.get_secret_value())
     return found + proxy_secrets(settings.proxy)
 
 
@@ -347,6 +384,7 @@ def load(
             origin["api_key"] = "API key in the OS keyring"
     values["api_key"] = api_key
     values["api_key_source"] = key_source
+    values["db_password"] = _db_password(values.get("db_path"), environ, keystore, origin)
 
     try:
         settings = BridgeSettings.model_validate(values)
@@ -355,6 +393,28 @@ def load(
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def _db_password(
+    db_path: Any, environ: Mapping[str, str], keystore: KeyStore | None, origin: dict[str, str]
+) -> str | None:
+    """A server's password: the environment's, else the keyring's entry for that URL."""
+    try:
+        location = pos_location(db_path) if isinstance(db_path, str) else db_path
+    except ValueError:
+        return None  # the db_path check says what is wrong with the URL
+    if not isinstance(location, ServerLocation):
+        return None
+    given = environ.get(ENV_DB_PASSWORD)
+    if given:
+        origin["db_password"] = ENV_DB_PASSWORD
+        return given
+    store = keystore if keystore is not None else KeyStore()
+    try:
+        return store.get_db_password(location.url)
+    except KeyStoreError as exc:
+        log.info("No POS database password from the OS keyring: %s", exc)
+        return None
 
 
 def _problems_of(exc: ValidationError, origin: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -382,6 +442,7 @@ def with_changes(settings: BridgeSettings, **changes: Any) -> BridgeSettings:
     data.update(changes)
     data.setdefault("api_key", settings.api_key)
     data.setdefault("api_key_source", settings.api_key_source)
+    data.setdefault("db_password", settings.db_password)
     try:
         return BridgeSettings.model_validate(data)
     except ValidationError as exc:
@@ -427,6 +488,10 @@ def save(settings: BridgeSettings, path: Path | None = None) -> Path:
 
 
 # --- the API key in the OS keyring -----------------------------------------------------------
+
+
+def _db_username(url: str) -> str:
+    return f"db-password {url}"
 
 
 class KeyStore:
@@ -478,6 +543,28 @@ class KeyStore:
             raise KeyStoreUnavailable(self._no_backend_message()) from None
         except keyring.errors.KeyringError as exc:
             raise KeyStoreError(f"Could not remove the API key from the OS keyring ({type(exc).__name__}).") from None
+
+    def get_db_password(self, url: str) -> str | None:
+        """The password of the POS database server at ``url`` (one keyring entry per URL)."""
+        try:
+            value = self._keyring().get_password(self._service, _db_username(url))
+        except keyring.errors.NoKeyringError:
+            raise KeyStoreUnavailable(self._no_backend_message()) from None
+        except keyring.errors.KeyringError as exc:
+            raise KeyStoreError(
+                f"Could not read the database password from the OS keyring ({type(exc).__name__})."
+            ) from None
+        return value or None
+
+    def set_db_password(self, url: str, password: str) -> None:
+        try:
+            self._keyring().set_password(self._service, _db_username(url), password)
+        except keyring.errors.NoKeyringError:
+            raise KeyStoreUnavailable(self._no_backend_message()) from None
+        except keyring.errors.KeyringError as exc:
+            raise KeyStoreError(
+                f"Could not save the database password in the OS keyring ({type(exc).__name__})."
+            ) from None
 
     @staticmethod
     def _no_backend_message() -> str:

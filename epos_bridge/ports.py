@@ -15,12 +15,14 @@ adapter's to honour (refuse to start once passed, check before commit, roll back
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+from urllib.parse import unquote, urlsplit
 
 from epos_bridge.domain.bill import VenueDetails
 from epos_bridge.domain.bookings import PartyFilter, PartyRecord, ReservationFilter, ReservationRecord
@@ -497,7 +499,85 @@ class CounterSessionStore(Protocol):
 
 # --- kinds of POS storage (adapters/registry.py collects them) ---------------------------------
 
-LocationKind = Literal["file", "folder"]
+LocationKind = Literal["file", "folder", "server"]
+"""What EPOS_BRIDGE_DB names for a kind of storage: a file, a folder, or a database on a server
+(a URL: :class:`ServerLocation`)."""
+
+_SERVER_URL = re.compile(r"^[A-Za-z][A-Za-z0-9]*(\+[A-Za-z0-9_]+)?://")
+
+
+@dataclass(frozen=True)
+class ServerLocation:
+    """A POS database on a server, as a URL without its password
+    (``mysql+pymysql://bridge@127.0.0.1:3306/ospos``). The password lives in the OS keyring
+    (or ``EPOS_BRIDGE_DB_PASSWORD``) and is attached only to open the database: it is never part
+    of the URL, the settings file, a log or this object's ``repr``."""
+
+    url: str
+    password: str | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.password is not None:
+            raise ValueError("must not carry a password: the password is kept in the OS keyring")
+        if not parts.hostname or not parts.path.strip("/"):
+            raise ValueError("must name the server and the database (scheme://user@host:port/database)")
+        if not parts.username:
+            raise ValueError("must name the database user (scheme://user@host:port/database)")
+
+    def __str__(self) -> str:
+        return self.url
+
+    @property
+    def scheme(self) -> str:
+        return urlsplit(self.url).scheme.lower()
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int | None:
+        return urlsplit(self.url).port
+
+    @property
+    def database(self) -> str:
+        return urlsplit(self.url).path.strip("/")
+
+    @property
+    def user(self) -> str:
+        return unquote(urlsplit(self.url).username or "")
+
+    def with_password(self, password: str | None) -> ServerLocation:
+        return ServerLocation(self.url, password)
+
+
+PosLocation = Path | ServerLocation
+"""Where the POS's storage is: a file or folder, or a database server."""
+
+
+def pos_location(text: str | Path) -> PosLocation:
+    """EPOS_BRIDGE_DB as given: a URL names a server (``ValueError`` saying what is wrong with
+    it), anything else a path."""
+    if isinstance(text, Path):
+        return text
+    if _SERVER_URL.match(text.strip()):
+        return ServerLocation(text.strip())
+    return Path(text).expanduser()
+
+
+def not_a_file(location: ServerLocation, what: str) -> str:
+    return (
+        f"{what} reads a file or folder, not a database server ({location.url}): use the sqlmap adapter with a "
+        "mapping for that server's POS"
+    )
+
+
+def file_path(location: PosLocation, what: str = "this adapter") -> Path:
+    """A file or folder location; a server is refused in words (a file adapter never opens one)."""
+    if isinstance(location, ServerLocation):
+        raise AdapterInitError(not_a_file(location, what))
+    return location
 
 
 class AdapterInitError(Exception):
@@ -522,17 +602,17 @@ class AdapterFactory(Protocol):
         """Whether EPOS_BRIDGE_DB names a file or a folder (Settings' Browse… picks accordingly)."""
         ...
 
-    def init(self, location: Path, *, demo: bool) -> list[str]:
+    def init(self, location: PosLocation, *, demo: bool) -> list[str]:
         """Create (or upgrade) the storage, with a demo venue if asked; lines saying what was done.
         Raises :class:`AdapterInitError`."""
         ...
 
-    async def problem(self, location: Path) -> str | None:
+    async def problem(self, location: PosLocation) -> str | None:
         """A sentence naming what is wrong with ``location`` for this adapter, or ``None``.
         Changes nothing: no file is created, migrated or written."""
         ...
 
-    def open(self, location: Path) -> PosStorage | PosAdapter:
+    def open(self, location: PosLocation) -> PosStorage | PosAdapter:
         """The storage at ``location`` (``services.pos_calls.serve`` runs the calls over it); a
         package written before :class:`PosStorage` returns its own whole :class:`PosAdapter`."""
         ...
@@ -557,12 +637,12 @@ class AttachableFactory(Protocol):
     (order locks, payment de-duplication, the change log). ``db attach`` and ``db detach`` use it;
     a factory without it keeps nothing of the bridge's in the POS's storage."""
 
-    def attach(self, location: Path, *, dry_run: bool) -> list[str]:
+    def attach(self, location: PosLocation, *, dry_run: bool) -> list[str]:
         """Add the bridge's tables; lines saying what was done, or with ``dry_run`` the SQL that
         would run (nothing is changed). Raises :class:`AdapterInitError`."""
         ...
 
-    def detach(self, location: Path, *, dry_run: bool, forget_payments: bool = False) -> list[str]:
+    def detach(self, location: PosLocation, *, dry_run: bool, forget_payments: bool = False) -> list[str]:
         """Remove what :meth:`attach` added, and only that. The bridge's payment record (which
         paymentIntentIds are on the till) stays unless ``forget_payments``, so a later attach
         cannot count a retried payment twice; a factory that keeps no such record ignores the
@@ -575,9 +655,9 @@ class KeepsFacts(Protocol):
     """A storage kind whose mapping reads facts the POS has no column for (a table's covers and
     Dojo id, the venue's VAT number) from the bridge's own table: ``epos-bridge facts`` sets them."""
 
-    def list_facts(self, location: Path, kind: str | None) -> list[str]: ...
+    def list_facts(self, location: PosLocation, kind: str | None) -> list[str]: ...
 
-    def set_fact(self, location: Path, kind: str, key: str, field: str, value: str | None) -> list[str]:
+    def set_fact(self, location: PosLocation, kind: str, key: str, field: str, value: str | None) -> list[str]:
         """Keep a fact (``value`` ``None``: forget it). Raises :class:`AdapterInitError`."""
         ...
 

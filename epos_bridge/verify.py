@@ -121,7 +121,7 @@ def _open_pos(settings: BridgeSettings, err: TextIO) -> PosAdapter | None:
     """The venue's POS for picking orders and tables; without it, pass them with --param."""
     if settings.db_path is None:
         return None
-    if not settings.db_path.exists():  # never create one: the running bridge serves the real one
+    if isinstance(settings.db_path, Path) and not settings.db_path.exists():  # never create one
         print(
             f"epos-bridge: the POS database {settings.db_path} does not exist; pass orders and tables with --param",
             file=err,

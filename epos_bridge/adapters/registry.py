@@ -23,7 +23,18 @@ from pathlib import Path
 from typing import Any, Protocol, cast, runtime_checkable
 
 from epos_bridge.domain.errors import EposFailure
-from epos_bridge.ports import AdapterFactory, AdapterInitError, ChangeSource, LocationKind, PosAdapter, read_problem
+from epos_bridge.ports import (
+    AdapterFactory,
+    AdapterInitError,
+    ChangeSource,
+    LocationKind,
+    PosAdapter,
+    PosLocation,
+    ServerLocation,
+    file_path,
+    not_a_file,
+    read_problem,
+)
 
 __all__ = ["BUILT_IN", "AdapterFactory", "BrokenAdapter", "MinimalFactory", "installed_adapters", "load_factory"]
 
@@ -86,10 +97,12 @@ class MinimalFactory:
     def description(self) -> str:
         return self._inner.description
 
-    def init(self, location: Path, *, demo: bool) -> list[str]:
+    def init(self, location: PosLocation, *, demo: bool) -> list[str]:
         raise AdapterInitError("this adapter cannot create its database; use the POS's own tools")
 
-    async def problem(self, location: Path) -> str | None:
+    async def problem(self, location: PosLocation) -> str | None:
+        if isinstance(location, ServerLocation):
+            return not_a_file(location, "this adapter")
         try:
             return await read_problem(self.open(location))
         except EposFailure as exc:
@@ -97,8 +110,8 @@ class MinimalFactory:
         except Exception as exc:
             return f"The POS database {location} could not be opened: {exc}"
 
-    def open(self, location: Path) -> PosAdapter:
-        return OlderAdapter(self._inner.open(location))
+    def open(self, location: PosLocation) -> PosAdapter:
+        return OlderAdapter(self._inner.open(file_path(location)))
 
 
 @runtime_checkable
@@ -141,14 +154,16 @@ class NeedsNoMapping:
     def with_mapping(self, mapping: str | None) -> AdapterFactory:
         return self
 
-    def init(self, location: Path, *, demo: bool) -> list[str]:
-        return self._inner.init(location, demo=demo)
+    def init(self, location: PosLocation, *, demo: bool) -> list[str]:
+        return self._inner.init(file_path(location), demo=demo)
 
-    async def problem(self, location: Path) -> str | None:
+    async def problem(self, location: PosLocation) -> str | None:
+        if isinstance(location, ServerLocation):
+            return not_a_file(location, "this adapter")
         return await self._inner.problem(location)
 
-    def open(self, location: Path) -> PosAdapter:
-        adapter = self._inner.open(location)
+    def open(self, location: PosLocation) -> PosAdapter:
+        adapter = self._inner.open(file_path(location))
         return OlderAdapter(adapter, self._inner.change_source(adapter), self._inner.check_writable)
 
 
@@ -166,8 +181,8 @@ class AbilitiesOnFactory:
         bound: object = cast(AdapterFactory, self._inner).with_mapping(mapping)
         return self if bound is self._inner else AbilitiesOnFactory(cast(FactoryBeforeMappings, bound))
 
-    def open(self, location: Path) -> PosAdapter:
-        adapter = self._inner.open(location)
+    def open(self, location: PosLocation) -> PosAdapter:
+        adapter = self._inner.open(file_path(location))
         return OlderAdapter(adapter, self._inner.change_source(adapter), self._inner.check_writable)
 
 
@@ -250,7 +265,7 @@ class _Broken:
     description: str
     error: BrokenAdapter
 
-    def open(self, location: Path) -> PosAdapter:
+    def open(self, location: PosLocation) -> PosAdapter:
         raise self.error
 
 

@@ -4,6 +4,7 @@ commands never import Qt."""
 from __future__ import annotations
 
 import argparse
+import getpass
 import io
 import os
 import sys
@@ -31,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="create a POS database, or attach the bridge's tables to one")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     init = db_commands.add_parser("init", help="create or migrate a reference database")
-    init.add_argument("path", type=Path, help="the database file to create or migrate")
+    init.add_argument(
+        "path", type=_location, help="the database file to create or migrate, or a database server's URL (sqlmap)"
+    )
     init.add_argument("--demo", action="store_true", help="seed a believable demo venue into a new database")
     init.add_argument(
         "--adapter",
@@ -46,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     attach = db_commands.add_parser(
         "attach", help="add the bridge's own tables (locks, payment de-duplication, change log) to a POS's database"
     )
-    attach.add_argument("path", type=Path, help="the POS's database file")
+    attach.add_argument("path", type=_location, help="the POS's database file, or its server's URL")
     attach.add_argument("--mapping", required=True, help="the mapping the bridge reads it through: a file or a name")
     attach.add_argument("--adapter", default="sqlmap", help="an installed adapter that attaches (default: sqlmap)")
     attach.add_argument("--dry-run", action="store_true", help="print the SQL it would run and change nothing")
@@ -56,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="remove what `db attach` added to a POS's database, but the payment record (refused while a bridge "
         "serves it)",
     )
-    detach.add_argument("path", type=Path, help="the POS's database file")
+    detach.add_argument("path", type=_location, help="the POS's database file, or its server's URL")
     detach.add_argument("--adapter", default="sqlmap", help="an installed adapter that attaches (default: sqlmap)")
     detach.add_argument("--dry-run", action="store_true", help="print the SQL it would run and change nothing")
     detach.add_argument(
@@ -66,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
         "payment Dojo sends again would be counted twice, so it is refused while any of it is recent",
     )
     detach.set_defaults(handler=_db_detach)
+    password = db_commands.add_parser(
+        "password",
+        help="keep a POS database server's password in the OS keyring (asked for, never on the command line)",
+    )
+    password.add_argument("path", type=_location, help="the server's database URL, as EPOS_BRIDGE_DB names it")
+    password.add_argument("--stdin", action="store_true", help="read the password from standard input (a script)")
+    password.set_defaults(handler=_db_password)
 
     facts = commands.add_parser(
         "facts", help="facts a mapping reads that the POS has no column for (a table's covers, the VAT number)"
@@ -74,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     facts_list = facts_commands.add_parser("list", help="the facts kept, and the ones the mapping reads")
     facts_set = facts_commands.add_parser("set", help="keep one fact (or --clear it)")
     for command in (facts_list, facts_set):
-        command.add_argument("path", type=Path, help="the POS's database file (attached)")
+        command.add_argument("path", type=_location, help="the POS's database file or server URL (attached)")
         command.add_argument("--mapping", required=True, help="the mapping the bridge reads it through")
         command.add_argument(
             "--adapter", default="sqlmap", help="an installed adapter that keeps facts (default: sqlmap)"
@@ -339,6 +349,56 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _location(text: str) -> Any:
+    """EPOS_BRIDGE_DB as the command line gives it: a path, or a database server's URL."""
+    from epos_bridge.ports import pos_location
+
+    try:
+        return pos_location(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} {exc}") from None
+
+
+def _with_password(location: Any) -> Any:
+    """A server's location with its password (EPOS_BRIDGE_DB_PASSWORD, else the OS keyring)."""
+    from epos_bridge.config import ENV_DB_PASSWORD, KeyStore, KeyStoreError
+    from epos_bridge.ports import ServerLocation
+
+    if not isinstance(location, ServerLocation):
+        return location
+    given = os.environ.get(ENV_DB_PASSWORD)
+    if given:
+        return location.with_password(given)
+    try:
+        return location.with_password(KeyStore().get_db_password(location.url))
+    except KeyStoreError as exc:
+        print(f"epos-bridge: no password from the OS keyring ({exc}); trying without one", file=sys.stderr)
+        return location
+
+
+def _db_password(args: argparse.Namespace) -> int:
+    from epos_bridge.config import KeyStore, KeyStoreError
+    from epos_bridge.ports import ServerLocation
+
+    if not isinstance(args.path, ServerLocation):
+        print("epos-bridge: a password is kept for a database server's URL, not a file", file=sys.stderr)
+        return 2
+    if args.stdin:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    else:
+        secret = getpass.getpass(f"Password for {args.path.user} on {args.path.host}: ")
+    if not secret:
+        print("epos-bridge: no password given; nothing kept", file=sys.stderr)
+        return 2
+    try:
+        KeyStore().set_db_password(args.path.url, secret)
+    except KeyStoreError as exc:
+        print(f"epos-bridge: {exc}", file=sys.stderr)
+        return 1
+    print(f"kept the password for {args.path.url} in the OS keyring")
+    return 0
+
+
 def _db_factory(args: argparse.Namespace) -> AdapterFactory | None:
     """The adapter named, bound to ``--mapping`` when given (printing why not, if it cannot be)."""
     from epos_bridge.adapters.registry import installed_adapters
@@ -373,7 +433,7 @@ def _db_init(args: argparse.Namespace) -> int:
     factory = _db_factory(args)
     if factory is None:
         return 2
-    return _print_lines(lambda: factory.init(args.path, demo=args.demo))
+    return _print_lines(lambda: factory.init(_with_password(args.path), demo=args.demo))
 
 
 def _db_factory_that(args: argparse.Namespace, can: Any, lacking: str) -> Any:
@@ -392,7 +452,7 @@ def _db_attach(args: argparse.Namespace) -> int:
     factory: AttachableFactory | None = _db_factory_that(args, AttachableFactory, _NO_TABLES)
     if factory is None:
         return 2
-    return _print_lines(lambda: factory.attach(args.path, dry_run=args.dry_run))
+    return _print_lines(lambda: factory.attach(_with_password(args.path), dry_run=args.dry_run))
 
 
 def _db_detach(args: argparse.Namespace) -> int:
@@ -401,7 +461,8 @@ def _db_detach(args: argparse.Namespace) -> int:
     factory: AttachableFactory | None = _db_factory_that(args, AttachableFactory, _NO_TABLES)
     if factory is None:
         return 2
-    return _print_lines(lambda: factory.detach(args.path, dry_run=args.dry_run, forget_payments=args.forget_payments))
+    location = _with_password(args.path)
+    return _print_lines(lambda: factory.detach(location, dry_run=args.dry_run, forget_payments=args.forget_payments))
 
 
 def _facts_list(args: argparse.Namespace) -> int:
@@ -410,7 +471,7 @@ def _facts_list(args: argparse.Namespace) -> int:
     keeper: KeepsFacts | None = _db_factory_that(args, KeepsFacts, "keeps no facts of its own")
     if keeper is None:
         return 2
-    return _print_lines(lambda: keeper.list_facts(args.path, args.kind))
+    return _print_lines(lambda: keeper.list_facts(_with_password(args.path), args.kind))
 
 
 def _facts_set(args: argparse.Namespace) -> int:
@@ -422,7 +483,8 @@ def _facts_set(args: argparse.Namespace) -> int:
     keeper: KeepsFacts | None = _db_factory_that(args, KeepsFacts, "keeps no facts of its own")
     if keeper is None:
         return 2
-    return _print_lines(lambda: keeper.set_fact(args.path, args.kind, args.key, args.field, args.value))
+    location = _with_password(args.path)
+    return _print_lines(lambda: keeper.set_fact(location, args.kind, args.key, args.field, args.value))
 
 
 def _print_installed_adapters(configured: str) -> None:

@@ -28,7 +28,7 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 from pydantic import SecretStr
 
 from epos_bridge.domain.errors import EposFailure
-from epos_bridge.ports import AdapterFactory, LocationKind
+from epos_bridge.ports import AdapterFactory, LocationKind, PosLocation, ServerLocation, not_a_file
 from epos_bridge.protocol.dojo import DojoCredentials, InvalidCredentials, environment_of, pasted_key, redact
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class EditableSettings(Protocol):
     ws_url: str
     api_url: str
     adapter: str
-    db_path: Path | None
+    db_path: Path | ServerLocation | None
     mapping: str | None
     allow_insecure: bool
     api_key: SecretStr | None
@@ -94,6 +94,10 @@ class KeyVault(Protocol):
     def get_api_key(self) -> str | None: ...
 
     def set_api_key(self, api_key: str) -> None: ...
+
+    def get_db_password(self, url: str) -> str | None: ...
+
+    def set_db_password(self, url: str, password: str) -> None: ...
 
 
 class SettingsFile(Protocol[S]):
@@ -215,7 +219,18 @@ class SettingsService(Generic[S]):
         factory = self._adapters.get(adapter)
         return factory.mappings if factory is not None else None
 
-    async def check_database(self, adapter: str, path: Path | None, mapping: str | None = None) -> str | None:
+    def has_stored_db_password(self, location: PosLocation | None) -> bool:
+        """Whether the keyring holds the password of this database server (the dialog says so)."""
+        if not isinstance(location, ServerLocation):
+            return False
+        try:
+            return self._keystore.get_db_password(location.url) is not None
+        except Exception:  # keyring missing or locked: the dialog just asks for it
+            return False
+
+    async def check_database(
+        self, adapter: str, path: PosLocation | None, mapping: str | None = None, password: str | None = None
+    ) -> str | None:
         """``None`` when ``path`` can be served by ``adapter`` (through ``mapping``, for one that
         needs it), else a sentence naming the problem.
 
@@ -235,16 +250,28 @@ class SettingsService(Generic[S]):
             factory = factory.with_mapping(mapping)
         except ValueError as exc:
             return str(exc)
+        if isinstance(path, ServerLocation):
+            if factory.location != "server" and factory.mappings is not None:
+                return f"The mapping {mapping} is for a SQLite file; choose one written for that database server."
+            if factory.location != "server":
+                return not_a_file(path, f"The {adapter} adapter")
+            path = path.with_password(password or self._stored_db_password(path))
         try:
-            return await factory.problem(Path(path))  # BridgeSettings already expanded "~"
+            return await factory.problem(path)  # BridgeSettings already expanded "~"
         except EposFailure as exc:
             return exc.message
         except Exception as exc:
             return f"The POS database {path} could not be opened: {exc}"
 
+    def _stored_db_password(self, location: ServerLocation) -> str | None:
+        try:
+            return self._keystore.get_db_password(location.url)
+        except Exception:
+            return None
+
     # --- Save ------------------------------------------------------------------------------------
 
-    async def save(self, new: S, api_key: str | None) -> list[str]:
+    async def save(self, new: S, api_key: str | None, db_password: str | None = None) -> list[str]:
         """Keyring (the key only), then the settings file (never the key), then the running bridge.
 
         ``api_key`` ``None`` keeps the stored key. Raises the keystore's error (a sentence safe to
@@ -258,6 +285,11 @@ class SettingsService(Generic[S]):
             if pasted_key(self._environ.get(ENV_API_KEY)):
                 said.append(f"{ENV_API_KEY} is also set; it will be used instead when the bridge restarts")
             new = new.model_copy(update={"api_key": SecretStr(key), "api_key_source": "keyring"})
+
+        if db_password and isinstance(new.db_path, ServerLocation):
+            self._keystore.set_db_password(new.db_path.url, db_password)
+            said.append("Database password saved in the OS keyring")
+            new = new.model_copy(update={"db_password": SecretStr(db_password)})
 
         to_write, notes = self._file_form(new)
         written = self._file.write(to_write)

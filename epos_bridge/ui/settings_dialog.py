@@ -50,7 +50,7 @@ from epos_bridge.config import ENV_VARS, BridgeSettings, ConfigError, KeyStore, 
 from epos_bridge.dojo_api import DojoClient
 from epos_bridge.domain.verification import verification_refusal
 from epos_bridge.host.tls import dojo_http_client
-from epos_bridge.ports import AdapterFactory, LocationKind
+from epos_bridge.ports import AdapterFactory, LocationKind, PosLocation, ServerLocation, pos_location
 from epos_bridge.protocol.dojo import DojoCredentials, environment_of, pasted_key
 from epos_bridge.services.settings_service import (
     REJECTED_WORDS,
@@ -122,13 +122,17 @@ class SettingsServiceLike(Protocol):
 
     async def test_key(self, draft: BridgeSettings, api_key: str | None) -> TestResult: ...
 
-    async def check_database(self, adapter: str, path: Path | None, mapping: str | None = None) -> str | None: ...
+    async def check_database(
+        self, adapter: str, path: PosLocation | None, mapping: str | None = None, password: str | None = None
+    ) -> str | None: ...
+
+    def has_stored_db_password(self, location: PosLocation | None) -> bool: ...
 
     def location_of(self, adapter: str) -> LocationKind: ...
 
     def mappings_of(self, adapter: str) -> tuple[str, ...] | None: ...
 
-    async def save(self, new: BridgeSettings, api_key: str | None) -> list[str]: ...
+    async def save(self, new: BridgeSettings, api_key: str | None, db_password: str | None = None) -> list[str]: ...
 
 
 def field_for(where: str) -> str | None:
@@ -253,6 +257,21 @@ class SettingsDialog(QDialog):
         self._add_row(pos_form, "Ma&pping:", "mapping", self.mapping_combo)
         self._pos_form = pos_form
         self._mapping_row = pos_form.rowCount() - 1
+        # A database on a server: its parts as the bridge reads them, and its password (kept in
+        # the OS keyring like the API key; only what is typed here is ever in the field).
+        self.db_server_label = PlainLabel()
+        self.db_server_label.setObjectName("db_server")
+        self.db_password_edit = QLineEdit()
+        self.db_password_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.db_password_edit.setToolTip("the database user's password; saved in the OS keyring, never in a file")
+        server_column = QVBoxLayout()
+        server_column.setSpacing(2)
+        server_column.addWidget(self.db_password_edit)
+        server_column.addWidget(self.db_server_label)
+        self._db_password_label = PlainLabel("Database pass&word:")
+        self._db_password_label.setBuddy(self.db_password_edit)
+        pos_form.addRow(self._db_password_label, server_column)
+        self._db_password_row = pos_form.rowCount() - 1
 
         this_till = QGroupBox("This computer")
         till_box = QVBoxLayout(this_till)
@@ -299,6 +318,7 @@ class SettingsDialog(QDialog):
             self.db_path_edit,
             self.browse_button,
             self.mapping_combo,
+            self.db_password_edit,
             self.start_at_login_check,
             self.notifications_check,
             self.each_payment_check,
@@ -371,6 +391,7 @@ class SettingsDialog(QDialog):
         self.adapter_combo.setCurrentText(settings.adapter)
         self.db_path_edit.setText(str(settings.db_path) if settings.db_path else "")
         self._offer_mappings(settings.mapping or "")
+        self._show_server_parts()
         self.start_at_login_check.setChecked(settings.start_at_login)
         self.notifications_check.setChecked(settings.notifications_enabled)
         self.each_payment_check.setChecked(settings.notify_each_payment)
@@ -382,6 +403,8 @@ class SettingsDialog(QDialog):
         self.api_url_edit.textChanged.connect(self._validate)
         self.db_path_edit.textChanged.connect(self._database_edited)
         self.db_path_edit.editingFinished.connect(self._check_database_soon)
+        self.db_password_edit.textChanged.connect(self._database_edited)
+        self.db_password_edit.editingFinished.connect(self._check_database_soon)
         self.adapter_combo.currentTextChanged.connect(self._adapter_changed)
         self.mapping_combo.currentTextChanged.connect(self._database_edited)
         mapping_line = self.mapping_combo.lineEdit()
@@ -513,18 +536,46 @@ class SettingsDialog(QDialog):
         self._offer_mappings(self.mapping_combo.currentText())
         self._database_edited()
 
+    def typed_db_password(self) -> str | None:
+        """The database password typed in this session, or ``None`` to keep the stored one."""
+        return self.db_password_edit.text() or None
+
+    def _show_server_parts(self) -> None:
+        """For a server's URL: the password row, and the server, database and user it names."""
+        try:
+            location = pos_location(self.db_path_edit.text().strip()) if self.db_path_edit.text().strip() else None
+        except ValueError:
+            location = None
+        server = isinstance(location, ServerLocation)
+        self._pos_form.setRowVisible(self._db_password_row, server)
+        if isinstance(location, ServerLocation):
+            port = f":{location.port}" if location.port else ""
+            stored = self._service.has_stored_db_password(location)
+            self.db_server_label.setText(
+                f"Server {location.host}{port}, database {location.database}, user {location.user}"
+                + ("; a password is saved in the OS keyring" if stored and not self.db_password_edit.text() else "")
+            )
+        else:
+            self.db_server_label.setText("")
+
     def _database_edited(self) -> None:
+        self._show_server_parts()
         self._db_problem = None
         self._db_checked = None
         if self._save_problem is not None and self._save_problem[0] == "db_path":
             self._save_problem = None
         self._validate()
 
-    def _db_target(self) -> tuple[str, Path | None, str | None]:
+    def _db_target(self) -> tuple[str, PosLocation | None, str | None]:
         """(adapter, database, mapping) as on screen, whatever the other fields say: a bad
-        software-house-id must not hide what is wrong with the database."""
+        software-house-id must not hide what is wrong with the database. A URL that cannot be a
+        server's (a password in it) is left for the settings check to name."""
         typed = self.db_path_edit.text().strip()
-        return self.adapter_combo.currentText(), Path(typed).expanduser() if typed else None, self._chosen_mapping()
+        try:
+            location = pos_location(typed) if typed else None
+        except ValueError:
+            location = Path(typed)
+        return self.adapter_combo.currentText(), location, self._chosen_mapping()
 
     # --- async work ----------------------------------------------------------------------------
 
@@ -615,11 +666,11 @@ class SettingsDialog(QDialog):
             return
         self._spawn(self._check_database(adapter, path, mapping))
 
-    async def _check_database(self, adapter: str, path: Path | None, mapping: str | None) -> bool:
+    async def _check_database(self, adapter: str, path: PosLocation | None, mapping: str | None) -> bool:
         target = (adapter, str(path or ""), mapping or "")
         self._set_busy(+1)
         try:
-            problem = await self._service.check_database(adapter, path, mapping)
+            problem = await self._service.check_database(adapter, path, mapping, self.typed_db_password())
         finally:
             self._set_busy(-1)
         now_adapter, now_path, now_mapping = self._db_target()
@@ -672,7 +723,7 @@ class SettingsDialog(QDialog):
             return
         self._saving = True
         try:
-            report = await self._service.save(draft, key)
+            report = await self._service.save(draft, key, self.typed_db_password())
         except KeyStoreUnavailable:
             self._show_save_problem("api_key", NO_KEYRING_TEXT)
             return

@@ -30,6 +30,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel, QLineEdit, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 from shiboken6 import isValid
+from sqlalchemy.engine import URL, make_url
 
 from epos_bridge.adapters.jsonfile.setup import init_folder
 from epos_bridge.adapters.sqlite.setup import init_database
@@ -48,7 +49,9 @@ from epos_bridge.ui.settings_dialog import (
     SettingsDialog,
     build_settings_service,
 )
+from tests.helpers.db_servers import mariadb_server, mariadb_url  # noqa: F401 - fixtures, found by name
 from tests.helpers.keyring_backend import RealKeyring
+from tests.helpers.mini_till import MiniTill, mini_mapping
 from tests.helpers.waiting import until
 
 # See tests/integration/test_settings_service.py: the simulator's str request key warns once.
@@ -775,3 +778,58 @@ def test_a_key_typed_after_a_rejection_is_saved_without_asking(
 
     run_qt_async(scenario)
     assert real_keyring.stored_api_key() == right_key
+
+
+def test_a_server_database_shows_its_parts_and_a_password_row_checks_for_real_and_keeps_the_password_in_the_keyring(
+    qtbot: QtBot,
+    run_qt_async: Callable[[Callable[[], Awaitable[None]]], None],
+    real_keyring: RealKeyring,
+    settings_path: Path,
+    tmp_path: Path,
+    mariadb_url: str,  # noqa: F811 - the fixture
+) -> None:
+    """A POS on MariaDB: the URL without its password, the password typed once; a wrong one is
+    named under the database field by the real server; the right one passes and is kept in the
+    keyring, never in the settings file."""
+    mapping = mini_mapping(tmp_path)
+    till = MiniTill(mariadb_url, mapping)
+    till.create()
+    full = make_url(mariadb_url)
+    password = str(full.password)
+    without = URL.create(full.drivername, full.username, None, full.host, full.port, full.database).render_as_string()
+
+    async def scenario() -> None:
+        service = build_settings_service(KeyStore(real_keyring.backend), settings_path, environ={})
+        dialog = SettingsDialog(base_settings(tmp_path), service, service.installed_adapters)
+        qtbot.addWidget(dialog)
+        dialog.show()
+        assert not dialog.db_password_edit.isVisible()
+        dialog.adapter_combo.setCurrentText("sqlmap")
+        dialog.mapping_combo.setEditText(str(tmp_path / "mini_mysql.toml"))
+        retype(qtbot, dialog.db_path_edit, without)
+        assert dialog.db_password_edit.isVisible(), (dialog.db_path_edit.text(), dialog.db_server_label.text())
+        assert dialog.db_server_label.text() == (
+            f"Server {full.host}:{full.port}, database {full.database}, user {full.username}"
+        )
+        retype(qtbot, dialog.db_password_edit, "not-the-password")
+        dialog.test_button.click()
+        await until(lambda: not dialog.busy, "the database check")
+        shown = dialog.field_errors["db_path"].text()
+        assert "refused the bridge's user name or password" in shown and "not-the-password" not in shown
+        retype(qtbot, dialog.db_password_edit, password)
+        dialog.test_button.click()
+        await until(lambda: not dialog.busy, "the database check")
+        assert dialog.field_errors["db_path"].isHidden(), dialog.field_errors["db_path"].text()
+        qtbot.keyClicks(dialog.api_key_edit, f"sk_sandbox_fake_{uuid.uuid4().hex}")
+        with qtbot.wait_signal(dialog.saved, timeout=20_000) as saved:
+            dialog.save_button.click()
+            await until(lambda: saved.signal_triggered, "the saved signal", timeout=20)
+        assert str(saved.args[0].db_path) == without
+        text = await asyncio.to_thread(settings_path.read_text, encoding="utf-8")
+        assert json.loads(text)["db_path"] == without and password not in text
+        assert KeyStore(real_keyring.backend).get_db_password(without) == password
+
+    try:
+        run_qt_async(scenario)
+    finally:
+        till.close()

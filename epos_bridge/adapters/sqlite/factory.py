@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from pathlib import Path
 
 from epos_bridge.adapters.sqlite.adapter import SqliteStorage
 from epos_bridge.adapters.sqlite.connection import PosDatabase
 from epos_bridge.adapters.sqlite.setup import init_database
 from epos_bridge.adapters.sqlitedb import file_problem
-from epos_bridge.ports import AdapterFactory, LocationKind, read_problem
+from epos_bridge.ports import (
+    AdapterFactory,
+    LocationKind,
+    PosLocation,
+    ServerLocation,
+    file_path,
+    not_a_file,
+    read_problem,
+)
+
+WHAT = "the sqlite adapter"
 
 
 class SqliteFactory:
@@ -21,7 +30,8 @@ class SqliteFactory:
     def with_mapping(self, mapping: str | None) -> AdapterFactory:
         return self
 
-    def init(self, location: Path, *, demo: bool) -> list[str]:
+    def init(self, location: PosLocation, *, demo: bool) -> list[str]:
+        location = file_path(location, WHAT)
         report = init_database(location, demo=demo, now=datetime.now(UTC))  # DatabaseInitError is an AdapterInitError
         if report.from_version == report.to_version:
             lines = [f"{report.path}: reference schema v{report.to_version}, already current"]
@@ -29,9 +39,11 @@ class SqliteFactory:
             lines = [f"{report.path}: reference schema v{report.from_version} -> v{report.to_version}"]
         return lines + ([report.demo.words()] if report.demo is not None else [])
 
-    async def problem(self, location: Path) -> str | None:
+    async def problem(self, location: PosLocation) -> str | None:
         """Read-only: no migration, and what SQLite would not say plainly (a folder; an empty file,
         which SQLite would silently turn into a database)."""
+        if isinstance(location, ServerLocation):
+            return not_a_file(location, WHAT)
         found = await asyncio.to_thread(
             file_problem, location, "a reference POS database"
         )  # a network share can be slow to stat
@@ -39,5 +51,6 @@ class SqliteFactory:
             return found
         return await read_problem(SqliteStorage(PosDatabase(location, workers=1, migrate_on_open=False)))
 
-    def open(self, location: Path) -> SqliteStorage:
+    def open(self, location: PosLocation) -> SqliteStorage:
+        location = file_path(location, WHAT)
         return SqliteStorage.open(location)
