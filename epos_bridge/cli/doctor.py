@@ -18,9 +18,10 @@ from epos_bridge.domain.errors import EposFailure
 from epos_bridge.gateway.policy import GatewayConfigError
 from epos_bridge.gateway.session import GatewaySettings
 from epos_bridge.host.tls import client_context, dojo_http_client
-from epos_bridge.ports import CallContext
+from epos_bridge.ports import CallContext, PosAdapter
+from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.protocol.dojo import redact
-from epos_bridge.protocol.params import SearchTablesParams
+from epos_bridge.protocol.params import SearchOrdersParams, SearchTablesParams
 
 
 @dataclass(frozen=True)
@@ -70,13 +71,26 @@ async def _database_check(settings: BridgeSettings) -> Check:
     except ConfigError as exc:
         return Check("POS database", False, str(exc), "set the database in Settings")
     try:
-        page = await adapter.search_tables(SearchTablesParams(), CallContext(trace_id="doctor"))
+        read = await _one_read(adapter)
         await adapter.check_writable()  # payments and locks need to write, not only read
-        return Check("POS database", True, f"{settings.db_path} ({len(page.data)} tables on the first page)")
+        return Check("POS database", True, f"{settings.db_path} ({read})")
     except EposFailure as exc:
         return Check("POS database", False, exc.message, "check the path in Settings and that the POS is running")
     finally:
         await adapter.close()
+
+
+async def _one_read(adapter: PosAdapter) -> str:
+    """A real read through a capability the adapter implements (a mapping may leave tables out)."""
+    implemented = adapter.implemented_capabilities()
+    context = CallContext(trace_id="doctor")
+    if Capability.SEARCH_TABLES in implemented:
+        tables = await adapter.search_tables(SearchTablesParams(), context)
+        return f"{len(tables.data)} tables on the first page"
+    if Capability.SEARCH_ORDERS in implemented:
+        orders = await adapter.search_orders(SearchOrdersParams(), context)
+        return f"{len(orders.data)} orders on the first page"
+    return "opened"
 
 
 async def _gateway_check(gateway: GatewaySettings, timeout_s: float) -> Check:

@@ -9,12 +9,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.engine import URL, make_url
 
 from epos_bridge import __version__
 from epos_bridge.protocol.capabilities import Capability
 from epos_bridge.sim.simulator import DEMO_API_KEY, DojoSimulator
 from epos_bridge.testing.processes import isolated_env
 from tests.e2e.conftest import REQUEST_LINE, CliProcess, posix_signals, run_cli
+from tests.helpers.db_servers import mariadb_server, mariadb_url  # noqa: F401 - fixtures, found by name
+from tests.helpers.mini_till import MiniTill, mini_mapping
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -67,6 +70,30 @@ async def test_doctor_names_a_missing_database_with_a_fix_and_does_not_create_it
     assert {"API key", "gateway", "Dojo API"} <= set(lines_starting(result.stdout, "PASS"))
     assert "Traceback" not in result.stdout + result.stderr
     assert not missing.exists() and not missing.parent.exists()
+
+
+async def test_doctor_checks_a_pos_database_on_a_server_for_real_and_never_prints_its_password(
+    bridge_env: dict[str, str],
+    tmp_path: Path,
+    mariadb_url: str,  # noqa: F811 - the fixture
+) -> None:
+    mapping = mini_mapping(tmp_path)
+    till = MiniTill(mariadb_url, mapping)
+    till.create()
+    till.close()
+    full = make_url(mariadb_url)
+    without = URL.create(full.drivername, full.username, None, full.host, full.port, full.database).render_as_string()
+    env = {**bridge_env, "EPOS_BRIDGE_ADAPTER": "sqlmap", "EPOS_BRIDGE_MAPPING": str(tmp_path / "mini_mysql.toml"),
+           "EPOS_BRIDGE_DB": without, "EPOS_BRIDGE_DB_PASSWORD": str(full.password)}  # fmt: skip
+    result = await run_cli(["doctor"], env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert without in lines_starting(result.stdout, "PASS")["POS database"]
+    assert str(full.password) not in result.stdout + result.stderr
+
+    wrong = await run_cli(["doctor"], {**env, "EPOS_BRIDGE_DB_PASSWORD": "not-the-password-x"})
+    line = lines_starting(wrong.stdout, "FAIL")["POS database"]
+    assert "refused the bridge's user name or password" in line
+    assert "not-the-password-x" not in wrong.stdout + wrong.stderr
 
 
 async def test_a_plain_ws_url_without_allow_insecure_is_refused_naming_the_variable(
