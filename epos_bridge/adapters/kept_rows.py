@@ -13,6 +13,7 @@ value is bound.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -216,13 +217,25 @@ class KeptRows:
         )
 
 
+GAP_GRACE_S = 30.0
+"""How long a missing change-log number on a server is waited for (a POS transaction still
+open) before it is taken for a rolled-back one; longer than any till's transaction."""
+
+
 class KeptChangeLog:
     """``ports.ChangeSource`` over the change-log table the triggers fill, for the POS-event relay."""
 
-    def __init__(self, store: TransactionalStore[Sql], kept: KeptTables) -> None:
+    def __init__(self, store: TransactionalStore[Sql], kept: KeptTables, *, gap_grace_s: float = GAP_GRACE_S) -> None:
         self._store = store
         self._table = kept.changes
         self._change = kept.dialect.column("change")
+        # SQLite writes one transaction at a time, so its sequence numbers commit in order and a
+        # rolled-back one is handed out again. A server hands them out at INSERT: a POS
+        # transaction still open holds a number below ones already committed, and a rolled-back
+        # one leaves a hole for good.
+        self._gaps_wait = kept.dialect.name != "sqlite"
+        self._gap_grace_s = gap_grace_s
+        self._gap_seen: dict[int, float] = {}
 
     async def latest_change(self) -> int:
         sql = f"SELECT COALESCE(MAX(seq), 0) FROM {self._table}"  # noqa: S608 - names from KeptTables
@@ -235,7 +248,23 @@ class KeptChangeLog:
             found = db.execute(sql, [seq, limit]).fetchall()
             return [PosChange(int(r[0]), r[1], str(r[2]), r[3]) for r in found]
 
-        return await self._store.read(work)
+        changes = await self._store.read(work)
+        return self._up_to_a_fresh_gap(seq, changes) if self._gaps_wait else changes
+
+    def _up_to_a_fresh_gap(self, seq: int, changes: list[PosChange]) -> list[PosChange]:
+        """The changes before the first missing number that went missing less than the grace
+        ago: it may be a POS transaction that has not committed yet, and the relay's cursor
+        must not pass it. A number missing for longer was rolled back."""
+        now = time.monotonic()
+        expected = seq + 1
+        for index, change in enumerate(changes):
+            if change.seq != expected:
+                first_seen = self._gap_seen.setdefault(expected, now)
+                if now - first_seen < self._gap_grace_s:
+                    return changes[:index]
+            expected = change.seq + 1
+        self._gap_seen = {n: t for n, t in self._gap_seen.items() if n > seq and now - t < 10 * self._gap_grace_s}
+        return changes
 
     async def forget_changes_through(self, seq: int) -> None:
         sql = f"DELETE FROM {self._table} WHERE seq <= ?"  # noqa: S608 - names from KeptTables

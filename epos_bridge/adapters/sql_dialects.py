@@ -73,6 +73,8 @@ MYSQL = Dialect(
 POSTGRESQL = Dialect(
     "postgresql",
     arrival="ARRIVAL",
-    change_mark="SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM epos_bridge_changes_seq_seq",
+    # EPOS_BRIDGE_CHANGES.SEQ's own sequence, named by attach (server_setup): read as a relation,
+    # it is live (not of the snapshot), one row, and last_value is only "called" once it was used.
+    change_mark="SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM EPOS_BRIDGE_CHANGES_SEQ",
 )
 DIALECTS: dict[str, Dialect] = {d.name: d for d in (SQLITE, MYSQL, POSTGRESQL)}

@@ -348,10 +348,11 @@ def order_of_dojo_id(db: Sql, dojo_order_id: str) -> StoredRecord[int] | None:
     """The order holding Dojo's order id (a fact the bridge keeps: the POS has no column for it)."""
     row = one(
         db,
-        "SELECT POS_KEY FROM EPOS_BRIDGE_FACTS WHERE KIND = 'order' AND FIELD = 'dojo_order_id' AND VALUE = ?",
+        "SELECT POS_KEY AS pos_key FROM EPOS_BRIDGE_FACTS WHERE KIND = 'order' AND FIELD = 'dojo_order_id'"
+        " AND VALUE = ?",
         [dojo_order_id],
     )
-    return StoredRecord(int(row["POS_KEY"]), dojo_order_id, False) if row is not None else None
+    return StoredRecord(int(row["pos_key"]), dojo_order_id, False) if row is not None else None
 
 
 def forget_facts(db: Sql, kind: str, pos_key: object, fields: Sequence[str]) -> None:
@@ -377,10 +378,10 @@ def keep_facts(db: Sql, mapping: Mapping, kind: str, pos_key: object, facts: Rea
 def _fact(db: Sql, kind: str, pos_key: object, field_name: str) -> str | None:
     row = one(
         db,
-        "SELECT VALUE FROM EPOS_BRIDGE_FACTS WHERE KIND = ? AND POS_KEY = ? AND FIELD = ?",
+        "SELECT VALUE AS value FROM EPOS_BRIDGE_FACTS WHERE KIND = ? AND POS_KEY = ? AND FIELD = ?",
         [kind, str(pos_key), field_name],
     )
-    return None if row is None else row["VALUE"]
+    return None if row is None else row["value"]
 
 
 def reservation_row(db: Sql, mapping: Mapping, wire_id: str) -> Row | None:
@@ -406,13 +407,13 @@ def reservation_record(db: Sql, mapping: Mapping, wire_id: str) -> StoredRecord[
 def reservation_of_dojo_id(db: Sql, dojo_reservation_id: str) -> StoredRecord[int] | None:
     row = one(
         db,
-        "SELECT POS_KEY FROM EPOS_BRIDGE_FACTS WHERE KIND = 'reservation' AND FIELD = 'dojo_reservation_id'"
+        "SELECT POS_KEY AS pos_key FROM EPOS_BRIDGE_FACTS WHERE KIND = 'reservation' AND FIELD = 'dojo_reservation_id'"
         " AND VALUE = ?",
         [dojo_reservation_id],
     )
     if row is None:
         return None
-    key = int(row["POS_KEY"])
+    key = int(row["pos_key"])
     return StoredRecord(key, dojo_reservation_id, _fact(db, "reservation", key, "deleted_at") is not None)
 
 

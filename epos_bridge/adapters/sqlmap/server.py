@@ -1,17 +1,27 @@
-"""A POS's tables on a database server (MariaDB/MySQL; PostgreSQL next), through SQLAlchemy Core.
+"""A POS's tables on a database server (MariaDB, MySQL or PostgreSQL), through SQLAlchemy Core.
 
 The same promises as :mod:`epos_bridge.adapters.sqlitedb` makes of a SQLite file, kept the way a
-server allows:
+server allows. The transaction flow below is written once; what differs between the servers
+(how a transaction starts, how a statement is bounded, what an error means) is one small
+:class:`ServerEngine` each.
 
 * **The transaction owns the deadline.** Every statement is bounded by the time left
   (``max_statement_time`` and ``innodb_lock_wait_timeout`` per session on MariaDB,
-  ``innodb_lock_wait_timeout``/``max_execution_time`` on MySQL); no write starts once the
+  ``innodb_lock_wait_timeout``/``max_execution_time`` on MySQL, ``SET LOCAL lock_timeout`` and
+  ``statement_timeout`` inside the transaction on PostgreSQL); no write starts once the
   deadline has passed, and one still running at it is rolled back before ``COMMIT``.
-* **Decided on what is committed, under locks.** A write runs ``SERIALIZABLE``: InnoDB then reads
-  every row the payable check looks at under a shared lock, so the POS cannot change the bill
-  between the check and the payment row, and the paymentIntentId's primary key in
-  ``EPOS_BRIDGE_PAYMENTS`` is written in the same transaction as the POS's payment row. A
-  deadlock or serialisation failure rolls back everything and is retried while time is left.
+* **Decided on what is committed.** A write runs ``SERIALIZABLE``. On InnoDB that reads every
+  row the payable check looks at under a shared lock, so the POS cannot change the bill between
+  the check and the payment row. PostgreSQL's is serialisable snapshot isolation: nothing is
+  locked for a read, and a transaction that would break serial order with another serialisable
+  one fails (40001) and is run again, so the POS's own serialisable transactions cannot change
+  the bill unseen either. (PostgreSQL checks serial order among serialisable transactions
+  only: a POS writing at READ COMMITTED can change the bill while the bridge's transaction
+  runs without either seeing the other, as two of its own transactions can; where that
+  matters, ``ALTER ROLE … SET default_transaction_isolation = 'serializable'`` for the POS.) The
+  paymentIntentId's primary key in ``EPOS_BRIDGE_PAYMENTS`` is written in the same transaction
+  as the POS's payment row. A deadlock or serialisation failure rolls back everything and is
+  retried while time is left.
 * **A replay never waits for the POS.** When the POS holds a lock past the first short wait,
   the call is decided once more on a read-only consistent snapshot: a payment already recorded,
   a lock already held, is answered from it at once (the body must then write nothing).
@@ -41,7 +51,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, CursorResult, make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from epos_bridge.adapters.sqlmap.mapping import Mapping
 from epos_bridge.domain.errors import EposFailure, PosUnavailable
@@ -84,10 +94,12 @@ def server_url(location: str, password: str | None = None) -> URL:
             "`epos-bridge db password`)",
         )
     backend = url.get_backend_name()
-    if backend not in ("mysql", "mariadb"):
-        raise PosUnavailable(f"the POS database server {backend} is not supported yet: MariaDB or MySQL")
+    if backend not in ("mysql", "mariadb", "postgresql"):
+        raise PosUnavailable(f"the POS database server {backend} is not supported: MariaDB, MySQL or PostgreSQL")
     if url.get_driver_name() in ("", "mysqldb") and backend in ("mysql", "mariadb"):
         url = url.set(drivername=f"{backend}+pymysql")
+    if url.get_driver_name() in ("", "psycopg2") and backend == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")  # the driver the bridge ships (epos-bridge[postgres])
     return url.set(password=password) if password else url
 
 
@@ -168,49 +180,241 @@ LOCK_WAIT = "lock_wait"
 """A lock held (by the POS) longer than the statement could wait."""
 LOST = "lost"
 """The connection dropped (killed, server restarted)."""
-
-_MYSQL_KINDS = {1213: RETRY, 1205: LOCK_WAIT, 1969: LOCK_WAIT, 3024: LOCK_WAIT, 3572: LOCK_WAIT}
-
-
-def error_code(exc: DBAPIError) -> int | None:
-    args = getattr(exc.orig, "args", ())
-    return args[0] if args and isinstance(args[0], int) else None
-
-
-def kind_of(exc: DBAPIError) -> str | None:
-    if exc.connection_invalidated:
-        return LOST
-    code = error_code(exc)
-    if code in (2003, 2002):
-        return None  # cannot connect at all: said as such (_explain)
-    return _MYSQL_KINDS.get(code) if code is not None else None
+UNREACHABLE = "unreachable"
+"""No connection could be made (server down, wrong address)."""
+REFUSED = "refused"
+"""The server refused the user name or password."""
+NO_DATABASE = "no_database"
+"""The server has no database of that name."""
+DISK_FULL = "disk_full"
+READ_ONLY = "read_only"
+"""The bridge may not write here (privileges, a read-only server), or a snapshot attempt wanted to."""
+MISSING = "missing"
+"""A table or column the mapping names is not there."""
 
 
-def _explain(exc: DBAPIError, where: str) -> tuple[str, str]:
+class ServerEngine:
+    """What differs between the database servers, and only that: how a transaction starts (a
+    serialisable write, a read-only consistent snapshot, the mapping's check), how every
+    statement in it is bounded by the time left, and what the server's errors mean. The
+    transaction flow (:class:`ServerDatabase`) is written once, over these."""
+
+    def identified(self, conn: Connection) -> ServerEngine:
+        """This engine, told apart further where one protocol serves two servers."""
+        return self
+
+    def begin_write(self, conn: Connection, seconds: float) -> None:
+        raise NotImplementedError
+
+    def begin_snapshot(self, conn: Connection, seconds: float) -> None:
+        raise NotImplementedError
+
+    def begin_check(self, conn: Connection) -> None:
+        """A transaction for the mapping's check (``EXPLAIN`` of writes, never run: rolled back)."""
+        raise NotImplementedError
+
+    def problem(self, exc: DBAPIError) -> str | None:
+        """What went wrong, as one of the names above; ``None`` when none of them."""
+        raise NotImplementedError
+
+    def detail(self, exc: DBAPIError) -> str:
+        """The server's own words (never carrying the password)."""
+        raise NotImplementedError
+
+    def gone(self, exc: DBAPIError) -> bool:
+        """The connection dropped or could not be made: what committed is not known from here."""
+        return exc.connection_invalidated or self.problem(exc) in (UNREACHABLE, LOST)
+
+    def kind(self, exc: DBAPIError) -> str | None:
+        """What the transaction flow does about it: :data:`RETRY`, :data:`LOCK_WAIT`, :data:`LOST`."""
+        if exc.connection_invalidated:
+            return LOST
+        found = self.problem(exc)
+        return found if found in (RETRY, LOCK_WAIT, LOST) else None
+
+
+def _seconds(wait_s: float) -> float:
+    return max(0.05, wait_s)
+
+
+_MYSQL_PROBLEMS: dict[int, str] = {
+    **dict.fromkeys((2003, 2002, 2005), UNREACHABLE),
+    1045: REFUSED,
+    1049: NO_DATABASE,
+    1213: RETRY,
+    **dict.fromkeys((1205, 1969, 3024, 3572), LOCK_WAIT),
+    **dict.fromkeys((1021, 1114, 1030, 28), DISK_FULL),
+    **dict.fromkeys((1142, 1143, 1044, 1290, 1792, 1836), READ_ONLY),
+    **dict.fromkeys((1146, 1054), MISSING),
+}
+
+_POSTGRESQL_PROBLEMS: dict[str, str] = {
+    **dict.fromkeys(("40001", "40P01"), RETRY),  # serialization_failure, deadlock_detected
+    **dict.fromkeys(("55P03", "57014"), LOCK_WAIT),  # lock_not_available, query_canceled (the bound)
+    **dict.fromkeys(("25006", "42501"), READ_ONLY),  # read_only_sql_transaction, insufficient_privilege
+    **dict.fromkeys(("28P01", "28000"), REFUSED),  # invalid_password, invalid_authorization_specification
+    "3D000": NO_DATABASE,  # invalid_catalog_name
+    **dict.fromkeys(("42P01", "42703"), MISSING),  # undefined_table, undefined_column
+    "53100": DISK_FULL,
+    **dict.fromkeys(("57P01", "57P02"), LOST),  # admin_shutdown (terminated), crash_shutdown
+    "57P03": UNREACHABLE,  # cannot_connect_now: starting up or shutting down
+}
+
+
+class _MySqlFamily(ServerEngine):
+    """MariaDB and MySQL: one protocol and one set of error numbers; told apart by ``VERSION()``
+    (``mysql://`` may name either) for the session variables that bound a statement."""
+
+    def identified(self, conn: Connection) -> ServerEngine:
+        mariadb = "mariadb" in str(conn.exec_driver_sql("SELECT VERSION()").scalar()).lower()
+        return MARIADB if mariadb else MYSQL
+
+    def _limit(self, conn: Connection, seconds: float) -> None:
+        raise NotImplementedError
+
+    def begin_write(self, conn: Connection, seconds: float) -> None:
+        self._limit(conn, seconds)
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+        conn.exec_driver_sql("START TRANSACTION")
+
+    def begin_snapshot(self, conn: Connection, seconds: float) -> None:
+        self._limit(conn, seconds)
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+
+    def begin_check(self, conn: Connection) -> None:
+        conn.exec_driver_sql("START TRANSACTION")
+
+    @staticmethod
+    def code(exc: DBAPIError) -> int | None:
+        args = getattr(exc.orig, "args", ())
+        return args[0] if args and isinstance(args[0], int) else None
+
+    def problem(self, exc: DBAPIError) -> str | None:
+        code = self.code(exc)
+        return _MYSQL_PROBLEMS.get(code) if code is not None else None
+
+    def detail(self, exc: DBAPIError) -> str:
+        return str(getattr(exc.orig, "args", ("",))[-1] if getattr(exc.orig, "args", None) else exc.orig)
+
+    def gone(self, exc: DBAPIError) -> bool:
+        return exc.connection_invalidated or self.code(exc) in (2003, 2002, 2013, 2006)
+
+
+class _MariaDb(_MySqlFamily):
+    def identified(self, conn: Connection) -> ServerEngine:
+        return self
+
+    def _limit(self, conn: Connection, seconds: float) -> None:
+        seconds = _seconds(seconds)
+        whole = max(1, math.ceil(seconds))
+        conn.exec_driver_sql(f"SET SESSION max_statement_time = {seconds:.3f}, innodb_lock_wait_timeout = {whole}")
+
+
+class _MySql(_MySqlFamily):
+    def identified(self, conn: Connection) -> ServerEngine:
+        return self
+
+    def _limit(self, conn: Connection, seconds: float) -> None:
+        seconds = _seconds(seconds)
+        whole = max(1, math.ceil(seconds))
+        conn.exec_driver_sql(
+            f"SET SESSION innodb_lock_wait_timeout = {whole}, max_execution_time = {int(seconds * 1000)},"
+            " information_schema_stats_expiry = 0"
+        )
+
+
+class _PostgreSql(ServerEngine):
+    """PostgreSQL through psycopg 3: psycopg itself sends the ``BEGIN`` (``ISOLATION LEVEL …``,
+    ``READ ONLY``) before the transaction's first statement, from the connection's settings;
+    the pool puts them back when the connection returns. The bounds are ``SET LOCAL`` (through
+    ``set_config(…, true)``, one statement): they end with the transaction."""
+
+    # libpq reports a failed connection without its SQLSTATE, in words only (English here; a
+    # server with another lc_messages says them otherwise, and is then "cannot be reached").
+    _CONNECT_WORDS = (
+        ("password authentication failed", REFUSED),
+        ("no pg_hba.conf entry", REFUSED),
+        ('role "', REFUSED),  # role "…" does not exist
+        ('database "', NO_DATABASE),  # database "…" does not exist
+    )
+
+    def _begin(self, conn: Connection, level: str, read_only: bool, seconds: float) -> None:
+        conn.execution_options(isolation_level=level, postgresql_readonly=read_only)
+        ms = f"{int(_seconds(seconds) * 1000)}ms"
+        conn.exec_driver_sql(
+            f"SELECT set_config('lock_timeout', '{ms}', true), set_config('statement_timeout', '{ms}', true)"
+        )
+
+    def begin_write(self, conn: Connection, seconds: float) -> None:
+        # SERIALIZABLE is SSI: nothing waits for a reader; a transaction that would break
+        # serial order fails with 40001 (at any statement or at COMMIT), which is RETRY.
+        self._begin(conn, "SERIALIZABLE", False, seconds)
+
+    def begin_snapshot(self, conn: Connection, seconds: float) -> None:
+        self._begin(conn, "REPEATABLE READ", True, seconds)
+
+    def begin_check(self, conn: Connection) -> None:
+        conn.execution_options(isolation_level="READ COMMITTED", postgresql_readonly=False)
+
+    @staticmethod
+    def sqlstate(exc: DBAPIError) -> str | None:
+        found = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return str(found) if found else None
+
+    def problem(self, exc: DBAPIError) -> str | None:
+        state = self.sqlstate(exc)
+        if state is not None:
+            return _POSTGRESQL_PROBLEMS.get(state, LOST if state.startswith("08") else None)
+        if isinstance(exc, OperationalError):  # no SQLSTATE: the connection failed or broke
+            said = str(exc.orig)
+            return next((problem for words, problem in self._CONNECT_WORDS if words in said), UNREACHABLE)
+        return None
+
+    def detail(self, exc: DBAPIError) -> str:
+        primary = getattr(getattr(exc.orig, "diag", None), "message_primary", None)
+        if primary:
+            return str(primary)
+        lines = str(exc.orig).strip().splitlines()
+        return lines[0] if lines else ""
+
+
+MARIADB: ServerEngine = _MariaDb()
+MYSQL: ServerEngine = _MySql()
+POSTGRESQL: ServerEngine = _PostgreSql()
+_MYSQL_OR_MARIADB: ServerEngine = _MySqlFamily()
+
+
+def engine_of(url: URL) -> ServerEngine:
+    """The engine a URL names; MariaDB and MySQL are told apart on the first connection."""
+    return POSTGRESQL if url.get_backend_name() == "postgresql" else _MYSQL_OR_MARIADB
+
+
+def _explain(exc: DBAPIError, where: str, server: ServerEngine) -> tuple[str, str]:
     """(for the venue, naming the server; for Dojo, the problem only). Never the password."""
-    code = error_code(exc)
-    detail = str(getattr(exc.orig, "args", ("",))[-1] if getattr(exc.orig, "args", None) else exc.orig)
-    if code in (2003, 2002, 2005) or exc.connection_invalidated:
+    problem = server.problem(exc)
+    detail = server.detail(exc)
+    if problem == UNREACHABLE or exc.connection_invalidated:
         words = "cannot be reached; check the server is running and the address in Settings."
         return f"The POS database ({where}) {words}", f"The POS database server {words}"
-    if code == 1045:
+    if problem == REFUSED:
         words = "refused the bridge's user name or password; check them in Settings."
         return f"The POS database ({where}) {words}", f"The POS database server {words}"
-    if code == 1049:
+    if problem == NO_DATABASE:
         words = "has no such database; check the database name in Settings."
         return f"The POS database ({where}) {words}", f"The POS database server {words}"
-    if code in (1205, 1969, 3024, 3572):
+    if problem == LOCK_WAIT:
         return (
             f"The POS database ({where}) is busy: another program held a lock for longer than the answer allows.",
             "The POS database is busy: another program held a lock for longer than the answer allows.",
         )
-    if code in (1021, 1114, 1030, 28):
+    if problem == DISK_FULL:
         words = "is out of disk space; nothing was written. Free space on the server."
         return f"The POS database ({where}) {words}", f"The POS database server {words}"
-    if code in (1142, 1143, 1044, 1290, 1792, 1836):
+    if problem == READ_ONLY:
         words = "does not let the bridge write; it needs write access to record payments and locks."
         return f"The POS database ({where}) {words}", f"The POS database {words}"
-    if code in (1146, 1054):
+    if problem == MISSING:
         return (
             f"The POS database ({where}) is missing what the mapping reads ({detail}); check the mapping with Test.",
             f"The POS database is missing what the mapping reads ({detail}).",
@@ -238,7 +442,7 @@ def run_setup(url: URL, work: Callable[[ServerSession], T]) -> T:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             return work(ServerSession(conn))
     except DBAPIError as exc:
-        local, public = _explain(exc, where_of(url))
+        local, public = _explain(exc, where_of(url), engine_of(url))
         raise PosUnavailable(local, public=public) from exc
     finally:
         engine.dispose()
@@ -266,7 +470,8 @@ class ServerDatabase:
         self.path = Path(url.render_as_string(hide_password=True))
         """What the venue's status shows as the POS database (never with a password)."""
         self.lock_wait_s = lock_wait_s
-        self._mariadb: bool | None = None
+        self.server = engine_of(url)
+        """The engine's own pieces; MariaDB and MySQL told apart on the first connection."""
         self._check = check
         self._fits = False
         self._fits_lock = threading.Lock()
@@ -316,7 +521,7 @@ class ServerDatabase:
             try:
                 return self._attempt_write(work, deadline, wait_s)
             except DBAPIError as exc:
-                kind = kind_of(exc)
+                kind = self.server.kind(exc)
                 if kind == RETRY or (kind == LOST and not self._due(deadline)):
                     log.info("the POS database rolled back a write (%s); trying it again", kind)
                     continue
@@ -327,16 +532,14 @@ class ServerDatabase:
                     if not self._due(deadline):
                         continue
                     raise self._busy_until_due() from exc
-                if error_code(exc) in (1146, 1054):
+                if self.server.problem(exc) == MISSING:
                     self._fits = False
                 raise self.unavailable(exc) from exc
 
     def _attempt_write(self, work: Callable[[ServerSession], T], deadline: Deadline | None, wait_s: float) -> T:
         with self._engine.connect() as conn:
             self._ensure_fits(conn)
-            self._limit(conn, wait_s)
-            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
-            conn.exec_driver_sql("START TRANSACTION")
+            self.server.begin_write(conn, wait_s)
             try:
                 result = work(ServerSession(conn))
                 if self._due(deadline):
@@ -352,7 +555,7 @@ class ServerDatabase:
             try:
                 conn.commit()
             except DBAPIError as exc:
-                if kind_of(exc) != LOST:
+                if self.server.kind(exc) != LOST:
                     raise
                 return self._answer_after_lost_commit(work, deadline, exc)
             return result
@@ -394,7 +597,7 @@ class ServerDatabase:
         try:
             return self._on_snapshot(work, deadline, failures_answer=False)
         except DBAPIError as exc:
-            if raise_lost and (exc.connection_invalidated or error_code(exc) in (2003, 2002, 2013, 2006)):
+            if raise_lost and self.server.gone(exc):
                 raise
             return False, None
 
@@ -403,9 +606,7 @@ class ServerDatabase:
     ) -> tuple[bool, T | None]:
         with self._engine.connect() as conn:
             self._ensure_fits(conn)
-            self._limit(conn, self._wait_s(deadline, None))
-            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            self.server.begin_snapshot(conn, self._wait_s(deadline, None))
             try:
                 result = work(ServerSession(conn))
             except EposFailure:
@@ -423,14 +624,13 @@ class ServerDatabase:
 
     def _ensure_fits(self, conn: Connection) -> None:
         """The mapping checked against the database once (and again after it stopped fitting)."""
-        if self._mariadb is None:
-            self._mariadb = "mariadb" in str(conn.exec_driver_sql("SELECT VERSION()").scalar()).lower()
+        self.server = self.server.identified(conn)
         if self._fits or self._check is None:
             return
         with self._fits_lock:
             if self._fits:
                 return
-            conn.exec_driver_sql("START TRANSACTION")  # EXPLAIN of a write, never run: rolled back
+            self.server.begin_check(conn)  # EXPLAIN of a write, never run: rolled back
             try:
                 problem = self._check(ServerSession(conn))
             finally:
@@ -439,18 +639,6 @@ class ServerDatabase:
                 public = f"The POS database does not fit the mapping {self.mapping.name}; check it with Settings' Test."
                 raise PosUnavailable(problem, public=public)
             self._fits = True
-
-    def _limit(self, conn: Connection, wait_s: float) -> None:
-        """Every statement of this transaction bounded by ``wait_s``, lock waits included."""
-        seconds = max(0.05, wait_s)
-        whole = max(1, math.ceil(seconds))
-        if self._mariadb:
-            conn.exec_driver_sql(f"SET SESSION max_statement_time = {seconds:.3f}, innodb_lock_wait_timeout = {whole}")
-        else:
-            conn.exec_driver_sql(
-                f"SET SESSION innodb_lock_wait_timeout = {whole}, max_execution_time = {int(seconds * 1000)},"
-                " information_schema_stats_expiry = 0"
-            )
 
     def _wait_s(self, deadline: Deadline | None, cap: float | None) -> float:
         left = self.lock_wait_s if deadline is None else max(0.0, deadline.remaining())
@@ -472,5 +660,5 @@ class ServerDatabase:
         return PosUnavailable(f"The POS database ({self.where}) {words}", public=f"The POS database {words}")
 
     def unavailable(self, exc: DBAPIError) -> PosUnavailable:
-        local, public = _explain(exc, self.where)
+        local, public = _explain(exc, self.where, self.server)
         return PosUnavailable(local, public=public)
