@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,8 +32,10 @@ from epos_bridge.testing.contract_suite import (
     Seeder,
     StandardVenue,
 )
+from tests.helpers.db_servers import mariadb_server, mariadb_url  # noqa: F401 - fixtures, found by name
 from tests.helpers.floreant import FloreantTill, floreant
 from tests.helpers.ospos import OsposTill, ospos
+from tests.helpers.ospos_mysql import OsposMysqlTill, ospos_mysql_storage
 
 
 class SqliteSeeder:
@@ -239,3 +241,20 @@ class TestSqlMapOsposContract(AdapterContract):
     @pytest.fixture
     def epos_adapter_factory(self, tmp_path: Path) -> Callable[[], PosStorage]:
         return lambda: SqlMapStorage.open(tmp_path / "ospos.db", ospos())
+
+
+class TestSqlMapOsposMysqlContract(AdapterContract):
+    """The same Open Source Point of Sale on a real MariaDB server, through the shipped
+    ``ospos_mysql`` mapping: the engine layer (adapters/sqlmap/server.py) under every contract."""
+
+    @pytest.fixture
+    def epos_venue_seeder(self, mariadb_url: str) -> Iterator[Seeder]:  # noqa: F811 - the fixture
+        till = OsposMysqlTill(mariadb_url)
+        try:
+            yield till
+        finally:
+            till.close()
+
+    @pytest.fixture
+    def epos_adapter_factory(self, mariadb_url: str) -> Callable[[], PosStorage]:  # noqa: F811 - the fixture
+        return lambda: ospos_mysql_storage(mariadb_url)

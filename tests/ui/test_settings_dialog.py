@@ -442,7 +442,11 @@ def test_the_mapping_row_follows_the_adapter_and_a_typo_in_a_mapping_is_shown_be
         assert not dialog.mapping_combo.isVisible()
         dialog.adapter_combo.setCurrentText("sqlmap")
         assert dialog.mapping_combo.isVisible()
-        assert [dialog.mapping_combo.itemText(i) for i in range(dialog.mapping_combo.count())] == ["floreant", "ospos"]
+        assert [dialog.mapping_combo.itemText(i) for i in range(dialog.mapping_combo.count())] == [
+            "floreant",
+            "ospos",
+            "ospos_mysql",
+        ]
         retype(qtbot, dialog.db_path_edit, str(pos))
         dialog.mapping_combo.setEditText(str(typo))
         dialog.test_button.click()
