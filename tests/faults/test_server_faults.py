@@ -68,6 +68,34 @@ def hold_bill(till: MiniTill, bill: str, held: threading.Event, release: threadi
     return thread
 
 
+async def until_waiting_for_a_lock(server: DbServer, till: MiniTill) -> None:
+    """Until the bridge's read of the bill has been at the server for a while: a primary-key
+    lookup takes microseconds, so it is waiting for the POS's row lock. (MariaDB does not always
+    list a read waiting inside the optimizer as ``LOCK WAIT`` in INNODB_TRX; the process list
+    always shows it.)"""
+    engine = sa.create_engine(server.admin_url(), poolclass=sa.pool.NullPool)
+    user = str(make_url(till.url).username)
+
+    def waiting() -> bool:
+        with engine.connect() as conn:
+            found = conn.execute(
+                sa.text(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = :user AND COMMAND = 'Query'"
+                    " AND INFO LIKE '%FROM bills b%' AND TIME_MS > 200"
+                ),
+                {"user": user},
+            )
+            return bool(found.scalar())
+
+    try:
+        deadline = time.monotonic() + 30
+        while not await asyncio.to_thread(waiting):
+            assert time.monotonic() < deadline, "the payment never waited for the POS's lock"
+            await asyncio.sleep(0.05)
+    finally:
+        engine.dispose()
+
+
 def answered_as_committed(till: MiniTill, intent: str, answer: dict[str, Any]) -> None:
     assert till.recorded(intent) == ((1, 1) if "result" in answer else (0, 0)), answer
 
@@ -85,7 +113,7 @@ async def test_the_server_restarted_while_a_payment_waits_is_answered_as_committ
         holder = hold_bill(till, bill, held, release)
         await asyncio.to_thread(held.wait, 10)
         paying = asyncio.create_task(rpc("RecordOrderPaymentByIdV1", pay(bill, "pi_restart", 400)))
-        await asyncio.sleep(0.5)  # the payment is waiting for the bill's row lock
+        await until_waiting_for_a_lock(own_server, till)
         await asyncio.to_thread(own_server.restart)
         release.set()
         answer = await paying
@@ -116,7 +144,7 @@ async def test_the_bridges_session_killed_while_it_waits_is_answered_as_committe
         holder = hold_bill(till, bill, held, release)
         await asyncio.to_thread(held.wait, 10)
         paying = asyncio.create_task(rpc("RecordOrderPaymentByIdV1", pay(bill, "pi_killed", 400)))
-        await asyncio.sleep(0.5)
+        await until_waiting_for_a_lock(mariadb_server, till)
         killed = await asyncio.to_thread(mariadb_server.kill_connections, user)  # the POS's session too
         assert killed >= 1
         release.set()

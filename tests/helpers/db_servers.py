@@ -31,6 +31,7 @@ import stat
 import subprocess
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import closing, suppress
 from dataclasses import dataclass, field
@@ -228,7 +229,7 @@ _LIVE: list[DbServer] = []
 
 
 @dataclass(eq=False)
-class DbServer:
+class DbServer(ABC):
     """One running throwaway server; made by :func:`start_mariadb` or :func:`start_postgresql`."""
 
     engine: str
@@ -273,10 +274,10 @@ class DbServer:
         """A SQLAlchemy URL for the server's superuser (over TCP, with its password)."""
         return self._url(self.admin_user, self.admin_password, database or self._admin_database)
 
+    @abstractmethod
     def kill_connections(self, user: str) -> int:
         """Kill every session of `user` (MariaDB KILL CONNECTION, PostgreSQL pg_terminate_backend);
         return how many. Returns once they are gone, so a new connection is a new session."""
-        raise NotImplementedError
 
     def restart(self) -> None:
         """Stop (fast shutdown) and start again on the same port and data: a POS server restarting
@@ -298,25 +299,25 @@ class DbServer:
 
     _admin_database: ClassVar[str | None] = None
 
-    def _create(self, database: str, owner: str, password: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _create(self, database: str, owner: str, password: str) -> None: ...
 
-    def _argv(self) -> list[str]:
-        raise NotImplementedError
+    @abstractmethod
+    def _argv(self) -> list[str]: ...
 
+    @abstractmethod
     def _probe(self) -> None:
         """Connect once through the unix socket (ours for sure, unlike whoever holds a TCP port); raise if not ready."""
-        raise NotImplementedError
 
-    def _ready_errors(self) -> tuple[type[BaseException], ...]:
-        raise NotImplementedError
+    @abstractmethod
+    def _ready_errors(self) -> tuple[type[BaseException], ...]: ...
 
-    def _after_first_start(self) -> None:
+    def _after_first_start(self) -> None:  # noqa: B027 - a hook, nothing by default
         """Anything to do once, the first time the server is up (MariaDB: secure the accounts)."""
 
+    @abstractmethod
     def _check_tcp(self) -> None:
         """Connect as the admin over TCP, as the tests will."""
-        raise NotImplementedError
 
     # -- shared machinery
 

@@ -242,13 +242,12 @@ async def test_the_pos_holding_the_bill_past_the_deadline_gets_answers_that_agre
     held = threading.Event()
     holder = hold_row_lock(till, bill, 5.0, held)
     await asyncio.to_thread(held.wait, 10)
-    started = time.monotonic()
     replay = await record("pi_before", 100)
-    replay_took = time.monotonic() - started
+    answered_while_held = holder.is_alive()  # from the snapshot, not once the POS let go
     during = await asyncio.gather(*(record(f"pi_held_{n}", 200 + n) for n in range(3)))
     await asyncio.to_thread(holder.join, 30)
     after = await record("pi_after", 300)
-    assert "result" in replay and replay_took < 3.0  # from the snapshot, not after the POS let go
+    assert "result" in replay and answered_while_held
     assert "result" in after
     for n, answer in enumerate(during):
         counted = till.recorded(f"pi_held_{n}")

@@ -43,6 +43,7 @@ import math
 import re
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -193,7 +194,7 @@ MISSING = "missing"
 """A table or column the mapping names is not there."""
 
 
-class ServerEngine:
+class ServerEngine(ABC):
     """What differs between the database servers, and only that: how a transaction starts (a
     serialisable write, a read-only consistent snapshot, the mapping's check), how every
     statement in it is bounded by the time left, and what the server's errors mean. The
@@ -203,27 +204,23 @@ class ServerEngine:
         """This engine, told apart further where one protocol serves two servers."""
         return self
 
-    def begin_write(self, conn: Connection, seconds: float) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def begin_write(self, conn: Connection, seconds: float) -> None: ...
 
-    def begin_snapshot(self, conn: Connection, seconds: float) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def begin_snapshot(self, conn: Connection, seconds: float) -> None: ...
 
+    @abstractmethod
     def begin_check(self, conn: Connection) -> None:
         """A transaction for the mapping's check (``EXPLAIN`` of writes, never run: rolled back)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def problem(self, exc: DBAPIError) -> str | None:
         """What went wrong, as one of the names above; ``None`` when none of them."""
-        raise NotImplementedError
 
+    @abstractmethod
     def detail(self, exc: DBAPIError) -> str:
         """The server's own words (never carrying the password)."""
-        raise NotImplementedError
-
-    def gone(self, exc: DBAPIError) -> bool:
-        """The connection dropped or could not be made: what committed is not known from here."""
-        return exc.connection_invalidated or self.problem(exc) in (UNREACHABLE, LOST)
 
     def kind(self, exc: DBAPIError) -> str | None:
         """What the transaction flow does about it: :data:`RETRY`, :data:`LOCK_WAIT`, :data:`LOST`."""
@@ -270,7 +267,9 @@ class _MySqlFamily(ServerEngine):
         return MARIADB if mariadb else MYSQL
 
     def _limit(self, conn: Connection, seconds: float) -> None:
-        raise NotImplementedError
+        """The bound both servers take: lock waits, in whole seconds. Before the first connection
+        tells them apart (``identified``) nothing runs on this; each server bounds more finely."""
+        conn.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {max(1, math.ceil(_seconds(seconds)))}")
 
     def begin_write(self, conn: Connection, seconds: float) -> None:
         self._limit(conn, seconds)
@@ -296,9 +295,6 @@ class _MySqlFamily(ServerEngine):
 
     def detail(self, exc: DBAPIError) -> str:
         return str(getattr(exc.orig, "args", ("",))[-1] if getattr(exc.orig, "args", None) else exc.orig)
-
-    def gone(self, exc: DBAPIError) -> bool:
-        return exc.connection_invalidated or self.code(exc) in (2003, 2002, 2013, 2006)
 
 
 class _MariaDb(_MySqlFamily):
@@ -565,40 +561,51 @@ class ServerDatabase:
     ) -> T:
         """The ``COMMIT`` went out and its answer never came: learn on a new connection whether
         it committed before saying anything. A snapshot that answers the call without writing
-        (the payment is there) is the answer; one that wants to write means nothing committed,
-        and the write is tried again while time is left."""
+        (the payment is there) is the answer. Only two findings prove nothing committed: the
+        call wanted to write (the read-only snapshot refused it), or the domain refused it on
+        what is committed (a recorded payment is always answered as a replay). Anything else
+        (the server still away, the POS database unreadable) says nothing, so the bridge keeps
+        looking; only then is the write tried again, while time is left."""
         log.warning("the POS database connection dropped during COMMIT (%s); finding out whether it committed", lost)
         given_up_at = time.monotonic() + OUTCOME_WAIT_S
         while True:
             try:
-                answered, result = self._decide_on_snapshot(work, None, raise_lost=True)
+                answered, result = self._on_snapshot(work, None, failures_answer=True)
+            except PosUnavailable as exc:
+                unknown: Exception = exc
+            except EposFailure:
+                answered, result = False, None  # refused on what committed: it did not
+                break
             except DBAPIError as exc:
-                if time.monotonic() >= given_up_at:
-                    raise PosUnavailable(
-                        f"The POS database ({self.where}) dropped the connection while committing and has not "
-                        "come back: whether the last write was kept is not known yet. It is looked up again when "
-                        "Dojo retries.",
-                        public="The POS database dropped the connection while committing; the write is looked up "
-                        "again when retried.",
-                    ) from exc
-                time.sleep(0.2)
-                continue
-            if answered:
-                return result  # type: ignore[return-value]
-            self._refuse_if_due(deadline)
-            return self._run_write(work, deadline)
+                if self.server.problem(exc) == READ_ONLY:
+                    answered, result = False, None  # it wants to write: it did not commit
+                    break
+                unknown = exc
+            else:
+                break
+            if time.monotonic() >= given_up_at:
+                raise PosUnavailable(
+                    f"The POS database ({self.where}) dropped the connection while committing and has not "
+                    "come back: whether the last write was kept is not known yet. It is looked up again when "
+                    "Dojo retries.",
+                    public="The POS database dropped the connection while committing; the write is looked up "
+                    "again when retried.",
+                ) from unknown
+            time.sleep(0.2)
+        if answered:
+            return result  # type: ignore[return-value]
+        self._refuse_if_due(deadline)
+        return self._run_write(work, deadline)
 
     def _decide_on_snapshot(
-        self, work: Callable[[ServerSession], T], deadline: Deadline | None, *, raise_lost: bool = False
+        self, work: Callable[[ServerSession], T], deadline: Deadline | None
     ) -> tuple[bool, T | None]:
         """``work`` on a read-only snapshot: ``(False, None)`` when it wants to write or fails (a
         failure is not answered from a snapshot: under the lock the POS may have released the
         order by then, and an error makes Dojo reverse a payment)."""
         try:
             return self._on_snapshot(work, deadline, failures_answer=False)
-        except DBAPIError as exc:
-            if raise_lost and self.server.gone(exc):
-                raise
+        except DBAPIError:
             return False, None
 
     def _on_snapshot(

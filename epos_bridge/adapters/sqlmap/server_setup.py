@@ -28,6 +28,7 @@ definer), so a POS logging in as another user needs no rights on the bridge's ta
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -174,51 +175,51 @@ class Made:
     table: str
 
 
-class _ServerSetup:
+class _ServerSetup(ABC):
     """What attach and the fit check say differently on each server, and only that."""
 
     name_limit = 64
 
-    def tables(self, db: ServerSession) -> Iterator[tuple[str, Sequence[str]]]:
-        raise NotImplementedError
+    @abstractmethod
+    def tables(self, db: ServerSession) -> Iterator[tuple[str, Sequence[str]]]: ...
 
-    def existing_tables(self, db: ServerSession) -> set[str]:
-        raise NotImplementedError
+    @abstractmethod
+    def existing_tables(self, db: ServerSession) -> set[str]: ...
 
-    def columns(self, db: ServerSession, table: str) -> list[str]:
-        raise NotImplementedError
+    @abstractmethod
+    def columns(self, db: ServerSession, table: str) -> list[str]: ...
 
+    @abstractmethod
     def key_tried(self, change: ChangeTrigger, columns: Sequence[str]) -> str:
         """The mapping's ``order_key`` over a row of NULLs of the table."""
-        raise NotImplementedError
 
+    @abstractmethod
     def trigger(
         self, db: ServerSession, change: ChangeTrigger, operation: str, columns: Sequence[str]
     ) -> Sequence[str]:
         """The statements creating one trigger (after its old one was dropped)."""
-        raise NotImplementedError
 
-    def drop(self, db: ServerSession, made: Made) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def drop(self, db: ServerSession, made: Made) -> None: ...
 
-    def failed(self, db: ServerSession, trigger: Made) -> None:
+    def failed(self, db: ServerSession, trigger: Made) -> None:  # noqa: B027 - a hook, nothing by default
         """What a trigger that could not be created left behind goes (its old one went before)."""
 
-    def triggers_present(self, db: ServerSession) -> set[str]:
-        raise NotImplementedError
+    @abstractmethod
+    def triggers_present(self, db: ServerSession) -> set[str]: ...
 
     @contextmanager
     def probe(self, db: ServerSession) -> Iterator[None]:
         """Around one statement of the check whose failure is a finding, not the end of it."""
         yield
 
+    @abstractmethod
     def explained(self, db: ServerSession, sql: str) -> Any:
         """``EXPLAIN`` of ``sql`` with NULL for each parameter (nothing run); its rows."""
-        raise NotImplementedError
 
+    @abstractmethod
     def returned(self, db: ServerSession, sql: str) -> set[str]:
         """The columns a read returns (run with NULLs for its parameters, no row fetched)."""
-        raise NotImplementedError
 
     def name(self, change: ChangeTrigger, operation: str) -> str:
         return trigger_name(change, operation, self.name_limit)
