@@ -38,6 +38,7 @@ from epos_bridge.adapters.sql_dialects import DIALECTS
 from epos_bridge.adapters.sqlmap import server_setup
 from epos_bridge.adapters.sqlmap.bridge import kept_in
 from epos_bridge.adapters.sqlmap.mapping import Mapping
+from epos_bridge.adapters.sqlmap.mapping import load as load_mapping
 from epos_bridge.adapters.sqlmap.server import ServerDatabase, run_setup
 from epos_bridge.services.dispatcher import Dispatcher
 from epos_bridge.services.pos_calls import PosCalls
@@ -254,6 +255,48 @@ async def test_the_pos_holding_the_bill_past_the_deadline_gets_answers_that_agre
         assert counted == ((1, 1) if "result" in answer else (0, 0)), (n, answer)
         if "error" in answer:
             assert answer["error"]["errorType"] == "UnexpectedError"
+
+
+SLOW_READ = {
+    # One tenth of a second inside the payments read, as a busy server's slow disk would take.
+    "mysql": "WHERE p.bill_id = :order_id AND (SELECT SLEEP(0.1)) = 0 ORDER BY p.id",
+    "postgresql": "WHERE p.bill_id = :order_id AND (SELECT 1 FROM (SELECT pg_sleep(0.1)) s) = 1 ORDER BY p.id",
+}
+
+
+async def test_a_replay_is_answered_from_the_record_when_the_answer_is_due_sooner_than_the_first_wait(
+    tmp_path: Path, database_url: str, kind: TillKind
+) -> None:
+    """The first wait for the POS's lock leaves the snapshot time to read: with an answer due in
+    0.5 s (less than the 1 s first wait) and a read that takes 0.1 s, a recorded payment's replay
+    while the POS holds the bill is still answered success. Before the fix the wait took all of
+    the deadline and the snapshot's statements were cut at 50 ms: an error for a payment the till
+    holds, which Dojo reverses."""
+    path = tmp_path / f"{kind.name}_slow.toml"
+    path.write_text(kind.mapping.replace("WHERE p.bill_id = :order_id ORDER BY p.id", SLOW_READ[kind.engine]))
+    slow = load_mapping(str(path))
+    till = MiniTill(database_url, slow)
+    till.create()
+    pos = mini_pos(database_url, slow)
+    try:
+        bill = till.add_bill(100_000)
+        assert "result" in await rpc_over(pos)("RecordOrderPaymentByIdV1", pay(bill, "pi_slow", 100))
+        held = threading.Event()
+        holder = hold_row_lock(till, bill, 5.0, held)
+        await asyncio.to_thread(held.wait, 10)
+        dispatcher = Dispatcher(pos, deadline_s=0.5)
+        frame = {"jsonrpc": "2.0", "id": "again", "method": "RecordOrderPaymentByIdV1",
+                 "params": {"headers": {}, **pay(bill, "pi_slow", 100)}}  # fmt: skip
+        served = await dispatcher.handle_text(json.dumps(frame))
+        answered_while_held = holder.is_alive()
+        assert served is not None
+        replay = json.loads(served.response_text)
+        assert "result" in replay, replay
+        assert answered_while_held and till.recorded("pi_slow") == (1, 1)
+        await asyncio.to_thread(holder.join, 30)
+    finally:
+        await pos.close()
+        till.close()
 
 
 async def test_a_connection_cut_at_every_point_of_a_payment_is_answered_as_committed(

@@ -24,7 +24,9 @@ server allows. The transaction flow below is written once; what differs between 
   retried while time is left.
 * **A replay never waits for the POS.** When the POS holds a lock past the first short wait,
   the call is decided once more on a read-only consistent snapshot: a payment already recorded,
-  a lock already held, is answered from it at once (the body must then write nothing).
+  a lock already held, is answered from it at once (the body must then write nothing). The
+  first wait takes at most half the time left, and the snapshot's reads are not cut short by
+  the deadline (:data:`SNAPSHOT_STATEMENT_S`).
 * **A lost connection is answered from what committed.** When the link drops during
   ``COMMIT`` nobody knows whether it committed: the bridge reconnects and decides the call again
   on a snapshot, which finds the payment (it committed: the replay's answer) or wants to write it
@@ -68,7 +70,12 @@ DEFAULT_LOCK_WAIT_S = 5.0
 """How long a statement may wait for a lock when the call has no deadline of its own."""
 FIRST_WAIT_S = 1.0
 """How long a write first waits for a lock the POS holds before the call is decided on a
-snapshot (a replay answers at once from there); then it waits for the rest of the deadline."""
+snapshot (a replay answers at once from there); then it waits for the rest of the deadline.
+Never more than half the time left, so that the snapshot has the other half."""
+SNAPSHOT_STATEMENT_S = 1.0
+"""The least time each statement of that snapshot is given, even once the answer is due: it
+waits for no lock and writes nothing, and the answer it finds (a payment the till holds) is the
+one that agrees with the till, where running out of time would tell Dojo an error for it."""
 OUTCOME_WAIT_S = 60.0
 """How long, after a ``COMMIT`` whose answer was lost, the bridge keeps reconnecting to learn
 whether it committed, before it gives up and says it could not tell (never "failed")."""
@@ -512,7 +519,8 @@ class ServerDatabase:
         first = True
         while True:
             self._refuse_if_due(deadline)
-            wait_s = self._wait_s(deadline, FIRST_WAIT_S if first else None)
+            left = self._time_left(deadline)
+            wait_s = min(FIRST_WAIT_S, left / 2) if first else left
             first = False
             try:
                 return self._attempt_write(work, deadline, wait_s)
@@ -604,16 +612,21 @@ class ServerDatabase:
         failure is not answered from a snapshot: under the lock the POS may have released the
         order by then, and an error makes Dojo reverse a payment)."""
         try:
-            return self._on_snapshot(work, deadline, failures_answer=False)
+            return self._on_snapshot(work, deadline, failures_answer=False, at_least_s=SNAPSHOT_STATEMENT_S)
         except DBAPIError:
             return False, None
 
     def _on_snapshot(
-        self, work: Callable[[ServerSession], T], deadline: Deadline | None, *, failures_answer: bool
+        self,
+        work: Callable[[ServerSession], T],
+        deadline: Deadline | None,
+        *,
+        failures_answer: bool,
+        at_least_s: float = 0.0,
     ) -> tuple[bool, T | None]:
         with self._engine.connect() as conn:
             self._ensure_fits(conn)
-            self.server.begin_snapshot(conn, self._wait_s(deadline, None))
+            self.server.begin_snapshot(conn, max(at_least_s, self._time_left(deadline)))
             try:
                 result = work(ServerSession(conn))
             except EposFailure:
@@ -647,9 +660,9 @@ class ServerDatabase:
                 raise PosUnavailable(problem, public=public)
             self._fits = True
 
-    def _wait_s(self, deadline: Deadline | None, cap: float | None) -> float:
-        left = self.lock_wait_s if deadline is None else max(0.0, deadline.remaining())
-        return left if cap is None else min(left, cap)
+    def _time_left(self, deadline: Deadline | None) -> float:
+        """What a statement may wait: the call's time left, or the lock wait of one without a deadline."""
+        return self.lock_wait_s if deadline is None else max(0.0, deadline.remaining())
 
     @staticmethod
     def _due(deadline: Deadline | None) -> bool:
