@@ -32,8 +32,14 @@ from epos_bridge.testing.contract_suite import (
     Seeder,
     StandardVenue,
 )
-from tests.helpers.db_servers import mariadb_server, mariadb_url  # noqa: F401 - fixtures, found by name
+from tests.helpers.db_servers import (  # noqa: F401 - fixtures, found by name
+    mariadb_server,
+    mariadb_url,
+    postgresql_server,
+    postgresql_url,
+)
 from tests.helpers.floreant import FloreantTill, floreant
+from tests.helpers.floreant_pg import FloreantPgTill, floreant_pg_storage
 from tests.helpers.ospos import OsposTill, ospos
 from tests.helpers.ospos_mysql import OsposMysqlTill, ospos_mysql_storage
 
@@ -258,3 +264,20 @@ class TestSqlMapOsposMysqlContract(AdapterContract):
     @pytest.fixture
     def epos_adapter_factory(self, mariadb_url: str) -> Callable[[], PosStorage]:  # noqa: F811 - the fixture
         return lambda: ospos_mysql_storage(mariadb_url)
+
+
+class TestSqlMapFloreantPgContract(AdapterContract):
+    """The same Floreant POS on a real PostgreSQL server, through the shipped ``floreant_pg``
+    mapping: the engine layer (adapters/sqlmap/server.py) on PostgreSQL under every contract."""
+
+    @pytest.fixture
+    def epos_venue_seeder(self, postgresql_url: str) -> Iterator[Seeder]:  # noqa: F811 - the fixture
+        till = FloreantPgTill(postgresql_url)
+        try:
+            yield till
+        finally:
+            till.close()
+
+    @pytest.fixture
+    def epos_adapter_factory(self, postgresql_url: str) -> Callable[[], PosStorage]:  # noqa: F811 - the fixture
+        return lambda: floreant_pg_storage(postgresql_url)

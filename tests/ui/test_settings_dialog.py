@@ -444,6 +444,7 @@ def test_the_mapping_row_follows_the_adapter_and_a_typo_in_a_mapping_is_shown_be
         assert dialog.mapping_combo.isVisible()
         assert [dialog.mapping_combo.itemText(i) for i in range(dialog.mapping_combo.count())] == [
             "floreant",
+            "floreant_pg",
             "ospos",
             "ospos_mysql",
         ]

@@ -64,7 +64,7 @@ def test_built_ins_are_there_without_any_installation(declared: list[EntryPoint]
     assert "SQLite" in adapters["sqlite"].description
     assert "JSON" in adapters["jsonfile"].description
     assert "mapping" in adapters["sqlmap"].description
-    assert adapters["sqlmap"].mappings == ("floreant", "ospos", "ospos_mysql")
+    assert adapters["sqlmap"].mappings == ("floreant", "floreant_pg", "ospos", "ospos_mysql")
     assert adapters["sqlite"].mappings is None
 
 

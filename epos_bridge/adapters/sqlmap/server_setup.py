@@ -340,7 +340,11 @@ class _PostgreSqlSetup(_ServerSetup):
     @contextmanager
     def probe(self, db: ServerSession) -> Iterator[None]:
         # A failed statement ends a PostgreSQL transaction: each probe is a savepoint, so the
-        # check goes on to the next statement.
+        # check goes on to the next statement. On an autocommit connection (``db attach``) each
+        # statement is its own transaction already, and a savepoint is refused.
+        if db.conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            yield
+            return
         db.execute("SAVEPOINT EPOS_BRIDGE_PROBE")
         try:
             yield
@@ -395,10 +399,14 @@ def _row_named_r(columns: Sequence[str], row: str | None) -> str:
 class AttachReport:
     created_tables: list[str]
     triggers: list[str]
+    lock_view: str | None = None
 
     def lines(self) -> list[str]:
         made = ", ".join(self.created_tables) or "none (all there)"
-        return [f"bridge tables created: {made}", f"change triggers: {len(self.triggers)}"]
+        lines = [f"bridge tables created: {made}", f"change triggers: {len(self.triggers)}"]
+        if self.lock_view:
+            lines.append(f"lock view for the POS: {self.lock_view}")
+        return lines
 
 
 def attach(db: ServerSession, mapping: Mapping) -> AttachReport:
@@ -412,6 +420,12 @@ def attach(db: ServerSession, mapping: Mapping) -> AttachReport:
             for sql in statements:
                 db.execute(sql)
             created.append(name)
+    if mapping.lock_view:
+        # The locks as the POS reads them (docs/mapping-a-pos.md), as on a file: the same columns.
+        db.execute(
+            f"CREATE OR REPLACE VIEW {mapping.lock_view} AS"  # noqa: S608 - a validated identifier
+            " SELECT ORDER_KEY, LOCK_ID, EXPIRES_AT, DEVICE_ID, WAITER_ID FROM EPOS_BRIDGE_ORDER_LOCKS"
+        )
     made: list[Made] = []
     for number, change in enumerate(mapping.changes):
         columns = setup.columns(db, change.table)
@@ -441,7 +455,9 @@ def attach(db: ServerSession, mapping: Mapping) -> AttachReport:
         db.execute(upsert, [key, value])
     for trigger in made:
         db.execute(upsert, [f"{bridge.CREATED}trigger {trigger.name}", "trigger"])
-    return AttachReport(created, [t.name for t in made])
+    if mapping.lock_view:
+        db.execute(upsert, [f"{bridge.CREATED}view {mapping.lock_view}", "lock_view"])
+    return AttachReport(created, [t.name for t in made], mapping.lock_view)
 
 
 def _drop(db: ServerSession, setup: _ServerSetup, triggers: Sequence[Made]) -> None:
