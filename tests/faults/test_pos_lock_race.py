@@ -1,8 +1,9 @@
 """A POS holding its database for longer than an answer may take, while payments keep coming.
 
 A second OS process (tests/helpers/pos_writer.py) holds the write lock — ``BEGIN IMMEDIATE`` on
-the SQLite file, or the folder lock of a file database — for 13 s, longer than the dispatcher's
-10 s deadline. Payments arrive a few hundred milliseconds apart all the while and after, some of
+the SQLite file, the folder lock of a file database, or on a database server the till's own
+transaction holding a bill's row lock (MariaDB, PostgreSQL) — for 13 s, longer than the
+dispatcher's 10 s deadline. Payments arrive a few hundred milliseconds apart all the while and after, some of
 them Dojo's retries (a new JSON-RPC id for a paymentIntentId already sent). Every answer is then
 held against the database:
 
@@ -34,12 +35,16 @@ from epos_bridge.adapters.sqlmap.mapping import load as load_mapping
 from epos_bridge.ports import PosAdapter
 from epos_bridge.services.dispatcher import DEFAULT_DEADLINE_S, Dispatcher
 from epos_bridge.services.idempotent_serve import IdempotentServe
+from epos_bridge.services.pos_calls import PosCalls
 from epos_bridge.state.idempotency import IdempotencyStore
 from epos_bridge.testing.contract_suite import STANDARD_VENUE
 from tests.faults.helpers import HEADERS, venue_with_orders
 from tests.helpers.contract import assert_valid_response
+from tests.helpers.db_servers import mariadb_server, mariadb_url, postgresql_server, postgresql_url  # noqa: F401
 from tests.helpers.floreant import FloreantTill
+from tests.helpers.floreant_pg import FloreantPgTill, floreant_pg_storage
 from tests.helpers.ospos import OsposTill
+from tests.helpers.ospos_mysql import OsposMysqlTill, ospos_mysql_storage
 from tests.helpers.pos import jsonfile_pos, sqlite_pos, sqlmap_pos
 from tests.helpers.pos_writer import PosProcess
 
@@ -67,9 +72,14 @@ class Venue:
     hold_args: tuple[str, ...]
     payments_of: Callable[[], dict[str, int]]
     """paymentIntentId -> how many rows hold it."""
+    server_url: str | None = None
+    """A database server's URL (password included) for the POS process."""
 
 
-def sqlite_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
+VenueMaker = Callable[[pytest.FixtureRequest, Path], tuple[Venue, list[str]]]
+
+
+def sqlite_venue(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Venue, list[str]]:
     db = tmp_path / "venue.db"
     orders = venue_with_orders(db, ORDERS, total=ORDER_TOTAL)
 
@@ -109,7 +119,7 @@ def mapped_venue(
     return Venue(sqlmap_pos(db, load_mapping(mapping)), hold, payments_of), orders
 
 
-def floreant_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
+def floreant_venue(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Venue, list[str]]:
     """Floreant, held by Floreant saving a ticket."""
     payments = (
         "SELECT b.PAYMENT_INTENT_ID, COUNT(*) FROM TRANSACTIONS tr JOIN EPOS_BRIDGE_PAYMENTS b"
@@ -118,7 +128,7 @@ def floreant_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
     return mapped_venue(tmp_path, FloreantTill, "floreant", payments, "--floreant")
 
 
-def ospos_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
+def ospos_venue(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Venue, list[str]]:
     """Open Source Point of Sale, held by OSPOS completing a sale."""
     payments = (
         "SELECT b.PAYMENT_INTENT_ID, COUNT(*) FROM ospos_sales_suspended_payments p JOIN EPOS_BRIDGE_PAYMENTS b"
@@ -128,7 +138,7 @@ def ospos_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
     return mapped_venue(tmp_path, OsposTill, "ospos", payments, "--ospos")
 
 
-def folder_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
+def folder_venue(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Venue, list[str]]:
     folder = tmp_path / "pos"
     init_folder(folder, demo=True, now=datetime.now(UTC))
     adapter = jsonfile_pos(folder)
@@ -153,15 +163,58 @@ def folder_venue(tmp_path: Path) -> tuple[Venue, list[str]]:
     return Venue(adapter, ("hold-folder", str(folder), "--max-seconds", str(HOLD_S)), payments_of), orders
 
 
+def ospos_mysql_venue(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Venue, list[str]]:
+    """Open Source Point of Sale on a real MariaDB server, held by OSPOS saving the bill: its
+    transaction holds the bill's row lock, which the bridge's serialisable read of it waits for."""
+    url = str(request.getfixturevalue("mariadb_url"))
+    till = OsposMysqlTill(url)
+    request.addfinalizer(till.close)
+    till.seed(STANDARD_VENUE)
+    orders = [till.add_open_order("T1", ORDER_TOTAL, "GBP") for _ in range(ORDERS)]
+
+    def payments_of() -> dict[str, int]:
+        # Compared in Python, byte for byte: OSPOS's own columns compare case-insensitively.
+        counts: dict[str, int] = {}
+        for (kind,) in till._read("SELECT payment_type FROM ospos_sales_suspended_payments"):
+            if str(kind).startswith("Dojo:pi_race_"):
+                counts[kind[5:]] = counts.get(kind[5:], 0) + 1
+        return counts
+
+    save = "UPDATE ospos_sales_suspended SET comment = CONCAT(comment, '') WHERE sale_id = :order"
+    hold = ("hold-server", "--order", orders[-1], "--sql", save, "--max-seconds", str(HOLD_S))
+    return Venue(PosCalls(ospos_mysql_storage(url)), hold, payments_of, url), orders
+
+
+def floreant_pg_venue(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Venue, list[str]]:
+    """Floreant on a real PostgreSQL server, held by Floreant saving the ticket: a reader never
+    waits there, but the bridge's update of the ticket's paid and due columns waits for the row."""
+    url = str(request.getfixturevalue("postgresql_url"))
+    till = FloreantPgTill(url)
+    request.addfinalizer(till.close)
+    till.seed(STANDARD_VENUE)
+    orders = [till.add_open_order("T1", ORDER_TOTAL, "GBP") for _ in range(ORDERS)]
+
+    def payments_of() -> dict[str, int]:
+        rows = till._read(
+            "SELECT b.PAYMENT_INTENT_ID, COUNT(*) FROM TRANSACTIONS tr JOIN EPOS_BRIDGE_PAYMENTS b"
+            " ON b.POS_PAYMENT_ID = tr.ID WHERE b.PAYMENT_INTENT_ID LIKE 'pi_race_%' GROUP BY b.PAYMENT_INTENT_ID"
+        )
+        return {str(intent): int(n) for intent, n in rows}
+
+    save = "UPDATE TICKET SET MODIFIED_TIME = MODIFIED_TIME WHERE ID = :order"
+    hold = ("hold-server", "--order", orders[-1], "--sql", save, "--max-seconds", str(HOLD_S))
+    return Venue(PosCalls(floreant_pg_storage(url)), hold, payments_of, url), orders
+
+
 @pytest.mark.parametrize(
     "make_venue",
-    [sqlite_venue, folder_venue, floreant_venue, ospos_venue],
-    ids=["sqlite", "jsonfile", "sqlmap-floreant", "sqlmap-ospos"],
+    [sqlite_venue, folder_venue, floreant_venue, ospos_venue, ospos_mysql_venue, floreant_pg_venue],
+    ids=["sqlite", "jsonfile", "sqlmap-floreant", "sqlmap-ospos", "sqlmap-ospos-mariadb", "sqlmap-floreant-postgresql"],
 )
 async def test_every_answer_agrees_with_the_database_while_the_pos_holds_it_past_the_deadline(
-    tmp_path: Path, make_venue: Callable[[Path], tuple[Venue, list[str]]]
+    request: pytest.FixtureRequest, tmp_path: Path, make_venue: VenueMaker
 ) -> None:
-    venue, orders = make_venue(tmp_path)
+    venue, orders = make_venue(request, tmp_path)
     store = IdempotencyStore(tmp_path / "state.db")
     await store.open()
     serve = IdempotentServe(store, Dispatcher(venue.adapter).handle)
@@ -181,7 +234,7 @@ async def test_every_answer_agrees_with_the_database_while_the_pos_holds_it_past
         error = response.get("error")
         answers.append(Answer(intent, error is None, error and error["errorType"], error and error.get("debugMessage")))
 
-    pos = await PosProcess.start(*venue.hold_args)
+    pos = await PosProcess.start(*venue.hold_args, server_url=venue.server_url)
     in_flight: list[Awaitable[None]] = []
     try:
         await pos.expect("LOCKED")

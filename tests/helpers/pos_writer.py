@@ -7,9 +7,13 @@ that shares the file with the bridge)::
     python pos_writer.py hold DB --order 1 --max-seconds 5
     python pos_writer.py hold-folder FOLDER --max-seconds 5   # a file database's folder lock
     python pos_writer.py control DB|FOLDER [--kind folder]    # stdin: hold / release, on command
+    POS_WRITER_URL=mysql+pymysql://… python pos_writer.py hold-server --order 7 --sql "UPDATE …" --max-seconds 13
+    POS_WRITER_URL=… python pos_writer.py control - --kind server --sql "UPDATE …"   # a server's row locks
 
 (``hold-folder`` takes the lock the way docs/file-database.md asks a POS to, with the bridge's
-own FolderLock.)
+own FolderLock. A database server is reached through SQLAlchemy and the server's driver, as any
+program beside the bridge would; its URL, password included, comes in ``POS_WRITER_URL`` so that
+the password is never on a command line.)
 
 It talks to the test through lines, so the test synchronises on what really happened rather
 than on sleeps:
@@ -30,6 +34,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import sqlite3
 import sys
@@ -220,6 +225,59 @@ def hold(args: argparse.Namespace) -> int:
     return 0
 
 
+class ServerHold:
+    """A till's own transaction on a database server: ``statements`` (each may name ``:order``)
+    run in one transaction whose row and table locks stay held until :meth:`end`."""
+
+    def __init__(self, statements: Sequence[str], order: str | None) -> None:
+        import sqlalchemy as sa
+
+        self._sa = sa
+        self._engine = sa.create_engine(os.environ["POS_WRITER_URL"], poolclass=sa.pool.NullPool)
+        self._statements = statements
+        self._params = {} if order is None else {"order": int(order) if order.isdigit() else order}
+        self._conn: Any = None
+        self._transaction: Any = None
+
+    def begin(self) -> None:
+        self._conn = self._engine.connect()
+        self._transaction = self._conn.begin()
+        for statement in self._statements:
+            self._conn.execute(self._sa.text(statement), self._params)
+
+    def end(self, *, commit: bool) -> None:
+        """COMMIT (a save that lands) or ROLLBACK (a save given up), then the connection closes."""
+        if commit:
+            self._transaction.commit()
+        else:
+            self._transaction.rollback()
+        self._conn.close()
+        self._conn = self._transaction = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self.end(commit=False)
+        self._engine.dispose()
+
+
+def hold_server(args: argparse.Namespace) -> int:
+    """Hold a till's transaction on a database server (its row locks) until ``release`` or the limit."""
+    stop = threading.Event()
+    threading.Thread(target=watch_stdin, args=(stop,), daemon=True).start()
+    held = ServerHold(args.sql, args.order)
+    say("READY")
+    try:
+        held.begin()
+        say("LOCKED")
+        stop.wait(args.max_seconds)
+        held.end(commit=True)
+        say("RELEASED " + stamp())
+    finally:
+        held.close()
+    say("DONE " + json.dumps({"held_order": args.order}))
+    return 0
+
+
 def hold_folder(args: argparse.Namespace) -> int:
     """Hold a file database's exclusive folder lock, as a POS stuck mid-save, until ``release``."""
     from epos_bridge.adapters.jsonfile import FolderLock
@@ -238,9 +296,12 @@ def hold_folder(args: argparse.Namespace) -> int:
 def control(args: argparse.Namespace) -> int:
     """Take and give back the POS's write lock on command: ``hold`` / ``release`` lines on stdin.
 
-    For a SQLite file ``BEGIN IMMEDIATE`` … ``ROLLBACK``; for a file database the folder lock.
+    For a SQLite file ``BEGIN IMMEDIATE`` … ``ROLLBACK``; for a file database the folder lock;
+    for a database server the ``--sql`` statements' locks, in a transaction then rolled back.
     Answers ``LOCKED`` / ``RELEASED`` once it is so; ends on ``stop`` or at end of input.
     """
+    if args.kind == "server":
+        return control_server(args)
     say("READY")
     conn = open_pos(args.target, args.busy_timeout_ms) if args.kind == "sqlite" else None
     held: Any = None
@@ -273,6 +334,29 @@ def control(args: argparse.Namespace) -> int:
     return 0
 
 
+def control_server(args: argparse.Namespace) -> int:
+    held = ServerHold(args.sql, None)
+    holding = False
+    say("READY")
+    try:
+        for line in sys.stdin:
+            command = line.strip()
+            if command == "hold" and not holding:
+                held.begin()
+                holding = True
+                say("LOCKED")
+            elif command == "release" and holding:
+                held.end(commit=False)
+                holding = False
+                say("RELEASED")
+            elif command == "stop":
+                break
+    finally:
+        held.close()
+    say("DONE " + json.dumps({"mode": "control", "target": "server"}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -297,13 +381,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     hold_p.add_argument("--ospos", action="store_true", help="the database is Open Source Point of Sale's")
     hold_p.set_defaults(run=hold)
+    server_p = sub.add_parser("hold-server", help="hold a till's transaction on a database server")
+    server_p.add_argument("--order", required=True, help="the value of :order in the statements")
+    server_p.add_argument("--sql", action="append", required=True, help="a statement of the till's transaction")
+    server_p.add_argument("--max-seconds", type=float, default=5.0)
+    server_p.set_defaults(run=hold_server)
     folder_p = sub.add_parser("hold-folder", help="hold a file database's folder lock")
     folder_p.add_argument("folder")
     folder_p.add_argument("--max-seconds", type=float, default=5.0)
     folder_p.set_defaults(run=hold_folder)
     control_p = sub.add_parser("control", help="hold and release the write lock on command (stdin)")
-    control_p.add_argument("target", help="the SQLite file, or the file database's folder")
-    control_p.add_argument("--kind", choices=("sqlite", "folder"), default="sqlite")
+    control_p.add_argument("target", help="the SQLite file, or the file database's folder (- for a server)")
+    control_p.add_argument("--kind", choices=("sqlite", "folder", "server"), default="sqlite")
+    control_p.add_argument("--sql", action="append", default=[], help="with --kind server: the locking statements")
     control_p.add_argument("--busy-timeout-ms", type=int, default=5000)
     control_p.set_defaults(run=control)
     args = parser.parse_args(argv)
@@ -327,7 +417,9 @@ class PosProcess:
         self._reader = asyncio.create_task(self._read_stdout())
 
     @classmethod
-    async def start(cls, *args: str) -> PosProcess:
+    async def start(cls, *args: str, server_url: str | None = None) -> PosProcess:
+        """``server_url`` (a database server's, password included) reaches it in its environment."""
+        env = None if server_url is None else {**os.environ, "POS_WRITER_URL": server_url}
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             SCRIPT,
@@ -335,6 +427,7 @@ class PosProcess:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            env=env,
         )
         pos = cls(process)
         try:

@@ -3,7 +3,8 @@
 A hypothesis state machine drives the real dispatcher, the real idempotency store and a real POS
 database — the reference SQLite adapter and, in further machines, the file-database adapter and
 the mapped-SQL adapter on a Floreant-shaped database and on Open Source Point of Sale's (open
-bills apart from completed sales) —
+bills apart from completed sales), in SQLite files and on real servers (OSPOS on MariaDB,
+Floreant on PostgreSQL) —
 through random interleavings of what a busy evening brings:
 
 * new payments, with and without tips and lock ids; payments that exceed what is owed;
@@ -14,7 +15,8 @@ through random interleavings of what a busy evening brings:
   on) and retried later;
 * locks created, extended and deleted with expiries near now;
 * payment-intent events, in and out of order, redelivered;
-* a second OS process taking the POS's write lock and giving it back;
+* a second OS process taking the POS's write lock and giving it back (on a server: its
+  transaction holding every bill's row lock);
 * the bridge restarting (store and adapter closed and reopened);
 * the till removing an order (with its payment rows) that Dojo may have paid.
 
@@ -28,7 +30,8 @@ After every step the database is held against the model:
 * a recorded payment's status is the newest status Dojo's events gave its intent;
 * an order that owes can always be locked and paid (probed by a rule).
 
-CI runs a bounded budget (``EPOS_BRIDGE_MODEL_EXAMPLES``, default below). For a long soak::
+CI runs a bounded budget (``EPOS_BRIDGE_MODEL_EXAMPLES``, default below; on a database server
+``EPOS_BRIDGE_MODEL_SERVER_EXAMPLES``, a third of it). For a long soak::
 
     EPOS_BRIDGE_MODEL_MINUTES=30 ./dev test tests/model -s
 
@@ -70,12 +73,18 @@ from epos_bridge.services.pos_calls import PosCalls
 from epos_bridge.state.idempotency import IdempotencyStore
 from tests.helpers.builders import read_only
 from tests.helpers.contract import assert_valid_response
+from tests.helpers.db_servers import DbServer, mariadb_server, postgresql_server  # noqa: F401 - fixtures
 from tests.helpers.floreant import create_floreant_database, floreant_time
+from tests.helpers.floreant_pg import FloreantPgTill, create_floreant_pg_database, floreant_pg_storage, floreant_pg_time
 from tests.helpers.ospos import CLOSED, OsposTill, create_ospos_database, ospos_time
+from tests.helpers.ospos_mysql import OsposMysqlTill, create_ospos_mysql_database, ospos_mysql_storage
 from tests.helpers.pos import jsonfile_pos, sqlite_pos
 from tests.helpers.pos_writer import PosProcess
 
 EXAMPLES = int(os.environ.get("EPOS_BRIDGE_MODEL_EXAMPLES", "12"))
+SERVER_EXAMPLES = int(os.environ.get("EPOS_BRIDGE_MODEL_SERVER_EXAMPLES", str(max(1, EXAMPLES // 3))))
+"""A machine on a database server takes about five times as long per step (every request and
+check a round trip, a fresh database per example): a third of the examples by default."""
 STEPS = int(os.environ.get("EPOS_BRIDGE_MODEL_STEPS", "40"))
 SOAK_MINUTES = float(os.environ.get("EPOS_BRIDGE_MODEL_MINUTES", "0"))
 
@@ -120,9 +129,17 @@ class Venue:
     """A POS database with open orders, as one adapter kind sees it, plus an independent reader."""
 
     kind = ""
+    server_fixture: str | None = None
+    """The session fixture of the database server this venue lives on, if any."""
+    server: DbServer | None = None
+    server_url: str | None = None
+    """Its database's URL, password included, for the POS process."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+
+    def close(self) -> None:
+        """Let go of what the venue holds open (a server venue's connections)."""
 
     def open_adapter(self) -> PosAdapter:
         raise NotImplementedError
@@ -356,6 +373,117 @@ class OsposVenue(SqliteFileVenue):
             self.till.check_out(int(order))
 
 
+class ServerVenue(Venue):
+    """A venue in a fresh database on the session's server (``server_fixture``), through its till,
+    read back through the statements a subclass names (bound as ``:o``)."""
+
+    LOCK_ID = ""
+    LEDGER = "SELECT PAYMENT_INTENT_ID, ORDER_KEY, STATUS FROM EPOS_BRIDGE_PAYMENTS"
+    HOLD = ""
+    """The till's statement saving every open bill at once: the row locks the POS holds."""
+    till: OsposMysqlTill | FloreantPgTill
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        assert self.server is not None, "the test hands the machine its server"
+        self.server_url = self.server.create_database()
+
+    def close(self) -> None:
+        self.till.close()
+
+    def lock_target(self) -> tuple[str, ...]:
+        return ("control", "-", "--kind", "server", "--sql", self.HOLD)
+
+    def lock_of(self, order: str) -> str | None:
+        rows = self.till._read(self.LOCK_ID, {"o": int(order)})
+        return str(rows[0][0]) if rows else None
+
+    def ledger(self) -> dict[str, tuple[str, str]]:
+        return {str(r[0]): (str(r[1]), str(r[2])) for r in self.till._read(self.LEDGER)}
+
+
+class OsposMysqlVenue(ServerVenue):
+    """The same three OSPOS bills on a real MariaDB server through the shipped ``ospos_mysql``
+    mapping (adapters/sqlmap/server.py)."""
+
+    kind = "sqlmap"
+    server_fixture = "mariadb_server"
+    LOCK_ID = "SELECT LOCK_ID FROM EPOS_BRIDGE_ORDER_LOCKS WHERE ORDER_KEY = :o"
+    # The bridge's serialisable reads of a bill wait for its row lock.
+    HOLD = "UPDATE ospos_sales_suspended SET comment = CONCAT(comment, '')"
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        assert self.server_url is not None
+        create_ospos_mysql_database(self.server_url)
+        self.till = till = OsposMysqlTill(self.server_url)
+        table = till._sql("INSERT INTO ospos_dinner_tables (name, status, deleted) VALUES ('1', 0, 0)")
+        assert table is not None
+        self.orders = [str(till.suspend(table, [("MEAL", 1, total)])) for total in ORDER_TOTALS]
+        stamp = ospos_time(datetime.now(UTC) - timedelta(minutes=5))
+        till._sql("UPDATE ospos_sales_suspended SET sale_time = :t", {"t": stamp})
+
+    def open_adapter(self) -> PosAdapter:
+        assert self.server_url is not None
+        return PosCalls(ospos_mysql_storage(self.server_url))
+
+    def payment_rows(self) -> list[tuple[str, str, int, int, str]]:
+        # Matched in Python, byte for byte: OSPOS's own columns compare case-insensitively.
+        ledger = {
+            str(intent): (int(tips or 0), str(status))
+            for intent, tips, status in self.till._read(
+                "SELECT PAYMENT_INTENT_ID, TIPS_AMOUNT, STATUS FROM EPOS_BRIDGE_PAYMENTS"
+            )
+        }
+        rows = []
+        for offset, table in ((0, "ospos_sales_suspended_payments"), (CLOSED, "ospos_sales_payments")):
+            for sale_id, kind, amount in self.till._read(f"SELECT sale_id, payment_type, payment_amount FROM {table}"):
+                intent = str(kind).removeprefix("Dojo:")
+                if str(kind).startswith("Dojo:") and intent in ledger:
+                    tips, status = ledger[intent]
+                    rows.append((intent, str(offset + sale_id), round(amount * 100), tips, status))
+        return rows
+
+    remove = OsposVenue.remove
+
+
+class FloreantPgVenue(ServerVenue):
+    """Three Floreant tickets on a real PostgreSQL server through the shipped ``floreant_pg``
+    mapping; the locks as a till reads them, in the mapping's ``lock_view``."""
+
+    kind = "sqlmap"
+    server_fixture = "postgresql_server"
+    LOCK_ID = "SELECT LOCK_ID FROM DOJO_TICKET_LOCKS WHERE ORDER_KEY = :o"
+    # PostgreSQL's readers never wait; the bridge's update of the ticket's paid and due columns does.
+    HOLD = "UPDATE TICKET SET MODIFIED_TIME = MODIFIED_TIME"
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        assert self.server_url is not None
+        create_floreant_pg_database(self.server_url)
+        self.till = till = FloreantPgTill(self.server_url)
+        till._sql("INSERT INTO SHOP_TABLE (NUMBER, X, Y) VALUES (1, 0, 0)")
+        till.table_numbers["T1"] = 1
+        self.orders = [till.add_open_order("T1", total, "GBP") for total in ORDER_TOTALS]
+        stamp = floreant_pg_time(datetime.now(UTC) - timedelta(minutes=5))
+        till._sql("UPDATE TICKET SET CREATE_DATE = :t, MODIFIED_TIME = :t", {"t": stamp})
+
+    def open_adapter(self) -> PosAdapter:
+        assert self.server_url is not None
+        return PosCalls(floreant_pg_storage(self.server_url))
+
+    def payment_rows(self) -> list[tuple[str, str, int, int, str]]:
+        rows = self.till._read(
+            "SELECT b.PAYMENT_INTENT_ID, tr.TICKET_ID, CAST(ROUND(tr.AMOUNT * 100) AS INTEGER),"
+            " CAST(ROUND(COALESCE(tr.ADDITIONAL_AMOUNT, 0) * 100) AS INTEGER), b.STATUS"
+            " FROM EPOS_BRIDGE_PAYMENTS b JOIN TRANSACTIONS tr ON tr.ID = b.POS_PAYMENT_ID"
+        )
+        return [(str(r[0]), str(r[1]), int(r[2]), int(r[3]), str(r[4])) for r in rows]
+
+    def remove(self, order: str) -> None:
+        self.till.remove_order(order)
+
+
 class MoneyMachine(RuleBasedStateMachine):
     venue_kind: type[Venue] = SqliteVenue
 
@@ -403,6 +531,7 @@ class MoneyMachine(RuleBasedStateMachine):
                 self.loop.run_until_complete(self.pos.finish())
             self.loop.run_until_complete(self._close())
         finally:
+            self.venue.close()
             self.loop.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -643,7 +772,7 @@ class MoneyMachine(RuleBasedStateMachine):
     def pos_takes_the_write_lock(self) -> None:
         async def hold() -> None:
             if self.pos is None:
-                self.pos = await PosProcess.start(*self.venue.lock_target())
+                self.pos = await PosProcess.start(*self.venue.lock_target(), server_url=self.venue.server_url)
             await self.pos.send("hold")
             await self.pos.expect("LOCKED")
 
@@ -754,14 +883,42 @@ class OsposMoneyMachine(MoneyMachine):
     venue_kind = OsposVenue
 
 
-MACHINES = (MoneyMachine, FolderMoneyMachine, FloreantMoneyMachine, OsposMoneyMachine)
+class OsposMysqlMoneyMachine(MoneyMachine):
+    venue_kind = OsposMysqlVenue
+
+
+class FloreantPgMoneyMachine(MoneyMachine):
+    venue_kind = FloreantPgVenue
+
+
+MACHINES = (
+    MoneyMachine,
+    FolderMoneyMachine,
+    FloreantMoneyMachine,
+    OsposMoneyMachine,
+    OsposMysqlMoneyMachine,
+    FloreantPgMoneyMachine,
+)
+MACHINE_IDS = [
+    "sqlite",
+    "jsonfile",
+    "sqlmap-floreant",
+    "sqlmap-ospos",
+    "sqlmap-ospos-mariadb",
+    "sqlmap-floreant-postgresql",
+]
 
 
 @pytest.mark.logs_warnings("reused ids and differing replays are logged")
 @pytest.mark.slow
 @pytest.mark.timeout(900 + SOAK_MINUTES * 60)
-@pytest.mark.parametrize("machine", MACHINES, ids=["sqlite", "jsonfile", "sqlmap-floreant", "sqlmap-ospos"])
-def test_what_dojo_is_told_is_what_the_till_holds(machine: type[MoneyMachine]) -> None:
+@pytest.mark.parametrize("machine", MACHINES, ids=MACHINE_IDS)
+def test_what_dojo_is_told_is_what_the_till_holds(request: pytest.FixtureRequest, machine: type[MoneyMachine]) -> None:
+    venue = machine.venue_kind
+    budget = MODEL_SETTINGS
+    if venue.server_fixture is not None:
+        venue.server = request.getfixturevalue(venue.server_fixture)
+        budget = settings(MODEL_SETTINGS, max_examples=SERVER_EXAMPLES)
     if SOAK_MINUTES > 0:
         until = time.monotonic() + SOAK_MINUTES * 60 / len(MACHINES)  # the soak's minutes, shared
         rounds = 0
@@ -770,7 +927,7 @@ def test_what_dojo_is_told_is_what_the_till_holds(machine: type[MoneyMachine]) -
             rounds += 1
         print(f"\n{machine.__name__}: {rounds} rounds, {STEPS_RUN[0]} steps in total without a counterexample")
         return
-    run_state_machine_as_test(machine, settings=MODEL_SETTINGS)
+    run_state_machine_as_test(machine, settings=budget)
     print(f"\n{machine.__name__}: {STEPS_RUN[0]} steps in total without a counterexample")
 
 
