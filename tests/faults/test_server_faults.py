@@ -3,7 +3,9 @@ every answer agrees with what committed, and a retry of the same paymentIntentId
 
 * the server restarted while a payment waits for the POS's row lock;
 * the bridge's session KILLed by the server's admin while it waits;
-* the server not up yet when the till starts: a clear, retryable answer, and service once it is.
+* the server not up yet when the till starts: a clear, retryable answer, and service once it is;
+* the server out of space while a payment is written: an error that says so, nothing written,
+  reads still served, and the payment recorded once when space is back.
 """
 
 from __future__ import annotations
@@ -199,3 +201,81 @@ def till(mariadb_url: str, mapping: Mapping) -> Iterator[MiniTill]:  # noqa: F81
         yield made
     finally:
         made.close()
+
+
+FULL_AT = ("--innodb-file-per-table=OFF", "--innodb-data-file-path=ibdata1:16M")
+"""A server whose data lives in one 16 MB tablespace that does not grow: as full as a disk gets,
+told as a disk full is (``The table … is full``, 1114), without filling the test machine's disk."""
+
+
+@pytest.fixture
+def small_server() -> Iterator[DbServer]:
+    server = start_mariadb(options=FULL_AT)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def fill_the_server(till: MiniTill, bill: str) -> None:
+    """Everything else the server holds until nothing more fits (a table of filler by the
+    thousand rows), then the till's own payments on another bill one at a time until not one more
+    fits: the bridge's payment writes the same tables (and its change-log row) with rows as big."""
+    with till.engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE filler (id INT AUTO_INCREMENT PRIMARY KEY, pad VARCHAR(2000))"))
+    for statement in (
+        "INSERT INTO filler (pad) SELECT REPEAT('x', 2000) FROM seq_1_to_1000",
+        "INSERT INTO bill_payments (bill_id, amount) VALUES (:b, 1)",
+    ):
+        while True:
+            try:
+                with till.engine.begin() as conn:
+                    conn.execute(sa.text(statement), {"b": bill})
+            except sa.exc.OperationalError as exc:
+                if exc.orig is None or exc.orig.args[0] != 1114:  # only "The table … is full" ends the fill
+                    raise
+                break
+
+
+def till_can_write(till: MiniTill, bill: str) -> bool:
+    """The till takes a payment of its own (and takes it back): the server has room again."""
+    try:
+        with till.engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO bill_payments (bill_id, amount) VALUES (:b, 1)"), {"b": bill})
+            conn.execute(sa.text("DELETE FROM bill_payments WHERE bill_id = :b"), {"b": bill})
+    except sa.exc.OperationalError:
+        return False
+    return True
+
+
+@pytest.mark.logs_warnings("the bridge logs the POS database out of space")
+async def test_a_server_out_of_space_answers_an_error_writes_nothing_and_records_once_space_is_back(
+    small_server: DbServer, mapping: Mapping
+) -> None:
+    till = MiniTill(small_server.create_database(), mapping)
+    till.create()
+    pos = mini_pos(till.url, mapping)
+    rpc = rpc_over(pos)
+    try:
+        bill, other = till.add_bill(100_000), till.add_bill(10)
+        assert "result" in await rpc("RecordOrderPaymentByIdV1", pay(bill, "pi_before", 100))
+        fill_the_server(till, other)
+
+        full = await rpc("RecordOrderPaymentByIdV1", pay(bill, "pi_full", 400))
+        assert full["error"]["errorType"] == "UnexpectedError", full
+        assert "out of disk space; nothing was written" in full["error"]["debugMessage"]
+        assert till.recorded("pi_full") == (0, 0)
+        # What is there is still served: the bill reads, and the payment already recorded replays.
+        read = await rpc("GetOrderByIdV1", {"orderId": bill})
+        assert read["result"]["paidAmount"]["value"] == 100
+        assert "result" in await rpc("RecordOrderPaymentByIdV1", pay(bill, "pi_before", 100))
+
+        with till.engine.begin() as conn:  # the venue frees space (InnoDB's purge hands it back)
+            conn.execute(sa.text("DELETE FROM filler"))
+        await until(lambda: till_can_write(till, other), "the server has room again", timeout=60)
+        again = await rpc("RecordOrderPaymentByIdV1", pay(bill, "pi_full", 400))
+        assert "result" in again and till.recorded("pi_full") == (1, 1)
+        assert again["result"]["paidAmount"]["value"] == 500
+    finally:
+        await pos.close()
+        till.close()

@@ -32,7 +32,7 @@ import subprocess
 import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -408,6 +408,7 @@ class _MariaDb(DbServer):
     _stop_signal: ClassVar[signal.Signals] = signal.SIGTERM  # MariaDB's normal (fast) shutdown
     _bootstrapped: bool = field(default=False, init=False, repr=False)
     _binary: str = field(default="mariadbd", repr=False)
+    _options: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def socket_path(self) -> Path:
@@ -417,6 +418,7 @@ class _MariaDb(DbServer):
         return [
             self._binary,
             *_mariadb_options(self.folder),
+            *self._options,
             f"--socket={self.socket_path}",
             f"--port={self.port}",
             "--bind-address=127.0.0.1",
@@ -613,9 +615,10 @@ def _check_socket_path(path: Path) -> None:
         raise RuntimeError(f"the server's socket path is too long for a unix socket ({path}); choose a shorter base")
 
 
-def start_mariadb(base: Path | None = None) -> DbServer:
+def start_mariadb(base: Path | None = None, options: Sequence[str] = ()) -> DbServer:
     """A fresh MariaDB server (``mysql`` engine) with an admin account; ``base`` is where its temporary
-    folder goes (default: the system temp dir). Raises :class:`ServerUnavailable` if not installed."""
+    folder goes (default: the system temp dir); ``options`` more server options, at install and at
+    every start. Raises :class:`ServerUnavailable` if not installed."""
     install = _find("mariadb-install-db", "mariadb-server", [Path("/usr/bin"), Path("/usr/sbin")])
     binary = _find("mariadbd", "mariadb-server", [Path("/usr/sbin"), Path("/usr/bin")])
     account = _account()
@@ -630,6 +633,7 @@ def start_mariadb(base: Path | None = None) -> DbServer:
         _account=account,
         _runner=runner,
         _binary=binary,
+        _options=tuple(options),
     )
     try:
         _check_socket_path(server.socket_path)
@@ -642,6 +646,7 @@ def start_mariadb(base: Path | None = None) -> DbServer:
                 *runner,
                 install,
                 *_mariadb_options(folder),
+                *options,
                 "--skip-test-db",
                 # root@localhost without a password, for the bootstrap over the owner-only socket;
                 # _after_first_start gives it one before anything listens for the tests.
