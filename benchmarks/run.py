@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bigdb, coldstart, reconnect, wire
+from benchmarks import bigdb, coldstart, reconnect, servers, wire
 from benchmarks.common import CPU_SOURCE, describe_machine, machine, rss_source
 from epos_bridge.sim.simulator import DEMO_SOFTWARE_HOUSE_ID, DojoSimulator
 
@@ -32,6 +32,7 @@ FULL = {
     "reconnect_trials": 4,
     "coldstart_trials": 5,
     "bigdb_samples": 1000,
+    "server_samples": 1000,
     "gui_idle_s": 60.0,
     "gui_drive_s": 20.0,
 }
@@ -42,6 +43,7 @@ QUICK = {
     "reconnect_trials": 2,
     "coldstart_trials": 2,
     "bigdb_samples": 200,
+    "server_samples": 200,
     "gui_idle_s": 10.0,
     "gui_drive_s": 5.0,
 }
@@ -359,6 +361,8 @@ def table(results: dict[str, Any]) -> list[Row]:
                 _verdict(lat["p99_ms"] < target),
             )
         )
+    if "servers" in results:
+        rows.extend(servers.rows(results["servers"]))
     if "gui" in results:
         for row in results["gui"].get("rows", []):
             rows.append(tuple(row))  # type: ignore[arg-type]
@@ -406,6 +410,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         log(f"{bigdb.ORDERS:,}-order database: build, open + migrate, latency, query plans")
         (folder / "big").mkdir()
         results["bigdb"] = await bigdb.run(folder / "big", sizes["bigdb_samples"])
+        log("a POS on MariaDB and PostgreSQL beside the same POS in a file")
+        (folder / "servers").mkdir()
+        results["servers"] = await servers.run(folder / "servers", int(sizes["server_samples"]))
         root = HERE.parent
         if gui_available(root):
             log("GUI: event-loop stall and idle CPU")
