@@ -26,6 +26,7 @@ from tests.helpers.db_servers import postgresql_server, postgresql_url  # noqa: 
 from tests.helpers.floreant_pg import (
     FloreantPgTill,
     Transaction,
+    bridge_attach,
     create_floreant_pg_database,
     floreant_pg,
     floreant_pg_storage,
@@ -174,5 +175,19 @@ async def test_a_dojo_lock_is_in_the_lock_view_a_till_reads(
         assert till._read(view, {"o": order}) == [("lock-1",)]
         assert "result" in await rpc("DeleteOrderLockV1", {"orderId": order, "lockId": "lock-1"})
         assert till._read(view, {"o": order}) == []
+        bridge_attach(postgresql_url)  # attach again: the view is the bridge's own, kept working
+        assert "result" in await rpc("CreateOrderLockV1", {**lock, "lockId": "lock-2"})
+        assert till._read(view, {"o": order}) == [("lock-2",)]
     finally:
         await pos.close()
+
+
+def test_attach_never_replaces_a_pos_object_named_like_the_lock_view(postgresql_url: str) -> None:  # noqa: F811
+    """A POS that already has a ``DOJO_TICKET_LOCKS`` of its own keeps it: attach refuses, naming it."""
+    create_floreant_pg_database(postgresql_url, attach_hook=None)
+    with sa.create_engine(postgresql_url, poolclass=NullPool).begin() as conn:
+        conn.execute(sa.text("CREATE TABLE DOJO_TICKET_LOCKS (NOTE VARCHAR(20))"))
+        conn.execute(sa.text("INSERT INTO DOJO_TICKET_LOCKS VALUES ('the POS''s own')"))
+    with pytest.raises(AttachError, match="lock_view DOJO_TICKET_LOCKS: the database already has"):
+        bridge_attach(postgresql_url)
+    assert count(postgresql_url, "SELECT COUNT(*) FROM DOJO_TICKET_LOCKS WHERE NOTE = 'the POS''s own'") == 1

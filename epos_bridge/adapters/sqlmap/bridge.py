@@ -270,11 +270,12 @@ def _fails_without_ours(conn: sqlite3.Connection, change: ChangeTrigger, sql: st
     return False
 
 
+LOCK_VIEW_SELECT = "SELECT ORDER_KEY, LOCK_ID, EXPIRES_AT, DEVICE_ID, WAITER_ID FROM EPOS_BRIDGE_ORDER_LOCKS"
+"""What a mapping's ``lock_view`` shows the POS, in a file and on a server alike."""
+
+
 def _lock_view_sql(name: str) -> str:
-    return (
-        f"CREATE VIEW {name} AS SELECT ORDER_KEY, LOCK_ID, EXPIRES_AT, DEVICE_ID, WAITER_ID "  # noqa: S608 - a validated identifier
-        "FROM EPOS_BRIDGE_ORDER_LOCKS"
-    )
+    return f"CREATE VIEW {name} AS {LOCK_VIEW_SELECT}"
 
 
 def planned(mapping: Mapping) -> list[Created]:

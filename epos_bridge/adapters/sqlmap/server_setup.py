@@ -421,11 +421,7 @@ def attach(db: ServerSession, mapping: Mapping) -> AttachReport:
                 db.execute(sql)
             created.append(name)
     if mapping.lock_view:
-        # The locks as the POS reads them (docs/mapping-a-pos.md), as on a file: the same columns.
-        db.execute(
-            f"CREATE OR REPLACE VIEW {mapping.lock_view} AS"  # noqa: S608 - a validated identifier
-            " SELECT ORDER_KEY, LOCK_ID, EXPIRES_AT, DEVICE_ID, WAITER_ID FROM EPOS_BRIDGE_ORDER_LOCKS"
-        )
+        _make_lock_view(db, mapping, mapping.lock_view, existing)
     made: list[Made] = []
     for number, change in enumerate(mapping.changes):
         columns = setup.columns(db, change.table)
@@ -458,6 +454,22 @@ def attach(db: ServerSession, mapping: Mapping) -> AttachReport:
     if mapping.lock_view:
         db.execute(upsert, [f"{bridge.CREATED}view {mapping.lock_view}", "lock_view"])
     return AttachReport(created, [t.name for t in made], mapping.lock_view)
+
+
+def _make_lock_view(db: ServerSession, mapping: Mapping, name: str, existing: set[str]) -> None:
+    """The locks as the POS reads them (docs/mapping-a-pos.md), as in a file. A table or view of
+    that name the bridge did not make is the POS's own: it is refused, never replaced."""
+    key = DIALECTS[mapping.engine].column("KEY")
+    ours = db.execute(
+        f"SELECT VALUE FROM {bridge.META} WHERE {key} = ?",  # noqa: S608 - the bridge's own names
+        [f"{bridge.CREATED}view {name}"],
+    ).fetchone()
+    if name.upper() in existing and ours is None:
+        raise ServerAttachError(
+            f"lock_view {name}: the database already has a table or view of that name that the bridge did not "
+            "make; name another lock_view in the mapping"
+        )
+    db.execute(f"CREATE OR REPLACE VIEW {name} AS {bridge.LOCK_VIEW_SELECT}")
 
 
 def _drop(db: ServerSession, setup: _ServerSetup, triggers: Sequence[Made]) -> None:
