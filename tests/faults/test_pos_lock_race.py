@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from epos_bridge.adapters.jsonfile.setup import init_folder
+from epos_bridge.adapters.sqlmap.adapter import SqlMapStorage
 from epos_bridge.adapters.sqlmap.mapping import load as load_mapping
 from epos_bridge.ports import PosAdapter
 from epos_bridge.services.dispatcher import DEFAULT_DEADLINE_S, Dispatcher
@@ -163,16 +164,30 @@ def folder_venue(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Venue,
     return Venue(adapter, ("hold-folder", str(folder), "--max-seconds", str(HOLD_S)), payments_of), orders
 
 
-def ospos_mysql_venue(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Venue, list[str]]:
-    """Open Source Point of Sale on a real MariaDB server, held by OSPOS saving the bill: its
-    transaction holds the bill's row lock, which the bridge's serialisable read of it waits for."""
-    url = str(request.getfixturevalue("mariadb_url"))
-    till = OsposMysqlTill(url)
+def server_venue(
+    request: pytest.FixtureRequest,
+    database: str,
+    till_class: type[OsposMysqlTill] | type[FloreantPgTill],
+    storage: Callable[[str], SqlMapStorage],
+    save: str,
+    payments_of: Callable[[OsposMysqlTill | FloreantPgTill], dict[str, int]],
+) -> tuple[Venue, list[str]]:
+    """A POS in a fresh database on a real server (``database``: its URL fixture), held by the
+    POS's own transaction running ``save`` on the last bill (``:order``) in a second process."""
+    url = str(request.getfixturevalue(database))
+    till = till_class(url)
     request.addfinalizer(till.close)
     till.seed(STANDARD_VENUE)
     orders = [till.add_open_order("T1", ORDER_TOTAL, "GBP") for _ in range(ORDERS)]
+    hold = ("hold-server", "--order", orders[-1], "--sql", save, "--max-seconds", str(HOLD_S))
+    return Venue(PosCalls(storage(url)), hold, lambda: payments_of(till), url), orders
 
-    def payments_of() -> dict[str, int]:
+
+def ospos_mysql_venue(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Venue, list[str]]:
+    """Open Source Point of Sale on a real MariaDB server, held by OSPOS saving the bill: its
+    transaction holds the bill's row lock, which the bridge's serialisable read of it waits for."""
+
+    def payments_of(till: OsposMysqlTill | FloreantPgTill) -> dict[str, int]:
         # Compared in Python, byte for byte: OSPOS's own columns compare case-insensitively.
         counts: dict[str, int] = {}
         for (kind,) in till._read("SELECT payment_type FROM ospos_sales_suspended_payments"):
@@ -181,20 +196,14 @@ def ospos_mysql_venue(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[V
         return counts
 
     save = "UPDATE ospos_sales_suspended SET comment = CONCAT(comment, '') WHERE sale_id = :order"
-    hold = ("hold-server", "--order", orders[-1], "--sql", save, "--max-seconds", str(HOLD_S))
-    return Venue(PosCalls(ospos_mysql_storage(url)), hold, payments_of, url), orders
+    return server_venue(request, "mariadb_url", OsposMysqlTill, ospos_mysql_storage, save, payments_of)
 
 
 def floreant_pg_venue(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Venue, list[str]]:
     """Floreant on a real PostgreSQL server, held by Floreant saving the ticket: a reader never
     waits there, but the bridge's update of the ticket's paid and due columns waits for the row."""
-    url = str(request.getfixturevalue("postgresql_url"))
-    till = FloreantPgTill(url)
-    request.addfinalizer(till.close)
-    till.seed(STANDARD_VENUE)
-    orders = [till.add_open_order("T1", ORDER_TOTAL, "GBP") for _ in range(ORDERS)]
 
-    def payments_of() -> dict[str, int]:
+    def payments_of(till: OsposMysqlTill | FloreantPgTill) -> dict[str, int]:
         rows = till._read(
             "SELECT b.PAYMENT_INTENT_ID, COUNT(*) FROM TRANSACTIONS tr JOIN EPOS_BRIDGE_PAYMENTS b"
             " ON b.POS_PAYMENT_ID = tr.ID WHERE b.PAYMENT_INTENT_ID LIKE 'pi_race_%' GROUP BY b.PAYMENT_INTENT_ID"
@@ -202,8 +211,7 @@ def floreant_pg_venue(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[V
         return {str(intent): int(n) for intent, n in rows}
 
     save = "UPDATE TICKET SET MODIFIED_TIME = MODIFIED_TIME WHERE ID = :order"
-    hold = ("hold-server", "--order", orders[-1], "--sql", save, "--max-seconds", str(HOLD_S))
-    return Venue(PosCalls(floreant_pg_storage(url)), hold, payments_of, url), orders
+    return server_venue(request, "postgresql_url", FloreantPgTill, floreant_pg_storage, save, payments_of)
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,10 @@ from epos_bridge.adapters.sqlmap import setup
 from epos_bridge.adapters.sqlmap.mapping import SHIPPED, Mapping, load
 from epos_bridge.testing.contract_suite import StandardVenue
 
+NO_OPEN_AT_TILL = "Floreant records no ticket being open at a terminal, so its mapping cannot say so"
+"""Why the contract tests of a ticket open at a till skip on Floreant: the mapping format has an
+``open_at_till`` alias for a POS that records this; Floreant's tables have no such column."""
+
 
 def floreant() -> Mapping:
     return load("floreant")
@@ -134,9 +138,7 @@ class FloreantTill:
             self._sql("UPDATE TICKET SET STATUS = ?, MODIFIED_TIME = ? WHERE ID = ?", (status, now, order_id))
 
     def open_order_at_till(self, order_id: str, till: str) -> None:
-        # The mapping format has an ``open_at_till`` alias for a POS that records this; Floreant's
-        # tables have no such column (docs/mapping-a-pos.md), so these contract tests do not apply.
-        pytest.skip("Floreant records no ticket being open at a terminal, so its mapping cannot say so")
+        pytest.skip(NO_OPEN_AT_TILL)
 
     def set_order_updated_at(self, order_id: str, moment: datetime) -> None:
         self._sql("UPDATE TICKET SET MODIFIED_TIME = ? WHERE ID = ?", (floreant_time(moment), order_id))

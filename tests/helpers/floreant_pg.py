@@ -11,21 +11,18 @@ Floreant's own screens read of a ticket."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
-from sqlalchemy import URL, Connection, Engine, create_engine, make_url, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import URL, make_url, text
 
-from epos_bridge.adapters.sqlmap import server_admin
 from epos_bridge.adapters.sqlmap.adapter import SqlMapStorage
-from epos_bridge.adapters.sqlmap.mapping import SHIPPED, load
 from epos_bridge.adapters.sqlmap.mapping import Mapping as PosMapping
-from epos_bridge.ports import ServerLocation
+from epos_bridge.adapters.sqlmap.mapping import load
 from epos_bridge.testing.contract_suite import StandardVenue
+from tests.helpers.floreant import NO_OPEN_AT_TILL
+from tests.helpers.server_till import AttachHook, ServerTill, attach_for, create_pos_database
 
 __all__ = [
     "AttachHook",
@@ -35,16 +32,9 @@ __all__ = [
     "bridge_attach",
     "create_floreant_pg_database",
     "floreant_pg",
-    "floreant_pg_statements",
     "floreant_pg_storage",
     "floreant_pg_time",
-    "location_of",
 ]
-
-AttachHook = Callable[[str], None]
-"""Given the database's URL (password included), attaches it for the ``floreant_pg`` mapping."""
-
-Params = Mapping[str, Any]
 
 
 def floreant_pg() -> PosMapping:
@@ -58,17 +48,9 @@ def floreant_pg_time(moment: datetime | None = None) -> datetime:
     return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
 
 
-def location_of(url: str | URL) -> ServerLocation:
-    """The database as the bridge's CLI is given it: the URL without its password, then the password."""
-    full = make_url(url)
-    return ServerLocation(full._replace(password=None).render_as_string(hide_password=False)).with_password(
-        full.password
-    )
-
-
 def bridge_attach(url: str) -> None:
     """``epos-bridge db attach URL --mapping floreant_pg``, as an installer runs it."""
-    server_admin.attach(location_of(url), floreant_pg(), dry_run=False)
+    attach_for(floreant_pg(), url)
 
 
 def floreant_pg_storage(url: str | URL) -> SqlMapStorage:
@@ -76,28 +58,10 @@ def floreant_pg_storage(url: str | URL) -> SqlMapStorage:
     return SqlMapStorage.open_server(make_url(url), floreant_pg())
 
 
-def floreant_pg_statements() -> list[str]:
-    """``floreant_pg.sql`` as its statements, split as ``db init --demo`` splits it."""
-    return server_admin.schema_statements((SHIPPED / "floreant_pg.sql").read_text(encoding="utf-8"))
-
-
-def _engine(url: str | URL) -> Engine:
-    """Connections of their own, each opened for one step and closed."""
-    return create_engine(url, poolclass=NullPool)
-
-
 def create_floreant_pg_database(url: str | URL, *, attach_hook: AttachHook | None = bridge_attach) -> None:
     """Floreant's tables in the empty database ``url`` names; then ``attach_hook`` (the bridge's
     ``db attach``), when given, with the URL."""
-    engine = _engine(url)
-    try:
-        with engine.begin() as conn:
-            for statement in floreant_pg_statements():
-                conn.execute(text(statement))
-    finally:
-        engine.dispose()
-    if attach_hook is not None:
-        attach_hook(make_url(url).render_as_string(hide_password=False))
+    create_pos_database(url, "floreant_pg.sql", attach_hook)
 
 
 @dataclass(frozen=True)
@@ -126,26 +90,12 @@ class Transaction:
     captured: bool
 
 
-class FloreantPgTill:
+class FloreantPgTill(ServerTill):
     """Acts as Floreant on PostgreSQL (and its installer, for the facts Floreant has no column for)."""
 
     def __init__(self, url: str | URL, *, attach_hook: AttachHook | None = bridge_attach) -> None:
-        self.url = make_url(url)
-        self.attach_hook = attach_hook
+        super().__init__(url, attach_hook=attach_hook)
         self.table_numbers: dict[str, int] = {}
-        self._engine = _engine(self.url)
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    def _sql(self, statement: str, params: Params | None = None) -> int | None:
-        """One statement in its own transaction; the new row's id of an ``INSERT … RETURNING ID``."""
-        with self._engine.begin() as conn:
-            return _returned_id(conn, statement, params)
-
-    def _read(self, statement: str, params: Params | None = None) -> list[tuple[Any, ...]]:
-        with self._engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(text(statement), dict(params or {}))]
 
     def _fact(self, kind: str, key: object, field: str, value: object) -> None:
         self._sql(
@@ -264,8 +214,7 @@ class FloreantPgTill:
             self._sql("UPDATE TICKET SET STATUS = :status, MODIFIED_TIME = :now WHERE ID = :ticket", args)
 
     def open_order_at_till(self, order_id: str, till: str) -> None:
-        # As on SQLite: Floreant's tables have no column for a ticket open at a terminal.
-        pytest.skip("Floreant records no ticket being open at a terminal, so its mapping cannot say so")
+        pytest.skip(NO_OPEN_AT_TILL)  # as on SQLite: Floreant's tables have no such column
 
     def set_order_updated_at(self, order_id: str, moment: datetime) -> None:
         self._sql(
@@ -307,12 +256,3 @@ class FloreantPgTill:
                 {"ticket": int(order_id)},
             )
         ]
-
-
-def _returned_id(conn: Connection, statement: str, params: Params | None) -> int | None:
-    """Run one statement; the id it returns (``RETURNING ID``: psycopg reports no new row's id)."""
-    result = conn.execute(text(statement), dict(params or {}))
-    if not result.returns_rows:
-        return None
-    found = result.scalar_one_or_none()
-    return None if found is None else int(found)

@@ -14,24 +14,21 @@ The bridge's own tables come from the bridge's own ``db attach`` for servers
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import URL, Connection, Engine, create_engine, make_url, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import URL, make_url, text
 
 from epos_bridge.adapters.sqlmap import server_admin
 from epos_bridge.adapters.sqlmap.adapter import SqlMapStorage
 from epos_bridge.adapters.sqlmap.mapping import SHIPPED, load
 from epos_bridge.adapters.sqlmap.mapping import Mapping as PosMapping
-from epos_bridge.ports import ServerLocation
 from epos_bridge.testing.contract_suite import StandardVenue
 from tests.helpers.ospos import CLOSED, MENU, Bill, ospos_time
+from tests.helpers.server_till import AttachHook, ServerTill, attach_for, engine_for, new_id, url_text
 
 __all__ = [
     "CLOSED",
@@ -45,12 +42,6 @@ __all__ = [
     "ospos_mysql_statements",
 ]
 
-AttachHook = Callable[[str], None]
-"""Given the database's URL (password included), attaches it for the ``ospos_mysql`` mapping
-(the bridge's tables and triggers): the server ``db attach`` being written elsewhere."""
-
-Params = Mapping[str, Any]
-
 
 def ospos_mysql() -> PosMapping:
     return load("ospos_mysql")
@@ -58,9 +49,7 @@ def ospos_mysql() -> PosMapping:
 
 def bridge_attach(url: str) -> None:
     """``epos-bridge db attach URL --mapping ospos_mysql``, as an installer runs it."""
-    full = make_url(url)
-    location = ServerLocation(full._replace(password=None).render_as_string(hide_password=False))
-    server_admin.attach(location.with_password(full.password), ospos_mysql(), dry_run=False)
+    attach_for(ospos_mysql(), url)
 
 
 def ospos_mysql_storage(url: str | URL) -> SqlMapStorage:
@@ -70,18 +59,7 @@ def ospos_mysql_storage(url: str | URL) -> SqlMapStorage:
 
 def ospos_mysql_statements() -> list[str]:
     """``ospos_mysql.sql`` as its statements, split at each ``;`` that ends a line."""
-    script = (SHIPPED / "ospos_mysql.sql").read_text(encoding="utf-8")
-    parts = re.split(r";[ \t]*$", script, flags=re.MULTILINE)
-    return [p.strip() for p in parts if re.sub(r"--[^\n]*", "", p).strip()]
-
-
-def _engine(url: str | URL) -> Engine:
-    """Connections of their own, each opened for one step and closed, as OSPOS's PHP requests are."""
-    return create_engine(url, poolclass=NullPool)
-
-
-def _url_text(url: str | URL) -> str:
-    return make_url(url).render_as_string(hide_password=False)
+    return server_admin.schema_statements((SHIPPED / "ospos_mysql.sql").read_text(encoding="utf-8"))
 
 
 def create_ospos_mysql_database(
@@ -89,7 +67,7 @@ def create_ospos_mysql_database(
 ) -> None:
     """OSPOS's tables in the empty database ``url`` names, with its menu; then ``attach_hook``
     (the bridge's ``db attach``), when given, with the URL."""
-    engine = _engine(url)
+    engine = engine_for(url)
     try:
         with engine.begin() as conn:
             for statement in ospos_mysql_statements():
@@ -108,7 +86,7 @@ def create_ospos_mysql_database(
     finally:
         engine.dispose()
     if attach_hook is not None:
-        attach_hook(_url_text(url))
+        attach_hook(url_text(url))
 
 
 @dataclass(frozen=True)
@@ -124,26 +102,12 @@ class Cart:
     pick it again from the dropdown before suspending the bill again."""
 
 
-class OsposMysqlTill:
+class OsposMysqlTill(ServerTill):
     """Acts as OSPOS on MariaDB/MySQL (and its installer, for the facts OSPOS has no column for)."""
 
     def __init__(self, url: str | URL, *, attach_hook: AttachHook | None = bridge_attach) -> None:
-        self.url = make_url(url)
-        self.attach_hook = attach_hook
+        super().__init__(url, attach_hook=attach_hook)
         self.table_keys: dict[str, int] = {}
-        self._engine = _engine(self.url)
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    def _sql(self, statement: str, params: Params | None = None) -> int | None:
-        """One statement in its own transaction; the new AUTO_INCREMENT id of an INSERT."""
-        with self._engine.begin() as conn:
-            return _last_id(conn, statement, params)
-
-    def _read(self, statement: str, params: Params | None = None) -> list[tuple[Any, ...]]:
-        with self._engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(text(statement), dict(params or {}))]
 
     def _fact(self, kind: str, key: object, field: str, value: object) -> None:
         self._sql(
@@ -224,7 +188,7 @@ class OsposMysqlTill:
         """Sale_suspended::save: the bill, its payments (by type), its lines, their item taxes,
         and the table occupied (unless it is Delivery or Take Away), in one transaction."""
         with self._engine.begin() as conn:
-            sale_id = _last_id(
+            sale_id = new_id(
                 conn,
                 "INSERT INTO ospos_sales_suspended (sale_time, customer_id, employee_id, comment, invoice_number,"
                 " dinner_table_id) VALUES (:time, NULL, 1, '', NULL, :table)",
@@ -311,7 +275,7 @@ class OsposMysqlTill:
         """The cart written as a sale (``ospos_sales``) or a bill (``ospos_sales_suspended``) and
         its ``_payments``, ``_items`` and ``_items_taxes`` rows, as both of OSPOS's saves do."""
         with self._engine.begin() as conn:
-            sale_id = _last_id(
+            sale_id = new_id(
                 conn,
                 f"INSERT INTO {sales} (sale_time, customer_id, employee_id, comment, invoice_number,"
                 " dinner_table_id) VALUES (:time, NULL, 1, :comment, NULL, :table)",
@@ -423,8 +387,3 @@ class OsposMysqlTill:
                 {"day": day},
             )
         ]
-
-
-def _last_id(conn: Connection, statement: str, params: Params | None) -> int | None:
-    """Run one statement; the AUTO_INCREMENT id it issued (PyMySQL's ``lastrowid``), if any."""
-    return conn.execute(text(statement), dict(params or {})).lastrowid or None

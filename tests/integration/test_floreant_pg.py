@@ -1,6 +1,7 @@
 """The shipped ``floreant_pg`` mapping (Floreant POS on PostgreSQL) on a real PostgreSQL server,
 for what the contract suite (``TestSqlMapFloreantPgContract``) does not look at: the demo venue
-``db init --demo`` writes through the mapping's ``[demo]`` statements, served at once, and a
+written through the mapping's ``[demo]`` statements, served at once (``db init --demo`` itself:
+tests/integration/test_sqlmap_server_demo.py), and a
 Dojo payment as Floreant's own screens read it (the ticket's TRANSACTIONS, its PAID_AMOUNT,
 DUE_AMOUNT and PAID), through a reversal and the rest taken in cash."""
 
@@ -11,12 +12,9 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from epos_bridge.adapters.sqlmap.demo import write_demo
-from epos_bridge.adapters.sqlmap.factory import SqlMapFactory
-from epos_bridge.adapters.sqlmap.mapping import load
 from epos_bridge.adapters.sqlmap.server import ServerSession
 from epos_bridge.adapters.sqlmap.setup import AttachError
 from epos_bridge.services.pos_calls import PosCalls
@@ -30,7 +28,6 @@ from tests.helpers.floreant_pg import (
     create_floreant_pg_database,
     floreant_pg,
     floreant_pg_storage,
-    location_of,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -43,26 +40,6 @@ def count(url: str, sql: str) -> int:
             return int(conn.execute(sa.text(sql)).scalar_one())
     finally:
         engine.dispose()
-
-
-async def test_db_init_demo_goes_into_an_empty_postgresql_database_and_is_served(postgresql_url: str) -> None:  # noqa: F811
-    """``epos-bridge db init --demo --adapter sqlmap --mapping floreant_pg --db postgresql://…``."""
-    factory = SqlMapFactory(load("floreant_pg"))
-    lines = factory.init(location_of(postgresql_url), demo=True)
-    assert any("attached for the mapping floreant_pg" in line for line in lines), lines
-    assert str(make_url(postgresql_url).password) not in "\n".join(lines)
-    pos = PosCalls(factory.open(location_of(postgresql_url)))
-    try:
-        rpc = rpc_over(pos)
-        orders = (await rpc("SearchOrdersV1", {}))["result"]["data"]
-        assert orders and all(o["totalAmount"]["value"] > 0 and o["items"] for o in orders)
-        for order in orders:
-            assert (await rpc("GetOrderByIdV1", {"orderId": order["id"]}))["result"] == order
-    finally:
-        await pos.close()
-    with pytest.raises(AttachError, match="not empty"):
-        factory.init(location_of(postgresql_url), demo=True)
-    assert count(postgresql_url, "SELECT COUNT(*) FROM TICKET") == len(orders)
 
 
 async def test_the_demo_venue_written_through_the_mapping_is_served(postgresql_url: str) -> None:  # noqa: F811
