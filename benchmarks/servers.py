@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,28 +32,32 @@ from tests.helpers.ospos_mysql import OsposMysqlTill, ospos_mysql_storage
 
 OWED = 1_000_000_000
 """What each bench order owes (£10m): a payment of 1p never finds it paid."""
+BENCH_ORDERS = 20
+"""Payments go round this many orders: a bill's payments are read with every payment on it, so
+a thousand on one bill would measure that bill's growth, not the engine."""
 
 
-def _calls(order: str) -> list[Scenario]:
+def _calls(orders: list[str]) -> list[Scenario]:
     payments = iter(range(1, 10**9))
 
     def get(rng: random.Random) -> tuple[str, dict[str, Any]]:
-        return "GetOrderByIdV1", {"headers": HEADERS, "orderId": order}
+        return "GetOrderByIdV1", {"headers": HEADERS, "orderId": orders[0]}
 
     def pay(rng: random.Random) -> tuple[str, dict[str, Any]]:
-        params = {"headers": HEADERS, "orderId": order, "paymentIntentId": f"pi_bench_{next(payments)}",
+        n = next(payments)
+        params = {"headers": HEADERS, "orderId": orders[n % len(orders)], "paymentIntentId": f"pi_bench_{n}",
                   "paidAmount": {"value": 1, "currencyCode": "GBP"}}  # fmt: skip
         return "RecordOrderPaymentByIdV1", params
 
     return [Scenario("GetOrderById", get, 0.0), Scenario("RecordOrderPayment", pay, 0.0)]
 
 
-async def _one(name: str, storage: SqlMapStorage, order: str, samples: int) -> dict[str, Any]:
+async def _one(name: str, storage: SqlMapStorage, orders: list[str], samples: int) -> dict[str, Any]:
     pos = PosCalls(storage)
     try:
         dispatcher = Dispatcher(pos)
         figures: dict[str, Any] = {"venue": name}
-        for scenario in _calls(order):
+        for scenario in _calls(orders):
             await measure(dispatcher, scenario, max(10, samples // 10))  # warm: connections, statements
             figures[scenario.name] = asdict(await measure(dispatcher, scenario, samples))
         return figures
@@ -61,62 +65,62 @@ async def _one(name: str, storage: SqlMapStorage, order: str, samples: int) -> d
         await pos.close()
 
 
-Venues = tuple[tuple[str, SqlMapStorage, str], tuple[str, SqlMapStorage, str]]
-"""(name, storage, bench order) in the file, then on the server."""
+Venues = tuple[tuple[str, SqlMapStorage, list[str]], tuple[str, SqlMapStorage, list[str]]]
+"""(name, storage, bench orders) in the file, then on the server."""
 
 
-def ospos_pair(folder: Path, url: str) -> Venues:
-    file_till = OsposTill(folder / "ospos.db")
-    file_till.seed(STANDARD_VENUE)
-    server_till = OsposMysqlTill(url)
-    try:
-        server_till.seed(STANDARD_VENUE)
-        server_order = server_till.add_open_order("T1", OWED, "GBP")
-    finally:
-        server_till.close()
-    file_storage = SqlMapStorage.open(folder / "ospos.db", load("ospos"))
-    return (
-        ("ospos (SQLite file)", file_storage, file_till.add_open_order("T1", OWED, "GBP")),
-        ("ospos_mysql (MariaDB)", ospos_mysql_storage(url), server_order),
-    )
+@dataclass(frozen=True)
+class Pair:
+    """One POS in a file and on a server: its tills, mappings and the server's storage."""
+
+    engine: str
+    start: Callable[[], DbServer]
+    file_mapping: str
+    file_till: Callable[[Path], FloreantTill | OsposTill]
+    server_mapping: str
+    server_till: Callable[[str], FloreantPgTill | OsposMysqlTill]
+    server_storage: Callable[[str], SqlMapStorage]
+    server_name: str
+
+    def venues(self, folder: Path, url: str) -> Venues:
+        """The same standard venue and bench orders in each: (name, storage, orders) twice."""
+        path = folder / f"{self.file_mapping}.db"
+        in_file = self.file_till(path)
+        in_file.seed(STANDARD_VENUE)
+        on_server = self.server_till(url)
+        try:
+            on_server.seed(STANDARD_VENUE)
+            server_orders = [on_server.add_open_order("T1", OWED, "GBP") for _ in range(BENCH_ORDERS)]
+        finally:
+            on_server.close()
+        return (
+            (f"{self.file_mapping} (SQLite file)", SqlMapStorage.open(path, load(self.file_mapping)),
+             [in_file.add_open_order("T1", OWED, "GBP") for _ in range(BENCH_ORDERS)]),
+            (f"{self.server_mapping} ({self.server_name})", self.server_storage(url), server_orders),
+        )  # fmt: skip
 
 
-def floreant_pair(folder: Path, url: str) -> Venues:
-    file_till = FloreantTill(folder / "floreant.db")
-    file_till.seed(STANDARD_VENUE)
-    server_till = FloreantPgTill(url)
-    try:
-        server_till.seed(STANDARD_VENUE)
-        server_order = server_till.add_open_order("T1", OWED, "GBP")
-    finally:
-        server_till.close()
-    file_storage = SqlMapStorage.open(folder / "floreant.db", load("floreant"))
-    return (
-        ("floreant (SQLite file)", file_storage, file_till.add_open_order("T1", OWED, "GBP")),
-        ("floreant_pg (PostgreSQL)", floreant_pg_storage(url), server_order),
-    )
-
-
-PAIRS: tuple[tuple[str, Callable[[], DbServer], Callable[[Path, str], Venues]], ...] = (
-    ("mariadb", start_mariadb, ospos_pair),
-    ("postgresql", start_postgresql, floreant_pair),
-)
+PAIRS = (
+    Pair("mariadb", start_mariadb, "ospos", OsposTill, "ospos_mysql", OsposMysqlTill, ospos_mysql_storage, "MariaDB"),
+    Pair("postgresql", start_postgresql, "floreant", FloreantTill, "floreant_pg", FloreantPgTill, floreant_pg_storage,
+         "PostgreSQL"),
+)  # fmt: skip
 
 
 async def run(folder: Path, samples: int) -> dict[str, Any]:
     """Both pairs; a server whose binaries are missing is reported as skipped, not faked."""
     pairs: list[dict[str, Any]] = []
-    for engine, start, venues in PAIRS:
+    for pair in PAIRS:
         try:
-            server = start()
+            server = pair.start()
         except ServerUnavailable as exc:
-            pairs.append({"engine": engine, "skipped": str(exc)})
+            pairs.append({"engine": pair.engine, "skipped": str(exc)})
             continue
         try:
-            in_file, on_server = venues(folder, server.create_database())
+            in_file, on_server = pair.venues(folder, server.create_database())
             pairs.append(
                 {
-                    "engine": engine,
+                    "engine": pair.engine,
                     "file": await _one(*in_file, samples),
                     "server": await _one(*on_server, samples),
                 }
